@@ -1,0 +1,408 @@
+//! The accessor: one handle to the current snapshot, its sources and its subscribers.
+
+use std::any::TypeId;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::{ArcSwap, Guard};
+use tokio::sync::{broadcast, watch};
+
+use crate::error::{Error, ErrorKind, Errors};
+use crate::hash::ContentHash;
+use crate::metrics;
+use crate::publish::{self, Hook, Outcome};
+use crate::section::{AnySection, EaCSection, SectionSpec};
+use crate::snapshot::{Origin, Snapshot};
+use crate::source::{self, Source};
+use crate::subscribe::{Callbacks, Event, SectionChange, SectionWatch, Subscription};
+
+/// The central handle to live configuration: cheap to clone, shared by every part of a service.
+///
+/// It holds the current [`Snapshot`] in an [`ArcSwap`]: reading is one atomic load, with
+/// no lock, and never waits for a reload. Reloads run the whole pipeline on a candidate
+/// and swap it in only when every check passed.
+///
+/// ```
+/// use eac_accessor::{EaCAccessor, EaCSection, Origin, source::{Format, Memory}};
+/// use schemars::JsonSchema;
+/// use serde::Deserialize;
+///
+/// #[derive(Debug, Deserialize, JsonSchema)]
+/// struct Greeting {
+///     #[schemars(length(min = 1))]
+///     message: String,
+/// }
+/// impl EaCSection for Greeting {
+///     const PATH: &'static str = "greeting";
+/// }
+///
+/// let doc = Memory::new("app", Format::Toml, "[greeting]\nmessage = \"hello\"\n");
+/// let accessor = EaCAccessor::builder()
+///     .section::<Greeting>()
+///     .source(doc.clone())
+///     .build()?;
+/// assert_eq!(accessor.load().section::<Greeting>().message, "hello");
+///
+/// doc.set("[greeting]\nmessage = \"\"\n"); // breaks the schema
+/// let rejected = accessor.reload(Origin::Refresh).unwrap_err();
+/// assert_eq!(rejected.as_slice()[0].key(), Some("greeting.message"));
+/// assert_eq!(accessor.load().version(), 1); // still the last good one
+/// # Ok::<(), eac_accessor::Errors>(())
+/// ```
+#[derive(Clone)]
+pub struct EaCAccessor {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) current: ArcSwap<Snapshot>,
+    pub(crate) specs: Box<[SectionSpec]>,
+    pub(crate) secrets: Arc<[String]>,
+    pub(crate) sources: Box<[Box<dyn Source>]>,
+    pub(crate) hooks: Box<[(String, Box<Hook>)]>,
+    pub(crate) writer: Mutex<()>,
+    pub(crate) watchers: Box<[watch::Sender<(u64, AnySection)>]>,
+    pub(crate) callbacks: Arc<Mutex<Callbacks>>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) status: Mutex<Status>,
+}
+
+impl EaCAccessor {
+    /// Starts configuring an accessor.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The current snapshot, as a cheap guard: one atomic load, no lock, no clone.
+    ///
+    /// Hold it for a short unit of work; for longer (across `.await`, or into another
+    /// task) use [`load_full`](EaCAccessor::load_full). Read everything one unit of work
+    /// needs from one snapshot: see [`Snapshot`]'s consistency rule.
+    pub fn load(&self) -> Guard<Arc<Snapshot>> {
+        self.inner.current.load()
+    }
+
+    /// The current snapshot as an owned `Arc`, to keep as long as needed.
+    pub fn load_full(&self) -> Arc<Snapshot> {
+        self.inner.current.load_full()
+    }
+
+    /// Reads every source now and publishes the result if it is new and valid.
+    ///
+    /// Returns [`Outcome::Unchanged`] when the merged content hashes the same as the
+    /// current version, and every problem found when the candidate is rejected, in which
+    /// case the current snapshot stays. Concurrent calls run one after the other. Blocks
+    /// on file reads: from async code, call it in `spawn_blocking`.
+    pub fn reload(&self, origin: Origin) -> Result<Outcome, Errors> {
+        self.inner.reload(origin)
+    }
+
+    /// A receiver that wakes when section `T` changes.
+    ///
+    /// # Panics
+    ///
+    /// When `T` was not registered on the builder.
+    pub fn subscribe<T: EaCSection>(&self) -> SectionWatch<T> {
+        SectionWatch::new(self.inner.watchers[self.index_of::<T>()].subscribe())
+    }
+
+    /// Calls `callback` with the old and new value each time section `T` changes, in
+    /// version order, on the thread that publishes; keep it short.
+    ///
+    /// The callback stays registered while the returned [`Subscription`] lives.
+    ///
+    /// # Panics
+    ///
+    /// When `T` was not registered on the builder.
+    pub fn on_change<T, F>(&self, callback: F) -> Subscription
+    where
+        T: EaCSection,
+        F: Fn(SectionChange<'_, T>) + Send + Sync + 'static,
+    {
+        let index = self.index_of::<T>();
+        let callback = Arc::new(move |old: &Snapshot, new: &Snapshot| {
+            callback(SectionChange {
+                old: old.section::<T>(),
+                new: new.section::<T>(),
+                version: new.version(),
+            })
+        });
+        let id = self
+            .inner
+            .callbacks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(index, callback);
+        Subscription {
+            callbacks: Arc::downgrade(&self.inner.callbacks),
+            id,
+        }
+    }
+
+    /// A stream of everything that happens: publishes, unchanged reloads, rejections.
+    ///
+    /// Events sent before this call are not seen. A receiver that falls more than 256
+    /// events behind skips the oldest (`RecvError::Lagged`).
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// The current version and what the last reload did.
+    pub fn status(&self) -> Status {
+        self.inner
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The dotted paths of the registered sections, in registration order.
+    pub fn section_paths(&self) -> Vec<&'static str> {
+        self.inner.specs.iter().map(|s| s.path).collect()
+    }
+
+    /// The dotted paths of every secret field; their values are never shown.
+    pub fn secret_paths(&self) -> &[String] {
+        &self.inner.secrets
+    }
+
+    fn index_of<T: EaCSection>(&self) -> usize {
+        let id = TypeId::of::<T>();
+        self.inner
+            .specs
+            .iter()
+            .position(|s| s.type_id == id)
+            .unwrap_or_else(|| {
+                panic!(
+                    "section `{}` is not registered: add `.section::<{0}>()` to the EaCAccessor builder",
+                    std::any::type_name::<T>()
+                )
+            })
+    }
+}
+
+impl fmt::Debug for EaCAccessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EaCAccessor")
+            .field("current", &self.inner.current.load())
+            .field("sources", &self.inner.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures an [`EaCAccessor`]: its sections, its sources in merge order, and hooks.
+#[derive(Default)]
+pub struct Builder {
+    specs: Vec<SectionSpec>,
+    errors: Vec<Error>,
+    sources: Vec<Box<dyn Source>>,
+    hooks: Vec<(String, Box<Hook>)>,
+}
+
+impl Builder {
+    /// Registers section `T`: it is schema-checked and deserialized on every publish.
+    pub fn section<T: EaCSection>(mut self) -> Self {
+        if self.specs.iter().any(|s| s.type_id == TypeId::of::<T>()) {
+            return self;
+        }
+        match SectionSpec::of::<T>() {
+            Ok(spec) => self.specs.push(spec),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// Adds a source; later sources win over earlier ones.
+    pub fn source(mut self, source: impl Source) -> Self {
+        self.sources.push(Box::new(source));
+        self
+    }
+
+    /// Adds a readiness hook: it sees each fully validated candidate before it is
+    /// published and can refuse it with a reason (a pool that cannot reach the new
+    /// database URL, say). Hooks run on the publishing thread; keep them short.
+    pub fn readiness<F>(mut self, name: impl Into<String>, hook: F) -> Self
+    where
+        F: Fn(&Snapshot) -> Result<(), String> + Send + Sync + 'static,
+    {
+        self.hooks.push((name.into(), Box::new(hook)));
+        self
+    }
+
+    /// Loads, validates and publishes version 1, or fails with every problem found.
+    pub fn build(self) -> Result<EaCAccessor, Errors> {
+        let started = Instant::now();
+        let result = self.build_inner();
+        if let Err(errors) = &result {
+            tracing::error!(%errors, "configuration rejected at startup");
+            metrics::record("rejected", 0, started.elapsed());
+        }
+        let inner = result?;
+        let snapshot = inner.current.load_full();
+        tracing::info!(version = 1, hash = %snapshot.hash(), "configuration published at startup");
+        metrics::record("published", 1, started.elapsed());
+        inner
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(
+                &Origin::Startup,
+                &Ok(Outcome::Published {
+                    snapshot,
+                    changed: inner.specs.iter().map(|s| s.path).collect(),
+                }),
+                started.elapsed(),
+            );
+        Ok(EaCAccessor {
+            inner: Arc::new(inner),
+        })
+    }
+
+    fn build_inner(self) -> Result<Inner, Errors> {
+        let mut errors = self.errors;
+        let loaded = source::load_all(&self.sources);
+        if let Err(e) = &loaded {
+            errors.extend(e.iter().cloned());
+        }
+        if let Some(errors) = Errors::from_vec(errors) {
+            return Err(errors);
+        }
+        let merged = loaded.map_err(publish::into_errors)?;
+        let secrets: Arc<[String]> = self
+            .specs
+            .iter()
+            .flat_map(|s| s.secrets.iter().cloned())
+            .collect();
+        let hash = ContentHash::of(&merged.document);
+        let snapshot = publish::prepare(&self.specs, &secrets, merged, hash, 1, Origin::Startup)?;
+        publish::check_hooks(&self.hooks, &snapshot)?;
+
+        let watchers = snapshot
+            .sections
+            .iter()
+            .map(|(_, _, section)| watch::Sender::new((1, Arc::clone(section))))
+            .collect();
+        let status = Status {
+            version: 1,
+            hash: snapshot.hash,
+            published_at: snapshot.published_at,
+            last_reload: None,
+            last_rejection: None,
+        };
+        Ok(Inner {
+            current: ArcSwap::from_pointee(snapshot),
+            specs: self.specs.into_boxed_slice(),
+            secrets,
+            sources: self.sources.into_boxed_slice(),
+            hooks: self.hooks.into_boxed_slice(),
+            writer: Mutex::new(()),
+            watchers,
+            callbacks: Arc::default(),
+            events: broadcast::channel(256).0,
+            status: Mutex::new(status),
+        })
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("sections", &self.specs)
+            .field("sources", &self.sources)
+            .field(
+                "hooks",
+                &self.hooks.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// The current version and the last reloads' results, for status pages and health checks.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct Status {
+    /// The version readers see.
+    pub version: u64,
+    /// Its content hash.
+    pub hash: ContentHash,
+    /// When it was published.
+    #[serde(serialize_with = "unix_seconds")]
+    pub published_at: SystemTime,
+    /// The most recent reload, whatever its outcome.
+    pub last_reload: Option<ReloadReport>,
+    /// The most recent rejected reload.
+    pub last_rejection: Option<ReloadReport>,
+}
+
+/// What one reload did.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct ReloadReport {
+    /// When it finished.
+    #[serde(serialize_with = "unix_seconds")]
+    pub at: SystemTime,
+    /// What caused it.
+    pub origin: Origin,
+    /// `"published"`, `"unchanged"` or `"rejected"`.
+    pub outcome: &'static str,
+    /// The version current after it.
+    pub version: u64,
+    /// How long it took.
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+    /// Every problem, when rejected (empty otherwise).
+    pub errors: Vec<Error>,
+}
+
+impl Status {
+    pub(crate) fn record(
+        &mut self,
+        origin: &Origin,
+        result: &Result<Outcome, Errors>,
+        took: Duration,
+    ) {
+        let (outcome, errors) = match result {
+            Ok(outcome) => {
+                let snapshot = outcome.snapshot();
+                self.version = snapshot.version;
+                self.hash = snapshot.hash;
+                self.published_at = snapshot.published_at;
+                (outcome.as_str(), Vec::new())
+            }
+            Err(errors) => ("rejected", errors.as_slice().to_vec()),
+        };
+        let report = ReloadReport {
+            at: SystemTime::now(),
+            origin: origin.clone(),
+            outcome,
+            version: self.version,
+            duration: took,
+            errors,
+        };
+        if report.outcome == "rejected" {
+            self.last_rejection = Some(report.clone());
+        }
+        self.last_reload = Some(report);
+    }
+}
+
+fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    s.serialize_f64(secs)
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<EaCAccessor>();
+    is::<Snapshot>();
+    let _ = ErrorKind::Io;
+}

@@ -1,0 +1,321 @@
+//! What can go wrong with a candidate configuration, and where.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where a value (or a failure) came from: a file, an environment variable, defaults, …
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SourceName {
+    /// A file on disk.
+    File(PathBuf),
+    /// A directory of configuration files.
+    Dir(PathBuf),
+    /// One environment variable, by name.
+    EnvVar(String),
+    /// The environment overlay as a whole, by prefix (`APP_`).
+    Env(String),
+    /// Serialized defaults given in code.
+    Defaults,
+    /// A named in-memory document (tests, remote sources that cache a body, …).
+    Memory(String),
+    /// A document fetched from a URL.
+    Url(String),
+}
+
+impl fmt::Display for SourceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceName::File(p) => write!(f, "file `{}`", p.display()),
+            SourceName::Dir(p) => write!(f, "directory `{}`", p.display()),
+            SourceName::EnvVar(v) => write!(f, "env var `{v}`"),
+            SourceName::Env(prefix) => write!(f, "env vars `{prefix}*`"),
+            SourceName::Defaults => f.write_str("defaults"),
+            SourceName::Memory(name) => write!(f, "document `{name}`"),
+            SourceName::Url(url) => write!(f, "URL `{url}`"),
+        }
+    }
+}
+
+/// The kind of problem an [`Error`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A required source (file, directory) does not exist.
+    SourceMissing,
+    /// A source could not be read (permissions, I/O).
+    Io,
+    /// A source's text is not valid TOML / YAML / JSON.
+    Parse,
+    /// A key the schema requires is absent.
+    MissingKey,
+    /// A value violates a section's JSON Schema (type, range, pattern, unknown key, …).
+    Schema,
+    /// A value passed the schema but could not be deserialized into the section type.
+    Deserialize,
+    /// A section's own `validate` check failed.
+    Validation,
+    /// A readiness hook refused the candidate.
+    Veto,
+    /// A reload did not finish in time.
+    Timeout,
+    /// A requested version is not available (rollback to a version no longer kept, …).
+    NotFound,
+}
+
+impl ErrorKind {
+    /// A short, stable, lower-case name (`"schema"`, `"parse"`, …) for logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::SourceMissing => "source_missing",
+            ErrorKind::Io => "io",
+            ErrorKind::Parse => "parse",
+            ErrorKind::MissingKey => "missing_key",
+            ErrorKind::Schema => "schema",
+            ErrorKind::Deserialize => "deserialize",
+            ErrorKind::Validation => "validation",
+            ErrorKind::Veto => "veto",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::NotFound => "not_found",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem with a candidate configuration: what went wrong, for which key, in which source.
+///
+/// Messages never contain the value of a secret field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    key: Option<String>,
+    pub(crate) source: Option<SourceName>,
+    message: String,
+}
+
+impl Error {
+    /// Creates an error of `kind` with a message saying what was expected.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            key: None,
+            source: None,
+            message: message.into(),
+        }
+    }
+
+    /// Sets the dotted key path the error is about (`"limits.max_body_bytes"`).
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        let key = key.into();
+        self.key = (!key.is_empty()).then_some(key);
+        self
+    }
+
+    /// Sets the source that provided the offending value.
+    pub fn with_source(mut self, source: SourceName) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The kind of problem.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The dotted key path, when the error is about one key.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The JSON pointer of the key (`/limits/max_body_bytes`), when the error is about one key.
+    pub fn pointer(&self) -> Option<String> {
+        self.key.as_deref().map(dotted_to_pointer)
+    }
+
+    /// Where the offending value came from, when known.
+    pub fn source(&self) -> Option<&SourceName> {
+        self.source.as_ref()
+    }
+
+    /// What went wrong and what was expected, without key or source.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if let Some(key) = &self.key {
+            write!(f, " for key `{key}`")?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, " in {source}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Error", 5)?;
+        s.serialize_field("kind", self.kind.as_str())?;
+        s.serialize_field("key", &self.key)?;
+        s.serialize_field("pointer", &self.pointer())?;
+        s.serialize_field("source", &self.source.as_ref().map(ToString::to_string))?;
+        s.serialize_field("message", &self.message)?;
+        s.end()
+    }
+}
+
+/// Every problem found in one candidate configuration; never empty.
+///
+/// A candidate is checked as a whole, so a rejection reports all of its problems at
+/// once rather than the first one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Errors(Vec<Error>);
+
+impl Errors {
+    /// Wraps a list of errors. Returns `None` when the list is empty.
+    pub fn from_vec(errors: Vec<Error>) -> Option<Self> {
+        (!errors.is_empty()).then_some(Errors(errors))
+    }
+
+    /// The errors, in the order they were found.
+    pub fn as_slice(&self) -> &[Error] {
+        &self.0
+    }
+
+    /// How many errors there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always `false`: a value of this type holds at least one error.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Iterates over the errors.
+    pub fn iter(&self) -> std::slice::Iter<'_, Error> {
+        self.0.iter()
+    }
+
+    /// Whether any error is of `kind`.
+    pub fn has(&self, kind: ErrorKind) -> bool {
+        self.0.iter().any(|e| e.kind == kind)
+    }
+}
+
+impl From<Error> for Errors {
+    fn from(error: Error) -> Self {
+        Errors(vec![error])
+    }
+}
+
+impl IntoIterator for Errors {
+    type Item = Error;
+    type IntoIter = std::vec::IntoIter<Error>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Errors {
+    type Item = &'a Error;
+    type IntoIter = std::slice::Iter<'a, Error>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "configuration rejected: {one}"),
+            many => {
+                write!(f, "configuration rejected, {} errors:", many.len())?;
+                for e in many {
+                    write!(f, "\n  - {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Errors {}
+
+impl serde::Serialize for Errors {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(&self.0)
+    }
+}
+
+/// Turns `a.b.c` into the JSON pointer `/a/b/c`, escaping `~` and `/` per RFC 6901.
+pub(crate) fn dotted_to_pointer(key: &str) -> String {
+    if key.is_empty() {
+        return String::new();
+    }
+    key.split('.')
+        .map(|seg| format!("/{}", seg.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
+/// Turns the JSON pointer `/a/b/c` into the dotted key `a.b.c`.
+pub(crate) fn pointer_to_dotted(pointer: &str) -> String {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|seg| seg.replace("~1", "/").replace("~0", "~"))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_kind_key_source_and_message() {
+        let e = Error::new(ErrorKind::Schema, "expected integer, found string")
+            .with_key("limits.max_body_bytes")
+            .with_source(SourceName::File("conf/app.toml".into()));
+        assert_eq!(
+            e.to_string(),
+            "schema for key `limits.max_body_bytes` in file `conf/app.toml`: expected integer, found string"
+        );
+        assert_eq!(e.pointer().as_deref(), Some("/limits/max_body_bytes"));
+    }
+
+    #[test]
+    fn pointer_round_trip_escapes() {
+        assert_eq!(dotted_to_pointer("a.b/c.d~e"), "/a/b~1c/d~0e");
+        assert_eq!(pointer_to_dotted("/a/b~1c/d~0e"), "a.b/c.d~e");
+        assert_eq!(pointer_to_dotted(""), "");
+    }
+
+    #[test]
+    fn errors_list_every_problem() {
+        let errs = Errors::from_vec(vec![
+            Error::new(ErrorKind::Parse, "bad"),
+            Error::new(ErrorKind::MissingKey, "missing").with_key("a.b"),
+        ])
+        .expect("two errors");
+        assert_eq!(errs.len(), 2);
+        assert!(errs.has(ErrorKind::MissingKey));
+        assert_eq!(
+            errs.to_string(),
+            "configuration rejected, 2 errors:\n  - parse: bad\n  - missing_key for key `a.b`: missing"
+        );
+        assert!(Errors::from_vec(vec![]).is_none());
+    }
+}

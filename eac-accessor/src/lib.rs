@@ -1,0 +1,65 @@
+//! Live-bound configuration for Rust services: typed sections behind one atomically
+//! swapped, fully validated snapshot.
+//!
+//! ```
+//! use eac_accessor::{EaCAccessor, EaCSection, Origin, source::{Dir, Env}};
+//! use schemars::JsonSchema;
+//! use serde::Deserialize;
+//!
+//! #[derive(Debug, Deserialize, JsonSchema)]
+//! struct Limits {
+//!     #[schemars(range(min = 1, max = 16_777_216))]
+//!     max_body_bytes: u64,
+//! }
+//! impl EaCSection for Limits {
+//!     const PATH: &'static str = "limits";
+//! }
+//!
+//! # let dir = tempfile::tempdir().map_err(|e| eac_accessor::Error::new(eac_accessor::ErrorKind::Io, e.to_string()))?;
+//! # std::fs::write(dir.path().join("app.toml"), "[limits]\nmax_body_bytes = 1024\n").unwrap();
+//! let config = EaCAccessor::builder()
+//!     .section::<Limits>()
+//!     .source(Dir::new(dir.path()))      // every *.toml / *.yaml / *.json, in name order
+//!     .source(Env::prefixed("APP_"))     // APP_LIMITS__MAX_BODY_BYTES=2048 wins
+//!     .build()?;                         // version 1, or every error at once
+//!
+//! let snapshot = config.load();          // one atomic load, no lock
+//! assert_eq!(snapshot.section::<Limits>().max_body_bytes, 1024);
+//!
+//! // Later: a file changed. A bad candidate is rejected and version 1 stays.
+//! let outcome = config.reload(Origin::Refresh)?;
+//! assert!(!outcome.is_published()); // nothing changed on disk
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Contents
+//!
+//! - [`EaCAccessor`]: the handle; [`Builder`] registers sections, sources and hooks.
+//! - [`Snapshot`]: one immutable version; read everything from one (its `# Consistency`).
+//! - [`EaCSection`]: a typed section with a path, a schema, secrets and a `validate` hook.
+//! - [`source`]: files, directories, environment, defaults, in-memory documents.
+//! - [`Error`] / [`Errors`]: what went wrong, for which key, in which source.
+//! - [`SectionWatch`], [`EaCAccessor::on_change`], [`EaCAccessor::events`]: being told.
+//! - [`metrics`](crate::docs::metrics): the names of the counters and gauges.
+//! - [`docs`]: the pipeline and its guarantees in prose.
+
+mod accessor;
+pub mod docs;
+mod error;
+mod hash;
+mod metrics;
+mod publish;
+mod section;
+mod snapshot;
+pub mod source;
+mod subscribe;
+mod validate;
+
+pub use accessor::{Builder, EaCAccessor, ReloadReport, Status};
+pub use arc_swap::Guard;
+pub use error::{Error, ErrorKind, Errors, SourceName};
+pub use hash::ContentHash;
+pub use publish::Outcome;
+pub use section::{EaCSection, FieldErrors};
+pub use snapshot::{Origin, Snapshot};
+pub use subscribe::{Closed, Event, SectionChange, SectionWatch, Subscription};

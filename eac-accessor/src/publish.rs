@@ -1,0 +1,249 @@
+//! The publish pipeline: merge → hash → schema → deserialize → validate → readiness →
+//! one atomic store → notify.
+//!
+//! Every step before the store works on a candidate no reader can see, so a failure at
+//! any step leaves the current snapshot as it was: there is no partial publish.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use serde_json::Value;
+
+use crate::accessor::Inner;
+use crate::error::{Error, ErrorKind, Errors};
+use crate::hash::ContentHash;
+use crate::metrics;
+use crate::section::SectionSpec;
+use crate::snapshot::{Origin, Snapshot};
+use crate::source::{self, Merged};
+use crate::subscribe::Event;
+
+/// A readiness hook: sees the fully built candidate and may refuse it with a reason.
+pub(crate) type Hook = dyn Fn(&Snapshot) -> Result<(), String> + Send + Sync;
+
+/// What a reload did when it did not reject the candidate.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A new version is now current.
+    Published {
+        /// The new snapshot.
+        snapshot: Arc<Snapshot>,
+        /// The paths of the sections whose value changed.
+        changed: Vec<&'static str>,
+    },
+    /// The sources say what the current version says; nothing was published.
+    Unchanged {
+        /// The snapshot that stays current.
+        snapshot: Arc<Snapshot>,
+    },
+}
+
+impl Outcome {
+    /// The snapshot current after the reload.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        match self {
+            Outcome::Published { snapshot, .. } | Outcome::Unchanged { snapshot } => snapshot,
+        }
+    }
+
+    /// The version current after the reload.
+    pub fn version(&self) -> u64 {
+        self.snapshot().version()
+    }
+
+    /// Whether a new version was published.
+    pub fn is_published(&self) -> bool {
+        matches!(self, Outcome::Published { .. })
+    }
+
+    /// `"published"` or `"unchanged"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Published { .. } => "published",
+            Outcome::Unchanged { .. } => "unchanged",
+        }
+    }
+}
+
+/// Validates every section of a merged candidate and builds the snapshot it would be.
+///
+/// Reports every problem of every section; errors about a key name the source that set it.
+pub(crate) fn prepare(
+    specs: &[SectionSpec],
+    secrets: &Arc<[String]>,
+    merged: Merged,
+    hash: ContentHash,
+    version: u64,
+    origin: Origin,
+) -> Result<Snapshot, Errors> {
+    let empty = Value::Object(serde_json::Map::new());
+    let mut sections = Vec::with_capacity(specs.len());
+    let mut errors = Vec::new();
+    for spec in specs {
+        match spec.build(spec.value_in(&merged.document, &empty)) {
+            Ok(section) => sections.push((spec.type_id, spec.path, section)),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if !errors.is_empty() {
+        let provenance = merged.provenance();
+        for e in &mut errors {
+            if e.source.is_none() {
+                e.source = e.key().and_then(|k| provenance.source_of(k));
+            }
+        }
+        return Err(into_errors(errors));
+    }
+    Ok(Snapshot {
+        version,
+        hash,
+        published_at: SystemTime::now(),
+        origin,
+        document: Arc::new(merged.document),
+        sections: sections.into_boxed_slice(),
+        secrets: Arc::clone(secrets),
+    })
+}
+
+/// Runs the readiness hooks in order; every refusal is reported.
+pub(crate) fn check_hooks(
+    hooks: &[(String, Box<Hook>)],
+    candidate: &Snapshot,
+) -> Result<(), Errors> {
+    let errors: Vec<Error> = hooks
+        .iter()
+        .filter_map(|(name, hook)| {
+            let verdict = catch_unwind(AssertUnwindSafe(|| hook(candidate)))
+                .unwrap_or_else(|_| Err("the hook panicked".to_owned()));
+            verdict.err().map(|why| {
+                Error::new(
+                    ErrorKind::Veto,
+                    format!("readiness hook `{name}` refused: {why}"),
+                )
+            })
+        })
+        .collect();
+    Errors::from_vec(errors).map_or(Ok(()), Err)
+}
+
+pub(crate) fn into_errors(errors: Vec<Error>) -> Errors {
+    Errors::from_vec(errors).unwrap_or_else(|| Error::new(ErrorKind::Parse, "unknown error").into())
+}
+
+impl Inner {
+    /// Reads the sources and publishes what they say, if it is new and valid.
+    pub(crate) fn reload(&self, origin: Origin) -> Result<Outcome, Errors> {
+        // One writer at a time keeps versions consecutive; readers never take this lock.
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
+        let result = self.publish_merged(source::load_all(&self.sources), origin.clone());
+        self.record(&origin, &result, started);
+        result
+    }
+
+    fn publish_merged(
+        &self,
+        merged: Result<Merged, Vec<Error>>,
+        origin: Origin,
+    ) -> Result<Outcome, Errors> {
+        let merged = merged.map_err(into_errors)?;
+        let current = self.current.load_full();
+        let hash = ContentHash::of(&merged.document);
+        if hash == current.hash {
+            return Ok(Outcome::Unchanged { snapshot: current });
+        }
+        let candidate = prepare(
+            &self.specs,
+            &self.secrets,
+            merged,
+            hash,
+            current.version + 1,
+            origin,
+        )?;
+        check_hooks(&self.hooks, &candidate)?;
+        let snapshot = Arc::new(candidate);
+        self.current.store(Arc::clone(&snapshot));
+
+        let changed: Vec<usize> = self
+            .specs
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                current.document.pointer(&s.pointer) != snapshot.document.pointer(&s.pointer)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        self.notify(&current, &snapshot, &changed);
+        Ok(Outcome::Published {
+            snapshot,
+            changed: changed.iter().map(|&i| self.specs[i].path).collect(),
+        })
+    }
+
+    fn notify(&self, old: &Snapshot, new: &Snapshot, changed: &[usize]) {
+        for &i in changed {
+            let (_, _, section) = &new.sections[i];
+            self.watchers[i].send_replace((new.version, Arc::clone(section)));
+        }
+        let callbacks = self
+            .callbacks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .for_sections(changed);
+        for callback in callbacks {
+            if catch_unwind(AssertUnwindSafe(|| callback(old, new))).is_err() {
+                tracing::error!(version = new.version, "an on_change callback panicked");
+            }
+        }
+    }
+
+    /// Status, event, metrics and log line for one finished reload.
+    fn record(&self, origin: &Origin, result: &Result<Outcome, Errors>, started: Instant) {
+        let took = started.elapsed();
+        let version = self.current.load().version;
+        let (outcome, event) = match result {
+            Ok(Outcome::Published { snapshot, changed }) => {
+                tracing::info!(version, hash = %snapshot.hash, %origin, ?changed, "configuration published");
+                (
+                    "published",
+                    Event::Published {
+                        version,
+                        hash: snapshot.hash,
+                        origin: origin.clone(),
+                        changed: changed.clone(),
+                    },
+                )
+            }
+            Ok(Outcome::Unchanged { .. }) => {
+                tracing::debug!(version, %origin, "configuration unchanged");
+                (
+                    "unchanged",
+                    Event::Unchanged {
+                        version,
+                        origin: origin.clone(),
+                    },
+                )
+            }
+            Err(errors) => {
+                tracing::warn!(version, %origin, %errors, "configuration rejected; keeping the current version");
+                (
+                    "rejected",
+                    Event::Rejected {
+                        version,
+                        origin: origin.clone(),
+                        errors: errors.clone(),
+                    },
+                )
+            }
+        };
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(origin, result, took);
+        metrics::record(outcome, version, took);
+        // No receiver is not an error: events are for whoever listens.
+        let _ = self.events.send(event);
+    }
+}

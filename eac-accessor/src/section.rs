@@ -1,0 +1,192 @@
+//! Typed configuration sections.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::error::{Error, ErrorKind, dotted_to_pointer};
+use crate::validate;
+
+/// A typed slice of the configuration, found at a dotted path in the merged document.
+///
+/// The schema comes from [`schemars`]; deserialization from [`serde`]. A hand-written
+/// implementation is one line; `#[derive(EaCSection)]` also gives lenses and secrets.
+///
+/// ```
+/// use eac_accessor::{EaCSection, FieldErrors};
+/// use schemars::JsonSchema;
+/// use serde::Deserialize;
+///
+/// #[derive(Debug, Deserialize, JsonSchema)]
+/// struct Limits {
+///     #[schemars(range(min = 1, max = 16_777_216))]
+///     max_body_bytes: u64,
+///     #[schemars(range(min = 1, max = 60_000))]
+///     request_timeout_ms: u64,
+/// }
+///
+/// impl EaCSection for Limits {
+///     const PATH: &'static str = "limits";
+///
+///     // Optional: checks the schema cannot express.
+///     fn validate(&self) -> Result<(), FieldErrors> {
+///         let mut errors = FieldErrors::new();
+///         if self.request_timeout_ms > 10_000 && self.max_body_bytes < 1024 {
+///             errors.add("request_timeout_ms", "a long timeout needs max_body_bytes >= 1024");
+///         }
+///         errors.into_result()
+///     }
+/// }
+/// ```
+pub trait EaCSection: DeserializeOwned + JsonSchema + Send + Sync + 'static {
+    /// The dotted key of this section in the merged document (`"limits"`, `"server.http"`).
+    const PATH: &'static str;
+
+    /// Dotted paths of secret fields, relative to the section (`["api_key"]`).
+    ///
+    /// Their values never appear in errors, logs, diffs or `Debug` output of eac's types.
+    fn secret_paths() -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The JSON Schema every candidate value of the section must satisfy.
+    fn schema() -> Value {
+        schemars::schema_for!(Self).to_value()
+    }
+
+    /// Checks the schema cannot express; report every failure, keyed by field path.
+    fn validate(&self) -> Result<(), FieldErrors> {
+        Ok(())
+    }
+}
+
+/// The failures found by [`EaCSection::validate`], each for a field path in the section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(Vec<(String, String)>);
+
+impl FieldErrors {
+    /// No failures yet.
+    pub fn new() -> Self {
+        FieldErrors::default()
+    }
+
+    /// Records that `field` (dotted, relative to the section; `""` for the section as a
+    /// whole) fails with `message`.
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) -> &mut Self {
+        self.0.push((field.into(), message.into()));
+        self
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` when nothing was recorded, else `Err(self)`.
+    pub fn into_result(self) -> Result<(), FieldErrors> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
+    }
+
+    /// The recorded `(field, message)` pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(f, m)| (f.as_str(), m.as_str()))
+    }
+}
+
+pub(crate) type AnySection = Arc<dyn Any + Send + Sync>;
+
+/// A registered section with its schema compiled once, at build.
+pub(crate) struct SectionSpec {
+    pub(crate) type_id: TypeId,
+    pub(crate) type_name: &'static str,
+    pub(crate) path: &'static str,
+    pub(crate) pointer: String,
+    pub(crate) validator: jsonschema::Validator,
+    /// Absolute dotted paths of secret fields.
+    pub(crate) secrets: Vec<String>,
+    build: fn(&SectionSpec, &Value) -> Result<AnySection, Vec<Error>>,
+}
+
+impl fmt::Debug for SectionSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SectionSpec")
+            .field("type", &self.type_name)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SectionSpec {
+    pub(crate) fn of<T: EaCSection>() -> Result<SectionSpec, Error> {
+        let schema = T::schema();
+        let validator = jsonschema::validator_for(&schema).map_err(|e| {
+            Error::new(
+                ErrorKind::Schema,
+                format!(
+                    "the JSON Schema of section `{}` does not compile: {}",
+                    std::any::type_name::<T>(),
+                    e.masked()
+                ),
+            )
+            .with_key(T::PATH)
+        })?;
+        let secrets = T::secret_paths()
+            .into_iter()
+            .map(|p| join_key(T::PATH, &p))
+            .collect();
+        Ok(SectionSpec {
+            type_id: TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+            path: T::PATH,
+            pointer: dotted_to_pointer(T::PATH),
+            validator,
+            secrets,
+            build: build_section::<T>,
+        })
+    }
+
+    /// The section's value in `document` (an empty map when absent, so that the schema
+    /// reports each missing required key by name).
+    pub(crate) fn value_in<'d>(&self, document: &'d Value, empty: &'d Value) -> &'d Value {
+        document.pointer(&self.pointer).unwrap_or(empty)
+    }
+
+    /// Schema-validates, deserializes and custom-validates the section.
+    pub(crate) fn build(&self, value: &Value) -> Result<AnySection, Vec<Error>> {
+        (self.build)(self, value)
+    }
+}
+
+fn build_section<T: EaCSection>(
+    spec: &SectionSpec,
+    value: &Value,
+) -> Result<AnySection, Vec<Error>> {
+    let errors = validate::schema_errors(spec, value);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let section: T = serde_path_to_error::deserialize(value)
+        .map_err(|e| vec![validate::deserialize_error(spec, &e)])?;
+    if let Err(field_errors) = section.validate() {
+        return Err(field_errors
+            .iter()
+            .map(|(field, message)| {
+                Error::new(ErrorKind::Validation, message).with_key(join_key(spec.path, field))
+            })
+            .collect());
+    }
+    Ok(Arc::new(section))
+}
+
+/// `base.rel`, or whichever of the two is not empty.
+pub(crate) fn join_key(base: &str, rel: &str) -> String {
+    match (base.is_empty(), rel.is_empty()) {
+        (_, true) => base.to_owned(),
+        (true, false) => rel.to_owned(),
+        (false, false) => format!("{base}.{rel}"),
+    }
+}

@@ -1,0 +1,216 @@
+//! File and directory sources.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{Format, Layer, Source};
+use crate::error::{Error, ErrorKind, SourceName};
+
+/// One configuration file, in the format its extension names (or the one given).
+///
+/// Required by default: a missing file rejects the candidate with
+/// [`ErrorKind::SourceMissing`]. An [`optional`](File::optional) file that is missing
+/// contributes nothing.
+///
+/// ```
+/// use eac_accessor::source::{File, Format};
+///
+/// let base = File::new("config/app.toml");
+/// let local = File::new("config/local.yaml").optional();
+/// let odd = File::new("config/app.conf").format(Format::Toml);
+/// # let _ = (base, local, odd);
+/// ```
+#[derive(Debug, Clone)]
+pub struct File {
+    path: PathBuf,
+    format: Option<Format>,
+    required: bool,
+}
+
+impl File {
+    /// A required file at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        File {
+            path: path.into(),
+            format: None,
+            required: true,
+        }
+    }
+
+    /// Makes the file optional: when it does not exist, it adds nothing.
+    pub fn optional(mut self) -> Self {
+        self.required = false;
+        self
+    }
+
+    /// Sets the format instead of guessing it from the extension.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = Some(format);
+        self
+    }
+}
+
+impl Source for File {
+    fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
+        match read_file(&self.path, self.format) {
+            Ok(layer) => Ok(vec![layer]),
+            Err(ReadError::Missing) if !self.required => Ok(vec![]),
+            Err(ReadError::Missing) => Err(vec![
+                Error::new(ErrorKind::SourceMissing, "required file does not exist")
+                    .with_source(SourceName::File(self.path.clone())),
+            ]),
+            Err(ReadError::Other(e)) => Err(vec![e]),
+        }
+    }
+}
+
+/// Every configuration file directly in a folder, merged in file-name order.
+///
+/// Reads `*.toml`, `*.yaml`, `*.yml` and `*.json` (symlinks followed); skips names that
+/// start with `.` — editor swap files, and the `..data` folder of a Kubernetes ConfigMap
+/// mount, whose files are reached through the symlinks beside it — and every other
+/// extension (`app.toml~`, `app.toml___jb_tmp___`). The folder is listed again on every
+/// reload, so added and removed files are seen.
+///
+/// ```
+/// use eac_accessor::source::Dir;
+///
+/// let dir = Dir::new("/etc/my-service");
+/// # let _ = dir;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Dir {
+    path: PathBuf,
+}
+
+impl Dir {
+    /// The folder at `path`. It must exist when the configuration is loaded.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Dir { path: path.into() }
+    }
+
+    /// The configuration files the folder holds now, in merge order.
+    pub fn files(&self) -> io::Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.path)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let path = entry.path();
+            if name.starts_with('.') || Format::from_path(&path).is_none() {
+                continue;
+            }
+            // `metadata` follows symlinks: a dangling link mid-swap is skipped like a
+            // file that is not there yet.
+            if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+                files.push(path);
+            }
+        }
+        files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        Ok(files)
+    }
+}
+
+impl Source for Dir {
+    fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
+        let name = || SourceName::Dir(self.path.clone());
+        let files = self.files().map_err(|e| {
+            let error = if e.kind() == io::ErrorKind::NotFound {
+                Error::new(ErrorKind::SourceMissing, "directory does not exist")
+            } else {
+                Error::new(ErrorKind::Io, format!("cannot list directory: {e}"))
+            };
+            vec![error.with_source(name())]
+        })?;
+        let mut layers = Vec::with_capacity(files.len());
+        let mut errors = Vec::new();
+        for path in files {
+            match read_file(&path, None) {
+                Ok(layer) => layers.push(layer),
+                // Removed between listing and reading: it is simply not there.
+                Err(ReadError::Missing) => {}
+                Err(ReadError::Other(e)) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(layers)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+enum ReadError {
+    Missing,
+    Other(Error),
+}
+
+fn read_file(path: &Path, format: Option<Format>) -> Result<Layer, ReadError> {
+    let name = || SourceName::File(path.to_path_buf());
+    let format = format.or_else(|| Format::from_path(path)).ok_or_else(|| {
+        ReadError::Other(
+            Error::new(
+                ErrorKind::Parse,
+                "unknown format: use a .toml, .yaml, .yml or .json extension, or `File::format`",
+            )
+            .with_source(name()),
+        )
+    })?;
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => ReadError::Missing,
+        _ => ReadError::Other(
+            Error::new(ErrorKind::Io, format!("cannot read file: {e}")).with_source(name()),
+        ),
+    })?;
+    Layer::parse(name(), format, &text).map_err(ReadError::Other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_lists_config_files_in_name_order_skipping_dotfiles() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "b.yaml",
+            "a.toml",
+            "c.json",
+            ".hidden.toml",
+            "app.toml~",
+            "x.toml___jb_tmp___",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("..data")).unwrap();
+        let names: Vec<_> = Dir::new(dir.path())
+            .files()
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["a.toml", "b.yaml", "c.json"]);
+    }
+
+    #[test]
+    fn missing_required_file_is_an_error_optional_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope.toml");
+        let err = File::new(&path).load().unwrap_err();
+        assert_eq!(err[0].kind(), ErrorKind::SourceMissing);
+        assert_eq!(err[0].source(), Some(&SourceName::File(path.clone())));
+        assert!(File::new(&path).optional().load().unwrap().is_empty());
+    }
+
+    #[test]
+    fn dir_reports_every_broken_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.toml"), "x = = 1").unwrap();
+        std::fs::write(dir.path().join("b.json"), "{").unwrap();
+        std::fs::write(dir.path().join("c.toml"), "ok = 1").unwrap();
+        let errors = Dir::new(dir.path()).load().unwrap_err();
+        assert_eq!(errors.len(), 2);
+        assert!(errors.iter().all(|e| e.kind() == ErrorKind::Parse));
+    }
+}

@@ -1,0 +1,86 @@
+//! Sources held in memory: code defaults and replaceable documents.
+
+use std::sync::{Arc, RwLock};
+
+use super::{Format, Layer, Source};
+use crate::error::{Error, SourceName};
+
+/// Defaults given in code, serialized once; put them first so every other source wins.
+///
+/// ```
+/// use eac_accessor::source::Defaults;
+/// use serde_json::json;
+///
+/// let defaults = Defaults::new(&json!({ "limits": { "request_timeout_ms": 5000 } }));
+/// # let _ = defaults;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    layer: Result<figment::value::Dict, Error>,
+}
+
+impl Defaults {
+    /// Serializes `value`, whose top level must be a map; a value that is not one makes
+    /// every load fail with a clear error.
+    pub fn new<T: serde::Serialize + ?Sized>(value: &T) -> Self {
+        Defaults {
+            layer: Layer::from_serialize(SourceName::Defaults, value).map(|l| l.data),
+        }
+    }
+}
+
+impl Source for Defaults {
+    fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
+        match &self.layer {
+            Ok(data) => Ok(vec![Layer {
+                name: SourceName::Defaults,
+                data: data.clone(),
+                env_vars: None,
+            }]),
+            Err(e) => Err(vec![e.clone()]),
+        }
+    }
+}
+
+/// A named document in memory whose text can be replaced; clones share the text.
+///
+/// Useful in tests, and for sources that fetch a body elsewhere and keep it.
+///
+/// ```
+/// use eac_accessor::source::{Format, Memory};
+///
+/// let doc = Memory::new("inline", Format::Toml, "[greeting]\nmessage = \"hi\"\n");
+/// doc.set("[greeting]\nmessage = \"hello\"\n");
+/// # let _ = doc;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Memory {
+    name: String,
+    format: Format,
+    text: Arc<RwLock<Arc<str>>>,
+}
+
+impl Memory {
+    /// A document named `name` (used in errors) holding `text` in `format`.
+    pub fn new(name: impl Into<String>, format: Format, text: impl Into<Arc<str>>) -> Self {
+        Memory {
+            name: name.into(),
+            format,
+            text: Arc::new(RwLock::new(text.into())),
+        }
+    }
+
+    /// Replaces the text; the next reload reads it.
+    pub fn set(&self, text: impl Into<Arc<str>>) {
+        *self.text.write().unwrap_or_else(|p| p.into_inner()) = text.into();
+    }
+}
+
+impl Source for Memory {
+    fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
+        let text = Arc::clone(&self.text.read().unwrap_or_else(|p| p.into_inner()));
+        Layer::parse(SourceName::Memory(self.name.clone()), self.format, &text)
+            .map(|l| vec![l])
+            .map_err(|e| vec![e])
+    }
+}

@@ -1,0 +1,355 @@
+//! Where configuration comes from: files, directories, environment overlays, defaults.
+//!
+//! Sources are listed on the builder in merge order: a later source's values win over an
+//! earlier one's, dictionaries merge key by key (with [figment]), arrays are replaced.
+//! Every source is read again on each reload, so new files and changed variables are seen.
+//!
+//! | source | reads | missing |
+//! |---|---|---|
+//! | [`File`] | one TOML, YAML or JSON file | error, unless [`File::optional`] |
+//! | [`Dir`] | every `*.toml`, `*.yaml`, `*.yml`, `*.json` directly in a folder, in file-name order, skipping names that start with `.` | error |
+//! | [`Env`] | variables with a prefix, `__` nesting (`APP_LIMITS__MAX=5` → `limits.max`) | nothing |
+//! | [`Defaults`] | a serialized value given in code | — |
+//! | [`Memory`] | a document held in memory that can be replaced (tests, cached remote bodies) | — |
+//!
+//! Implement [`Source`] for anything else; it returns [`Layer`]s, each named by its
+//! [`SourceName`] so that errors can say where a bad value came from.
+
+mod env;
+mod file;
+mod memory;
+
+pub use env::Env;
+pub use file::{Dir, File};
+pub use memory::{Defaults, Memory};
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use figment::value::{Dict, Tag, Value as FigValue};
+use figment::{Figment, Metadata, Profile, Provider};
+
+use crate::error::{Error, ErrorKind, SourceName};
+
+/// The text formats a source can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// TOML.
+    Toml,
+    /// YAML.
+    Yaml,
+    /// JSON.
+    Json,
+}
+
+impl Format {
+    /// The format for a file name's extension (`toml`, `yaml`, `yml`, `json`), if it is one.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "toml" => Some(Format::Toml),
+            "yaml" | "yml" => Some(Format::Yaml),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    /// Parses `text` into a top-level map. Messages give the position and the reason but
+    /// never quote the text, which may hold a secret.
+    fn parse(self, text: &str) -> Result<Dict, String> {
+        match self {
+            Format::Toml => toml::from_str::<Dict>(text).map_err(|e| {
+                let reason = e.message().replace('\n', "; ");
+                match e.span() {
+                    Some(span) => {
+                        format!("invalid TOML at {}: {reason}", position(text, span.start))
+                    }
+                    None => format!("invalid TOML: {reason}"),
+                }
+            }),
+            Format::Json => serde_json::from_str::<Dict>(text).map_err(|e| {
+                let at = format!("line {} column {}", e.line(), e.column());
+                match e.classify() {
+                    serde_json::error::Category::Data => {
+                        format!("invalid JSON at {at}: expected a map at the top level")
+                    }
+                    _ => format!("invalid JSON at {at}: {}", strip_position(&e.to_string())),
+                }
+            }),
+            Format::Yaml if text.trim().is_empty() => Ok(Dict::new()),
+            Format::Yaml => serde_yaml::from_str::<Dict>(text).map_err(|e| {
+                let at = e
+                    .location()
+                    .map(|l| format!(" at line {} column {}", l.line(), l.column()))
+                    .unwrap_or_default();
+                let message = e.to_string();
+                let reason = strip_position(&message);
+                if reason.starts_with("invalid type") {
+                    format!("invalid YAML{at}: expected a map at the top level")
+                } else {
+                    format!("invalid YAML{at}: {reason}")
+                }
+            }),
+        }
+    }
+}
+
+/// `line L column C` (1-based) of byte `offset` in `text`.
+fn position(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line} column {column}")
+}
+
+/// Drops a trailing " at line L column C" that serde's messages carry, since we say it first.
+fn strip_position(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+/// A provider of configuration: read on every reload, it returns one or more [`Layer`]s.
+///
+/// A source reports every problem it finds (a directory with two broken files reports
+/// both) and never includes a secret's value in an error.
+pub trait Source: Send + Sync + fmt::Debug + 'static {
+    /// Reads the source now.
+    fn load(&self) -> Result<Vec<Layer>, Vec<Error>>;
+}
+
+/// One parsed document from one named place, ready to be merged.
+#[derive(Debug)]
+pub struct Layer {
+    name: SourceName,
+    data: Dict,
+    /// For an env layer: dotted key → the variable that set it, for errors.
+    env_vars: Option<Arc<BTreeMap<String, String>>>,
+}
+
+impl Layer {
+    /// Parses `text` in `format` into a layer named `name`.
+    ///
+    /// A syntax error becomes an [`ErrorKind::Parse`] error naming the source.
+    pub fn parse(name: SourceName, format: Format, text: &str) -> Result<Layer, Error> {
+        match format.parse(text) {
+            Ok(data) => Ok(Layer {
+                name,
+                data,
+                env_vars: None,
+            }),
+            Err(message) => Err(Error::new(ErrorKind::Parse, message).with_source(name)),
+        }
+    }
+
+    /// Makes a layer from any serializable value whose top level is a map.
+    pub fn from_serialize<T: serde::Serialize + ?Sized>(
+        name: SourceName,
+        value: &T,
+    ) -> Result<Layer, Error> {
+        let value = FigValue::serialize(value)
+            .map_err(|e| Error::new(ErrorKind::Parse, e.to_string()).with_source(name.clone()))?;
+        match value.into_dict() {
+            Some(data) => Ok(Layer {
+                name,
+                data,
+                env_vars: None,
+            }),
+            None => Err(Error::new(
+                ErrorKind::Parse,
+                "expected a map at the top level of the document",
+            )
+            .with_source(name)),
+        }
+    }
+
+    /// The source this layer came from.
+    pub fn name(&self) -> &SourceName {
+        &self.name
+    }
+}
+
+/// Feeds a layer to figment without copying its data: figment asks once.
+struct LayerProvider {
+    index: usize,
+    data: Cell<Option<Dict>>,
+}
+
+impl Provider for LayerProvider {
+    fn metadata(&self) -> Metadata {
+        // The index leads back to the layer's `SourceName` in `Merged::names`.
+        Metadata::named("eac layer").source(figment::Source::Custom(self.index.to_string()))
+    }
+
+    fn data(&self) -> Result<figment::value::Map<Profile, Dict>, figment::Error> {
+        let data = self.data.take().unwrap_or_default();
+        Ok(Profile::Default.collect(data))
+    }
+}
+
+/// The merged candidate document, with what it takes to say where each value came from.
+pub(crate) struct Merged {
+    pub(crate) document: serde_json::Value,
+    figment: Figment,
+    names: Vec<(SourceName, Option<Arc<BTreeMap<String, String>>>)>,
+}
+
+impl fmt::Debug for Merged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Merged")
+            .field("sources", &self.names.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads every source, then merges them in order. Reports every source's errors at once.
+pub(crate) fn load_all(sources: &[Box<dyn Source>]) -> Result<Merged, Vec<Error>> {
+    let mut layers = Vec::new();
+    let mut errors = Vec::new();
+    for source in sources {
+        match source.load() {
+            Ok(mut l) => layers.append(&mut l),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    merge(layers)
+}
+
+/// Merges layers in order with figment and converts the result to JSON for validation.
+pub(crate) fn merge(layers: Vec<Layer>) -> Result<Merged, Vec<Error>> {
+    let mut figment = Figment::new();
+    let mut names = Vec::with_capacity(layers.len());
+    for (index, layer) in layers.into_iter().enumerate() {
+        names.push((layer.name, layer.env_vars));
+        figment = figment.merge(LayerProvider {
+            index,
+            data: Cell::new(Some(layer.data)),
+        });
+    }
+    let document = figment
+        .extract::<serde_json::Value>()
+        .map_err(|e| vec![Error::new(ErrorKind::Parse, e.kind.to_string())])?;
+    Ok(Merged {
+        document,
+        figment,
+        names,
+    })
+}
+
+impl Merged {
+    /// A lookup of provenance, built once per rejected candidate.
+    pub(crate) fn provenance(&self) -> Provenance<'_> {
+        Provenance {
+            root: self.figment.find_value("").ok(),
+            merged: self,
+        }
+    }
+}
+
+/// Answers "which source set this key?" for error messages.
+pub(crate) struct Provenance<'a> {
+    root: Option<FigValue>,
+    merged: &'a Merged,
+}
+
+impl Provenance<'_> {
+    /// The source of the value at dotted `key`, or of its nearest present ancestor.
+    pub(crate) fn source_of(&self, key: &str) -> Option<SourceName> {
+        let root = self.root.as_ref()?;
+        let mut probe = key;
+        let value = loop {
+            if let Some(v) = root.find_ref(probe) {
+                break v;
+            }
+            probe = probe.rsplit_once('.').map(|(parent, _)| parent)?;
+        };
+        self.name_of(value.tag(), probe)
+    }
+
+    fn name_of(&self, tag: Tag, key: &str) -> Option<SourceName> {
+        let metadata = self.merged.figment.get_metadata(tag)?;
+        let Some(figment::Source::Custom(index)) = &metadata.source else {
+            return None;
+        };
+        let (name, env_vars) = self.merged.names.get(index.parse::<usize>().ok()?)?;
+        if let Some(vars) = env_vars {
+            // The exact variable, or the first one that set something under this key.
+            let var = vars.get(key).or_else(|| {
+                let prefix = format!("{key}.");
+                vars.iter()
+                    .find(|(k, _)| k.starts_with(&prefix))
+                    .map(|(_, v)| v)
+            });
+            if let Some(var) = var {
+                return Some(SourceName::EnvVar(var.clone()));
+            }
+        }
+        Some(name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_layers_win_and_provenance_names_them() {
+        let a = Layer::parse(
+            SourceName::Memory("a".into()),
+            Format::Toml,
+            "[s]\nx = 1\ny = 2\n",
+        )
+        .unwrap();
+        let b = Layer::parse(
+            SourceName::Memory("b".into()),
+            Format::Json,
+            r#"{"s": {"y": 3}}"#,
+        )
+        .unwrap();
+        let merged = merge(vec![a, b]).unwrap();
+        assert_eq!(merged.document, serde_json::json!({"s": {"x": 1, "y": 3}}));
+        let p = merged.provenance();
+        assert_eq!(p.source_of("s.x"), Some(SourceName::Memory("a".into())));
+        assert_eq!(p.source_of("s.y"), Some(SourceName::Memory("b".into())));
+        // A missing key is attributed to the source of its nearest ancestor.
+        assert!(p.source_of("s.z").is_some());
+    }
+
+    #[test]
+    fn parse_error_names_the_source() {
+        let err =
+            Layer::parse(SourceName::Memory("m".into()), Format::Toml, "x = = 1").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Parse);
+        assert_eq!(err.source(), Some(&SourceName::Memory("m".into())));
+    }
+
+    #[test]
+    fn parse_errors_give_position_not_text() {
+        let secret = "hunter2-very-secret";
+        for (format, text) in [
+            (Format::Toml, format!("[s]\nkey = \"{secret}\nother = 1\n")),
+            (
+                Format::Json,
+                format!("{{\"s\": {{\"key\": \"{secret}\" oops}}}}"),
+            ),
+            (Format::Yaml, format!("s:\n  key: \"{secret}\n  x: [1,\n")),
+            (Format::Json, format!("\"{secret}\"")),
+            (Format::Yaml, format!("\"{secret}\"")),
+        ] {
+            let err = format.parse(&text).unwrap_err();
+            assert!(!err.contains(secret), "{format:?} leaked: {err}");
+            assert!(err.contains("line"), "{format:?} has no position: {err}");
+        }
+    }
+
+    #[test]
+    fn format_from_extension() {
+        assert_eq!(Format::from_path(Path::new("a.YML")), Some(Format::Yaml));
+        assert_eq!(Format::from_path(Path::new("a.toml")), Some(Format::Toml));
+        assert_eq!(Format::from_path(Path::new("a.txt")), None);
+        assert_eq!(Format::from_path(Path::new("toml")), None);
+    }
+}

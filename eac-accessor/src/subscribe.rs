@@ -1,0 +1,183 @@
+//! Change subscriptions per section, and the stream of everything that happened.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::sync::watch;
+
+use crate::error::Errors;
+use crate::hash::ContentHash;
+use crate::section::{AnySection, EaCSection};
+use crate::snapshot::{Origin, Snapshot};
+
+/// Something that happened to the configuration; see [`EaCAccessor::events`](crate::EaCAccessor::events).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new version was published.
+    Published {
+        /// The new version.
+        version: u64,
+        /// Its content hash.
+        hash: ContentHash,
+        /// What caused it.
+        origin: Origin,
+        /// The paths of the sections whose value changed.
+        changed: Vec<&'static str>,
+    },
+    /// A reload found the same content as the current version; nothing was published.
+    Unchanged {
+        /// The version still current.
+        version: u64,
+        /// What caused the reload.
+        origin: Origin,
+    },
+    /// A candidate was rejected; the current version stays.
+    Rejected {
+        /// The version still current.
+        version: u64,
+        /// What caused the reload.
+        origin: Origin,
+        /// Every problem found.
+        errors: Errors,
+    },
+}
+
+/// A receiver that wakes when one section's value changes (a `tokio::sync::watch` for a section).
+///
+/// Like `watch`, it holds the latest value: a slow receiver that misses several changes
+/// sees the newest one, and never an older one after a newer. It never wakes for a
+/// rejected or unchanged candidate, nor for a publish that left this section as it was.
+/// For a call on every change, use [`EaCAccessor::on_change`](crate::EaCAccessor::on_change).
+pub struct SectionWatch<T> {
+    rx: watch::Receiver<(u64, AnySection)>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T: EaCSection> SectionWatch<T> {
+    pub(crate) fn new(rx: watch::Receiver<(u64, AnySection)>) -> Self {
+        SectionWatch {
+            rx,
+            _type: PhantomData,
+        }
+    }
+
+    /// Waits until the section changes after the last value seen by this receiver.
+    ///
+    /// Fails only when the accessor has been dropped.
+    pub async fn changed(&mut self) -> Result<(), Closed> {
+        self.rx.changed().await.map_err(|_| Closed)
+    }
+
+    /// Whether the section changed since the last value seen.
+    pub fn has_changed(&self) -> bool {
+        self.rx.has_changed().unwrap_or(false)
+    }
+
+    /// The latest value and the version that published it; marks it seen.
+    pub fn latest(&mut self) -> (u64, Arc<T>) {
+        let (version, any) = self.rx.borrow_and_update().clone();
+        // The sender for `T`'s slot only ever holds a `T`.
+        let section = any
+            .downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("section slot holds its own type"));
+        (version, section)
+    }
+}
+
+impl<T> fmt::Debug for SectionWatch<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SectionWatch")
+            .field("section", &std::any::type_name::<T>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The accessor is gone, so no further change can come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the EaCAccessor was dropped")
+    }
+}
+
+impl std::error::Error for Closed {}
+
+/// One change of a section, given to an [`on_change`](crate::EaCAccessor::on_change) callback.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SectionChange<'a, T> {
+    /// The value before.
+    pub old: &'a T,
+    /// The value now.
+    pub new: &'a T,
+    /// The version that was just published.
+    pub version: u64,
+}
+
+pub(crate) type Callback = dyn Fn(&Snapshot, &Snapshot) + Send + Sync;
+
+/// Registered callbacks, in registration order.
+#[derive(Default)]
+pub(crate) struct Callbacks {
+    next_id: u64,
+    list: Vec<(u64, usize, Arc<Callback>)>,
+}
+
+impl Callbacks {
+    pub(crate) fn add(&mut self, section: usize, callback: Arc<Callback>) -> u64 {
+        self.next_id += 1;
+        self.list.push((self.next_id, section, callback));
+        self.next_id
+    }
+
+    pub(crate) fn remove(&mut self, id: u64) {
+        self.list.retain(|(i, _, _)| *i != id);
+    }
+
+    /// The callbacks for the changed sections, copied so that they run without the lock.
+    pub(crate) fn for_sections(&self, changed: &[usize]) -> Vec<Arc<Callback>> {
+        self.list
+            .iter()
+            .filter(|(_, s, _)| changed.contains(s))
+            .map(|(_, _, c)| Arc::clone(c))
+            .collect()
+    }
+}
+
+/// Keeps an [`on_change`](crate::EaCAccessor::on_change) callback registered; dropping it
+/// unregisters the callback.
+#[must_use = "dropping the Subscription unregisters the callback at once"]
+pub struct Subscription {
+    pub(crate) callbacks: Weak<Mutex<Callbacks>>,
+    pub(crate) id: u64,
+}
+
+impl Subscription {
+    /// Keeps the callback registered for as long as the accessor lives.
+    pub fn detach(mut self) {
+        self.callbacks = Weak::new();
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(callbacks) = self.callbacks.upgrade() {
+            callbacks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(self.id);
+        }
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
+    }
+}
