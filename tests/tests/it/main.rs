@@ -1,0 +1,23 @@
+//! eac's integration tests, through the public API only (one binary, for link time).
+
+mod concurrency;
+mod metrics;
+mod publish;
+mod reject;
+mod secrets;
+mod sources;
+mod subscribe;
+
+use eac_accessor::{EaCAccessor, Errors, source::Dir};
+use eac_tests::{ConfigDir, Features, Greeting, Limits, Upstream};
+
+/// An accessor over the four example sections reading `dir`.
+pub(crate) fn accessor_for(dir: &ConfigDir) -> Result<EaCAccessor, Errors> {
+    EaCAccessor::builder()
+        .section::<Greeting>()
+        .section::<Limits>()
+        .section::<Features>()
+        .section::<Upstream>()
+        .source(Dir::new(dir.path()))
+        .build()
+}

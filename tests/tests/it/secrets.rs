@@ -1,0 +1,97 @@
+//! A secret's value never appears in errors, events, status or Debug output.
+
+use eac_accessor::{
+    EaCAccessor, Origin,
+    source::{Dir, Env},
+};
+use eac_tests::{ConfigDir, SECRET, Upstream, app_with};
+
+use crate::accessor_for;
+
+fn assert_hidden(what: &str, text: &str, secret: &str) {
+    assert!(!text.contains(secret), "{what} leaked the secret: {text}");
+}
+
+#[test]
+fn a_secret_of_the_wrong_type_is_reported_without_its_value() {
+    let dir = ConfigDir::with_app();
+    let accessor = accessor_for(&dir).unwrap();
+    let mut events = accessor.events();
+    // The secret becomes an array of strings: wrong type, and jsonschema would echo it.
+    let leaked = "n3w-s3cr3t-l34k";
+    dir.write(
+        "app.toml",
+        &app_with(
+            &format!("api_key = \"{SECRET}\""),
+            &format!("api_key = [\"{leaked}\"]"),
+        ),
+    );
+    let errors = accessor.reload(Origin::Refresh).unwrap_err();
+    let e = &errors.as_slice()[0];
+    assert_eq!(e.key(), Some("upstream.api_key"));
+
+    assert_hidden("Display", &errors.to_string(), leaked);
+    assert_hidden("Debug", &format!("{errors:?}"), leaked);
+    assert_hidden("JSON", &serde_json::to_string(&errors).unwrap(), leaked);
+    assert_hidden(
+        "status",
+        &serde_json::to_string(&accessor.status()).unwrap(),
+        leaked,
+    );
+    assert_hidden(
+        "event",
+        &format!("{:?}", events.try_recv().unwrap()),
+        leaked,
+    );
+    insta::assert_snapshot!(dir.scrub(&errors.to_string()));
+}
+
+#[test]
+fn a_secret_breaking_a_length_rule_is_reported_without_its_value() {
+    let dir = ConfigDir::with_app();
+    let accessor = accessor_for(&dir).unwrap();
+    dir.write(
+        "app.toml",
+        &app_with(&format!("api_key = \"{SECRET}\""), "api_key = \"tiny1\""),
+    );
+    let errors = accessor.reload(Origin::Refresh).unwrap_err();
+    assert_hidden("Display", &errors.to_string(), "tiny1");
+}
+
+#[test]
+fn a_secret_from_an_env_var_is_never_shown() {
+    let dir = ConfigDir::with_app();
+    let leaked = "env-s3cr3t-value";
+    let errors = EaCAccessor::builder()
+        .section::<Upstream>()
+        .source(Dir::new(dir.path()))
+        .source(Env::prefixed("APP_").vars([("APP_UPSTREAM__API_KEY", format!("[\"{leaked}\"]"))]))
+        .build()
+        .unwrap_err();
+    let text = format!("{errors} {errors:?}");
+    assert_hidden("env error", &text, leaked);
+    assert!(
+        text.contains("APP_UPSTREAM__API_KEY"),
+        "the variable is named: {text}"
+    );
+}
+
+#[test]
+fn a_broken_file_around_a_secret_does_not_quote_it() {
+    let dir = ConfigDir::with_app();
+    let accessor = accessor_for(&dir).unwrap();
+    // An unterminated string: TOML's own message would quote the line.
+    dir.write(
+        "app.toml",
+        &app_with(
+            &format!("api_key = \"{SECRET}\""),
+            "api_key = \"unterminated-s3cr3t",
+        ),
+    );
+    let errors = accessor.reload(Origin::Refresh).unwrap_err();
+    assert_hidden(
+        "parse error",
+        &format!("{errors} {errors:?}"),
+        "unterminated-s3cr3t",
+    );
+}
