@@ -123,8 +123,8 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
 pub struct Layer {
     name: SourceName,
     data: Dict,
-    /// For an env layer: dotted key → the variable that set it, for errors.
-    env_vars: Option<Arc<BTreeMap<String, String>>>,
+    /// For an env layer: the variable that set each key, for errors.
+    env_vars: Option<EnvVarNames>,
 }
 
 impl Layer {
@@ -169,6 +169,9 @@ impl Layer {
     }
 }
 
+/// Dotted key → the environment variable that set it.
+type EnvVarNames = Arc<BTreeMap<String, String>>;
+
 /// Feeds a layer to figment without copying its data: figment asks once.
 struct LayerProvider {
     index: usize,
@@ -191,7 +194,7 @@ impl Provider for LayerProvider {
 pub(crate) struct Merged {
     pub(crate) document: serde_json::Value,
     figment: Figment,
-    names: Vec<(SourceName, Option<Arc<BTreeMap<String, String>>>)>,
+    names: Vec<(SourceName, Option<EnvVarNames>)>,
 }
 
 impl fmt::Debug for Merged {

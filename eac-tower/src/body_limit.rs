@@ -1,0 +1,238 @@
+//! A request body limit read from the pinned snapshot on every request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use eac_accessor::{EaCAccessor, Snapshot};
+use http::{Request, StatusCode, header};
+use http_body_util::Limited;
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::pin::pinned;
+
+type ReadLimit = Arc<dyn Fn(&Snapshot) -> u64 + Send + Sync>;
+
+/// Limits request bodies to a size read from configuration per request.
+///
+/// A declared `Content-Length` over the limit is answered `413 Payload Too Large` at
+/// once; a streamed body is cut at the limit and axum's body extractors answer 413.
+/// axum's own `DefaultBodyLimit` (2 MB) still applies inside: add
+/// `DefaultBodyLimit::disable()` to the router to let this limit govern alone.
+///
+/// ```
+/// use eac_accessor::{EaCAccessor, source::{Format, Memory}};
+/// use eac_tower::LiveBodyLimitLayer;
+///
+/// let accessor = EaCAccessor::builder()
+///     .source(Memory::new("m", Format::Toml, "[limits]\nmax_body_bytes = 1024\n"))
+///     .build()?;
+/// let layer = LiveBodyLimitLayer::new(accessor, |snapshot| {
+///     snapshot.document()["limits"]["max_body_bytes"].as_u64().unwrap_or(1 << 20)
+/// });
+/// # let _ = layer;
+/// # Ok::<(), eac_accessor::Errors>(())
+/// ```
+#[derive(Clone)]
+pub struct LiveBodyLimitLayer {
+    accessor: EaCAccessor,
+    read: ReadLimit,
+}
+
+impl LiveBodyLimitLayer {
+    /// A limit that `read` takes from each request's snapshot, in bytes.
+    pub fn new<F>(accessor: EaCAccessor, read: F) -> Self
+    where
+        F: Fn(&Snapshot) -> u64 + Send + Sync + 'static,
+    {
+        LiveBodyLimitLayer {
+            accessor,
+            read: Arc::new(read),
+        }
+    }
+}
+
+impl std::fmt::Debug for LiveBodyLimitLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveBodyLimitLayer").finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for LiveBodyLimitLayer {
+    type Service = LiveBodyLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LiveBodyLimit {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`LiveBodyLimitLayer`].
+#[derive(Clone, Debug)]
+pub struct LiveBodyLimit<S> {
+    inner: S,
+    layer: LiveBodyLimitLayer,
+}
+
+impl<S> LiveBodyLimit<S> {
+    /// Wraps `inner` with the limit `layer` describes.
+    pub fn new(inner: S, layer: LiveBodyLimitLayer) -> Self {
+        LiveBodyLimit { inner, layer }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> Service<Request<Body>> for LiveBodyLimit<S>
+where
+    S: Service<Request<Body>, Response = Response>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let limit = match pinned(&request) {
+            Some(snapshot) => (self.layer.read)(snapshot),
+            None => (self.layer.read)(&self.layer.accessor.load()),
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            let response = (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over the limit of {limit} bytes"),
+            )
+                .into_response();
+            return ResponseFuture {
+                inner: None,
+                rejected: Some(response),
+            };
+        }
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let request = request.map(|body| Body::new(Limited::new(body, limit)));
+        ResponseFuture {
+            inner: Some(self.inner.call(request)),
+            rejected: None,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`LiveBodyLimit`]: the inner service's, or an immediate 413.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: Option<F>,
+        rejected: Option<Response>,
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(response) = this.rejected.take() {
+            return Poll::Ready(Ok(response));
+        }
+        match this.inner.as_pin_mut() {
+            Some(future) => future.poll(cx),
+            None => panic!("LiveBodyLimit's future polled after completion"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Bytes;
+    use axum::routing::post;
+    use eac_accessor::Origin;
+    use eac_accessor::source::{Format, Memory};
+    use tower::{ServiceBuilder, ServiceExt};
+
+    fn doc(limit: u64) -> String {
+        format!("[limits]\nmax_body_bytes = {limit}\n")
+    }
+
+    fn request(body: &'static str, declare_length: bool) -> Request<Body> {
+        let mut builder = Request::post("/");
+        if declare_length {
+            builder = builder.header(header::CONTENT_LENGTH, body.len());
+        }
+        builder.body(Body::from(body)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_limit_follows_a_publish_for_declared_and_streamed_bodies() {
+        let source = Memory::new("m", Format::Toml, doc(8));
+        let accessor = EaCAccessor::builder()
+            .source(source.clone())
+            .build()
+            .unwrap();
+        let app = Router::new()
+            .route(
+                "/",
+                post(|body: Bytes| async move { format!("{} bytes", body.len()) }),
+            )
+            .layer(
+                ServiceBuilder::new()
+                    .layer(crate::EaCLayer::new(accessor.clone()))
+                    .layer(LiveBodyLimitLayer::new(accessor.clone(), |s| {
+                        s.document()["limits"]["max_body_bytes"].as_u64().unwrap()
+                    })),
+            );
+        let body = "0123456789abcdef";
+
+        for declared in [true, false] {
+            let response = app.clone().oneshot(request(body, declared)).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "declared={declared}"
+            );
+        }
+        let response = app.clone().oneshot(request("small", true)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+
+        source.set(doc(1024));
+        accessor.reload(Origin::Refresh).unwrap();
+        for declared in [true, false] {
+            let response = app.clone().oneshot(request(body, declared)).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "declared={declared}");
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Tower and axum integration for eac: one pinned configuration snapshot per request.
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use eac_accessor::{EaCAccessor, source::{Format, Memory}};
+//! use eac_tower::{EaCLayer, pinned};
+//! use http::{Request, Response};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let accessor = EaCAccessor::builder()
+//!     .source(Memory::new("app", Format::Toml, "[greeting]\nmessage = \"hi\"\n"))
+//!     .build()?;
+//! let service = ServiceBuilder::new()
+//!     .layer(EaCLayer::new(accessor))
+//!     .service(service_fn(|request: Request<()>| async move {
+//!         // Every read in this request comes from this one snapshot.
+//!         let snapshot = pinned(&request).expect("EaCLayer runs first");
+//!         let message = snapshot.document()["greeting"]["message"].to_string();
+//!         Ok::<_, Infallible>(Response::new(message))
+//!     }));
+//! let response = service.oneshot(Request::new(())).await?;
+//! assert_eq!(response.headers()["x-eac-version"], "1");
+//! # Ok(())
+//! # }
+//! ```
+
+#[cfg(feature = "axum")]
+pub mod body_limit;
+pub mod pin;
+#[cfg(feature = "axum")]
+pub mod timeout;
+
+#[cfg(feature = "axum")]
+pub use body_limit::{LiveBodyLimit, LiveBodyLimitLayer};
+pub use pin::{EaCLayer, EaCService, PinnedSnapshot, VERSION_HEADER, pinned};
+#[cfg(feature = "axum")]
+pub use timeout::{LiveTimeout, LiveTimeoutLayer};

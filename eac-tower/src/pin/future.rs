@@ -1,0 +1,41 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderValue, Response};
+use pin_project_lite::pin_project;
+
+use super::VERSION_HEADER;
+
+pin_project! {
+    /// Response future of [`EaCService`](super::EaCService): the inner future, then the
+    /// version header.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        version: Option<HeaderValue>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn new(inner: F, version: Option<HeaderValue>) -> Self {
+        ResponseFuture { inner, version }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(version) = this.version.take() {
+            response.headers_mut().insert(VERSION_HEADER, version);
+        }
+        Poll::Ready(Ok(response))
+    }
+}

@@ -1,0 +1,50 @@
+use eac_accessor::EaCAccessor;
+use tower_layer::Layer;
+
+use super::EaCService;
+
+/// A layer that pins one configuration snapshot per request and, by default, answers
+/// with the version in an `x-eac-version` header.
+///
+/// ```
+/// use eac_accessor::{EaCAccessor, source::{Format, Memory}};
+/// use eac_tower::EaCLayer;
+///
+/// let accessor = EaCAccessor::builder()
+///     .source(Memory::new("m", Format::Toml, ""))
+///     .build()?;
+/// let layer = EaCLayer::new(accessor); // add it to a Router or ServiceBuilder
+/// # let _ = layer;
+/// # Ok::<(), eac_accessor::Errors>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct EaCLayer {
+    accessor: EaCAccessor,
+    version_header: bool,
+}
+
+impl EaCLayer {
+    /// Pins `accessor`'s current snapshot into each request.
+    pub fn new(accessor: EaCAccessor) -> Self {
+        EaCLayer {
+            accessor,
+            version_header: true,
+        }
+    }
+
+    /// Whether responses carry the `x-eac-version` header (default: yes).
+    pub fn version_header(mut self, on: bool) -> Self {
+        self.version_header = on;
+        self
+    }
+}
+
+impl<S> Layer<S> for EaCLayer {
+    type Service = EaCService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let mut service = EaCService::new(inner, self.accessor.clone());
+        service.version_header = self.version_header;
+        service
+    }
+}

@@ -1,0 +1,192 @@
+//! Pin one configuration snapshot per request.
+//!
+//! [`EaCLayer`] loads the current [`Snapshot`] once when a request arrives and puts it in
+//! the request's extensions, so every handler, resolver and inner middleware of that
+//! request reads the same version, even if a publish lands while it runs.
+
+mod future;
+mod layer;
+
+pub use future::ResponseFuture;
+pub use layer::EaCLayer;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use eac_accessor::{EaCAccessor, Snapshot};
+use http::{HeaderName, HeaderValue, Request, Response};
+use tower_service::Service;
+
+/// The response header that carries the version which served a request.
+pub const VERSION_HEADER: HeaderName = HeaderName::from_static("x-eac-version");
+
+/// The snapshot pinned for one request, as stored in its extensions.
+///
+/// Read it with [`pinned`] (plain tower) or the `Pinned` extractor (axum).
+#[derive(Debug, Clone)]
+pub struct PinnedSnapshot(pub Arc<Snapshot>);
+
+/// The snapshot [`EaCLayer`] pinned for this request, if the layer ran.
+///
+/// ```
+/// use eac_tower::pinned;
+/// use http::Request;
+///
+/// let request = Request::new(());
+/// assert!(pinned(&request).is_none()); // no EaCLayer in front of this one
+/// ```
+pub fn pinned<B>(request: &Request<B>) -> Option<&Arc<Snapshot>> {
+    request.extensions().get::<PinnedSnapshot>().map(|p| &p.0)
+}
+
+/// Middleware that pins the current snapshot into each request; see [`EaCLayer`].
+#[derive(Debug, Clone)]
+pub struct EaCService<S> {
+    inner: S,
+    accessor: EaCAccessor,
+    version_header: bool,
+}
+
+impl<S> EaCService<S> {
+    /// Wraps `inner`, pinning `accessor`'s current snapshot into each request.
+    pub fn new(inner: S, accessor: EaCAccessor) -> Self {
+        EaCService {
+            inner,
+            accessor,
+            version_header: true,
+        }
+    }
+
+    /// A layer that wraps services in `EaCService`.
+    pub fn layer(accessor: EaCAccessor) -> EaCLayer {
+        EaCLayer::new(accessor)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for EaCService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let snapshot = self.accessor.load_full();
+        let version = self
+            .version_header
+            .then(|| HeaderValue::from(snapshot.version()));
+        request.extensions_mut().insert(PinnedSnapshot(snapshot));
+        ResponseFuture::new(self.inner.call(request), version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eac_accessor::source::{Format, Memory};
+    use eac_accessor::{EaCSection, Origin};
+    use std::convert::Infallible;
+    use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
+
+    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+    struct Greeting {
+        message: String,
+    }
+    impl EaCSection for Greeting {
+        const PATH: &'static str = "greeting";
+    }
+
+    fn accessor() -> (EaCAccessor, Memory) {
+        let doc = Memory::new("m", Format::Toml, "[greeting]\nmessage = \"one\"\n");
+        let accessor = EaCAccessor::builder()
+            .section::<Greeting>()
+            .source(doc.clone())
+            .build()
+            .unwrap();
+        (accessor, doc)
+    }
+
+    async fn echo(request: Request<()>) -> Result<Response<String>, Infallible> {
+        let snapshot = pinned(&request).expect("the layer pinned a snapshot");
+        Ok(Response::new(
+            snapshot.section::<Greeting>().message.clone(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn pins_the_current_snapshot_and_sets_the_version_header() {
+        let (accessor, doc) = accessor();
+        let service = ServiceBuilder::new()
+            .layer(EaCLayer::new(accessor.clone()))
+            .service(service_fn(echo));
+
+        let response = service.clone().oneshot(Request::new(())).await.unwrap();
+        assert_eq!(response.headers()[VERSION_HEADER], "1");
+        assert_eq!(response.body(), "one");
+
+        // The same service object, not rebuilt, follows a publish.
+        doc.set("[greeting]\nmessage = \"two\"\n");
+        accessor.reload(Origin::Refresh).unwrap();
+        let response = service.oneshot(Request::new(())).await.unwrap();
+        assert_eq!(response.headers()[VERSION_HEADER], "2");
+        assert_eq!(response.body(), "two");
+    }
+
+    #[tokio::test]
+    async fn the_header_can_be_turned_off() {
+        let (accessor, _) = accessor();
+        let service = EaCLayer::new(accessor)
+            .version_header(false)
+            .layer(service_fn(echo));
+        let response = service.oneshot(Request::new(())).await.unwrap();
+        assert!(response.headers().get(VERSION_HEADER).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_publish_during_a_request_does_not_change_what_it_reads() {
+        let (accessor, doc) = accessor();
+        let writer = accessor.clone();
+        let service = EaCLayer::new(accessor).layer(service_fn(move |request: Request<()>| {
+            let writer = writer.clone();
+            let doc = doc.clone();
+            async move {
+                let first = pinned(&request)
+                    .unwrap()
+                    .section::<Greeting>()
+                    .message
+                    .clone();
+                doc.set("[greeting]\nmessage = \"changed\"\n");
+                writer.reload(Origin::Refresh).unwrap();
+                let second = pinned(&request)
+                    .unwrap()
+                    .section::<Greeting>()
+                    .message
+                    .clone();
+                Ok::<_, Infallible>(Response::new(format!("{first}/{second}")))
+            }
+        }));
+        let response = service.oneshot(Request::new(())).await.unwrap();
+        assert_eq!(response.body(), "one/one");
+        assert_eq!(response.headers()[VERSION_HEADER], "1");
+    }
+}

@@ -1,0 +1,183 @@
+//! A request timeout whose duration is read from the pinned snapshot on every request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use eac_accessor::{EaCAccessor, Snapshot};
+use http::{Request, Response, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::pin::pinned;
+
+type ReadTimeout = Arc<dyn Fn(&Snapshot) -> Duration + Send + Sync>;
+
+/// Applies a timeout read from configuration per request: editing the configuration
+/// changes it without rebuilding the service stack. A request that takes longer gets
+/// `408 Request Timeout`.
+///
+/// The duration comes from the snapshot [`EaCLayer`](crate::EaCLayer) pinned (so the
+/// request sees one version throughout), or from the accessor's current one when no
+/// snapshot is pinned.
+///
+/// ```
+/// use std::time::Duration;
+/// use eac_accessor::{EaCAccessor, source::{Format, Memory}};
+/// use eac_tower::LiveTimeoutLayer;
+///
+/// let accessor = EaCAccessor::builder()
+///     .source(Memory::new("m", Format::Toml, "[limits]\nrequest_timeout_ms = 250\n"))
+///     .build()?;
+/// let layer = LiveTimeoutLayer::new(accessor, |snapshot| {
+///     let ms = snapshot.document()["limits"]["request_timeout_ms"].as_u64().unwrap_or(30_000);
+///     Duration::from_millis(ms)
+/// });
+/// # let _ = layer;
+/// # Ok::<(), eac_accessor::Errors>(())
+/// ```
+#[derive(Clone)]
+pub struct LiveTimeoutLayer {
+    accessor: EaCAccessor,
+    read: ReadTimeout,
+}
+
+impl LiveTimeoutLayer {
+    /// A timeout that `read` takes from each request's snapshot.
+    pub fn new<F>(accessor: EaCAccessor, read: F) -> Self
+    where
+        F: Fn(&Snapshot) -> Duration + Send + Sync + 'static,
+    {
+        LiveTimeoutLayer {
+            accessor,
+            read: Arc::new(read),
+        }
+    }
+}
+
+impl std::fmt::Debug for LiveTimeoutLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveTimeoutLayer").finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for LiveTimeoutLayer {
+    type Service = LiveTimeout<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LiveTimeout {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`LiveTimeoutLayer`].
+#[derive(Clone, Debug)]
+pub struct LiveTimeout<S> {
+    inner: S,
+    layer: LiveTimeoutLayer,
+}
+
+impl<S> LiveTimeout<S> {
+    /// Wraps `inner` with the timeout `layer` describes.
+    pub fn new(inner: S, layer: LiveTimeoutLayer) -> Self {
+        LiveTimeout { inner, layer }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LiveTimeout<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let limit = match pinned(&request) {
+            Some(snapshot) => (self.layer.read)(snapshot),
+            None => (self.layer.read)(&self.layer.accessor.load()),
+        };
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            match tokio::time::timeout(limit, future).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::debug!(?limit, "request timed out");
+                    let mut response = Response::new(ResBody::default());
+                    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+                    Ok(response)
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eac_accessor::Origin;
+    use eac_accessor::source::{Format, Memory};
+    use std::convert::Infallible;
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    fn doc(ms: u64) -> String {
+        format!("[limits]\nrequest_timeout_ms = {ms}\n")
+    }
+
+    // Virtual time: the handler "takes" 100 ms without the test waiting for it.
+    #[tokio::test(start_paused = true)]
+    async fn the_timeout_follows_a_publish_without_rebuilding_the_service() {
+        let source = Memory::new("m", Format::Toml, doc(10));
+        let accessor = EaCAccessor::builder()
+            .source(source.clone())
+            .build()
+            .unwrap();
+        let service = ServiceBuilder::new()
+            .layer(crate::EaCLayer::new(accessor.clone()))
+            .layer(LiveTimeoutLayer::new(accessor.clone(), |s| {
+                Duration::from_millis(
+                    s.document()["limits"]["request_timeout_ms"]
+                        .as_u64()
+                        .unwrap(),
+                )
+            }))
+            .service(service_fn(|_: Request<()>| async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<_, Infallible>(Response::new(String::from("done")))
+            }));
+
+        let response = service.clone().oneshot(Request::new(())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+
+        source.set(doc(1000));
+        accessor.reload(Origin::Refresh).unwrap();
+        let response = service.oneshot(Request::new(())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.body(), "done");
+    }
+}
