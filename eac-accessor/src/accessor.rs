@@ -2,19 +2,22 @@
 
 use std::any::TypeId;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, Guard};
 use tokio::sync::{broadcast, watch};
 
-use crate::error::{Error, ErrorKind, Errors};
+use crate::diff::Diff;
+use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::hash::ContentHash;
+use crate::history::{History, HistoryEntry, Rejection};
 use crate::metrics;
-use crate::publish::{self, Hook, Outcome};
+use crate::publish::{self, Candidate, Hook, Outcome, Preview};
 use crate::section::{AnySection, EaCSection, SectionSpec};
 use crate::snapshot::{Origin, Snapshot};
-use crate::source::{self, Source};
+use crate::source::{self, Layer, Source};
 use crate::subscribe::{Callbacks, Event, SectionChange, SectionWatch, Subscription};
 
 /// The central handle to live configuration: cheap to clone, shared by every part of a service.
@@ -66,6 +69,7 @@ pub(crate) struct Inner {
     pub(crate) callbacks: Arc<Mutex<Callbacks>>,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) status: Mutex<Status>,
+    pub(crate) history: Mutex<History>,
 }
 
 impl EaCAccessor {
@@ -96,6 +100,61 @@ impl EaCAccessor {
     /// on file reads: from async code, call it in `spawn_blocking`.
     pub fn reload(&self, origin: Origin) -> Result<Outcome, Errors> {
         self.inner.reload(origin)
+    }
+
+    /// Republishes the document of kept version `version` as a new version (origin
+    /// "rollback from N"), re-running every check and readiness hook.
+    ///
+    /// A version no longer kept is an [`ErrorKind::NotFound`] error. The rollback lasts
+    /// until the next reload publishes what the sources say.
+    pub fn rollback_to(&self, version: u64) -> Result<Outcome, Errors> {
+        self.inner.rollback_to(version, Origin::Rollback { from: version })
+    }
+
+    /// Republishes kept version `version` with another origin (an automatic rollback
+    /// after a failed health check, say).
+    pub fn rollback_with_origin(&self, version: u64, origin: Origin) -> Result<Outcome, Errors> {
+        self.inner.rollback_to(version, origin)
+    }
+
+    /// A dry run: validates `candidate` and diffs it against the current snapshot,
+    /// publishing nothing and telling nobody.
+    pub fn preview(&self, candidate: Candidate) -> Preview {
+        self.inner.preview(candidate)
+    }
+
+    /// The kept versions, oldest first.
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        self.inner.history.lock().unwrap_or_else(|p| p.into_inner()).entries()
+    }
+
+    /// The kept rejections, oldest first.
+    pub fn rejections(&self) -> Vec<Rejection> {
+        self.inner.history.lock().unwrap_or_else(|p| p.into_inner()).rejections()
+    }
+
+    /// The classified diff between two kept versions (secrets redacted).
+    pub fn diff_versions(&self, from: u64, to: u64) -> Result<Diff, Errors> {
+        let history = self.inner.history.lock().unwrap_or_else(|p| p.into_inner());
+        let find = |v: u64| {
+            history.get(v).map(|e| Arc::clone(&e.document)).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("version {v} is not in the history (kept: {})", history.kept_range()),
+                )
+            })
+        };
+        let (a, b) = (find(from)?, find(to)?);
+        let sections = self.section_paths();
+        Ok(crate::diff::diff(
+            &a,
+            &b,
+            &crate::diff::Context {
+                secrets: &self.inner.secrets,
+                sections: &sections,
+                errors: &[],
+            },
+        ))
     }
 
     /// A receiver that wakes when section `T` changes.
@@ -192,12 +251,28 @@ impl fmt::Debug for EaCAccessor {
 }
 
 /// Configures an [`EaCAccessor`]: its sections, its sources in merge order, and hooks.
-#[derive(Default)]
 pub struct Builder {
     specs: Vec<SectionSpec>,
     errors: Vec<Error>,
     sources: Vec<Box<dyn Source>>,
     hooks: Vec<(String, Box<Hook>)>,
+    history_limit: usize,
+    durable_history: Option<PathBuf>,
+    fallback_to_last_good: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            specs: Vec::new(),
+            errors: Vec::new(),
+            sources: Vec::new(),
+            hooks: Vec::new(),
+            history_limit: 10,
+            durable_history: None,
+            fallback_to_last_good: false,
+        }
+    }
 }
 
 impl Builder {
@@ -230,68 +305,123 @@ impl Builder {
         self
     }
 
+    /// How many published versions (and rejections) to keep; default 10, at least 1.
+    pub fn history_limit(mut self, versions: usize) -> Self {
+        self.history_limit = versions.max(1);
+        self
+    }
+
+    /// Keeps the history in a crash-safe file in `dir` as well, read back at the next
+    /// start: versions keep counting up across restarts, and rollback reaches versions
+    /// from before the restart. The file holds whole documents, secrets included, and
+    /// is made readable by its owner only.
+    pub fn durable_history(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.durable_history = Some(dir.into());
+        self
+    }
+
+    /// When the sources are broken at start, starts on the last good document from the
+    /// durable history instead of failing (the rejection is kept in the status). Off by
+    /// default; needs [`durable_history`](Builder::durable_history).
+    pub fn fallback_to_last_good(mut self, on: bool) -> Self {
+        self.fallback_to_last_good = on;
+        self
+    }
+
     /// Loads, validates and publishes version 1, or fails with every problem found.
+    ///
+    /// With a durable history, versions continue from the last stored one (and identical
+    /// content keeps its version number).
     pub fn build(self) -> Result<EaCAccessor, Errors> {
         let started = Instant::now();
-        let result = self.build_inner();
+        let result = self.build_inner(started);
         if let Err(errors) = &result {
             tracing::error!(%errors, "configuration rejected at startup");
             metrics::record("rejected", 0, started.elapsed());
         }
-        let inner = result?;
-        let snapshot = inner.current.load_full();
-        tracing::info!(version = 1, hash = %snapshot.hash(), "configuration published at startup");
-        metrics::record("published", 1, started.elapsed());
-        inner
-            .status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(
-                &Origin::Startup,
-                &Ok(Outcome::Published {
-                    snapshot,
-                    changed: inner.specs.iter().map(|s| s.path).collect(),
-                }),
-                started.elapsed(),
-            );
         Ok(EaCAccessor {
-            inner: Arc::new(inner),
+            inner: Arc::new(result?),
         })
     }
 
-    fn build_inner(self) -> Result<Inner, Errors> {
-        let mut errors = self.errors;
-        let loaded = source::load_all(&self.sources);
-        if let Err(e) = &loaded {
-            errors.extend(e.iter().cloned());
-        }
-        if let Some(errors) = Errors::from_vec(errors) {
+    fn build_inner(self, started: Instant) -> Result<Inner, Errors> {
+        if let Some(errors) = Errors::from_vec(self.errors) {
             return Err(errors);
         }
-        let merged = loaded.map_err(publish::into_errors)?;
-        let secrets: Arc<[String]> = self
-            .specs
-            .iter()
-            .flat_map(|s| s.secrets.iter().cloned())
-            .collect();
-        let hash = ContentHash::of(&merged.document);
-        let snapshot = publish::prepare(&self.specs, &secrets, merged, hash, 1, Origin::Startup)?;
-        publish::check_hooks(&self.hooks, &snapshot)?;
+        let mut history = match &self.durable_history {
+            Some(dir) => History::open(dir, self.history_limit)?,
+            None => History::new(self.history_limit),
+        };
+        let secrets: Arc<[String]> = self.specs.iter().flat_map(|s| s.secrets.iter().cloned()).collect();
+        let last = history.last().cloned();
+        let prepare_checked = |merged, hash, version, origin| {
+            let snapshot = publish::prepare(&self.specs, &secrets, merged, hash, version, origin)?;
+            publish::check_hooks(&self.hooks, &snapshot)?;
+            Ok::<_, Errors>(snapshot)
+        };
 
+        let from_sources = source::load_all(&self.sources)
+            .map_err(publish::into_errors)
+            .and_then(|merged| {
+                let hash = ContentHash::of(&merged.document);
+                // Same content as the last stored version: it keeps its number.
+                let (version, stored) = match &last {
+                    Some(e) if e.hash == hash => (e.version, true),
+                    Some(e) => (e.version + 1, false),
+                    None => (1, false),
+                };
+                Ok((prepare_checked(merged, hash, version, Origin::Startup)?, stored))
+            });
+        let (snapshot, stored, rejected) = match (from_sources, &last) {
+            (Ok((snapshot, stored)), _) => (snapshot, stored, None),
+            (Err(errors), Some(entry)) if self.fallback_to_last_good => {
+                tracing::warn!(%errors, version = entry.version, "sources rejected at startup; starting on the last good version from the history");
+                let name = SourceName::Memory(format!("history version {}", entry.version));
+                let layer = Layer::from_serialize(name, &*entry.document)?;
+                let merged = source::merge(vec![layer]).map_err(publish::into_errors)?;
+                let origin = Origin::Other {
+                    reason: format!("last good version {} from the history", entry.version),
+                };
+                let snapshot = prepare_checked(merged, entry.hash, entry.version, origin)?;
+                (snapshot, true, Some(errors))
+            }
+            (Err(errors), _) => return Err(errors),
+        };
+
+        let paths: Vec<&'static str> = self.specs.iter().map(|s| s.path).collect();
+        if !stored {
+            history.push(&snapshot, paths.iter().map(|p| (*p).to_owned()).collect());
+        }
         let watchers = snapshot
             .sections
             .iter()
-            .map(|(_, _, section)| watch::Sender::new((1, Arc::clone(section))))
+            .map(|(_, _, section)| watch::Sender::new((snapshot.version, Arc::clone(section))))
             .collect();
-        let status = Status {
-            version: 1,
+        let mut status = Status {
+            version: snapshot.version,
             hash: snapshot.hash,
             published_at: snapshot.published_at,
             last_reload: None,
             last_rejection: None,
         };
+        let origin = snapshot.origin.clone();
+        let snapshot = Arc::new(snapshot);
+        tracing::info!(version = snapshot.version, hash = %snapshot.hash, %origin, "configuration published at startup");
+        metrics::record("published", snapshot.version, started.elapsed());
+        status.record(
+            &origin,
+            &Ok(Outcome::Published {
+                snapshot: Arc::clone(&snapshot),
+                changed: paths,
+            }),
+            started.elapsed(),
+        );
+        if let Some(errors) = rejected {
+            status.record(&Origin::Startup, &Err(errors.clone()), started.elapsed());
+            history.push_rejection(&Origin::Startup, snapshot.version, &errors);
+        }
         Ok(Inner {
-            current: ArcSwap::from_pointee(snapshot),
+            current: ArcSwap::new(snapshot),
             specs: self.specs.into_boxed_slice(),
             secrets,
             sources: self.sources.into_boxed_slice(),
@@ -301,6 +431,7 @@ impl Builder {
             callbacks: Arc::default(),
             events: broadcast::channel(256).0,
             status: Mutex::new(status),
+            history: Mutex::new(history),
         })
     }
 }
@@ -387,7 +518,7 @@ impl Status {
     }
 }
 
-fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     let secs = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
@@ -399,10 +530,3 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<EaCAccessor>();
-    is::<Snapshot>();
-    let _ = ErrorKind::Io;
-}

@@ -39,14 +39,18 @@
 //! - [`EaCSection`]: a typed section with a path, a schema, secrets and a `validate` hook.
 //! - [`source`]: files, directories, environment, defaults, in-memory documents.
 //! - [`Error`] / [`Errors`]: what went wrong, for which key, in which source.
+//! - [`history`], [`EaCAccessor::rollback_to`], [`EaCAccessor::preview`], [`diff`]: what
+//!   each version was, going back, and seeing a change before it lands.
 //! - [`SectionWatch`], [`EaCAccessor::on_change`], [`EaCAccessor::events`]: being told.
 //! - [`metrics`](crate::docs::metrics): the names of the counters and gauges.
 //! - [`docs`]: the pipeline and its guarantees in prose.
 
 mod accessor;
+pub mod diff;
 pub mod docs;
 mod error;
 mod hash;
+pub mod history;
 mod metrics;
 mod publish;
 mod section;
@@ -59,7 +63,9 @@ pub use accessor::{Builder, EaCAccessor, ReloadReport, Status};
 pub use arc_swap::Guard;
 pub use error::{Error, ErrorKind, Errors, SourceName};
 pub use hash::ContentHash;
-pub use publish::Outcome;
+pub use diff::{Change, ChangeKind, Class, Diff};
+pub use history::{HistoryEntry, Rejection};
+pub use publish::{Candidate, Outcome, Preview};
 pub use section::{EaCSection, FieldErrors};
 pub use snapshot::{Origin, Snapshot};
 pub use subscribe::{Closed, Event, SectionChange, SectionWatch, Subscription};

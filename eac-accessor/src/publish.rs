@@ -11,12 +11,13 @@ use std::time::{Instant, SystemTime};
 use serde_json::Value;
 
 use crate::accessor::Inner;
-use crate::error::{Error, ErrorKind, Errors};
+use crate::diff::{self, Diff};
+use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::hash::ContentHash;
 use crate::metrics;
 use crate::section::SectionSpec;
 use crate::snapshot::{Origin, Snapshot};
-use crate::source::{self, Merged};
+use crate::source::{self, Layer, Merged};
 use crate::subscribe::Event;
 
 /// A readiness hook: sees the fully built candidate and may refuse it with a reason.
@@ -128,6 +129,44 @@ pub(crate) fn check_hooks(
     Errors::from_vec(errors).map_or(Ok(()), Err)
 }
 
+/// What to preview.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Candidate {
+    /// What the sources say now.
+    Sources,
+    /// What the sources say now, with this document merged over them.
+    Overlay(Value),
+}
+
+/// The result of a dry run: nothing was published and nobody was told.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct Preview {
+    /// Whether a reload now would publish a new version.
+    pub would_publish: bool,
+    /// Whether the candidate is the same as the current version.
+    pub unchanged: bool,
+    /// The current version the diff is against.
+    pub version: u64,
+    /// Every problem that would reject the candidate.
+    pub errors: Vec<Error>,
+    /// The classified changes from the current version to the candidate.
+    pub diff: Diff,
+}
+
+impl Preview {
+    fn rejected(version: u64, errors: Vec<Error>, diff: Diff) -> Preview {
+        Preview {
+            would_publish: false,
+            unchanged: false,
+            version,
+            errors,
+            diff,
+        }
+    }
+}
+
 pub(crate) fn into_errors(errors: Vec<Error>) -> Errors {
     Errors::from_vec(errors).unwrap_or_else(|| Error::new(ErrorKind::Parse, "unknown error").into())
 }
@@ -175,11 +214,95 @@ impl Inner {
             })
             .map(|(i, _)| i)
             .collect();
+        let paths: Vec<&'static str> = changed.iter().map(|&i| self.specs[i].path).collect();
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(&snapshot, paths.iter().map(|p| (*p).to_owned()).collect());
         self.notify(&current, &snapshot, &changed);
         Ok(Outcome::Published {
             snapshot,
-            changed: changed.iter().map(|&i| self.specs[i].path).collect(),
+            changed: paths,
         })
+    }
+
+    /// Republishes the document of a kept version as a new version, re-running every
+    /// check and readiness hook.
+    pub(crate) fn rollback_to(&self, version: u64, origin: Origin) -> Result<Outcome, Errors> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
+        let document = {
+            let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            history.get(version).map(|e| Arc::clone(&e.document)).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "version {version} is not in the history (kept: {})",
+                        history.kept_range()
+                    ),
+                )
+            })
+        };
+        let merged = document.map_err(|e| vec![e]).and_then(|document| {
+            let name = SourceName::Memory(format!("history version {version}"));
+            let layer = Layer::from_serialize(name, &*document).map_err(|e| vec![e])?;
+            source::merge(vec![layer])
+        });
+        let result = self.publish_merged(merged, origin.clone());
+        self.record(&origin, &result, started);
+        result
+    }
+
+    /// Runs the pipeline on a candidate without storing it: would it publish, every
+    /// error, and the classified diff against the current snapshot.
+    pub(crate) fn preview(&self, candidate: Candidate) -> Preview {
+        let current = self.current.load_full();
+        let layers = source::load_layers(&self.sources).and_then(|mut layers| {
+            if let Candidate::Overlay(overlay) = candidate {
+                let name = SourceName::Memory("preview overlay".to_owned());
+                layers.push(Layer::from_serialize(name, &overlay).map_err(|e| vec![e])?);
+            }
+            Ok(layers)
+        });
+        let merged = match layers.and_then(source::merge) {
+            Ok(merged) => merged,
+            Err(errors) => return Preview::rejected(current.version, errors, Diff::default()),
+        };
+        let hash = ContentHash::of(&merged.document);
+        if hash == current.hash {
+            return Preview {
+                would_publish: false,
+                unchanged: true,
+                version: current.version,
+                errors: Vec::new(),
+                diff: Diff::default(),
+            };
+        }
+        let document = merged.document.clone();
+        let result = prepare(&self.specs, &self.secrets, merged, hash, current.version + 1, Origin::Refresh)
+            .and_then(|candidate| check_hooks(&self.hooks, &candidate));
+        let errors = result.err().map(|e| e.as_slice().to_vec()).unwrap_or_default();
+        let sections: Vec<&'static str> = self.specs.iter().map(|s| s.path).collect();
+        let diff = diff::diff(
+            &current.document,
+            &document,
+            &diff::Context {
+                secrets: &self.secrets,
+                sections: &sections,
+                errors: &errors,
+            },
+        );
+        if errors.is_empty() {
+            Preview {
+                would_publish: true,
+                unchanged: false,
+                version: current.version,
+                errors,
+                diff,
+            }
+        } else {
+            Preview::rejected(current.version, errors, diff)
+        }
     }
 
     fn notify(&self, old: &Snapshot, new: &Snapshot, changed: &[usize]) {
@@ -242,6 +365,12 @@ impl Inner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .record(origin, result, took);
+        if let Err(errors) = result {
+            self.history
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_rejection(origin, version, errors);
+        }
         metrics::record(outcome, version, took);
         // No receiver is not an error: events are for whoever listens.
         let _ = self.events.send(event);

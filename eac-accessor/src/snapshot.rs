@@ -13,7 +13,7 @@ use crate::hash::ContentHash;
 use crate::section::{AnySection, EaCSection};
 
 /// What caused a version to be published.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Origin {

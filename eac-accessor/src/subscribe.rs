@@ -12,7 +12,8 @@ use crate::section::{AnySection, EaCSection};
 use crate::snapshot::{Origin, Snapshot};
 
 /// Something that happened to the configuration; see [`EaCAccessor::events`](crate::EaCAccessor::events).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Event {
     /// A new version was published.

@@ -27,13 +27,19 @@
 //! ```
 
 #[cfg(feature = "axum")]
+pub mod admin;
+#[cfg(feature = "axum")]
 pub mod body_limit;
+#[cfg(feature = "axum")]
+pub mod extract;
 pub mod pin;
 #[cfg(feature = "axum")]
 pub mod timeout;
 
 #[cfg(feature = "axum")]
 pub use body_limit::{LiveBodyLimit, LiveBodyLimitLayer};
+#[cfg(feature = "axum")]
+pub use extract::{MissingSnapshot, Pinned, Section};
 pub use pin::{EaCLayer, EaCService, PinnedSnapshot, VERSION_HEADER, pinned};
 #[cfg(feature = "axum")]
 pub use timeout::{LiveTimeout, LiveTimeoutLayer};

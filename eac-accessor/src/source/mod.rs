@@ -207,6 +207,11 @@ impl fmt::Debug for Merged {
 
 /// Reads every source, then merges them in order. Reports every source's errors at once.
 pub(crate) fn load_all(sources: &[Box<dyn Source>]) -> Result<Merged, Vec<Error>> {
+    merge(load_layers(sources)?)
+}
+
+/// Reads every source; reports every source's errors at once.
+pub(crate) fn load_layers(sources: &[Box<dyn Source>]) -> Result<Vec<Layer>, Vec<Error>> {
     let mut layers = Vec::new();
     let mut errors = Vec::new();
     for source in sources {
@@ -215,10 +220,11 @@ pub(crate) fn load_all(sources: &[Box<dyn Source>]) -> Result<Merged, Vec<Error>
             Err(mut e) => errors.append(&mut e),
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
+    if errors.is_empty() {
+        Ok(layers)
+    } else {
+        Err(errors)
     }
-    merge(layers)
 }
 
 /// Merges layers in order with figment and converts the result to JSON for validation.

@@ -1,0 +1,240 @@
+//! Structural diffs of configuration documents, each change classified.
+//!
+//! | class | when |
+//! |---|---|
+//! | [`Class::Safe`] | a value changed, same type, and the schema accepts it |
+//! | [`Class::Warning`] | a key was added, or an optional key removed (a default now applies) |
+//! | [`Class::Breaking`] | a type changed, a required key or a whole section was removed, or the schema rejects the new value |
+//!
+//! Arrays are compared whole. A secret's change is listed, its values are not.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, ErrorKind};
+use crate::validate::touches_secret;
+
+/// How risky a change is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// A value change the schema accepts.
+    Safe,
+    /// A key added, or an optional key removed.
+    Warning,
+    /// A type change, a required key or a section removed, or a value the schema rejects.
+    Breaking,
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Class::Safe => "safe",
+            Class::Warning => "warning",
+            Class::Breaking => "breaking",
+        })
+    }
+}
+
+/// What happened to a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// The key is new.
+    Added,
+    /// The key is gone.
+    Removed,
+    /// The value changed, same JSON type.
+    Changed,
+    /// The value changed to another JSON type.
+    TypeChanged,
+}
+
+/// One changed key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Change {
+    /// The dotted key.
+    pub key: String,
+    /// What happened to it.
+    pub kind: ChangeKind,
+    /// How risky it is.
+    pub class: Class,
+    /// Why it has that class.
+    pub reason: String,
+    /// The value before (absent when added; `"[redacted]"` for a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    /// The value after (absent when removed; `"[redacted]"` for a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+}
+
+/// Every change between two documents, in key order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Diff {
+    /// The changes.
+    pub changes: Vec<Change>,
+}
+
+impl Diff {
+    /// Whether the documents are equal.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The riskiest class present, if any change.
+    pub fn worst(&self) -> Option<Class> {
+        self.changes.iter().map(|c| c.class).max()
+    }
+}
+
+impl fmt::Display for Diff {
+    /// One line per change: `~ key: old → new  [class: reason]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.changes.is_empty() {
+            return f.write_str("no changes");
+        }
+        for (i, c) in self.changes.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            let show = |v: &Option<Value>| v.as_ref().map_or(String::new(), Value::to_string);
+            match c.kind {
+                ChangeKind::Added => write!(f, "+ {}: {}", c.key, show(&c.new))?,
+                ChangeKind::Removed => write!(f, "- {}: {}", c.key, show(&c.old))?,
+                ChangeKind::Changed | ChangeKind::TypeChanged => {
+                    write!(f, "~ {}: {} → {}", c.key, show(&c.old), show(&c.new))?
+                }
+            }
+            write!(f, "  [{}: {}]", c.class, c.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the classification needs to know about the candidate.
+pub(crate) struct Context<'a> {
+    pub(crate) secrets: &'a [String],
+    pub(crate) sections: &'a [&'static str],
+    /// The candidate's validation errors, if it was rejected.
+    pub(crate) errors: &'a [Error],
+}
+
+/// The classified diff from `old` to `new`.
+pub(crate) fn diff(old: &Value, new: &Value, cx: &Context<'_>) -> Diff {
+    let mut changes = Vec::new();
+    walk(String::new(), Some(old), Some(new), cx, &mut changes);
+    Diff { changes }
+}
+
+fn walk(key: String, old: Option<&Value>, new: Option<&Value>, cx: &Context<'_>, out: &mut Vec<Change>) {
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b))) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))).collect();
+            keys.sort();
+            for k in keys {
+                let child = if key.is_empty() { k.clone() } else { format!("{key}.{k}") };
+                walk(child, a.get(k), b.get(k), cx, out);
+            }
+        }
+        (Some(a), Some(b)) if a == b => {}
+        (old, new) => out.push(classify(key, old, new, cx)),
+    }
+}
+
+fn classify(key: String, old: Option<&Value>, new: Option<&Value>, cx: &Context<'_>) -> Change {
+    let rejected_here = |kinds: &[ErrorKind]| {
+        cx.errors.iter().any(|e| {
+            kinds.contains(&e.kind())
+                && e.key().is_some_and(|k| k == key || k.strip_prefix(key.as_str()).is_some_and(|r| r.starts_with('.')))
+        })
+    };
+    let value_errors = [ErrorKind::Schema, ErrorKind::Deserialize, ErrorKind::Validation];
+    let (kind, class, reason) = match (old, new) {
+        (None, _) if rejected_here(&value_errors) => {
+            (ChangeKind::Added, Class::Breaking, "key added that the schema rejects".to_owned())
+        }
+        (None, _) => (ChangeKind::Added, Class::Warning, "key added".to_owned()),
+        (_, None) if cx.sections.contains(&key.as_str()) => {
+            (ChangeKind::Removed, Class::Breaking, "section removed".to_owned())
+        }
+        (_, None) if rejected_here(&[ErrorKind::MissingKey]) => {
+            (ChangeKind::Removed, Class::Breaking, "required key removed".to_owned())
+        }
+        (_, None) => (
+            ChangeKind::Removed,
+            Class::Warning,
+            "optional key removed: a default now applies".to_owned(),
+        ),
+        (Some(a), Some(b)) if type_name(a) != type_name(b) => (
+            ChangeKind::TypeChanged,
+            Class::Breaking,
+            format!("type changed from {} to {}", type_name(a), type_name(b)),
+        ),
+        _ if rejected_here(&value_errors) => (
+            ChangeKind::Changed,
+            Class::Breaking,
+            "the schema does not accept the new value".to_owned(),
+        ),
+        _ => (ChangeKind::Changed, Class::Safe, "value changed".to_owned()),
+    };
+    Change {
+        old: old.map(|v| redact(&key, v, cx.secrets)),
+        new: new.map(|v| redact(&key, v, cx.secrets)),
+        key,
+        kind,
+        class,
+        reason,
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "map",
+    }
+}
+
+/// `value` at `key` with every secret inside it replaced by `"[redacted]"`.
+pub(crate) fn redact(key: &str, value: &Value, secrets: &[String]) -> Value {
+    if !touches_secret(secrets, key) {
+        return value.clone();
+    }
+    match value {
+        Value::Object(map) if !secrets.iter().any(|s| s == key) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let child = if key.is_empty() { k.clone() } else { format!("{key}.{k}") };
+                    (k.clone(), redact(&child, v, secrets))
+                })
+                .collect::<Map<_, _>>(),
+        ),
+        _ => Value::from("[redacted]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redaction_reaches_nested_secrets_only() {
+        let secrets = vec!["up.key".to_owned()];
+        let v = json!({"url": "u", "key": "k"});
+        assert_eq!(redact("up", &v, &secrets), json!({"url": "u", "key": "[redacted]"}));
+        assert_eq!(redact("up.key", &json!("k"), &secrets), json!("[redacted]"));
+        assert_eq!(redact("other", &v, &secrets), v);
+        assert_eq!(
+            redact("", &json!({"up": v}), &secrets),
+            json!({"up": {"url": "u", "key": "[redacted]"}})
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! A crash-safe, append-only file of published versions.
+//!
+//! Each record is `EACH` | payload length (u32 LE) | XXH3-64 of the payload (u64 LE) |
+//! payload (JSON). A record is appended and `fsync`ed before the publish is reported.
+//! On open, a torn tail or a corrupt record (bad magic, impossible length, checksum
+//! mismatch) is skipped with a warning and never taken for configuration; reading
+//! resynchronises on the next magic. When anything was skipped, or the file grew past
+//! twice the limit, it is rewritten whole: temp file, `fsync`, rename, `fsync` of the folder.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+const MAGIC: &[u8; 4] = b"EACH";
+const HEADER: usize = 16;
+const FILE_NAME: &str = "history.eac";
+
+/// One stored version: what it was, where it came from, and its whole document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Record {
+    pub(crate) version: u64,
+    pub(crate) hash: String,
+    pub(crate) origin: serde_json::Value,
+    pub(crate) published_at: f64,
+    pub(crate) changed: Vec<String>,
+    pub(crate) document: serde_json::Value,
+}
+
+/// The durable history file in a folder.
+#[derive(Debug)]
+pub(crate) struct Store {
+    path: PathBuf,
+    file: File,
+    count: usize,
+    limit: usize,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, returning it with every intact record, oldest
+    /// first, and how many corrupt or torn ones were skipped.
+    pub(crate) fn open(dir: &Path, limit: usize) -> io::Result<(Store, Vec<Record>, usize)> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join(FILE_NAME);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let (mut records, skipped) = decode_all(&bytes);
+        if skipped > 0 {
+            tracing::warn!(path = %path.display(), skipped, "history store had torn or corrupt records; skipped them");
+        }
+        let keep = records.len().saturating_sub(limit);
+        records.drain(..keep);
+        if skipped > 0 || keep > 0 {
+            rewrite(&path, &records)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        restrict(&path);
+        let store = Store {
+            path,
+            file,
+            count: records.len(),
+            limit,
+        };
+        Ok((store, records, skipped))
+    }
+
+    /// Appends one record and makes it durable.
+    pub(crate) fn append(&mut self, record: &Record, keep: &[Record]) -> io::Result<()> {
+        if self.count + 1 > self.limit * 2 {
+            // Compact: the kept records, this one last, atomically replace the file.
+            let mut all = keep.to_vec();
+            all.push(record.clone());
+            let start = all.len().saturating_sub(self.limit);
+            rewrite(&self.path, &all[start..])?;
+            self.file = OpenOptions::new().append(true).open(&self.path)?;
+            self.count = all.len() - start;
+            return Ok(());
+        }
+        self.file.write_all(&encode(record)?)?;
+        self.file.sync_data()?;
+        self.count += 1;
+        Ok(())
+    }
+}
+
+fn encode(record: &Record) -> io::Result<Vec<u8>> {
+    let payload = serde_json::to_vec(record)?;
+    let len = u32::try_from(payload.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "record over 4 GiB"))?;
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&xxh3_64(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Every intact record in `bytes`, and how many places had to be skipped.
+fn decode_all(bytes: &[u8]) -> (Vec<Record>, usize) {
+    let mut records = Vec::new();
+    let mut skipped = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        match decode_at(bytes, at) {
+            Some((record, next)) => {
+                records.push(record);
+                at = next;
+            }
+            None => {
+                skipped += 1;
+                // Resynchronise on the next magic after this position.
+                match find(&bytes[at + 1..], MAGIC) {
+                    Some(offset) => at = at + 1 + offset,
+                    None => break,
+                }
+            }
+        }
+    }
+    (records, skipped)
+}
+
+fn decode_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
+    let header = bytes.get(at..at + HEADER)?;
+    if &header[..4] != MAGIC {
+        return None;
+    }
+    let len = u32::from_le_bytes(header[4..8].try_into().ok()?) as usize;
+    let sum = u64::from_le_bytes(header[8..16].try_into().ok()?);
+    let payload = bytes.get(at + HEADER..at + HEADER + len)?;
+    if xxh3_64(payload) != sum {
+        return None;
+    }
+    let record = serde_json::from_slice(payload).ok()?;
+    Some((record, at + HEADER + len))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rewrite(path: &Path, records: &[Record]) -> io::Result<()> {
+    let tmp = path.with_extension("eac.tmp");
+    {
+        let mut file = File::create(&tmp)?;
+        for record in records {
+            file.write_all(&encode(record)?)?;
+        }
+        file.sync_all()?;
+    }
+    restrict(&tmp);
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        // The rename itself is durable only once the folder is synced.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// The store holds whole documents, secrets included: owner-only permissions.
+fn restrict(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o600));
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(version: u64) -> Record {
+        Record {
+            version,
+            hash: format!("{version:032x}"),
+            origin: serde_json::json!({"kind": "refresh"}),
+            published_at: 1.0,
+            changed: vec!["limits".into()],
+            document: serde_json::json!({"limits": {"max": version}}),
+        }
+    }
+
+    fn write_three(dir: &Path) -> (Vec<u8>, usize) {
+        let (mut store, _, _) = Store::open(dir, 10).unwrap();
+        let mut kept = Vec::new();
+        for v in 1..=3 {
+            store.append(&record(v), &kept).unwrap();
+            kept.push(record(v));
+        }
+        let bytes = fs::read(dir.join(FILE_NAME)).unwrap();
+        let last_len = encode(&record(3)).unwrap().len();
+        (bytes, last_len)
+    }
+
+    #[test]
+    fn reopening_reads_every_record_back() {
+        let dir = tempfile::tempdir().unwrap();
+        write_three(dir.path());
+        let (_, records, skipped) = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(skipped, 0);
+        assert_eq!(records, [record(1), record(2), record(3)]);
+    }
+
+    #[test]
+    fn a_torn_last_record_at_every_offset_loses_only_that_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, last_len) = write_three(dir.path());
+        let start = bytes.len() - last_len;
+        for cut in start..bytes.len() {
+            let case = tempfile::tempdir().unwrap();
+            fs::write(case.path().join(FILE_NAME), &bytes[..cut]).unwrap();
+            let (mut store, records, skipped) = Store::open(case.path(), 10).unwrap();
+            assert_eq!(records, [record(1), record(2)], "cut at {cut}");
+            assert_eq!(skipped, usize::from(cut > start), "cut at {cut}");
+            // And the store is usable afterwards: a new record follows the good ones.
+            store.append(&record(4), &records).unwrap();
+            let (_, again, skipped) = Store::open(case.path(), 10).unwrap();
+            assert_eq!(again, [record(1), record(2), record(4)], "cut at {cut}");
+            assert_eq!(skipped, 0);
+        }
+    }
+
+    #[test]
+    fn a_corrupt_byte_anywhere_in_the_last_record_is_never_taken_for_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bytes, last_len) = write_three(dir.path());
+        for at in bytes.len() - last_len..bytes.len() {
+            let mut broken = bytes.clone();
+            broken[at] ^= 0x20;
+            let case = tempfile::tempdir().unwrap();
+            fs::write(case.path().join(FILE_NAME), &broken).unwrap();
+            let (_, records, skipped) = Store::open(case.path(), 10).unwrap();
+            assert_eq!(records, [record(1), record(2)], "flipped byte {at}");
+            assert!(skipped >= 1, "flipped byte {at}");
+        }
+    }
+
+    #[test]
+    fn a_corrupt_middle_record_is_skipped_and_later_ones_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut bytes, last_len) = write_three(dir.path());
+        let second_start = encode(&record(1)).unwrap().len();
+        bytes[second_start + HEADER + 3] ^= 0x01;
+        let _ = last_len;
+        fs::write(dir.path().join(FILE_NAME), &bytes).unwrap();
+        let (_, records, skipped) = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(records, [record(1), record(3)]);
+        assert_eq!(skipped, 1);
+    }
+
+    #[test]
+    fn the_file_is_compacted_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _, _) = Store::open(dir.path(), 3).unwrap();
+        let mut kept: Vec<Record> = Vec::new();
+        for v in 1..=20 {
+            store.append(&record(v), &kept).unwrap();
+            kept.push(record(v));
+            let start = kept.len().saturating_sub(3);
+            kept.drain(..start);
+        }
+        let (_, records, _) = Store::open(dir.path(), 3).unwrap();
+        assert_eq!(records, [record(18), record(19), record(20)]);
+        let size = fs::metadata(dir.path().join(FILE_NAME)).unwrap().len() as usize;
+        assert!(size <= 3 * encode(&record(20)).unwrap().len() + 16, "{size}");
+    }
+}

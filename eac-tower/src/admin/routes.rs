@@ -1,0 +1,253 @@
+//! The admin route handlers.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use eac_accessor::{Candidate, EaCAccessor, ErrorKind, Errors, Outcome};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{AdminState, TOKEN_HEADER, TOKEN_ENV};
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Lets a mutating request through, or answers 403 (off), 429 (too many) or 401.
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(token) = &state.token else {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!("mutating admin routes are off: set {TOKEN_ENV} to turn them on"),
+        ));
+    };
+    if !state.limit.try_acquire() {
+        return Err(error(StatusCode::TOO_MANY_REQUESTS, "too many admin requests: slow down"));
+    }
+    let given = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
+    match given {
+        Some(given) if token.matches(given) => Ok(()),
+        _ => Err(error(
+            StatusCode::UNAUTHORIZED,
+            format!("missing or wrong `{TOKEN_HEADER}` header"),
+        )),
+    }
+}
+
+/// Who asked, for the audit log: the peer address and an optional `x-eac-actor` name.
+fn who(peer: Option<Extension<ConnectInfo<SocketAddr>>>, headers: &HeaderMap) -> String {
+    let peer = peer.map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(a))| a.to_string());
+    let actor = headers
+        .get("x-eac-actor")
+        .and_then(|v| v.to_str().ok())
+        .map(|a| a.chars().filter(|c| !c.is_control()).take(64).collect::<String>());
+    match actor {
+        Some(actor) => format!("{actor}@{peer}"),
+        None => peer,
+    }
+}
+
+fn unix(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+pub(super) async fn status(State(state): State<AdminState>) -> Json<Value> {
+    let status = state.accessor.status();
+    let last = status.last_reload.as_ref();
+    Json(json!({
+        "version": status.version,
+        "hash": status.hash,
+        "published_at": unix(status.published_at),
+        "outcome": last.map(|r| r.outcome),
+        "time": last.map(|r| unix(r.at)),
+        "origin": last.map(|r| &r.origin),
+        "errors": last.map(|r| r.errors.as_slice()).unwrap_or_default(),
+        "last_reload": last,
+        "last_rejection": status.last_rejection,
+        "sections": state.accessor.section_paths(),
+    }))
+}
+
+pub(super) async fn history(State(state): State<AdminState>) -> Json<Value> {
+    let versions: Vec<Value> = state
+        .accessor
+        .history()
+        .iter()
+        .rev()
+        .map(|e| {
+            json!({
+                "version": e.version,
+                "hash": e.hash,
+                "origin": e.origin,
+                "time": unix(e.published_at),
+                "changed": e.changed,
+            })
+        })
+        .collect();
+    Json(json!({
+        "current": state.accessor.load().version(),
+        "versions": versions,
+        "rejections": state.accessor.rejections(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RefreshQuery {
+    force: Option<String>,
+}
+
+pub(super) async fn refresh(
+    State(state): State<AdminState>,
+    Query(query): Query<RefreshQuery>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = authorize(&state, &headers) {
+        return response;
+    }
+    let force = matches!(query.force.as_deref(), Some("1" | "true" | "yes"));
+    let started = Instant::now();
+    let result = (state.refresh)(force).await;
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let who = who(peer, &headers);
+    answer(&state.accessor, "refresh", &who, result, json!({ "force": force, "duration_ms": duration_ms }))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct RollbackQuery {
+    to: Option<String>,
+}
+
+pub(super) async fn rollback(
+    State(state): State<AdminState>,
+    Query(query): Query<RollbackQuery>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = authorize(&state, &headers) {
+        return response;
+    }
+    let Some(to) = query.to.as_deref().and_then(|t| t.parse::<u64>().ok()) else {
+        return error(StatusCode::BAD_REQUEST, "expected `?to=N` with a version number");
+    };
+    let accessor = state.accessor.clone();
+    let result = blocking(move || accessor.rollback_to(to)).await;
+    let who = who(peer, &headers);
+    answer(&state.accessor, "rollback", &who, result, json!({ "from": to }))
+}
+
+pub(super) async fn preview(State(state): State<AdminState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(response) = authorize(&state, &headers) {
+        return response;
+    }
+    let overlay: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return error(StatusCode::BAD_REQUEST, "expected a JSON object: the overlay document"),
+        Err(e) => {
+            let at = format!("line {} column {}", e.line(), e.column());
+            return error(StatusCode::BAD_REQUEST, format!("the body is not JSON (at {at})"));
+        }
+    };
+    let accessor = state.accessor.clone();
+    match tokio::task::spawn_blocking(move || accessor.preview(Candidate::Overlay(overlay))).await {
+        Ok(preview) => Json(preview).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("the preview task failed: {e}")),
+    }
+}
+
+pub(super) async fn events(
+    State(state): State<AdminState>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let receiver = state.accessor.events();
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(event) => {
+                    let kind = match &event {
+                        eac_accessor::Event::Published { .. } => "published",
+                        eac_accessor::Event::Unchanged { .. } => "unchanged",
+                        eac_accessor::Event::Rejected { .. } => "rejected",
+                        _ => "other",
+                    };
+                    let data = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
+                    return Some((Ok(SseEvent::default().event(kind).data(data)), receiver));
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn blocking<F>(f: F) -> Result<Outcome, Errors>
+where
+    F: FnOnce() -> Result<Outcome, Errors> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(eac_accessor::Error::new(ErrorKind::Io, format!("the task failed: {e}")).into())
+    })
+}
+
+/// The JSON answer of a refresh or rollback, and its audit line.
+fn answer(
+    accessor: &EaCAccessor,
+    action: &'static str,
+    who: &str,
+    result: Result<Outcome, Errors>,
+    extra: Value,
+) -> Response {
+    let current = accessor.load();
+    let (status, mut body) = match &result {
+        Ok(outcome) => (
+            StatusCode::OK,
+            json!({
+                "outcome": outcome.as_str(),
+                "version": outcome.version(),
+                "hash": outcome.snapshot().hash(),
+                "changed": match outcome {
+                    Outcome::Published { changed, .. } => changed.clone(),
+                    _ => Vec::new(),
+                },
+                "errors": [],
+            }),
+        ),
+        Err(errors) => (
+            if errors.has(ErrorKind::NotFound) {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            },
+            json!({
+                "outcome": "rejected",
+                "version": current.version(),
+                "hash": current.hash(),
+                "errors": errors,
+            }),
+        ),
+    };
+    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+        body.extend(extra);
+    }
+    tracing::info!(
+        target: "eac::audit",
+        action,
+        who,
+        outcome = body["outcome"].as_str().unwrap_or("?"),
+        version = current.version(),
+        "admin {action}"
+    );
+    (status, Json(body)).into_response()
+}
