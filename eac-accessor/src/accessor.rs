@@ -108,7 +108,8 @@ impl EaCAccessor {
     /// A version no longer kept is an [`ErrorKind::NotFound`] error. The rollback lasts
     /// until the next reload publishes what the sources say.
     pub fn rollback_to(&self, version: u64) -> Result<Outcome, Errors> {
-        self.inner.rollback_to(version, Origin::Rollback { from: version })
+        self.inner
+            .rollback_to(version, Origin::Rollback { from: version })
     }
 
     /// Republishes kept version `version` with another origin (an automatic rollback
@@ -125,24 +126,38 @@ impl EaCAccessor {
 
     /// The kept versions, oldest first.
     pub fn history(&self) -> Vec<HistoryEntry> {
-        self.inner.history.lock().unwrap_or_else(|p| p.into_inner()).entries()
+        self.inner
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries()
     }
 
     /// The kept rejections, oldest first.
     pub fn rejections(&self) -> Vec<Rejection> {
-        self.inner.history.lock().unwrap_or_else(|p| p.into_inner()).rejections()
+        self.inner
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rejections()
     }
 
     /// The classified diff between two kept versions (secrets redacted).
     pub fn diff_versions(&self, from: u64, to: u64) -> Result<Diff, Errors> {
         let history = self.inner.history.lock().unwrap_or_else(|p| p.into_inner());
         let find = |v: u64| {
-            history.get(v).map(|e| Arc::clone(&e.document)).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!("version {v} is not in the history (kept: {})", history.kept_range()),
-                )
-            })
+            history
+                .get(v)
+                .map(|e| Arc::clone(&e.document))
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "version {v} is not in the history (kept: {})",
+                            history.kept_range()
+                        ),
+                    )
+                })
         };
         let (a, b) = (find(from)?, find(to)?);
         let sections = self.section_paths();
@@ -352,7 +367,11 @@ impl Builder {
             Some(dir) => History::open(dir, self.history_limit)?,
             None => History::new(self.history_limit),
         };
-        let secrets: Arc<[String]> = self.specs.iter().flat_map(|s| s.secrets.iter().cloned()).collect();
+        let secrets: Arc<[String]> = self
+            .specs
+            .iter()
+            .flat_map(|s| s.secrets.iter().cloned())
+            .collect();
         let last = history.last().cloned();
         let prepare_checked = |merged, hash, version, origin| {
             let snapshot = publish::prepare(&self.specs, &secrets, merged, hash, version, origin)?;
@@ -370,7 +389,10 @@ impl Builder {
                     Some(e) => (e.version + 1, false),
                     None => (1, false),
                 };
-                Ok((prepare_checked(merged, hash, version, Origin::Startup)?, stored))
+                Ok((
+                    prepare_checked(merged, hash, version, Origin::Startup)?,
+                    stored,
+                ))
             });
         let (snapshot, stored, rejected) = match (from_sources, &last) {
             (Ok((snapshot, stored)), _) => (snapshot, stored, None),
@@ -479,8 +501,8 @@ pub struct ReloadReport {
     pub outcome: &'static str,
     /// The version current after it.
     pub version: u64,
-    /// How long it took.
-    #[serde(serialize_with = "millis")]
+    /// How long it took (serialized as `duration_ms`).
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
     /// Every problem, when rejected (empty otherwise).
     pub errors: Vec<Error>,
@@ -529,4 +551,3 @@ pub(crate) fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
-

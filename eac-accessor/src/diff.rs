@@ -130,13 +130,26 @@ pub(crate) fn diff(old: &Value, new: &Value, cx: &Context<'_>) -> Diff {
     Diff { changes }
 }
 
-fn walk(key: String, old: Option<&Value>, new: Option<&Value>, cx: &Context<'_>, out: &mut Vec<Change>) {
+fn walk(
+    key: String,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    cx: &Context<'_>,
+    out: &mut Vec<Change>,
+) {
     match (old, new) {
         (Some(Value::Object(a)), Some(Value::Object(b))) => {
-            let mut keys: Vec<&String> = a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))).collect();
+            let mut keys: Vec<&String> = a
+                .keys()
+                .chain(b.keys().filter(|k| !a.contains_key(*k)))
+                .collect();
             keys.sort();
             for k in keys {
-                let child = if key.is_empty() { k.clone() } else { format!("{key}.{k}") };
+                let child = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
                 walk(child, a.get(k), b.get(k), cx, out);
             }
         }
@@ -149,21 +162,35 @@ fn classify(key: String, old: Option<&Value>, new: Option<&Value>, cx: &Context<
     let rejected_here = |kinds: &[ErrorKind]| {
         cx.errors.iter().any(|e| {
             kinds.contains(&e.kind())
-                && e.key().is_some_and(|k| k == key || k.strip_prefix(key.as_str()).is_some_and(|r| r.starts_with('.')))
+                && e.key().is_some_and(|k| {
+                    k == key
+                        || k.strip_prefix(key.as_str())
+                            .is_some_and(|r| r.starts_with('.'))
+                })
         })
     };
-    let value_errors = [ErrorKind::Schema, ErrorKind::Deserialize, ErrorKind::Validation];
+    let value_errors = [
+        ErrorKind::Schema,
+        ErrorKind::Deserialize,
+        ErrorKind::Validation,
+    ];
     let (kind, class, reason) = match (old, new) {
-        (None, _) if rejected_here(&value_errors) => {
-            (ChangeKind::Added, Class::Breaking, "key added that the schema rejects".to_owned())
-        }
+        (None, _) if rejected_here(&value_errors) => (
+            ChangeKind::Added,
+            Class::Breaking,
+            "key added that the schema rejects".to_owned(),
+        ),
         (None, _) => (ChangeKind::Added, Class::Warning, "key added".to_owned()),
-        (_, None) if cx.sections.contains(&key.as_str()) => {
-            (ChangeKind::Removed, Class::Breaking, "section removed".to_owned())
-        }
-        (_, None) if rejected_here(&[ErrorKind::MissingKey]) => {
-            (ChangeKind::Removed, Class::Breaking, "required key removed".to_owned())
-        }
+        (_, None) if cx.sections.contains(&key.as_str()) => (
+            ChangeKind::Removed,
+            Class::Breaking,
+            "section removed".to_owned(),
+        ),
+        (_, None) if rejected_here(&[ErrorKind::MissingKey]) => (
+            ChangeKind::Removed,
+            Class::Breaking,
+            "required key removed".to_owned(),
+        ),
         (_, None) => (
             ChangeKind::Removed,
             Class::Warning,
@@ -211,7 +238,11 @@ pub(crate) fn redact(key: &str, value: &Value, secrets: &[String]) -> Value {
         Value::Object(map) if !secrets.iter().any(|s| s == key) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let child = if key.is_empty() { k.clone() } else { format!("{key}.{k}") };
+                    let child = if key.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{key}.{k}")
+                    };
                     (k.clone(), redact(&child, v, secrets))
                 })
                 .collect::<Map<_, _>>(),
@@ -229,7 +260,10 @@ mod tests {
     fn redaction_reaches_nested_secrets_only() {
         let secrets = vec!["up.key".to_owned()];
         let v = json!({"url": "u", "key": "k"});
-        assert_eq!(redact("up", &v, &secrets), json!({"url": "u", "key": "[redacted]"}));
+        assert_eq!(
+            redact("up", &v, &secrets),
+            json!({"url": "u", "key": "[redacted]"})
+        );
         assert_eq!(redact("up.key", &json!("k"), &secrets), json!("[redacted]"));
         assert_eq!(redact("other", &v, &secrets), v);
         assert_eq!(

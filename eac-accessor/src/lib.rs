@@ -61,9 +61,9 @@ mod validate;
 
 pub use accessor::{Builder, EaCAccessor, ReloadReport, Status};
 pub use arc_swap::Guard;
+pub use diff::{Change, ChangeKind, Class, Diff};
 pub use error::{Error, ErrorKind, Errors, SourceName};
 pub use hash::ContentHash;
-pub use diff::{Change, ChangeKind, Class, Diff};
 pub use history::{HistoryEntry, Rejection};
 pub use publish::{Candidate, Outcome, Preview};
 pub use section::{EaCSection, FieldErrors};

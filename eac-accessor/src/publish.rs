@@ -233,15 +233,18 @@ impl Inner {
         let started = Instant::now();
         let document = {
             let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            history.get(version).map(|e| Arc::clone(&e.document)).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "version {version} is not in the history (kept: {})",
-                        history.kept_range()
-                    ),
-                )
-            })
+            history
+                .get(version)
+                .map(|e| Arc::clone(&e.document))
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "version {version} is not in the history (kept: {})",
+                            history.kept_range()
+                        ),
+                    )
+                })
         };
         let merged = document.map_err(|e| vec![e]).and_then(|document| {
             let name = SourceName::Memory(format!("history version {version}"));
@@ -279,9 +282,19 @@ impl Inner {
             };
         }
         let document = merged.document.clone();
-        let result = prepare(&self.specs, &self.secrets, merged, hash, current.version + 1, Origin::Refresh)
-            .and_then(|candidate| check_hooks(&self.hooks, &candidate));
-        let errors = result.err().map(|e| e.as_slice().to_vec()).unwrap_or_default();
+        let result = prepare(
+            &self.specs,
+            &self.secrets,
+            merged,
+            hash,
+            current.version + 1,
+            Origin::Refresh,
+        )
+        .and_then(|candidate| check_hooks(&self.hooks, &candidate));
+        let errors = result
+            .err()
+            .map(|e| e.as_slice().to_vec())
+            .unwrap_or_default();
         let sections: Vec<&'static str> = self.specs.iter().map(|s| s.path).collect();
         let diff = diff::diff(
             &current.document,

@@ -159,7 +159,11 @@ mod tests {
     fn accessor() -> EaCAccessor {
         EaCAccessor::builder()
             .section::<Greeting>()
-            .source(Memory::new("m", Format::Toml, "[greeting]\nmessage = \"hi\"\n"))
+            .source(Memory::new(
+                "m",
+                Format::Toml,
+                "[greeting]\nmessage = \"hi\"\n",
+            ))
             .build()
             .unwrap()
     }
@@ -176,16 +180,31 @@ mod tests {
 
     fn routes() -> Router {
         Router::new()
-            .route("/section", get(|g: Section<Greeting>| async move { g.message.clone() }))
-            .route("/pinned", get(|Pinned(s): Pinned| async move { s.version().to_string() }))
-            .route("/unregistered", get(|_: Section<Unregistered>| async { "unreachable" }))
+            .route(
+                "/section",
+                get(|g: Section<Greeting>| async move { g.message.clone() }),
+            )
+            .route(
+                "/pinned",
+                get(|Pinned(s): Pinned| async move { s.version().to_string() }),
+            )
+            .route(
+                "/unregistered",
+                get(|_: Section<Unregistered>| async { "unreachable" }),
+            )
     }
 
     #[tokio::test]
     async fn extractors_read_the_pinned_snapshot() {
         let app = routes().layer(crate::EaCLayer::new(accessor()));
-        assert_eq!(call(app.clone(), "/section").await, (StatusCode::OK, "hi".into()));
-        assert_eq!(call(app.clone(), "/pinned").await, (StatusCode::OK, "1".into()));
+        assert_eq!(
+            call(app.clone(), "/section").await,
+            (StatusCode::OK, "hi".into())
+        );
+        assert_eq!(
+            call(app.clone(), "/pinned").await,
+            (StatusCode::OK, "1".into())
+        );
         let (status, body) = call(app, "/unregistered").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(body.contains("is not registered"), "{body}");
@@ -195,6 +214,9 @@ mod tests {
     async fn without_the_layer_the_rejection_names_the_fix() {
         let (status, body) = call(routes(), "/section").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(body, "no snapshot pinned for this request: add `EaCLayer` to the router");
+        assert_eq!(
+            body,
+            "no snapshot pinned for this request: add `EaCLayer` to the router"
+        );
     }
 }

@@ -271,6 +271,9 @@ mod tests {
         let (_, records, _) = Store::open(dir.path(), 3).unwrap();
         assert_eq!(records, [record(18), record(19), record(20)]);
         let size = fs::metadata(dir.path().join(FILE_NAME)).unwrap().len() as usize;
-        assert!(size <= 3 * encode(&record(20)).unwrap().len() + 16, "{size}");
+        assert!(
+            size <= 3 * encode(&record(20)).unwrap().len() + 16,
+            "{size}"
+        );
     }
 }

@@ -58,8 +58,9 @@ pub const TOKEN_HEADER: &str = "x-eac-refresh-token";
 pub const TOKEN_ENV: &str = "EAC_REFRESH_ENDPOINT_TOKEN";
 
 /// What a refresh runs: given `force`, a future of the reload's result.
-pub type RefreshFn =
-    Arc<dyn Fn(bool) -> Pin<Box<dyn Future<Output = Result<Outcome, Errors>> + Send>> + Send + Sync>;
+pub type RefreshFn = Arc<
+    dyn Fn(bool) -> Pin<Box<dyn Future<Output = Result<Outcome, Errors>> + Send>> + Send + Sync,
+>;
 
 /// Settings of the admin service.
 #[derive(Clone)]

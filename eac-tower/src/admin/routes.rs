@@ -4,20 +4,20 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use eac_accessor::{Candidate, EaCAccessor, ErrorKind, Errors, Outcome};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{AdminState, TOKEN_HEADER, TOKEN_ENV};
+use super::{AdminState, TOKEN_ENV, TOKEN_HEADER};
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
@@ -32,7 +32,10 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
         ));
     };
     if !state.limit.try_acquire() {
-        return Err(error(StatusCode::TOO_MANY_REQUESTS, "too many admin requests: slow down"));
+        return Err(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many admin requests: slow down",
+        ));
     }
     let given = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
     match given {
@@ -46,11 +49,19 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
 
 /// Who asked, for the audit log: the peer address and an optional `x-eac-actor` name.
 fn who(peer: Option<Extension<ConnectInfo<SocketAddr>>>, headers: &HeaderMap) -> String {
-    let peer = peer.map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(a))| a.to_string());
+    let peer = peer.map_or_else(
+        || "unknown".to_owned(),
+        |Extension(ConnectInfo(a))| a.to_string(),
+    );
     let actor = headers
         .get("x-eac-actor")
         .and_then(|v| v.to_str().ok())
-        .map(|a| a.chars().filter(|c| !c.is_control()).take(64).collect::<String>());
+        .map(|a| {
+            a.chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect::<String>()
+        });
     match actor {
         Some(actor) => format!("{actor}@{peer}"),
         None => peer,
@@ -122,7 +133,13 @@ pub(super) async fn refresh(
     let result = (state.refresh)(force).await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let who = who(peer, &headers);
-    answer(&state.accessor, "refresh", &who, result, json!({ "force": force, "duration_ms": duration_ms }))
+    answer(
+        &state.accessor,
+        "refresh",
+        &who,
+        result,
+        json!({ "force": force, "duration_ms": duration_ms }),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,30 +157,54 @@ pub(super) async fn rollback(
         return response;
     }
     let Some(to) = query.to.as_deref().and_then(|t| t.parse::<u64>().ok()) else {
-        return error(StatusCode::BAD_REQUEST, "expected `?to=N` with a version number");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected `?to=N` with a version number",
+        );
     };
     let accessor = state.accessor.clone();
     let result = blocking(move || accessor.rollback_to(to)).await;
     let who = who(peer, &headers);
-    answer(&state.accessor, "rollback", &who, result, json!({ "from": to }))
+    answer(
+        &state.accessor,
+        "rollback",
+        &who,
+        result,
+        json!({ "from": to }),
+    )
 }
 
-pub(super) async fn preview(State(state): State<AdminState>, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn preview(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(response) = authorize(&state, &headers) {
         return response;
     }
     let overlay: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
-        Ok(_) => return error(StatusCode::BAD_REQUEST, "expected a JSON object: the overlay document"),
+        Ok(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected a JSON object: the overlay document",
+            );
+        }
         Err(e) => {
             let at = format!("line {} column {}", e.line(), e.column());
-            return error(StatusCode::BAD_REQUEST, format!("the body is not JSON (at {at})"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON (at {at})"),
+            );
         }
     };
     let accessor = state.accessor.clone();
     match tokio::task::spawn_blocking(move || accessor.preview(Candidate::Overlay(overlay))).await {
         Ok(preview) => Json(preview).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("the preview task failed: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the preview task failed: {e}"),
+        ),
     }
 }
 

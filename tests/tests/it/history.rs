@@ -3,16 +3,17 @@
 use std::sync::{Arc, Mutex};
 
 use eac_accessor::source::Dir;
-use eac_accessor::{
-    Candidate, ChangeKind, Class, EaCAccessor, ErrorKind, Event, Origin, Outcome,
-};
+use eac_accessor::{Candidate, ChangeKind, Class, EaCAccessor, ErrorKind, Event, Origin, Outcome};
 use eac_tests::{APP_TOML, ConfigDir, Features, Greeting, Limits, SECRET, Upstream, app_with};
 use serde_json::json;
 
 use crate::accessor_for;
 
 fn set_message(dir: &ConfigDir, text: &str) {
-    dir.write("app.toml", &app_with("message = \"hello\"", &format!("message = \"{text}\"")));
+    dir.write(
+        "app.toml",
+        &app_with("message = \"hello\"", &format!("message = \"{text}\"")),
+    );
 }
 
 #[test]
@@ -51,7 +52,9 @@ fn rollback_publishes_a_new_version_and_notifies_what_changed_back() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
     let _sub = accessor.on_change::<Greeting, _>(move |c| {
-        sink.lock().unwrap().push((c.version, c.new.message.clone()));
+        sink.lock()
+            .unwrap()
+            .push((c.version, c.new.message.clone()));
     });
     let mut events = accessor.events();
 
@@ -62,14 +65,25 @@ fn rollback_publishes_a_new_version_and_notifies_what_changed_back() {
     assert_eq!(snapshot.version(), 3, "a rollback is a new version");
     assert_eq!(snapshot.origin(), &Origin::Rollback { from: 1 });
     assert_eq!(changed, ["greeting"]);
-    assert_eq!(snapshot.hash(), accessor.history()[0].hash, "the content of version 1");
+    assert_eq!(
+        snapshot.hash(),
+        accessor.history()[0].hash,
+        "the content of version 1"
+    );
     assert_eq!(accessor.load().section::<Greeting>().message, "hello");
     assert_eq!(*seen.lock().unwrap(), [(3, "hello".to_owned())]);
     assert!(matches!(
         events.try_recv(),
-        Ok(Event::Published { version: 3, origin: Origin::Rollback { from: 1 }, .. })
+        Ok(Event::Published {
+            version: 3,
+            origin: Origin::Rollback { from: 1 },
+            ..
+        })
     ));
-    assert_eq!(accessor.history().last().unwrap().origin, Origin::Rollback { from: 1 });
+    assert_eq!(
+        accessor.history().last().unwrap().origin,
+        Origin::Rollback { from: 1 }
+    );
 }
 
 #[test]
@@ -93,7 +107,13 @@ fn rollback_reruns_readiness_hooks() {
     let accessor = EaCAccessor::builder()
         .section::<Greeting>()
         .source(Dir::new(dir.path()))
-        .readiness("gate", move |_| if *flag.lock().unwrap() { Err("closed".into()) } else { Ok(()) })
+        .readiness("gate", move |_| {
+            if *flag.lock().unwrap() {
+                Err("closed".into())
+            } else {
+                Ok(())
+            }
+        })
         .build()
         .unwrap();
     set_message(&dir, "two");
@@ -123,12 +143,19 @@ fn a_diff_classifies_every_change_kind() {
         .iter()
         .map(|c| (c.key.clone(), c.kind, c.class))
         .collect();
-    assert!(classes.contains(&("limits.max_body_bytes".into(), ChangeKind::TypeChanged, Class::Breaking)));
+    assert!(classes.contains(&(
+        "limits.max_body_bytes".into(),
+        ChangeKind::TypeChanged,
+        Class::Breaking
+    )));
     assert!(classes.contains(&("greeting.message".into(), ChangeKind::Changed, Class::Safe)));
     assert!(classes.contains(&("features.extra".into(), ChangeKind::Added, Class::Warning)));
     assert_eq!(preview.diff.worst(), Some(Class::Breaking));
     let json = serde_json::to_string(&preview).unwrap();
-    assert!(!json.contains("n3w-s3cr3t-value-123") && !json.contains(SECRET), "{json}");
+    assert!(
+        !json.contains("n3w-s3cr3t-value-123") && !json.contains(SECRET),
+        "{json}"
+    );
     insta::assert_json_snapshot!("preview_every_kind", preview);
     insta::assert_snapshot!("diff_text_every_kind", preview.diff.to_string());
 }
@@ -146,17 +173,36 @@ fn removals_are_classified_by_whether_the_schema_needs_the_key() {
             .replacen("request_timeout_ms = 5000\n", "", 1),
     );
     let preview = accessor.preview(Candidate::Sources);
-    let by_key = |k: &str| preview.diff.changes.iter().find(|c| c.key == k).cloned().unwrap();
+    let by_key = |k: &str| {
+        preview
+            .diff
+            .changes
+            .iter()
+            .find(|c| c.key == k)
+            .cloned()
+            .unwrap()
+    };
     assert_eq!(by_key("features.shout").class, Class::Warning);
     assert_eq!(by_key("limits.request_timeout_ms").class, Class::Breaking);
-    assert_eq!(by_key("limits.request_timeout_ms").reason, "required key removed");
+    assert_eq!(
+        by_key("limits.request_timeout_ms").reason,
+        "required key removed"
+    );
 
     // A whole section removed is breaking.
     let without_features = APP_TOML.replacen("[features]\nshout = false\n", "", 1);
     dir.write("app.toml", &without_features);
     let preview = accessor.preview(Candidate::Sources);
-    let change = preview.diff.changes.iter().find(|c| c.key == "features").unwrap();
-    assert_eq!((change.kind, change.class), (ChangeKind::Removed, Class::Breaking));
+    let change = preview
+        .diff
+        .changes
+        .iter()
+        .find(|c| c.key == "features")
+        .unwrap();
+    assert_eq!(
+        (change.kind, change.class),
+        (ChangeKind::Removed, Class::Breaking)
+    );
     assert_eq!(change.reason, "section removed");
 }
 
@@ -166,7 +212,9 @@ fn preview_leaves_the_version_and_subscribers_untouched() {
     let accessor = accessor_for(&dir).unwrap();
     let mut watch = accessor.subscribe::<Greeting>();
     let mut events = accessor.events();
-    let preview = accessor.preview(Candidate::Overlay(json!({"greeting": {"message": "preview"}})));
+    let preview = accessor.preview(Candidate::Overlay(
+        json!({"greeting": {"message": "preview"}}),
+    ));
     assert!(preview.would_publish);
     assert!(preview.errors.is_empty());
     assert_eq!(preview.diff.changes.len(), 1);
@@ -185,16 +233,28 @@ fn preview_leaves_the_version_and_subscribers_untouched() {
 fn diff_between_kept_versions_redacts_secrets() {
     let dir = ConfigDir::with_app();
     let accessor = accessor_for(&dir).unwrap();
-    dir.write("app.toml", &app_with(&format!("api_key = \"{SECRET}\""), "api_key = \"another-secret-42\""));
+    dir.write(
+        "app.toml",
+        &app_with(
+            &format!("api_key = \"{SECRET}\""),
+            "api_key = \"another-secret-42\"",
+        ),
+    );
     accessor.reload(Origin::Refresh).unwrap();
     let diff = accessor.diff_versions(1, 2).unwrap();
     assert_eq!(diff.changes.len(), 1);
     assert_eq!(diff.changes[0].key, "upstream.api_key");
     assert_eq!(diff.changes[0].old, Some(json!("[redacted]")));
     let text = diff.to_string();
-    assert!(!text.contains(SECRET) && !text.contains("another-secret-42"), "{text}");
+    assert!(
+        !text.contains(SECRET) && !text.contains("another-secret-42"),
+        "{text}"
+    );
     insta::assert_snapshot!(text, @r#"~ upstream.api_key: "[redacted]" → "[redacted]"  [safe: value changed]"#);
-    assert_eq!(accessor.diff_versions(1, 9).unwrap_err().as_slice()[0].kind(), ErrorKind::NotFound);
+    assert_eq!(
+        accessor.diff_versions(1, 9).unwrap_err().as_slice()[0].kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
@@ -222,7 +282,14 @@ fn durable_history_survives_a_restart_and_versions_keep_counting() {
     // Restart on the same content: same version, history read back.
     let accessor = build().build().unwrap();
     assert_eq!(accessor.load().version(), 3);
-    assert_eq!(accessor.history().iter().map(|e| e.version).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        accessor
+            .history()
+            .iter()
+            .map(|e| e.version)
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
     // Rollback reaches a version from before the restart.
     let outcome = accessor.rollback_to(1).unwrap();
     assert_eq!(outcome.version(), 4);
@@ -235,7 +302,10 @@ fn durable_history_survives_a_restart_and_versions_keep_counting() {
     assert_eq!(accessor.load().version(), 4);
     assert_eq!(accessor.load().section::<Greeting>().message, "hello");
     let status = accessor.status();
-    assert_eq!(status.last_rejection.unwrap().errors[0].kind(), ErrorKind::Parse);
+    assert_eq!(
+        status.last_rejection.unwrap().errors[0].kind(),
+        ErrorKind::Parse
+    );
     // Without the opt-in, a broken start fails.
     assert!(build().fallback_to_last_good(false).build().is_err());
 }

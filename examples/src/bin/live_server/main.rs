@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use eac_accessor::EaCAccessor;
 use eac_accessor::source::{Dir, Env};
-use eac_tower::{EaCLayer, LiveBodyLimitLayer, LiveTimeoutLayer, PinnedSnapshot};
+use eac_tower::admin::{self, AdminConfig};
+use eac_tower::{EaCLayer, LiveBodyLimitLayer, LiveTimeoutLayer, Pinned, Section};
 use serde_json::{Value, json};
 use tower::ServiceBuilder;
 
@@ -85,9 +86,11 @@ fn app(accessor: EaCAccessor) -> Router {
     });
     let body_limit =
         LiveBodyLimitLayer::new(accessor.clone(), |s| s.section::<Limits>().max_body_bytes);
+    let admin = admin::router(accessor.clone(), AdminConfig::from_env());
     Router::new()
         .route("/", get(root))
         .route("/pinned", get(pinned_route))
+        .nest(admin::DEFAULT_PREFIX, admin)
         .layer(DefaultBodyLimit::disable())
         .layer(
             ServiceBuilder::new()
@@ -98,7 +101,7 @@ fn app(accessor: EaCAccessor) -> Router {
 }
 
 /// `GET /`: the message (upper-cased when `features.shout`) and the version.
-async fn root(Extension(PinnedSnapshot(snapshot)): Extension<PinnedSnapshot>) -> Json<Value> {
+async fn root(Pinned(snapshot): Pinned) -> Json<Value> {
     let message = &snapshot.section::<Greeting>().message;
     let message = if snapshot.section::<Features>().shout {
         message.to_uppercase()
@@ -109,17 +112,14 @@ async fn root(Extension(PinnedSnapshot(snapshot)): Extension<PinnedSnapshot>) ->
 }
 
 /// `GET /pinned`: two sections read a few milliseconds apart, from the one pinned snapshot.
-async fn pinned_route(
-    Extension(PinnedSnapshot(snapshot)): Extension<PinnedSnapshot>,
-) -> Json<Value> {
-    let message = snapshot.section::<Greeting>().message.clone();
+async fn pinned_route(greeting: Section<Greeting>, limits: Section<Limits>) -> Json<Value> {
+    let message = greeting.message.clone();
     // Time for a publish to land mid-request; the pinned snapshot does not change.
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let max_body_bytes = snapshot.section::<Limits>().max_body_bytes;
     Json(json!({
-        "version": snapshot.version(),
+        "version": greeting.snapshot().version(),
         "message": message,
-        "max_body_bytes": max_body_bytes,
+        "max_body_bytes": limits.max_body_bytes,
     }))
 }
 
@@ -174,7 +174,8 @@ async fn main() -> std::process::ExitCode {
     let address = listener.local_addr().map_or(options.listen, |a| a);
     tracing::info!(%address, config_dir = %options.config_dir.display(), "live_server listening");
     println!("live_server listening on http://{address}");
-    if let Err(e) = axum::serve(listener, app(accessor))
+    let service = app(accessor).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await
     {
