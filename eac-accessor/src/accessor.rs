@@ -99,7 +99,17 @@ impl EaCAccessor {
     /// case the current snapshot stays. Concurrent calls run one after the other. Blocks
     /// on file reads: from async code, call it in `spawn_blocking`.
     pub fn reload(&self, origin: Origin) -> Result<Outcome, Errors> {
-        self.inner.reload(origin)
+        self.inner.reload(origin, &|| true)
+    }
+
+    /// [`reload`](EaCAccessor::reload), asking `commit` right before the store whether
+    /// the caller still wants the result (a coordinator whose build timeout expired says no).
+    pub(crate) fn reload_if(
+        &self,
+        origin: Origin,
+        commit: &dyn Fn() -> bool,
+    ) -> Result<Outcome, Errors> {
+        self.inner.reload(origin, commit)
     }
 
     /// Republishes the document of kept version `version` as a new version (origin
@@ -116,6 +126,31 @@ impl EaCAccessor {
     /// after a failed health check, say).
     pub fn rollback_with_origin(&self, version: u64, origin: Origin) -> Result<Outcome, Errors> {
         self.inner.rollback_to(version, origin)
+    }
+
+    /// Records a failure that happened after a publish (a failed health check): kept in
+    /// the rejections and the status, and sent as an [`Event::Rejected`].
+    pub(crate) fn note_failure(&self, origin: Origin, errors: &Errors) {
+        let version = self.inner.current.load().version();
+        tracing::warn!(version, %origin, %errors, "post-publish check failed");
+        lock_status(&self.inner.status).last_rejection = Some(ReloadReport {
+            at: SystemTime::now(),
+            origin: origin.clone(),
+            outcome: "rejected",
+            version,
+            duration: Duration::ZERO,
+            errors: errors.as_slice().to_vec(),
+        });
+        self.inner
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_rejection(&origin, version, errors);
+        let _ = self.inner.events.send(Event::Rejected {
+            version,
+            origin,
+            errors: errors.clone(),
+        });
     }
 
     /// A dry run: validates `candidate` and diffs it against the current snapshot,
@@ -538,6 +573,10 @@ impl Status {
         }
         self.last_reload = Some(report);
     }
+}
+
+fn lock_status(m: &Mutex<Status>) -> std::sync::MutexGuard<'_, Status> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub(crate) fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {

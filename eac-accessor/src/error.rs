@@ -61,6 +61,10 @@ pub enum ErrorKind {
     Timeout,
     /// A requested version is not available (rollback to a version no longer kept, …).
     NotFound,
+    /// A reload was refused for now: a cooldown or a backoff after failures is running.
+    Throttled,
+    /// A post-publish health check failed; the previous version was republished.
+    HealthCheck,
 }
 
 impl ErrorKind {
@@ -77,6 +81,8 @@ impl ErrorKind {
             ErrorKind::Veto => "veto",
             ErrorKind::Timeout => "timeout",
             ErrorKind::NotFound => "not_found",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::HealthCheck => "health_check",
         }
     }
 }

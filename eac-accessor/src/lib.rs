@@ -41,6 +41,8 @@
 //! - [`Error`] / [`Errors`]: what went wrong, for which key, in which source.
 //! - [`history`], [`EaCAccessor::rollback_to`], [`EaCAccessor::preview`], [`diff`]: what
 //!   each version was, going back, and seeing a change before it lands.
+//! - [`reload`]: the reload coordinator (single flight, cooldown, backoff, timeout,
+//!   health checks with auto-rollback) and file watching.
 //! - [`SectionWatch`], [`EaCAccessor::on_change`], [`EaCAccessor::events`]: being told.
 //! - [`metrics`](crate::docs::metrics): the names of the counters and gauges.
 //! - [`docs`]: the pipeline and its guarantees in prose.
@@ -53,6 +55,7 @@ mod hash;
 pub mod history;
 mod metrics;
 mod publish;
+pub mod reload;
 mod section;
 mod snapshot;
 pub mod source;

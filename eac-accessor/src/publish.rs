@@ -173,11 +173,18 @@ pub(crate) fn into_errors(errors: Vec<Error>) -> Errors {
 
 impl Inner {
     /// Reads the sources and publishes what they say, if it is new and valid.
-    pub(crate) fn reload(&self, origin: Origin) -> Result<Outcome, Errors> {
+    ///
+    /// `commit` is asked, under the writer lock, right before the store; when it says no
+    /// (the caller gave up waiting), the candidate is rejected as timed out instead.
+    pub(crate) fn reload(
+        &self,
+        origin: Origin,
+        commit: &dyn Fn() -> bool,
+    ) -> Result<Outcome, Errors> {
         // One writer at a time keeps versions consecutive; readers never take this lock.
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
-        let result = self.publish_merged(source::load_all(&self.sources), origin.clone());
+        let result = self.publish_merged(source::load_all(&self.sources), origin.clone(), commit);
         self.record(&origin, &result, started);
         result
     }
@@ -186,6 +193,7 @@ impl Inner {
         &self,
         merged: Result<Merged, Vec<Error>>,
         origin: Origin,
+        commit: &dyn Fn() -> bool,
     ) -> Result<Outcome, Errors> {
         let merged = merged.map_err(into_errors)?;
         let current = self.current.load_full();
@@ -202,6 +210,13 @@ impl Inner {
             origin,
         )?;
         check_hooks(&self.hooks, &candidate)?;
+        if !commit() {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                "the reload took longer than the build timeout; nothing was published",
+            )
+            .into());
+        }
         let snapshot = Arc::new(candidate);
         self.current.store(Arc::clone(&snapshot));
 
@@ -251,7 +266,7 @@ impl Inner {
             let layer = Layer::from_serialize(name, &*document).map_err(|e| vec![e])?;
             source::merge(vec![layer])
         });
-        let result = self.publish_merged(merged, origin.clone());
+        let result = self.publish_merged(merged, origin.clone(), &|| true);
         self.record(&origin, &result, started);
         result
     }

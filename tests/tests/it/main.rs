@@ -5,9 +5,11 @@ mod history;
 mod metrics;
 mod publish;
 mod reject;
+mod reload;
 mod secrets;
 mod sources;
 mod subscribe;
+mod watch;
 
 use eac_accessor::{EaCAccessor, Errors, source::Dir};
 use eac_tests::{ConfigDir, Features, Greeting, Limits, Upstream};

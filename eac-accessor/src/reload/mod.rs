@@ -1,0 +1,454 @@
+//! Reload coordination: one place that turns triggers into publishes.
+//!
+//! A [`ReloadCoordinator`] runs the accessor's pipeline for every trigger — a manual
+//! [`refresh`](ReloadCoordinator::refresh), a [`FileWatcher`], a poller — with:
+//!
+//! - **single flight**: concurrent triggers join the run under way and all get its result;
+//! - a **cooldown** after each publish, during which a refresh that is not forced is
+//!   refused ([`ErrorKind::Throttled`]) and a file change waits;
+//! - **exponential backoff with full jitter** after rejected runs (base, doubled per
+//!   failure up to a ceiling, then a random wait in `[0, that]`);
+//! - a **build timeout**: a run still reading its sources when it expires publishes
+//!   nothing and reports [`ErrorKind::Timeout`];
+//! - **health checks** after each publish: when one fails within the window, the
+//!   previous version is republished (origin `auto-rollback`) and the refresh reports why.
+//!
+//! Every task it starts ([`FileWatcher`]s) stops on [`shutdown`](ReloadCoordinator::shutdown).
+//!
+//! ```no_run
+//! use eac_accessor::{EaCAccessor, Origin, source::Dir};
+//! use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let accessor = EaCAccessor::builder().source(Dir::new("/etc/app")).build()?;
+//! let reloads = ReloadCoordinator::new(accessor, ReloadConfig::from_env()?);
+//! let _watcher = reloads.watch_dir("/etc/app")?;   // live within a second of a save
+//! let outcome = reloads.refresh(Origin::Refresh, false).await?; // or on demand
+//! reloads.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod watch;
+
+pub use watch::{FileWatcher, WatchStatus};
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::Shared;
+use tokio::time::Instant;
+
+use crate::accessor::EaCAccessor;
+use crate::error::{Error, ErrorKind, Errors};
+use crate::publish::Outcome;
+use crate::snapshot::{Origin, Snapshot};
+
+/// Timings of a [`ReloadCoordinator`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReloadConfig {
+    /// The least time between two publishes unless forced (default 250 ms).
+    pub cooldown: Duration,
+    /// The first backoff after a rejected run, doubled per further failure (default 100 ms).
+    pub backoff: Duration,
+    /// The longest backoff (default 5 s).
+    pub backoff_max: Duration,
+    /// How long a run may take before it is abandoned (default 10 s).
+    pub build_timeout: Duration,
+    /// How long file events must be quiet before a reload (default 100 ms).
+    pub debounce: Duration,
+    /// How long health checks may take after a publish (default 5 s).
+    pub health_window: Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            cooldown: Duration::from_millis(250),
+            backoff: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            build_timeout: Duration::from_secs(10),
+            debounce: Duration::from_millis(100),
+            health_window: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ReloadConfig {
+    /// The defaults, overridden by `EAC_REFRESH_COOLDOWN_MS`, `EAC_REFRESH_BACKOFF_MS`,
+    /// `EAC_REFRESH_BUILD_TIMEOUT_MS` and `EAC_WATCH_DEBOUNCE_MS` (whole milliseconds).
+    ///
+    /// A variable that is set but not a whole number is an error naming it.
+    pub fn from_env() -> Result<ReloadConfig, Error> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](ReloadConfig::from_env), reading variables through `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<ReloadConfig, Error> {
+        let mut config = ReloadConfig::default();
+        let mut errors = Vec::new();
+        for (name, slot) in [
+            ("EAC_REFRESH_COOLDOWN_MS", &mut config.cooldown),
+            ("EAC_REFRESH_BACKOFF_MS", &mut config.backoff),
+            ("EAC_REFRESH_BUILD_TIMEOUT_MS", &mut config.build_timeout),
+            ("EAC_WATCH_DEBOUNCE_MS", &mut config.debounce),
+        ] {
+            if let Some(value) = var(name) {
+                match value.trim().parse::<u64>() {
+                    Ok(ms) => *slot = Duration::from_millis(ms),
+                    Err(_) => errors.push(name),
+                }
+            }
+        }
+        match errors.first() {
+            None => Ok(config),
+            Some(name) => Err(Error::new(
+                ErrorKind::Parse,
+                "expected a whole number of milliseconds",
+            )
+            .with_source(crate::SourceName::EnvVar((*name).to_owned()))),
+        }
+    }
+}
+
+type RunFuture = Shared<Pin<Box<dyn Future<Output = Result<Outcome, Errors>> + Send>>>;
+type HealthCheck = Arc<
+    dyn Fn(Arc<Snapshot>) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync,
+>;
+
+/// Turns triggers into publishes, one run at a time; see the [module docs](self).
+#[derive(Clone)]
+pub struct ReloadCoordinator {
+    inner: Arc<Coordinator>,
+}
+
+struct Coordinator {
+    accessor: EaCAccessor,
+    config: ReloadConfig,
+    inflight: Mutex<Option<(u64, RunFuture)>>,
+    generation: AtomicU64,
+    runs: AtomicU64,
+    throttle: Mutex<Throttle>,
+    checks: Mutex<Vec<(String, HealthCheck)>>,
+    tasks: Mutex<Vec<watch::Stopper>>,
+}
+
+#[derive(Debug, Default)]
+struct Throttle {
+    last_publish: Option<Instant>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    seed: u64,
+}
+
+impl Throttle {
+    /// How long a run that is not forced must still wait.
+    fn wait(&self, config: &ReloadConfig, now: Instant) -> Option<(Duration, &'static str)> {
+        if let Some(at) = self.retry_at.filter(|at| *at > now) {
+            return Some((at - now, "backing off after failed reloads"));
+        }
+        let until = self.last_publish? + config.cooldown;
+        (until > now).then(|| (until - now, "cooling down after the last publish"))
+    }
+
+    fn record(&mut self, config: &ReloadConfig, result: &Result<Outcome, Errors>, now: Instant) {
+        match result {
+            Ok(outcome) => {
+                if outcome.is_published() {
+                    self.last_publish = Some(now);
+                }
+                self.failures = 0;
+                self.retry_at = None;
+            }
+            Err(errors) if errors.has(ErrorKind::Throttled) => {}
+            Err(_) => {
+                self.failures = self.failures.saturating_add(1);
+                let ceiling = config
+                    .backoff
+                    .saturating_mul(1 << self.failures.saturating_sub(1).min(20))
+                    .min(config.backoff_max);
+                // Full jitter: a uniform wait in [0, ceiling].
+                let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+                let wait = if nanos == 0 {
+                    0
+                } else {
+                    self.next_random() % (nanos + 1)
+                };
+                self.retry_at = Some(now + Duration::from_nanos(wait));
+            }
+        }
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // splitmix64, seeded from the clock: jitter only needs to differ between processes.
+        if self.seed == 0 {
+            self.seed = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
+                | 1;
+        }
+        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+impl ReloadCoordinator {
+    /// A coordinator for `accessor` with `config`'s timings.
+    pub fn new(accessor: EaCAccessor, config: ReloadConfig) -> ReloadCoordinator {
+        ReloadCoordinator {
+            inner: Arc::new(Coordinator {
+                accessor,
+                config,
+                inflight: Mutex::new(None),
+                generation: AtomicU64::new(0),
+                runs: AtomicU64::new(0),
+                throttle: Mutex::new(Throttle::default()),
+                checks: Mutex::new(Vec::new()),
+                tasks: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// Adds a health check, run against each newly published snapshot; when any fails
+    /// (or takes longer than the health window), the previous version is republished.
+    pub fn health_check<F, Fut>(&self, name: impl Into<String>, check: F) -> &Self
+    where
+        F: Fn(Arc<Snapshot>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let check: HealthCheck = Arc::new(move |s| Box::pin(check(s)));
+        lock(&self.inner.checks).push((name.into(), check));
+        self
+    }
+
+    /// The accessor this coordinator publishes to.
+    pub fn accessor(&self) -> &EaCAccessor {
+        &self.inner.accessor
+    }
+
+    /// The timings in force.
+    pub fn config(&self) -> &ReloadConfig {
+        &self.inner.config
+    }
+
+    /// How many pipeline runs this coordinator has started (joined triggers count once).
+    pub fn runs(&self) -> u64 {
+        self.inner.runs.load(Ordering::Relaxed)
+    }
+
+    /// Reloads now, or joins the run under way. `force` skips the cooldown and backoff.
+    ///
+    /// Returns the run's outcome; [`ErrorKind::Throttled`] when not forced during a
+    /// cooldown or backoff; [`ErrorKind::Timeout`] past the build timeout;
+    /// [`ErrorKind::HealthCheck`] when a health check failed and the previous version
+    /// was put back.
+    pub async fn refresh(&self, origin: Origin, force: bool) -> Result<Outcome, Errors> {
+        let run = {
+            let mut inflight = lock(&self.inner.inflight);
+            match &*inflight {
+                Some((_, run)) => run.clone(),
+                None => {
+                    let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                    let inner = Arc::clone(&self.inner);
+                    let run: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
+                        let result = inner.run(origin, force).await;
+                        let mut inflight = lock(&inner.inflight);
+                        if inflight.as_ref().is_some_and(|(g, _)| *g == generation) {
+                            *inflight = None;
+                        }
+                        result
+                    });
+                    let run = run.shared();
+                    *inflight = Some((generation, run.clone()));
+                    run
+                }
+            }
+        };
+        run.await
+    }
+
+    /// How long a refresh that is not forced would have to wait now, if at all.
+    pub fn throttled_for(&self) -> Option<Duration> {
+        lock(&self.inner.throttle)
+            .wait(&self.inner.config, Instant::now())
+            .map(|(d, _)| d)
+    }
+
+    /// Watches a configuration folder and reloads after each change, debounced; see
+    /// [`FileWatcher`]. Needs a Tokio runtime.
+    pub fn watch_dir(&self, dir: impl AsRef<Path>) -> Result<FileWatcher, Error> {
+        let (watcher, stopper) = watch::start(self.clone(), dir.as_ref())?;
+        lock(&self.inner.tasks).push(stopper);
+        Ok(watcher)
+    }
+
+    /// Stops every task this coordinator started and waits for them to end.
+    pub async fn shutdown(&self) {
+        let tasks: Vec<_> = lock(&self.inner.tasks).drain(..).collect();
+        for task in tasks {
+            task.stop().await;
+        }
+    }
+
+    /// A refresh for a file change: waits out a cooldown or backoff instead of failing.
+    pub(crate) async fn refresh_when_allowed(&self, origin: Origin) -> Result<Outcome, Errors> {
+        loop {
+            match self.throttled_for() {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => {
+                    let result = self.refresh(origin.clone(), false).await;
+                    match &result {
+                        Err(errors) if errors.has(ErrorKind::Throttled) => continue,
+                        _ => return result,
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Coordinator {
+    async fn run(&self, origin: Origin, force: bool) -> Result<Outcome, Errors> {
+        if !force {
+            let wait = lock(&self.throttle).wait(&self.config, Instant::now());
+            if let Some((wait, why)) = wait {
+                return Err(Error::new(
+                    ErrorKind::Throttled,
+                    format!(
+                        "{why}: next reload allowed in {} ms (or force it)",
+                        wait.as_millis().max(1)
+                    ),
+                )
+                .into());
+            }
+        }
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let previous = self.accessor.load().version();
+        let result = self.build(origin).await;
+        lock(&self.throttle).record(&self.config, &result, Instant::now());
+        match result {
+            Ok(Outcome::Published { snapshot, changed }) => {
+                match self.check_health(&snapshot).await {
+                    Ok(()) => Ok(Outcome::Published { snapshot, changed }),
+                    Err(why) => Err(self.auto_rollback(previous, snapshot.version(), why).await),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Runs the pipeline on a blocking thread, within the build timeout.
+    async fn build(&self, origin: Origin) -> Result<Outcome, Errors> {
+        // Decided under the writer lock: either the run commits, or it is abandoned.
+        let decision = Arc::new(Mutex::new(Decision::Open));
+        let accessor = self.accessor.clone();
+        let commit = Arc::clone(&decision);
+        let mut task = tokio::task::spawn_blocking(move || {
+            accessor.reload_if(origin, &|| {
+                let mut d = lock(&commit);
+                if *d == Decision::Abandoned {
+                    false
+                } else {
+                    *d = Decision::Committed;
+                    true
+                }
+            })
+        });
+        let joined = match tokio::time::timeout(self.config.build_timeout, &mut task).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                let committed = {
+                    let mut d = lock(&decision);
+                    if *d == Decision::Open {
+                        *d = Decision::Abandoned;
+                    }
+                    *d == Decision::Committed
+                };
+                if !committed {
+                    tracing::warn!(timeout = ?self.config.build_timeout, "reload abandoned: over the build timeout");
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "the reload took longer than the build timeout of {} ms; nothing was published",
+                            self.config.build_timeout.as_millis()
+                        ),
+                    )
+                    .into());
+                }
+                // Too late to abandon: it has been stored, so report what it did.
+                task.await
+            }
+        };
+        joined.unwrap_or_else(|e| {
+            Err(Error::new(ErrorKind::Io, format!("the reload task failed: {e}")).into())
+        })
+    }
+
+    async fn check_health(&self, snapshot: &Arc<Snapshot>) -> Result<(), String> {
+        let checks: Vec<_> = lock(&self.checks).clone();
+        for (name, check) in checks {
+            match tokio::time::timeout(self.config.health_window, check(Arc::clone(snapshot))).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => return Err(format!("health check `{name}` failed: {why}")),
+                Err(_) => {
+                    return Err(format!(
+                        "health check `{name}` did not pass within {} ms",
+                        self.config.health_window.as_millis()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn auto_rollback(&self, previous: u64, failed: u64, why: String) -> Errors {
+        let accessor = self.accessor.clone();
+        let rolled = tokio::task::spawn_blocking(move || {
+            accessor.rollback_with_origin(previous, Origin::AutoRollback { from: previous })
+        })
+        .await;
+        let message = match &rolled {
+            Ok(Ok(outcome)) => format!(
+                "{why}; version {failed} was rolled back: version {} republishes version {previous}",
+                outcome.version()
+            ),
+            Ok(Err(errors)) => {
+                format!("{why}; rolling back to version {previous} failed too: {errors}")
+            }
+            Err(e) => format!("{why}; the rollback task failed: {e}"),
+        };
+        let errors: Errors = Error::new(ErrorKind::HealthCheck, message).into();
+        self.accessor
+            .note_failure(Origin::AutoRollback { from: previous }, &errors);
+        errors
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Open,
+    Committed,
+    Abandoned,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl std::fmt::Debug for ReloadCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadCoordinator")
+            .field("config", &self.inner.config)
+            .field("runs", &self.runs())
+            .finish_non_exhaustive()
+    }
+}

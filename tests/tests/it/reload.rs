@@ -1,0 +1,263 @@
+//! The reload coordinator: single flight, cooldown, backoff, timeout, auto-rollback.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
+use eac_accessor::source::{Format, Layer, Memory, Source};
+use eac_accessor::{EaCAccessor, Error, ErrorKind, Event, Origin, SourceName};
+use eac_tests::{Features, Greeting};
+
+fn doc(message: &str, shout: bool) -> String {
+    format!("[greeting]\nmessage = \"{message}\"\n[features]\nshout = {shout}\n")
+}
+
+fn config() -> ReloadConfig {
+    let mut config = ReloadConfig::default();
+    config.cooldown = Duration::ZERO;
+    config.backoff = Duration::from_millis(200);
+    config.backoff_max = Duration::from_secs(2);
+    config
+}
+
+fn setup(config: ReloadConfig) -> (ReloadCoordinator, Memory) {
+    let source = Memory::new("app", Format::Toml, doc("one", false));
+    let accessor = EaCAccessor::builder()
+        .section::<Greeting>()
+        .section::<Features>()
+        .source(source.clone())
+        .build()
+        .unwrap();
+    (ReloadCoordinator::new(accessor, config), source)
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_refreshes_make_one_run_and_share_its_result() {
+    let (reloads, source) = setup(config());
+    source.set(doc("two", false));
+    let calls = (0..100).map(|_| reloads.refresh(Origin::Refresh, false));
+    let results = futures_util::future::join_all(calls).await;
+    assert_eq!(reloads.runs(), 1);
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Ok(o) if o.is_published() && o.version() == 2))
+    );
+    assert_eq!(reloads.accessor().load().version(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cooldown_refuses_unforced_refreshes_until_it_passes() {
+    let mut config = config();
+    config.cooldown = Duration::from_secs(30);
+    let (reloads, source) = setup(config);
+    source.set(doc("two", false));
+    assert_eq!(
+        reloads
+            .refresh(Origin::Refresh, false)
+            .await
+            .unwrap()
+            .version(),
+        2
+    );
+
+    source.set(doc("three", false));
+    let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
+    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Throttled);
+    assert!(errors.to_string().contains("cooling down"), "{errors}");
+    assert_eq!(reloads.accessor().load().version(), 2);
+
+    // Forced: goes through at once.
+    assert_eq!(
+        reloads
+            .refresh(Origin::Refresh, true)
+            .await
+            .unwrap()
+            .version(),
+        3
+    );
+
+    source.set(doc("four", false));
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert_eq!(
+        reloads
+            .refresh(Origin::Refresh, false)
+            .await
+            .unwrap()
+            .version(),
+        4
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_back_off_exponentially_with_jitter_and_a_success_resets() {
+    let (reloads, source) = setup(config());
+    source.set(doc("", false)); // rejected: empty message
+    let mut ceiling = Duration::from_millis(200);
+    for failure in 1..=5 {
+        let errors = reloads.refresh(Origin::Refresh, true).await.unwrap_err();
+        assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Schema);
+        let wait = reloads.throttled_for().unwrap_or_default();
+        assert!(
+            wait <= ceiling,
+            "failure {failure}: waited {wait:?} > {ceiling:?}"
+        );
+        if wait > Duration::ZERO {
+            let refused = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
+            assert_eq!(refused.as_slice()[0].kind(), ErrorKind::Throttled);
+            assert!(refused.to_string().contains("backing off"), "{refused}");
+        }
+        ceiling = (ceiling * 2).min(Duration::from_secs(2));
+    }
+    assert_eq!(
+        reloads.runs(),
+        5,
+        "throttled refreshes never ran the pipeline"
+    );
+
+    tokio::time::advance(Duration::from_secs(2)).await;
+    source.set(doc("fixed", false));
+    assert_eq!(
+        reloads
+            .refresh(Origin::Refresh, false)
+            .await
+            .unwrap()
+            .version(),
+        2
+    );
+    assert_eq!(
+        reloads.throttled_for(),
+        None,
+        "a success clears the backoff"
+    );
+}
+
+/// A source that blocks each load until the test opens the gate.
+#[derive(Debug, Clone)]
+struct Gated {
+    inner: Memory,
+    gate: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Source for Gated {
+    fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
+        let (open, cv) = &*self.gate;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = cv.wait(open).unwrap();
+        }
+        self.inner.load()
+    }
+}
+
+#[tokio::test]
+async fn a_run_over_the_build_timeout_publishes_nothing_even_when_it_finishes_later() {
+    let inner = Memory::new("app", Format::Toml, doc("one", false));
+    let gate = Arc::new((Mutex::new(true), Condvar::new()));
+    let accessor = EaCAccessor::builder()
+        .section::<Greeting>()
+        .section::<Features>()
+        .source(Gated {
+            inner: inner.clone(),
+            gate: Arc::clone(&gate),
+        })
+        .build()
+        .unwrap();
+    let mut config = config();
+    config.build_timeout = Duration::from_millis(50);
+    let reloads = ReloadCoordinator::new(accessor.clone(), config);
+    let mut events = accessor.events();
+
+    *gate.0.lock().unwrap() = false;
+    inner.set(doc("late", false));
+    let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
+    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
+
+    // Let the abandoned run finish: it must not publish.
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let Event::Rejected { errors, .. } = event else {
+        panic!("expected a rejection, got {event:?}")
+    };
+    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
+    assert_eq!(accessor.load().version(), 1);
+    assert_eq!(accessor.load().section::<Greeting>().message, "one");
+}
+
+#[tokio::test]
+async fn a_failing_health_check_rolls_back_automatically() {
+    let (reloads, source) = setup(config());
+    let accessor = reloads.accessor().clone();
+    reloads.health_check("no-shouting", |snapshot| async move {
+        if snapshot.section::<Features>().shout {
+            Err("shouting breaks the downstream parser".to_owned())
+        } else {
+            Ok(())
+        }
+    });
+    let mut events = accessor.events();
+
+    source.set(doc("two", true));
+    let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
+    let e = &errors.as_slice()[0];
+    assert_eq!(e.kind(), ErrorKind::HealthCheck);
+    assert_eq!(
+        e.message(),
+        "health check `no-shouting` failed: shouting breaks the downstream parser; \
+         version 2 was rolled back: version 3 republishes version 1"
+    );
+    let now = accessor.load_full();
+    assert_eq!(now.version(), 3);
+    assert_eq!(now.origin(), &Origin::AutoRollback { from: 1 });
+    assert!(!now.section::<Features>().shout);
+    assert_eq!(now.section::<Greeting>().message, "one");
+
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(match event {
+            Event::Published {
+                version, origin, ..
+            } => format!("published v{version} ({origin})"),
+            Event::Rejected { errors, .. } => format!("rejected: {}", errors.as_slice()[0].kind()),
+            other => format!("{other:?}"),
+        });
+    }
+    assert_eq!(
+        seen,
+        [
+            "published v2 (refresh)",
+            "published v3 (auto-rollback from 1)",
+            "rejected: health_check"
+        ]
+    );
+    let status = accessor.status();
+    assert_eq!(
+        status.last_rejection.unwrap().errors[0].kind(),
+        ErrorKind::HealthCheck
+    );
+}
+
+#[test]
+fn env_toggles_are_read_and_bad_values_name_the_variable() {
+    let config = ReloadConfig::from_vars(|name| match name {
+        "EAC_REFRESH_COOLDOWN_MS" => Some("1500".into()),
+        "EAC_WATCH_DEBOUNCE_MS" => Some("20".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(config.cooldown, Duration::from_millis(1500));
+    assert_eq!(config.debounce, Duration::from_millis(20));
+    assert_eq!(config.backoff, ReloadConfig::default().backoff);
+
+    let error =
+        ReloadConfig::from_vars(|name| (name == "EAC_REFRESH_BACKOFF_MS").then(|| "soon".into()))
+            .unwrap_err();
+    assert_eq!(
+        error.source(),
+        Some(&SourceName::EnvVar("EAC_REFRESH_BACKOFF_MS".into()))
+    );
+}

@@ -1,0 +1,255 @@
+//! File watching on real files: each way editors and Kubernetes write a config folder
+//! makes exactly the expected number of publishes.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use eac_accessor::reload::{FileWatcher, ReloadConfig, ReloadCoordinator};
+use eac_accessor::source::Dir;
+use eac_accessor::{EaCAccessor, ErrorKind};
+use eac_tests::{APP_TOML, Greeting, app_with};
+
+/// A config folder `<tmp>/config` watched by a coordinator; markers go in `<tmp>`.
+struct Watched {
+    root: tempfile::TempDir,
+    reloads: ReloadCoordinator,
+    watcher: FileWatcher,
+    markers: AtomicU32,
+}
+
+impl Watched {
+    async fn start() -> Watched {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("config");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("app.toml"), APP_TOML).unwrap();
+        Self::start_in(root, dir).await
+    }
+
+    async fn start_in(root: tempfile::TempDir, dir: PathBuf) -> Watched {
+        let accessor = EaCAccessor::builder()
+            .section::<Greeting>()
+            .source(Dir::new(&dir))
+            .build()
+            .unwrap();
+        let mut config = ReloadConfig::default();
+        config.debounce = Duration::from_millis(50);
+        config.cooldown = Duration::ZERO;
+        config.backoff = Duration::ZERO;
+        let reloads = ReloadCoordinator::new(accessor, config);
+        let watcher = reloads.watch_dir(&dir).unwrap();
+        Watched {
+            root,
+            reloads,
+            watcher,
+            markers: AtomicU32::new(0),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.path().join("config")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir().join(name)
+    }
+
+    fn version(&self) -> u64 {
+        self.reloads.accessor().load().version()
+    }
+
+    fn message(&self) -> String {
+        self.reloads
+            .accessor()
+            .load()
+            .section::<Greeting>()
+            .message
+            .clone()
+    }
+
+    /// Waits until every event caused so far has been seen and handled: writes a marker
+    /// beside the folder (events arrive in order), then waits for the watcher to be idle.
+    async fn settle(&self) {
+        let n = self.markers.fetch_add(1, Ordering::Relaxed);
+        let marker = self.root.path().join(format!("settle-{n}.marker"));
+        std::fs::write(&marker, "").unwrap();
+        let mut status = self.watcher.status();
+        let wait =
+            status.wait_for(|s| s.last_event.as_deref() == Some(marker.as_path()) && !s.busy);
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .expect("the watcher settles within 10 s")
+            .expect("the watcher is running");
+    }
+
+    async fn stop(self) {
+        self.reloads.shutdown().await;
+    }
+}
+
+fn message_toml(text: &str) -> String {
+    app_with("message = \"hello\"", &format!("message = \"{text}\""))
+}
+
+#[tokio::test]
+async fn an_in_place_write_publishes_once() {
+    let w = Watched::start().await;
+    std::fs::write(w.path("app.toml"), message_toml("in place")).unwrap();
+    w.settle().await;
+    assert_eq!((w.version(), w.message().as_str()), (2, "in place"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn identical_content_publishes_nothing() {
+    let w = Watched::start().await;
+    std::fs::write(w.path("app.toml"), APP_TOML).unwrap();
+    w.settle().await;
+    assert_eq!(w.version(), 1);
+    assert!(
+        w.watcher.status().borrow().reloads >= 1,
+        "the write was seen"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn write_temp_then_rename_publishes_once() {
+    let w = Watched::start().await;
+    std::fs::write(w.path("app.toml.tmp"), message_toml("renamed")).unwrap();
+    std::fs::rename(w.path("app.toml.tmp"), w.path("app.toml")).unwrap();
+    w.settle().await;
+    assert_eq!((w.version(), w.message().as_str()), (2, "renamed"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn vim_style_saves_publish_once_each() {
+    let w = Watched::start().await;
+    for (i, text) in ["vim one", "vim two", "vim three"].into_iter().enumerate() {
+        // vim: write a probe file, rename the original to a backup, write the new file,
+        // delete the backup; a swap file changes throughout.
+        std::fs::write(w.path("4913"), "").unwrap();
+        std::fs::remove_file(w.path("4913")).unwrap();
+        std::fs::write(w.path(".app.toml.swp"), "swap").unwrap();
+        std::fs::rename(w.path("app.toml"), w.path("app.toml~")).unwrap();
+        std::fs::write(w.path("app.toml"), message_toml(text)).unwrap();
+        std::fs::remove_file(w.path("app.toml~")).unwrap();
+        std::fs::remove_file(w.path(".app.toml.swp")).unwrap();
+        w.settle().await;
+        assert_eq!((w.version(), w.message().as_str()), (i as u64 + 2, text));
+    }
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn jetbrains_safe_write_publishes_once_and_its_temp_files_are_ignored() {
+    let w = Watched::start().await;
+    std::fs::write(w.path("app.toml___jb_tmp___"), message_toml("jetbrains")).unwrap();
+    w.settle().await;
+    assert_eq!(w.version(), 1, "a ___jb_tmp___ file alone changes nothing");
+    std::fs::rename(w.path("app.toml"), w.path("app.toml___jb_old___")).unwrap();
+    std::fs::rename(w.path("app.toml___jb_tmp___"), w.path("app.toml")).unwrap();
+    std::fs::remove_file(w.path("app.toml___jb_old___")).unwrap();
+    w.settle().await;
+    assert_eq!((w.version(), w.message().as_str()), (2, "jetbrains"));
+    w.stop().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_configmap_symlink_swap_publishes_once() {
+    use std::os::unix::fs::symlink;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("config");
+    std::fs::create_dir(&dir).unwrap();
+    // The layout the kubelet makes: app.toml -> ..data/app.toml, ..data -> ..<timestamp>.
+    let first = dir.join("..2026_11_22_00_00_00.000000001");
+    std::fs::create_dir(&first).unwrap();
+    std::fs::write(first.join("app.toml"), APP_TOML).unwrap();
+    symlink(first.file_name().unwrap(), dir.join("..data")).unwrap();
+    symlink(Path::new("..data").join("app.toml"), dir.join("app.toml")).unwrap();
+    let w = Watched::start_in(root, dir.clone()).await;
+    assert_eq!(w.message(), "hello");
+
+    let second = dir.join("..2026_11_22_00_05_00.000000002");
+    std::fs::create_dir(&second).unwrap();
+    std::fs::write(second.join("app.toml"), message_toml("configmap")).unwrap();
+    symlink(second.file_name().unwrap(), dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    std::fs::remove_dir_all(&first).unwrap();
+    w.settle().await;
+    assert_eq!((w.version(), w.message().as_str()), (2, "configmap"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn delete_then_recreate_keeps_the_last_good_version_meanwhile() {
+    let w = Watched::start().await;
+    std::fs::remove_file(w.path("app.toml")).unwrap();
+    w.settle().await;
+    assert_eq!(
+        (w.version(), w.message().as_str()),
+        (1, "hello"),
+        "still serving the last good"
+    );
+    let status = w.reloads.accessor().status();
+    assert_eq!(
+        status.last_rejection.unwrap().errors[0].kind(),
+        ErrorKind::MissingKey
+    );
+
+    std::fs::write(w.path("app.toml"), message_toml("recreated")).unwrap();
+    w.settle().await;
+    assert_eq!((w.version(), w.message().as_str()), (2, "recreated"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_file_mid_save_is_never_published() {
+    let w = Watched::start().await;
+    std::fs::write(w.path("app.toml"), "").unwrap();
+    w.settle().await;
+    assert_eq!((w.version(), w.message().as_str()), (1, "hello"));
+    std::fs::write(w.path("app.toml"), message_toml("complete")).unwrap();
+    w.settle().await;
+    assert_eq!((w.version(), w.message().as_str()), (2, "complete"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_folder_removed_and_recreated_is_followed() {
+    let w = Watched::start().await;
+    std::fs::remove_dir_all(w.dir()).unwrap();
+    w.settle().await;
+    assert_eq!(w.version(), 1);
+    let status = w.reloads.accessor().status();
+    assert_eq!(
+        status.last_rejection.unwrap().errors[0].kind(),
+        ErrorKind::SourceMissing
+    );
+
+    std::fs::create_dir(w.dir()).unwrap();
+    std::fs::write(w.path("app.toml"), message_toml("back")).unwrap();
+    w.settle().await;
+    assert_eq!((w.version(), w.message().as_str()), (2, "back"));
+    // And it is still watched afterwards.
+    std::fs::write(w.path("app.toml"), message_toml("again")).unwrap();
+    w.settle().await;
+    assert_eq!((w.version(), w.message().as_str()), (3, "again"));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_watcher() {
+    let w = Watched::start().await;
+    let mut status = w.watcher.status();
+    w.reloads.shutdown().await;
+    std::fs::write(w.path("app.toml"), message_toml("after stop")).unwrap();
+    assert!(
+        status.changed().await.is_err(),
+        "the watcher task has ended"
+    );
+    assert_eq!(w.version(), 1);
+}
