@@ -268,11 +268,13 @@ fn answer(
         Err(errors) => (
             if errors.has(ErrorKind::NotFound) {
                 StatusCode::NOT_FOUND
+            } else if errors.has(ErrorKind::Throttled) {
+                StatusCode::TOO_MANY_REQUESTS
             } else {
                 StatusCode::UNPROCESSABLE_ENTITY
             },
             json!({
-                "outcome": "rejected",
+                "outcome": if errors.has(ErrorKind::Throttled) { "throttled" } else { "rejected" },
                 "version": current.version(),
                 "hash": current.hash(),
                 "errors": errors,

@@ -1,21 +1,33 @@
 //! An HTTP server whose behaviour follows its configuration files live.
 //!
 //! Run it with `cargo run --release -p eac-examples --bin live_server`, then
-//! `curl -i localhost:8080/`. Flags: `--config-dir DIR` (env `EAC_CONFIG_DIR`, default
-//! the bundled `examples/config`), `--listen ADDR` (env `EAC_LISTEN`, default
-//! `127.0.0.1:8080`). Environment variables `APP_SECTION__KEY=value` override the files.
+//! `curl -i localhost:8080/`, edit `examples/config/app.toml`, and curl again.
+//!
+//! Flags (each with an environment fallback):
+//! - `--config-dir DIR` (`EAC_CONFIG_DIR`, default the bundled `examples/config`)
+//! - `--listen ADDR` (`EAC_LISTEN`, default `127.0.0.1:8080`)
+//! - `--state-dir DIR` (`EAC_STATE_DIR`, default a folder under the system temp dir
+//!   named after the config dir): where the durable history lives
+//! - `--fallback-to-last-good`: start on the last good version when the files are broken
+//!
+//! `APP_SECTION__KEY=value` overrides the files; `EAC_REFRESH_ENDPOINT_TOKEN` turns on
+//! the mutating admin routes; `EAC_REFRESH_COOLDOWN_MS`, `EAC_REFRESH_BACKOFF_MS`,
+//! `EAC_REFRESH_BUILD_TIMEOUT_MS` and `EAC_WATCH_DEBOUNCE_MS` tune reloads.
 
 mod sections;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
-use eac_accessor::EaCAccessor;
+use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
 use eac_accessor::source::{Dir, Env};
+use eac_accessor::{EaCAccessor, Origin};
 use eac_tower::admin::{self, AdminConfig};
 use eac_tower::{EaCLayer, LiveBodyLimitLayer, LiveTimeoutLayer, Pinned, Section};
 use serde_json::{Value, json};
@@ -23,19 +35,29 @@ use tower::ServiceBuilder;
 
 use sections::{Features, Greeting, Limits, Upstream};
 
+const USAGE: &str = "usage: live_server [--config-dir DIR] [--listen ADDR] [--state-dir DIR] [--fallback-to-last-good]
+env: EAC_CONFIG_DIR, EAC_LISTEN, EAC_STATE_DIR, EAC_REFRESH_ENDPOINT_TOKEN,
+     EAC_REFRESH_COOLDOWN_MS, EAC_REFRESH_BACKOFF_MS, EAC_REFRESH_BUILD_TIMEOUT_MS,
+     EAC_WATCH_DEBOUNCE_MS, APP_<SECTION>__<KEY>=value";
+
 /// Command-line options, each with an environment fallback.
 #[derive(Debug)]
 struct Options {
     config_dir: PathBuf,
     listen: SocketAddr,
+    state_dir: PathBuf,
+    fallback_to_last_good: bool,
 }
 
 impl Options {
     fn parse() -> Result<Options, String> {
-        let mut config_dir = std::env::var_os("EAC_CONFIG_DIR")
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let mut config_dir = env("EAC_CONFIG_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config")));
-        let mut listen = std::env::var("EAC_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
+        let mut listen = env("EAC_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let mut state_dir = env("EAC_STATE_DIR").map(PathBuf::from);
+        let mut fallback_to_last_good = false;
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -51,20 +73,32 @@ impl Options {
             match flag.as_str() {
                 "--config-dir" => config_dir = PathBuf::from(value()?),
                 "--listen" => listen = value()?,
+                "--state-dir" => state_dir = Some(PathBuf::from(value()?)),
+                "--fallback-to-last-good" => fallback_to_last_good = true,
                 "-h" | "--help" => {
-                    println!(
-                        "usage: live_server [--config-dir DIR] [--listen ADDR]\n\
-                         env: EAC_CONFIG_DIR, EAC_LISTEN, APP_<SECTION>__<KEY>=value"
-                    );
+                    println!("{USAGE}");
                     std::process::exit(0);
                 }
-                other => return Err(format!("unknown argument `{other}` (try --help)")),
+                other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
             }
         }
         let listen = listen.parse().map_err(|e| {
             format!("--listen `{listen}` is not an address like 127.0.0.1:8080: {e}")
         })?;
-        Ok(Options { config_dir, listen })
+        // One state folder per config folder, so that two servers never share a history.
+        let state_dir = state_dir.unwrap_or_else(|| {
+            let key = std::fs::canonicalize(&config_dir).unwrap_or_else(|_| config_dir.clone());
+            let key = eac_accessor::ContentHash::of(&Value::from(key.display().to_string()));
+            std::env::temp_dir()
+                .join("eac-live_server")
+                .join(key.to_string())
+        });
+        Ok(Options {
+            config_dir,
+            listen,
+            state_dir,
+            fallback_to_last_good,
+        })
     }
 }
 
@@ -76,21 +110,31 @@ fn accessor(options: &Options) -> Result<EaCAccessor, eac_accessor::Errors> {
         .section::<Upstream>()
         .source(Dir::new(&options.config_dir))
         .source(Env::prefixed("APP_"))
+        .durable_history(&options.state_dir)
+        .fallback_to_last_good(options.fallback_to_last_good)
         .build()
 }
 
-fn app(accessor: EaCAccessor) -> Router {
-    // Built once: the limits below are read from each request's pinned snapshot.
+fn app(reloads: &ReloadCoordinator) -> Router {
+    let accessor = reloads.accessor().clone();
+    // Built once: these limits are read from each request's pinned snapshot.
     let timeout = LiveTimeoutLayer::new(accessor.clone(), |s| {
         Duration::from_millis(s.section::<Limits>().request_timeout_ms)
     });
     let body_limit =
         LiveBodyLimitLayer::new(accessor.clone(), |s| s.section::<Limits>().max_body_bytes);
-    let admin = admin::router(accessor.clone(), AdminConfig::from_env());
+    let coordinator = reloads.clone();
+    let admin_config = AdminConfig::from_env().refresh_with(Arc::new(move |force| {
+        let coordinator = coordinator.clone();
+        Box::pin(async move { coordinator.refresh(Origin::Refresh, force).await })
+    }));
     Router::new()
         .route("/", get(root))
         .route("/pinned", get(pinned_route))
-        .nest(admin::DEFAULT_PREFIX, admin)
+        .nest(
+            admin::DEFAULT_PREFIX,
+            admin::router(accessor.clone(), admin_config),
+        )
         .layer(DefaultBodyLimit::disable())
         .layer(
             ServiceBuilder::new()
@@ -147,40 +191,58 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("live_server: {message}");
+    ExitCode::FAILURE
+}
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_target(false).init();
+async fn main() -> ExitCode {
+    // Logs go to stderr; stdout carries only the "listening on" line.
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let options = match Options::parse() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("live_server: {e}");
-            return std::process::ExitCode::from(2);
+            return ExitCode::from(2);
         }
+    };
+    let config = match ReloadConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
     };
     let accessor = match accessor(&options) {
         Ok(a) => a,
-        Err(errors) => {
-            eprintln!("live_server: {errors}");
-            return std::process::ExitCode::FAILURE;
-        }
+        Err(errors) => return fail(errors),
     };
+    let reloads = ReloadCoordinator::new(accessor, config);
+    if let Err(e) = reloads.watch_dir(&options.config_dir) {
+        return fail(e);
+    }
     let listener = match tokio::net::TcpListener::bind(options.listen).await {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("live_server: cannot listen on {}: {e}", options.listen);
-            return std::process::ExitCode::FAILURE;
-        }
+        Err(e) => return fail(format_args!("cannot listen on {}: {e}", options.listen)),
     };
-    let address = listener.local_addr().map_or(options.listen, |a| a);
-    tracing::info!(%address, config_dir = %options.config_dir.display(), "live_server listening");
+    let address = listener.local_addr().unwrap_or(options.listen);
+    tracing::info!(
+        %address,
+        config_dir = %options.config_dir.display(),
+        state_dir = %options.state_dir.display(),
+        version = reloads.accessor().load().version(),
+        "live_server listening"
+    );
     println!("live_server listening on http://{address}");
-    let service = app(accessor).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, service)
+    let service = app(&reloads).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
-        .await
-    {
-        eprintln!("live_server: {e}");
-        return std::process::ExitCode::FAILURE;
+        .await;
+    reloads.shutdown().await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
     }
-    std::process::ExitCode::SUCCESS
 }
