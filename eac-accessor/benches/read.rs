@@ -1,1 +1,375 @@
-fn main() {}
+//! The read path: `EaCAccessor::load()` against a bare `ArcSwap::load` and an
+//! `RwLock<Arc<T>>` read-and-clone, alone and while another thread publishes in a loop.
+//!
+//! Run with `cargo bench -p eac-accessor --bench read`. After the criterion groups, a
+//! summary measures every variant again, interleaved in rounds, and prints the ratios
+//! that DESIGN.md's performance targets are stated in:
+//!
+//! - `load()` ≤ 1.2× a bare `ArcSwap::load`;
+//! - `load()` ≤ 0.3× an `RwLock<Arc<T>>` read-and-clone, each while a writer publishes.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
+use eac_accessor::source::{Format, Memory};
+use eac_accessor::{EaCAccessor, EaCSection, Origin};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, JsonSchema)]
+struct Limits {
+    max_body_bytes: u64,
+    request_timeout_ms: u64,
+}
+
+impl EaCSection for Limits {
+    const PATH: &'static str = "limits";
+}
+
+/// What the baselines hold: a version and the section, like a snapshot without the rest.
+#[derive(Debug)]
+struct Plain {
+    version: u64,
+    limits: Limits,
+}
+
+impl Plain {
+    fn new(version: u64, max_body_bytes: u64) -> Arc<Plain> {
+        Arc::new(Plain {
+            version,
+            limits: Limits {
+                max_body_bytes,
+                request_timeout_ms: 5000,
+            },
+        })
+    }
+}
+
+const DOC_A: &str = r#"{"limits": {"max_body_bytes": 1024, "request_timeout_ms": 5000}}"#;
+const DOC_B: &str = r#"{"limits": {"max_body_bytes": 2048, "request_timeout_ms": 5000}}"#;
+
+/// The three things being read, with what it takes to publish into each.
+struct Fixture {
+    accessor: EaCAccessor,
+    doc: Memory,
+    swap: ArcSwap<Plain>,
+    lock: RwLock<Arc<Plain>>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let doc = Memory::new("bench", Format::Json, DOC_A);
+        let accessor = EaCAccessor::builder()
+            .section::<Limits>()
+            .source(doc.clone())
+            .build()
+            .expect("the bench document is valid");
+        Fixture {
+            accessor,
+            doc,
+            swap: ArcSwap::new(Plain::new(1, 1024)),
+            lock: RwLock::new(Plain::new(1, 1024)),
+        }
+    }
+
+    // --- reads ------------------------------------------------------------------------
+
+    fn accessor_load(&self) {
+        black_box(self.accessor.load());
+    }
+
+    fn accessor_field(&self) {
+        black_box(self.accessor.load().section::<Limits>().max_body_bytes);
+    }
+
+    fn arcswap_load(&self) {
+        black_box(self.swap.load());
+    }
+
+    fn arcswap_field(&self) {
+        black_box(self.swap.load().limits.max_body_bytes);
+    }
+
+    fn rwlock_clone(&self) {
+        black_box(self.rwlock_read());
+    }
+
+    fn rwlock_field(&self) {
+        black_box(self.rwlock_read().limits.max_body_bytes);
+    }
+
+    /// Read-lock, clone the `Arc`, unlock: what a reader of an `RwLock<Arc<T>>` does.
+    fn rwlock_read(&self) -> Arc<Plain> {
+        Arc::clone(&self.lock.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    // --- writers: publish in a loop until `stop`, counting publishes --------------------
+
+    fn accessor_writer(&self, stop: &AtomicBool, count: &AtomicU64) {
+        let texts: [Arc<str>; 2] = [DOC_B.into(), DOC_A.into()];
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) {
+            self.doc.set(Arc::clone(&texts[i % 2]));
+            let outcome = self
+                .accessor
+                .reload(Origin::Refresh)
+                .expect("both bench documents are valid");
+            assert!(outcome.is_published(), "the two documents differ");
+            i += 1;
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        // Leave document A current, as at the start.
+        if i % 2 == 1 {
+            self.doc.set(DOC_A);
+            self.accessor.reload(Origin::Refresh).expect("valid");
+        }
+    }
+
+    fn arcswap_writer(&self, stop: &AtomicBool, count: &AtomicU64) {
+        let values = [Plain::new(2, 2048), Plain::new(1, 1024)];
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) {
+            self.swap.store(Arc::clone(&values[i % 2]));
+            i += 1;
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        self.swap.store(Arc::clone(&values[1]));
+    }
+
+    fn rwlock_writer(&self, stop: &AtomicBool, count: &AtomicU64) {
+        let values = [Plain::new(2, 2048), Plain::new(1, 1024)];
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) {
+            *self.lock.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&values[i % 2]);
+            i += 1;
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        *self.lock.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&values[1]);
+    }
+
+    fn rwlock_paced_writer(&self, stop: &AtomicBool, count: &AtomicU64) {
+        let values = [Plain::new(2, 2048), Plain::new(1, 1024)];
+        let period = Duration::from_secs(1) / PACED_RATE;
+        let mut i = 0;
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            *self.lock.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&values[i % 2]);
+            i += 1;
+            count.fetch_add(1, Ordering::Relaxed);
+            // Spin rather than sleep: the accessor's writer keeps a core busy as well.
+            next += period;
+            while Instant::now() < next && !stop.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        }
+        *self.lock.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&values[1]);
+    }
+}
+
+/// Publishes per second of [`Fixture::rwlock_paced_writer`]: about what the accessor's
+/// writer reaches on the bench machine, to compare at a like publish rate too.
+const PACED_RATE: u32 = 200_000;
+
+type Read = fn(&Fixture);
+type Writer = fn(&Fixture, &AtomicBool, &AtomicU64);
+
+/// Runs `work` while `writer` publishes on another thread; returns what `work` returned
+/// and the writer's publishes per second. The writer has published at least once before
+/// `work` starts, and is stopped and joined before this returns.
+fn with_writer<R>(fixture: &Fixture, writer: Writer, work: impl FnOnce() -> R) -> (R, f64) {
+    let stop = AtomicBool::new(false);
+    let count = AtomicU64::new(0);
+    thread::scope(|s| {
+        let handle = s.spawn(|| writer(fixture, &stop, &count));
+        while count.load(Ordering::Relaxed) == 0 {
+            thread::yield_now();
+        }
+        let (before, started) = (count.load(Ordering::Relaxed), Instant::now());
+        let result = work();
+        let rate =
+            (count.load(Ordering::Relaxed) - before) as f64 / started.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        handle.join().expect("the writer thread panicked");
+        (result, rate)
+    })
+}
+
+const READS: [(&str, Read); 6] = [
+    ("accessor/load", Fixture::accessor_load),
+    ("accessor/load+field", Fixture::accessor_field),
+    ("arcswap/load", Fixture::arcswap_load),
+    ("arcswap/load+field", Fixture::arcswap_field),
+    ("rwlock/read+clone", Fixture::rwlock_clone),
+    ("rwlock/read+clone+field", Fixture::rwlock_field),
+];
+
+const CONTENDED: [(&str, Read, Writer); 4] = [
+    (
+        "accessor/load",
+        Fixture::accessor_load,
+        Fixture::accessor_writer,
+    ),
+    (
+        "arcswap/load",
+        Fixture::arcswap_load,
+        Fixture::arcswap_writer,
+    ),
+    (
+        "rwlock/read+clone",
+        Fixture::rwlock_clone,
+        Fixture::rwlock_writer,
+    ),
+    (
+        "rwlock/read+clone (paced writer)",
+        Fixture::rwlock_clone,
+        Fixture::rwlock_paced_writer,
+    ),
+];
+
+fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50);
+}
+
+fn criterion_groups(c: &mut Criterion, fixture: &Fixture) {
+    let mut group = c.benchmark_group("read");
+    configure(&mut group);
+    for (name, read) in READS {
+        group.bench_function(name, |b| b.iter(|| read(fixture)));
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("read_under_writer");
+    configure(&mut group);
+    for (name, read, writer) in CONTENDED {
+        with_writer(fixture, writer, || {
+            group.bench_function(name, |b| b.iter(|| read(fixture)));
+        });
+    }
+    group.finish();
+}
+
+// --- the ratio summary ----------------------------------------------------------------
+
+const ROUNDS: usize = 31;
+const SAMPLE: Duration = Duration::from_millis(8);
+
+/// Nanoseconds per call of `read`, over one sample of about `SAMPLE`.
+fn ns_per_read(fixture: &Fixture, read: Read) -> f64 {
+    const BATCH: u64 = 1000;
+    let started = Instant::now();
+    let mut calls = 0;
+    loop {
+        for _ in 0..BATCH {
+            read(fixture);
+        }
+        calls += BATCH;
+        let elapsed = started.elapsed();
+        if elapsed >= SAMPLE {
+            return elapsed.as_nanos() as f64 / calls as f64;
+        }
+    }
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Measures every variant in interleaved rounds (so that a slow spell of the machine
+/// hits all of them alike), and prints the medians and the ratios.
+fn ratio_summary(fixture: &Fixture) {
+    let mut alone = vec![Vec::new(); READS.len()];
+    let mut contended = vec![Vec::new(); CONTENDED.len()];
+    let mut rates = vec![Vec::new(); CONTENDED.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, read)) in READS.iter().enumerate() {
+            alone[i].push(ns_per_read(fixture, *read));
+        }
+        for (i, (_, read, writer)) in CONTENDED.iter().enumerate() {
+            let (ns, rate) = with_writer(fixture, *writer, || ns_per_read(fixture, *read));
+            contended[i].push(ns);
+            rates[i].push(rate);
+        }
+    }
+    let alone: Vec<f64> = alone.into_iter().map(median).collect();
+    let contended: Vec<f64> = contended.into_iter().map(median).collect();
+    let rates: Vec<f64> = rates.into_iter().map(median).collect();
+
+    println!();
+    println!("summary: medians of {ROUNDS} interleaved rounds of {SAMPLE:?} each");
+    for ((name, _), ns) in READS.iter().zip(&alone) {
+        println!("  alone         {name:<33} {ns:>9.2} ns");
+    }
+    for (((name, _, _), ns), rate) in CONTENDED.iter().zip(&contended).zip(&rates) {
+        println!(
+            "  under writer  {name:<33} {ns:>9.2} ns   (writer: {:.0} publishes/s)",
+            rate
+        );
+    }
+    let verdict = |ratio: f64, target: f64| if ratio <= target { "ok" } else { "MISSED" };
+    let load = alone[0] / alone[2];
+    println!(
+        "ratio load/arcswap = {load:.2} (target <= 1.2) {}",
+        verdict(load, 1.2)
+    );
+    println!(
+        "ratio load+field/arcswap+field = {:.2} (no target)",
+        alone[1] / alone[3]
+    );
+    let under = contended[0] / contended[2];
+    println!(
+        "ratio load/rwlock-read+clone under writer = {under:.2} (target <= 0.3) {}",
+        verdict(under, 0.3)
+    );
+    println!(
+        "ratio load/arcswap under writer = {:.2} (no target)",
+        contended[0] / contended[1]
+    );
+    println!(
+        "ratio load/rwlock-read+clone under writer paced to {PACED_RATE}/s = {:.2} (no target)",
+        contended[0] / contended[3]
+    );
+    println!(
+        "ratio load/rwlock-read+clone alone = {:.2} (no target)",
+        alone[0] / alone[4]
+    );
+}
+
+/// Whether this run measures (`cargo bench`) rather than checks that each bench runs
+/// once (`cargo test --benches`, or `-- --test`), as criterion decides it.
+fn measuring() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list")
+}
+
+fn main() {
+    let fixture = Fixture::new();
+    let mut c = Criterion::default().configure_from_args();
+    criterion_groups(&mut c, &fixture);
+    c.final_summary();
+    if measuring() {
+        ratio_summary(&fixture);
+    }
+    // The writers left everything as it started.
+    assert_eq!(
+        fixture.accessor.load().section::<Limits>().max_body_bytes,
+        1024
+    );
+    assert_eq!(
+        fixture
+            .accessor
+            .load()
+            .section::<Limits>()
+            .request_timeout_ms,
+        5000
+    );
+    assert_eq!(fixture.swap.load().version, 1);
+}

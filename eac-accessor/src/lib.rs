@@ -47,12 +47,16 @@
 //! - [`metrics`](crate::docs::metrics): the names of the counters and gauges.
 //! - [`docs`]: the pipeline and its guarantees in prose.
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod accessor;
 pub mod diff;
 pub mod docs;
 mod error;
 mod hash;
 pub mod history;
+pub mod lens;
 mod metrics;
 mod publish;
 pub mod reload;
@@ -65,6 +69,7 @@ mod validate;
 pub use accessor::{Builder, EaCAccessor, ReloadReport, Status};
 pub use arc_swap::Guard;
 pub use diff::{Change, ChangeKind, Class, Diff};
+pub use eac_derive::EaCSection;
 pub use error::{Error, ErrorKind, Errors, SourceName};
 pub use hash::ContentHash;
 pub use history::{HistoryEntry, Rejection};

@@ -21,7 +21,7 @@ use crate::pin::PinnedSnapshot;
 /// async fn handler(Pinned(snapshot): Pinned) -> String {
 ///     format!("served by version {}", snapshot.version())
 /// }
-/// # let _ = axum::routing::get(handler);
+/// # let _: axum::routing::MethodRouter = axum::routing::get(handler);
 /// ```
 #[derive(Debug, Clone)]
 pub struct Pinned(pub Arc<Snapshot>);
@@ -51,7 +51,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Pinned {
 /// async fn handler(greeting: Section<Greeting>) -> String {
 ///     greeting.message.clone()
 /// }
-/// # let _ = axum::routing::get(handler);
+/// # let _: axum::routing::MethodRouter = axum::routing::get(handler);
 /// ```
 pub struct Section<T> {
     snapshot: Arc<Snapshot>,

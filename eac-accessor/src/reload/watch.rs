@@ -242,10 +242,10 @@ impl Task {
         self.status.send_modify(|s| s.events += 1);
         // Reading the files (as every reload does) raises open/read/close events: ignore
         // them, or each reload would trigger the next.
-        if let EventKind::Access(kind) = event.kind {
-            if !matches!(kind, AccessKind::Close(AccessMode::Write)) {
-                return None;
-            }
+        if let EventKind::Access(kind) = event.kind
+            && !matches!(kind, AccessKind::Close(AccessMode::Write))
+        {
+            return None;
         }
         self.status
             .send_modify(|s| s.last_event = event.paths.last().cloned());

@@ -23,24 +23,25 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// Lets a mutating request through, or answers 403 (off), 429 (too many) or 401.
-fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), Response> {
+/// `None` lets a mutating request through; otherwise the 403 (off), 429 (too many) or
+/// 401 answer.
+fn authorize(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &state.token else {
-        return Err(error(
+        return Some(error(
             StatusCode::FORBIDDEN,
             format!("mutating admin routes are off: set {TOKEN_ENV} to turn them on"),
         ));
     };
     if !state.limit.try_acquire() {
-        return Err(error(
+        return Some(error(
             StatusCode::TOO_MANY_REQUESTS,
             "too many admin requests: slow down",
         ));
     }
     let given = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
     match given {
-        Some(given) if token.matches(given) => Ok(()),
-        _ => Err(error(
+        Some(given) if token.matches(given) => None,
+        _ => Some(error(
             StatusCode::UNAUTHORIZED,
             format!("missing or wrong `{TOKEN_HEADER}` header"),
         )),
@@ -125,7 +126,7 @@ pub(super) async fn refresh(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(response) = authorize(&state, &headers) {
+    if let Some(response) = authorize(&state, &headers) {
         return response;
     }
     let force = matches!(query.force.as_deref(), Some("1" | "true" | "yes"));
@@ -153,7 +154,7 @@ pub(super) async fn rollback(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(response) = authorize(&state, &headers) {
+    if let Some(response) = authorize(&state, &headers) {
         return response;
     }
     let Some(to) = query.to.as_deref().and_then(|t| t.parse::<u64>().ok()) else {
@@ -179,7 +180,7 @@ pub(super) async fn preview(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = authorize(&state, &headers) {
+    if let Some(response) = authorize(&state, &headers) {
         return response;
     }
     let overlay: Value = match serde_json::from_slice(&body) {
