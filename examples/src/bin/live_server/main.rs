@@ -25,6 +25,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
+use eac_accessor::lens::Lens;
 use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
 use eac_accessor::source::{Dir, Env};
 use eac_accessor::{EaCAccessor, Origin};
@@ -117,12 +118,14 @@ fn accessor(options: &Options) -> Result<EaCAccessor, eac_accessor::Errors> {
 
 fn app(reloads: &ReloadCoordinator) -> Router {
     let accessor = reloads.accessor().clone();
-    // Built once: these limits are read from each request's pinned snapshot.
-    let timeout = LiveTimeoutLayer::new(accessor.clone(), |s| {
-        Duration::from_millis(s.section::<Limits>().request_timeout_ms)
+    // Built once: these limits are read through lenses from each request's pinned
+    // snapshot, so an edit changes them without rebuilding anything.
+    let timeout_ms = Limits::lens().request_timeout_ms();
+    let timeout = LiveTimeoutLayer::new(accessor.clone(), move |s| {
+        Duration::from_millis(*timeout_ms.get(s))
     });
-    let body_limit =
-        LiveBodyLimitLayer::new(accessor.clone(), |s| s.section::<Limits>().max_body_bytes);
+    let max_body = Limits::lens().max_body_bytes();
+    let body_limit = LiveBodyLimitLayer::new(accessor.clone(), move |s| *max_body.get(s));
     let coordinator = reloads.clone();
     let admin_config = AdminConfig::from_env().refresh_with(Arc::new(move |force| {
         let coordinator = coordinator.clone();

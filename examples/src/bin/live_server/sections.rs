@@ -1,11 +1,11 @@
-//! The configuration sections of `live_server`.
+//! The configuration sections of `live_server`, each a `#[derive(EaCSection)]`.
 
 use eac_accessor::{EaCSection, FieldErrors};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// `[greeting]`: what `GET /` says.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Clone, Deserialize, JsonSchema, EaCSection)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Greeting {
     /// The message; not empty.
@@ -13,12 +13,8 @@ pub(crate) struct Greeting {
     pub(crate) message: String,
 }
 
-impl EaCSection for Greeting {
-    const PATH: &'static str = "greeting";
-}
-
 /// `[limits]`: applied per request, live.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Clone, Deserialize, JsonSchema, EaCSection)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Limits {
     /// The largest request body accepted, in bytes.
@@ -29,12 +25,8 @@ pub(crate) struct Limits {
     pub(crate) request_timeout_ms: u64,
 }
 
-impl EaCSection for Limits {
-    const PATH: &'static str = "limits";
-}
-
 /// `[features]`: toggles.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Clone, Deserialize, JsonSchema, EaCSection)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Features {
     /// When true, `GET /` upper-cases the message.
@@ -42,48 +34,29 @@ pub(crate) struct Features {
     pub(crate) shout: bool,
 }
 
-impl EaCSection for Features {
-    const PATH: &'static str = "features";
-}
-
 /// `[upstream]`: where the service would forward, and its secret key.
-#[derive(Clone, Deserialize, JsonSchema)]
+#[derive(Clone, Deserialize, JsonSchema, EaCSection)]
 #[serde(deny_unknown_fields)]
+#[eac(validate = "check_upstream")]
 pub(crate) struct Upstream {
-    /// An http(s) URL.
+    /// An http(s) URL with a host.
     pub(crate) url: String,
-    /// A secret: never shown.
+    /// Sent upstream; never shown in errors, logs, diffs or `Debug`.
+    #[eac(secret)]
     pub(crate) api_key: String,
 }
 
-impl std::fmt::Debug for Upstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream")
-            .field("url", &self.url)
-            .field("api_key", &"[redacted]")
-            .finish()
+fn check_upstream(upstream: &Upstream) -> Result<(), FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let host = upstream
+        .url
+        .strip_prefix("https://")
+        .or_else(|| upstream.url.strip_prefix("http://"));
+    if host.is_none_or(|h| h.is_empty() || h.starts_with('/')) {
+        errors.add("url", "expected an http:// or https:// URL with a host");
     }
-}
-
-impl EaCSection for Upstream {
-    const PATH: &'static str = "upstream";
-
-    fn secret_paths() -> Vec<String> {
-        vec!["api_key".to_owned()]
+    if upstream.api_key.is_empty() {
+        errors.add("api_key", "expected a non-empty key");
     }
-
-    fn validate(&self) -> Result<(), FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let rest = self
-            .url
-            .strip_prefix("https://")
-            .or_else(|| self.url.strip_prefix("http://"));
-        if rest.is_none_or(|host| host.is_empty() || host.starts_with('/')) {
-            errors.add("url", "expected an http:// or https:// URL with a host");
-        }
-        if self.api_key.is_empty() {
-            errors.add("api_key", "expected a non-empty key");
-        }
-        errors.into_result()
-    }
+    errors.into_result()
 }
