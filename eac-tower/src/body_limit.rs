@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -14,9 +13,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::pin::pinned;
-
-type ReadLimit = Arc<dyn Fn(&Snapshot) -> u64 + Send + Sync>;
+use crate::live::LiveValue;
 
 /// Limits request bodies to a size read from configuration per request.
 ///
@@ -40,8 +37,7 @@ type ReadLimit = Arc<dyn Fn(&Snapshot) -> u64 + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct LiveBodyLimitLayer {
-    accessor: EaCAccessor,
-    read: ReadLimit,
+    value: LiveValue<u64>,
 }
 
 impl LiveBodyLimitLayer {
@@ -51,8 +47,7 @@ impl LiveBodyLimitLayer {
         F: Fn(&Snapshot) -> u64 + Send + Sync + 'static,
     {
         LiveBodyLimitLayer {
-            accessor,
-            read: Arc::new(read),
+            value: LiveValue::new(accessor, read),
         }
     }
 }
@@ -117,10 +112,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let limit = match pinned(&request) {
-            Some(snapshot) => (self.layer.read)(snapshot),
-            None => (self.layer.read)(&self.layer.accessor.load()),
-        };
+        let limit = self.layer.value.get(&request);
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)

@@ -32,6 +32,8 @@ pub mod admin;
 pub mod body_limit;
 #[cfg(feature = "axum")]
 pub mod extract;
+#[cfg(feature = "axum")]
+mod live;
 pub mod pin;
 #[cfg(feature = "axum")]
 pub mod timeout;

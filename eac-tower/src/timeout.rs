@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -11,9 +10,7 @@ use http::{Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::pin::pinned;
-
-type ReadTimeout = Arc<dyn Fn(&Snapshot) -> Duration + Send + Sync>;
+use crate::live::LiveValue;
 
 /// Applies a timeout read from configuration per request: editing the configuration
 /// changes it without rebuilding the service stack. A request that takes longer gets
@@ -40,8 +37,7 @@ type ReadTimeout = Arc<dyn Fn(&Snapshot) -> Duration + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct LiveTimeoutLayer {
-    accessor: EaCAccessor,
-    read: ReadTimeout,
+    value: LiveValue<Duration>,
 }
 
 impl LiveTimeoutLayer {
@@ -51,8 +47,7 @@ impl LiveTimeoutLayer {
         F: Fn(&Snapshot) -> Duration + Send + Sync + 'static,
     {
         LiveTimeoutLayer {
-            accessor,
-            read: Arc::new(read),
+            value: LiveValue::new(accessor, read),
         }
     }
 }
@@ -118,10 +113,7 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let limit = match pinned(&request) {
-            Some(snapshot) => (self.layer.read)(snapshot),
-            None => (self.layer.read)(&self.layer.accessor.load()),
-        };
+        let limit = self.layer.value.get(&request);
         let future = self.inner.call(request);
         Box::pin(async move {
             match tokio::time::timeout(limit, future).await {

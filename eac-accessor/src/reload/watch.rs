@@ -168,20 +168,7 @@ fn open_backend(
         Ok(w) => Ok(Backend::Notify(w)),
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the folder for events; polling it instead");
-            let interval = debounce.max(Duration::from_millis(250));
-            let config = notify::Config::default()
-                .with_poll_interval(interval)
-                .with_compare_contents(true);
-            let mut poll = notify::PollWatcher::new(
-                move |e| {
-                    let _ = tx.send(e);
-                },
-                config,
-            )
-            .map_err(|e| watch_error(dir, &e))?;
-            poll.watch(dir, RecursiveMode::NonRecursive)
-                .map_err(|e| watch_error(dir, &e))?;
-            Ok(Backend::Poll(poll))
+            open_poll(dir, tx, debounce)
         }
     }
 }
