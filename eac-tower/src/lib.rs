@@ -42,6 +42,6 @@ pub mod timeout;
 pub use body_limit::{LiveBodyLimit, LiveBodyLimitLayer};
 #[cfg(feature = "axum")]
 pub use extract::{MissingSnapshot, Pinned, Section};
-pub use pin::{EaCLayer, EaCService, PinnedSnapshot, VERSION_HEADER, pinned};
+pub use pin::{EaCLayer, EaCService, PinnedSnapshot, ServiceBuilderExt, VERSION_HEADER, pinned};
 #[cfg(feature = "axum")]
 pub use timeout::{LiveTimeout, LiveTimeoutLayer};

@@ -48,3 +48,39 @@ impl<S> Layer<S> for EaCLayer {
         service
     }
 }
+
+/// Adds [`EaCLayer`] to a `tower::ServiceBuilder` (with the `tower` crate's builder).
+///
+/// ```
+/// use eac_accessor::{EaCAccessor, source::{Format, Memory}};
+/// use eac_tower::ServiceBuilderExt;
+/// use tower::ServiceBuilder;
+///
+/// let accessor = EaCAccessor::builder()
+///     .source(Memory::new("m", Format::Toml, ""))
+///     .build()?;
+/// let builder = ServiceBuilder::new().pin_snapshot(accessor);
+/// # let _ = builder;
+/// # Ok::<(), eac_accessor::Errors>(())
+/// ```
+pub trait ServiceBuilderExt<L>: sealed::Sealed {
+    /// Pins one snapshot of `accessor` per request; see [`EaCLayer`].
+    fn pin_snapshot(
+        self,
+        accessor: EaCAccessor,
+    ) -> tower::ServiceBuilder<tower_layer::Stack<EaCLayer, L>>;
+}
+
+impl<L> ServiceBuilderExt<L> for tower::ServiceBuilder<L> {
+    fn pin_snapshot(
+        self,
+        accessor: EaCAccessor,
+    ) -> tower::ServiceBuilder<tower_layer::Stack<EaCLayer, L>> {
+        self.layer(EaCLayer::new(accessor))
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<L> Sealed for tower::ServiceBuilder<L> {}
+}

@@ -8,7 +8,7 @@ mod future;
 mod layer;
 
 pub use future::ResponseFuture;
-pub use layer::EaCLayer;
+pub use layer::{EaCLayer, ServiceBuilderExt};
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -103,6 +103,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ServiceBuilderExt;
     use eac_accessor::source::{Format, Memory};
     use eac_accessor::{EaCSection, Origin};
     use std::convert::Infallible;
@@ -137,7 +138,7 @@ mod tests {
     async fn pins_the_current_snapshot_and_sets_the_version_header() {
         let (accessor, doc) = accessor();
         let service = ServiceBuilder::new()
-            .layer(EaCLayer::new(accessor.clone()))
+            .pin_snapshot(accessor.clone())
             .service(service_fn(echo));
 
         let response = service.clone().oneshot(Request::new(())).await.unwrap();
