@@ -64,7 +64,9 @@ pub(crate) struct Inner {
     pub(crate) secrets: Arc<[String]>,
     pub(crate) sources: Box<[Box<dyn Source>]>,
     pub(crate) hooks: Box<[(String, Box<Hook>)]>,
-    pub(crate) writer: Mutex<()>,
+    /// Serializes writers; holds the fingerprint of the sources the current version was
+    /// read from, when it was.
+    pub(crate) writer: Mutex<Option<u64>>,
     pub(crate) watchers: Box<[watch::Sender<(u64, AnySection)>]>,
     pub(crate) callbacks: Arc<Mutex<Callbacks>>,
     pub(crate) events: broadcast::Sender<Event>,
@@ -414,7 +416,12 @@ impl Builder {
             Ok::<_, Errors>(snapshot)
         };
 
-        let from_sources = source::load_all(&self.sources)
+        let mut read = None;
+        let from_sources = source::load_layers(&self.sources)
+            .and_then(|layers| {
+                read = Some(source::fingerprint(&layers));
+                source::merge(layers)
+            })
             .map_err(publish::into_errors)
             .and_then(|merged| {
                 let hash = ContentHash::of(&merged.document);
@@ -473,6 +480,8 @@ impl Builder {
             }),
             started.elapsed(),
         );
+        // After a fallback, the current version was not read from the sources.
+        let read = if rejected.is_none() { read } else { None };
         if let Some(errors) = rejected {
             status.record(&Origin::Startup, &Err(errors.clone()), started.elapsed());
             history.push_rejection(&Origin::Startup, snapshot.version, &errors);
@@ -483,7 +492,7 @@ impl Builder {
             secrets,
             sources: self.sources.into_boxed_slice(),
             hooks: self.hooks.into_boxed_slice(),
-            writer: Mutex::new(()),
+            writer: Mutex::new(read),
             watchers,
             callbacks: Arc::default(),
             events: broadcast::channel(256).0,

@@ -182,9 +182,26 @@ impl Inner {
         commit: &dyn Fn() -> bool,
     ) -> Result<Outcome, Errors> {
         // One writer at a time keeps versions consecutive; readers never take this lock.
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // It guards the fingerprint of the sources the current version was read from.
+        let mut last_read = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
-        let result = self.publish_merged(source::load_all(&self.sources), origin.clone(), commit);
+        let result = match source::load_layers(&self.sources) {
+            Err(errors) => Err(into_errors(errors)),
+            // Every source says exactly what it said last time: nothing to parse.
+            Ok(layers) if *last_read == Some(source::fingerprint(&layers)) => {
+                Ok(Outcome::Unchanged {
+                    snapshot: self.current.load_full(),
+                })
+            }
+            Ok(layers) => {
+                let read = source::fingerprint(&layers);
+                let result = self.publish_merged(source::merge(layers), origin.clone(), commit);
+                if result.is_ok() {
+                    *last_read = Some(read);
+                }
+                result
+            }
+        };
         self.record(&origin, &result, started);
         result
     }
@@ -244,7 +261,7 @@ impl Inner {
     /// Republishes the document of a kept version as a new version, re-running every
     /// check and readiness hook.
     pub(crate) fn rollback_to(&self, version: u64, origin: Origin) -> Result<Outcome, Errors> {
-        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last_read = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
         let document = {
             let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
@@ -267,6 +284,10 @@ impl Inner {
             source::merge(vec![layer])
         });
         let result = self.publish_merged(merged, origin.clone(), &|| true);
+        if result.as_ref().is_ok_and(Outcome::is_published) {
+            // The current version no longer says what the sources say.
+            *last_read = None;
+        }
         self.record(&origin, &result, started);
         result
     }

@@ -162,7 +162,7 @@ fn read_file(path: &Path, format: Option<Format>) -> Result<Layer, ReadError> {
             Error::new(ErrorKind::Io, format!("cannot read file: {e}")).with_source(name()),
         ),
     })?;
-    Layer::parse(name(), format, &text).map_err(ReadError::Other)
+    Ok(Layer::text(name(), format, text))
 }
 
 #[cfg(test)]
@@ -209,7 +209,13 @@ mod tests {
         std::fs::write(dir.path().join("a.toml"), "x = = 1").unwrap();
         std::fs::write(dir.path().join("b.json"), "{").unwrap();
         std::fs::write(dir.path().join("c.toml"), "ok = 1").unwrap();
-        let errors = Dir::new(dir.path()).load().unwrap_err();
+        // Files are parsed when merged; every broken one is reported then.
+        let layers = Dir::new(dir.path()).load().unwrap();
+        assert!(
+            !format!("{layers:?}").contains("x = = 1"),
+            "Debug shows no content"
+        );
+        let errors = super::super::merge(layers).unwrap_err();
         assert_eq!(errors.len(), 2);
         assert!(errors.iter().all(|e| e.kind() == ErrorKind::Parse));
     }

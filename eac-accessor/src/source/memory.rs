@@ -16,7 +16,7 @@ use crate::error::{Error, SourceName};
 /// ```
 #[derive(Debug, Clone)]
 pub struct Defaults {
-    layer: Result<figment::value::Dict, Error>,
+    layer: Result<(figment::value::Dict, u64), Error>,
 }
 
 impl Defaults {
@@ -24,7 +24,10 @@ impl Defaults {
     /// every load fail with a clear error.
     pub fn new<T: serde::Serialize + ?Sized>(value: &T) -> Self {
         Defaults {
-            layer: Layer::from_serialize(SourceName::Defaults, value).map(|l| l.data),
+            layer: super::serialize_dict(&SourceName::Defaults, value).map(|data| {
+                let fingerprint = super::dict_fingerprint(&data);
+                (data, fingerprint)
+            }),
         }
     }
 }
@@ -32,11 +35,11 @@ impl Defaults {
 impl Source for Defaults {
     fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
         match &self.layer {
-            Ok(data) => Ok(vec![Layer {
-                name: SourceName::Defaults,
-                data: data.clone(),
-                env_vars: None,
-            }]),
+            Ok((data, fingerprint)) => Ok(vec![Layer::parsed(
+                SourceName::Defaults,
+                data.clone(),
+                *fingerprint,
+            )]),
             Err(e) => Err(vec![e.clone()]),
         }
     }
@@ -79,8 +82,7 @@ impl Memory {
 impl Source for Memory {
     fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
         let text = Arc::clone(&self.text.read().unwrap_or_else(|p| p.into_inner()));
-        Layer::parse(SourceName::Memory(self.name.clone()), self.format, &text)
-            .map(|l| vec![l])
-            .map_err(|e| vec![e])
+        let name = SourceName::Memory(self.name.clone());
+        Ok(vec![Layer::text(name, self.format, &*text)])
     }
 }

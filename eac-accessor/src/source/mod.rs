@@ -118,27 +118,61 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
     fn load(&self) -> Result<Vec<Layer>, Vec<Error>>;
 }
 
-/// One parsed document from one named place, ready to be merged.
-#[derive(Debug)]
+/// One document from one named place, ready to be merged.
+///
+/// A layer made with [`Layer::text`] is parsed only when the candidate is merged: when
+/// every layer's text is the same as at the last successful reload, the reload stops
+/// there, unchanged, without parsing anything.
 pub struct Layer {
     name: SourceName,
-    data: Dict,
+    content: Content,
+    /// Identifies the layer's input: equal fingerprints, equal documents.
+    fingerprint: u64,
     /// For an env layer: the variable that set each key, for errors.
     env_vars: Option<EnvVarNames>,
 }
 
+impl fmt::Debug for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the content: it may hold secrets.
+        f.debug_struct("Layer")
+            .field("name", &self.name)
+            .field("fingerprint", &format_args!("{:016x}", self.fingerprint))
+            .finish_non_exhaustive()
+    }
+}
+
+enum Content {
+    Parsed(Dict),
+    Text { format: Format, text: String },
+}
+
 impl Layer {
-    /// Parses `text` in `format` into a layer named `name`.
+    /// Parses `text` in `format` into a layer named `name`, now.
     ///
     /// A syntax error becomes an [`ErrorKind::Parse`] error naming the source.
     pub fn parse(name: SourceName, format: Format, text: &str) -> Result<Layer, Error> {
+        let fingerprint = text_fingerprint(format, text);
         match format.parse(text) {
             Ok(data) => Ok(Layer {
                 name,
-                data,
+                content: Content::Parsed(data),
+                fingerprint,
                 env_vars: None,
             }),
             Err(message) => Err(Error::new(ErrorKind::Parse, message).with_source(name)),
+        }
+    }
+
+    /// A layer of `text` in `format`, parsed when (and only if) the candidate is merged;
+    /// a syntax error is reported then, naming the source.
+    pub fn text(name: SourceName, format: Format, text: impl Into<String>) -> Layer {
+        let text = text.into();
+        Layer {
+            name,
+            fingerprint: text_fingerprint(format, &text),
+            content: Content::Text { format, text },
+            env_vars: None,
         }
     }
 
@@ -147,19 +181,17 @@ impl Layer {
         name: SourceName,
         value: &T,
     ) -> Result<Layer, Error> {
-        let value = FigValue::serialize(value)
-            .map_err(|e| Error::new(ErrorKind::Parse, e.to_string()).with_source(name.clone()))?;
-        match value.into_dict() {
-            Some(data) => Ok(Layer {
-                name,
-                data,
-                env_vars: None,
-            }),
-            None => Err(Error::new(
-                ErrorKind::Parse,
-                "expected a map at the top level of the document",
-            )
-            .with_source(name)),
+        let data = serialize_dict(&name, value)?;
+        let fingerprint = dict_fingerprint(&data);
+        Ok(Layer::parsed(name, data, fingerprint))
+    }
+
+    pub(crate) fn parsed(name: SourceName, data: Dict, fingerprint: u64) -> Layer {
+        Layer {
+            name,
+            content: Content::Parsed(data),
+            fingerprint,
+            env_vars: None,
         }
     }
 
@@ -167,6 +199,55 @@ impl Layer {
     pub fn name(&self) -> &SourceName {
         &self.name
     }
+
+    fn into_dict(self) -> Result<(SourceName, Option<EnvVarNames>, Dict), Error> {
+        match self.content {
+            Content::Parsed(data) => Ok((self.name, self.env_vars, data)),
+            Content::Text { format, text } => match format.parse(&text) {
+                Ok(data) => Ok((self.name, self.env_vars, data)),
+                Err(message) => Err(Error::new(ErrorKind::Parse, message).with_source(self.name)),
+            },
+        }
+    }
+}
+
+/// `value` as a figment map, or an error naming `name` when its top level is not a map.
+pub(crate) fn serialize_dict<T: serde::Serialize + ?Sized>(
+    name: &SourceName,
+    value: &T,
+) -> Result<Dict, Error> {
+    let value = FigValue::serialize(value)
+        .map_err(|e| Error::new(ErrorKind::Parse, e.to_string()).with_source(name.clone()))?;
+    value.into_dict().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Parse,
+            "expected a map at the top level of the document",
+        )
+        .with_source(name.clone())
+    })
+}
+
+pub(crate) fn dict_fingerprint(data: &Dict) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(&serde_json::to_vec(data).unwrap_or_default())
+}
+
+fn text_fingerprint(format: Format, text: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&[format as u8]);
+    h.update(text.as_bytes());
+    h.digest()
+}
+
+/// One number for a list of layers: their names and inputs, in order.
+pub(crate) fn fingerprint(layers: &[Layer]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for layer in layers {
+        let name = layer.name.to_string();
+        h.update(&(name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update(&layer.fingerprint.to_le_bytes());
+    }
+    h.digest()
 }
 
 /// Dotted key → the environment variable that set it.
@@ -205,11 +286,6 @@ impl fmt::Debug for Merged {
     }
 }
 
-/// Reads every source, then merges them in order. Reports every source's errors at once.
-pub(crate) fn load_all(sources: &[Box<dyn Source>]) -> Result<Merged, Vec<Error>> {
-    merge(load_layers(sources)?)
-}
-
 /// Reads every source; reports every source's errors at once.
 pub(crate) fn load_layers(sources: &[Box<dyn Source>]) -> Result<Vec<Layer>, Vec<Error>> {
     let mut layers = Vec::new();
@@ -227,15 +303,27 @@ pub(crate) fn load_layers(sources: &[Box<dyn Source>]) -> Result<Vec<Layer>, Vec
     }
 }
 
-/// Merges layers in order with figment and converts the result to JSON for validation.
+/// Parses what is not parsed yet (reporting every syntax error), merges the layers in
+/// order with figment, and converts the result to JSON for validation.
 pub(crate) fn merge(layers: Vec<Layer>) -> Result<Merged, Vec<Error>> {
+    let mut parsed = Vec::with_capacity(layers.len());
+    let mut errors = Vec::new();
+    for layer in layers {
+        match layer.into_dict() {
+            Ok(p) => parsed.push(p),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     let mut figment = Figment::new();
-    let mut names = Vec::with_capacity(layers.len());
-    for (index, layer) in layers.into_iter().enumerate() {
-        names.push((layer.name, layer.env_vars));
+    let mut names = Vec::with_capacity(parsed.len());
+    for (index, (name, env_vars, data)) in parsed.into_iter().enumerate() {
+        names.push((name, env_vars));
         figment = figment.merge(LayerProvider {
             index,
-            data: Cell::new(Some(layer.data)),
+            data: Cell::new(Some(data)),
         });
     }
     let document = figment
