@@ -155,6 +155,19 @@ impl EaCAccessor {
         });
     }
 
+    /// Puts `previous` back as a new version (origin auto-rollback), only while `failed`
+    /// is still the current version.
+    pub(crate) fn restore(&self, previous: &Snapshot, failed: u64) -> Result<Outcome, Errors> {
+        self.inner.republish(
+            Arc::clone(&previous.document),
+            previous.version,
+            Origin::AutoRollback {
+                from: previous.version,
+            },
+            Some(failed),
+        )
+    }
+
     /// A dry run: validates `candidate` and diffs it against the current snapshot,
     /// publishing nothing and telling nobody.
     pub fn preview(&self, candidate: Candidate) -> Preview {

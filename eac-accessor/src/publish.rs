@@ -235,8 +235,6 @@ impl Inner {
             .into());
         }
         let snapshot = Arc::new(candidate);
-        self.current.store(Arc::clone(&snapshot));
-
         let changed: Vec<usize> = self
             .specs
             .iter()
@@ -247,10 +245,13 @@ impl Inner {
             .map(|(i, _)| i)
             .collect();
         let paths: Vec<&'static str> = changed.iter().map(|&i| self.specs[i].path).collect();
+        // Durable history first: a crash after it never reuses this version number.
         self.history
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(&snapshot, paths.iter().map(|p| (*p).to_owned()).collect());
+        self.current.store(Arc::clone(&snapshot));
+
         self.notify(&current, &snapshot, &changed);
         Ok(Outcome::Published {
             snapshot,
@@ -261,8 +262,6 @@ impl Inner {
     /// Republishes the document of a kept version as a new version, re-running every
     /// check and readiness hook.
     pub(crate) fn rollback_to(&self, version: u64, origin: Origin) -> Result<Outcome, Errors> {
-        let mut last_read = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let started = Instant::now();
         let document = {
             let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
             history
@@ -278,12 +277,42 @@ impl Inner {
                     )
                 })
         };
-        let merged = document.map_err(|e| vec![e]).and_then(|document| {
-            let name = SourceName::Memory(format!("history version {version}"));
-            let layer = Layer::from_serialize(name, &*document).map_err(|e| vec![e])?;
-            source::merge(vec![layer])
-        });
-        let result = self.publish_merged(merged, origin.clone(), &|| true);
+        match document {
+            Ok(document) => self.republish(document, version, origin, None),
+            Err(e) => {
+                let result = Err(e.into());
+                self.record(&origin, &result, Instant::now());
+                result
+            }
+        }
+    }
+
+    /// Publishes `document` (the content of version `from`) as a new version, re-running
+    /// every check. With `only_if_current`, does so only while that version is current.
+    pub(crate) fn republish(
+        &self,
+        document: Arc<Value>,
+        from: u64,
+        origin: Origin,
+        only_if_current: Option<u64>,
+    ) -> Result<Outcome, Errors> {
+        let mut last_read = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
+        let current = self.current.load().version;
+        let result = match only_if_current {
+            Some(expected) if expected != current => Err(Error::new(
+                ErrorKind::NotFound,
+                format!("version {expected} is no longer current (version {current} is): not rolled back"),
+            )
+            .into()),
+            _ => {
+                let name = SourceName::Memory(format!("history version {from}"));
+                let merged = Layer::from_serialize(name, &*document)
+                    .map_err(|e| vec![e])
+                    .and_then(|layer| source::merge(vec![layer]));
+                self.publish_merged(merged, origin.clone(), &|| true)
+            }
+        };
         if result.as_ref().is_ok_and(Outcome::is_published) {
             // The current version no longer says what the sources say.
             *last_read = None;

@@ -33,6 +33,7 @@ mod watch;
 pub use watch::{FileWatcher, WatchStatus};
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +65,10 @@ pub struct ReloadConfig {
     pub debounce: Duration,
     /// How long health checks may take after a publish (default 5 s).
     pub health_window: Duration,
+    /// Poll watched folders at this interval instead of asking the OS for events
+    /// (default: events; for network file systems where events do not arrive). Watching
+    /// falls back to polling on its own when events cannot be had.
+    pub poll_interval: Option<Duration>,
 }
 
 impl Default for ReloadConfig {
@@ -75,6 +80,7 @@ impl Default for ReloadConfig {
             build_timeout: Duration::from_secs(10),
             debounce: Duration::from_millis(100),
             health_window: Duration::from_secs(5),
+            poll_interval: None,
         }
     }
 }
@@ -117,6 +123,31 @@ impl ReloadConfig {
 }
 
 type RunFuture = Shared<Pin<Box<dyn Future<Output = Result<Outcome, Errors>> + Send>>>;
+
+/// The run under way: its number, whether it skips throttling, and its shared result.
+struct Flight {
+    generation: u64,
+    forced: bool,
+    run: RunFuture,
+}
+
+/// Empties the flight slot when its run ends, even by a panic.
+struct ClearFlight {
+    inner: Arc<Coordinator>,
+    generation: u64,
+}
+
+impl Drop for ClearFlight {
+    fn drop(&mut self) {
+        let mut inflight = lock(&self.inner.inflight);
+        if inflight
+            .as_ref()
+            .is_some_and(|f| f.generation == self.generation)
+        {
+            *inflight = None;
+        }
+    }
+}
 type HealthCheck = Arc<
     dyn Fn(Arc<Snapshot>) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync,
 >;
@@ -130,7 +161,7 @@ pub struct ReloadCoordinator {
 struct Coordinator {
     accessor: EaCAccessor,
     config: ReloadConfig,
-    inflight: Mutex<Option<(u64, RunFuture)>>,
+    inflight: Mutex<Option<Flight>>,
     generation: AtomicU64,
     runs: AtomicU64,
     throttle: Mutex<Throttle>,
@@ -251,28 +282,68 @@ impl ReloadCoordinator {
     /// [`ErrorKind::HealthCheck`] when a health check failed and the previous version
     /// was put back.
     pub async fn refresh(&self, origin: Origin, force: bool) -> Result<Outcome, Errors> {
-        let run = {
-            let mut inflight = lock(&self.inner.inflight);
-            match &*inflight {
-                Some((_, run)) => run.clone(),
-                None => {
-                    let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
-                    let inner = Arc::clone(&self.inner);
-                    let run: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
-                        let result = inner.run(origin, force).await;
-                        let mut inflight = lock(&inner.inflight);
-                        if inflight.as_ref().is_some_and(|(g, _)| *g == generation) {
-                            *inflight = None;
-                        }
-                        result
-                    });
-                    let run = run.shared();
-                    *inflight = Some((generation, run.clone()));
-                    run
-                }
-            }
+        self.refresh_from(origin, force, false).await
+    }
+
+    /// Runs or joins a reload. A `fresh` trigger (a file change) joins only a run that
+    /// started after it, so a run that read the files before the change cannot answer
+    /// for it; a forced one joins only a forced run. Runs are spawned, so a caller that
+    /// goes away does not stall the run for the others.
+    async fn refresh_from(
+        &self,
+        origin: Origin,
+        force: bool,
+        fresh: bool,
+    ) -> Result<Outcome, Errors> {
+        let oldest = if fresh {
+            self.inner.generation.load(Ordering::SeqCst) + 1
+        } else {
+            0
         };
-        run.await
+        loop {
+            let (run, ours) = {
+                let mut inflight = lock(&self.inner.inflight);
+                match &*inflight {
+                    Some(f) => (
+                        f.run.clone(),
+                        f.generation >= oldest && (f.forced || !force),
+                    ),
+                    None => {
+                        let flight = self.start(origin.clone(), force);
+                        let run = flight.run.clone();
+                        *inflight = Some(flight);
+                        (run, true)
+                    }
+                }
+            };
+            let result = run.await;
+            if ours {
+                return result;
+            }
+            // That run could not answer for this trigger: wait for it, then run anew.
+        }
+    }
+
+    fn start(&self, origin: Origin, force: bool) -> Flight {
+        let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let inner = Arc::clone(&self.inner);
+        let task = tokio::spawn(async move {
+            let _clear = ClearFlight {
+                inner: Arc::clone(&inner),
+                generation,
+            };
+            inner.run(origin, force).await
+        });
+        let run: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
+            task.await.unwrap_or_else(|e| {
+                Err(Error::new(ErrorKind::Io, format!("the reload task failed: {e}")).into())
+            })
+        });
+        Flight {
+            generation,
+            forced: force,
+            run: run.shared(),
+        }
     }
 
     /// How long a refresh that is not forced would have to wait now, if at all.
@@ -304,7 +375,7 @@ impl ReloadCoordinator {
             match self.throttled_for() {
                 Some(wait) => tokio::time::sleep(wait).await,
                 None => {
-                    let result = self.refresh(origin.clone(), false).await;
+                    let result = self.refresh_from(origin.clone(), false, true).await;
                     match &result {
                         Err(errors) if errors.has(ErrorKind::Throttled) => continue,
                         _ => return result,
@@ -331,7 +402,7 @@ impl Coordinator {
             }
         }
         self.runs.fetch_add(1, Ordering::Relaxed);
-        let previous = self.accessor.load().version();
+        let previous = self.accessor.load_full();
         let result = self.build(origin).await;
         lock(&self.throttle).record(&self.config, &result, Instant::now());
         match result {
@@ -395,10 +466,11 @@ impl Coordinator {
     async fn check_health(&self, snapshot: &Arc<Snapshot>) -> Result<(), String> {
         let checks: Vec<_> = lock(&self.checks).clone();
         for (name, check) in checks {
-            match tokio::time::timeout(self.config.health_window, check(Arc::clone(snapshot))).await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(why)) => return Err(format!("health check `{name}` failed: {why}")),
+            let check = AssertUnwindSafe(check(Arc::clone(snapshot))).catch_unwind();
+            match tokio::time::timeout(self.config.health_window, check).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(why))) => return Err(format!("health check `{name}` failed: {why}")),
+                Ok(Err(_)) => return Err(format!("health check `{name}` panicked")),
                 Err(_) => {
                     return Err(format!(
                         "health check `{name}` did not pass within {} ms",
@@ -410,12 +482,11 @@ impl Coordinator {
         Ok(())
     }
 
-    async fn auto_rollback(&self, previous: u64, failed: u64, why: String) -> Errors {
+    async fn auto_rollback(&self, previous: Arc<Snapshot>, failed: u64, why: String) -> Errors {
         let accessor = self.accessor.clone();
-        let rolled = tokio::task::spawn_blocking(move || {
-            accessor.rollback_with_origin(previous, Origin::AutoRollback { from: previous })
-        })
-        .await;
+        let restore = Arc::clone(&previous);
+        let rolled = tokio::task::spawn_blocking(move || accessor.restore(&restore, failed)).await;
+        let previous = previous.version();
         let message = match &rolled {
             Ok(Ok(outcome)) => format!(
                 "{why}; version {failed} was rolled back: version {} republishes version {previous}",

@@ -115,7 +115,11 @@ pub(crate) fn start(
     })?;
     let dir = dir.to_path_buf();
     let (events_tx, events_rx) = mpsc::unbounded_channel::<RawEvent>();
-    let backend = open_backend(&dir, events_tx.clone(), coordinator.config().debounce)?;
+    let config = coordinator.config();
+    let backend = match config.poll_interval {
+        Some(interval) => open_poll(&dir, events_tx.clone(), interval)?,
+        None => open_backend(&dir, events_tx.clone(), poll_interval(config.debounce))?,
+    };
     let (status_tx, status_rx) = watch::channel(WatchStatus {
         mode: backend.mode(),
         ..WatchStatus::default()
@@ -148,7 +152,7 @@ pub(crate) fn start(
 fn open_backend(
     dir: &Path,
     tx: mpsc::UnboundedSender<RawEvent>,
-    debounce: Duration,
+    interval: Duration,
 ) -> Result<Backend, Error> {
     let handler = {
         let tx = tx.clone();
@@ -168,9 +172,14 @@ fn open_backend(
         Ok(w) => Ok(Backend::Notify(w)),
         Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the folder for events; polling it instead");
-            open_poll(dir, tx, debounce)
+            open_poll(dir, tx, interval)
         }
     }
+}
+
+/// The polling interval used when events cannot be had.
+fn poll_interval(debounce: Duration) -> Duration {
+    debounce.max(Duration::from_millis(250))
 }
 
 fn watch_error(dir: &Path, e: &notify::Error) -> Error {
@@ -195,7 +204,8 @@ impl Task {
     ) {
         // When a change is pending: the path that caused it and when to reload.
         let mut pending: Option<(PathBuf, Instant)> = None;
-        loop {
+        // `reload` also watches `stop`, and may be the one to see it change.
+        while !*stop.borrow() {
             let deadline = pending.as_ref().map(|(_, at)| *at);
             tokio::select! {
                 _ = stop.changed() => break,
@@ -243,11 +253,12 @@ impl Task {
         let mut relevant = None;
         for path in &event.paths {
             if path == &self.dir {
-                // The folder itself was removed or (re)created: follow it.
-                if matches!(event.kind, EventKind::Create(_)) || !self.dir_watched {
-                    self.rewatch_or_poll();
-                } else if matches!(event.kind, EventKind::Remove(_)) {
+                // The folder itself was removed, (re)created, renamed or swapped: follow
+                // whatever now has its name.
+                if matches!(event.kind, EventKind::Remove(_)) {
                     self.dir_watched = false;
+                } else {
+                    self.rewatch_or_poll();
                 }
                 relevant = Some(path.clone());
             } else if path.parent() == Some(self.dir.as_path()) && is_config_name(path) {
@@ -258,23 +269,32 @@ impl Task {
     }
 
     fn rewatch_or_poll(&mut self) {
+        // A poll watcher keeps polling its path, gone or back; re-adding it would only
+        // rescan at once and report the same again.
+        if matches!(self.backend, Backend::Poll(_)) {
+            return;
+        }
+        if !self.dir.exists() {
+            // Gone for now: the parent's watch tells us when it is back.
+            self.dir_watched = false;
+            return;
+        }
         self.backend.unwatch(&self.dir);
         match self.backend.watch(&self.dir) {
             Ok(()) => self.dir_watched = true,
-            Err(e) if self.dir.exists() => {
+            Err(e) => {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "cannot watch the folder again; polling it instead");
-                if let Ok(backend) = open_poll(
-                    &self.dir,
-                    self.events_tx.clone(),
-                    self.coordinator.config().debounce,
-                ) {
+                let interval = self
+                    .coordinator
+                    .config()
+                    .poll_interval
+                    .unwrap_or_else(|| poll_interval(self.coordinator.config().debounce));
+                if let Ok(backend) = open_poll(&self.dir, self.events_tx.clone(), interval) {
                     self.backend = backend;
                     self.dir_watched = true;
                     self.status.send_modify(|s| s.mode = "poll");
                 }
             }
-            // Gone for now: the parent's watch tells us when it is back.
-            Err(_) => self.dir_watched = false,
         }
     }
 
@@ -295,10 +315,10 @@ impl Task {
 fn open_poll(
     dir: &Path,
     tx: mpsc::UnboundedSender<RawEvent>,
-    debounce: Duration,
+    interval: Duration,
 ) -> Result<Backend, Error> {
     let config = notify::Config::default()
-        .with_poll_interval(debounce.max(Duration::from_millis(250)))
+        .with_poll_interval(interval)
         .with_compare_contents(true);
     let mut poll = notify::PollWatcher::new(
         move |e| {

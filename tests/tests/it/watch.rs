@@ -253,3 +253,33 @@ async fn shutdown_stops_the_watcher() {
     );
     assert_eq!(w.version(), 1);
 }
+
+#[tokio::test]
+async fn polling_instead_of_events_also_publishes_once() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("config");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("app.toml"), APP_TOML).unwrap();
+    let accessor = EaCAccessor::builder()
+        .section::<Greeting>()
+        .source(Dir::new(&dir))
+        .build()
+        .unwrap();
+    let mut config = ReloadConfig::default();
+    config.debounce = Duration::from_millis(10);
+    config.cooldown = Duration::ZERO;
+    config.poll_interval = Some(Duration::from_millis(25));
+    let reloads = ReloadCoordinator::new(accessor.clone(), config);
+    let watcher = reloads.watch_dir(&dir).unwrap();
+    assert_eq!(watcher.status().borrow().mode, "poll");
+
+    let mut greeting = accessor.subscribe::<Greeting>();
+    std::fs::write(dir.join("app.toml"), message_toml("polled")).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), greeting.changed())
+        .await
+        .expect("seen by polling within 10 s")
+        .unwrap();
+    assert_eq!(greeting.latest().1.message, "polled");
+    assert_eq!(accessor.load().version(), 2);
+    reloads.shutdown().await;
+}
