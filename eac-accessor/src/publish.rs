@@ -130,13 +130,23 @@ pub(crate) fn check_hooks(
 }
 
 /// What to preview.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum Candidate {
     /// What the sources say now.
     Sources,
     /// What the sources say now, with this document merged over them.
     Overlay(Value),
+}
+
+// Never the overlay's values: they may hold secrets.
+impl std::fmt::Debug for Candidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Candidate::Sources => f.write_str("Sources"),
+            Candidate::Overlay(_) => f.write_str("Overlay(..)"),
+        }
+    }
 }
 
 /// The result of a dry run: nothing was published and nobody was told.

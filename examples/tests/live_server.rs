@@ -42,6 +42,7 @@ impl Server {
             .env("EAC_REFRESH_ENDPOINT_TOKEN", TOKEN)
             .env("EAC_WATCH_DEBOUNCE_MS", "50")
             .env("EAC_REFRESH_COOLDOWN_MS", "0")
+            .env("EAC_SHUTDOWN_GRACE_MS", "200")
             .env("APP_FEATURES__SHOUT", "false")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -198,7 +199,18 @@ fn live_server_follows_its_files_and_keeps_the_last_good_version() {
     let (_, history) = server.json("GET", "/_internal/eac/history", false);
     assert_eq!(history["versions"][0]["version"], 3);
 
+    // An open event stream does not keep the server from stopping on SIGTERM.
+    let mut events = TcpStream::connect(server.address).unwrap();
+    write!(
+        events,
+        "GET /_internal/eac/events HTTP/1.1\r\nhost: test\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    events.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
     server.terminate();
+    drop(events);
 
     // The durable history outlives the process.
     std::fs::write(&file, APP.replace("\"hello\"", "\"restarted\"")).unwrap();

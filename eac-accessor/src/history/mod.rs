@@ -22,7 +22,7 @@ pub(crate) use store::Record;
 use store::Store;
 
 /// One published version as the history keeps it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Clone, serde::Serialize)]
 #[non_exhaustive]
 pub struct HistoryEntry {
     /// The version number.
@@ -38,6 +38,18 @@ pub struct HistoryEntry {
     pub changed: Vec<String>,
     #[serde(skip)]
     pub(crate) document: Arc<Value>,
+}
+
+// Never the document: it holds the secrets.
+impl std::fmt::Debug for HistoryEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryEntry")
+            .field("version", &self.version)
+            .field("hash", &self.hash)
+            .field("origin", &self.origin)
+            .field("changed", &self.changed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A candidate that was rejected: when, why, and which version stayed.

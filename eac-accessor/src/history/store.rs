@@ -42,7 +42,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`, returning it with every intact record, oldest
     /// first, and how many corrupt or torn ones were skipped.
     pub(crate) fn open(dir: &Path, limit: usize) -> io::Result<(Store, Vec<Record>, usize)> {
-        fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
         let path = dir.join(FILE_NAME);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -58,8 +58,7 @@ impl Store {
         if skipped > 0 || keep > 0 {
             rewrite(&path, &records)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        restrict(&path);
+        let file = private(OpenOptions::new().create(true).append(true)).open(&path)?;
         let store = Store {
             path,
             file,
@@ -77,7 +76,7 @@ impl Store {
             all.push(record.clone());
             let start = all.len().saturating_sub(self.limit);
             rewrite(&self.path, &all[start..])?;
-            self.file = OpenOptions::new().append(true).open(&self.path)?;
+            self.file = private(OpenOptions::new().append(true)).open(&self.path)?;
             self.count = all.len() - start;
             return Ok(());
         }
@@ -145,14 +144,15 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn rewrite(path: &Path, records: &[Record]) -> io::Result<()> {
     let tmp = path.with_extension("eac.tmp");
+    // A leftover from a crash is ours to replace; `create_new` refuses to follow a link.
+    let _ = fs::remove_file(&tmp);
     {
-        let mut file = File::create(&tmp)?;
+        let mut file = private(OpenOptions::new().write(true).create_new(true)).open(&tmp)?;
         for record in records {
             file.write_all(&encode(record)?)?;
         }
         file.sync_all()?;
     }
-    restrict(&tmp);
     fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         // The rename itself is durable only once the folder is synced.
@@ -163,15 +163,29 @@ fn rewrite(path: &Path, records: &[Record]) -> io::Result<()> {
     Ok(())
 }
 
-/// The store holds whole documents, secrets included: owner-only permissions.
-fn restrict(path: &Path) {
+/// The store holds whole documents, secrets included: files are created owner-only.
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o600));
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
     }
-    #[cfg(not(unix))]
-    let _ = path;
+    options
+}
+
+/// Creates `dir` (owner-only when it is new) and its parents.
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 #[cfg(test)]
@@ -255,6 +269,18 @@ mod tests {
         let (_, records, skipped) = Store::open(dir.path(), 10).unwrap();
         assert_eq!(records, [record(1), record(3)]);
         assert_eq!(skipped, 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_store_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        write_three(&state);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state.join(FILE_NAME)), 0o600);
+        assert_eq!(mode(&state), 0o700);
     }
 
     #[test]

@@ -85,6 +85,15 @@ impl Default for ReloadConfig {
     }
 }
 
+/// The longest time an environment toggle may set: a day.
+const MAX_MS: u64 = 86_400_000;
+
+/// `now + d`, or far in the future when that does not fit an `Instant`.
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+}
+
 impl ReloadConfig {
     /// The defaults, overridden by `EAC_REFRESH_COOLDOWN_MS`, `EAC_REFRESH_BACKOFF_MS`,
     /// `EAC_REFRESH_BUILD_TIMEOUT_MS` and `EAC_WATCH_DEBOUNCE_MS` (whole milliseconds).
@@ -106,8 +115,8 @@ impl ReloadConfig {
         ] {
             if let Some(value) = var(name) {
                 match value.trim().parse::<u64>() {
-                    Ok(ms) => *slot = Duration::from_millis(ms),
-                    Err(_) => errors.push(name),
+                    Ok(ms) if ms <= MAX_MS => *slot = Duration::from_millis(ms),
+                    _ => errors.push(name),
                 }
             }
         }
@@ -115,7 +124,7 @@ impl ReloadConfig {
             None => Ok(config),
             Some(name) => Err(Error::new(
                 ErrorKind::Parse,
-                "expected a whole number of milliseconds",
+                format!("expected a whole number of milliseconds, at most {MAX_MS} (a day)"),
             )
             .with_source(crate::SourceName::EnvVar((*name).to_owned()))),
         }
@@ -183,7 +192,7 @@ impl Throttle {
         if let Some(at) = self.retry_at.filter(|at| *at > now) {
             return Some((at - now, "backing off after failed reloads"));
         }
-        let until = self.last_publish? + config.cooldown;
+        let until = later(self.last_publish?, config.cooldown);
         (until > now).then(|| (until - now, "cooling down after the last publish"))
     }
 
@@ -210,7 +219,7 @@ impl Throttle {
                 } else {
                     self.next_random() % (nanos + 1)
                 };
-                self.retry_at = Some(now + Duration::from_nanos(wait));
+                self.retry_at = Some(later(now, Duration::from_nanos(wait)));
             }
         }
     }

@@ -212,7 +212,7 @@ impl Task {
                 event = events.recv() => {
                     let Some(event) = event else { break };
                     if let Some(path) = self.handle(event) {
-                        pending = Some((path, Instant::now() + self.coordinator.config().debounce));
+                        pending = Some((path, super::later(Instant::now(), self.coordinator.config().debounce)));
                     }
                     self.status.send_modify(|s| s.busy = pending.is_some());
                 }

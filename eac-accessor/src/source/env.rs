@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind, SourceName};
 /// let fixed = Env::prefixed("APP_").vars([("APP_GREETING__MESSAGE", "hi")]);
 /// # let _ = (env, fixed);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Env {
     prefix: String,
     separator: String,
@@ -71,6 +71,17 @@ impl Env {
             .map(str::to_ascii_lowercase)
             .collect();
         parts.iter().all(|p| !p.is_empty()).then_some(parts)
+    }
+}
+
+// Never the values: they may hold secrets.
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("prefix", &self.prefix)
+            .field("separator", &self.separator)
+            .field("fixed_vars", &self.vars.as_ref().map(|v| v.len()))
+            .finish()
     }
 }
 

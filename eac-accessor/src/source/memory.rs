@@ -14,7 +14,7 @@ use crate::error::{Error, SourceName};
 /// let defaults = Defaults::new(&json!({ "limits": { "request_timeout_ms": 5000 } }));
 /// # let _ = defaults;
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Defaults {
     layer: Result<(figment::value::Dict, u64), Error>,
 }
@@ -56,7 +56,7 @@ impl Source for Defaults {
 /// doc.set("[greeting]\nmessage = \"hello\"\n");
 /// # let _ = doc;
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Memory {
     name: String,
     format: Format,
@@ -84,5 +84,21 @@ impl Source for Memory {
         let text = Arc::clone(&self.text.read().unwrap_or_else(|p| p.into_inner()));
         let name = SourceName::Memory(self.name.clone());
         Ok(vec![Layer::text(name, self.format, &*text)])
+    }
+}
+
+// Never the values: they may hold secrets.
+impl std::fmt::Debug for Defaults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Defaults").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory")
+            .field("name", &self.name)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
     }
 }

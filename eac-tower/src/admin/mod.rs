@@ -14,7 +14,9 @@
 //! sent in the `x-eac-refresh-token` header. It is compared in constant time over SHA-256
 //! hashes of both sides, so neither its content nor its length leaks. **Without a
 //! configured token the mutating routes are off** (403). A wrong or missing token gets
-//! 401; too many mutating requests get 429; a body over the limit gets 413. Each refresh
+//! 401; too many mutating requests with the right token get 429; a body over the limit
+//! gets 413. A refresh answers 200 (published or unchanged), 422 (rejected), 429
+//! (throttled), 504 (over the build timeout); a rollback 404 for a version not kept. Each refresh
 //! and rollback writes an audit line (target `eac::audit`: who, what, outcome — never the
 //! token). Every answer redacts secrets.
 //!

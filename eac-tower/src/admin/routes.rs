@@ -23,8 +23,9 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// `None` lets a mutating request through; otherwise the 403 (off), 429 (too many) or
-/// 401 answer.
+/// `None` lets a mutating request through; otherwise the 403 (off), 401 (no or wrong
+/// token) or 429 (too many) answer. The token is checked first, so that callers without
+/// it cannot use up the operator's allowance.
 fn authorize(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = &state.token else {
         return Some(error(
@@ -32,20 +33,20 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
             format!("mutating admin routes are off: set {TOKEN_ENV} to turn them on"),
         ));
     };
+    let given = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
+    if !given.is_some_and(|given| token.matches(given)) {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            format!("missing or wrong `{TOKEN_HEADER}` header"),
+        ));
+    }
     if !state.limit.try_acquire() {
         return Some(error(
             StatusCode::TOO_MANY_REQUESTS,
             "too many admin requests: slow down",
         ));
     }
-    let given = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
-    match given {
-        Some(given) if token.matches(given) => None,
-        _ => Some(error(
-            StatusCode::UNAUTHORIZED,
-            format!("missing or wrong `{TOKEN_HEADER}` header"),
-        )),
-    }
+    None
 }
 
 /// Who asked, for the audit log: the peer address and an optional `x-eac-actor` name.
@@ -271,6 +272,10 @@ fn answer(
                 StatusCode::NOT_FOUND
             } else if errors.has(ErrorKind::Throttled) {
                 StatusCode::TOO_MANY_REQUESTS
+            } else if errors.has(ErrorKind::Timeout) {
+                StatusCode::GATEWAY_TIMEOUT
+            } else if errors.has(ErrorKind::Io) {
+                StatusCode::INTERNAL_SERVER_ERROR
             } else {
                 StatusCode::UNPROCESSABLE_ENTITY
             },

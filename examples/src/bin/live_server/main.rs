@@ -12,7 +12,8 @@
 //!
 //! `APP_SECTION__KEY=value` overrides the files; `EAC_REFRESH_ENDPOINT_TOKEN` turns on
 //! the mutating admin routes; `EAC_REFRESH_COOLDOWN_MS`, `EAC_REFRESH_BACKOFF_MS`,
-//! `EAC_REFRESH_BUILD_TIMEOUT_MS` and `EAC_WATCH_DEBOUNCE_MS` tune reloads.
+//! `EAC_REFRESH_BUILD_TIMEOUT_MS` and `EAC_WATCH_DEBOUNCE_MS` tune reloads;
+//! `EAC_SHUTDOWN_GRACE_MS` (default 5000) bounds how long SIGTERM waits for open connections.
 
 mod sections;
 
@@ -35,6 +36,14 @@ use serde_json::{Value, json};
 use tower::ServiceBuilder;
 
 use sections::{Features, Greeting, Limits, Upstream};
+
+/// How long open connections may run on after SIGTERM (env `EAC_SHUTDOWN_GRACE_MS`).
+fn shutdown_grace() -> Duration {
+    std::env::var("EAC_SHUTDOWN_GRACE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(5), Duration::from_millis)
+}
 
 const USAGE: &str = "usage: live_server [--config-dir DIR] [--listen ADDR] [--state-dir DIR] [--fallback-to-last-good]
 env: EAC_CONFIG_DIR, EAC_LISTEN, EAC_STATE_DIR, EAC_REFRESH_ENDPOINT_TOKEN,
@@ -131,20 +140,18 @@ fn app(reloads: &ReloadCoordinator) -> Router {
         let coordinator = coordinator.clone();
         Box::pin(async move { coordinator.refresh(Origin::Refresh, force).await })
     }));
-    Router::new()
+    // The live limits apply to the public routes; the admin routes keep their own.
+    let public = Router::new()
         .route("/", get(root))
         .route("/pinned", get(pinned_route))
+        .layer(DefaultBodyLimit::disable())
+        .layer(ServiceBuilder::new().layer(timeout).layer(body_limit));
+    public
         .nest(
             admin::DEFAULT_PREFIX,
             admin::router(accessor.clone(), admin_config),
         )
-        .layer(DefaultBodyLimit::disable())
-        .layer(
-            ServiceBuilder::new()
-                .layer(EaCLayer::new(accessor))
-                .layer(timeout)
-                .layer(body_limit),
-        )
+        .layer(EaCLayer::new(accessor))
 }
 
 /// `GET /`: the message (upper-cased when `features.shout`) and the version.
@@ -240,9 +247,25 @@ async fn main() -> ExitCode {
     );
     println!("live_server listening on http://{address}");
     let service = app(&reloads).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    // On SIGTERM, stop accepting, let requests finish, but do not wait on a client that
+    // keeps a connection open (an event stream) for more than a few seconds.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    });
+    let grace = async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(shutdown_grace()).await;
+    };
+    let served = tokio::select! {
+        served = server => served,
+        () = grace => {
+            tracing::warn!("connections still open after the grace period; closing them");
+            Ok(())
+        }
+    };
     reloads.shutdown().await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
