@@ -354,7 +354,20 @@ pub(crate) struct Provenance<'a> {
 
 impl Provenance<'_> {
     /// The source of the value at dotted `key`, or of its nearest present ancestor.
+    /// When no source holds the key or any parent of it (a section missing from an
+    /// emptied file), the last file read is named: where the key was looked for last.
     pub(crate) fn source_of(&self, key: &str) -> Option<SourceName> {
+        self.holder_of(key).or_else(|| {
+            self.merged
+                .names
+                .iter()
+                .rev()
+                .find(|(name, _)| matches!(name, SourceName::File(_)))
+                .map(|(name, _)| name.clone())
+        })
+    }
+
+    fn holder_of(&self, key: &str) -> Option<SourceName> {
         let root = self.root.as_ref()?;
         let mut probe = key;
         let value = loop {
