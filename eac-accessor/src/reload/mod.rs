@@ -176,6 +176,8 @@ struct Coordinator {
     throttle: Mutex<Throttle>,
     checks: Mutex<Vec<(String, HealthCheck)>>,
     tasks: Mutex<Vec<watch::Stopper>>,
+    /// The blocking task of a run abandoned at the build timeout, until it ends.
+    abandoned: Mutex<Option<tokio::task::JoinHandle<Result<Outcome, Errors>>>>,
 }
 
 #[derive(Debug, Default)]
@@ -253,6 +255,7 @@ impl ReloadCoordinator {
                 throttle: Mutex::new(Throttle::default()),
                 checks: Mutex::new(Vec::new()),
                 tasks: Mutex::new(Vec::new()),
+                abandoned: Mutex::new(None),
             }),
         }
     }
@@ -427,6 +430,20 @@ impl Coordinator {
 
     /// Runs the pipeline on a blocking thread, within the build timeout.
     async fn build(&self, origin: Origin) -> Result<Outcome, Errors> {
+        // A run abandoned earlier that is still reading its sources holds the writer lock:
+        // queueing more threads behind it would only pile them up.
+        {
+            let mut abandoned = lock(&self.abandoned);
+            if abandoned.as_ref().is_some_and(|t| !t.is_finished()) {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    "a reload abandoned at the build timeout is still reading its sources; \
+                     nothing was started",
+                )
+                .into());
+            }
+            *abandoned = None;
+        }
         // Decided under the writer lock: either the run commits, or it is abandoned.
         let decision = Arc::new(Mutex::new(Decision::Open));
         let accessor = self.accessor.clone();
@@ -454,6 +471,7 @@ impl Coordinator {
                 };
                 if !committed {
                     tracing::warn!(timeout = ?self.config.build_timeout, "reload abandoned: over the build timeout");
+                    *lock(&self.abandoned) = Some(task);
                     return Err(Error::new(
                         ErrorKind::Timeout,
                         format!(

@@ -172,6 +172,13 @@ async fn a_run_over_the_build_timeout_publishes_nothing_even_when_it_finishes_la
     inner.set(doc("late", false));
     let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
     assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
+    // While the abandoned run still waits on its source, no new run piles up behind it.
+    let errors = reloads.refresh(Origin::Refresh, true).await.unwrap_err();
+    assert!(
+        errors.to_string().contains("still reading its sources"),
+        "{errors}"
+    );
+    assert_eq!(reloads.runs(), 2);
 
     // Let the abandoned run finish: it must not publish.
     *gate.0.lock().unwrap() = true;
