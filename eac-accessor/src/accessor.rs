@@ -124,12 +124,6 @@ impl EaCAccessor {
             .rollback_to(version, Origin::Rollback { from: version })
     }
 
-    /// Republishes kept version `version` with another origin (an automatic rollback
-    /// after a failed health check, say).
-    pub fn rollback_with_origin(&self, version: u64, origin: Origin) -> Result<Outcome, Errors> {
-        self.inner.rollback_to(version, origin)
-    }
-
     /// Records a failure that happened after a publish (a failed health check): kept in
     /// the rejections and the status, and sent as an [`Event::Rejected`].
     pub(crate) fn note_failure(&self, origin: Origin, errors: &Errors) {

@@ -149,13 +149,6 @@ impl Snapshot {
             .and_then(|(_, _, s)| s.downcast_ref())
     }
 
-    /// The section `T` as a shared pointer, or `None` when `T` was not registered.
-    pub fn get_arc<T: EaCSection>(&self) -> Option<Arc<T>> {
-        let id = TypeId::of::<T>();
-        let (_, _, any) = self.sections.iter().find(|(t, _, _)| *t == id)?;
-        Arc::clone(any).downcast().ok()
-    }
-
     /// The section `T`.
     ///
     /// # Panics

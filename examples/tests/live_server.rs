@@ -7,22 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use eac_tests::{APP_TOML as APP, SECRET};
 use serde_json::Value;
-
-const APP: &str = r#"[greeting]
-message = "hello"
-
-[limits]
-max_body_bytes = 1048576
-request_timeout_ms = 5000
-
-[features]
-shout = false
-
-[upstream]
-url = "https://upstream.example"
-api_key = "e2e-s3cr3t-value"
-"#;
 
 const TOKEN: &str = "e2e-token";
 
@@ -85,10 +71,7 @@ impl Server {
             .lines()
             .find_map(|l| l.strip_prefix("x-eac-version: "))
             .and_then(|v| v.trim().parse().ok());
-        assert!(
-            !response.contains("e2e-s3cr3t-value"),
-            "{path} leaked the secret"
-        );
+        assert!(!response.contains(SECRET), "{path} leaked the secret");
         (status, version, body.to_owned())
     }
 

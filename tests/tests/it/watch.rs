@@ -20,14 +20,23 @@ struct Watched {
 
 impl Watched {
     async fn start() -> Watched {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A folder holding the fixture's `app.toml`, watched with `tune` applied to the timings.
+    async fn start_with(tune: impl FnOnce(&mut ReloadConfig)) -> Watched {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("config");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("app.toml"), APP_TOML).unwrap();
-        Self::start_in(root, dir).await
+        Self::start_in(root, dir, tune).await
     }
 
-    async fn start_in(root: tempfile::TempDir, dir: PathBuf) -> Watched {
+    async fn start_in(
+        root: tempfile::TempDir,
+        dir: PathBuf,
+        tune: impl FnOnce(&mut ReloadConfig),
+    ) -> Watched {
         let accessor = EaCAccessor::builder()
             .section::<Greeting>()
             .source(Dir::new(&dir))
@@ -37,6 +46,7 @@ impl Watched {
         config.debounce = Duration::from_millis(50);
         config.cooldown = Duration::ZERO;
         config.backoff = Duration::ZERO;
+        tune(&mut config);
         let reloads = ReloadCoordinator::new(accessor, config);
         let watcher = reloads.watch_dir(&dir).unwrap();
         Watched {
@@ -170,7 +180,7 @@ async fn a_configmap_symlink_swap_publishes_once() {
     std::fs::write(first.join("app.toml"), APP_TOML).unwrap();
     symlink(first.file_name().unwrap(), dir.join("..data")).unwrap();
     symlink(Path::new("..data").join("app.toml"), dir.join("app.toml")).unwrap();
-    let w = Watched::start_in(root, dir.clone()).await;
+    let w = Watched::start_in(root, dir.clone(), |_| {}).await;
     assert_eq!(w.message(), "hello");
 
     let second = dir.join("..2026_11_22_00_05_00.000000002");
@@ -256,30 +266,21 @@ async fn shutdown_stops_the_watcher() {
 
 #[tokio::test]
 async fn polling_instead_of_events_also_publishes_once() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("config");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::write(dir.join("app.toml"), APP_TOML).unwrap();
-    let accessor = EaCAccessor::builder()
-        .section::<Greeting>()
-        .source(Dir::new(&dir))
-        .build()
-        .unwrap();
-    let mut config = ReloadConfig::default();
-    config.debounce = Duration::from_millis(10);
-    config.cooldown = Duration::ZERO;
-    config.poll_interval = Some(Duration::from_millis(25));
-    let reloads = ReloadCoordinator::new(accessor.clone(), config);
-    let watcher = reloads.watch_dir(&dir).unwrap();
-    assert_eq!(watcher.status().borrow().mode, "poll");
+    let w = Watched::start_with(|config| {
+        config.debounce = Duration::from_millis(10);
+        config.poll_interval = Some(Duration::from_millis(25));
+    })
+    .await;
+    assert_eq!(w.watcher.status().borrow().mode, "poll");
 
-    let mut greeting = accessor.subscribe::<Greeting>();
-    std::fs::write(dir.join("app.toml"), message_toml("polled")).unwrap();
+    // The folder's parent is not polled, so wait on the section instead of a marker.
+    let mut greeting = w.reloads.accessor().subscribe::<Greeting>();
+    std::fs::write(w.path("app.toml"), message_toml("polled")).unwrap();
     tokio::time::timeout(Duration::from_secs(10), greeting.changed())
         .await
         .expect("seen by polling within 10 s")
         .unwrap();
     assert_eq!(greeting.latest().1.message, "polled");
-    assert_eq!(accessor.load().version(), 2);
-    reloads.shutdown().await;
+    assert_eq!(w.version(), 2);
+    w.stop().await;
 }
