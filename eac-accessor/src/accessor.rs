@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch};
 use crate::diff::Diff;
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::hash::ContentHash;
-use crate::history::{History, HistoryEntry, Rejection};
+use crate::history::{History, HistoryEntry, Rejection, StoreStatus};
 use crate::metrics;
 use crate::publish::{self, Candidate, Hook, Outcome, Preview};
 use crate::section::{AnySection, EaCSection, SectionSpec};
@@ -268,11 +268,69 @@ impl EaCAccessor {
 
     /// The current version and what the last reload did.
     pub fn status(&self) -> Status {
-        self.inner
-            .status
+        let mut status = lock_status(&self.inner.status).clone();
+        status.history_store = self
+            .inner
+            .history
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .store_status();
+        status
+    }
+
+    /// Writes the versions the durable history store missed after failed writes (a full
+    /// disk), as the next publish also does. Call it before shutting down.
+    pub fn sync_history(&self) -> Result<(), Error> {
+        self.inner
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sync()
+    }
+
+    /// Keeps a dry run of the sources as the pending change (manual reload mode): a
+    /// valid change is shown in the status and sent as [`Event::Pending`]; an invalid
+    /// one is recorded as a rejection; the same content as now clears the pending change.
+    pub(crate) fn note_pending(&self, origin: Origin, preview: &Preview) -> Result<(), Errors> {
+        let version = self.inner.current.load().version();
+        if let Some(errors) = Errors::from_vec(preview.errors.clone()) {
+            tracing::warn!(version, %origin, %errors, "change rejected; nothing is pending");
+            let mut status = lock_status(&self.inner.status);
+            status.record(&origin, &Err(errors.clone()), Duration::ZERO);
+            status.pending = None;
+            drop(status);
+            self.inner
+                .history
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_rejection(&origin, version, &errors);
+            let _ = self.inner.events.send(Event::Rejected {
+                version,
+                origin,
+                errors: errors.clone(),
+            });
+            return Err(errors);
+        }
+        let mut status = lock_status(&self.inner.status);
+        if preview.unchanged {
+            status.pending = None;
+            status.differs_from_sources = false;
+            return Ok(());
+        }
+        tracing::info!(version, %origin, "change pending: publish it with a refresh");
+        status.pending = Some(PendingChange {
+            at: SystemTime::now(),
+            origin: origin.clone(),
+            diff: preview.diff.clone(),
+        });
+        status.differs_from_sources = true;
+        drop(status);
+        let _ = self.inner.events.send(Event::Pending {
+            version,
+            origin,
+            diff: preview.diff.clone(),
+        });
+        Ok(())
     }
 
     /// The dotted paths of the registered sections, in registration order.
@@ -317,6 +375,7 @@ pub struct Builder {
     hooks: Vec<(String, Box<Hook>)>,
     history_limit: usize,
     durable_history: Option<PathBuf>,
+    history_label: Option<String>,
     fallback_to_last_good: bool,
 }
 
@@ -329,6 +388,7 @@ impl Default for Builder {
             hooks: Vec::new(),
             history_limit: 10,
             durable_history: None,
+            history_label: None,
             fallback_to_last_good: false,
         }
     }
@@ -379,6 +439,15 @@ impl Builder {
         self
     }
 
+    /// Says what this accessor serves (its configuration folder, say), written into each
+    /// durable history record. When the store last served something else, a warning is
+    /// logged and [`StoreStatus::served_before`](crate::StoreStatus::served_before) says
+    /// so: a state dir moved along with its service is fine, one shared by two is not.
+    pub fn history_label(mut self, label: impl Into<String>) -> Self {
+        self.history_label = Some(label.into());
+        self
+    }
+
     /// When the sources are broken at start, starts on the last good document from the
     /// durable history instead of failing (the rejection is kept in the status). Off by
     /// default; needs [`durable_history`](Builder::durable_history).
@@ -408,7 +477,7 @@ impl Builder {
             return Err(errors);
         }
         let mut history = match &self.durable_history {
-            Some(dir) => History::open(dir, self.history_limit)?,
+            Some(dir) => History::open(dir, self.history_limit, self.history_label.clone())?,
             None => History::new(self.history_limit),
         };
         let secrets: Arc<[String]> = self
@@ -461,7 +530,8 @@ impl Builder {
 
         let paths: Vec<&'static str> = self.specs.iter().map(|s| s.path).collect();
         if !stored {
-            history.push(&snapshot, paths.iter().map(|p| (*p).to_owned()).collect());
+            // A failure is kept in the store's status and retried at the next publish.
+            let _ = history.push(&snapshot, paths.iter().map(|p| (*p).to_owned()).collect());
         }
         let watchers = snapshot
             .sections
@@ -474,6 +544,9 @@ impl Builder {
             published_at: snapshot.published_at,
             last_reload: None,
             last_rejection: None,
+            pending: None,
+            differs_from_sources: false,
+            history_store: None,
         };
         let origin = snapshot.origin.clone();
         let snapshot = Arc::new(snapshot);
@@ -490,6 +563,7 @@ impl Builder {
         // After a fallback, the current version was not read from the sources.
         let read = if rejected.is_none() { read } else { None };
         if let Some(errors) = rejected {
+            status.differs_from_sources = true;
             status.record(&Origin::Startup, &Err(errors.clone()), started.elapsed());
             history.push_rejection(&Origin::Startup, snapshot.version, &errors);
         }
@@ -537,6 +611,26 @@ pub struct Status {
     pub last_reload: Option<ReloadReport>,
     /// The most recent rejected reload.
     pub last_rejection: Option<ReloadReport>,
+    /// A valid change found in the sources but not published (manual reload mode).
+    pub pending: Option<PendingChange>,
+    /// Whether the running version differs from what the sources say: after a
+    /// rollback, a start on the last good version, or with a pending change.
+    pub differs_from_sources: bool,
+    /// The durable history store's state, when there is one.
+    pub history_store: Option<StoreStatus>,
+}
+
+/// A change found in the sources and validated, waiting for an operator's refresh.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct PendingChange {
+    /// When it was found.
+    #[serde(serialize_with = "unix_seconds")]
+    pub at: SystemTime,
+    /// What found it (a file change, a poll, a signal).
+    pub origin: Origin,
+    /// The classified changes from the running version (secrets redacted).
+    pub diff: Diff,
 }
 
 /// What one reload did.
@@ -569,6 +663,15 @@ impl Status {
         let (outcome, errors) = match result {
             Ok(outcome) => {
                 let snapshot = outcome.snapshot();
+                // A rollback serves what the sources no longer say; anything else was
+                // read from them.
+                self.differs_from_sources = matches!(
+                    origin,
+                    Origin::Rollback { .. } | Origin::AutoRollback { .. }
+                );
+                if !self.differs_from_sources {
+                    self.pending = None;
+                }
                 self.version = snapshot.version;
                 self.hash = snapshot.hash;
                 self.published_at = snapshot.published_at;

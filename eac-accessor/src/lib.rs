@@ -66,13 +66,13 @@ pub mod source;
 mod subscribe;
 mod validate;
 
-pub use accessor::{Builder, EaCAccessor, ReloadReport, Status};
+pub use accessor::{Builder, EaCAccessor, PendingChange, ReloadReport, Status};
 pub use arc_swap::Guard;
 pub use diff::{Change, ChangeKind, Class, Diff};
 pub use eac_derive::EaCSection;
 pub use error::{Error, ErrorKind, Errors, SourceName};
 pub use hash::ContentHash;
-pub use history::{HistoryEntry, Rejection};
+pub use history::{HistoryEntry, Rejection, StoreStatus};
 pub use publish::{Candidate, Outcome, Preview};
 pub use section::{EaCSection, FieldErrors};
 pub use snapshot::{Origin, Snapshot};

@@ -256,11 +256,18 @@ impl Inner {
             .collect();
         let paths: Vec<&'static str> = changed.iter().map(|&i| self.specs[i].path).collect();
         // Durable history first: a crash after it never reuses this version number.
-        self.history
+        let unsaved = self
+            .history
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(&snapshot, paths.iter().map(|p| (*p).to_owned()).collect());
         self.current.store(Arc::clone(&snapshot));
+        if let Some(error) = unsaved {
+            let _ = self.events.send(Event::HistoryStoreFailed {
+                version: snapshot.version,
+                error,
+            });
+        }
 
         self.notify(&current, &snapshot, &changed);
         Ok(Outcome::Published {

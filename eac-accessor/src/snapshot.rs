@@ -26,6 +26,11 @@ pub enum Origin {
         /// The file whose change triggered the reload.
         path: PathBuf,
     },
+    /// A signal asked for a reload (SIGHUP).
+    Signal {
+        /// The signal's name, such as `SIGHUP`.
+        name: String,
+    },
     /// A poll of a remote source found a new document.
     Poll {
         /// Where the document came from.
@@ -54,6 +59,7 @@ impl fmt::Display for Origin {
             Origin::Startup => f.write_str("startup"),
             Origin::Refresh => f.write_str("refresh"),
             Origin::FileChange { path } => write!(f, "file change ({})", path.display()),
+            Origin::Signal { name } => write!(f, "signal ({name})"),
             Origin::Poll { url } => write!(f, "poll ({url})"),
             Origin::Rollback { from } => write!(f, "rollback from {from}"),
             Origin::AutoRollback { from } => write!(f, "auto-rollback from {from}"),

@@ -34,6 +34,24 @@ pub enum Event {
         /// What caused the reload.
         origin: Origin,
     },
+    /// A valid change was found and is waiting for an operator's refresh (manual
+    /// reload mode); nothing was published.
+    Pending {
+        /// The version still current.
+        version: u64,
+        /// What found the change.
+        origin: Origin,
+        /// The classified changes from the current version (secrets redacted).
+        diff: crate::diff::Diff,
+    },
+    /// The durable history store could not be written; the version is served and kept
+    /// in memory, and written as soon as a write succeeds.
+    HistoryStoreFailed {
+        /// The version that could not be written.
+        version: u64,
+        /// Why, naming the store's file.
+        error: crate::error::Error,
+    },
     /// A candidate was rejected; the current version stays.
     Rejected {
         /// The version still current.

@@ -72,6 +72,27 @@ pub(crate) struct History {
     rejections: VecDeque<Rejection>,
     limit: usize,
     store: Option<Store>,
+    /// What this process serves, written into each record.
+    label: Option<String>,
+    state: StoreStatus,
+}
+
+/// The state of the durable history store, in the [`Status`](crate::Status).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct StoreStatus {
+    /// The store's file.
+    pub path: std::path::PathBuf,
+    /// The last write's error while the store is behind the history in memory; `None`
+    /// when every kept version is on disk.
+    pub error: Option<String>,
+    /// Versions published but not on disk yet; written as soon as a write succeeds.
+    pub unsaved: Vec<u64>,
+    /// Failed writes since start.
+    pub failures: u64,
+    /// What the store's last record says it served (its config folder), when that
+    /// differs from what this process serves: the state dir was moved or is shared.
+    pub served_before: Option<String>,
 }
 
 impl History {
@@ -81,11 +102,14 @@ impl History {
             rejections: VecDeque::new(),
             limit: limit.max(1),
             store: None,
+            label: None,
+            state: StoreStatus::default(),
         }
     }
 
-    /// Opens the durable store in `dir` and loads what it holds.
-    pub(crate) fn open(dir: &Path, limit: usize) -> Result<History, Error> {
+    /// Opens the durable store in `dir` and loads what it holds; `label` says what this
+    /// process serves (its config folder), to notice a state dir that served another.
+    pub(crate) fn open(dir: &Path, limit: usize, label: Option<String>) -> Result<History, Error> {
         let mut history = History::new(limit);
         let (store, records, _skipped) = Store::open(dir, history.limit).map_err(|e| {
             Error::new(
@@ -93,6 +117,14 @@ impl History {
                 format!("cannot open the history store in `{}`: {e}", dir.display()),
             )
         })?;
+        let before = records.last().and_then(|r| r.label.clone());
+        if let (Some(before), Some(now)) = (&before, &label)
+            && before != now
+        {
+            tracing::warn!(state_dir = %dir.display(), served_before = %before, serving = %now, "the state dir last served another config folder: moved, or shared by two services?");
+            history.state.served_before = Some(before.clone());
+        }
+        history.label = label;
         for record in records {
             let document = Arc::new(record.document);
             history.entries.push_back(HistoryEntry {
@@ -107,12 +139,17 @@ impl History {
                 document,
             });
         }
+        history.state.path = store.path().to_path_buf();
         history.store = Some(store);
         Ok(history)
     }
 
     /// Records a publish; the durable store, if any, is written before this returns.
-    pub(crate) fn push(&mut self, snapshot: &Snapshot, changed: Vec<String>) {
+    ///
+    /// A failed write does not stop the publish (the version serves, and is kept in
+    /// memory): it is logged, counted, kept in [`StoreStatus`] and returned, and the
+    /// store is rewritten whole at the next write that succeeds, so it has no gap.
+    pub(crate) fn push(&mut self, snapshot: &Snapshot, changed: Vec<String>) -> Option<Error> {
         let entry = HistoryEntry {
             version: snapshot.version,
             hash: snapshot.hash,
@@ -121,16 +158,59 @@ impl History {
             changed,
             document: Arc::clone(&snapshot.document),
         };
-        if let Some(store) = &mut self.store {
-            let keep: Vec<Record> = self.entries.iter().map(to_record).collect();
-            if let Err(e) = store.append(&to_record(&entry), &keep) {
-                tracing::error!(version = entry.version, error = %e, "cannot write the history store");
-            }
-        }
+        let version = entry.version;
         self.entries.push_back(entry);
         while self.entries.len() > self.limit {
             self.entries.pop_front();
         }
+        self.state.unsaved.push(version);
+        self.sync().err()
+    }
+
+    /// Writes what the store misses: the last version, or everything kept after failures.
+    pub(crate) fn sync(&mut self) -> Result<(), Error> {
+        let Some(store) = &mut self.store else {
+            self.state.unsaved.clear();
+            return Ok(());
+        };
+        if self.state.unsaved.is_empty() {
+            return Ok(());
+        }
+        let label = self.label.as_ref();
+        let written = if self.state.error.is_none() && self.state.unsaved.len() == 1 {
+            let (last, kept) = self.entries.make_contiguous().split_last().expect("pushed");
+            let keep: Vec<Record> = kept.iter().map(|e| to_record(e, label)).collect();
+            store.append(&to_record(last, label), &keep)
+        } else {
+            let all: Vec<Record> = self.entries.iter().map(|e| to_record(e, label)).collect();
+            store.replace(&all)
+        };
+        match written {
+            Ok(()) => {
+                if self.state.error.take().is_some() {
+                    tracing::info!(path = %store.path().display(), versions = ?self.state.unsaved, "the history store caught up");
+                }
+                self.state.unsaved.clear();
+                Ok(())
+            }
+            Err(e) => {
+                self.state.failures += 1;
+                let message = format!(
+                    "cannot write the history store `{}`: {e}; versions {:?} are kept in memory and written as soon as a write succeeds",
+                    store.path().display(),
+                    self.state.unsaved
+                );
+                tracing::error!(path = %store.path().display(), error = %e, unsaved = ?self.state.unsaved, "cannot write the history store");
+                ::metrics::counter!("eac_history_write_failures_total").increment(1);
+                self.state.error = Some(message.clone());
+                Err(Error::new(crate::ErrorKind::Io, message))
+            }
+        }
+    }
+
+    /// The durable store's state, when there is one.
+    pub(crate) fn store_status(&self) -> Option<StoreStatus> {
+        self.store.as_ref().map(|_| self.state.clone())
     }
 
     pub(crate) fn push_rejection(&mut self, origin: &Origin, version: u64, errors: &Errors) {
@@ -170,7 +250,7 @@ impl History {
     }
 }
 
-fn to_record(entry: &HistoryEntry) -> Record {
+fn to_record(entry: &HistoryEntry, label: Option<&String>) -> Record {
     Record {
         version: entry.version,
         hash: entry.hash.to_string(),
@@ -182,5 +262,6 @@ fn to_record(entry: &HistoryEntry) -> Record {
             .as_secs_f64(),
         changed: entry.changed.clone(),
         document: Value::clone(&entry.document),
+        label: label.cloned(),
     }
 }

@@ -17,6 +17,7 @@ use xxhash_rust::xxh3::xxh3_64;
 const MAGIC: &[u8; 4] = b"EACH";
 const HEADER: usize = 16;
 const FILE_NAME: &str = "history.eac";
+const LOCK_NAME: &str = "lock";
 
 /// One stored version: what it was, where it came from, and its whole document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,15 +28,22 @@ pub(crate) struct Record {
     pub(crate) published_at: f64,
     pub(crate) changed: Vec<String>,
     pub(crate) document: serde_json::Value,
+    /// What the process that wrote it served (its config folder), when it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) label: Option<String>,
 }
 
-/// The durable history file in a folder.
+/// The durable history file in a folder, and the lock that makes the folder this
+/// process's alone.
 #[derive(Debug)]
 pub(crate) struct Store {
     path: PathBuf,
     file: File,
     count: usize,
     limit: usize,
+    /// Holds an exclusive `flock` on the folder's lock file for the store's life; the
+    /// kernel releases it when the process dies, so a dead holder's lock is taken over.
+    _lock: File,
 }
 
 impl Store {
@@ -43,6 +51,7 @@ impl Store {
     /// first, and how many corrupt or torn ones were skipped.
     pub(crate) fn open(dir: &Path, limit: usize) -> io::Result<(Store, Vec<Record>, usize)> {
         create_private_dir(dir)?;
+        let lock = lock_dir(dir)?;
         let path = dir.join(FILE_NAME);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -64,8 +73,24 @@ impl Store {
             file,
             count: records.len(),
             limit,
+            _lock: lock,
         };
         Ok((store, records, skipped))
+    }
+
+    /// Replaces the whole file with `records` (after failed appends: the file may end in
+    /// a torn record, and misses some).
+    pub(crate) fn replace(&mut self, records: &[Record]) -> io::Result<()> {
+        let start = records.len().saturating_sub(self.limit);
+        rewrite(&self.path, &records[start..])?;
+        self.file = private(OpenOptions::new().append(true)).open(&self.path)?;
+        self.count = records.len() - start;
+        Ok(())
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Appends one record and makes it durable.
@@ -85,6 +110,37 @@ impl Store {
         self.count += 1;
         Ok(())
     }
+}
+
+/// Takes the folder's lock, or fails naming the folder and the holder's PID.
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    let path = dir.join(LOCK_NAME);
+    let mut file = private(OpenOptions::new().read(true).write(true).create(true)).open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                "another process".to_owned()
+            } else {
+                format!("process {holder}")
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "the state dir `{}` is in use by {holder}: one process owns a state dir at a time \
+                     (give this one its own)",
+                    dir.display()
+                ),
+            ));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(e),
+    }
+    file.set_len(0)?;
+    write!(file, "{}", std::process::id())?;
+    file.sync_data()?;
+    Ok(file)
 }
 
 fn encode(record: &Record) -> io::Result<Vec<u8>> {
@@ -200,6 +256,7 @@ mod tests {
             published_at: 1.0,
             changed: vec!["limits".into()],
             document: serde_json::json!({"limits": {"max": version}}),
+            label: None,
         }
     }
 
@@ -213,6 +270,24 @@ mod tests {
         let bytes = fs::read(dir.join(FILE_NAME)).unwrap();
         let last_len = encode(&record(3)).unwrap().len();
         (bytes, last_len)
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_folder_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path(), 10).unwrap();
+        let error = Store::open(dir.path(), 10).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains(&dir.path().display().to_string()),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("process {}", std::process::id())),
+            "{message}"
+        );
+        drop(first);
+        Store::open(dir.path(), 10).expect("the lock is free once the holder is gone");
     }
 
     #[test]
@@ -237,6 +312,7 @@ mod tests {
             assert_eq!(skipped, usize::from(cut > start), "cut at {cut}");
             // And the store is usable afterwards: a new record follows the good ones.
             store.append(&record(4), &records).unwrap();
+            drop(store);
             let (_, again, skipped) = Store::open(case.path(), 10).unwrap();
             assert_eq!(again, [record(1), record(2), record(4)], "cut at {cut}");
             assert_eq!(skipped, 0);
@@ -294,6 +370,7 @@ mod tests {
             let start = kept.len().saturating_sub(3);
             kept.drain(..start);
         }
+        drop(store);
         let (_, records, _) = Store::open(dir.path(), 3).unwrap();
         assert_eq!(records, [record(18), record(19), record(20)]);
         let size = fs::metadata(dir.path().join(FILE_NAME)).unwrap().len() as usize;

@@ -36,7 +36,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ use tokio::time::Instant;
 
 use crate::accessor::EaCAccessor;
 use crate::error::{Error, ErrorKind, Errors};
-use crate::publish::Outcome;
+use crate::publish::{Candidate, Outcome, Preview};
 use crate::snapshot::{Origin, Snapshot};
 
 /// Timings of a [`ReloadCoordinator`].
@@ -63,6 +63,13 @@ pub struct ReloadConfig {
     pub build_timeout: Duration,
     /// How long file events must be quiet before a reload (default 100 ms).
     pub debounce: Duration,
+    /// The longest a change waits for the events to go quiet (default 1 s): a file
+    /// rewritten without pause is still reloaded this long after the first event, and
+    /// the debounce starts again.
+    pub max_wait: Duration,
+    /// Whether a detected change is published at once or waits for an operator
+    /// (default [`ReloadMode::Auto`]).
+    pub mode: ReloadMode,
     /// How long health checks may take after a publish (default 5 s).
     pub health_window: Duration,
     /// Poll watched folders at this interval instead of asking the OS for events
@@ -79,9 +86,51 @@ impl Default for ReloadConfig {
             backoff_max: Duration::from_secs(5),
             build_timeout: Duration::from_secs(10),
             debounce: Duration::from_millis(100),
+            max_wait: Duration::from_secs(1),
+            mode: ReloadMode::Auto,
             health_window: Duration::from_secs(5),
             poll_interval: None,
         }
+    }
+}
+
+/// The variable that sets the [`ReloadMode`].
+const MODE_ENV: &str = "EAC_RELOAD_MODE";
+
+/// Whether a detected change (a file event, a poll, a signal) is published at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadMode {
+    /// A change is validated and published at once (the default).
+    #[default]
+    Auto,
+    /// A change is validated and shown as pending (in the status, with its diff, and as
+    /// an [`Event::Pending`](crate::Event::Pending)), and published only by an explicit
+    /// [`ReloadCoordinator::refresh`] (the admin's `POST refresh`).
+    Manual,
+}
+
+impl std::str::FromStr for ReloadMode {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<ReloadMode, Error> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(ReloadMode::Auto),
+            "manual" => Ok(ReloadMode::Manual),
+            _ => Err(Error::new(
+                ErrorKind::Parse,
+                "expected a reload mode: `auto` or `manual`",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ReloadMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReloadMode::Auto => "auto",
+            ReloadMode::Manual => "manual",
+        })
     }
 }
 
@@ -96,9 +145,10 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
 
 impl ReloadConfig {
     /// The defaults, overridden by `EAC_REFRESH_COOLDOWN_MS`, `EAC_REFRESH_BACKOFF_MS`,
-    /// `EAC_REFRESH_BUILD_TIMEOUT_MS` and `EAC_WATCH_DEBOUNCE_MS` (whole milliseconds).
+    /// `EAC_REFRESH_BUILD_TIMEOUT_MS`, `EAC_WATCH_DEBOUNCE_MS`, `EAC_WATCH_MAX_WAIT_MS`
+    /// (whole milliseconds) and `EAC_RELOAD_MODE` (`auto` or `manual`).
     ///
-    /// A variable that is set but not a whole number is an error naming it.
+    /// A variable that is set but not a whole number (or not a mode) is an error naming it.
     pub fn from_env() -> Result<ReloadConfig, Error> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -112,6 +162,7 @@ impl ReloadConfig {
             ("EAC_REFRESH_BACKOFF_MS", &mut config.backoff),
             ("EAC_REFRESH_BUILD_TIMEOUT_MS", &mut config.build_timeout),
             ("EAC_WATCH_DEBOUNCE_MS", &mut config.debounce),
+            ("EAC_WATCH_MAX_WAIT_MS", &mut config.max_wait),
         ] {
             if let Some(value) = var(name) {
                 match value.trim().parse::<u64>() {
@@ -119,6 +170,11 @@ impl ReloadConfig {
                     _ => errors.push(name),
                 }
             }
+        }
+        if let Some(value) = var(MODE_ENV) {
+            config.mode = value.parse().map_err(|e: Error| {
+                e.with_source(crate::SourceName::EnvVar(MODE_ENV.to_owned()))
+            })?;
         }
         match errors.first() {
             None => Ok(config),
@@ -133,10 +189,12 @@ impl ReloadConfig {
 
 type RunFuture = Shared<Pin<Box<dyn Future<Output = Result<Outcome, Errors>> + Send>>>;
 
-/// The run under way: its number, whether it skips throttling, and its shared result.
+/// The run under way: its number, whether it skips throttling, whether it has begun
+/// reading its sources, and its shared result.
 struct Flight {
     generation: u64,
     forced: bool,
+    reading: Arc<AtomicBool>,
     run: RunFuture,
 }
 
@@ -176,8 +234,30 @@ struct Coordinator {
     throttle: Mutex<Throttle>,
     checks: Mutex<Vec<(String, HealthCheck)>>,
     tasks: Mutex<Vec<watch::Stopper>>,
-    /// The blocking task of a run abandoned at the build timeout, until it ends.
-    abandoned: Mutex<Option<tokio::task::JoinHandle<Result<Outcome, Errors>>>>,
+    /// A run abandoned at the build timeout whose read has not returned yet.
+    abandoned: Mutex<Abandoned>,
+}
+
+/// A run abandoned at the build timeout, while its blocking read goes on.
+#[derive(Default)]
+struct Abandoned {
+    /// Whether that read is still going on.
+    reading: bool,
+    /// The trigger refused meanwhile, run once the read returns.
+    retry: Option<Origin>,
+    /// The task that waits for the read and then runs `retry`.
+    reaper: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// What [`ReloadCoordinator::trigger`] did with a detected change.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Triggered {
+    /// In [`ReloadMode::Auto`]: the reload ran; here is what it did.
+    Reloaded(Outcome),
+    /// In [`ReloadMode::Manual`]: the change was validated and kept as pending (or,
+    /// when it is invalid, as a rejection); nothing was published.
+    Pending(Preview),
 }
 
 #[derive(Debug, Default)]
@@ -255,7 +335,7 @@ impl ReloadCoordinator {
                 throttle: Mutex::new(Throttle::default()),
                 checks: Mutex::new(Vec::new()),
                 tasks: Mutex::new(Vec::new()),
-                abandoned: Mutex::new(None),
+                abandoned: Mutex::new(Abandoned::default()),
             }),
         }
     }
@@ -287,38 +367,24 @@ impl ReloadCoordinator {
         self.inner.runs.load(Ordering::Relaxed)
     }
 
-    /// Reloads now, or joins the run under way. `force` skips the cooldown and backoff.
+    /// Reloads now, or joins a run that has not begun reading its sources yet (so the
+    /// result always reflects what the sources held when this was called). `force`
+    /// skips the cooldown and backoff. Publishes in either [`ReloadMode`].
     ///
     /// Returns the run's outcome; [`ErrorKind::Throttled`] when not forced during a
     /// cooldown or backoff; [`ErrorKind::Timeout`] past the build timeout;
     /// [`ErrorKind::HealthCheck`] when a health check failed and the previous version
-    /// was put back.
+    /// was put back. A refresh refused because a run abandoned at the build timeout is
+    /// still reading is not lost: it runs by itself as soon as that read returns.
     pub async fn refresh(&self, origin: Origin, force: bool) -> Result<Outcome, Errors> {
-        self.refresh_from(origin, force, false).await
-    }
-
-    /// Runs or joins a reload. A `fresh` trigger (a file change) joins only a run that
-    /// started after it, so a run that read the files before the change cannot answer
-    /// for it; a forced one joins only a forced run. Runs are spawned, so a caller that
-    /// goes away does not stall the run for the others.
-    async fn refresh_from(
-        &self,
-        origin: Origin,
-        force: bool,
-        fresh: bool,
-    ) -> Result<Outcome, Errors> {
-        let oldest = if fresh {
-            self.inner.generation.load(Ordering::SeqCst) + 1
-        } else {
-            0
-        };
         loop {
             let (run, ours) = {
                 let mut inflight = lock(&self.inner.inflight);
                 match &*inflight {
+                    // A run that has read nothing yet answers for this trigger too.
                     Some(f) => (
                         f.run.clone(),
-                        f.generation >= oldest && (f.forced || !force),
+                        !f.reading.load(Ordering::SeqCst) && (f.forced || !force),
                     ),
                     None => {
                         let flight = self.start(origin.clone(), force);
@@ -332,19 +398,46 @@ impl ReloadCoordinator {
             if ours {
                 return result;
             }
-            // That run could not answer for this trigger: wait for it, then run anew.
+            // That run read before this trigger: wait for it, then run anew.
+        }
+    }
+
+    /// A change was detected (a file event, a poll, a signal): in [`ReloadMode::Auto`],
+    /// a reload that waits out a cooldown or backoff instead of failing; in
+    /// [`ReloadMode::Manual`], a dry run whose result is kept as the pending change in
+    /// the [`Status`](crate::Status) (or as a rejection), publishing nothing.
+    pub async fn trigger(&self, origin: Origin) -> Result<Triggered, Errors> {
+        match self.inner.config.mode {
+            ReloadMode::Auto => self
+                .refresh_when_allowed(origin)
+                .await
+                .map(Triggered::Reloaded),
+            ReloadMode::Manual => {
+                let accessor = self.inner.accessor.clone();
+                let preview = tokio::task::spawn_blocking(move || {
+                    let preview = accessor.preview(Candidate::Sources);
+                    accessor.note_pending(origin, &preview).map(|()| preview)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Error::new(ErrorKind::Io, format!("the dry run failed: {e}")).into())
+                })?;
+                Ok(Triggered::Pending(preview))
+            }
         }
     }
 
     fn start(&self, origin: Origin, force: bool) -> Flight {
         let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let inner = Arc::clone(&self.inner);
+        let reading = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&reading);
         let task = tokio::spawn(async move {
             let _clear = ClearFlight {
                 inner: Arc::clone(&inner),
                 generation,
             };
-            inner.run(origin, force).await
+            inner.run(origin, force, flag).await
         });
         let run: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(async move {
             task.await.unwrap_or_else(|e| {
@@ -354,6 +447,7 @@ impl ReloadCoordinator {
         Flight {
             generation,
             forced: force,
+            reading,
             run: run.shared(),
         }
     }
@@ -379,15 +473,20 @@ impl ReloadCoordinator {
         for task in tasks {
             task.stop().await;
         }
+        let reaper = lock(&self.inner.abandoned).reaper.take();
+        if let Some(reaper) = reaper {
+            reaper.abort();
+            let _ = reaper.await;
+        }
     }
 
-    /// A refresh for a file change: waits out a cooldown or backoff instead of failing.
-    pub(crate) async fn refresh_when_allowed(&self, origin: Origin) -> Result<Outcome, Errors> {
+    /// A refresh that waits out a cooldown or backoff instead of failing.
+    async fn refresh_when_allowed(&self, origin: Origin) -> Result<Outcome, Errors> {
         loop {
             match self.throttled_for() {
                 Some(wait) => tokio::time::sleep(wait).await,
                 None => {
-                    let result = self.refresh_from(origin.clone(), false, true).await;
+                    let result = self.refresh(origin.clone(), false).await;
                     match &result {
                         Err(errors) if errors.has(ErrorKind::Throttled) => continue,
                         _ => return result,
@@ -399,7 +498,12 @@ impl ReloadCoordinator {
 }
 
 impl Coordinator {
-    async fn run(&self, origin: Origin, force: bool) -> Result<Outcome, Errors> {
+    async fn run(
+        self: &Arc<Self>,
+        origin: Origin,
+        force: bool,
+        reading: Arc<AtomicBool>,
+    ) -> Result<Outcome, Errors> {
         if !force {
             let wait = lock(&self.throttle).wait(&self.config, Instant::now());
             if let Some((wait, why)) = wait {
@@ -415,7 +519,7 @@ impl Coordinator {
         }
         self.runs.fetch_add(1, Ordering::Relaxed);
         let previous = self.accessor.load_full();
-        let result = self.build(origin).await;
+        let result = self.build(origin, reading).await;
         lock(&self.throttle).record(&self.config, &result, Instant::now());
         match result {
             Ok(Outcome::Published { snapshot, changed }) => {
@@ -429,26 +533,32 @@ impl Coordinator {
     }
 
     /// Runs the pipeline on a blocking thread, within the build timeout.
-    async fn build(&self, origin: Origin) -> Result<Outcome, Errors> {
+    async fn build(
+        self: &Arc<Self>,
+        origin: Origin,
+        reading: Arc<AtomicBool>,
+    ) -> Result<Outcome, Errors> {
         // A run abandoned earlier that is still reading its sources holds the writer lock:
-        // queueing more threads behind it would only pile them up.
+        // queueing more threads behind it would only pile them up. The trigger is kept
+        // and run by the reaper as soon as that read returns.
         {
             let mut abandoned = lock(&self.abandoned);
-            if abandoned.as_ref().is_some_and(|t| !t.is_finished()) {
+            if abandoned.reading {
+                abandoned.retry = Some(origin);
                 return Err(Error::new(
                     ErrorKind::Timeout,
                     "a reload abandoned at the build timeout is still reading its sources; \
-                     nothing was started",
+                     this reload runs as soon as that read returns",
                 )
                 .into());
             }
-            *abandoned = None;
         }
         // Decided under the writer lock: either the run commits, or it is abandoned.
         let decision = Arc::new(Mutex::new(Decision::Open));
         let accessor = self.accessor.clone();
         let commit = Arc::clone(&decision);
         let mut task = tokio::task::spawn_blocking(move || {
+            reading.store(true, Ordering::SeqCst);
             accessor.reload_if(origin, &|| {
                 let mut d = lock(&commit);
                 if *d == Decision::Abandoned {
@@ -471,7 +581,7 @@ impl Coordinator {
                 };
                 if !committed {
                     tracing::warn!(timeout = ?self.config.build_timeout, "reload abandoned: over the build timeout");
-                    *lock(&self.abandoned) = Some(task);
+                    self.reap(task);
                     return Err(Error::new(
                         ErrorKind::Timeout,
                         format!(
@@ -488,6 +598,29 @@ impl Coordinator {
         joined.unwrap_or_else(|e| {
             Err(Error::new(ErrorKind::Io, format!("the reload task failed: {e}")).into())
         })
+    }
+
+    /// Waits for an abandoned run's blocking task to end, then runs the trigger that
+    /// was refused meanwhile, if any: no trigger is lost to a slow source.
+    fn reap(self: &Arc<Self>, task: tokio::task::JoinHandle<Result<Outcome, Errors>>) {
+        let inner = Arc::clone(self);
+        let mut abandoned = lock(&self.abandoned);
+        abandoned.reading = true;
+        abandoned.reaper = Some(tokio::spawn(async move {
+            let _ = task.await;
+            let retry = {
+                let mut abandoned = lock(&inner.abandoned);
+                abandoned.reading = false;
+                abandoned.reaper = None;
+                abandoned.retry.take()
+            };
+            if let Some(origin) = retry {
+                let coordinator = ReloadCoordinator { inner };
+                if let Err(errors) = coordinator.refresh_when_allowed(origin).await {
+                    tracing::warn!(%errors, "the reload held back by an abandoned one failed");
+                }
+            }
+        }));
     }
 
     async fn check_health(&self, snapshot: &Arc<Snapshot>) -> Result<(), String> {

@@ -113,7 +113,13 @@ pub(crate) fn start(
             "watching files needs a Tokio runtime: call watch_dir inside one",
         )
     })?;
-    let dir = dir.to_path_buf();
+    // The OS reports absolute paths: compare them with the absolute folder. `..` and
+    // symlinks are kept as given, so the kernel resolves them the same way for the
+    // watch and for the reads.
+    let dir = std::path::absolute(dir).map_err(|e| {
+        Error::new(ErrorKind::Io, format!("cannot resolve the folder: {e}"))
+            .with_source(crate::SourceName::Dir(dir.to_path_buf()))
+    })?;
     let (events_tx, events_rx) = mpsc::unbounded_channel::<RawEvent>();
     let config = coordinator.config();
     let backend = match config.poll_interval {
@@ -202,22 +208,30 @@ impl Task {
         mut events: mpsc::UnboundedReceiver<RawEvent>,
         mut stop: watch::Receiver<bool>,
     ) {
-        // When a change is pending: the path that caused it and when to reload.
-        let mut pending: Option<(PathBuf, Instant)> = None;
+        // When a change is pending: the path that caused it, when to reload, and the
+        // latest that may be (the first event plus the maximum wait).
+        let mut pending: Option<(PathBuf, Instant, Instant)> = None;
         // `reload` also watches `stop`, and may be the one to see it change.
         while !*stop.borrow() {
-            let deadline = pending.as_ref().map(|(_, at)| *at);
+            let deadline = pending.as_ref().map(|(_, at, _)| *at);
             tokio::select! {
                 _ = stop.changed() => break,
                 event = events.recv() => {
                     let Some(event) = event else { break };
                     if let Some(path) = self.handle(event) {
-                        pending = Some((path, super::later(Instant::now(), self.coordinator.config().debounce)));
+                        let config = self.coordinator.config();
+                        let now = Instant::now();
+                        let latest = pending.as_ref().map_or_else(
+                            || super::later(now, config.max_wait),
+                            |(_, _, latest)| *latest,
+                        );
+                        let at = super::later(now, config.debounce).min(latest);
+                        pending = Some((path, at, latest));
                     }
                     self.status.send_modify(|s| s.busy = pending.is_some());
                 }
                 () = sleep_until(deadline) => {
-                    let Some((path, _)) = pending.take() else { continue };
+                    let Some((path, _, _)) = pending.take() else { continue };
                     self.reload(path, &mut stop).await;
                     self.status.send_modify(|s| s.busy = pending.is_some());
                 }
@@ -303,7 +317,7 @@ impl Task {
         let origin = Origin::FileChange { path };
         tokio::select! {
             _ = stop.changed() => {}
-            result = self.coordinator.refresh_when_allowed(origin) => {
+            result = self.coordinator.trigger(origin) => {
                 if let Err(errors) = result {
                     tracing::warn!(dir = %self.dir.display(), %errors, "file change rejected; keeping the current version");
                 }

@@ -1,6 +1,7 @@
 //! eac's integration tests, through the public API only (one binary, for link time).
 
 mod concurrency;
+mod durable;
 mod history;
 mod metrics;
 mod publish;

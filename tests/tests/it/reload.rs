@@ -3,7 +3,7 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
+use eac_accessor::reload::{ReloadConfig, ReloadCoordinator, ReloadMode};
 use eac_accessor::source::{Format, Layer, Memory, Source};
 use eac_accessor::{EaCAccessor, Error, ErrorKind, Event, Origin, SourceName};
 use eac_tests::{Features, Greeting};
@@ -180,7 +180,8 @@ async fn a_run_over_the_build_timeout_publishes_nothing_even_when_it_finishes_la
     );
     assert_eq!(reloads.runs(), 2);
 
-    // Let the abandoned run finish: it must not publish.
+    // Let the abandoned run finish: it must not publish, and the refused refresh then
+    // runs by itself.
     *gate.0.lock().unwrap() = true;
     gate.1.notify_all();
     let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
@@ -191,8 +192,105 @@ async fn a_run_over_the_build_timeout_publishes_nothing_even_when_it_finishes_la
         panic!("expected a rejection, got {event:?}")
     };
     assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(event, Event::Published { version: 2, .. }),
+        "{event:?}"
+    );
+    reloads.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_edit_made_while_an_abandoned_run_reads_goes_live_when_the_read_returns() {
+    let inner = Memory::new("app", Format::Toml, doc("one", false));
+    let gate = Arc::new((Mutex::new(true), Condvar::new()));
+    let accessor = EaCAccessor::builder()
+        .section::<Greeting>()
+        .section::<Features>()
+        .source(Gated {
+            inner: inner.clone(),
+            gate: Arc::clone(&gate),
+        })
+        .build()
+        .unwrap();
+    let mut config = config();
+    config.build_timeout = Duration::from_millis(50);
+    let reloads = ReloadCoordinator::new(accessor.clone(), config);
+    let mut versions = accessor.subscribe::<Greeting>();
+
+    // A slow read outlives the build timeout and is abandoned.
+    *gate.0.lock().unwrap() = false;
+    let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
+    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
+    // A good edit, and its trigger, arrive while that read still blocks.
+    inner.set(doc("good edit", false));
+    let errors = reloads
+        .trigger(Origin::FileChange {
+            path: "app.toml".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
     assert_eq!(accessor.load().version(), 1);
-    assert_eq!(accessor.load().section::<Greeting>().message, "one");
+
+    // The read returns; with no further trigger, the edit goes live.
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    tokio::time::timeout(Duration::from_secs(10), versions.changed())
+        .await
+        .expect("the edit goes live without another trigger")
+        .unwrap();
+    let now = accessor.load_full();
+    assert_eq!(now.section::<Greeting>().message, "good edit");
+    assert_eq!(now.version(), 2);
+    reloads.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refresh_never_joins_a_run_that_read_before_it() {
+    let inner = Memory::new("app", Format::Toml, doc("one", false));
+    let gate = Arc::new((Mutex::new(true), Condvar::new()));
+    let accessor = EaCAccessor::builder()
+        .section::<Greeting>()
+        .section::<Features>()
+        .source(Gated {
+            inner: inner.clone(),
+            gate: Arc::clone(&gate),
+        })
+        .build()
+        .unwrap();
+    let reloads = ReloadCoordinator::new(accessor.clone(), config());
+    *gate.0.lock().unwrap() = false;
+    inner.set(doc("two", false));
+    let first = tokio::spawn({
+        let reloads = reloads.clone();
+        async move { reloads.refresh(Origin::Refresh, false).await }
+    });
+    // Wait until that run is reading (blocked on the gate).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reloads.runs() == 0 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::task::yield_now().await;
+    }
+    inner.set(doc("three", false));
+    let second = tokio::spawn({
+        let reloads = reloads.clone();
+        async move { reloads.refresh(Origin::Refresh, false).await }
+    });
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    let first = first.await.unwrap().unwrap();
+    let second = second.await.unwrap().unwrap();
+    // The first read may have seen "two" or "three"; the second always sees "three".
+    assert!(first.version() >= 2);
+    assert_eq!(
+        second.snapshot().section::<Greeting>().message,
+        "three",
+        "the second refresh was answered by a run that read before it"
+    );
 }
 
 #[tokio::test]
@@ -257,6 +355,8 @@ fn env_toggles_are_read_and_bad_values_name_the_variable() {
     })
     .unwrap();
     assert_eq!(config.cooldown, Duration::from_millis(1500));
+    assert_eq!(config.max_wait, Duration::from_secs(1), "default max wait");
+    assert_eq!(config.mode, ReloadMode::Auto);
     assert_eq!(config.debounce, Duration::from_millis(20));
     assert_eq!(config.backoff, ReloadConfig::default().backoff);
 
@@ -267,4 +367,24 @@ fn env_toggles_are_read_and_bad_values_name_the_variable() {
         error.source(),
         Some(&SourceName::EnvVar("EAC_REFRESH_BACKOFF_MS".into()))
     );
+}
+
+#[test]
+fn the_reload_mode_and_max_wait_come_from_the_environment() {
+    let config = ReloadConfig::from_vars(|name| match name {
+        "EAC_RELOAD_MODE" => Some("Manual".into()),
+        "EAC_WATCH_MAX_WAIT_MS" => Some("300".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(config.mode, ReloadMode::Manual);
+    assert_eq!(config.max_wait, Duration::from_millis(300));
+    let error =
+        ReloadConfig::from_vars(|name| (name == "EAC_RELOAD_MODE").then(|| "sometimes".into()))
+            .unwrap_err();
+    assert_eq!(
+        error.source(),
+        Some(&SourceName::EnvVar("EAC_RELOAD_MODE".into()))
+    );
+    assert!(error.to_string().contains("`auto` or `manual`"), "{error}");
 }

@@ -284,3 +284,89 @@ async fn polling_instead_of_events_also_publishes_once() {
     assert_eq!(w.version(), 2);
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_file_rewritten_without_pause_still_goes_live_within_the_max_wait() {
+    let w = Watched::start_with(|c| {
+        c.debounce = Duration::from_millis(100);
+        c.max_wait = Duration::from_millis(1000);
+    })
+    .await;
+    let mut greeting = w.reloads.accessor().subscribe::<Greeting>();
+    let started = std::time::Instant::now();
+    // A renderer rewrites the file every 50 ms, for longer than the bound, each time
+    // with new content: the debounce alone would never see the events go quiet.
+    let writer = {
+        let path = w.path("app.toml");
+        tokio::spawn(async move {
+            for i in 0..60 {
+                std::fs::write(&path, message_toml(&format!("render {i}"))).unwrap();
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    tokio::time::timeout(Duration::from_millis(1500), greeting.changed())
+        .await
+        .expect("live within 1.5 s while the writes go on")
+        .unwrap();
+    let took = started.elapsed();
+    assert!(!writer.is_finished(), "the writes were still going on");
+    assert!(w.message().starts_with("render "), "{}", w.message());
+    writer.abort();
+    let _ = writer.await;
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn in_manual_mode_an_edit_is_pending_until_a_refresh() {
+    use eac_accessor::reload::ReloadMode;
+    use eac_accessor::{Event, Origin};
+
+    let w = Watched::start_with(|c| c.mode = ReloadMode::Manual).await;
+    let accessor = w.reloads.accessor().clone();
+    let mut events = accessor.events();
+    std::fs::write(w.path("app.toml"), message_toml("pending edit")).unwrap();
+    w.settle().await;
+    // Detected and validated, not served.
+    assert_eq!((w.version(), w.message().as_str()), (1, "hello"));
+    let status = accessor.status();
+    let pending = status.pending.expect("the edit is pending");
+    assert!(status.differs_from_sources);
+    let changed: Vec<_> = pending
+        .diff
+        .changes
+        .iter()
+        .map(|c| c.key.as_str())
+        .collect();
+    assert_eq!(changed, ["greeting.message"]);
+    let event = events.try_recv().expect("a pending event");
+    assert!(
+        matches!(event, Event::Pending { version: 1, .. }),
+        "{event:?}"
+    );
+
+    // A broken edit is rejected, and nothing is pending any more.
+    std::fs::write(w.path("app.toml"), "[greeting]\nmessage = 5\n").unwrap();
+    w.settle().await;
+    let status = accessor.status();
+    assert!(status.pending.is_none());
+    assert_eq!(
+        status.last_rejection.unwrap().errors[0].key(),
+        Some("greeting.message")
+    );
+    assert_eq!(w.version(), 1);
+
+    // Fixed again, then published by an operator's refresh.
+    std::fs::write(w.path("app.toml"), message_toml("pending edit")).unwrap();
+    w.settle().await;
+    assert!(accessor.status().pending.is_some());
+    assert_eq!(w.version(), 1);
+    let outcome = w.reloads.refresh(Origin::Refresh, false).await.unwrap();
+    assert_eq!(outcome.version(), 2);
+    assert_eq!(w.message(), "pending edit");
+    let status = accessor.status();
+    assert!(status.pending.is_none());
+    assert!(!status.differs_from_sources);
+    w.stop().await;
+}
