@@ -2,23 +2,12 @@
 //!
 //! Run it with `cargo run --release -p eac-examples --bin live_server`, then
 //! `curl -i localhost:8080/`, edit `examples/config/app.toml`, and curl again.
-//!
-//! Flags (each with an environment fallback):
-//! - `--config-dir DIR` (`EAC_CONFIG_DIR`, default the bundled `examples/config`)
-//! - `--listen ADDR` (`EAC_LISTEN`, default `127.0.0.1:8080`)
-//! - `--state-dir DIR` (`EAC_STATE_DIR`, default a folder under the system temp dir
-//!   named after the config dir): where the durable history lives
-//! - `--fallback-to-last-good`: start on the last good version when the files are broken
-//!
-//! `APP_SECTION__KEY=value` overrides the files; `EAC_REFRESH_ENDPOINT_TOKEN` turns on
-//! the mutating admin routes; `EAC_REFRESH_COOLDOWN_MS`, `EAC_REFRESH_BACKOFF_MS`,
-//! `EAC_REFRESH_BUILD_TIMEOUT_MS` and `EAC_WATCH_DEBOUNCE_MS` tune reloads;
-//! `EAC_SHUTDOWN_GRACE_MS` (default 5000) bounds how long SIGTERM waits for open connections.
+//! `live_server --help` lists every flag and environment variable.
 
+mod options;
 mod sections;
+mod serve;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,91 +15,20 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
+use clap::Parser;
 use eac_accessor::lens::Lens;
-use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
+use eac_accessor::reload::{ReloadConfig, ReloadCoordinator, Triggered};
 use eac_accessor::source::{Dir, Env};
 use eac_accessor::{EaCAccessor, Origin};
 use eac_tower::admin::{self, AdminConfig};
 use eac_tower::{EaCLayer, LiveBodyLimitLayer, LiveTimeoutLayer, Pinned, Section};
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
+use options::Options;
 use sections::{Features, Greeting, Limits, Upstream};
-
-/// How long open connections may run on after SIGTERM (env `EAC_SHUTDOWN_GRACE_MS`).
-fn shutdown_grace() -> Duration {
-    std::env::var("EAC_SHUTDOWN_GRACE_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(Duration::from_secs(5), Duration::from_millis)
-}
-
-const USAGE: &str = "usage: live_server [--config-dir DIR] [--listen ADDR] [--state-dir DIR] [--fallback-to-last-good]
-env: EAC_CONFIG_DIR, EAC_LISTEN, EAC_STATE_DIR, EAC_REFRESH_ENDPOINT_TOKEN,
-     EAC_REFRESH_COOLDOWN_MS, EAC_REFRESH_BACKOFF_MS, EAC_REFRESH_BUILD_TIMEOUT_MS,
-     EAC_WATCH_DEBOUNCE_MS, APP_<SECTION>__<KEY>=value";
-
-/// Command-line options, each with an environment fallback.
-#[derive(Debug)]
-struct Options {
-    config_dir: PathBuf,
-    listen: SocketAddr,
-    state_dir: PathBuf,
-    fallback_to_last_good: bool,
-}
-
-impl Options {
-    fn parse() -> Result<Options, String> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let mut config_dir = env("EAC_CONFIG_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config")));
-        let mut listen = env("EAC_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
-        let mut state_dir = env("EAC_STATE_DIR").map(PathBuf::from);
-        let mut fallback_to_last_good = false;
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
-                None => (arg, None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| format!("{flag} needs a value"))
-            };
-            match flag.as_str() {
-                "--config-dir" => config_dir = PathBuf::from(value()?),
-                "--listen" => listen = value()?,
-                "--state-dir" => state_dir = Some(PathBuf::from(value()?)),
-                "--fallback-to-last-good" => fallback_to_last_good = true,
-                "-h" | "--help" => {
-                    println!("{USAGE}");
-                    std::process::exit(0);
-                }
-                other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
-            }
-        }
-        let listen = listen.parse().map_err(|e| {
-            format!("--listen `{listen}` is not an address like 127.0.0.1:8080: {e}")
-        })?;
-        // One state folder per config folder, so that two servers never share a history.
-        let state_dir = state_dir.unwrap_or_else(|| {
-            let key = std::fs::canonicalize(&config_dir).unwrap_or_else(|_| config_dir.clone());
-            let key = eac_accessor::ContentHash::of(&Value::from(key.display().to_string()));
-            std::env::temp_dir()
-                .join("eac-live_server")
-                .join(key.to_string())
-        });
-        Ok(Options {
-            config_dir,
-            listen,
-            state_dir,
-            fallback_to_last_good,
-        })
-    }
-}
+use serve::{Listener, ServeConfig};
 
 fn accessor(options: &Options) -> Result<EaCAccessor, eac_accessor::Errors> {
     EaCAccessor::builder()
@@ -118,40 +36,43 @@ fn accessor(options: &Options) -> Result<EaCAccessor, eac_accessor::Errors> {
         .section::<Limits>()
         .section::<Features>()
         .section::<Upstream>()
+        // As the user typed it, so that messages name the files that way.
         .source(Dir::new(&options.config_dir))
         .source(Env::prefixed("APP_"))
-        .durable_history(&options.state_dir)
+        .durable_history(options.state_dir())
+        .history_label(options.config_dir_absolute().display().to_string())
         .fallback_to_last_good(options.fallback_to_last_good)
         .build()
 }
 
-fn app(reloads: &ReloadCoordinator) -> Router {
-    let accessor = reloads.accessor().clone();
-    // Built once: these limits are read through lenses from each request's pinned
-    // snapshot, so an edit changes them without rebuilding anything.
+/// The application's routes, with the live limits; built once.
+fn app(accessor: &EaCAccessor) -> Router {
+    // These limits are read through lenses from each request's pinned snapshot, so an
+    // edit changes them without rebuilding anything.
     let timeout_ms = Limits::lens().request_timeout_ms();
     let timeout = LiveTimeoutLayer::new(accessor.clone(), move |s| {
         Duration::from_millis(*timeout_ms.get(s))
     });
     let max_body = Limits::lens().max_body_bytes();
     let body_limit = LiveBodyLimitLayer::new(accessor.clone(), move |s| *max_body.get(s));
-    let coordinator = reloads.clone();
-    let admin_config = AdminConfig::from_env().refresh_with(Arc::new(move |force| {
-        let coordinator = coordinator.clone();
-        Box::pin(async move { coordinator.refresh(Origin::Refresh, force).await })
-    }));
-    // The live limits apply to the public routes; the admin routes keep their own.
-    let public = Router::new()
+    Router::new()
         .route("/", get(root))
         .route("/pinned", get(pinned_route))
         .layer(DefaultBodyLimit::disable())
-        .layer(ServiceBuilder::new().layer(timeout).layer(body_limit));
-    public
-        .nest(
-            admin::DEFAULT_PREFIX,
-            admin::router(accessor.clone(), admin_config),
-        )
-        .layer(EaCLayer::new(accessor))
+        .layer(ServiceBuilder::new().layer(timeout).layer(body_limit))
+}
+
+/// The admin routes, refreshing through the coordinator.
+fn admin_routes(reloads: &ReloadCoordinator) -> Router {
+    let coordinator = reloads.clone();
+    let config = AdminConfig::from_env().refresh_with(Arc::new(move |force| {
+        let coordinator = coordinator.clone();
+        Box::pin(async move { coordinator.refresh(Origin::Refresh, force).await })
+    }));
+    Router::new().nest(
+        admin::DEFAULT_PREFIX,
+        admin::router(reloads.accessor().clone(), config),
+    )
 }
 
 /// `GET /`: the message (upper-cased when `features.shout`) and the version.
@@ -177,28 +98,39 @@ async fn pinned_route(greeting: Section<Greeting>, limits: Section<Limits>) -> J
     }))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// SIGTERM and Ctrl-C stop the server; SIGHUP reloads through the coordinator.
+fn handle_signals(
+    reloads: ReloadCoordinator,
+    stop: tokio::sync::watch::Sender<bool>,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Registered before the server says it listens: from then on no signal ends it
+    // by its default action.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                result = tokio::signal::ctrl_c() => {
+                    if result.is_ok() { break }
+                }
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    let origin = Origin::Signal { name: "SIGHUP".into() };
+                    match reloads.trigger(origin).await {
+                        Ok(Triggered::Reloaded(outcome)) => tracing::info!(outcome = outcome.as_str(), version = outcome.version(), "SIGHUP reload done"),
+                        Ok(Triggered::Pending(preview)) => tracing::info!(pending = preview.would_publish, "SIGHUP: re-read; publish with POST refresh"),
+                        Ok(_) => {}
+                        Err(errors) => tracing::warn!(%errors, "SIGHUP reload failed; keeping the current version"),
+                    }
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    Ok(())
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -214,14 +146,13 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let options = match Options::parse() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("live_server: {e}");
-            return ExitCode::from(2);
-        }
+    let options = Options::parse();
+    let mut reload_config = match ReloadConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
     };
-    let config = match ReloadConfig::from_env() {
+    reload_config.mode = options.reload;
+    let serve_config = match ServeConfig::from_env() {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
@@ -229,46 +160,77 @@ async fn main() -> ExitCode {
         Ok(a) => a,
         Err(errors) => return fail(errors),
     };
-    let reloads = ReloadCoordinator::new(accessor, config);
-    if let Err(e) = reloads.watch_dir(&options.config_dir) {
+    let reloads = ReloadCoordinator::new(accessor.clone(), reload_config);
+    if let Err(e) = reloads.watch_dir(options.config_dir_absolute()) {
         return fail(e);
     }
-    let listener = match tokio::net::TcpListener::bind(options.listen).await {
-        Ok(l) => l,
-        Err(e) => return fail(format_args!("cannot listen on {}: {e}", options.listen)),
+    let bind = |address| async move {
+        TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("cannot listen on {address}: {e}"))
     };
-    let address = listener.local_addr().unwrap_or(options.listen);
+    let app_listener = match bind(options.listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let admin = admin_routes(&reloads);
+    let mut listeners = Vec::new();
+    let mut admin_address = None;
+    match options.admin_listen {
+        // Its own listener: the application's has no admin routes at all.
+        Some(address) => {
+            let listener = match bind(address).await {
+                Ok(l) => l,
+                Err(e) => return fail(e),
+            };
+            admin_address = Some(listener.local_addr().unwrap_or(address));
+            listeners.push(Listener {
+                listener,
+                router: admin.layer(EaCLayer::new(accessor.clone())),
+                name: "admin",
+            });
+            listeners.push(Listener {
+                listener: app_listener,
+                router: app(&accessor).layer(EaCLayer::new(accessor.clone())),
+                name: "application",
+            });
+        }
+        None => listeners.push(Listener {
+            listener: app_listener,
+            router: app(&accessor)
+                .merge(admin)
+                .layer(EaCLayer::new(accessor.clone())),
+            name: "application",
+        }),
+    }
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    if let Err(e) = handle_signals(reloads.clone(), stop_tx) {
+        return fail(format_args!("cannot handle signals: {e}"));
+    }
+    let address = listeners
+        .iter()
+        .find(|l| l.name == "application")
+        .and_then(|l| l.listener.local_addr().ok())
+        .unwrap_or(options.listen);
     tracing::info!(
         %address,
+        admin = ?admin_address,
         config_dir = %options.config_dir.display(),
-        state_dir = %options.state_dir.display(),
-        version = reloads.accessor().load().version(),
+        state_dir = %options.state_dir().display(),
+        reload = %options.reload,
+        header_read_timeout = ?serve_config.header_read_timeout,
+        max_connections = serve_config.max_connections,
+        version = accessor.load().version(),
         "live_server listening"
     );
-    println!("live_server listening on http://{address}");
-    let service = app(&reloads).into_make_service_with_connect_info::<SocketAddr>();
-    // On SIGTERM, stop accepting, let requests finish, but do not wait on a client that
-    // keeps a connection open (an event stream) for more than a few seconds.
-    let (stopping, stopped) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = stopping.send(true);
-    });
-    let grace = async move {
-        let mut stopped = stopped;
-        let _ = stopped.wait_for(|s| *s).await;
-        tokio::time::sleep(shutdown_grace()).await;
-    };
-    let served = tokio::select! {
-        served = server => served,
-        () = grace => {
-            tracing::warn!("connections still open after the grace period; closing them");
-            Ok(())
-        }
-    };
-    reloads.shutdown().await;
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(e),
+    match admin_address {
+        Some(admin) => println!("live_server listening on http://{address} admin http://{admin}"),
+        None => println!("live_server listening on http://{address}"),
     }
+    serve::serve(listeners, serve_config, stop).await;
+    reloads.shutdown().await;
+    if let Err(e) = accessor.sync_history() {
+        tracing::error!(error = %e, "the history store is behind: versions were lost at exit");
+    }
+    ExitCode::SUCCESS
 }

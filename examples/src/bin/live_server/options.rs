@@ -1,0 +1,121 @@
+//! `live_server`'s flags, each with an environment fallback, through one parser.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use eac_accessor::reload::ReloadMode;
+
+/// The variables read at start besides the flags' fallbacks, listed in `--help`.
+const ENVIRONMENT: &str = "\
+Environment (read at start):
+  APP_<SECTION>__<KEY>=value     overrides the files (APP_GREETING__MESSAGE=hi)
+  EAC_REFRESH_ENDPOINT_TOKEN     admin token: unlocks refresh, rollback, preview (and every read)
+  EAC_ADMIN_READ_TOKEN           read-only admin token (status, history, events, metrics)
+  EAC_ADMIN_OPEN_READS=1         admin reads without a token even off loopback (logged)
+  EAC_ADMIN_MAX_STREAMS          event streams at once (default 64)
+  EAC_REFRESH_COOLDOWN_MS        least time between two publishes (default 250)
+  EAC_REFRESH_BACKOFF_MS         first backoff after a rejected reload (default 100)
+  EAC_REFRESH_BUILD_TIMEOUT_MS   longest a reload may take (default 10000)
+  EAC_WATCH_DEBOUNCE_MS          quiet time after a file event (default 100)
+  EAC_WATCH_MAX_WAIT_MS          a change waits at most this for quiet (default 1000)
+  EAC_SHUTDOWN_GRACE_MS          SIGTERM: longest wait for open requests (default 10000)
+  EAC_HEADER_READ_TIMEOUT_MS     drop a connection whose request head is not complete
+                                 within this, or idle this long between requests (default 30000)
+  EAC_MAX_CONNECTIONS            open connections at most (default: the descriptor limit
+                                 less a reserve for files, the state dir and the watcher)
+
+Signals: SIGTERM and Ctrl-C stop it gracefully (every request already received is
+answered, with `Connection: close`); SIGHUP reloads like `POST refresh` (in manual
+mode it re-reads and shows the change as pending).";
+
+/// An HTTP server whose behaviour follows its configuration files live.
+#[derive(Debug, Parser)]
+#[command(name = "live_server", version, after_help = ENVIRONMENT)]
+pub(crate) struct Options {
+    /// The configuration folder: every *.toml, *.yaml, *.yml, *.json directly in it,
+    /// in file-name order. A relative path is relative to the working directory.
+    #[arg(long, env = "EAC_CONFIG_DIR", value_name = "DIR", default_value_os_t = bundled_config())]
+    pub(crate) config_dir: PathBuf,
+
+    /// Where the application listens.
+    #[arg(long, env = "EAC_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+
+    /// Serve the admin routes on this address instead of under the application's
+    /// routes (which then have none).
+    #[arg(long, env = "EAC_ADMIN_LISTEN", value_name = "ADDR")]
+    pub(crate) admin_listen: Option<SocketAddr>,
+
+    /// The durable history (one process at a time). Default: a folder under the
+    /// system temp dir named after the config folder and the listen address.
+    #[arg(long, env = "EAC_STATE_DIR", value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+
+    /// `auto` publishes a valid change at once; `manual` shows it as pending in the
+    /// status until `POST refresh`.
+    #[arg(long = "reload", env = "EAC_RELOAD_MODE", value_name = "MODE", default_value = "auto", value_parser = parse_mode)]
+    pub(crate) reload: ReloadMode,
+
+    /// When the files are broken at start, start on the last good version from the
+    /// durable history instead of failing.
+    #[arg(long)]
+    pub(crate) fallback_to_last_good: bool,
+}
+
+fn bundled_config() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+}
+
+fn parse_mode(value: &str) -> Result<ReloadMode, String> {
+    value.parse().map_err(|e: eac_accessor::Error| e.to_string())
+}
+
+impl Options {
+    /// The folder as an absolute path (`..` and symlinks kept, for the kernel to
+    /// resolve), so that reading and watching agree whatever the working directory.
+    pub(crate) fn config_dir_absolute(&self) -> PathBuf {
+        std::path::absolute(&self.config_dir).unwrap_or_else(|_| self.config_dir.clone())
+    }
+
+    /// The state dir: as given, or one derived from the config folder and the listen
+    /// address, so that several instances on one host never share one.
+    pub(crate) fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| {
+            default_state_dir(&self.config_dir_absolute(), self.listen)
+        })
+    }
+}
+
+fn default_state_dir(config_dir: &Path, listen: SocketAddr) -> PathBuf {
+    let real = std::fs::canonicalize(config_dir).unwrap_or_else(|_| config_dir.to_path_buf());
+    let key = format!("{}\n{listen}", real.display());
+    let key = eac_accessor::ContentHash::of(&serde_json::Value::from(key));
+    std::env::temp_dir()
+        .join("eac-live_server")
+        .join(key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_parser_is_well_formed() {
+        Options::command().debug_assert();
+    }
+
+    #[test]
+    fn instances_on_one_folder_get_their_own_state_dir() {
+        let a = default_state_dir(Path::new("/etc/app"), "127.0.0.1:8080".parse().unwrap());
+        let b = default_state_dir(Path::new("/etc/app"), "127.0.0.1:8081".parse().unwrap());
+        let c = default_state_dir(Path::new("/etc/other"), "127.0.0.1:8080".parse().unwrap());
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            a,
+            default_state_dir(Path::new("/etc/app"), "127.0.0.1:8080".parse().unwrap())
+        );
+    }
+}
