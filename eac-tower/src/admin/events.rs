@@ -31,6 +31,7 @@ pub(crate) const STREAM_RETRY_AFTER: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub(crate) struct Streams {
     pub(crate) slots: Arc<Semaphore>,
+    pub(crate) max: usize,
     pub(crate) keep_alive: Duration,
     pub(crate) shutdown: Option<Shutdown>,
 }
@@ -39,6 +40,7 @@ impl std::fmt::Debug for Streams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Streams")
             .field("free", &self.slots.available_permits())
+            .field("max", &self.max)
             .field("keep_alive", &self.keep_alive)
             .field("shutdown", &self.shutdown.is_some())
             .finish()
@@ -54,7 +56,10 @@ pub(super) async fn events(State(state): State<AdminState>) -> Response {
     let Ok(slot) = Arc::clone(&streams.slots).try_acquire_owned() else {
         let mut response = error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "too many event streams are open: try again later",
+            format!(
+                "too many event streams are open (at most {}): try again later",
+                streams.max
+            ),
         );
         response
             .headers_mut()

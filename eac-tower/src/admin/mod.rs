@@ -533,6 +533,7 @@ where
         limit: Arc::new(RateLimit::new(config.burst, config.refill)),
         streams: Streams {
             slots: Arc::new(Semaphore::new(config.max_streams)),
+            max: config.max_streams,
             keep_alive: config.keep_alive,
             shutdown: config.shutdown,
         },
