@@ -15,8 +15,8 @@
 //! # Who may call what
 //!
 //! - The **admin token** ([`AdminConfig::token`], `EAC_REFRESH_ENDPOINT_TOKEN`) unlocks
-//!   everything. **Without one the mutating routes are off**: they answer 401 to
-//!   everyone (no token can be right), and the message says to set it.
+//!   everything. **Without one the mutating routes are off**: they answer 401 (no token
+//!   can be right; 403 to the read-only token, as always), and the message says to set it.
 //! - The **read-only token** ([`AdminConfig::read_token`], `EAC_ADMIN_READ_TOKEN`) unlocks
 //!   the read routes; a mutating route refuses it with 403.
 //! - **Reads are closed by default**: every read route needs one of the two tokens, and
@@ -41,7 +41,8 @@
 //! - **Body size**: 64 KiB ([`AdminConfig::body_limit`]); past it, 413.
 //! - **Event streams**: at most 64 at once ([`AdminConfig::max_streams`],
 //!   `EAC_ADMIN_MAX_STREAMS`); past that, 503 with `Retry-After: 5`. A stream's slot is
-//!   freed when its connection closes. Each stream sends a `: keep-alive` comment after
+//!   freed when its connection closes (noticed at the latest at the next keep-alive).
+//!   Each stream sends a `: keep-alive` comment after
 //!   15 s without an event ([`AdminConfig::keep_alive`]) so that proxies do not cut it,
 //!   and ends when the signal given to [`AdminConfig::shutdown_signal`] fires, so that a
 //!   graceful shutdown is not held up by open streams.
@@ -76,11 +77,14 @@
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! // Loopback: reads are open; refresh goes through the coordinator.
 //! let config = AdminConfig::from_env_for(listener.local_addr()?)?.coordinator(&reloads);
-//! let app = Router::new()
+//! let app: Router = Router::new()
 //!     .route("/", get(|State(state): State<AppState>| async move { state.name }))
 //!     .nest(admin::DEFAULT_PREFIX, admin::router(accessor, config))
 //!     .with_state(AppState { name: "app" });
-//! # drop((listener, app));
+//! # use tower::ServiceExt;
+//! # let status = http::Request::get("/_internal/eac/status").body(axum::body::Body::empty())?;
+//! # assert_eq!(app.oneshot(status).await?.status(), 200);
+//! # drop(listener);
 //! # Ok(())
 //! # }
 //! ```
@@ -283,6 +287,9 @@ impl AdminConfig {
             .token(set(TOKEN_ENV))
             .read_token(set(READ_TOKEN_ENV));
         let loopback = bound.is_some_and(|b| is_loopback(b.ip()));
+        if let (true, Some(bound)) = (loopback, bound) {
+            tracing::info!(%bound, "admin reads are open: the admin listens on loopback");
+        }
         config.open_reads = match set(OPEN_READS_ENV).as_deref().map(str::trim) {
             None => loopback,
             Some("1" | "true" | "yes" | "on") => {
