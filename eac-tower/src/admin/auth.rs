@@ -20,8 +20,11 @@ use super::{AdminState, READ_TOKEN_ENV, TOKEN_ENV, TOKEN_HEADER};
 pub(crate) struct Token([u8; 32]);
 
 impl Token {
-    pub(crate) fn new(secret: &str) -> Token {
-        Token(Sha256::digest(secret.as_bytes()).into())
+    /// The token `secret`, without surrounding whitespace; `None` when nothing is left,
+    /// since an empty token would let an empty header in.
+    pub(crate) fn new(secret: &str) -> Option<Token> {
+        let secret = secret.trim();
+        (!secret.is_empty()).then(|| Token(Sha256::digest(secret.as_bytes()).into()))
     }
 
     /// Whether `given` is the token: both sides hashed, then compared in constant time.
@@ -69,7 +72,8 @@ impl Policy {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim());
         let mut access = Access::None;
-        for given in [header_token, bearer].into_iter().flatten() {
+        let given = [header_token, bearer].into_iter().flatten();
+        for given in given.map(str::trim).filter(|g| !g.is_empty()) {
             // Both tokens are compared each time: how long this takes says nothing about
             // which one (if any) matched.
             let admin = self.admin.as_ref().is_some_and(|t| t.matches(given));
@@ -199,10 +203,11 @@ mod tests {
 
     #[test]
     fn the_token_matches_only_itself() {
-        let token = Token::new("correct horse");
+        let token = Token::new("correct horse").unwrap();
         assert!(token.matches("correct horse"));
         assert!(!token.matches("correct hors"));
-        assert!(!token.matches("correct horse "));
+        assert!(!token.matches("correct horse x"));
+        assert!(Token::new(" \n").is_none());
         assert!(!token.matches(""));
         assert_eq!(format!("{token:?}"), "Token([redacted])");
     }
@@ -232,8 +237,8 @@ mod tests {
     #[test]
     fn either_header_carries_either_token() {
         let policy = Policy {
-            admin: Some(Token::new("adm")),
-            read: Some(Token::new("rd")),
+            admin: Token::new("adm"),
+            read: Token::new("rd"),
             open_reads: false,
         };
         assert_eq!(policy.access(&headers(&[])), Access::None);

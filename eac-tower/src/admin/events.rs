@@ -36,17 +36,6 @@ pub(crate) struct Streams {
     pub(crate) shutdown: Option<Shutdown>,
 }
 
-impl std::fmt::Debug for Streams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Streams")
-            .field("free", &self.slots.available_permits())
-            .field("max", &self.max)
-            .field("keep_alive", &self.keep_alive)
-            .field("shutdown", &self.shutdown.is_some())
-            .finish()
-    }
-}
-
 /// `GET events`: each publish, unchanged reload and rejection as a server-sent event.
 ///
 /// The stream holds one slot from here until its body is dropped (the client went away,

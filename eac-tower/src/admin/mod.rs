@@ -282,16 +282,19 @@ impl AdminConfig {
         var: impl Fn(&str) -> Option<String>,
     ) -> (AdminConfig, Vec<Error>) {
         let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        // Tokens are trimmed and an empty one is none (see `token`).
         let mut errors = Vec::new();
         let mut config = AdminConfig::new()
             .token(set(TOKEN_ENV))
             .read_token(set(READ_TOKEN_ENV));
         let loopback = bound.is_some_and(|b| is_loopback(b.ip()));
-        if let (true, Some(bound)) = (loopback, bound) {
-            tracing::info!(%bound, "admin reads are open: the admin listens on loopback");
-        }
         config.open_reads = match set(OPEN_READS_ENV).as_deref().map(str::trim) {
-            None => loopback,
+            None => {
+                if let (true, Some(bound)) = (loopback, bound) {
+                    tracing::info!(%bound, "admin reads are open: the admin listens on loopback");
+                }
+                loopback
+            }
             Some("1" | "true" | "yes" | "on") => {
                 if !loopback {
                     tracing::warn!(
@@ -329,10 +332,13 @@ impl AdminConfig {
 
     /// Sets (or, with `None`, clears) the admin token, which unlocks every route.
     ///
+    /// Surrounding whitespace is ignored (a token read from a file often ends with a
+    /// newline, which no header can carry); an empty token counts as none.
+    ///
     /// To clear it without naming a type, use [`without_token`](AdminConfig::without_token)
     /// (a bare `token(None)` does not say what `None` holds).
     pub fn token(mut self, token: Option<impl AsRef<str>>) -> AdminConfig {
-        self.token = token.map(|t| Token::new(t.as_ref()));
+        self.token = token.and_then(|t| Token::new(t.as_ref()));
         self
     }
 
@@ -343,9 +349,10 @@ impl AdminConfig {
     }
 
     /// Sets (or, with `None`, clears) the read-only token, which unlocks the read routes
-    /// and which a mutating route refuses with 403.
+    /// and which a mutating route refuses with 403. Whitespace is handled as by
+    /// [`token`](AdminConfig::token).
     pub fn read_token(mut self, token: Option<impl AsRef<str>>) -> AdminConfig {
-        self.read_token = token.map(|t| Token::new(t.as_ref()));
+        self.read_token = token.and_then(|t| Token::new(t.as_ref()));
         self
     }
 
@@ -647,6 +654,15 @@ mod tests {
         );
         let too_many = (MAX_STREAMS_LIMIT + 1).to_string();
         assert!(config("0.0.0.0:8080", &[(MAX_STREAMS_ENV, &too_many)]).is_err());
+    }
+
+    #[test]
+    fn blank_tokens_are_none_and_whitespace_is_ignored() {
+        let config = AdminConfig::new()
+            .token(Some("  "))
+            .read_token(Some(" rd\n"));
+        assert!(config.token.is_none());
+        assert!(config.read_token.as_ref().is_some_and(|t| t.matches("rd")));
     }
 
     #[test]
