@@ -374,3 +374,68 @@ async fn refresh_goes_through_the_coordinator() {
     reloads.shutdown().await;
     server.stop().await;
 }
+
+/// Collects every log line written while it is the default subscriber.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// One thread: the server's tasks log to this test's subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn no_log_line_holds_a_token() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let vars = |name: &str| match name {
+        "EAC_REFRESH_ENDPOINT_TOKEN" => Some(format!("{TOKEN}\n")),
+        "EAC_ADMIN_READ_TOKEN" => Some(READ_TOKEN.to_owned()),
+        "EAC_ADMIN_OPEN_READS" => Some("1".to_owned()),
+        _ => None,
+    };
+    let server = Server::start_on("0.0.0.0:0", |setup| {
+        let config = AdminConfig::from_vars_for(setup.bound, vars)
+            .unwrap()
+            .shutdown_signal(setup.until_stopped());
+        tracing::info!(?config, "admin settings");
+        Router::new().nest(
+            admin::DEFAULT_PREFIX,
+            admin::router(setup.accessor.clone(), config),
+        )
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for auth in [
+        Auth::Header(TOKEN),
+        Auth::Bearer(READ_TOKEN),
+        Auth::Header("wrong"),
+    ] {
+        statuses.push(server.send("POST", "/refresh", auth, "").await.status);
+        statuses.push(server.send("POST", "/rollback?to=1", auth, "").await.status);
+        statuses.push(server.send("GET", "/status", auth, "").await.status);
+    }
+    server.stop().await;
+    // The admin token from the variable works without its trailing newline.
+    assert_eq!(statuses, [200, 200, 200, 403, 403, 200, 401, 401, 200]);
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    // The capture works: the audit line of the refresh and the open-reads warning are here.
+    assert!(logs.contains("admin refresh"), "{logs}");
+    assert!(logs.contains("EAC_ADMIN_OPEN_READS=1"), "{logs}");
+    assert!(logs.contains("read_token: Some(\"[set]\")"), "{logs}");
+    admin_harness::assert_no_leak(&logs);
+}
