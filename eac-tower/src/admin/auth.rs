@@ -1,19 +1,30 @@
-//! The admin token check and the rate limit of the mutating routes.
+//! Who may call what: the tokens, the read policy, and the rate limit of the mutating
+//! routes.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// The expected token, kept only as its SHA-256 so that comparing is constant-time and
+use super::routes::error;
+use super::{AdminState, READ_TOKEN_ENV, TOKEN_ENV, TOKEN_HEADER};
+
+/// An expected token, kept only as its SHA-256 so that comparing is constant-time and
 /// does not leak the length.
 #[derive(Clone)]
 pub(crate) struct Token([u8; 32]);
 
 impl Token {
-    pub(crate) fn new(secret: &str) -> Token {
-        Token(Sha256::digest(secret.as_bytes()).into())
+    /// The token `secret`, without surrounding whitespace; `None` when nothing is left,
+    /// since an empty token would let an empty header in.
+    pub(crate) fn new(secret: &str) -> Option<Token> {
+        let secret = secret.trim();
+        (!secret.is_empty()).then(|| Token(Sha256::digest(secret.as_bytes()).into()))
     }
 
     /// Whether `given` is the token: both sides hashed, then compared in constant time.
@@ -26,6 +37,119 @@ impl Token {
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Token([redacted])")
+    }
+}
+
+/// What a request's token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Access {
+    /// No token, or a wrong one.
+    None,
+    /// The read-only token.
+    Read,
+    /// The admin token.
+    Admin,
+}
+
+/// The tokens a server accepts and whether reads need one.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    pub(crate) admin: Option<Token>,
+    pub(crate) read: Option<Token>,
+    pub(crate) open_reads: bool,
+}
+
+impl Policy {
+    /// The most that the tokens sent with a request allow. Both the `x-eac-refresh-token`
+    /// header and `Authorization: Bearer` are looked at, so a proxy's own `Authorization`
+    /// does not hide the admin header.
+    pub(crate) fn access(&self, headers: &HeaderMap) -> Access {
+        let header_token = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim());
+        let mut access = Access::None;
+        let given = [header_token, bearer].into_iter().flatten();
+        for given in given.map(str::trim).filter(|g| !g.is_empty()) {
+            // Both tokens are compared each time: how long this takes says nothing about
+            // which one (if any) matched.
+            let admin = self.admin.as_ref().is_some_and(|t| t.matches(given));
+            let read = self.read.as_ref().is_some_and(|t| t.matches(given));
+            let this = if admin {
+                Access::Admin
+            } else if read {
+                Access::Read
+            } else {
+                Access::None
+            };
+            access = access.max(this);
+        }
+        access
+    }
+}
+
+/// How to send a token, for every 401.
+const HOW: &str = "in the `x-eac-refresh-token` header or as `Authorization: Bearer <token>`";
+
+/// A 401 that says which token to send and how.
+fn unauthorized(message: String) -> Response {
+    let mut response = error(StatusCode::UNAUTHORIZED, message);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"eac admin\""),
+    );
+    response
+}
+
+/// Guards every read route: lets the request through when reads are open or it carries
+/// either token; answers 401 otherwise, before anything is computed for it.
+pub(super) async fn require_read(
+    State(state): State<AdminState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let policy = &state.policy;
+    if policy.open_reads || policy.access(request.headers()) >= Access::Read {
+        return next.run(request).await;
+    }
+    let none_set = if policy.admin.is_none() && policy.read.is_none() {
+        " (none is set on this server yet)"
+    } else {
+        ""
+    };
+    unauthorized(format!(
+        "this admin route needs a token: send the read-only token (`{READ_TOKEN_ENV}`) or \
+         the admin token (`{TOKEN_ENV}`) {HOW}{none_set}"
+    ))
+}
+
+/// Guards every mutating route: only the admin token passes; the read-only token gets
+/// 403, anything else 401. Without a configured admin token the routes are off: every
+/// caller gets 401 (403 with the read-only token), as no token can be right.
+pub(super) async fn require_admin(
+    State(state): State<AdminState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let policy = &state.policy;
+    match policy.access(request.headers()) {
+        Access::Admin => next.run(request).await,
+        Access::Read => error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the read-only token cannot change anything: send the admin token (`{TOKEN_ENV}`)"
+            ),
+        ),
+        Access::None if policy.admin.is_none() => unauthorized(format!(
+            "mutating admin routes are off: set `{TOKEN_ENV}` on the server to turn them on, \
+             then send that token {HOW}"
+        )),
+        Access::None => unauthorized(format!(
+            "this admin route needs the admin token (`{TOKEN_ENV}`) {HOW}"
+        )),
     }
 }
 
@@ -46,8 +170,8 @@ impl RateLimit {
         }
     }
 
-    /// Takes one token; `false` when none is left.
-    pub(crate) fn try_acquire(&self) -> bool {
+    /// Takes one token; when none is left, how long until the next one.
+    pub(crate) fn try_acquire(&self) -> Result<(), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (tokens, last) = &mut *state;
         let now = Instant::now();
@@ -60,11 +184,17 @@ impl RateLimit {
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(self.refill.mul_f64(1.0 - *tokens))
         }
     }
+}
+
+/// A `Retry-After` value: whole seconds, rounded up, at least one.
+pub(crate) fn retry_after(wait: Duration) -> HeaderValue {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HeaderValue::from(secs.max(1))
 }
 
 #[cfg(test)]
@@ -73,18 +203,74 @@ mod tests {
 
     #[test]
     fn the_token_matches_only_itself() {
-        let token = Token::new("correct horse");
+        let token = Token::new("correct horse").unwrap();
         assert!(token.matches("correct horse"));
         assert!(!token.matches("correct hors"));
-        assert!(!token.matches("correct horse "));
+        assert!(!token.matches("correct horse x"));
+        assert!(Token::new(" \n").is_none());
         assert!(!token.matches(""));
         assert_eq!(format!("{token:?}"), "Token([redacted])");
     }
 
     #[test]
-    fn the_bucket_allows_a_burst_then_refuses() {
+    fn the_bucket_allows_a_burst_then_says_when_to_come_back() {
         let limit = RateLimit::new(3, Duration::from_secs(3600));
-        assert!((0..3).all(|_| limit.try_acquire()));
-        assert!(!limit.try_acquire());
+        assert!((0..3).all(|_| limit.try_acquire().is_ok()));
+        let wait = limit.try_acquire().unwrap_err();
+        assert!(
+            wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600),
+            "{wait:?}"
+        );
+        assert_eq!(retry_after(wait), "3600");
+        assert_eq!(retry_after(Duration::from_millis(1)), "1");
+        assert_eq!(retry_after(Duration::ZERO), "1");
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn either_header_carries_either_token() {
+        let policy = Policy {
+            admin: Token::new("adm"),
+            read: Token::new("rd"),
+            open_reads: false,
+        };
+        assert_eq!(policy.access(&headers(&[])), Access::None);
+        assert_eq!(
+            policy.access(&headers(&[(TOKEN_HEADER, "adm")])),
+            Access::Admin
+        );
+        assert_eq!(
+            policy.access(&headers(&[("authorization", "Bearer rd")])),
+            Access::Read
+        );
+        assert_eq!(
+            policy.access(&headers(&[("authorization", "bearer adm")])),
+            Access::Admin
+        );
+        assert_eq!(
+            policy.access(&headers(&[("authorization", "Basic adm")])),
+            Access::None
+        );
+        // A proxy's own credentials beside the admin header do not hide it.
+        assert_eq!(
+            policy.access(&headers(&[
+                ("authorization", "Bearer proxy-credential"),
+                (TOKEN_HEADER, "rd")
+            ])),
+            Access::Read
+        );
+        let unset = Policy {
+            admin: None,
+            read: None,
+            open_reads: false,
+        };
+        assert_eq!(unset.access(&headers(&[(TOKEN_HEADER, "")])), Access::None);
     }
 }

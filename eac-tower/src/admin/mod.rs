@@ -1,103 +1,379 @@
 //! The admin service: status, history, refresh, rollback, preview and an event stream,
-//! mounted under a prefix (by default `/_internal/eac`).
+//! mounted under a prefix (by default `/_internal/eac`), closed by default.
 //!
 //! | route | token | answers |
 //! |---|---|---|
-//! | `GET status` | no | version, hash, the last reload's outcome, time and errors |
-//! | `GET history` | no | the kept versions (hash, origin, time, changed sections) and rejections |
-//! | `GET events` | no | server-sent events: each publish, unchanged reload and rejection |
-//! | `POST refresh[?force=1]` | yes | reloads now: outcome, version, hash, duration |
-//! | `POST rollback?to=N` | yes | republishes version N as a new version |
-//! | `POST preview` | yes | JSON overlay body → validation result and classified diff; publishes nothing |
+//! | `GET status` | read or admin¹ | version, hash, the last reload's outcome, time and errors |
+//! | `GET history` | read or admin¹ | the kept versions (hash, origin, time, changed sections) and rejections |
+//! | `GET events` | read or admin¹ | server-sent events: each publish, unchanged reload and rejection |
+//! | `POST refresh[?force=1]` | admin | reloads now: outcome, version, hash, duration |
+//! | `POST rollback?to=N` | admin | republishes version N as a new version |
+//! | `POST preview` | admin | JSON overlay body → validation result and classified diff; publishes nothing |
 //!
-//! The token comes from `EAC_REFRESH_ENDPOINT_TOKEN` ([`AdminConfig::from_env`]) and is
-//! sent in the `x-eac-refresh-token` header. It is compared in constant time over SHA-256
-//! hashes of both sides, so neither its content nor its length leaks. **Without a
-//! configured token the mutating routes are off** (403). A wrong or missing token gets
-//! 401; too many mutating requests with the right token get 429; a body over the limit
-//! gets 413. A refresh answers 200 (published or unchanged), 422 (rejected), 429
-//! (throttled), 504 (over the build timeout); a rollback 404 for a version not kept. Each refresh
-//! and rollback writes an audit line (target `eac::audit`: who, what, outcome — never the
+//! ¹ No token when reads are open ([`AdminConfig::open_reads`]).
+//!
+//! # Who may call what
+//!
+//! - The **admin token** ([`AdminConfig::token`], `EAC_REFRESH_ENDPOINT_TOKEN`) unlocks
+//!   everything. **Without one the mutating routes are off**: they answer 401 (no token
+//!   can be right; 403 to the read-only token, as always), and the message says to set it.
+//! - The **read-only token** ([`AdminConfig::read_token`], `EAC_ADMIN_READ_TOKEN`) unlocks
+//!   the read routes; a mutating route refuses it with 403.
+//! - **Reads are closed by default**: every read route needs one of the two tokens, and
+//!   answers 401 without it — before anything is computed. They are open when the
+//!   admin's listener is bound to a loopback address ([`AdminConfig::from_env_for`]
+//!   decides this from the address the listener is bound to, never from the peer's:
+//!   behind a local reverse proxy every peer looks local) or when the operator opens
+//!   them ([`AdminConfig::open_reads`], `EAC_ADMIN_OPEN_READS=1`, logged as a warning).
+//!
+//! A token is sent in the `x-eac-refresh-token` header or as `Authorization: Bearer
+//! <token>`; a 401 says which token to send and how, and carries `WWW-Authenticate`.
+//! Tokens are compared in constant time over SHA-256 hashes of both sides, so neither
+//! their content nor their length leaks, and no answer or log line ever holds one.
+//!
+//! # Limits
+//!
+//! - **Rate limit**: 10 mutating calls at once, then 1 a second, one budget shared by
+//!   refresh, rollback and preview ([`AdminConfig::rate_limit`]); past it, 429 with
+//!   `Retry-After` (whole seconds until the next call is allowed). The token is checked
+//!   first, so callers without it cannot spend the operator's budget. A refresh refused
+//!   by the [`ReloadCoordinator`]'s cooldown or backoff is also a 429 with `Retry-After`.
+//! - **Body size**: 64 KiB ([`AdminConfig::body_limit`]); past it, 413.
+//! - **Event streams**: at most 64 at once ([`AdminConfig::max_streams`],
+//!   `EAC_ADMIN_MAX_STREAMS`); past that, 503 with `Retry-After: 5`. A stream's slot is
+//!   freed when its connection closes (noticed at the latest at the next keep-alive).
+//!   Each stream sends a `: keep-alive` comment after
+//!   15 s without an event ([`AdminConfig::keep_alive`]) so that proxies do not cut it,
+//!   and ends when the signal given to [`AdminConfig::shutdown_signal`] fires, so that a
+//!   graceful shutdown is not held up by open streams.
+//!
+//! A refresh answers 200 (published or unchanged), 422 (rejected), 429 (throttled), 504
+//! (over the build timeout); a rollback 404 for a version not kept. Each refresh and
+//! rollback writes an audit line (target `eac::audit`: who, what, outcome — never the
 //! token). Every answer redacts secrets.
 //!
-//! The admin router is separate from the public one: it is exposed only where you nest it.
+//! # Mounting it
+//!
+//! The admin router is separate from the application's: it is exposed only where you
+//! mount it. Nested under the application, on the application's port:
 //!
 //! ```
-//! use axum::Router;
+//! use axum::{Router, extract::State, routing::get};
 //! use eac_accessor::{EaCAccessor, source::{Format, Memory}};
+//! use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
 //! use eac_tower::admin::{self, AdminConfig};
 //!
+//! #[derive(Clone)]
+//! struct AppState {
+//!     name: &'static str,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let accessor = EaCAccessor::builder()
 //!     .source(Memory::new("m", Format::Toml, "[greeting]\nmessage = \"hi\"\n"))
 //!     .build()?;
+//! let reloads = ReloadCoordinator::new(accessor.clone(), ReloadConfig::from_env()?);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! // Loopback: reads are open; refresh goes through the coordinator.
+//! let config = AdminConfig::from_env_for(listener.local_addr()?)?.coordinator(&reloads);
 //! let app: Router = Router::new()
-//!     .nest(admin::DEFAULT_PREFIX, admin::router(accessor, AdminConfig::from_env()));
-//! # Ok::<(), eac_accessor::Errors>(())
+//!     .route("/", get(|State(state): State<AppState>| async move { state.name }))
+//!     .nest(admin::DEFAULT_PREFIX, admin::router(accessor, config))
+//!     .with_state(AppState { name: "app" });
+//! # use tower::ServiceExt;
+//! # let status = http::Request::get("/_internal/eac/status").body(axum::body::Body::empty())?;
+//! # assert_eq!(app.oneshot(status).await?.status(), 200);
+//! # drop(listener);
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! Or on a listener of its own, so that the application's port has no admin routes at all:
+//!
+//! ```no_run
+//! use axum::Router;
+//! use eac_accessor::{EaCAccessor, source::Dir};
+//! use eac_tower::admin::{self, AdminConfig};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let accessor = EaCAccessor::builder().source(Dir::new("/etc/app")).build()?;
+//! let admin_listener = tokio::net::TcpListener::bind("0.0.0.0:9090").await?;
+//! // Not loopback: reads need EAC_ADMIN_READ_TOKEN or EAC_REFRESH_ENDPOINT_TOKEN.
+//! let config = AdminConfig::from_env_for(admin_listener.local_addr()?)?;
+//! let admin: Router = Router::new().nest(admin::DEFAULT_PREFIX, admin::router(accessor, config));
+//! axum::serve(admin_listener, admin).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! **Which to choose.** On a developer's machine, nesting on a loopback listener is the
+//! simplest. In Kubernetes, serve the admin on a port of its own that the Service does
+//! not expose (declare it as a container port only), so it is reachable from inside
+//! the cluster by whoever you let reach the pod, never from the Service's clients; give
+//! it `EAC_ADMIN_READ_TOKEN` from a Secret and have Prometheus scrape it with that token
+//! (`authorization: { credentials_file: … }` in the scrape config, which sends it as
+//! `Authorization: Bearer`). Keep `EAC_REFRESH_ENDPOINT_TOKEN` for the people and jobs
+//! that may change the configuration.
 
 mod auth;
+mod events;
 mod routes;
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use eac_accessor::{EaCAccessor, Errors, Origin, Outcome};
+use eac_accessor::reload::ReloadCoordinator;
+use eac_accessor::{EaCAccessor, Error, ErrorKind, Errors, Origin, Outcome, SourceName};
+use futures_util::FutureExt;
+use tokio::sync::Semaphore;
 
-use auth::{RateLimit, Token};
+use auth::{Policy, RateLimit, Token};
+use events::{Shutdown, Streams};
 
 /// Where [`router`] is usually nested.
 pub const DEFAULT_PREFIX: &str = "/_internal/eac";
 
-/// The header that carries the admin token.
+/// The header that carries a token (the admin or the read-only one); `Authorization:
+/// Bearer` works too.
 pub const TOKEN_HEADER: &str = "x-eac-refresh-token";
 
 /// The environment variable that holds the admin token.
 pub const TOKEN_ENV: &str = "EAC_REFRESH_ENDPOINT_TOKEN";
+
+/// The environment variable that holds the read-only token.
+pub const READ_TOKEN_ENV: &str = "EAC_ADMIN_READ_TOKEN";
+
+/// The environment variable that opens reads (`1`) or closes them (`0`) whatever the
+/// listener's address.
+pub const OPEN_READS_ENV: &str = "EAC_ADMIN_OPEN_READS";
+
+/// The environment variable that bounds the number of event streams open at once.
+pub const MAX_STREAMS_ENV: &str = "EAC_ADMIN_MAX_STREAMS";
+
+/// The largest `EAC_ADMIN_MAX_STREAMS` accepted.
+const MAX_STREAMS_LIMIT: usize = 100_000;
 
 /// What a refresh runs: given `force`, a future of the reload's result.
 pub type RefreshFn = Arc<
     dyn Fn(bool) -> Pin<Box<dyn Future<Output = Result<Outcome, Errors>> + Send>> + Send + Sync,
 >;
 
-/// Settings of the admin service.
+/// What `POST refresh` runs.
+#[derive(Clone)]
+enum Refresh {
+    /// A reload of the router's accessor on a blocking thread: no single flight, no
+    /// cooldown.
+    Accessor,
+    /// The caller's function.
+    With(RefreshFn),
+    /// A coordinator's refresh, with origin [`Origin::Refresh`].
+    Coordinator(ReloadCoordinator),
+}
+
+/// Settings of the admin service: tokens, read policy and limits.
+///
+/// ```
+/// use std::time::Duration;
+/// use eac_tower::admin::AdminConfig;
+///
+/// let config = AdminConfig::new()
+///     .token(Some("admin-token"))
+///     .read_token(Some("read-token"))
+///     .max_streams(16)
+///     .rate_limit(5, Duration::from_secs(2));
+/// assert!(!config.reads_are_open());
+/// ```
 #[derive(Clone)]
 pub struct AdminConfig {
     token: Option<Token>,
+    read_token: Option<Token>,
+    open_reads: bool,
     body_limit: usize,
     burst: u32,
     refill: Duration,
-    refresh: Option<RefreshFn>,
+    refresh: Refresh,
+    max_streams: usize,
+    keep_alive: Duration,
+    shutdown: Option<Shutdown>,
 }
 
 impl AdminConfig {
-    /// No token: the mutating routes are off. 64 KiB bodies, 10 mutating requests at
-    /// once then one per second.
+    /// Closed: no token (the mutating routes are off), reads need a token. 64 KiB bodies,
+    /// 10 mutating requests at once then one per second, 64 event streams with a
+    /// keep-alive every 15 s.
     pub fn new() -> AdminConfig {
         AdminConfig {
             token: None,
+            read_token: None,
+            open_reads: false,
             body_limit: 64 * 1024,
             burst: 10,
             refill: Duration::from_secs(1),
-            refresh: None,
+            refresh: Refresh::Accessor,
+            max_streams: 64,
+            keep_alive: Duration::from_secs(15),
+            shutdown: None,
         }
     }
 
-    /// [`new`](AdminConfig::new), with the token from `EAC_REFRESH_ENDPOINT_TOKEN` if set
-    /// and not empty.
-    pub fn from_env() -> AdminConfig {
-        let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
-        AdminConfig::new().token(token)
+    /// The settings for an admin served on a listener bound to `bound`, from the
+    /// environment: reads open when `bound` is a loopback address.
+    ///
+    /// Reads `EAC_REFRESH_ENDPOINT_TOKEN` (the admin token), `EAC_ADMIN_READ_TOKEN` (the
+    /// read-only token; an empty variable counts as unset), `EAC_ADMIN_OPEN_READS` (`1`
+    /// opens reads whatever the address, logged as a warning; `0` closes them even on
+    /// loopback) and `EAC_ADMIN_MAX_STREAMS`. Pass the address the listener is actually
+    /// bound to ([`local_addr`](std::net::TcpListener::local_addr)), not a peer's.
+    ///
+    /// A variable that is set but malformed is an error naming it; every such variable
+    /// is reported.
+    pub fn from_env_for(bound: SocketAddr) -> Result<AdminConfig, Errors> {
+        AdminConfig::from_vars_for(bound, |name| std::env::var(name).ok())
     }
 
-    /// Sets (or, with `None`, clears) the token that unlocks the mutating routes.
+    /// Like [`from_env_for`](AdminConfig::from_env_for), reading variables through `var`.
+    ///
+    /// ```
+    /// use eac_tower::admin::AdminConfig;
+    ///
+    /// let vars = |name: &str| (name == "EAC_ADMIN_READ_TOKEN").then(|| "r3ad".to_owned());
+    /// assert!(AdminConfig::from_vars_for("127.0.0.1:8080".parse()?, vars)?.reads_are_open());
+    /// assert!(!AdminConfig::from_vars_for("0.0.0.0:8080".parse()?, vars)?.reads_are_open());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_vars_for(
+        bound: SocketAddr,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<AdminConfig, Errors> {
+        let (config, errors) = AdminConfig::read_vars(Some(bound), var);
+        match Errors::from_vec(errors) {
+            None => Ok(config),
+            Some(errors) => Err(errors),
+        }
+    }
+
+    /// The settings from the environment, for an admin whose listener's address is not
+    /// known here: reads closed unless `EAC_ADMIN_OPEN_READS=1`.
+    ///
+    /// Prefer [`from_env_for`](AdminConfig::from_env_for), which opens reads on loopback
+    /// and fails on a malformed variable; here a malformed variable is logged and its
+    /// default kept.
+    pub fn from_env() -> AdminConfig {
+        let (config, errors) = AdminConfig::read_vars(None, |name| std::env::var(name).ok());
+        if let Some(errors) = Errors::from_vec(errors) {
+            tracing::error!(%errors, "admin settings: malformed variables ignored");
+        }
+        config
+    }
+
+    /// The settings the variables give, a malformed one left at its default, and an
+    /// error for each malformed one.
+    fn read_vars(
+        bound: Option<SocketAddr>,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> (AdminConfig, Vec<Error>) {
+        let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        // Tokens are trimmed and an empty one is none (see `token`).
+        let mut errors = Vec::new();
+        let mut config = AdminConfig::new()
+            .token(set(TOKEN_ENV))
+            .read_token(set(READ_TOKEN_ENV));
+        let loopback = bound.is_some_and(|b| is_loopback(b.ip()));
+        config.open_reads = match set(OPEN_READS_ENV).as_deref().map(str::trim) {
+            None => {
+                if let (true, Some(bound)) = (loopback, bound) {
+                    tracing::info!(%bound, "admin reads are open: the admin listens on loopback");
+                }
+                loopback
+            }
+            Some("1" | "true" | "yes" | "on") => {
+                if !loopback {
+                    tracing::warn!(
+                        bound = ?bound,
+                        "admin reads are open to anyone who reaches the admin ({OPEN_READS_ENV}=1)"
+                    );
+                }
+                true
+            }
+            Some("0" | "false" | "no" | "off") => false,
+            Some(_) => {
+                errors.push(
+                    Error::new(ErrorKind::Parse, "expected 1 (open reads) or 0 (closed)")
+                        .with_source(SourceName::EnvVar(OPEN_READS_ENV.to_owned())),
+                );
+                loopback
+            }
+        };
+        if let Some(value) = set(MAX_STREAMS_ENV) {
+            match value.trim().parse::<usize>() {
+                Ok(n) if n <= MAX_STREAMS_LIMIT => config.max_streams = n,
+                _ => errors.push(
+                    Error::new(
+                        ErrorKind::Parse,
+                        format!(
+                            "expected a whole number of event streams, at most {MAX_STREAMS_LIMIT}"
+                        ),
+                    )
+                    .with_source(SourceName::EnvVar(MAX_STREAMS_ENV.to_owned())),
+                ),
+            }
+        }
+        (config, errors)
+    }
+
+    /// Sets (or, with `None`, clears) the admin token, which unlocks every route.
+    ///
+    /// Surrounding whitespace is ignored (a token read from a file often ends with a
+    /// newline, which no header can carry); an empty token counts as none.
+    ///
+    /// To clear it without naming a type, use [`without_token`](AdminConfig::without_token)
+    /// (a bare `token(None)` does not say what `None` holds).
     pub fn token(mut self, token: Option<impl AsRef<str>>) -> AdminConfig {
-        self.token = token.map(|t| Token::new(t.as_ref()));
+        self.token = token.and_then(|t| Token::new(t.as_ref()));
         self
+    }
+
+    /// Clears the admin token: the mutating routes are off.
+    pub fn without_token(mut self) -> AdminConfig {
+        self.token = None;
+        self
+    }
+
+    /// Sets (or, with `None`, clears) the read-only token, which unlocks the read routes
+    /// and which a mutating route refuses with 403. Whitespace is handled as by
+    /// [`token`](AdminConfig::token).
+    pub fn read_token(mut self, token: Option<impl AsRef<str>>) -> AdminConfig {
+        self.read_token = token.and_then(|t| Token::new(t.as_ref()));
+        self
+    }
+
+    /// Clears the read-only token.
+    pub fn without_read_token(mut self) -> AdminConfig {
+        self.read_token = None;
+        self
+    }
+
+    /// Whether the read routes answer without a token (by default they do not).
+    ///
+    /// Open them only where everyone who can reach the admin may read the whole
+    /// configuration history: a loopback listener, a port no one else reaches.
+    pub fn open_reads(mut self, open: bool) -> AdminConfig {
+        self.open_reads = open;
+        self
+    }
+
+    /// Whether the read routes answer without a token.
+    pub fn reads_are_open(&self) -> bool {
+        self.open_reads
     }
 
     /// The largest request body accepted, in bytes.
@@ -106,19 +382,65 @@ impl AdminConfig {
         self
     }
 
-    /// `burst` mutating requests at once, then one per `refill`.
+    /// `burst` mutating requests at once, then one per `refill`; the budget is shared by
+    /// refresh, rollback and preview.
     pub fn rate_limit(mut self, burst: u32, refill: Duration) -> AdminConfig {
         self.burst = burst;
         self.refill = refill;
         self
     }
 
-    /// What `POST refresh` runs (a reload coordinator's refresh, say). By default, a
-    /// reload of the accessor on a blocking thread.
-    pub fn refresh_with(mut self, refresh: RefreshFn) -> AdminConfig {
-        self.refresh = Some(refresh);
+    /// The most event streams open at once (0 turns the stream off).
+    pub fn max_streams(mut self, streams: usize) -> AdminConfig {
+        self.max_streams = streams.min(Semaphore::MAX_PERMITS);
         self
     }
+
+    /// How long an event stream may stay silent before it sends a keep-alive comment
+    /// (at least 1 ms).
+    pub fn keep_alive(mut self, interval: Duration) -> AdminConfig {
+        self.keep_alive = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Ends every event stream when `signal` completes, so that a graceful shutdown is
+    /// not held up by them; streams opened after that end at once.
+    ///
+    /// Pass the same signal as the server's graceful shutdown (a clone of a
+    /// `tokio::sync::watch::Receiver` awaited, for instance).
+    pub fn shutdown_signal(
+        mut self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> AdminConfig {
+        let signal: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(signal);
+        self.shutdown = Some(signal.shared());
+        self
+    }
+
+    /// Makes `POST refresh` go through `coordinator` (single flight, cooldown, backoff,
+    /// health checks), with origin [`Origin::Refresh`].
+    ///
+    /// Without it (or [`refresh_with`](AdminConfig::refresh_with)), a refresh reloads the
+    /// accessor directly, bypassing any coordinator. A refresh the coordinator refuses
+    /// for now answers 429 with `Retry-After`. `coordinator` should publish to the
+    /// accessor given to [`router`].
+    pub fn coordinator(mut self, coordinator: &ReloadCoordinator) -> AdminConfig {
+        self.refresh = Refresh::Coordinator(coordinator.clone());
+        self
+    }
+
+    /// What `POST refresh` runs, for a trigger other than a [`ReloadCoordinator`]
+    /// (which [`coordinator`](AdminConfig::coordinator) wires in one call). By default,
+    /// a reload of the accessor on a blocking thread.
+    pub fn refresh_with(mut self, refresh: RefreshFn) -> AdminConfig {
+        self.refresh = Refresh::With(refresh);
+        self
+    }
+}
+
+/// Whether `ip` is a loopback address, IPv4-mapped IPv6 included.
+fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 impl Default for AdminConfig {
@@ -129,11 +451,24 @@ impl Default for AdminConfig {
 
 impl std::fmt::Debug for AdminConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |t: &Option<Token>| t.as_ref().map(|_| "[set]");
         f.debug_struct("AdminConfig")
-            .field("token", &self.token.as_ref().map(|_| "[set]"))
+            .field("token", &set(&self.token))
+            .field("read_token", &set(&self.read_token))
+            .field("open_reads", &self.open_reads)
             .field("body_limit", &self.body_limit)
             .field("burst", &self.burst)
             .field("refill", &self.refill)
+            .field(
+                "refresh",
+                &match self.refresh {
+                    Refresh::Accessor => "accessor",
+                    Refresh::With(_) => "custom",
+                    Refresh::Coordinator(_) => "coordinator",
+                },
+            )
+            .field("max_streams", &self.max_streams)
+            .field("keep_alive", &self.keep_alive)
             .finish_non_exhaustive()
     }
 }
@@ -141,43 +476,202 @@ impl std::fmt::Debug for AdminConfig {
 #[derive(Clone)]
 struct AdminState {
     accessor: EaCAccessor,
-    token: Option<Token>,
+    policy: Arc<Policy>,
     limit: Arc<RateLimit>,
-    refresh: RefreshFn,
+    refresh: Refresher,
+    streams: Streams,
 }
 
-/// The admin routes for `accessor`, to nest under a prefix.
-pub fn router(accessor: EaCAccessor, config: AdminConfig) -> Router {
-    let refresh = config.refresh.unwrap_or_else(|| {
-        let accessor = accessor.clone();
-        Arc::new(move |_force| {
-            let accessor = accessor.clone();
-            Box::pin(async move {
+/// Runs `POST refresh` as configured.
+#[derive(Clone)]
+struct Refresher {
+    refresh: Refresh,
+    accessor: EaCAccessor,
+}
+
+impl Refresher {
+    async fn run(&self, force: bool) -> Result<Outcome, Errors> {
+        match &self.refresh {
+            Refresh::Coordinator(coordinator) => coordinator.refresh(Origin::Refresh, force).await,
+            Refresh::With(refresh) => refresh(force).await,
+            Refresh::Accessor => {
+                let accessor = self.accessor.clone();
                 tokio::task::spawn_blocking(move || accessor.reload(Origin::Refresh))
                     .await
                     .unwrap_or_else(|e| {
-                        Err(eac_accessor::Error::new(
-                            eac_accessor::ErrorKind::Io,
-                            format!("the reload task failed: {e}"),
+                        Err(
+                            Error::new(ErrorKind::Io, format!("the reload task failed: {e}"))
+                                .into(),
                         )
-                        .into())
                     })
-            })
-        })
-    });
-    let state = AdminState {
-        accessor,
-        token: config.token,
-        limit: Arc::new(RateLimit::new(config.burst, config.refill)),
-        refresh,
+            }
+        }
+    }
+
+    /// How long a refresh that is not forced must still wait, when known.
+    fn throttled_for(&self) -> Option<Duration> {
+        match &self.refresh {
+            Refresh::Coordinator(coordinator) => coordinator.throttled_for(),
+            _ => None,
+        }
+    }
+}
+
+/// The admin routes for `accessor`, to nest under a prefix of a router of any state
+/// (or to serve on a listener of their own); see the [module docs](self).
+///
+/// Every read route sits behind the read policy and every mutating route behind the
+/// admin token, each checked before the handler runs.
+pub fn router<S>(accessor: EaCAccessor, config: AdminConfig) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let policy = Policy {
+        admin: config.token,
+        read: config.read_token,
+        open_reads: config.open_reads,
     };
-    Router::new()
+    if !policy.open_reads && policy.admin.is_none() && policy.read.is_none() {
+        tracing::warn!(
+            "admin reads are closed and no token is set: every admin route answers 401 \
+             (set {READ_TOKEN_ENV} or {TOKEN_ENV})"
+        );
+    }
+    let state = AdminState {
+        refresh: Refresher {
+            refresh: config.refresh,
+            accessor: accessor.clone(),
+        },
+        accessor,
+        policy: Arc::new(policy),
+        limit: Arc::new(RateLimit::new(config.burst, config.refill)),
+        streams: Streams {
+            slots: Arc::new(Semaphore::new(config.max_streams)),
+            max: config.max_streams,
+            keep_alive: config.keep_alive,
+            shutdown: config.shutdown,
+        },
+    };
+    // A read route added here is guarded by the read policy; a mutating one below by
+    // the admin token (and must take a rate-limit token itself, after its body is read).
+    let reads = Router::new()
         .route("/status", get(routes::status))
         .route("/history", get(routes::history))
-        .route("/events", get(routes::events))
+        .route("/events", get(events::events))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_read));
+    let mutations = Router::new()
         .route("/refresh", post(routes::refresh))
         .route("/rollback", post(routes::rollback))
         .route("/preview", post(routes::preview))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
+    reads
+        .merge(mutations)
         .layer(DefaultBodyLimit::max(config.body_limit))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(bound: &str, vars: &[(&str, &str)]) -> Result<AdminConfig, Errors> {
+        AdminConfig::from_vars_for(bound.parse().unwrap(), |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn reads_open_by_the_bound_address() {
+        for open in [
+            "127.0.0.1:8080",
+            "127.3.4.5:1",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert!(config(open, &[]).unwrap().reads_are_open(), "{open}");
+        }
+        for closed in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "10.0.0.7:8080",
+            "[::ffff:10.0.0.7]:80",
+        ] {
+            assert!(!config(closed, &[]).unwrap().reads_are_open(), "{closed}");
+        }
+    }
+
+    #[test]
+    fn the_operator_opens_or_closes_reads() {
+        let open = config("0.0.0.0:8080", &[(OPEN_READS_ENV, "1")]).unwrap();
+        assert!(open.reads_are_open());
+        let closed = config("127.0.0.1:8080", &[(OPEN_READS_ENV, "0")]).unwrap();
+        assert!(!closed.reads_are_open());
+        let unset = config("0.0.0.0:8080", &[(OPEN_READS_ENV, "")]).unwrap();
+        assert!(!unset.reads_are_open());
+    }
+
+    #[test]
+    fn tokens_and_streams_come_from_the_environment() {
+        let config = config(
+            "0.0.0.0:8080",
+            &[
+                (TOKEN_ENV, "adm"),
+                (READ_TOKEN_ENV, "rd"),
+                (MAX_STREAMS_ENV, " 3 "),
+            ],
+        )
+        .unwrap();
+        assert!(config.token.as_ref().is_some_and(|t| t.matches("adm")));
+        assert!(config.read_token.as_ref().is_some_and(|t| t.matches("rd")));
+        assert_eq!(config.max_streams, 3);
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("adm\"") && !debug.contains("\"rd"),
+            "{debug}"
+        );
+        assert!(debug.contains(r#"read_token: Some("[set]")"#), "{debug}");
+    }
+
+    #[test]
+    fn every_malformed_variable_is_named() {
+        let errors = config(
+            "0.0.0.0:8080",
+            &[(OPEN_READS_ENV, "maybe"), (MAX_STREAMS_ENV, "lots")],
+        )
+        .unwrap_err();
+        let named: Vec<String> = errors
+            .iter()
+            .map(|e| e.source().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            named,
+            [
+                format!("env var `{OPEN_READS_ENV}`"),
+                format!("env var `{MAX_STREAMS_ENV}`")
+            ]
+        );
+        let too_many = (MAX_STREAMS_LIMIT + 1).to_string();
+        assert!(config("0.0.0.0:8080", &[(MAX_STREAMS_ENV, &too_many)]).is_err());
+    }
+
+    #[test]
+    fn blank_tokens_are_none_and_whitespace_is_ignored() {
+        let config = AdminConfig::new()
+            .token(Some("  "))
+            .read_token(Some(" rd\n"));
+        assert!(config.token.is_none());
+        assert!(config.read_token.as_ref().is_some_and(|t| t.matches("rd")));
+    }
+
+    #[test]
+    fn clearing_the_tokens_needs_no_annotation() {
+        let config = AdminConfig::new()
+            .token(Some("a"))
+            .read_token(Some(String::from("b")))
+            .without_token()
+            .without_read_token();
+        assert!(config.token.is_none() && config.read_token.is_none());
+    }
 }

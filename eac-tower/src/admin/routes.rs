@@ -1,52 +1,39 @@
 //! The admin route handlers.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eac_accessor::{Candidate, EaCAccessor, ErrorKind, Errors, Outcome};
-use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 
-use super::{AdminState, TOKEN_ENV, TOKEN_HEADER};
+use super::AdminState;
+use super::auth::retry_after;
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// `None` lets a mutating request through; otherwise the 403 (off), 401 (no or wrong
-/// token) or 429 (too many) answer. The token is checked first, so that callers without
-/// it cannot use up the operator's allowance.
-fn authorize(state: &AdminState, headers: &HeaderMap) -> Option<Response> {
-    let Some(token) = &state.token else {
-        return Some(error(
-            StatusCode::FORBIDDEN,
-            format!("mutating admin routes are off: set {TOKEN_ENV} to turn them on"),
-        ));
-    };
-    let given = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok());
-    if !given.is_some_and(|given| token.matches(given)) {
-        return Some(error(
-            StatusCode::UNAUTHORIZED,
-            format!("missing or wrong `{TOKEN_HEADER}` header"),
-        ));
-    }
-    if !state.limit.try_acquire() {
-        return Some(error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many admin requests: slow down",
-        ));
-    }
-    None
+/// `None` lets a mutating request through; otherwise the 429 answer, with `Retry-After`
+/// in seconds until the next call is allowed. The token was checked before (in
+/// [`require_admin`](super::auth::require_admin)), so that callers without it cannot use
+/// up the operator's allowance; the body limit too, so an oversized body costs nothing.
+fn rate_limit(state: &AdminState) -> Option<Response> {
+    let wait = state.limit.try_acquire().err()?;
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many admin requests: slow down",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, retry_after(wait));
+    Some(response)
 }
 
 /// Who asked, for the audit log: the peer address and an optional `x-eac-actor` name.
@@ -127,21 +114,33 @@ pub(super) async fn refresh(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(response) = authorize(&state, &headers) {
+    if let Some(response) = rate_limit(&state) {
         return response;
     }
     let force = matches!(query.force.as_deref(), Some("1" | "true" | "yes"));
     let started = Instant::now();
-    let result = (state.refresh)(force).await;
+    let result = state.refresh.run(force).await;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let who = who(peer, &headers);
-    answer(
+    let mut response = answer(
         &state.accessor,
         "refresh",
         &who,
-        result,
+        &result,
         json!({ "force": force, "duration_ms": duration_ms }),
-    )
+    );
+    if matches!(&result, Err(errors) if errors.has(ErrorKind::Throttled)) {
+        // The coordinator knows how long its cooldown or backoff still runs; a custom
+        // refresh does not say, so its callers are asked back in a second.
+        let wait = state
+            .refresh
+            .throttled_for()
+            .unwrap_or(Duration::from_secs(1));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after(wait));
+    }
+    response
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,7 +154,7 @@ pub(super) async fn rollback(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(response) = authorize(&state, &headers) {
+    if let Some(response) = rate_limit(&state) {
         return response;
     }
     let Some(to) = query.to.as_deref().and_then(|t| t.parse::<u64>().ok()) else {
@@ -171,17 +170,13 @@ pub(super) async fn rollback(
         &state.accessor,
         "rollback",
         &who,
-        result,
+        &result,
         json!({ "from": to }),
     )
 }
 
-pub(super) async fn preview(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(response) = authorize(&state, &headers) {
+pub(super) async fn preview(State(state): State<AdminState>, body: Bytes) -> Response {
+    if let Some(response) = rate_limit(&state) {
         return response;
     }
     let overlay: Value = match serde_json::from_slice(&body) {
@@ -210,31 +205,6 @@ pub(super) async fn preview(
     }
 }
 
-pub(super) async fn events(
-    State(state): State<AdminState>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let receiver = state.accessor.events();
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(event) => {
-                    let kind = match &event {
-                        eac_accessor::Event::Published { .. } => "published",
-                        eac_accessor::Event::Unchanged { .. } => "unchanged",
-                        eac_accessor::Event::Rejected { .. } => "rejected",
-                        _ => "other",
-                    };
-                    let data = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
-                    return Some((Ok(SseEvent::default().event(kind).data(data)), receiver));
-                }
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
 async fn blocking<F>(f: F) -> Result<Outcome, Errors>
 where
     F: FnOnce() -> Result<Outcome, Errors> + Send + 'static,
@@ -249,11 +219,11 @@ fn answer(
     accessor: &EaCAccessor,
     action: &'static str,
     who: &str,
-    result: Result<Outcome, Errors>,
+    result: &Result<Outcome, Errors>,
     extra: Value,
 ) -> Response {
     let current = accessor.load();
-    let (status, mut body) = match &result {
+    let (status, mut body) = match result {
         Ok(outcome) => (
             StatusCode::OK,
             json!({
