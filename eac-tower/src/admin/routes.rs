@@ -76,6 +76,9 @@ pub(super) async fn status(State(state): State<AdminState>) -> Json<Value> {
         "errors": last.map(|r| r.errors.as_slice()).unwrap_or_default(),
         "last_reload": last,
         "last_rejection": status.last_rejection,
+        "pending": status.pending,
+        "differs_from_sources": status.differs_from_sources,
+        "history_store": status.history_store,
         "sections": state.accessor.section_paths(),
     }))
 }

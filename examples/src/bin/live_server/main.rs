@@ -8,8 +8,8 @@ mod options;
 mod sections;
 mod serve;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -62,17 +62,27 @@ fn app(accessor: &EaCAccessor) -> Router {
         .layer(ServiceBuilder::new().layer(timeout).layer(body_limit))
 }
 
-/// The admin routes, refreshing through the coordinator.
-fn admin_routes(reloads: &ReloadCoordinator) -> Router {
-    let coordinator = reloads.clone();
-    let config = AdminConfig::from_env().refresh_with(Arc::new(move |force| {
-        let coordinator = coordinator.clone();
-        Box::pin(async move { coordinator.refresh(Origin::Refresh, force).await })
-    }));
-    Router::new().nest(
+/// The admin routes, refreshing through the coordinator. Reads are open only when
+/// `bound` (the address of the listener they are served on) is loopback, or
+/// `EAC_ADMIN_OPEN_READS=1`; event streams end when `stop` turns true.
+fn admin_routes(
+    reloads: &ReloadCoordinator,
+    bound: SocketAddr,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Router, eac_accessor::Errors> {
+    let mut stop = stop.clone();
+    let config = AdminConfig::from_env_for(bound)?
+        .coordinator(reloads)
+        .shutdown_signal(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+    if !config.reads_are_open() {
+        tracing::info!(%bound, "admin reads need a token (EAC_REFRESH_ENDPOINT_TOKEN or EAC_ADMIN_READ_TOKEN)");
+    }
+    Ok(Router::new().nest(
         admin::DEFAULT_PREFIX,
         admin::router(reloads.accessor().clone(), config),
-    )
+    ))
 }
 
 /// `GET /`: the message (upper-cased when `features.shout`) and the version.
@@ -173,7 +183,8 @@ async fn main() -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let admin = admin_routes(&reloads);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let app_address = app_listener.local_addr().unwrap_or(options.listen);
     let mut listeners = Vec::new();
     let mut admin_address = None;
     match options.admin_listen {
@@ -183,7 +194,12 @@ async fn main() -> ExitCode {
                 Ok(l) => l,
                 Err(e) => return fail(e),
             };
-            admin_address = Some(listener.local_addr().unwrap_or(address));
+            let bound = listener.local_addr().unwrap_or(address);
+            admin_address = Some(bound);
+            let admin = match admin_routes(&reloads, bound, &stop) {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
             listeners.push(Listener {
                 listener,
                 router: admin.layer(EaCLayer::new(accessor.clone())),
@@ -195,23 +211,24 @@ async fn main() -> ExitCode {
                 name: "application",
             });
         }
-        None => listeners.push(Listener {
-            listener: app_listener,
-            router: app(&accessor)
-                .merge(admin)
-                .layer(EaCLayer::new(accessor.clone())),
-            name: "application",
-        }),
+        None => {
+            let admin = match admin_routes(&reloads, app_address, &stop) {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            listeners.push(Listener {
+                listener: app_listener,
+                router: app(&accessor)
+                    .merge(admin)
+                    .layer(EaCLayer::new(accessor.clone())),
+                name: "application",
+            });
+        }
     }
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     if let Err(e) = handle_signals(reloads.clone(), stop_tx) {
         return fail(format_args!("cannot handle signals: {e}"));
     }
-    let address = listeners
-        .iter()
-        .find(|l| l.name == "application")
-        .and_then(|l| l.listener.local_addr().ok())
-        .unwrap_or(options.listen);
+    let address = app_address;
     tracing::info!(
         %address,
         admin = ?admin_address,

@@ -39,7 +39,12 @@ pub(crate) struct Options {
     pub(crate) config_dir: PathBuf,
 
     /// Where the application listens.
-    #[arg(long, env = "EAC_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "EAC_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
     pub(crate) listen: SocketAddr,
 
     /// Serve the admin routes on this address instead of under the application's
@@ -68,7 +73,9 @@ fn bundled_config() -> PathBuf {
 }
 
 fn parse_mode(value: &str) -> Result<ReloadMode, String> {
-    value.parse().map_err(|e: eac_accessor::Error| e.to_string())
+    value
+        .parse()
+        .map_err(|e: eac_accessor::Error| e.to_string())
 }
 
 impl Options {
@@ -81,9 +88,9 @@ impl Options {
     /// The state dir: as given, or one derived from the config folder and the listen
     /// address, so that several instances on one host never share one.
     pub(crate) fn state_dir(&self) -> PathBuf {
-        self.state_dir.clone().unwrap_or_else(|| {
-            default_state_dir(&self.config_dir_absolute(), self.listen)
-        })
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| default_state_dir(&self.config_dir_absolute(), self.listen))
     }
 }
 

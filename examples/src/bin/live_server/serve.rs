@@ -116,7 +116,11 @@ pub(crate) struct Listener {
 
 /// Serves every listener until `stop` turns true, then shuts down gracefully within
 /// the grace period.
-pub(crate) async fn serve(listeners: Vec<Listener>, config: ServeConfig, stop: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    listeners: Vec<Listener>,
+    config: ServeConfig,
+    stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let refused = Arc::new(AtomicU64::new(0));
     let mut loops = JoinSet::new();
@@ -150,7 +154,12 @@ async fn accept_loop(
             // Over the cap: closed at once, so real requests keep descriptors to work with.
             let n = refused.fetch_add(1, Ordering::Relaxed);
             if n.is_power_of_two() {
-                tracing::warn!(listener = name, max = config.max_connections, refused = n + 1, "connection cap reached; closing new connections");
+                tracing::warn!(
+                    listener = name,
+                    max = config.max_connections,
+                    refused = n + 1,
+                    "connection cap reached; closing new connections"
+                );
             }
             return;
         };
@@ -188,7 +197,11 @@ async fn accept_loop(
     }
     let drained = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(config.grace, drained).await.is_err() {
-        tracing::warn!(listener = name, open = connections.len(), "connections still open after the grace period; closing them");
+        tracing::warn!(
+            listener = name,
+            open = connections.len(),
+            "connections still open after the grace period; closing them"
+        );
         connections.shutdown().await;
     }
 }

@@ -1,0 +1,168 @@
+//! `live_server` under an operator's faults, as a process: relative config folders,
+//! two processes on one state dir, SIGHUP, SIGTERM with requests already received
+//! while it was stopped, and manual reload mode.
+
+mod support;
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use eac_tests::APP_TOML as APP;
+use support::{Auth, Launch, read_response, write_request};
+
+/// Replaces `app.toml` the way `sed -i` does: a new file renamed over the old one.
+fn sed_like(dir: &Path, message: &str) {
+    let tmp = dir.join(".app.toml.sed");
+    std::fs::write(&tmp, APP.replace("\"hello\"", &format!("\"{message}\""))).unwrap();
+    std::fs::rename(tmp, dir.join("app.toml")).unwrap();
+}
+
+#[test]
+fn a_relative_config_dir_reloads() {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = root.path().join("cfg");
+    std::fs::create_dir(&cfg).unwrap();
+    std::fs::write(cfg.join("app.toml"), APP).unwrap();
+    for (cwd, given) in [
+        (root.path(), "cfg"),
+        (root.path(), "./cfg"),
+        (cfg.as_path(), "."),
+    ] {
+        let state = tempfile::tempdir().unwrap();
+        let server = Launch::new(Path::new(given), state.path()).cwd(cwd).start();
+        let before = server.get("/", Auth::None)["version"].as_u64().unwrap();
+        let message = format!("edited via {given}");
+        sed_like(&cfg, &message);
+        let body = server.until("/", |b| b["message"] == message.as_str());
+        assert_eq!(body["version"].as_u64(), Some(before + 1), "{given}");
+        // Errors keep naming the folder as the user gave it.
+        std::fs::write(cfg.join("app.toml"), APP.replace("\"hello\"", "5")).unwrap();
+        let status = server.until("/_internal/eac/status", |s| s["outcome"] == "rejected");
+        let source = status["errors"][0]["source"].as_str().unwrap().to_owned();
+        assert!(
+            !source.starts_with(&root.path().display().to_string()),
+            "{given}: {source}"
+        );
+        std::fs::write(cfg.join("app.toml"), APP).unwrap();
+        server.terminate();
+    }
+}
+
+#[test]
+fn one_process_per_state_dir() {
+    let state = tempfile::tempdir().unwrap();
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(one.path().join("app.toml"), APP).unwrap();
+    std::fs::write(two.path().join("app.toml"), APP).unwrap();
+    let mut first = Launch::new(one.path(), state.path()).start();
+    let (code, stderr) = Launch::new(two.path(), state.path()).run_to_end();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&state.path().display().to_string())
+            && stderr.contains(&format!("process {}", first.child.id())),
+        "the refusal names the dir and the holder: {stderr}"
+    );
+    // A holder that dies leaves its lock to the next process.
+    first.signal("KILL");
+    first.wait_exit();
+    let second = Launch::new(two.path(), state.path()).start();
+    let status = second.get("/_internal/eac/status", Auth::None);
+    assert_eq!(
+        status["history_store"]["served_before"].as_str(),
+        Some(std::path::absolute(one.path()).unwrap().to_str().unwrap()),
+        "the state dir served another folder before: {status}"
+    );
+    second.terminate();
+}
+
+#[test]
+fn sighup_reloads_and_never_ends_the_process() {
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    // A long debounce, so the edit below is seen through the signal, not the watcher.
+    let mut server = Launch::new(config.path(), state.path())
+        .env("EAC_WATCH_DEBOUNCE_MS", "60000")
+        .env("EAC_WATCH_MAX_WAIT_MS", "60000")
+        .start();
+    sed_like(config.path(), "after hup");
+    server.signal("HUP");
+    let status = server.until("/_internal/eac/status", |s| s["version"] == 2);
+    assert_eq!(status["origin"]["kind"], "signal", "{status}");
+    assert_eq!(server.get("/", Auth::None)["message"], "after hup");
+    server.signal("HUP");
+    assert!(server.running(), "SIGHUP ended the process");
+    assert_eq!(server.request("GET", "/", Auth::None).status, 200);
+    server.terminate();
+}
+
+#[test]
+fn in_manual_mode_a_change_is_pending_until_refresh_and_sighup_only_rereads() {
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let server = Launch::new(config.path(), state.path())
+        .arg("--reload")
+        .arg("manual")
+        .start();
+    sed_like(config.path(), "pending");
+    let status = server.until("/_internal/eac/status", |s| !s["pending"].is_null());
+    assert_eq!(status["version"], 1);
+    assert_eq!(status["differs_from_sources"], true);
+    assert_eq!(
+        status["pending"]["diff"]["changes"][0]["key"],
+        "greeting.message"
+    );
+    assert_eq!(server.get("/", Auth::None)["message"], "hello");
+    server.signal("HUP");
+    let status = server.until("/_internal/eac/status", |s| {
+        s["pending"]["origin"]["kind"] == "signal"
+    });
+    assert_eq!(status["version"], 1, "SIGHUP published in manual mode");
+    let response = server.request("POST", "/_internal/eac/refresh", Auth::Admin);
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(server.get("/", Auth::None)["message"], "pending");
+    let status = server.get("/_internal/eac/status", Auth::None);
+    assert!(
+        status["pending"].is_null() && status["differs_from_sources"] == false,
+        "{status}"
+    );
+    server.terminate();
+}
+
+#[test]
+fn sigterm_answers_every_request_received_while_the_process_was_stopped() {
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let mut server = Launch::new(config.path(), state.path()).start();
+    // Some connections opened and idle before, some opened while stopped.
+    let mut idle: Vec<TcpStream> = (0..10)
+        .map(|_| TcpStream::connect(server.address).unwrap())
+        .collect();
+    assert_eq!(server.request("GET", "/", Auth::None).status, 200);
+    server.signal("STOP");
+    let mut fresh: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(server.address).unwrap())
+        .collect();
+    for stream in idle.iter_mut().chain(fresh.iter_mut()) {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write_request(stream, "GET", "/pinned", Auth::None);
+    }
+    server.signal("TERM");
+    server.signal("CONT");
+    let mut answered = 0;
+    for (i, stream) in idle.iter_mut().chain(fresh.iter_mut()).enumerate() {
+        let response = read_response(stream).unwrap_or_else(|e| {
+            panic!("request {i} was not answered: {e}\nlog:\n{}", server.log())
+        });
+        assert_eq!(response.status, 200, "request {i}");
+        assert_eq!(response.json()["version"], 1);
+        answered += 1;
+    }
+    assert_eq!(answered, 30);
+    assert_eq!(server.wait_exit(), Some(0), "log:\n{}", server.log());
+}
