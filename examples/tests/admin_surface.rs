@@ -1,0 +1,187 @@
+//! `live_server`'s admin surface as a process: reads open only on loopback, an admin
+//! listener of its own, bounded event streams, and no token in any answer or log line.
+
+mod support;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use eac_tests::APP_TOML as APP;
+use support::{Auth, Launch, READ_TOKEN, Server, TOKEN, write_request};
+
+const READS: [&str; 2] = ["/_internal/eac/status", "/_internal/eac/history"];
+const MUTATIONS: [&str; 3] = [
+    "/_internal/eac/refresh",
+    "/_internal/eac/rollback?to=1",
+    "/_internal/eac/preview",
+];
+
+fn folders() -> (tempfile::TempDir, tempfile::TempDir) {
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    (config, tempfile::tempdir().unwrap())
+}
+
+fn no_token_shown(server: &Server, text: &str) {
+    for token in [TOKEN, READ_TOKEN] {
+        assert!(!text.contains(token), "a token shows in: {text}");
+        assert!(!server.log().contains(token), "a token shows in the log");
+    }
+}
+
+#[test]
+fn on_loopback_reads_are_open_and_mutations_need_the_token() {
+    let (config, state) = folders();
+    let server = Launch::new(config.path(), state.path()).start();
+    for path in READS {
+        let response = server.request("GET", path, Auth::None);
+        assert_eq!(response.status, 200, "{path}");
+        no_token_shown(&server, &response.body);
+    }
+    for path in MUTATIONS {
+        assert_eq!(
+            server.request("POST", path, Auth::None).status,
+            401,
+            "{path}"
+        );
+        assert_eq!(
+            server.request("POST", path, Auth::Read).status,
+            403,
+            "{path}"
+        );
+    }
+    server.terminate();
+}
+
+#[test]
+fn bound_beyond_loopback_every_read_needs_a_token() {
+    let (config, state) = folders();
+    let server = Launch::new(config.path(), state.path())
+        .listen("0.0.0.0:0")
+        .start();
+    // Reached through loopback all the same: the bound address decides, not the peer.
+    let local = SocketAddr::from(([127, 0, 0, 1], server.address.port()));
+    for path in READS {
+        let refused = Server::request_to(local, "GET", path, Auth::None);
+        assert_eq!(refused.status, 401, "{path}");
+        assert!(
+            refused.body.contains("EAC_ADMIN_READ_TOKEN"),
+            "{}",
+            refused.body
+        );
+        assert_eq!(
+            Server::request_to(local, "GET", path, Auth::Read).status,
+            200,
+            "{path}"
+        );
+        assert_eq!(
+            Server::request_to(local, "GET", path, Auth::Admin).status,
+            200,
+            "{path}"
+        );
+    }
+    let refresh = Server::request_to(local, "POST", "/_internal/eac/refresh", Auth::Read);
+    assert_eq!(refresh.status, 403);
+    no_token_shown(&server, &refresh.body);
+    // The application itself stays open.
+    assert_eq!(
+        Server::request_to(local, "GET", "/", Auth::None).status,
+        200
+    );
+    server.terminate();
+}
+
+#[test]
+fn an_admin_listener_of_its_own_takes_the_admin_routes_away_from_the_application() {
+    let (config, state) = folders();
+    let server = Launch::new(config.path(), state.path())
+        .arg("--admin-listen")
+        .arg("127.0.0.1:0")
+        .start();
+    let admin = server.admin.expect("the admin address is printed");
+    assert_ne!(admin, server.address);
+    for path in READS {
+        assert_eq!(
+            server.request("GET", path, Auth::Admin).status,
+            404,
+            "{path}"
+        );
+        let response = Server::request_to(admin, "GET", path, Auth::None);
+        assert_eq!(response.status, 200, "{path}");
+    }
+    let refresh = Server::request_to(admin, "POST", "/_internal/eac/refresh?force=1", Auth::Admin);
+    assert_eq!(refresh.status, 200, "{}", refresh.body);
+    assert_eq!(server.request("GET", "/", Auth::None).status, 200);
+    server.terminate();
+}
+
+/// Opens an event stream; returns the connection and the status it was answered with.
+fn open_stream(address: SocketAddr) -> (TcpStream, u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = Vec::new();
+    {
+        let mut s = &mut request;
+        std::io::Write::write_all(
+            &mut s,
+            b"GET /_internal/eac/events HTTP/1.1\r\nhost: test\r\n\r\n",
+        )
+        .unwrap();
+    }
+    std::io::Write::write_all(&mut stream, &request).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (stream, status, head)
+}
+
+#[test]
+fn at_most_64_event_streams_then_503_until_one_closes() {
+    let (config, state) = folders();
+    let server = Launch::new(config.path(), state.path()).start();
+    let mut streams: Vec<TcpStream> = (0..64)
+        .map(|i| {
+            let (stream, status, _) = open_stream(server.address);
+            assert_eq!(status, 200, "stream {i}");
+            stream
+        })
+        .collect();
+    let (_, status, head) = open_stream(server.address);
+    assert_eq!(status, 503);
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    drop(streams.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (stream, status, _) = open_stream(server.address);
+        if status == 200 {
+            streams.push(stream);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream never freed its slot"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Other admin reads still answer meanwhile.
+    let mut status = TcpStream::connect(server.address).unwrap();
+    status
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write_request(&mut status, "GET", "/_internal/eac/status", Auth::None);
+    assert_eq!(support::read_response(&mut status).unwrap().status, 200);
+    // And streams end on SIGTERM instead of holding the process up.
+    server.terminate();
+    for mut stream in streams {
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+    }
+}
