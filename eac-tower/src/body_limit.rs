@@ -23,15 +23,22 @@ use crate::live::LiveValue;
 /// `DefaultBodyLimit::disable()` to the router to let this limit govern alone.
 ///
 /// ```
-/// use eac_accessor::{EaCAccessor, source::{Format, Memory}};
+/// use eac_accessor::{EaCAccessor, EaCSection, lens::Lens, source::{Format, Memory}};
 /// use eac_tower::LiveBodyLimitLayer;
 ///
+/// #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+/// #[eac(path = "limits")]
+/// struct Limits {
+///     max_body_bytes: u64,
+/// }
+///
 /// let accessor = EaCAccessor::builder()
+///     .section::<Limits>()
 ///     .source(Memory::new("m", Format::Toml, "[limits]\nmax_body_bytes = 1024\n"))
 ///     .build()?;
-/// let layer = LiveBodyLimitLayer::new(accessor, |snapshot| {
-///     snapshot.document()["limits"]["max_body_bytes"].as_u64().unwrap_or(1 << 20)
-/// });
+/// // A typed lens, built once; each request reads it from its own snapshot.
+/// let max_body = Limits::lens().max_body_bytes();
+/// let layer = LiveBodyLimitLayer::new(accessor, move |snapshot| *max_body.get(snapshot));
 /// # let _ = layer;
 /// # Ok::<(), eac_accessor::Errors>(())
 /// ```

@@ -2,14 +2,21 @@
 //!
 //! ```
 //! use std::convert::Infallible;
-//! use eac_accessor::{EaCAccessor, source::{Format, Memory}};
+//! use eac_accessor::{EaCAccessor, EaCSection, source::{Format, Memory}};
 //! use eac_tower::{EaCLayer, pinned};
 //! use http::{Request, Response};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //!
+//! #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+//! #[eac(path = "greeting")]
+//! struct Greeting {
+//!     message: String,
+//! }
+//!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let accessor = EaCAccessor::builder()
+//!     .section::<Greeting>()
 //!     .source(Memory::new("app", Format::Toml, "[greeting]\nmessage = \"hi\"\n"))
 //!     .build()?;
 //! let service = ServiceBuilder::new()
@@ -17,7 +24,7 @@
 //!     .service(service_fn(|request: Request<()>| async move {
 //!         // Every read in this request comes from this one snapshot.
 //!         let snapshot = pinned(&request).expect("EaCLayer runs first");
-//!         let message = snapshot.document()["greeting"]["message"].to_string();
+//!         let message = snapshot.section::<Greeting>().message.clone();
 //!         Ok::<_, Infallible>(Response::new(message))
 //!     }));
 //! let response = service.oneshot(Request::new(())).await?;

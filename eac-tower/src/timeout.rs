@@ -14,7 +14,8 @@ use crate::live::LiveValue;
 
 /// Applies a timeout read from configuration per request: editing the configuration
 /// changes it without rebuilding the service stack. A request that takes longer gets
-/// `408 Request Timeout`.
+/// `408 Request Timeout` (as tower-http's timeout answers), or the status set with
+/// [`status`](LiveTimeoutLayer::status) (503 or 504 behind a gateway, say).
 ///
 /// The duration comes from the snapshot [`EaCLayer`](crate::EaCLayer) pinned (so the
 /// request sees one version throughout), or from the accessor's current one when no
@@ -22,22 +23,32 @@ use crate::live::LiveValue;
 ///
 /// ```
 /// use std::time::Duration;
-/// use eac_accessor::{EaCAccessor, source::{Format, Memory}};
+/// use eac_accessor::{EaCAccessor, EaCSection, lens::Lens, source::{Format, Memory}};
 /// use eac_tower::LiveTimeoutLayer;
+/// use http::StatusCode;
+///
+/// #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+/// #[eac(path = "limits")]
+/// struct Limits {
+///     request_timeout_ms: u64,
+/// }
 ///
 /// let accessor = EaCAccessor::builder()
+///     .section::<Limits>()
 ///     .source(Memory::new("m", Format::Toml, "[limits]\nrequest_timeout_ms = 250\n"))
 ///     .build()?;
-/// let layer = LiveTimeoutLayer::new(accessor, |snapshot| {
-///     let ms = snapshot.document()["limits"]["request_timeout_ms"].as_u64().unwrap_or(30_000);
-///     Duration::from_millis(ms)
-/// });
+/// let timeout_ms = Limits::lens().request_timeout_ms();
+/// let layer = LiveTimeoutLayer::new(accessor, move |snapshot| {
+///     Duration::from_millis(*timeout_ms.get(snapshot))
+/// })
+/// .status(StatusCode::GATEWAY_TIMEOUT);
 /// # let _ = layer;
 /// # Ok::<(), eac_accessor::Errors>(())
 /// ```
 #[derive(Clone)]
 pub struct LiveTimeoutLayer {
     value: LiveValue<Duration>,
+    status: StatusCode,
 }
 
 impl LiveTimeoutLayer {
@@ -48,13 +59,22 @@ impl LiveTimeoutLayer {
     {
         LiveTimeoutLayer {
             value: LiveValue::new(accessor, read),
+            status: StatusCode::REQUEST_TIMEOUT,
         }
+    }
+
+    /// The status a request that times out gets (default `408 Request Timeout`).
+    pub fn status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
     }
 }
 
 impl std::fmt::Debug for LiveTimeoutLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveTimeoutLayer").finish_non_exhaustive()
+        f.debug_struct("LiveTimeoutLayer")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
     }
 }
 
@@ -114,6 +134,7 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let limit = self.layer.value.get(&request);
+        let status = self.layer.status;
         let future = self.inner.call(request);
         Box::pin(async move {
             match tokio::time::timeout(limit, future).await {
@@ -121,7 +142,7 @@ where
                 Err(_) => {
                     tracing::debug!(?limit, "request timed out");
                     let mut response = Response::new(ResBody::default());
-                    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+                    *response.status_mut() = status;
                     Ok(response)
                 }
             }
@@ -171,5 +192,24 @@ mod tests {
         let response = service.oneshot(Request::new(())).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.body(), "done");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_status_of_a_timeout_is_configurable() {
+        let accessor = EaCAccessor::builder()
+            .source(Memory::new("m", Format::Toml, doc(10)))
+            .build()
+            .unwrap();
+        let service = ServiceBuilder::new()
+            .layer(
+                LiveTimeoutLayer::new(accessor, |_| Duration::from_millis(10))
+                    .status(StatusCode::GATEWAY_TIMEOUT),
+            )
+            .service(service_fn(|_: Request<()>| async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<_, Infallible>(Response::new(String::new()))
+            }));
+        let response = service.oneshot(Request::new(())).await.unwrap();
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     }
 }

@@ -318,8 +318,9 @@ impl Task {
         tokio::select! {
             _ = stop.changed() => {}
             result = self.coordinator.trigger(origin) => {
+                // The pipeline already logged the rejection with every error.
                 if let Err(errors) = result {
-                    tracing::warn!(dir = %self.dir.display(), %errors, "file change rejected; keeping the current version");
+                    tracing::debug!(dir = %self.dir.display(), %errors, "file change not published");
                 }
             }
         }
