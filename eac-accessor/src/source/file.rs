@@ -224,9 +224,10 @@ fn read_file(path: &Path, format: Option<Format>, bounds: Bounds) -> Result<Laye
     })?;
     // The size the file claims is not trusted (sparse, growing, `/proc`-like files):
     // the cap is enforced on the bytes actually read.
+    let claimed = file.metadata().map_or(0, |m| m.len());
     let bytes = bounds
         .cap
-        .read_to_end(file, &name())
+        .read_to_end_sized(file, claimed, &name())
         .map_err(ReadError::Other)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];

@@ -108,6 +108,10 @@ fn yaml(text: &str, limits: &ParseLimits) -> Result<Dict, Refusal> {
     if text.trim().is_empty() {
         return Ok(Dict::new());
     }
+    // Without an anchor there is nothing to expand.
+    if text.contains('&') {
+        yaml_expansion(text, limits)?;
+    }
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = limits.depth();
     budget.flow_nesting_limit = limits.depth();
@@ -210,6 +214,105 @@ fn yaml(text: &str, limits: &ParseLimits) -> Result<Dict, Refusal> {
         })
 }
 
+/// Counts what a YAML document's aliases expand to, on the parser's event stream and
+/// before any value is built: each anchor's expanded size (values and scalar bytes) is
+/// recorded once, and every alias adds it. An alias bomb is refused after reading its
+/// events, without the millions of values it describes ever existing.
+///
+/// A syntax error ends the count quietly: the parse that follows reports it.
+fn yaml_expansion(text: &str, limits: &ParseLimits) -> Result<(), Refusal> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+
+    #[derive(Clone, Copy, Default)]
+    struct Size {
+        nodes: u64,
+        bytes: u64,
+    }
+    let max_nodes = limits.nodes() as u64;
+    let max_bytes = (text.len() as u64).saturating_add(limits.alias_bytes() as u64);
+    let mut anchors: std::collections::HashMap<usize, Size> = std::collections::HashMap::new();
+    // Open containers: their anchor and the running total when they started.
+    let mut open: Vec<(usize, Size)> = Vec::new();
+    let mut total = Size::default();
+    let mut aliases = 0usize;
+    let refuse =
+        |what: &str, line: usize| (ErrorKind::Limit, format!("YAML {what} at line {line}"));
+    for event in Parser::new_from_str(text) {
+        let Ok((event, span)) = event else {
+            return Ok(());
+        };
+        let line = span.start.line();
+        match event {
+            Event::Scalar(value, _, anchor, _) => {
+                let size = Size {
+                    nodes: 1,
+                    bytes: value.len() as u64,
+                };
+                total.nodes += size.nodes;
+                total.bytes += size.bytes;
+                if anchor > 0 {
+                    anchors.insert(anchor, size);
+                }
+            }
+            Event::SequenceStart(_, anchor, _) | Event::MappingStart(_, anchor, _) => {
+                open.push((anchor, total));
+                total.nodes += 1;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((anchor, start)) = open.pop()
+                    && anchor > 0
+                {
+                    let size = Size {
+                        nodes: total.nodes - start.nodes,
+                        bytes: total.bytes - start.bytes,
+                    };
+                    anchors.insert(anchor, size);
+                }
+            }
+            Event::Alias(id) => {
+                aliases += 1;
+                if aliases > limits.aliases() {
+                    return Err(refuse(
+                        &format!(
+                            "has more aliases than the limit of {} (`ParseLimits::max_aliases`)",
+                            limits.aliases()
+                        ),
+                        line,
+                    ));
+                }
+                let size = anchors
+                    .get(&id)
+                    .copied()
+                    .unwrap_or(Size { nodes: 1, bytes: 0 });
+                total.nodes = total.nodes.saturating_add(size.nodes);
+                total.bytes = total.bytes.saturating_add(size.bytes);
+            }
+            _ => {}
+        }
+        if total.nodes > max_nodes {
+            return Err(refuse(
+                &format!(
+                    "expands to more values than the limit of {} through its aliases \
+                     (`ParseLimits::max_nodes`)",
+                    limits.nodes()
+                ),
+                line,
+            ));
+        }
+        if total.bytes > max_bytes {
+            return Err(refuse(
+                &format!(
+                    "aliases expand its text by more than the limit of {} bytes \
+                     (`ParseLimits::max_alias_bytes`)",
+                    limits.alias_bytes()
+                ),
+                line,
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The name of a budget breach, without its numbers.
 fn breach_name(breach: &serde_saphyr::budget::BudgetBreach) -> String {
     let debug = format!("{breach:?}");
@@ -220,21 +323,26 @@ fn breach_name(breach: &serde_saphyr::budget::BudgetBreach) -> String {
         .to_owned()
 }
 
-/// The reason of a parser message, with anything quoted from the document removed.
+/// The reason of a parser message, with anything quoted from the document removed
+/// (a quoted punctuation mark, the parser's own token like `']'`, is kept).
 fn sanitize(reason: &str) -> String {
     let first_line = reason.lines().next().unwrap_or_default();
     let mut out = String::with_capacity(first_line.len());
-    let mut quoted = None;
+    let mut quoted: Option<(char, String)> = None;
     for ch in first_line.chars() {
-        match quoted {
-            Some(q) if ch == q => {
-                quoted = None;
-                out.push_str("…");
+        match &mut quoted {
+            Some((q, inner)) if ch == *q => {
+                let mut token = inner.chars();
+                match (token.next(), token.next()) {
+                    (Some(c), None) if c.is_ascii_punctuation() => out.push(c),
+                    _ => out.push('…'),
+                }
                 out.push(ch);
+                quoted = None;
             }
-            Some(_) => {}
+            Some((_, inner)) => inner.push(ch),
             None if matches!(ch, '"' | '`' | '\'') => {
-                quoted = Some(ch);
+                quoted = Some((ch, String::new()));
                 out.push(ch);
             }
             None => out.push(ch),
@@ -336,6 +444,29 @@ mod tests {
         let (kind, err) = parse(Format::Yaml, &deep).unwrap_err();
         assert_eq!(kind, ErrorKind::Limit);
         assert!(err.contains("max_depth") && err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn nested_alias_bombs_are_counted_before_anything_is_built() {
+        // Ten levels of ten aliases each: 10^10 values once expanded, 1 kB of text.
+        let mut text = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+            text.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        let (kind, err) = parse(Format::Yaml, &text).unwrap_err();
+        assert_eq!(kind, ErrorKind::Limit);
+        assert!(err.contains("max_nodes") && err.contains("line 6"), "{err}");
+        // Long scalars repeated by aliases are held to the byte budget.
+        let big = format!(
+            "a: &a \"{}\"\nb: [{}]\n",
+            "x".repeat(1000),
+            vec!["*a"; 20].join(", ")
+        );
+        let limits = ParseLimits::default().max_alias_bytes(10_000);
+        let (kind, err) = Format::Yaml.parse(&big, &limits).unwrap_err();
+        assert_eq!(kind, ErrorKind::Limit);
+        assert!(err.contains("max_alias_bytes"), "{err}");
     }
 
     #[test]

@@ -64,15 +64,27 @@ impl SizeCap {
     /// # Ok::<(), eac_accessor::Error>(())
     /// ```
     pub fn read_to_end(self, reader: impl Read, source: &SourceName) -> Result<Vec<u8>, Error> {
-        // A small first allocation: the claimed size is not trusted, and the common
-        // configuration file is a few kilobytes.
-        let mut bytes = Vec::with_capacity(8 * 1024);
-        reader
-            .take(self.0.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| {
-                Error::new(ErrorKind::Io, format!("cannot read: {e}")).with_source(source.clone())
-            })?;
+        self.read_to_end_sized(reader, 0, source)
+    }
+
+    /// [`read_to_end`](SizeCap::read_to_end), with the size the input claims to have
+    /// (a file's length, a `Content-Length`) as a hint for the first allocation.
+    ///
+    /// The hint is not trusted: at most `cap + 1` bytes are allocated for it, and an
+    /// input that claims 0 bytes is still read, and capped, like any other.
+    pub fn read_to_end_sized(
+        self,
+        reader: impl Read,
+        size_hint: u64,
+        source: &SourceName,
+    ) -> Result<Vec<u8>, Error> {
+        let limit = self.0.saturating_add(1);
+        // One allocation when the hint is right; at the cap, none past `cap + 1`.
+        let first = size_hint.saturating_add(1).max(8 * 1024).min(limit);
+        let mut bytes = Vec::with_capacity(usize::try_from(first).unwrap_or(usize::MAX));
+        reader.take(limit).read_to_end(&mut bytes).map_err(|e| {
+            Error::new(ErrorKind::Io, format!("cannot read: {e}")).with_source(source.clone())
+        })?;
         if bytes.len() as u64 > self.0 {
             return Err(self.exceeded(source));
         }
@@ -110,14 +122,16 @@ impl fmt::Display for SizeCap {
 /// Budgets for parsing one document: nesting depth, number of values, YAML aliases.
 ///
 /// The defaults accept any reasonable configuration — a 1 MB document with 10,000 keys
-/// takes a tenth of the node budget — and keep the memory a document can cost in
-/// proportion to its size. A budget that is exceeded rejects the document with an
+/// takes a twentieth of the node budget, a 16 MiB one of the same shape three quarters —
+/// and keep the memory a document can cost in proportion to its size: a value costs
+/// about 40 bytes once parsed, so the node budget bounds a dense document (`[0,0,0,…]`)
+/// to a few tens of MB. A budget that is exceeded rejects the document with an
 /// [`ErrorKind::Limit`] error naming the source and the budget.
 ///
 /// | budget | default | checked |
 /// |---|---|---|
 /// | [`max_depth`](ParseLimits::max_depth) | 64 | by a byte scan of brackets and indentation before the parse (all formats), and by the YAML parser |
-/// | [`max_nodes`](ParseLimits::max_nodes) | 1,000,000 | by the byte scan (TOML, JSON); by the YAML parser's event stream, counting what aliases expand to |
+/// | [`max_nodes`](ParseLimits::max_nodes) | 500,000 | by the byte scan (TOML, JSON); on the YAML parser's event stream, counting what aliases expand to, before any value is built |
 /// | [`max_aliases`](ParseLimits::max_aliases) | 10,000 | YAML alias references (`*name`) |
 /// | [`max_alias_bytes`](ParseLimits::max_alias_bytes) | 4 MiB | YAML: text that aliases may add to the document's own |
 ///
@@ -141,7 +155,7 @@ impl Default for ParseLimits {
     fn default() -> Self {
         ParseLimits {
             depth: 64,
-            nodes: 1_000_000,
+            nodes: 500_000,
             aliases: 10_000,
             alias_bytes: 4 * 1024 * 1024,
         }

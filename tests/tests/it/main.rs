@@ -2,6 +2,7 @@
 
 mod concurrency;
 mod history;
+mod hostile;
 mod metrics;
 mod publish;
 mod reject;
