@@ -55,18 +55,26 @@ pub(super) fn json(text: &str, limits: &ParseLimits) -> Result<(), Breach> {
     let mut c = Counter::new(limits);
     let mut depth = 0usize;
     let (mut in_string, mut escaped, mut in_word) = (false, false, false);
-    for &b in text.as_bytes() {
-        if b == b'\n' {
-            c.line += 1;
-        }
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        i += 1;
         if in_string {
             match b {
                 _ if escaped => escaped = false,
                 b'\\' => escaped = true,
                 b'"' => in_string = false,
-                _ => {}
+                // Most of a document is string contents: jump to its next quote or escape.
+                _ => match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    Some(skip) => i += skip,
+                    None => break,
+                },
             }
             continue;
+        }
+        if b == b'\n' {
+            c.line += 1;
         }
         match b {
             b'"' => {
@@ -286,8 +294,10 @@ pub(super) fn toml(text: &str, limits: &ParseLimits) -> Result<(), Breach> {
 
 /// YAML: indentation levels opened by `key:` or `- `, plus flow brackets outside
 /// strings and comments. Block scalars (`|`, `>`) and multi-line scalars are skipped.
-/// The YAML parser checks depth and values exactly afterwards; this scan is what stops
-/// a document of deeply nested brackets before the parser sees it.
+/// Values are counted from below (a block line, a flow collection, a comma in one: each
+/// holds at least one). The YAML parser checks depth and values exactly afterwards; this
+/// scan is what stops a document of deeply nested brackets, or of millions of tiny
+/// values, before the parser sees it.
 pub(super) fn yaml(text: &str, limits: &ParseLimits) -> Result<(), Breach> {
     let mut c = Counter::new(limits);
     let mut block: Vec<usize> = Vec::new();
@@ -333,6 +343,8 @@ pub(super) fn yaml(text: &str, limits: &ParseLimits) -> Result<(), Breach> {
                     continue;
                 }
             }
+            // A block line holds at least one value (a key, an item).
+            c.node()?;
             i = indent;
             // `- - x`: each further dash opens a nested sequence.
             let mut first = true;
@@ -382,6 +394,7 @@ pub(super) fn yaml(text: &str, limits: &ParseLimits) -> Result<(), Breach> {
                 b'[' | b'{' if token_start || flow > 0 => {
                     flow += 1;
                     c.depth(block.len() + flow)?;
+                    c.node()?;
                     token_start = true;
                     opens = false;
                 }
@@ -389,7 +402,11 @@ pub(super) fn yaml(text: &str, limits: &ParseLimits) -> Result<(), Breach> {
                     flow -= 1;
                     token_start = false;
                 }
-                b',' if flow > 0 => token_start = true,
+                b',' if flow > 0 => {
+                    // Each comma starts another value (at least its key).
+                    token_start = true;
+                    c.node()?;
+                }
                 b':' if line.get(i + 1).is_none_or(|&b| matches!(b, b' ' | b'\t'))
                     || (flow > 0 && matches!(line.get(i + 1), Some(b',' | b']' | b'}'))) =>
                 {
@@ -525,6 +542,27 @@ mod tests {
         ] {
             exact(yaml, text, real);
         }
+    }
+
+    #[test]
+    fn yaml_counts_values_from_below() {
+        let text = "a: [1, 2, {b: 3, c: 4}]\nd:\n  - 5\n  - 6\n";
+        // Real: 13 values (map, 4 keys, 2 lists, 1 inner map, 6 scalars, … ); counted:
+        // 4 block lines, 2 flow collections, 3 commas.
+        let counted = 9;
+        assert_eq!(
+            yaml(text, &ParseLimits::default().max_nodes(counted)),
+            Ok(())
+        );
+        assert_eq!(
+            yaml(text, &ParseLimits::default().max_nodes(counted - 1)),
+            Err(Breach::Nodes)
+        );
+        let dense = format!("a: [{}]\n", vec!["0"; 1000].join(","));
+        assert_eq!(
+            yaml(&dense, &ParseLimits::default().max_nodes(500)),
+            Err(Breach::Nodes)
+        );
     }
 
     #[test]
