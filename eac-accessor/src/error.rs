@@ -47,6 +47,9 @@ pub enum ErrorKind {
     Io,
     /// A source's text is not valid TOML / YAML / JSON.
     Parse,
+    /// A source is larger than its size cap, or its document exceeds a parse budget
+    /// (depth, values, aliases).
+    Limit,
     /// A key the schema requires is absent.
     MissingKey,
     /// A value violates a section's JSON Schema (type, range, pattern, unknown key, …).
@@ -74,6 +77,7 @@ impl ErrorKind {
             ErrorKind::SourceMissing => "source_missing",
             ErrorKind::Io => "io",
             ErrorKind::Parse => "parse",
+            ErrorKind::Limit => "limit",
             ErrorKind::MissingKey => "missing_key",
             ErrorKind::Schema => "schema",
             ErrorKind::Deserialize => "deserialize",

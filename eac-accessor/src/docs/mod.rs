@@ -27,6 +27,17 @@
 //! [`Snapshot::redacted_document`](crate::Snapshot::redacted_document), or in `Debug`
 //! output of eac's own types. Parse errors give a line and column, never the text.
 //!
+//! # Hostile input
+//!
+//! A file is read up to its [`SizeCap`](crate::source::SizeCap) (16 MiB) and never
+//! further, whatever size it claims. Its document is parsed within
+//! [`ParseLimits`](crate::source::ParseLimits): nesting is bounded by a byte scan before
+//! the parse, the number of values by that scan (TOML, JSON) or by the YAML event
+//! stream, and what YAML aliases expand to is counted before anything is built. A
+//! document over a budget is rejected with [`ErrorKind::Limit`](crate::ErrorKind::Limit),
+//! naming the file and the budget; within them, parsing a document up to the cap takes
+//! well under a second and peaks under 4× its size + 50 MB (`BENCHMARKS.md`).
+//!
 //! # Limitations
 //!
 //! - Environment values are read as TOML-like scalars, so `APP_GREETING__MESSAGE=42`

@@ -3,28 +3,40 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{Format, Layer, Source};
+use super::{Format, Layer, ParseLimits, SizeCap, Source};
 use crate::error::{Error, ErrorKind, SourceName};
 
 /// One configuration file, in the format its extension names (or the one given).
 ///
 /// Required by default: a missing file rejects the candidate with
 /// [`ErrorKind::SourceMissing`]. An [`optional`](File::optional) file that is missing
-/// contributes nothing.
+/// contributes nothing. A file larger than its [`SizeCap`] (16 MiB by default) is
+/// rejected without being read further; its document is parsed within [`ParseLimits`].
 ///
 /// ```
-/// use eac_accessor::source::{File, Format};
+/// use eac_accessor::source::{File, Format, ParseLimits, SizeCap};
 ///
 /// let base = File::new("config/app.toml");
 /// let local = File::new("config/local.yaml").optional();
 /// let odd = File::new("config/app.conf").format(Format::Toml);
-/// # let _ = (base, local, odd);
+/// let small = File::new("config/flags.json")
+///     .max_size(SizeCap::mib(1))
+///     .limits(ParseLimits::default().max_depth(8));
+/// # let _ = (base, local, odd, small);
 /// ```
 #[derive(Debug, Clone)]
 pub struct File {
     path: PathBuf,
     format: Option<Format>,
     required: bool,
+    bounds: Bounds,
+}
+
+/// A file's size cap and parse limits.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bounds {
+    cap: SizeCap,
+    limits: ParseLimits,
 }
 
 impl File {
@@ -34,7 +46,20 @@ impl File {
             path: path.into(),
             format: None,
             required: true,
+            bounds: Bounds::default(),
         }
+    }
+
+    /// Sets the most bytes the file may hold (default [`SizeCap::FILE`], 16 MiB).
+    pub fn max_size(mut self, cap: SizeCap) -> Self {
+        self.bounds.cap = cap;
+        self
+    }
+
+    /// Sets the budgets its document is parsed within (default [`ParseLimits::default`]).
+    pub fn limits(mut self, limits: ParseLimits) -> Self {
+        self.bounds.limits = limits;
+        self
     }
 
     /// Makes the file optional: when it does not exist, it adds nothing.
@@ -52,7 +77,7 @@ impl File {
 
 impl Source for File {
     fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
-        match read_file(&self.path, self.format) {
+        match read_file(&self.path, self.format, self.bounds) {
             Ok(layer) => Ok(vec![layer]),
             Err(ReadError::Missing) if !self.required => Ok(vec![]),
             Err(ReadError::Missing) => Err(vec![
@@ -72,21 +97,43 @@ impl Source for File {
 /// extension (`app.toml~`, `app.toml___jb_tmp___`). The folder is listed again on every
 /// reload, so added and removed files are seen.
 ///
-/// ```
-/// use eac_accessor::source::Dir;
+/// A folder that holds no configuration file is an error ("no configuration files in
+/// …"), reported once, rather than a missing key for every field. Each file is bounded
+/// like a [`File`]: [`max_size`](Dir::max_size) and [`limits`](Dir::limits) apply to
+/// every one of them.
 ///
-/// let dir = Dir::new("/etc/my-service");
+/// ```
+/// use eac_accessor::source::{Dir, SizeCap};
+///
+/// let dir = Dir::new("/etc/my-service").max_size(SizeCap::mib(4));
 /// # let _ = dir;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Dir {
     path: PathBuf,
+    bounds: Bounds,
 }
 
 impl Dir {
-    /// The folder at `path`. It must exist when the configuration is loaded.
+    /// The folder at `path`. It must exist, and hold a configuration file, when the
+    /// configuration is loaded.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Dir { path: path.into() }
+        Dir {
+            path: path.into(),
+            bounds: Bounds::default(),
+        }
+    }
+
+    /// Sets the most bytes each file may hold (default [`SizeCap::FILE`], 16 MiB).
+    pub fn max_size(mut self, cap: SizeCap) -> Self {
+        self.bounds.cap = cap;
+        self
+    }
+
+    /// Sets the budgets each file's document is parsed within.
+    pub fn limits(mut self, limits: ParseLimits) -> Self {
+        self.bounds.limits = limits;
+        self
     }
 
     /// The configuration files the folder holds now, in merge order.
@@ -125,12 +172,25 @@ impl Source for Dir {
         let mut layers = Vec::with_capacity(files.len());
         let mut errors = Vec::new();
         for path in files {
-            match read_file(&path, None) {
+            match read_file(&path, None, self.bounds) {
                 Ok(layer) => layers.push(layer),
                 // Removed between listing and reading: it is simply not there.
                 Err(ReadError::Missing) => {}
                 Err(ReadError::Other(e)) => errors.push(e),
             }
+        }
+        if errors.is_empty() && layers.is_empty() {
+            // Said once, rather than a missing key for every field of every section.
+            errors.push(
+                Error::new(
+                    ErrorKind::SourceMissing,
+                    format!(
+                        "no configuration files in {} (*.toml, *.yaml, *.yml, *.json)",
+                        self.path.display()
+                    ),
+                )
+                .with_source(name()),
+            );
         }
         if errors.is_empty() {
             Ok(layers)
@@ -145,7 +205,7 @@ enum ReadError {
     Other(Error),
 }
 
-fn read_file(path: &Path, format: Option<Format>) -> Result<Layer, ReadError> {
+fn read_file(path: &Path, format: Option<Format>, bounds: Bounds) -> Result<Layer, ReadError> {
     let name = || SourceName::File(path.to_path_buf());
     let format = format.or_else(|| Format::from_path(path)).ok_or_else(|| {
         ReadError::Other(
@@ -156,13 +216,31 @@ fn read_file(path: &Path, format: Option<Format>) -> Result<Layer, ReadError> {
             .with_source(name()),
         )
     })?;
-    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => ReadError::Missing,
         _ => ReadError::Other(
             Error::new(ErrorKind::Io, format!("cannot read file: {e}")).with_source(name()),
         ),
     })?;
-    Ok(Layer::text(name(), format, text))
+    // The size the file claims is not trusted (sparse, growing, `/proc`-like files):
+    // the cap is enforced on the bytes actually read.
+    let claimed = file.metadata().map_or(0, |m| m.len());
+    let bytes = bounds
+        .cap
+        .read_to_end_sized(file, claimed, &name())
+        .map_err(ReadError::Other)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        ReadError::Other(
+            Error::new(
+                ErrorKind::Parse,
+                format!("not valid UTF-8 at line {line} (byte {})", valid.len()),
+            )
+            .with_source(name()),
+        )
+    })?;
+    Ok(Layer::text(name(), format, text).with_limits(bounds.limits))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use super::{Format, Layer, Source};
+use super::{Format, Layer, ParseLimits, Source};
 use crate::error::{Error, SourceName};
 
 /// Defaults given in code, serialized once; put them first so every other source wins.
@@ -61,6 +61,7 @@ pub struct Memory {
     name: String,
     format: Format,
     text: Arc<RwLock<Arc<str>>>,
+    limits: ParseLimits,
 }
 
 impl Memory {
@@ -70,7 +71,14 @@ impl Memory {
             name: name.into(),
             format,
             text: Arc::new(RwLock::new(text.into())),
+            limits: ParseLimits::default(),
         }
+    }
+
+    /// Sets the budgets the document is parsed within (default [`ParseLimits::default`]).
+    pub fn limits(mut self, limits: ParseLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Replaces the text; the next reload reads it.
@@ -83,7 +91,9 @@ impl Source for Memory {
     fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
         let text = Arc::clone(&self.text.read().unwrap_or_else(|p| p.into_inner()));
         let name = SourceName::Memory(self.name.clone());
-        Ok(vec![Layer::text(name, self.format, &*text)])
+        Ok(vec![
+            Layer::text(name, self.format, &*text).with_limits(self.limits),
+        ])
     }
 }
 

@@ -14,100 +14,37 @@
 //!
 //! Implement [`Source`] for anything else; it returns [`Layer`]s, each named by its
 //! [`SourceName`] so that errors can say where a bad value came from.
+//!
+//! # Bounds
+//!
+//! A file is read up to its [`SizeCap`] (16 MiB by default) and never further; a
+//! document is parsed within [`ParseLimits`] (depth, values, YAML aliases), checked
+//! before anything is built. Both are set per source ([`File::max_size`],
+//! [`Dir::limits`], [`Memory::limits`], [`Layer::with_limits`]); exceeding one rejects
+//! the candidate with an [`ErrorKind::Limit`] error naming the source and the limit.
 
 mod env;
 mod file;
+mod format;
+mod limits;
 mod memory;
+mod scan;
 
 pub use env::Env;
 pub use file::{Dir, File};
+pub use format::Format;
+pub use limits::{ParseLimits, SizeCap};
 pub use memory::{Defaults, Memory};
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 
 use figment::value::{Dict, Tag, Value as FigValue};
 use figment::{Figment, Metadata, Profile, Provider};
 
 use crate::error::{Error, ErrorKind, SourceName};
-
-/// The text formats a source can be written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// TOML.
-    Toml,
-    /// YAML.
-    Yaml,
-    /// JSON.
-    Json,
-}
-
-impl Format {
-    /// The format for a file name's extension (`toml`, `yaml`, `yml`, `json`), if it is one.
-    pub fn from_path(path: &Path) -> Option<Format> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "toml" => Some(Format::Toml),
-            "yaml" | "yml" => Some(Format::Yaml),
-            "json" => Some(Format::Json),
-            _ => None,
-        }
-    }
-
-    /// Parses `text` into a top-level map. Messages give the position and the reason but
-    /// never quote the text, which may hold a secret.
-    fn parse(self, text: &str) -> Result<Dict, String> {
-        match self {
-            Format::Toml => toml::from_str::<Dict>(text).map_err(|e| {
-                let reason = e.message().replace('\n', "; ");
-                match e.span() {
-                    Some(span) => {
-                        format!("invalid TOML at {}: {reason}", position(text, span.start))
-                    }
-                    None => format!("invalid TOML: {reason}"),
-                }
-            }),
-            Format::Json => serde_json::from_str::<Dict>(text).map_err(|e| {
-                let at = format!("line {} column {}", e.line(), e.column());
-                match e.classify() {
-                    serde_json::error::Category::Data => {
-                        format!("invalid JSON at {at}: expected a map at the top level")
-                    }
-                    _ => format!("invalid JSON at {at}: {}", strip_position(&e.to_string())),
-                }
-            }),
-            Format::Yaml if text.trim().is_empty() => Ok(Dict::new()),
-            Format::Yaml => serde_yaml::from_str::<Dict>(text).map_err(|e| {
-                let at = e
-                    .location()
-                    .map(|l| format!(" at line {} column {}", l.line(), l.column()))
-                    .unwrap_or_default();
-                let message = e.to_string();
-                let reason = strip_position(&message);
-                if reason.starts_with("invalid type") {
-                    format!("invalid YAML{at}: expected a map at the top level")
-                } else {
-                    format!("invalid YAML{at}: {reason}")
-                }
-            }),
-        }
-    }
-}
-
-/// `line L column C` (1-based) of byte `offset` in `text`.
-fn position(text: &str, offset: usize) -> String {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    format!("line {line} column {column}")
-}
-
-/// Drops a trailing " at line L column C" that serde's messages carry, since we say it first.
-fn strip_position(message: &str) -> &str {
-    message.split(" at line ").next().unwrap_or(message)
-}
 
 /// A provider of configuration: read on every reload, it returns one or more [`Layer`]s.
 ///
@@ -144,35 +81,76 @@ impl fmt::Debug for Layer {
 
 enum Content {
     Parsed(Dict),
-    Text { format: Format, text: String },
+    Text {
+        format: Format,
+        text: String,
+        limits: ParseLimits,
+    },
 }
 
 impl Layer {
-    /// Parses `text` in `format` into a layer named `name`, now.
+    /// Parses `text` in `format` into a layer named `name`, now, within the default
+    /// [`ParseLimits`].
     ///
-    /// A syntax error becomes an [`ErrorKind::Parse`] error naming the source.
+    /// A syntax error becomes an [`ErrorKind::Parse`] error and an exceeded budget an
+    /// [`ErrorKind::Limit`] error, both naming the source.
     pub fn parse(name: SourceName, format: Format, text: &str) -> Result<Layer, Error> {
-        let fingerprint = text_fingerprint(format, text);
-        match format.parse(text) {
-            Ok(data) => Ok(Layer {
-                name,
-                content: Content::Parsed(data),
-                fingerprint,
-                env_vars: None,
-            }),
-            Err(message) => Err(Error::new(ErrorKind::Parse, message).with_source(name)),
-        }
+        Layer::text(name, format, text).parse_now()
     }
 
     /// A layer of `text` in `format`, parsed when (and only if) the candidate is merged;
-    /// a syntax error is reported then, naming the source.
+    /// a syntax error or an exceeded budget is reported then, naming the source.
     pub fn text(name: SourceName, format: Format, text: impl Into<String>) -> Layer {
         let text = text.into();
         Layer {
             name,
             fingerprint: text_fingerprint(format, &text),
-            content: Content::Text { format, text },
+            content: Content::Text {
+                format,
+                text,
+                limits: ParseLimits::default(),
+            },
             env_vars: None,
+        }
+    }
+
+    /// Parses this layer's text within `limits` instead of the defaults; a layer that
+    /// is already parsed is unchanged.
+    ///
+    /// ```
+    /// use eac_accessor::{ErrorKind, SourceName, source::{Format, Layer, ParseLimits}};
+    ///
+    /// let name = SourceName::Memory("deep".into());
+    /// let layer = Layer::text(name, Format::Json, r#"{"a": {"b": {"c": 1}}}"#)
+    ///     .with_limits(ParseLimits::default().max_depth(2));
+    /// let err = layer.parse_now().unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::Limit);
+    /// assert!(err.message().contains("depth limit of 2"));
+    /// ```
+    pub fn with_limits(mut self, new: ParseLimits) -> Layer {
+        if let Content::Text { limits, .. } = &mut self.content {
+            *limits = new;
+        }
+        self
+    }
+
+    /// Parses this layer's text now, if it is not parsed yet.
+    ///
+    /// Useful to report a broken document at once rather than at the next merge.
+    pub fn parse_now(self) -> Result<Layer, Error> {
+        match self.content {
+            Content::Parsed(_) => Ok(self),
+            Content::Text {
+                format,
+                ref text,
+                ref limits,
+            } => match format.parse(text, limits) {
+                Ok(data) => Ok(Layer {
+                    content: Content::Parsed(data),
+                    ..self
+                }),
+                Err((kind, message)) => Err(Error::new(kind, message).with_source(self.name)),
+            },
         }
     }
 
@@ -203,9 +181,13 @@ impl Layer {
     fn into_dict(self) -> Result<(SourceName, Option<EnvVarNames>, Dict), Error> {
         match self.content {
             Content::Parsed(data) => Ok((self.name, self.env_vars, data)),
-            Content::Text { format, text } => match format.parse(&text) {
+            Content::Text {
+                format,
+                text,
+                limits,
+            } => match format.parse(&text, &limits) {
                 Ok(data) => Ok((self.name, self.env_vars, data)),
-                Err(message) => Err(Error::new(ErrorKind::Parse, message).with_source(self.name)),
+                Err((kind, message)) => Err(Error::new(kind, message).with_source(self.name)),
             },
         }
     }
@@ -434,32 +416,5 @@ mod tests {
             Layer::parse(SourceName::Memory("m".into()), Format::Toml, "x = = 1").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Parse);
         assert_eq!(err.source(), Some(&SourceName::Memory("m".into())));
-    }
-
-    #[test]
-    fn parse_errors_give_position_not_text() {
-        let secret = "hunter2-very-secret";
-        for (format, text) in [
-            (Format::Toml, format!("[s]\nkey = \"{secret}\nother = 1\n")),
-            (
-                Format::Json,
-                format!("{{\"s\": {{\"key\": \"{secret}\" oops}}}}"),
-            ),
-            (Format::Yaml, format!("s:\n  key: \"{secret}\n  x: [1,\n")),
-            (Format::Json, format!("\"{secret}\"")),
-            (Format::Yaml, format!("\"{secret}\"")),
-        ] {
-            let err = format.parse(&text).unwrap_err();
-            assert!(!err.contains(secret), "{format:?} leaked: {err}");
-            assert!(err.contains("line"), "{format:?} has no position: {err}");
-        }
-    }
-
-    #[test]
-    fn format_from_extension() {
-        assert_eq!(Format::from_path(Path::new("a.YML")), Some(Format::Yaml));
-        assert_eq!(Format::from_path(Path::new("a.toml")), Some(Format::Toml));
-        assert_eq!(Format::from_path(Path::new("a.txt")), None);
-        assert_eq!(Format::from_path(Path::new("toml")), None);
     }
 }

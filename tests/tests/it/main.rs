@@ -3,6 +3,7 @@
 mod concurrency;
 mod durable;
 mod history;
+mod hostile;
 mod metrics;
 mod publish;
 mod reject;

@@ -207,7 +207,8 @@ async fn delete_then_recreate_keeps_the_last_good_version_meanwhile() {
     let status = w.reloads.accessor().status();
     assert_eq!(
         status.last_rejection.unwrap().errors[0].kind(),
-        ErrorKind::MissingKey
+        ErrorKind::SourceMissing,
+        "the emptied folder says it holds no configuration file"
     );
 
     std::fs::write(w.path("app.toml"), message_toml("recreated")).unwrap();
