@@ -16,6 +16,7 @@
 //! [`SourceName`] so that errors can say where a bad value came from.
 
 mod env;
+pub(crate) mod explain;
 mod file;
 mod memory;
 
