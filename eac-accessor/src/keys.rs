@@ -258,6 +258,10 @@ impl Keys {
             }
         }
         let (i, depth, mut path) = found?;
+        if depth == parts.len() {
+            // The section itself is not one of its keys.
+            return None;
+        }
         let walker = self.walker(i);
         let mut nodes = vec![walker.root];
         for part in &parts[depth..] {

@@ -51,8 +51,8 @@ fn describe(
                 .as_str()
                 .map_or_else(|| property.to_string(), str::to_owned);
             vec![
-                Error::new(ErrorKind::MissingKey, "missing required key")
-                    .with_key(join_key(&key, &name)),
+                // `publish` says which sources set the section.
+                Error::new(ErrorKind::MissingKey, "missing").with_key(join_key(&key, &name)),
             ]
         }
         ValidationErrorKind::AdditionalProperties { unexpected }
@@ -60,8 +60,8 @@ fn describe(
             .iter()
             .map(|name| {
                 Error::new(
-                    ErrorKind::Schema,
-                    "unknown key: the section does not have it (a typo?)",
+                    ErrorKind::UnknownKey,
+                    "unknown key: the section has no field of that name",
                 )
                 .with_key(join_key(&key, name))
             })

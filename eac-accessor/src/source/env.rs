@@ -307,6 +307,109 @@ fn insert(map: &mut Map<String, Value>, parts: &[String], value: Value) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::{Keys, SectionKeys};
+    use serde_json::json;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// An overlay bound to one section, `upstream`, as a builder binds it.
+    fn bound(vars: Vec<(&str, &OsStr)>) -> Result<serde_json::Value, Vec<Error>> {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "api_key": {"type": "string"},
+                "port": {"type": "integer"},
+                "ratio": {"type": "number"},
+                "tls": {"type": "boolean"},
+                "retries": {"type": ["integer", "null"]},
+                "hosts": {"type": "array", "items": {"type": "string"}},
+                "ports": {"type": "array", "items": {"type": "integer"}},
+                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "extra": true
+            }
+        });
+        let keys = Keys::new(
+            vec![SectionKeys {
+                path: "upstream",
+                schema,
+                allow_unknown: false,
+            }],
+            false,
+        );
+        let slot = KeysSlot::default();
+        let _ = slot.set(Arc::new(keys));
+        let mut env = Env::prefixed("APP_").vars_os(vars);
+        env.bind(slot);
+        let layers = env.load()?;
+        Ok(super::super::merge(layers).map_err(|e| e)?.document)
+    }
+
+    #[test]
+    fn a_bound_overlay_reads_values_as_the_schema_types_them() {
+        let s = |v: &'static str| OsStr::new(v);
+        let document = bound(vec![
+            ("APP_UPSTREAM__API_KEY", s("12345678901234567")),
+            ("APP_UPSTREAM__PORT", s("8080")),
+            ("APP_UPSTREAM__RATIO", s("0.5")),
+            ("APP_UPSTREAM__TLS", s("TRUE")),
+            ("APP_UPSTREAM__RETRIES", s("")),
+            ("APP_UPSTREAM__HOSTS", s("a.example, b.example")),
+            ("APP_UPSTREAM__PORTS", s("[1, 2]")),
+            ("APP_UPSTREAM__HEADERS__X_TRACE", s("on")),
+            ("APP_UPSTREAM__EXTRA", s("42")),
+        ])
+        .unwrap();
+        assert_eq!(
+            document,
+            json!({"upstream": {
+                "api_key": "12345678901234567",
+                "port": 8080,
+                "ratio": 0.5,
+                "tls": true,
+                "retries": null,
+                "hosts": ["a.example", "b.example"],
+                "ports": [1, 2],
+                "headers": {"x_trace": "on"},
+                "extra": 42,
+            }})
+        );
+    }
+
+    #[test]
+    fn a_bound_overlay_keeps_text_that_does_not_fit_for_the_schema_to_reject() {
+        let document = bound(vec![("APP_UPSTREAM__PORT", OsStr::new("huge"))]).unwrap();
+        assert_eq!(document, json!({"upstream": {"port": "huge"}}));
+    }
+
+    #[test]
+    fn a_bound_overlay_ignores_variables_that_land_on_no_key() {
+        let document = bound(vec![
+            ("APP_ADMIN_TOKEN", OsStr::new("t0ken")),
+            ("APP_UPSTREAM__API_KEE", OsStr::new("typo")),
+            ("APP_UPSTREAM", OsStr::new("1")),
+            ("APP_UPSTREAM__PORT__X", OsStr::new("1")),
+            // Not UTF-8, but not configuration either: ignored, not an error.
+            ("APP_STATE_DIR", OsStr::from_bytes(b"/tmp/caf\xe9")),
+        ])
+        .unwrap();
+        assert_eq!(document, json!({}));
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_an_error_naming_the_variable() {
+        let errors = bound(vec![(
+            "APP_UPSTREAM__API_KEY",
+            OsStr::from_bytes(b"caf\xe9"),
+        )])
+        .unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].key(), Some("upstream.api_key"));
+        assert_eq!(
+            errors[0].source(),
+            Some(&SourceName::EnvVar("APP_UPSTREAM__API_KEY".into()))
+        );
+        assert!(!errors[0].to_string().contains("caf"), "{}", errors[0]);
+    }
 
     #[test]
     fn nests_lowercases_and_parses_scalars() {
