@@ -194,7 +194,13 @@ fn missing_key(spec: &SectionSpec, key: &str, setters: &[SourceName]) -> Error {
         ),
     )
     .with_key(key);
-    match setters.last() {
+    // The file where the section is written, rather than an overlay that set a sibling.
+    let source = setters
+        .iter()
+        .rev()
+        .find(|s| !matches!(s, SourceName::Env(_)))
+        .or(setters.last());
+    match source {
         Some(source) => error.with_source(source.clone()),
         None => error,
     }
