@@ -153,7 +153,7 @@ pub(crate) fn prepare(
                 errors.push(absent_section(spec, &found));
             }
             Err(found) => {
-                let setters = merged.setters_of(spec.path);
+                let setters = kept.setters_of(spec.path);
                 let provenance = provenance.get_or_insert_with(|| merged.provenance());
                 errors.extend(found.into_iter().map(|e| match (e.kind(), e.key()) {
                     (ErrorKind::MissingKey, Some(key)) => missing_key(spec, key, &setters),

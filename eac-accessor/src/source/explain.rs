@@ -1,12 +1,13 @@
-//! Which source set what: the sources that set a section (for a missing key's error),
-//! and, kept with each snapshot, every layer's input (for `Snapshot::source_of`).
+//! Which source set what, from every layer's input kept with the snapshot it became:
+//! the sources that set a section (for a missing key's error), and the sources of one
+//! value (for `Snapshot::source_of`).
 
 use std::fmt;
 
 use figment::value::{Dict, Value as FigValue};
 use serde_json::Value;
 
-use super::{Content, EnvVarNames, Format, Layer, Merged};
+use super::{Content, EnvVarNames, Format, Layer};
 use crate::error::SourceName;
 
 /// A copy of every layer's input, in merge order, kept with the snapshot it became.
@@ -52,30 +53,46 @@ pub(crate) fn keep(layers: &[Layer]) -> Kept {
 }
 
 impl Kept {
-    /// Every layer that has a value at dotted `key`, in merge order, with that value.
-    ///
-    /// A layer whose text no longer parses (it parsed when the snapshot was made, so
-    /// this does not happen) is skipped.
+    /// Every layer that has a value at dotted `key`, in merge order, with that value;
+    /// an env overlay named by the variable that set `key`.
     pub(crate) fn values_at(&self, key: &str) -> Vec<(SourceName, Value)> {
         self.0
             .iter()
             .filter_map(|layer| {
-                let parsed;
-                let data = match &layer.content {
-                    KeptContent::Parsed(data) => data,
-                    KeptContent::Text(format, text) => {
-                        parsed = format.parse(text).ok()?;
-                        &parsed
-                    }
-                };
-                let value = find(data, key)?;
+                let value = layer.with_value_at(key, |v| serde_json::to_value(v).ok())??;
                 let name = match layer.env_vars.as_ref().and_then(|vars| vars.get(key)) {
                     Some(var) => SourceName::EnvVar(var.clone()),
                     None => layer.name.clone(),
                 };
-                Some((name, serde_json::to_value(value).ok()?))
+                Some((name, value))
             })
             .collect()
+    }
+
+    /// The sources that set anything at or under dotted `path`, in merge order; an env
+    /// overlay is named as a whole, never by the variable of one key under `path`.
+    pub(crate) fn setters_of(&self, path: &str) -> Vec<SourceName> {
+        self.0
+            .iter()
+            .filter(|layer| layer.with_value_at(path, |_| ()).is_some())
+            .map(|layer| layer.name.clone())
+            .collect()
+    }
+}
+
+impl KeptLayer {
+    /// `f` of the value at dotted `key`, if this layer has one. A text that no longer
+    /// parses (it parsed when the snapshot was made, so this does not happen) has none.
+    fn with_value_at<R>(&self, key: &str, f: impl FnOnce(&FigValue) -> R) -> Option<R> {
+        let parsed;
+        let data = match &self.content {
+            KeptContent::Parsed(data) => data,
+            KeptContent::Text(format, text) => {
+                parsed = format.parse(text).ok()?;
+                &parsed
+            }
+        };
+        find(data, key).map(f)
     }
 }
 
@@ -90,40 +107,6 @@ fn find<'d>(data: &'d Dict, key: &str) -> Option<&'d FigValue> {
         };
     }
     Some(value)
-}
-
-impl Merged {
-    /// The sources that set anything at or under dotted `path`, in merge order; an env
-    /// overlay is named as a whole, not by the variable of one key under `path`.
-    pub(crate) fn setters_of(&self, path: &str) -> Vec<SourceName> {
-        let Ok(value) = self.figment.find_value(path) else {
-            return Vec::new();
-        };
-        let mut indexes = Vec::new();
-        collect_layers(self, &value, &mut indexes);
-        indexes.sort_unstable();
-        indexes.dedup();
-        indexes
-            .into_iter()
-            .filter_map(|i| self.names.get(i).map(|(name, _)| name.clone()))
-            .collect()
-    }
-}
-
-fn collect_layers(merged: &Merged, value: &FigValue, out: &mut Vec<usize>) {
-    let index = merged
-        .figment
-        .get_metadata(value.tag())
-        .and_then(|m| match &m.source {
-            Some(figment::Source::Custom(index)) => index.parse::<usize>().ok(),
-            _ => None,
-        });
-    out.extend(index);
-    match value {
-        FigValue::Dict(_, dict) => dict.values().for_each(|v| collect_layers(merged, v, out)),
-        FigValue::Array(_, items) => items.iter().for_each(|v| collect_layers(merged, v, out)),
-        _ => {}
-    }
 }
 
 #[cfg(test)]
@@ -145,7 +128,7 @@ mod tests {
         );
         let layers = vec![a, b];
         let kept = keep(&layers);
-        let merged = merge(layers).unwrap();
+        merge(layers).unwrap();
         assert_eq!(
             kept.values_at("s.y"),
             [
@@ -156,13 +139,13 @@ mod tests {
         assert_eq!(kept.values_at("s.x").len(), 1);
         assert!(kept.values_at("s.z").is_empty());
         assert_eq!(
-            merged.setters_of("s"),
+            kept.setters_of("s"),
             [
                 SourceName::Memory("a".into()),
                 SourceName::Memory("b".into())
             ]
         );
-        assert!(merged.setters_of("t").is_empty());
+        assert!(kept.setters_of("t").is_empty());
         assert_eq!(format!("{kept:?}"), r#"[Memory("a"), Memory("b")]"#);
     }
 }

@@ -3,12 +3,14 @@
 mod concurrency;
 mod history;
 mod metrics;
+mod provenance;
 mod publish;
 mod reject;
 mod reload;
 mod secrets;
 mod sources;
 mod subscribe;
+mod unknown_keys;
 mod watch;
 
 use eac_accessor::{EaCAccessor, Errors, source::Dir};
