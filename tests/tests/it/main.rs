@@ -5,6 +5,7 @@ mod history;
 mod metrics;
 mod provenance;
 mod publish;
+mod redaction;
 mod reject;
 mod reload;
 mod secrets;

@@ -47,6 +47,7 @@ fn with_http() -> ConfigDir {
 fn a_misspelled_section_is_rejected_with_the_nearest_name() {
     let dir = with_http();
     let accessor = five_sections(&dir, Env::prefixed("APP_").vars::<&str, &str>([])).unwrap();
+    assert_eq!(accessor.load().section::<Http>().port, 8080);
     // Issue 14, finding 2: `[htpp]` used to publish a new version that nothing read.
     dir.write("http.toml", "[htpp]\nport = 9090\n[http]\nport = 8080\n");
     let errors = accessor.reload(Origin::Refresh).unwrap_err();
