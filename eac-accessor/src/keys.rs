@@ -105,15 +105,7 @@ impl Types {
     }
 
     fn add_value(&mut self, value: &Value) {
-        self.add(match value {
-            Value::Null => "null",
-            Value::Bool(_) => "boolean",
-            Value::Number(n) if n.is_f64() => "number",
-            Value::Number(_) => "integer",
-            Value::String(_) => "string",
-            Value::Array(_) => "array",
-            Value::Object(_) => "object",
-        });
+        self.add(schema_type(value));
     }
 }
 
@@ -553,6 +545,19 @@ impl<'s> Walker<'s> {
             }
         }
         types
+    }
+}
+
+/// The JSON Schema name of `value`'s type (`"integer"` for a whole number).
+pub(crate) fn schema_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_f64() => "number",
+        Value::Number(_) => "integer",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
 

@@ -35,8 +35,12 @@
 //! # Contents
 //!
 //! - [`EaCAccessor`]: the handle; [`Builder`] registers sections, sources and hooks.
-//! - [`Snapshot`]: one immutable version; read everything from one (its `# Consistency`).
-//! - [`EaCSection`]: a typed section with a path, a schema, secrets and a `validate` hook.
+//! - [`Snapshot`]: one immutable version; read everything from one (its `# Consistency`);
+//!   [`Snapshot::source_of`] says which source set a value, over which others.
+//! - [`EaCSection`]: a typed section with a path, a schema, secrets and a `validate` hook;
+//!   [`Secret`] for secret fields of a section that derives `Debug`.
+//! - [Only registered sections are configuration](crate::docs#only-registered-sections-are-configuration):
+//!   unknown keys, the env overlay's mapping, [`Builder::allow_unknown_keys`].
 //! - [`source`]: files, directories, environment, defaults, in-memory documents.
 //! - [`Error`] / [`Errors`]: what went wrong, for which key, in which source.
 //! - [`history`], [`EaCAccessor::rollback_to`], [`EaCAccessor::preview`], [`diff`]: what

@@ -7,7 +7,7 @@ use eac_accessor::{Candidate, ChangeKind, Class, EaCAccessor, ErrorKind, Event, 
 use eac_tests::{APP_TOML, ConfigDir, Features, Greeting, Limits, SECRET, Upstream, app_with};
 use serde_json::json;
 
-use crate::accessor_for;
+use crate::{accessor_for, four_sections};
 
 fn set_message(dir: &ConfigDir, text: &str) {
     dir.write(
@@ -285,11 +285,7 @@ fn durable_history_survives_a_restart_and_versions_keep_counting() {
     let dir = ConfigDir::with_app();
     let state = tempfile::tempdir().unwrap();
     let build = || {
-        EaCAccessor::builder()
-            .section::<Greeting>()
-            .section::<Limits>()
-            .section::<Features>()
-            .section::<Upstream>()
+        four_sections()
             .source(Dir::new(dir.path()))
             .durable_history(state.path())
             .fallback_to_last_good(true)

@@ -9,12 +9,10 @@ use eac_accessor::{EaCAccessor, ErrorKind, SourceName};
 use eac_tests::{APP_TOML, ConfigDir, Features, Greeting, Limits, SECRET, Upstream, app_with};
 use serde_json::json;
 
+use crate::four_sections;
+
 fn accessor(dir: &ConfigDir, env: Env) -> Result<EaCAccessor, eac_accessor::Errors> {
-    EaCAccessor::builder()
-        .section::<Greeting>()
-        .section::<Limits>()
-        .section::<Features>()
-        .section::<Upstream>()
+    four_sections()
         .source(Dir::new(dir.path()))
         .source(env)
         .build()

@@ -11,6 +11,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::four_sections;
+
 /// The new secret every value below carries.
 const NEW_SECRET: &str = "n3w-s3cr3t-value-42";
 
@@ -36,11 +38,7 @@ fn api_key() -> impl Lens<Root = Upstream, Output = String> {
 async fn every_type_that_carries_a_value_redacts_secrets() {
     let dir = ConfigDir::with_app();
     let state = ConfigDir::new();
-    let accessor = EaCAccessor::builder()
-        .section::<Greeting>()
-        .section::<Limits>()
-        .section::<Features>()
-        .section::<Upstream>()
+    let accessor = four_sections()
         .source(Dir::new(dir.path()))
         .durable_history(state.path())
         .build()

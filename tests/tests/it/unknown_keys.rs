@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::accessor_for;
+use crate::{accessor_for, four_sections};
 
 /// `[http]`: a section for the `[htpp]` typo to be near.
 #[derive(Deserialize, JsonSchema, EaCSection)]
@@ -26,11 +26,7 @@ struct Labels {
 const HTTP_TOML: &str = "[http]\nport = 8080\n";
 
 fn five_sections(dir: &ConfigDir, env: Env) -> Result<EaCAccessor, eac_accessor::Errors> {
-    EaCAccessor::builder()
-        .section::<Greeting>()
-        .section::<Limits>()
-        .section::<Features>()
-        .section::<Upstream>()
+    four_sections()
         .section::<Http>()
         .source(Dir::new(dir.path()))
         .source(env)
@@ -117,21 +113,15 @@ fn env_variables_that_map_to_no_section_key_are_never_shown() {
     let dir = ConfigDir::with_app();
     let state = ConfigDir::new();
     let token = "adm1n-t0ken-value";
-    let env = || {
-        Env::prefixed("SVC_").vars([
-            ("SVC_ADMIN_TOKEN", token),
-            ("SVC_CONFIG_DIR", "/etc/svc"),
-            ("SVC_UPSTREAM__API_KEE", "typo-in-env"),
-            ("SVC_LIMITS__MAX_BODY_BYTES", "2048"),
-        ])
-    };
-    let accessor = EaCAccessor::builder()
-        .section::<Greeting>()
-        .section::<Limits>()
-        .section::<Features>()
-        .section::<Upstream>()
+    let env = Env::prefixed("SVC_").vars([
+        ("SVC_ADMIN_TOKEN", token),
+        ("SVC_CONFIG_DIR", "/etc/svc"),
+        ("SVC_UPSTREAM__API_KEE", "typo-in-env"),
+        ("SVC_LIMITS__MAX_BODY_BYTES", "2048"),
+    ]);
+    let accessor = four_sections()
         .source(Dir::new(dir.path()))
-        .source(env())
+        .source(env)
         .durable_history(state.path())
         .build()
         .unwrap();
@@ -177,21 +167,8 @@ fn env_variables_that_map_to_no_section_key_are_never_shown() {
     let redacted = snapshot.redacted_document().to_string();
     assert!(!redacted.contains(token));
 
-    // A change of an ignored variable changes nothing: not even the fingerprint.
-    let accessor = EaCAccessor::builder()
-        .section::<Greeting>()
-        .section::<Limits>()
-        .section::<Features>()
-        .section::<Upstream>()
-        .source(Dir::new(dir.path()))
-        .source(env())
-        .build()
-        .unwrap();
-    let other = EaCAccessor::builder()
-        .section::<Greeting>()
-        .section::<Limits>()
-        .section::<Features>()
-        .section::<Upstream>()
+    // Another value of an ignored variable is the same configuration.
+    let other = four_sections()
         .source(Dir::new(dir.path()))
         .source(Env::prefixed("SVC_").vars([
             ("SVC_ADMIN_TOKEN", "another-token"),
@@ -199,7 +176,7 @@ fn env_variables_that_map_to_no_section_key_are_never_shown() {
         ]))
         .build()
         .unwrap();
-    assert_eq!(accessor.load().hash(), other.load().hash());
+    assert_eq!(snapshot.hash(), other.load().hash());
 }
 
 #[test]
@@ -215,11 +192,7 @@ fn allowed_unknown_keys_are_ignored_never_hashed_stored_or_diffed() {
         ),
     );
     let build = |dir: &ConfigDir, allow: bool| {
-        EaCAccessor::builder()
-            .section::<Greeting>()
-            .section::<Limits>()
-            .section::<Features>()
-            .section::<Upstream>()
+        four_sections()
             .source(Dir::new(dir.path()))
             .allow_unknown_keys(allow)
             .build()
