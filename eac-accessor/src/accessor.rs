@@ -13,11 +13,12 @@ use crate::diff::Diff;
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::hash::ContentHash;
 use crate::history::{History, HistoryEntry, Rejection, StoreStatus};
+use crate::keys::{Keys, KeysSlot};
 use crate::metrics;
 use crate::publish::{self, Candidate, Hook, Outcome, Preview};
 use crate::section::{AnySection, EaCSection, SectionSpec};
 use crate::snapshot::{Origin, Snapshot};
-use crate::source::{self, Layer, Source};
+use crate::source::{self, Env, Layer, Source};
 use crate::subscribe::{Callbacks, Event, SectionChange, SectionWatch, Subscription};
 
 /// The central handle to live configuration: cheap to clone, shared by every part of a service.
@@ -62,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) current: ArcSwap<Snapshot>,
     pub(crate) specs: Box<[SectionSpec]>,
     pub(crate) secrets: Arc<[String]>,
+    /// The keys the sections own: everything else is not configuration.
+    pub(crate) keys: Arc<Keys>,
     pub(crate) sources: Box<[Box<dyn Source>]>,
     pub(crate) hooks: Box<[(String, Box<Hook>)]>,
     /// Serializes writers; holds the fingerprint of the sources the current version was
@@ -377,6 +380,8 @@ pub struct Builder {
     durable_history: Option<PathBuf>,
     history_label: Option<String>,
     fallback_to_last_good: bool,
+    allow_unknown_keys: bool,
+    keys: KeysSlot,
 }
 
 impl Default for Builder {
@@ -390,6 +395,8 @@ impl Default for Builder {
             durable_history: None,
             history_label: None,
             fallback_to_last_good: false,
+            allow_unknown_keys: false,
+            keys: KeysSlot::default(),
         }
     }
 }
@@ -408,8 +415,29 @@ impl Builder {
     }
 
     /// Adds a source; later sources win over earlier ones.
+    ///
+    /// An [`Env`] overlay added here maps only the variables that land on a key a
+    /// registered section owns, and reads each value as the schema types that key.
     pub fn source(mut self, source: impl Source) -> Self {
+        let mut source = source;
+        if let Some(env) = (&mut source as &mut dyn std::any::Any).downcast_mut::<Env>() {
+            env.bind(Arc::clone(&self.keys));
+        }
         self.sources.push(Box::new(source));
+        self
+    }
+
+    /// Ignores keys that no registered section owns, everywhere, instead of rejecting
+    /// the candidate; off by default.
+    ///
+    /// By default a top-level key that no section owns (a misspelled `[htpp]`) or a key
+    /// inside a section that no field owns (`api_kee`) rejects the candidate, naming the
+    /// key, its source and the nearest name. Allowed, such keys are dropped before the
+    /// candidate is hashed: never stored, hashed, diffed or shown. A top-level `$schema`
+    /// key (for editors) is always ignored. A section can allow unknown keys for itself
+    /// alone with [`EaCSection::ALLOW_UNKNOWN_KEYS`] (`#[eac(allow_unknown_keys)]`).
+    pub fn allow_unknown_keys(mut self, allow: bool) -> Self {
+        self.allow_unknown_keys = allow;
         self
     }
 
@@ -485,9 +513,16 @@ impl Builder {
             .iter()
             .flat_map(|s| s.secrets.iter().cloned())
             .collect();
+        let keys = Arc::new(Keys::new(
+            self.specs.iter().map(|s| s.keys.clone()).collect(),
+            self.allow_unknown_keys,
+        ));
+        // Env overlays read from here on map only onto these keys.
+        let _ = self.keys.set(Arc::clone(&keys));
         let last = history.last().cloned();
-        let prepare_checked = |merged, hash, version, origin| {
-            let snapshot = publish::prepare(&self.specs, &secrets, merged, hash, version, origin)?;
+        let prepare_checked = |scoped, hash, version, origin| {
+            let snapshot =
+                publish::prepare(&self.specs, &secrets, &keys, scoped, hash, version, origin)?;
             publish::check_hooks(&self.hooks, &snapshot)?;
             Ok::<_, Errors>(snapshot)
         };
@@ -496,11 +531,11 @@ impl Builder {
         let from_sources = source::load_layers(&self.sources)
             .and_then(|layers| {
                 read = Some(source::fingerprint(&layers));
-                source::merge(layers)
+                publish::scope(layers, &keys, false)
             })
             .map_err(publish::into_errors)
-            .and_then(|merged| {
-                let hash = ContentHash::of(&merged.document);
+            .and_then(|scoped| {
+                let hash = ContentHash::of(scoped.document());
                 // Same content as the last stored version: it keeps its number.
                 let (version, stored) = match &last {
                     Some(e) if e.hash == hash => (e.version, true),
@@ -508,7 +543,7 @@ impl Builder {
                     None => (1, false),
                 };
                 Ok((
-                    prepare_checked(merged, hash, version, Origin::Startup)?,
+                    prepare_checked(scoped, hash, version, Origin::Startup)?,
                     stored,
                 ))
             });
@@ -518,11 +553,12 @@ impl Builder {
                 tracing::warn!(%errors, version = entry.version, "sources rejected at startup; starting on the last good version from the history");
                 let name = SourceName::Memory(format!("history version {}", entry.version));
                 let layer = Layer::from_serialize(name, &*entry.document)?;
-                let merged = source::merge(vec![layer]).map_err(publish::into_errors)?;
+                let scoped =
+                    publish::scope(vec![layer], &keys, true).map_err(publish::into_errors)?;
                 let origin = Origin::Other {
                     reason: format!("last good version {} from the history", entry.version),
                 };
-                let snapshot = prepare_checked(merged, entry.hash, entry.version, origin)?;
+                let snapshot = prepare_checked(scoped, entry.hash, entry.version, origin)?;
                 (snapshot, true, Some(errors))
             }
             (Err(errors), _) => return Err(errors),
@@ -571,6 +607,7 @@ impl Builder {
             current: ArcSwap::new(snapshot),
             specs: self.specs.into_boxed_slice(),
             secrets,
+            keys,
             sources: self.sources.into_boxed_slice(),
             hooks: self.hooks.into_boxed_slice(),
             writer: Mutex::new(read),

@@ -52,8 +52,10 @@ pub enum ErrorKind {
     Limit,
     /// A key the schema requires is absent.
     MissingKey,
-    /// A value violates a section's JSON Schema (type, range, pattern, unknown key, …).
+    /// A value violates a section's JSON Schema (type, range, pattern, …).
     Schema,
+    /// A key that no registered section owns, or that no field of its section owns.
+    UnknownKey,
     /// A value passed the schema but could not be deserialized into the section type.
     Deserialize,
     /// A section's own `validate` check failed.
@@ -80,6 +82,7 @@ impl ErrorKind {
             ErrorKind::Limit => "limit",
             ErrorKind::MissingKey => "missing_key",
             ErrorKind::Schema => "schema",
+            ErrorKind::UnknownKey => "unknown_key",
             ErrorKind::Deserialize => "deserialize",
             ErrorKind::Validation => "validation",
             ErrorKind::Veto => "veto",
@@ -158,16 +161,22 @@ impl Error {
     }
 }
 
+/// "`key` in source: message", like figment's errors; the kind is in [`Error::kind`].
+///
+/// A missing key is in no source: its message says which sources set its section.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.kind)?;
-        if let Some(key) = &self.key {
-            write!(f, " for key `{key}`")?;
+        let source = self
+            .source
+            .as_ref()
+            .filter(|_| self.kind != ErrorKind::MissingKey);
+        match (&self.key, source) {
+            (Some(key), Some(source)) => write!(f, "`{key}` in {source}: ")?,
+            (Some(key), None) => write!(f, "`{key}`: ")?,
+            (None, Some(source)) => write!(f, "{source}: ")?,
+            (None, None) => {}
         }
-        if let Some(source) = &self.source {
-            write!(f, " in {source}")?;
-        }
-        write!(f, ": {}", self.message)
+        f.write_str(&self.message)
     }
 }
 
@@ -301,7 +310,7 @@ mod tests {
             .with_source(SourceName::File("conf/app.toml".into()));
         assert_eq!(
             e.to_string(),
-            "schema for key `limits.max_body_bytes` in file `conf/app.toml`: expected integer, found string"
+            "`limits.max_body_bytes` in file `conf/app.toml`: expected integer, found string"
         );
         assert_eq!(e.pointer().as_deref(), Some("/limits/max_body_bytes"));
     }
@@ -324,7 +333,7 @@ mod tests {
         assert!(errs.has(ErrorKind::MissingKey));
         assert_eq!(
             errs.to_string(),
-            "configuration rejected, 2 errors:\n  - parse: bad\n  - missing_key for key `a.b`: missing"
+            "configuration rejected, 2 errors:\n  - bad\n  - `a.b`: missing"
         );
         assert!(Errors::from_vec(vec![]).is_none());
     }

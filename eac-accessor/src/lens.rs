@@ -107,11 +107,12 @@ use std::sync::Arc;
 use arc_swap::Guard;
 use tokio::sync::watch;
 
-use crate::__private::{FieldMarker, HasLenses};
+use crate::__private::{FieldMarker, HasLenses, Redacted};
 use crate::accessor::EaCAccessor;
 use crate::section::{EaCSection, join_key};
 use crate::snapshot::Snapshot;
 use crate::subscribe::{Closed, Subscription};
+use crate::validate::touches_secret;
 
 /// A path from a section to one value inside it: reads the value from a snapshot and
 /// knows its dotted key.
@@ -496,7 +497,9 @@ impl<L: Lens> fmt::Debug for LensGuard<L> {
 
 /// One change of the value a lens reads, given to an
 /// [`on_field_change`](EaCAccessor::on_field_change) callback.
-#[derive(Debug)]
+///
+/// Its `Debug` shows `[redacted]` for the values of a secret field (or of anything that
+/// holds one).
 #[non_exhaustive]
 pub struct FieldChange<'a, T: ?Sized> {
     /// The value before.
@@ -507,10 +510,23 @@ pub struct FieldChange<'a, T: ?Sized> {
     pub version: u64,
     /// The value's dotted key.
     pub key_path: &'a str,
+    secret: bool,
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for FieldChange<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("FieldChange");
+        s.field("key_path", &self.key_path);
+        debug_values(&mut s, self.secret, &self.old, &self.new);
+        s.field("version", &self.version).finish()
+    }
 }
 
 /// A change seen by a [`FieldWatch`]: the value it saw last, and the new one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` shows `[redacted]` for the values of a secret field (or of anything that
+/// holds one).
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FieldUpdate<T> {
     /// The value this receiver saw before.
@@ -519,6 +535,28 @@ pub struct FieldUpdate<T> {
     pub new: T,
     /// The version that published the new value.
     pub version: u64,
+    secret: bool,
+}
+
+impl<T: fmt::Debug> fmt::Debug for FieldUpdate<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = f.debug_struct("FieldUpdate");
+        debug_values(&mut s, self.secret, &self.old, &self.new);
+        s.field("version", &self.version).finish()
+    }
+}
+
+fn debug_values<T: ?Sized + fmt::Debug>(
+    s: &mut fmt::DebugStruct<'_, '_>,
+    secret: bool,
+    old: &T,
+    new: &T,
+) {
+    if secret {
+        s.field("old", &Redacted).field("new", &Redacted);
+    } else {
+        s.field("old", &old).field("new", &new);
+    }
 }
 
 /// A receiver that wakes when the value one lens reads changes; see
@@ -532,6 +570,7 @@ pub struct FieldWatch<T> {
     rx: watch::Receiver<Slot<T>>,
     seen: T,
     key_path: Arc<str>,
+    secret: bool,
     _subscription: Arc<Subscription>,
 }
 
@@ -585,7 +624,12 @@ impl<T: Clone + PartialEq> FieldWatch<T> {
             (slot.version, slot.value.clone())
         };
         let old = std::mem::replace(&mut self.seen, new.clone());
-        Some(FieldUpdate { old, new, version })
+        Some(FieldUpdate {
+            old,
+            new,
+            version,
+            secret: self.secret,
+        })
     }
 }
 
@@ -595,6 +639,7 @@ impl<T: Clone> Clone for FieldWatch<T> {
             rx: self.rx.clone(),
             seen: self.seen.clone(),
             key_path: Arc::clone(&self.key_path),
+            secret: self.secret,
             _subscription: Arc::clone(&self._subscription),
         }
     }
@@ -678,6 +723,7 @@ impl EaCAccessor {
         FieldWatch {
             rx,
             seen: value,
+            secret: touches_secret(self.secret_paths(), &key_path),
             key_path,
             _subscription: Arc::new(subscription),
         }
@@ -718,6 +764,7 @@ impl EaCAccessor {
         F: Fn(FieldChange<'_, L::Output>) + Send + Sync + 'static,
     {
         let key_path = lens.key_path();
+        let secret = touches_secret(self.secret_paths(), &key_path);
         self.on_change::<L::Root, _>(move |change| {
             let (old, new) = (lens.focus(change.old), lens.focus(change.new));
             if old != new {
@@ -726,6 +773,7 @@ impl EaCAccessor {
                     new,
                     version: change.version,
                     key_path: &key_path,
+                    secret,
                 });
             }
         })

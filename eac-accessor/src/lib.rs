@@ -35,8 +35,12 @@
 //! # Contents
 //!
 //! - [`EaCAccessor`]: the handle; [`Builder`] registers sections, sources and hooks.
-//! - [`Snapshot`]: one immutable version; read everything from one (its `# Consistency`).
-//! - [`EaCSection`]: a typed section with a path, a schema, secrets and a `validate` hook.
+//! - [`Snapshot`]: one immutable version; read everything from one (its `# Consistency`);
+//!   [`Snapshot::source_of`] says which source set a value, over which others.
+//! - [`EaCSection`]: a typed section with a path, a schema, secrets and a `validate` hook;
+//!   [`Secret`] for secret fields of a section that derives `Debug`.
+//! - [Only registered sections are configuration](crate::docs#only-registered-sections-are-configuration):
+//!   unknown keys, the env overlay's mapping, [`Builder::allow_unknown_keys`].
 //! - [`source`]: files, directories, environment, defaults, in-memory documents.
 //! - [`Error`] / [`Errors`]: what went wrong, for which key, in which source.
 //! - [`history`], [`EaCAccessor::rollback_to`], [`EaCAccessor::preview`], [`diff`]: what
@@ -56,10 +60,12 @@ pub mod docs;
 mod error;
 mod hash;
 pub mod history;
+mod keys;
 pub mod lens;
 mod metrics;
 mod publish;
 pub mod reload;
+mod secret;
 mod section;
 mod snapshot;
 pub mod source;
@@ -74,6 +80,7 @@ pub use error::{Error, ErrorKind, Errors, SourceName};
 pub use hash::ContentHash;
 pub use history::{HistoryEntry, Rejection, StoreStatus};
 pub use publish::{Candidate, Outcome, Preview};
+pub use secret::Secret;
 pub use section::{EaCSection, FieldErrors};
-pub use snapshot::{Origin, Snapshot};
+pub use snapshot::{KeySource, Origin, Overridden, Snapshot};
 pub use subscribe::{Closed, Event, SectionChange, SectionWatch, Subscription};

@@ -114,6 +114,13 @@ impl<T: EaCSection> NestedSecrets for Nested<T> {
     }
 }
 
+/// The answer for a field typed [`Secret`](crate::Secret): the field itself.
+impl<T> NestedSecrets for Nested<crate::Secret<T>> {
+    fn secret_paths_under(&self, key: &str) -> Vec<String> {
+        vec![key.to_owned()]
+    }
+}
+
 /// The answer for any other field: no secrets inside.
 pub trait LeafSecrets {
     /// Nothing.

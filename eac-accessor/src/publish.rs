@@ -14,9 +14,11 @@ use crate::accessor::Inner;
 use crate::diff::{self, Diff};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::hash::ContentHash;
+use crate::keys::Keys;
 use crate::metrics;
 use crate::section::SectionSpec;
 use crate::snapshot::{Origin, Snapshot};
+use crate::source::explain::{self, Kept};
 use crate::source::{self, Layer, Merged};
 use crate::subscribe::Event;
 
@@ -68,33 +70,103 @@ impl Outcome {
     }
 }
 
-/// Validates every section of a merged candidate and builds the snapshot it would be.
+/// A merged candidate holding only what registered sections own, with a copy of its
+/// sources' input and the unknown keys that reject it.
+pub(crate) struct Scoped {
+    merged: Merged,
+    kept: Arc<Kept>,
+    unknown: Vec<Error>,
+}
+
+impl Scoped {
+    /// The candidate document: no unknown key, no `$schema`.
+    pub(crate) fn document(&self) -> &Value {
+        &self.merged.document
+    }
+
+    /// Whether an unknown key rejects the candidate.
+    fn is_rejected(&self) -> bool {
+        !self.unknown.is_empty()
+    }
+}
+
+/// Merges the layers and removes every key no registered section owns; each removed key
+/// becomes an error unless `keys` allows it or `allow_all` (a document eac stored itself).
+pub(crate) fn scope(
+    layers: Vec<Layer>,
+    keys: &Keys,
+    allow_all: bool,
+) -> Result<Scoped, Vec<Error>> {
+    let kept = Arc::new(explain::keep(&layers));
+    let mut merged = source::merge(layers)?;
+    let unknown = keys.scope(&mut merged.document);
+    let unknown = if allow_all || unknown.is_empty() {
+        Vec::new()
+    } else {
+        let provenance = merged.provenance();
+        unknown
+            .iter()
+            .map(|u| {
+                let error = Error::new(ErrorKind::UnknownKey, u.message()).with_key(&u.key);
+                match provenance.source_of(&u.key) {
+                    Some(source) => error.with_source(source),
+                    None => error,
+                }
+            })
+            .collect()
+    };
+    Ok(Scoped {
+        merged,
+        kept,
+        unknown,
+    })
+}
+
+/// Validates every section of a scoped candidate and builds the snapshot it would be.
 ///
-/// Reports every problem of every section; errors about a key name the source that set it.
+/// Reports every problem of every section; errors about a key name the source that set
+/// it, and a missing key names the sources that set its section.
 pub(crate) fn prepare(
     specs: &[SectionSpec],
     secrets: &Arc<[String]>,
-    merged: Merged,
+    keys: &Arc<Keys>,
+    candidate: Scoped,
     hash: ContentHash,
     version: u64,
     origin: Origin,
 ) -> Result<Snapshot, Errors> {
+    let Scoped {
+        merged,
+        kept,
+        unknown: mut errors,
+    } = candidate;
     let empty = Value::Object(serde_json::Map::new());
     let mut sections = Vec::with_capacity(specs.len());
-    let mut errors = Vec::new();
+    let mut provenance = None;
     for spec in specs {
-        match spec.build(spec.value_in(&merged.document, &empty)) {
+        let value = merged.document.pointer(&spec.pointer);
+        match spec.build(value.unwrap_or(&empty)) {
             Ok(section) => sections.push((spec.type_id, spec.path, section)),
-            Err(mut e) => errors.append(&mut e),
+            Err(found)
+                if value.is_none() && found.iter().all(|e| e.kind() == ErrorKind::MissingKey) =>
+            {
+                errors.push(absent_section(spec, &found));
+            }
+            Err(found) => {
+                let setters = kept.setters_of(spec.path);
+                let provenance = provenance.get_or_insert_with(|| merged.provenance());
+                errors.extend(found.into_iter().map(|e| match (e.kind(), e.key()) {
+                    (ErrorKind::MissingKey, Some(key)) => missing_key(spec, key, &setters),
+                    _ if e.source.is_some() => e,
+                    (_, key) => match key.and_then(|k| provenance.source_of(k)) {
+                        Some(source) => e.with_source(source),
+                        None => e,
+                    },
+                }));
+            }
         }
     }
     if !errors.is_empty() {
-        let provenance = merged.provenance();
-        for e in &mut errors {
-            if e.source.is_none() {
-                e.source = e.key().and_then(|k| provenance.source_of(k));
-            }
-        }
         return Err(into_errors(errors));
     }
     Ok(Snapshot {
@@ -105,7 +177,66 @@ pub(crate) fn prepare(
         document: Arc::new(merged.document),
         sections: sections.into_boxed_slice(),
         secrets: Arc::clone(secrets),
+        kept,
+        keys: Arc::clone(keys),
     })
+}
+
+/// "`upstream.api_key`: missing (required by section `upstream`, set by file `app.toml`)":
+/// a missing key is blamed on the sources of its section, never on a sibling's variable.
+fn missing_key(spec: &SectionSpec, key: &str, setters: &[SourceName]) -> Error {
+    let error = Error::new(
+        ErrorKind::MissingKey,
+        format!(
+            "missing (required by section `{}`, set by {})",
+            spec.path,
+            list(setters.iter().map(ToString::to_string).collect())
+        ),
+    )
+    .with_key(key);
+    // The file where the section is written, rather than an overlay that set a sibling.
+    let source = setters
+        .iter()
+        .rev()
+        .find(|s| !matches!(s, SourceName::Env(_)))
+        .or(setters.last());
+    match source {
+        Some(source) => error.with_source(source.clone()),
+        None => error,
+    }
+}
+
+/// One error for a required section that no source sets, instead of one per key.
+fn absent_section(spec: &SectionSpec, missing: &[Error]) -> Error {
+    let fields = missing
+        .iter()
+        .filter_map(|e| e.key())
+        .map(|k| {
+            let field = k.strip_prefix(spec.path).and_then(|r| r.strip_prefix('.'));
+            format!("`{}`", field.unwrap_or(k))
+        })
+        .collect();
+    Error::new(
+        ErrorKind::MissingKey,
+        format!(
+            "missing (no source sets section `{}`, which requires {})",
+            spec.path,
+            list(fields)
+        ),
+    )
+    .with_key(spec.path)
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn list(mut items: Vec<String>) -> String {
+    match items.len() {
+        0 => "no source".to_owned(),
+        1 => items.remove(0),
+        _ => {
+            let last = items.pop().unwrap_or_default();
+            format!("{} and {last}", items.join(", "))
+        }
+    }
 }
 
 /// Runs the readiness hooks in order; every refusal is reported.
@@ -177,6 +308,33 @@ impl Preview {
     }
 }
 
+/// A key with a dot in an overlay is a mistake for a nested table (`{"upstream.api_key": ..}`
+/// for `{"upstream": {"api_key": ..}}`); taken literally it would be a new top-level key.
+fn dotted_keys(overlay: &Value, source: &SourceName) -> Option<Vec<Error>> {
+    fn walk(value: &Value, path: &str, source: &SourceName, out: &mut Vec<Error>) {
+        let Value::Object(map) = value else { return };
+        for (key, value) in map {
+            let child = crate::section::join_key(path, key);
+            if key.contains('.') {
+                out.push(
+                    Error::new(
+                        ErrorKind::UnknownKey,
+                        "a key with a dot is not a path here: nest it as a table \
+                         (`{\"upstream\": {\"api_key\": ..}}`, not `{\"upstream.api_key\": ..}`)",
+                    )
+                    .with_key(child)
+                    .with_source(source.clone()),
+                );
+            } else {
+                walk(value, &child, source, out);
+            }
+        }
+    }
+    let mut errors = Vec::new();
+    walk(overlay, "", source, &mut errors);
+    (!errors.is_empty()).then_some(errors)
+}
+
 pub(crate) fn into_errors(errors: Vec<Error>) -> Errors {
     Errors::from_vec(errors).unwrap_or_else(|| Error::new(ErrorKind::Parse, "unknown error").into())
 }
@@ -205,7 +363,8 @@ impl Inner {
             }
             Ok(layers) => {
                 let read = source::fingerprint(&layers);
-                let result = self.publish_merged(source::merge(layers), origin.clone(), commit);
+                let scoped = scope(layers, &self.keys, false);
+                let result = self.publish_scoped(scoped, origin.clone(), commit);
                 if result.is_ok() {
                     *last_read = Some(read);
                 }
@@ -216,22 +375,23 @@ impl Inner {
         result
     }
 
-    fn publish_merged(
+    fn publish_scoped(
         &self,
-        merged: Result<Merged, Vec<Error>>,
+        scoped: Result<Scoped, Vec<Error>>,
         origin: Origin,
         commit: &dyn Fn() -> bool,
     ) -> Result<Outcome, Errors> {
-        let merged = merged.map_err(into_errors)?;
+        let scoped = scoped.map_err(into_errors)?;
         let current = self.current.load_full();
-        let hash = ContentHash::of(&merged.document);
-        if hash == current.hash {
+        let hash = ContentHash::of(scoped.document());
+        if hash == current.hash && !scoped.is_rejected() {
             return Ok(Outcome::Unchanged { snapshot: current });
         }
         let candidate = prepare(
             &self.specs,
             &self.secrets,
-            merged,
+            &self.keys,
+            scoped,
             hash,
             current.version + 1,
             origin,
@@ -324,10 +484,11 @@ impl Inner {
             .into()),
             _ => {
                 let name = SourceName::Memory(format!("history version {from}"));
-                let merged = Layer::from_serialize(name, &*document)
+                // A stored document: keys that no section owns now are dropped, not errors.
+                let scoped = Layer::from_serialize(name, &*document)
                     .map_err(|e| vec![e])
-                    .and_then(|layer| source::merge(vec![layer]));
-                self.publish_merged(merged, origin.clone(), &|| true)
+                    .and_then(|layer| scope(vec![layer], &self.keys, true));
+                self.publish_scoped(scoped, origin.clone(), &|| true)
             }
         };
         if result.as_ref().is_ok_and(Outcome::is_published) {
@@ -345,16 +506,19 @@ impl Inner {
         let layers = source::load_layers(&self.sources).and_then(|mut layers| {
             if let Candidate::Overlay(overlay) = candidate {
                 let name = SourceName::Memory("preview overlay".to_owned());
+                if let Some(errors) = dotted_keys(&overlay, &name) {
+                    return Err(errors);
+                }
                 layers.push(Layer::from_serialize(name, &overlay).map_err(|e| vec![e])?);
             }
             Ok(layers)
         });
-        let merged = match layers.and_then(source::merge) {
-            Ok(merged) => merged,
+        let scoped = match layers.and_then(|layers| scope(layers, &self.keys, false)) {
+            Ok(scoped) => scoped,
             Err(errors) => return Preview::rejected(current.version, errors, Diff::default()),
         };
-        let hash = ContentHash::of(&merged.document);
-        if hash == current.hash {
+        let hash = ContentHash::of(scoped.document());
+        if hash == current.hash && !scoped.is_rejected() {
             return Preview {
                 would_publish: false,
                 unchanged: true,
@@ -363,11 +527,12 @@ impl Inner {
                 diff: Diff::default(),
             };
         }
-        let document = merged.document.clone();
+        let document = scoped.document().clone();
         let result = prepare(
             &self.specs,
             &self.secrets,
-            merged,
+            &self.keys,
+            scoped,
             hash,
             current.version + 1,
             Origin::Refresh,

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, dotted_to_pointer};
+use crate::keys::SectionKeys;
 use crate::validate;
 
 /// A typed slice of the configuration, found at a dotted path in the merged document.
@@ -45,6 +46,14 @@ use crate::validate;
 pub trait EaCSection: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     /// The dotted key of this section in the merged document (`"limits"`, `"server.http"`).
     const PATH: &'static str;
+
+    /// Whether keys inside the section that no field owns are ignored rather than
+    /// rejected; default `false`. `#[eac(allow_unknown_keys)]` sets it from the derive.
+    ///
+    /// Either way an unknown key is removed before the candidate is hashed, so its value
+    /// is never stored, diffed or shown; by default it also rejects the candidate, with
+    /// an error naming the key, its source and the nearest field.
+    const ALLOW_UNKNOWN_KEYS: bool = false;
 
     /// Dotted paths of secret fields, relative to the section (`["api_key"]`).
     ///
@@ -106,6 +115,8 @@ pub(crate) struct SectionSpec {
     pub(crate) path: &'static str,
     pub(crate) pointer: String,
     pub(crate) validator: jsonschema::Validator,
+    /// The schema and the unknown-key rule, for the key walk.
+    pub(crate) keys: SectionKeys,
     /// Absolute dotted paths of secret fields.
     pub(crate) secrets: Vec<String>,
     build: fn(&SectionSpec, &Value) -> Result<AnySection, Vec<Error>>,
@@ -144,15 +155,14 @@ impl SectionSpec {
             path: T::PATH,
             pointer: dotted_to_pointer(T::PATH),
             validator,
+            keys: SectionKeys {
+                path: T::PATH,
+                schema,
+                allow_unknown: T::ALLOW_UNKNOWN_KEYS,
+            },
             secrets,
             build: build_section::<T>,
         })
-    }
-
-    /// The section's value in `document` (an empty map when absent, so that the schema
-    /// reports each missing required key by name).
-    pub(crate) fn value_in<'d>(&self, document: &'d Value, empty: &'d Value) -> &'d Value {
-        document.pointer(&self.pointer).unwrap_or(empty)
     }
 
     /// Schema-validates, deserializes and custom-validates the section.

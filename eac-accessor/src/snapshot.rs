@@ -8,9 +8,12 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use crate::error::dotted_to_pointer;
+use crate::diff::redact;
+use crate::error::{SourceName, dotted_to_pointer};
 use crate::hash::ContentHash;
+use crate::keys::Keys;
 use crate::section::{AnySection, EaCSection};
+use crate::source::explain::Kept;
 
 /// What caused a version to be published.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -106,6 +109,9 @@ pub struct Snapshot {
     pub(crate) document: Arc<Value>,
     pub(crate) sections: Box<[(TypeId, &'static str, AnySection)]>,
     pub(crate) secrets: Arc<[String]>,
+    /// Every source's input, for [`Snapshot::source_of`].
+    pub(crate) kept: Arc<Kept>,
+    pub(crate) keys: Arc<Keys>,
 }
 
 impl Snapshot {
@@ -146,6 +152,57 @@ impl Snapshot {
         document
     }
 
+    /// Which source set the value at dotted `key`, and the sources it overrode; `None`
+    /// when the snapshot has no value there.
+    ///
+    /// Sources are listed as errors name them: a file, an environment variable, a URL.
+    /// Secret values read `"[redacted]"`. For a key that holds a table, every source that
+    /// set something in it is listed. The answer is worked out when asked, from a copy of
+    /// the sources' input kept with the snapshot: meant for operators, not for a hot path.
+    ///
+    /// ```
+    /// use eac_accessor::source::{Env, Format, Memory};
+    /// use eac_accessor::{EaCAccessor, EaCSection, SourceName};
+    /// # #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+    /// # struct Limits { max_body_bytes: u64 }
+    ///
+    /// let accessor = EaCAccessor::builder()
+    ///     .section::<Limits>()
+    ///     .source(Memory::new("app.toml", Format::Toml, "[limits]\nmax_body_bytes = 1024\n"))
+    ///     .source(Env::prefixed("APP_").vars([("APP_LIMITS__MAX_BODY_BYTES", "2048")]))
+    ///     .build()?;
+    ///
+    /// let answer = accessor.load().source_of("limits.max_body_bytes").ok_or("not set")?;
+    /// assert_eq!(answer.value, 2048);
+    /// assert_eq!(answer.source, SourceName::EnvVar("APP_LIMITS__MAX_BODY_BYTES".into()));
+    /// assert_eq!(answer.overridden[0].source, SourceName::Memory("app.toml".into()));
+    /// assert_eq!(
+    ///     answer.to_string(),
+    ///     "`limits.max_body_bytes` = 2048, set by env var `APP_LIMITS__MAX_BODY_BYTES`, \
+    ///      overriding 1024 from document `app.toml`"
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn source_of(&self, key: &str) -> Option<KeySource> {
+        let value = self.document.pointer(&dotted_to_pointer(key))?;
+        let mut layers = self.kept.values_at(key);
+        let (source, _) = layers.pop()?;
+        let show = |v: &Value| redact(key, &self.keys.scoped_at(key, v), &self.secrets);
+        Some(KeySource {
+            key: key.to_owned(),
+            value: show(value),
+            source,
+            overridden: layers
+                .into_iter()
+                .rev()
+                .map(|(source, value)| Overridden {
+                    value: show(&value),
+                    source,
+                })
+                .collect(),
+        })
+    }
+
     /// The section `T`, or `None` when `T` was not registered on the builder.
     pub fn get<T: EaCSection>(&self) -> Option<&T> {
         let id = TypeId::of::<T>();
@@ -168,6 +225,48 @@ impl Snapshot {
                 std::any::type_name::<T>()
             )
         })
+    }
+}
+
+/// Where a value in a snapshot came from; see [`Snapshot::source_of`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct KeySource {
+    /// The dotted key asked about.
+    pub key: String,
+    /// Its value in the snapshot (`"[redacted]"` for a secret).
+    pub value: Value,
+    /// The source whose value won (the last one to set it).
+    #[serde(serialize_with = "display")]
+    pub source: SourceName,
+    /// The sources that set the key too and lost, the most recent first.
+    pub overridden: Vec<Overridden>,
+}
+
+/// A source whose value for a key another source overrode.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Overridden {
+    /// The source.
+    #[serde(serialize_with = "display")]
+    pub source: SourceName,
+    /// What it said (`"[redacted]"` for a secret).
+    pub value: Value,
+}
+
+fn display<S: serde::Serializer>(source: &SourceName, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(source)
+}
+
+/// "`key` = value, set by source, overriding value from source, …".
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` = {}, set by {}", self.key, self.value, self.source)?;
+        for (i, lost) in self.overridden.iter().enumerate() {
+            let lead = if i == 0 { "overriding" } else { "and" };
+            write!(f, ", {lead} {} from {}", lost.value, lost.source)?;
+        }
+        Ok(())
     }
 }
 

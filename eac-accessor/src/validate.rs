@@ -7,6 +7,7 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, pointer_to_dotted};
+use crate::keys::schema_type;
 use crate::section::{SectionSpec, join_key};
 
 /// Whether `key` is a secret, lies inside one, or contains one.
@@ -51,8 +52,8 @@ fn describe(
                 .as_str()
                 .map_or_else(|| property.to_string(), str::to_owned);
             vec![
-                Error::new(ErrorKind::MissingKey, "missing required key")
-                    .with_key(join_key(&key, &name)),
+                // `publish` says which sources set the section.
+                Error::new(ErrorKind::MissingKey, "missing").with_key(join_key(&key, &name)),
             ]
         }
         ValidationErrorKind::AdditionalProperties { unexpected }
@@ -60,8 +61,8 @@ fn describe(
             .iter()
             .map(|name| {
                 Error::new(
-                    ErrorKind::Schema,
-                    "unknown key: the section does not have it (a typo?)",
+                    ErrorKind::UnknownKey,
+                    "unknown key: the section has no field of that name",
                 )
                 .with_key(join_key(&key, name))
             })
@@ -132,14 +133,9 @@ fn describe(
 
 /// `string "abc"` for a short scalar outside secrets; else just the type (`a string`).
 fn found_text(found: &Value, secret: bool) -> String {
-    let type_name = match found {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_f64() => "number",
-        Value::Number(_) => "integer",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "map",
+    let type_name = match schema_type(found) {
+        "object" => "map",
+        other => other,
     };
     if secret {
         return format!("{type_name} (secret, value hidden)");

@@ -21,9 +21,12 @@ pub(crate) struct Attrs {
     pub(crate) secret: Option<syn::Path>,
     /// `no_debug`: the user writes their own `Debug`.
     pub(crate) no_debug: Option<syn::Path>,
+    /// `allow_unknown_keys`: keys no field owns are ignored, not rejected.
+    pub(crate) allow_unknown_keys: Option<syn::Path>,
 }
 
-const KEYS: &str = "`path`, `validate` and `no_debug` on the struct, `secret` on a field";
+const KEYS: &str =
+    "`path`, `validate`, `no_debug` and `allow_unknown_keys` on the struct, `secret` on a field";
 
 /// Reads every `#[eac(...)]` in `attrs`; a malformed one is reported and skipped.
 pub(crate) fn eac(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
@@ -49,6 +52,14 @@ pub(crate) fn eac(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
             } else if key.is_ident("no_debug") {
                 flag(&meta)?;
                 set(&mut out.no_debug, key.clone(), &key, "no_debug")
+            } else if key.is_ident("allow_unknown_keys") {
+                flag(&meta)?;
+                set(
+                    &mut out.allow_unknown_keys,
+                    key.clone(),
+                    &key,
+                    "allow_unknown_keys",
+                )
             } else {
                 let name = key.get_ident().map_or_else(
                     || quote::ToTokens::to_token_stream(&key).to_string(),

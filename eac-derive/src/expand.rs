@@ -53,7 +53,12 @@ fn section(input: &Input<'_>) -> TokenStream {
             }
         }
     });
-    let section = impl_section(input, quote!(#secrets #validate));
+    let allow_unknown_keys = input.attrs.allow_unknown_keys.as_ref().map(|_| {
+        quote!(
+            const ALLOW_UNKNOWN_KEYS: bool = true;
+        )
+    });
+    let section = impl_section(input, quote!(#allow_unknown_keys #secrets #validate));
     let lenses = lenses(input, fields);
     let debug = input.attrs.no_debug.is_none().then(|| debug(input, fields));
     quote!(#section #lenses #debug)

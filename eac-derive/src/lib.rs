@@ -60,7 +60,8 @@ use syn::{DeriveInput, parse_macro_input};
 /// |---|---|---|
 /// | `#[eac(path = "server.http")]` | struct | the section's dotted key; default: the type name in snake_case (`HttpConfig` → `http_config`) |
 /// | `#[eac(validate = "path::to::check")]` | struct | a check the schema cannot express: `fn(&Self) -> Result<(), eac_accessor::FieldErrors>` |
-/// | `#[eac(no_debug)]` | struct | do not generate `Debug`; write one that hides the secrets |
+/// | `#[eac(no_debug)]` | struct | do not generate `Debug`; write one that hides the secrets (type secret fields `eac_accessor::Secret<T>`) |
+/// | `#[eac(allow_unknown_keys)]` | struct | keys in the section that no field owns are ignored (dropped, never shown) instead of rejecting the candidate: `EaCSection::ALLOW_UNKNOWN_KEYS` |
 /// | `#[eac(secret)]` | field | the field's value is never shown: `EaCSection::secret_paths()` lists it, `Debug` prints `[redacted]` |
 ///
 /// Keys follow serde: `#[serde(rename = "..")]` and `#[serde(rename_all = "..")]` change
@@ -69,8 +70,9 @@ use syn::{DeriveInput, parse_macro_input};
 ///
 /// # What it generates
 ///
-/// - `impl EaCSection`: `PATH`, `secret_paths()` (the secret fields, and the secrets of
-///   every field whose type is itself a section, under that field's key), `validate()`.
+/// - `impl EaCSection`: `PATH`, `ALLOW_UNKNOWN_KEYS`, `secret_paths()` (the secret
+///   fields, every field typed `eac_accessor::Secret<T>`, and the secrets of every field
+///   whose type is itself a section, under that field's key), `validate()`.
 /// - `Type::lens()`: a lens on the whole section with one method per field, each
 ///   returning a lens on that field. A field whose type also derives `EaCSection` gives a
 ///   lens with that type's field methods, so lenses compose:

@@ -253,3 +253,34 @@ fn no_debug_leaves_debug_to_the_user() {
     assert_eq!(format!("{custom:?}"), "Custom(3 bytes of token)");
     assert_eq!(Custom::secret_paths(), ["token"]);
 }
+
+/// Takes any extra key, and ignores it.
+#[derive(Deserialize, JsonSchema, EaCSection)]
+#[eac(path = "labels", allow_unknown_keys)]
+struct Labels {
+    team: String,
+    token: eac_accessor::Secret<String>,
+}
+
+#[test]
+fn allow_unknown_keys_sets_the_trait_constant() -> Result<(), eac_accessor::Errors> {
+    assert!(Labels::ALLOW_UNKNOWN_KEYS);
+    assert!(!Upstream::ALLOW_UNKNOWN_KEYS);
+    let doc = Memory::new(
+        "m",
+        Format::Toml,
+        "[labels]\nteam = \"core\"\ntoken = \"t\"\nextra = 1\n",
+    );
+    let accessor = EaCAccessor::builder()
+        .section::<Labels>()
+        .source(doc)
+        .build()?;
+    assert_eq!(accessor.load().section::<Labels>().team, "core");
+    assert!(accessor.load().document()["labels"].get("extra").is_none());
+    Ok(())
+}
+
+#[test]
+fn a_field_typed_secret_is_a_secret_path() {
+    assert_eq!(Labels::secret_paths(), ["token"]);
+}

@@ -2,9 +2,10 @@
 //!
 //! # The pipeline
 //!
-//! Each reload reads every source, merges them in order (figment), hashes the merged
-//! document (key order does not matter), and stops there with `Unchanged` when the hash
-//! equals the current one. Otherwise each registered section is checked against its JSON
+//! Each reload reads every source, merges them in order (figment), removes every key
+//! that no registered section owns (see below), hashes the merged document (key order
+//! does not matter), and stops there with `Unchanged` when the hash equals the current
+//! one. Otherwise each registered section is checked against its JSON
 //! Schema (compiled once, at build), deserialized once, and passed to its `validate`;
 //! every readiness hook then sees the finished candidate. Only then is the candidate
 //! stored, in one atomic swap, and subscribers of the sections that changed are told.
@@ -20,12 +21,67 @@
 //! 6. Subscribers are told once per real change, in version order, never about a
 //!    rejected or unchanged candidate.
 //!
+//! # Only registered sections are configuration
+//!
+//! One rule for every source. A top-level key that no registered section owns (a
+//! misspelled `[htpp]`), or a key inside a section that none of its fields owns (a
+//! misspelled `api_kee`), rejects the candidate with an [`ErrorKind::UnknownKey`](crate::ErrorKind::UnknownKey)
+//! error naming the key, the source that set it and the nearest known name:
+//!
+//! ```text
+//! `htpp` in file `app.toml`: unknown section: no registered section is at this key — did you mean `http`?
+//! `upstream.api_kee` in file `app.toml`: unknown key: section `upstream` has no field of that name — did you mean `api_key`?
+//! ```
+//!
+//! A map field (`HashMap<String, T>`, `#[serde(flatten)]` into a map) and a field whose
+//! schema says nothing about its keys (`serde_json::Value`) own every key under them.
+//! Which keys a section owns is read from its JSON Schema, so `#[serde(rename)]`,
+//! `rename_all` and `flatten` are followed.
+//!
+//! [`Builder::allow_unknown_keys`](crate::Builder::allow_unknown_keys) allows unknown
+//! keys everywhere, and [`EaCSection::ALLOW_UNKNOWN_KEYS`](crate::EaCSection::ALLOW_UNKNOWN_KEYS)
+//! (`#[eac(allow_unknown_keys)]`) in one section. An allowed unknown key is ignored: it is
+//! removed before the candidate is hashed, so it is never stored, hashed, diffed, kept in
+//! the history, or shown in a preview, an event or a status. Rejected or allowed, the
+//! value under an unknown key is never shown. A top-level `$schema` key (for editors) is
+//! always ignored. A preview overlay may not use a dotted key (`{"upstream.api_key": ..}`):
+//! it is rejected, not read as a new top-level section.
+//!
+//! The [`Env`](crate::source::Env) overlay of an accessor maps only the variables that
+//! land on a key a registered section owns; the service's other variables with the same
+//! prefix (`APP_ADMIN_TOKEN`) are ignored and never enter a document, a diff, the history
+//! or an event. Each variable's value is read as the schema types its key (see `Env`
+//! for lists); a value that is not UTF-8 is an error naming the variable.
+//!
+//! # Where a value came from
+//!
+//! An error about a value names the source that set it (a file, an environment
+//! variable, a document). A missing key is in no source: its error names the sources
+//! that set its section, or says that none does:
+//!
+//! ```text
+//! `upstream.api_key`: missing (required by section `upstream`, set by file `app.toml`)
+//! `upstream`: missing (no source sets section `upstream`, which requires `url` and `api_key`)
+//! ```
+//!
+//! [`Snapshot::source_of`](crate::Snapshot::source_of) answers, for any key of a
+//! published version, which source set its value and which sources it overrode:
+//!
+//! ```text
+//! `limits.max_body_bytes` = 2048, set by env var `APP_LIMITS__MAX_BODY_BYTES`, overriding 1048576 from file `app.toml`
+//! ```
+//!
 //! # Secrets
 //!
 //! Fields listed by [`EaCSection::secret_paths`](crate::EaCSection::secret_paths) never
 //! appear in error messages (which then say only the type found), in
-//! [`Snapshot::redacted_document`](crate::Snapshot::redacted_document), or in `Debug`
-//! output of eac's own types. Parse errors give a line and column, never the text.
+//! [`Snapshot::redacted_document`](crate::Snapshot::redacted_document), in diffs,
+//! previews, [`Snapshot::source_of`](crate::Snapshot::source_of), or in `Debug` output
+//! of eac's own types ([`FieldChange`](crate::lens::FieldChange) and
+//! [`FieldUpdate`](crate::lens::FieldUpdate) print `[redacted]` for a secret field's
+//! values). Parse errors give a line and column, never the text. A section that derives
+//! `Debug` itself types its secret fields [`Secret<T>`](crate::Secret), whose `Debug`
+//! and `Display` print `[redacted]`; the derive lists such a field as a secret path.
 //!
 //! # Hostile input
 //!
@@ -40,8 +96,11 @@
 //!
 //! # Limitations
 //!
-//! - Environment values are read as TOML-like scalars, so `APP_GREETING__MESSAGE=42`
-//!   is the integer 42, which a string field's schema rejects; quote it (`'"42"'`).
+//! - An [`Env`](crate::source::Env) overlay used on its own, outside a builder, knows no
+//!   schema: it maps every variable with its prefix and reads values as TOML-like scalars.
+//! - A section's own `Debug` is its own: [`SectionChange`](crate::SectionChange) and
+//!   [`SectionWatch::latest`](crate::SectionWatch::latest) show sections as their `Debug`
+//!   does (the derive's redacts; a hand-written one should use [`Secret<T>`](crate::Secret)).
 //! - [`SectionWatch`](crate::SectionWatch) holds the latest value like
 //!   `tokio::sync::watch`: a slow receiver sees the newest change, not each one. Use
 //!   [`EaCAccessor::on_change`](crate::EaCAccessor::on_change) to see every change.

@@ -1,19 +1,42 @@
 //! The environment overlay.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::sync::Arc;
 
-use figment::value::{Dict, Value as FigValue};
+use figment::value::Value as FigValue;
+use serde_json::{Map, Value};
 
 use super::{Layer, Source};
 use crate::error::{Error, ErrorKind, SourceName};
+use crate::keys::{KeysSlot, Target, Types};
 
 /// Environment variables with a prefix, nested by a separator: `APP_LIMITS__MAX_BODY_BYTES=5`
 /// sets `limits.max_body_bytes` to `5`.
 ///
-/// Keys are lower-cased. Values are read as TOML-like scalars (`8080` is an integer,
-/// `true` a boolean, `[1, 2]` an array, anything else a string). Errors name the variable,
-/// never its value.
+/// Added to an [`EaCAccessor`](crate::EaCAccessor)'s builder, the overlay maps a
+/// variable only when it lands on a key that a registered section owns, matching
+/// section and field names in any case; every other variable with the prefix (the
+/// service's own `APP_ADMIN_TOKEN`, a typo) is ignored and never shown anywhere. A
+/// variable that lands on a key but whose value is not UTF-8 is an error naming it.
+///
+/// Values are read as the section's schema says the key is:
+///
+/// | the field is | the variable's text is read as |
+/// |---|---|
+/// | a string (or may be one) | that string, as it is: `12345678901234567` stays text |
+/// | an integer / a number | a number, in decimal |
+/// | a boolean | `true` or `false`, in any case |
+/// | a list | a JSON array when it starts with `[` (`["a", "b"]`, `[1, 2]`), else items separated by commas (`a,b` → `["a", "b"]`, each item read by the item type; the empty text is the empty list) |
+/// | a map | a JSON object |
+/// | optional (`Option<T>`) | as `T`; the empty text is null |
+/// | anything (`serde_json::Value`) | a TOML-like scalar: `8080` an integer, `true` a boolean, `[1, 2]` an array, else a string |
+///
+/// Text that does not read as the type is kept as a string, so that the schema rejects
+/// it with an error naming the variable and the type expected. Errors never show a value.
+///
+/// Read on its own (outside a builder), the overlay knows no schema: it maps every
+/// variable with the prefix, lower-cases keys, and reads values as TOML-like scalars.
 ///
 /// ```
 /// use eac_accessor::source::Env;
@@ -27,7 +50,8 @@ use crate::error::{Error, ErrorKind, SourceName};
 pub struct Env {
     prefix: String,
     separator: String,
-    vars: Option<Arc<Vec<(String, String)>>>,
+    vars: Option<Arc<Vec<(OsString, OsString)>>>,
+    keys: Option<KeysSlot>,
 }
 
 impl Env {
@@ -37,6 +61,7 @@ impl Env {
             prefix: prefix.into(),
             separator: "__".to_owned(),
             vars: None,
+            keys: None,
         }
     }
 
@@ -47,10 +72,31 @@ impl Env {
     }
 
     /// Reads these variables instead of the process environment.
-    pub fn vars<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    pub fn vars<K, V>(self, vars: impl IntoIterator<Item = (K, V)>) -> Self
     where
         K: Into<String>,
         V: Into<String>,
+    {
+        self.vars_os(vars.into_iter().map(|(k, v)| (k.into(), v.into())))
+    }
+
+    /// Reads these variables instead of the process environment, as the OS gives them:
+    /// names and values need not be UTF-8.
+    ///
+    /// ```
+    /// use std::ffi::OsStr;
+    /// use std::os::unix::ffi::OsStrExt;
+    /// use eac_accessor::source::Env;
+    ///
+    /// // "café" in Latin-1: not UTF-8.
+    /// let latin1 = OsStr::from_bytes(b"caf\xe9");
+    /// let env = Env::prefixed("APP_").vars_os([("APP_GREETING__MESSAGE", latin1)]);
+    /// # let _ = env;
+    /// ```
+    pub fn vars_os<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
     {
         let vars = vars
             .into_iter()
@@ -60,7 +106,12 @@ impl Env {
         self
     }
 
-    fn key_of(&self, var: &str) -> Option<Vec<String>> {
+    /// Maps variables onto the keys the builder's sections own, once it is built.
+    pub(crate) fn bind(&mut self, keys: KeysSlot) {
+        self.keys = Some(keys);
+    }
+
+    fn parts_of(&self, var: &str) -> Option<Vec<String>> {
         let head = var.get(..self.prefix.len())?;
         if !head.eq_ignore_ascii_case(&self.prefix) {
             return None;
@@ -81,34 +132,62 @@ impl std::fmt::Debug for Env {
             .field("prefix", &self.prefix)
             .field("separator", &self.separator)
             .field("fixed_vars", &self.vars.as_ref().map(|v| v.len()))
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl Source for Env {
     fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
         let process;
-        let vars: &[(String, String)] = match &self.vars {
+        let vars: &[(OsString, OsString)] = match &self.vars {
             Some(vars) => vars,
             None => {
-                process = std::env::vars_os()
-                    .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                    .collect::<Vec<_>>();
+                process = std::env::vars_os().collect::<Vec<_>>();
                 &process
             }
         };
-        let mut sorted: Vec<_> = vars
-            .iter()
-            .filter_map(|(var, value)| Some((self.key_of(var)?, var, value)))
-            .collect();
-        // Deterministic, and a parent key comes before its children.
-        sorted.sort();
-
-        let mut data = Dict::new();
-        let mut names = BTreeMap::new();
+        let keys = self.keys.as_ref().and_then(|slot| slot.get());
+        let mut sorted = Vec::new();
         let mut errors = Vec::new();
+        for (name, value) in vars {
+            // A name that is not UTF-8 cannot spell a key.
+            let Some(parts) = name.to_str().and_then(|n| self.parts_of(n)) else {
+                continue;
+            };
+            let var = name.to_string_lossy().into_owned();
+            let target = match keys {
+                Some(keys) => match keys.target(&parts) {
+                    Some(target) => Some(target),
+                    None => continue, // not configuration: never read, never shown
+                },
+                None => None,
+            };
+            let path = target
+                .as_ref()
+                .map_or_else(|| parts.clone(), |t| t.path.clone());
+            let Some(text) = value.to_str() else {
+                errors.push(
+                    Error::new(
+                        ErrorKind::Parse,
+                        "the value is not valid UTF-8; set it as UTF-8 text",
+                    )
+                    .with_key(path.join("."))
+                    .with_source(SourceName::EnvVar(var)),
+                );
+                continue;
+            };
+            let value = match &target {
+                Some(target) => coerce(text, target),
+                None => guess(text),
+            };
+            sorted.push((path, var, value));
+        }
+        // Deterministic, and a parent key comes before its children.
+        sorted.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+
+        let mut data = Map::new();
+        let mut names = BTreeMap::new();
         for (parts, var, value) in sorted {
-            let value: FigValue = value.parse().unwrap_or_else(|e| match e {});
             if insert(&mut data, &parts, value).is_err() {
                 errors.push(
                     Error::new(
@@ -116,11 +195,11 @@ impl Source for Env {
                         "sets a key below one that another variable sets to a plain value",
                     )
                     .with_key(parts.join("."))
-                    .with_source(SourceName::EnvVar(var.clone())),
+                    .with_source(SourceName::EnvVar(var)),
                 );
                 continue;
             }
-            names.insert(parts.join("."), var.clone());
+            names.insert(parts.join("."), var);
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -132,21 +211,92 @@ impl Source for Env {
     }
 }
 
+/// `text` as the schema's type at `target` says; as a string when it does not read so.
+fn coerce(text: &str, target: &Target<'_>) -> Value {
+    coerce_as(text, target.types(), &|| target.item_types())
+}
+
+fn coerce_as(text: &str, types: Types, items: &dyn Fn() -> Types) -> Value {
+    let trimmed = text.trim();
+    if types.string {
+        return Value::from(text);
+    }
+    if types.any {
+        return guess(text);
+    }
+    if types.integer {
+        if let Ok(n) = trimmed.parse::<i64>() {
+            return Value::from(n);
+        }
+        if let Ok(n) = trimmed.parse::<u64>() {
+            return Value::from(n);
+        }
+    }
+    if types.number
+        && let Some(n) = trimmed
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+    {
+        return Value::Number(n);
+    }
+    if types.boolean {
+        for b in [true, false] {
+            if trimmed.eq_ignore_ascii_case(&b.to_string()) {
+                return Value::Bool(b);
+            }
+        }
+    }
+    if types.array {
+        if trimmed.starts_with('[') {
+            if let Ok(list @ Value::Array(_)) = serde_json::from_str(trimmed) {
+                return list;
+            }
+        } else if trimmed.is_empty() {
+            return Value::Array(Vec::new());
+        } else {
+            let item_types = items();
+            return Value::Array(
+                trimmed
+                    .split(',')
+                    .map(|item| coerce_as(item.trim(), item_types, &Types::default))
+                    .collect(),
+            );
+        }
+    }
+    if types.object
+        && trimmed.starts_with('{')
+        && let Ok(map @ Value::Object(_)) = serde_json::from_str(trimmed)
+    {
+        return map;
+    }
+    if types.null && trimmed.is_empty() {
+        return Value::Null;
+    }
+    Value::from(text)
+}
+
+/// A TOML-like scalar: what a variable means when no schema says.
+fn guess(text: &str) -> Value {
+    let value: FigValue = text.parse().unwrap_or_else(|e| match e {});
+    serde_json::to_value(value).unwrap_or_else(|_| Value::from(text))
+}
+
 /// Inserts `value` at `parts`; fails when a prefix of `parts` already holds a non-map.
-fn insert(dict: &mut Dict, parts: &[String], value: FigValue) -> Result<(), ()> {
+fn insert(map: &mut Map<String, Value>, parts: &[String], value: Value) -> Result<(), ()> {
     let (last, parents) = parts.split_last().ok_or(())?;
-    let mut current = dict;
+    let mut current = map;
     for part in parents {
         let entry = current
             .entry(part.clone())
-            .or_insert_with(|| FigValue::from(Dict::new()));
+            .or_insert_with(|| Value::Object(Map::new()));
         current = match entry {
-            FigValue::Dict(_, d) => d,
+            Value::Object(m) => m,
             _ => return Err(()),
         };
     }
     match current.get(last) {
-        Some(FigValue::Dict(..)) => Err(()),
+        Some(Value::Object(_)) => Err(()),
         _ => {
             current.insert(last.clone(), value);
             Ok(())
@@ -157,6 +307,109 @@ fn insert(dict: &mut Dict, parts: &[String], value: FigValue) -> Result<(), ()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::{Keys, SectionKeys};
+    use serde_json::json;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// An overlay bound to one section, `upstream`, as a builder binds it.
+    fn bound(vars: Vec<(&str, &OsStr)>) -> Result<serde_json::Value, Vec<Error>> {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "api_key": {"type": "string"},
+                "port": {"type": "integer"},
+                "ratio": {"type": "number"},
+                "tls": {"type": "boolean"},
+                "retries": {"type": ["integer", "null"]},
+                "hosts": {"type": "array", "items": {"type": "string"}},
+                "ports": {"type": "array", "items": {"type": "integer"}},
+                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "extra": true
+            }
+        });
+        let keys = Keys::new(
+            vec![SectionKeys {
+                path: "upstream",
+                schema,
+                allow_unknown: false,
+            }],
+            false,
+        );
+        let slot = KeysSlot::default();
+        let _ = slot.set(Arc::new(keys));
+        let mut env = Env::prefixed("APP_").vars_os(vars);
+        env.bind(slot);
+        let layers = env.load()?;
+        Ok(super::super::merge(layers).map_err(|e| e)?.document)
+    }
+
+    #[test]
+    fn a_bound_overlay_reads_values_as_the_schema_types_them() {
+        let s = |v: &'static str| OsStr::new(v);
+        let document = bound(vec![
+            ("APP_UPSTREAM__API_KEY", s("12345678901234567")),
+            ("APP_UPSTREAM__PORT", s("8080")),
+            ("APP_UPSTREAM__RATIO", s("0.5")),
+            ("APP_UPSTREAM__TLS", s("TRUE")),
+            ("APP_UPSTREAM__RETRIES", s("")),
+            ("APP_UPSTREAM__HOSTS", s("a.example, b.example")),
+            ("APP_UPSTREAM__PORTS", s("[1, 2]")),
+            ("APP_UPSTREAM__HEADERS__X_TRACE", s("on")),
+            ("APP_UPSTREAM__EXTRA", s("42")),
+        ])
+        .unwrap();
+        assert_eq!(
+            document,
+            json!({"upstream": {
+                "api_key": "12345678901234567",
+                "port": 8080,
+                "ratio": 0.5,
+                "tls": true,
+                "retries": null,
+                "hosts": ["a.example", "b.example"],
+                "ports": [1, 2],
+                "headers": {"x_trace": "on"},
+                "extra": 42,
+            }})
+        );
+    }
+
+    #[test]
+    fn a_bound_overlay_keeps_text_that_does_not_fit_for_the_schema_to_reject() {
+        let document = bound(vec![("APP_UPSTREAM__PORT", OsStr::new("huge"))]).unwrap();
+        assert_eq!(document, json!({"upstream": {"port": "huge"}}));
+    }
+
+    #[test]
+    fn a_bound_overlay_ignores_variables_that_land_on_no_key() {
+        let document = bound(vec![
+            ("APP_ADMIN_TOKEN", OsStr::new("t0ken")),
+            ("APP_UPSTREAM__API_KEE", OsStr::new("typo")),
+            ("APP_UPSTREAM", OsStr::new("1")),
+            ("APP_UPSTREAM__PORT__X", OsStr::new("1")),
+            // Not UTF-8, but not configuration either: ignored, not an error.
+            ("APP_STATE_DIR", OsStr::from_bytes(b"/tmp/caf\xe9")),
+        ])
+        .unwrap();
+        assert_eq!(document, json!({}));
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_an_error_naming_the_variable() {
+        let errors = bound(vec![(
+            "APP_UPSTREAM__API_KEY",
+            OsStr::from_bytes(b"caf\xe9"),
+        )])
+        .unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].key(), Some("upstream.api_key"));
+        assert_eq!(
+            errors[0].source(),
+            Some(&SourceName::EnvVar("APP_UPSTREAM__API_KEY".into()))
+        );
+        assert!(!errors[0].to_string().contains("caf"), "{}", errors[0]);
+    }
 
     #[test]
     fn nests_lowercases_and_parses_scalars() {

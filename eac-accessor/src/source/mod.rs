@@ -24,6 +24,7 @@
 //! the candidate with an [`ErrorKind::Limit`] error naming the source and the limit.
 
 mod env;
+pub(crate) mod explain;
 mod file;
 mod format;
 mod limits;

@@ -7,7 +7,7 @@ use eac_accessor::{Candidate, ChangeKind, Class, EaCAccessor, ErrorKind, Event, 
 use eac_tests::{APP_TOML, ConfigDir, Features, Greeting, Limits, SECRET, Upstream, app_with};
 use serde_json::json;
 
-use crate::accessor_for;
+use crate::{accessor_for, four_sections};
 
 fn set_message(dir: &ConfigDir, text: &str) {
     dir.write(
@@ -21,6 +21,8 @@ fn history_keeps_the_last_n_versions_and_rejections_apart() {
     let dir = ConfigDir::with_app();
     let accessor = EaCAccessor::builder()
         .section::<Greeting>()
+        // The fixture's other sections are not this test's concern.
+        .allow_unknown_keys(true)
         .source(Dir::new(dir.path()))
         .history_limit(3)
         .build()
@@ -94,7 +96,7 @@ fn rollback_to_an_unknown_version_is_a_clear_error_and_changes_nothing() {
     assert_eq!(errors.as_slice()[0].kind(), ErrorKind::NotFound);
     assert_eq!(
         errors.to_string(),
-        "configuration rejected: not_found: version 42 is not in the history (kept: 1..=1)"
+        "configuration rejected: version 42 is not in the history (kept: 1..=1)"
     );
     assert_eq!(accessor.load().version(), 1);
 }
@@ -106,6 +108,8 @@ fn rollback_reruns_readiness_hooks() {
     let flag = Arc::clone(&veto);
     let accessor = EaCAccessor::builder()
         .section::<Greeting>()
+        // The fixture's other sections are not this test's concern.
+        .allow_unknown_keys(true)
         .source(Dir::new(dir.path()))
         .readiness("gate", move |_| {
             if *flag.lock().unwrap() {
@@ -126,14 +130,16 @@ fn rollback_reruns_readiness_hooks() {
 
 #[test]
 fn a_diff_classifies_every_change_kind() {
-    let dir = ConfigDir::with_app();
+    let dir = ConfigDir::new();
+    // `features.shout` is optional: the overlay adds it.
+    dir.write("app.toml", &app_with("shout = false\n", ""));
     let accessor = accessor_for(&dir).unwrap();
     let overlay = json!({
         "greeting": {"message": "hi"},                      // safe
         "limits": {"max_body_bytes": "big"},                // breaking: type change
-        "features": {"shout": true, "extra": 1},            // safe + warning (added)
+        "features": {"shout": true, "extra": "x-value"},    // warning (added) + unknown key
         "upstream": {"api_key": "n3w-s3cr3t-value-123"},    // safe, secret redacted
-        "newsection": {"x": 1},                             // warning (added)
+        "newsection": {"x": "n-value"},                     // unknown section
     });
     let preview = accessor.preview(Candidate::Overlay(overlay));
     assert!(!preview.would_publish);
@@ -149,9 +155,26 @@ fn a_diff_classifies_every_change_kind() {
         Class::Breaking
     )));
     assert!(classes.contains(&("greeting.message".into(), ChangeKind::Changed, Class::Safe)));
-    assert!(classes.contains(&("features.extra".into(), ChangeKind::Added, Class::Warning)));
+    assert!(classes.contains(&("features.shout".into(), ChangeKind::Added, Class::Warning)));
     assert_eq!(preview.diff.worst(), Some(Class::Breaking));
+    // Unknown keys reject the candidate and never reach the diff.
+    let unknown: Vec<_> = preview
+        .errors
+        .iter()
+        .filter(|e| e.kind() == ErrorKind::UnknownKey)
+        .filter_map(|e| e.key())
+        .collect();
+    assert_eq!(unknown, ["features.extra", "newsection"]);
+    assert!(
+        classes
+            .iter()
+            .all(|(key, _, _)| key != "features.extra" && key != "newsection")
+    );
     let json = serde_json::to_string(&preview).unwrap();
+    assert!(
+        !json.contains("x-value") && !json.contains("n-value"),
+        "{json}"
+    );
     assert!(
         !json.contains("n3w-s3cr3t-value-123") && !json.contains(SECRET),
         "{json}"
@@ -262,11 +285,7 @@ fn durable_history_survives_a_restart_and_versions_keep_counting() {
     let dir = ConfigDir::with_app();
     let state = tempfile::tempdir().unwrap();
     let build = || {
-        EaCAccessor::builder()
-            .section::<Greeting>()
-            .section::<Limits>()
-            .section::<Features>()
-            .section::<Upstream>()
+        four_sections()
             .source(Dir::new(dir.path()))
             .durable_history(state.path())
             .fallback_to_last_good(true)

@@ -5,24 +5,30 @@ mod durable;
 mod history;
 mod hostile;
 mod metrics;
+mod provenance;
 mod publish;
+mod redaction;
 mod reject;
 mod reload;
 mod secrets;
 mod sources;
 mod subscribe;
+mod unknown_keys;
 mod watch;
 
-use eac_accessor::{EaCAccessor, Errors, source::Dir};
+use eac_accessor::{Builder, EaCAccessor, Errors, source::Dir};
 use eac_tests::{ConfigDir, Features, Greeting, Limits, Upstream};
 
-/// An accessor over the four example sections reading `dir`.
-pub(crate) fn accessor_for(dir: &ConfigDir) -> Result<EaCAccessor, Errors> {
+/// A builder with the four example sections and no source yet.
+pub(crate) fn four_sections() -> Builder {
     EaCAccessor::builder()
         .section::<Greeting>()
         .section::<Limits>()
         .section::<Features>()
         .section::<Upstream>()
-        .source(Dir::new(dir.path()))
-        .build()
+}
+
+/// An accessor over the four example sections reading `dir`.
+pub(crate) fn accessor_for(dir: &ConfigDir) -> Result<EaCAccessor, Errors> {
+    four_sections().source(Dir::new(dir.path())).build()
 }
