@@ -304,7 +304,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_kind_key_source_and_message() {
+    fn renders_key_source_and_message_like_figment() {
         let e = Error::new(ErrorKind::Schema, "expected integer, found string")
             .with_key("limits.max_body_bytes")
             .with_source(SourceName::File("conf/app.toml".into()));

@@ -636,3 +636,28 @@ impl Inner {
         let _ = self.events.send(event);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lists_read_as_prose() {
+        let list = |items: &[&str]| super::list(items.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(list(&[]), "no source");
+        assert_eq!(list(&["a"]), "a");
+        assert_eq!(list(&["a", "b", "c"]), "a, b and c");
+    }
+
+    #[test]
+    fn dotted_overlay_keys_are_found_at_any_depth_without_their_values() {
+        let name = SourceName::Memory("overlay".into());
+        assert!(dotted_keys(&json!({"upstream": {"api_key": "k"}}), &name).is_none());
+        let errors = dotted_keys(&json!({"a.b": "v1", "c": {"d.e": "v2"}}), &name).unwrap();
+        let keys: Vec<_> = errors.iter().filter_map(Error::key).collect();
+        assert_eq!(keys, ["a.b", "c.d.e"]);
+        let shown = format!("{errors:?}");
+        assert!(!shown.contains("v1") && !shown.contains("v2"), "{shown}");
+    }
+}

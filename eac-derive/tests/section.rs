@@ -264,8 +264,7 @@ struct Labels {
 
 #[test]
 fn allow_unknown_keys_sets_the_trait_constant() -> Result<(), eac_accessor::Errors> {
-    assert!(Labels::ALLOW_UNKNOWN_KEYS);
-    assert!(!Upstream::ALLOW_UNKNOWN_KEYS);
+    const { assert!(Labels::ALLOW_UNKNOWN_KEYS && !Upstream::ALLOW_UNKNOWN_KEYS) };
     let doc = Memory::new(
         "m",
         Format::Toml,

@@ -341,7 +341,7 @@ mod tests {
         let mut env = Env::prefixed("APP_").vars_os(vars);
         env.bind(slot);
         let layers = env.load()?;
-        Ok(super::super::merge(layers).map_err(|e| e)?.document)
+        Ok(super::super::merge(layers)?.document)
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use eac_accessor::source::Dir;
 use eac_accessor::{Candidate, ChangeKind, Class, EaCAccessor, ErrorKind, Event, Origin, Outcome};
-use eac_tests::{APP_TOML, ConfigDir, Features, Greeting, Limits, SECRET, Upstream, app_with};
+use eac_tests::{APP_TOML, ConfigDir, Greeting, SECRET, app_with};
 use serde_json::json;
 
 use crate::{accessor_for, four_sections};

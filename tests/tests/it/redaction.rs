@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use eac_accessor::lens::{Lens, Root};
 use eac_accessor::source::{Defaults, Dir, Env, Format, Memory, Source};
 use eac_accessor::{Candidate, EaCAccessor, EaCSection, Origin, Secret};
-use eac_tests::{ConfigDir, Features, Greeting, Limits, SECRET, Upstream, app_with};
+use eac_tests::{ConfigDir, SECRET, Upstream, app_with};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
