@@ -187,6 +187,12 @@ mod tests {
         format!("[limits]\nmax_body_bytes = {limit}\n")
     }
 
+    /// Only what a registered section owns is configuration.
+    #[derive(serde::Deserialize, schemars::JsonSchema, eac_accessor::EaCSection)]
+    struct Limits {
+        max_body_bytes: u64,
+    }
+
     fn request(body: &'static str, declare_length: bool) -> Request<Body> {
         let mut builder = Request::post("/");
         if declare_length {
@@ -199,6 +205,7 @@ mod tests {
     async fn the_limit_follows_a_publish_for_declared_and_streamed_bodies() {
         let source = Memory::new("m", Format::Toml, doc(8));
         let accessor = EaCAccessor::builder()
+            .section::<Limits>()
             .source(source.clone())
             .build()
             .unwrap();
@@ -211,7 +218,7 @@ mod tests {
                 ServiceBuilder::new()
                     .layer(crate::EaCLayer::new(accessor.clone()))
                     .layer(LiveBodyLimitLayer::new(accessor.clone(), |s| {
-                        s.document()["limits"]["max_body_bytes"].as_u64().unwrap()
+                        s.section::<Limits>().max_body_bytes
                     })),
             );
         let body = "0123456789abcdef";

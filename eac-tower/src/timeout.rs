@@ -162,22 +162,25 @@ mod tests {
         format!("[limits]\nrequest_timeout_ms = {ms}\n")
     }
 
+    /// Only what a registered section owns is configuration.
+    #[derive(serde::Deserialize, schemars::JsonSchema, eac_accessor::EaCSection)]
+    struct Limits {
+        request_timeout_ms: u64,
+    }
+
     // Virtual time: the handler "takes" 100 ms without the test waiting for it.
     #[tokio::test(start_paused = true)]
     async fn the_timeout_follows_a_publish_without_rebuilding_the_service() {
         let source = Memory::new("m", Format::Toml, doc(10));
         let accessor = EaCAccessor::builder()
+            .section::<Limits>()
             .source(source.clone())
             .build()
             .unwrap();
         let service = ServiceBuilder::new()
             .layer(crate::EaCLayer::new(accessor.clone()))
             .layer(LiveTimeoutLayer::new(accessor.clone(), |s| {
-                Duration::from_millis(
-                    s.document()["limits"]["request_timeout_ms"]
-                        .as_u64()
-                        .unwrap(),
-                )
+                Duration::from_millis(s.section::<Limits>().request_timeout_ms)
             }))
             .service(service_fn(|_: Request<()>| async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -197,6 +200,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_status_of_a_timeout_is_configurable() {
         let accessor = EaCAccessor::builder()
+            .section::<Limits>()
             .source(Memory::new("m", Format::Toml, doc(10)))
             .build()
             .unwrap();

@@ -68,9 +68,12 @@
 //!     name: &'static str,
 //! }
 //!
+//! # #[derive(serde::Deserialize, schemars::JsonSchema, eac_accessor::EaCSection)]
+//! # struct Greeting { message: String }
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let accessor = EaCAccessor::builder()
+//!     .section::<Greeting>()
 //!     .source(Memory::new("m", Format::Toml, "[greeting]\nmessage = \"hi\"\n"))
 //!     .build()?;
 //! let reloads = ReloadCoordinator::new(accessor.clone(), ReloadConfig::from_env()?);
