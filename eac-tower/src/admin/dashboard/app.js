@@ -31,12 +31,16 @@
   function fill(node, ...children) {
     node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
   }
+  const pad = (n) => String(n).padStart(2, "0");
   function time(t) {
     if (typeof t !== "number") return "–";
     const d = new Date(t * 1000);
     const ago = Math.max(0, Math.round(Date.now() / 1000 - t));
     const rel = ago < 60 ? `${ago} s ago` : ago < 3600 ? `${Math.round(ago / 60)} min ago` : ago < 86400 ? `${Math.round(ago / 3600)} h ago` : `${Math.round(ago / 86400)} d ago`;
-    return `${d.toLocaleString()} (${rel})`;
+    const clock = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    const today = d.toDateString() === new Date().toDateString();
+    const day = today ? "" : `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} `;
+    return `${day}${clock} · ${rel}`;
   }
   function origin(o) {
     if (!o) return "–";
@@ -136,7 +140,7 @@
       $("store").className = "muted";
     }
 
-    const age = s.time ? ` ${time(s.time).replace(/^.*\(/, "").replace(/\)$/, "")}` : "";
+    const age = s.time ? ` ${time(s.time).replace(/^.*· /, "")}` : "";
     if (s.outcome === "rejected") {
       banner(`Serving version ${s.version}. The last reload was REJECTED${age}: the service keeps the last good version.`, "bad");
     } else if (s.pending) {
@@ -151,17 +155,17 @@
     fill($("history"), versions.map((v) => {
       const running = v.version === current;
       return el("tr", { class: running ? "current" : "", "data-version": String(v.version) },
-        el("td", {}, el("strong", {}, String(v.version)), running ? el("span", { class: "pill published small" }, "running") : null),
+        el("td", { class: "nowrap" }, el("strong", {}, String(v.version)), running ? el("span", { class: "pill published small" }, "running") : null),
         el("td", {}, time(v.time)),
         el("td", {}, origin(v.origin)),
         el("td", {}, (v.changed || []).join(", ")),
-        el("td", {}, el("code", {}, String(v.hash).slice(0, 12))),
+        el("td", {}, el("code", { title: String(v.hash) }, String(v.hash).slice(0, 8))),
         el("td", { class: "end" },
           el("button", { type: "button", class: "quiet small", "data-diff": String(v.version), onclick: () => compare(v.version, current) }, "diff"),
           running ? null : el("button", { type: "button", class: "small", "data-rollback": String(v.version), onclick: () => askRollback(v.version) }, "roll back")));
     }));
     fill($("rejections"), (h.rejections || []).slice(-5).reverse().map((r) =>
-      el("li", {}, el("span", { class: "muted" }, `${time(r.at)} · ${origin(r.origin)} · kept ${r.version}`), el("ul", {}, errorList(r.errors)))));
+      el("li", {}, el("span", { class: "muted" }, `${time(r.at)} · ${origin(r.origin)} · kept ${r.version}`), el("ul", { class: "errors" }, errorList(r.errors)))));
     if (!(h.rejections || []).length) fill($("rejections"), el("li", { class: "muted plain" }, "None kept."));
 
     for (const id of ["diff-from", "diff-to"]) {
@@ -292,7 +296,8 @@
     node.textContent = text;
   }
   function logEvent(kind, data) {
-    const at = new Date().toLocaleTimeString();
+    const now = new Date();
+    const at = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}`;
     let detail = "";
     if (data) {
       if (kind === "published") detail = `version ${data.version}${data.changed && data.changed.length ? ` · changed ${data.changed.join(", ")}` : ""}`;

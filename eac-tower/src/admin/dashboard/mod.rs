@@ -20,11 +20,15 @@ use axum::routing::{MethodRouter, get};
 const INDEX: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const APP_CSS: &str = include_str!("app.css");
+const FAVICON: &str = include_str!("favicon.svg");
 
 /// Where the script and the stylesheet are served, under the admin's prefix.
 pub(super) const APP_JS_PATH: &str = "/dashboard/app.js";
 /// See [`APP_JS_PATH`].
 pub(super) const APP_CSS_PATH: &str = "/dashboard/app.css";
+/// See [`APP_JS_PATH`]; served so that the browser does not ask for a missing
+/// `/favicon.ico`.
+const FAVICON_PATH: &str = "/dashboard/favicon.svg";
 
 /// Headers on every dashboard file: only this origin's own script and style run, the
 /// page is never framed, and it is never cached stale.
@@ -88,7 +92,7 @@ where
     })
 }
 
-/// The dashboard's routes: the page and its two static files. None needs a token.
+/// The dashboard's routes: the page and its static files. None needs a token.
 pub(super) fn routes<S>() -> axum::Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -102,6 +106,10 @@ where
         .route(
             APP_CSS_PATH,
             get(|| async { (headers("text/css; charset=utf-8"), APP_CSS) }),
+        )
+        .route(
+            FAVICON_PATH,
+            get(|| async { (headers("image/svg+xml"), FAVICON) }),
         )
 }
 
