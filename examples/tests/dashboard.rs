@@ -183,6 +183,18 @@ impl Browser {
             .to_owned()
     }
 
+    fn attribute(&self, css: &str, name: &str) -> String {
+        let id = self.find(css);
+        self.cmd(
+            "GET",
+            &format!("/element/{id}/attribute/{name}"),
+            Value::Null,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
     fn click(&self, css: &str) {
         let id = self.find(css);
         self.cmd("POST", &format!("/element/{id}/click"), json!({}));
@@ -381,6 +393,23 @@ fn the_dashboard_follows_the_server_live_and_rolls_back_in_a_real_browser() {
     let served = server.get("/", Auth::None);
     assert_eq!(served["message"], "hello", "{served}");
     assert_eq!(served["version"], 3, "{served}");
+
+    // The stream closes while the tab is hidden and reopens when it is shown again.
+    let opened = browser.attribute("#live", "data-opened");
+    let first = browser.cmd("GET", "/window", Value::Null);
+    let other = browser.cmd("POST", "/window/new", json!({ "type": "tab" }));
+    browser.cmd("POST", "/window", json!({ "handle": other["handle"] }));
+    browser.cmd("DELETE", "/window", Value::Null);
+    browser.cmd("POST", "/window", json!({ "handle": first }));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser.attribute("#live", "data-opened") == opened {
+        assert!(
+            Instant::now() < deadline,
+            "the stream was not reopened after the tab was hidden"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    browser.until("#live", "the event stream open again", |t| t == "live");
 
     // A diff between two kept versions, for the picture too.
     browser.click("#diff-form button");

@@ -340,6 +340,8 @@
       }
       if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
       live("on", "live");
+      // How many streams this tab has opened, for whoever checks it reconnects.
+      $("live").dataset.opened = String(Number($("live").dataset.opened || 0) + 1);
       retry = 1000;
       // Anything missed while the stream was closed.
       load();
