@@ -302,11 +302,13 @@
     if (data) {
       if (kind === "published") detail = `version ${data.version}${data.changed && data.changed.length ? ` · changed ${data.changed.join(", ")}` : ""}`;
       else if (kind === "rejected") detail = `kept version ${data.version}`;
+      else if (data.error) detail = `version ${data.version} · ${data.error.message || JSON.stringify(data.error)}`;
       else detail = `version ${data.version}`;
       if (data.origin) detail += ` · ${origin(data.origin)}`;
     }
-    const kindName = data && data.type ? data.type.replace(/_/g, " ") : kind;
-    const item = el("li", { class: `ev-${kind}` }, el("span", { class: "muted" }, at), " ", pill(kindName, kind), " ", detail,
+    // The stream names pending and history-store events "other"; their data says which.
+    const type = data && data.type ? data.type : kind;
+    const item = el("li", { class: `ev-${type}` }, el("span", { class: "muted" }, at), " ", pill(type.replace(/_/g, " "), type === "history_store_failed" ? "rejected" : type), " ", detail,
       data && data.errors ? el("ul", { class: "errors" }, errorList(data.errors)) : null);
     const log = $("events");
     log.prepend(item);
