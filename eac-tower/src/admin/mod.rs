@@ -6,11 +6,27 @@
 //! | `GET status` | read or admin¹ | version, hash, the last reload's outcome, time and errors |
 //! | `GET history` | read or admin¹ | the kept versions (hash, origin, time, changed sections) and rejections |
 //! | `GET events` | read or admin¹ | server-sent events: each publish, unchanged reload and rejection |
+//! | `GET diff?from=A[&to=B]` | read or admin¹ | the classified changes between two kept versions, secrets redacted |
+//! | `GET metrics` | read or admin¹ | the application's metrics in the Prometheus text format ([`AdminConfig::metrics`]) |
+//! | `GET /` (and `dashboard/app.js`, `dashboard/app.css`) | none | the [dashboard](#the-dashboard) page; it holds no data |
 //! | `POST refresh[?force=1]` | admin | reloads now: outcome, version, hash, duration |
 //! | `POST rollback?to=N` | admin | republishes version N as a new version |
 //! | `POST preview` | admin | JSON overlay body → validation result and classified diff; publishes nothing |
 //!
 //! ¹ No token when reads are open ([`AdminConfig::open_reads`]).
+//!
+//! # The dashboard
+//!
+//! `GET <prefix>/` is a page for operators: the running version, hash, origin and the
+//! last outcome with its errors, the history, a diff between any two kept versions, a
+//! pending change and the history store's state, and a live event log. With the admin
+//! token typed in (kept in the tab's `sessionStorage` only) it refreshes, previews a
+//! pasted overlay and rolls back, each after showing the diff. The page, its script and
+//! its stylesheet are embedded in the binary, served with `Content-Security-Policy:
+//! default-src 'self'`, and load without a token; every data request carries the token
+//! typed into the page. Mount the admin with [`nested`] to serve the page at both
+//! `<prefix>` and `<prefix>/` (a router [`nest`](axum::Router::nest)ed by hand answers
+//! only the former).
 //!
 //! # Who may call what
 //!
@@ -121,8 +137,12 @@
 //! that may change the configuration.
 
 mod auth;
+mod dashboard;
 mod events;
+mod metrics;
 mod routes;
+
+pub use metrics::{RenderFn, SECONDS_BUCKETS};
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -207,6 +227,7 @@ pub struct AdminConfig {
     max_streams: usize,
     keep_alive: Duration,
     shutdown: Option<Shutdown>,
+    metrics: Option<RenderFn>,
 }
 
 impl AdminConfig {
@@ -225,6 +246,7 @@ impl AdminConfig {
             max_streams: 64,
             keep_alive: Duration::from_secs(15),
             shutdown: None,
+            metrics: None,
         }
     }
 
@@ -432,6 +454,18 @@ impl AdminConfig {
         self
     }
 
+    /// Serves `GET metrics` with what `render` returns: the Prometheus text exposition of
+    /// the application's recorder.
+    ///
+    /// eac never installs a recorder: install one (with `metrics-exporter-prometheus`,
+    /// default features off, and [`SECONDS_BUCKETS`] for the `_seconds` histograms) and
+    /// pass `move || handle.render()`. Without it, `GET metrics` answers 404 saying so.
+    /// `render` runs on a blocking thread, once per scrape.
+    pub fn metrics(mut self, render: impl Fn() -> String + Send + Sync + 'static) -> AdminConfig {
+        self.metrics = Some(Arc::new(render));
+        self
+    }
+
     /// What `POST refresh` runs, for a trigger other than a [`ReloadCoordinator`]
     /// (which [`coordinator`](AdminConfig::coordinator) wires in one call). By default,
     /// a reload of the accessor on a blocking thread.
@@ -472,6 +506,7 @@ impl std::fmt::Debug for AdminConfig {
             )
             .field("max_streams", &self.max_streams)
             .field("keep_alive", &self.keep_alive)
+            .field("metrics", &self.metrics.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -483,6 +518,7 @@ struct AdminState {
     limit: Arc<RateLimit>,
     refresh: Refresher,
     streams: Streams,
+    metrics: Option<RenderFn>,
 }
 
 /// Runs `POST refresh` as configured.
@@ -554,6 +590,7 @@ where
             keep_alive: config.keep_alive,
             shutdown: config.shutdown,
         },
+        metrics: config.metrics,
     };
     // A read route added here is guarded by the read policy; a mutating one below by
     // the admin token (and must take a rate-limit token itself, after its body is read).
@@ -561,16 +598,52 @@ where
         .route("/status", get(routes::status))
         .route("/history", get(routes::history))
         .route("/events", get(events::events))
+        .route("/diff", get(routes::diff))
+        .route("/metrics", get(metrics::metrics))
         .route_layer(from_fn_with_state(state.clone(), auth::require_read));
     let mutations = Router::new()
         .route("/refresh", post(routes::refresh))
         .route("/rollback", post(routes::rollback))
         .route("/preview", post(routes::preview))
         .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
+    // The dashboard's files hold no data: outside both guards.
     reads
         .merge(mutations)
+        .merge(dashboard::routes())
         .layer(DefaultBodyLimit::max(config.body_limit))
         .with_state(state)
+}
+
+/// The admin routes nested under `prefix`, with the dashboard page at both `prefix` and
+/// `prefix/`; merge the result into the application's router.
+///
+/// ```
+/// use axum::Router;
+/// use eac_accessor::{EaCAccessor, source::{Format, Memory}};
+/// use eac_tower::admin::{self, AdminConfig};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let accessor = EaCAccessor::builder()
+///     .source(Memory::new("m", Format::Toml, "[greeting]\nmessage = \"hi\"\n"))
+///     .build()?;
+/// let app: Router = Router::new().merge(admin::nested(admin::DEFAULT_PREFIX, accessor, AdminConfig::new()));
+/// # drop(app);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// When `prefix` is empty or `/` (merge [`router`] itself instead), as
+/// [`Router::nest`](axum::Router::nest) does.
+pub fn nested<S>(prefix: &str, accessor: EaCAccessor, config: AdminConfig) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let prefix = prefix.trim_end_matches('/');
+    Router::new()
+        .nest(prefix, router(accessor, config))
+        .route(&format!("{prefix}/"), dashboard::index_at(prefix))
 }
 
 #[cfg(test)]

@@ -273,3 +273,53 @@ fn answer(
     );
     (status, Json(body)).into_response()
 }
+
+#[derive(Debug, Deserialize)]
+pub(super) struct DiffQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET diff?from=A[&to=B]`: the classified changes from kept version A to kept version
+/// B (by default the running one), secrets redacted.
+pub(super) async fn diff(
+    State(state): State<AdminState>,
+    Query(query): Query<DiffQuery>,
+) -> Response {
+    let version = |v: Option<&str>| v.map(|v| v.trim().parse::<u64>());
+    let current = state.accessor.load().version();
+    let (from, to) = match (version(query.from.as_deref()), version(query.to.as_deref())) {
+        (Some(Ok(from)), None) => (from, current),
+        (Some(Ok(from)), Some(Ok(to))) => (from, to),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected `?from=A&to=B` with two version numbers (`to` defaults to the running one)",
+            );
+        }
+    };
+    match state.accessor.diff_versions(from, to) {
+        Ok(diff) => {
+            let worst = diff.worst();
+            Json(json!({
+                "from": from,
+                "to": to,
+                "worst": worst,
+                "changes": diff.changes,
+            }))
+            .into_response()
+        }
+        Err(errors) => {
+            let status = if errors.has(ErrorKind::NotFound) {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            (
+                status,
+                Json(json!({ "error": errors.to_string(), "errors": errors })),
+            )
+                .into_response()
+        }
+    }
+}

@@ -22,6 +22,7 @@ use eac_accessor::source::{Dir, Env};
 use eac_accessor::{EaCAccessor, Origin};
 use eac_tower::admin::{self, AdminConfig};
 use eac_tower::{EaCLayer, LiveBodyLimitLayer, LiveTimeoutLayer, Pinned, Section};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -69,20 +70,43 @@ fn admin_routes(
     reloads: &ReloadCoordinator,
     bound: SocketAddr,
     stop: &tokio::sync::watch::Receiver<bool>,
+    metrics: &PrometheusHandle,
 ) -> Result<Router, eac_accessor::Errors> {
     let mut stop = stop.clone();
+    let metrics = metrics.clone();
     let config = AdminConfig::from_env_for(bound)?
         .coordinator(reloads)
+        .metrics(move || metrics.render())
         .shutdown_signal(async move {
             let _ = stop.wait_for(|s| *s).await;
         });
     if !config.reads_are_open() {
         tracing::info!(%bound, "admin reads need a token (EAC_REFRESH_ENDPOINT_TOKEN or EAC_ADMIN_READ_TOKEN)");
     }
-    Ok(Router::new().nest(
+    // `nested` serves the dashboard at both `/_internal/eac` and `/_internal/eac/`.
+    Ok(admin::nested(
         admin::DEFAULT_PREFIX,
-        admin::router(reloads.accessor().clone(), config),
+        reloads.accessor().clone(),
+        config,
     ))
+}
+
+/// Installs the process's metrics recorder (Prometheus, rendered by `GET
+/// /_internal/eac/metrics`), with buckets for the `_seconds` histograms.
+fn install_metrics() -> Result<PrometheusHandle, String> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), admin::SECONDS_BUCKETS)
+        .and_then(PrometheusBuilder::install_recorder)
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    // Without the exporter's listener nothing else drains the histograms between scrapes.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 /// `GET /`: the message (upper-cased when `features.shout`) and the version.
@@ -157,6 +181,11 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let options = Options::parse();
+    // Before the accessor is built, so that the first publish is counted.
+    let metrics = match install_metrics() {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
     let mut reload_config = match ReloadConfig::from_env() {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -196,7 +225,7 @@ async fn main() -> ExitCode {
             };
             let bound = listener.local_addr().unwrap_or(address);
             admin_address = Some(bound);
-            let admin = match admin_routes(&reloads, bound, &stop) {
+            let admin = match admin_routes(&reloads, bound, &stop, &metrics) {
                 Ok(r) => r,
                 Err(e) => return fail(e),
             };
@@ -212,7 +241,7 @@ async fn main() -> ExitCode {
             });
         }
         None => {
-            let admin = match admin_routes(&reloads, app_address, &stop) {
+            let admin = match admin_routes(&reloads, app_address, &stop, &metrics) {
                 Ok(r) => r,
                 Err(e) => return fail(e),
             };

@@ -1,0 +1,412 @@
+// The eac dashboard: reads the admin's JSON routes and its event stream with the token
+// typed into the page (kept in this tab's sessionStorage only). No framework, no build.
+"use strict";
+
+(() => {
+  const base = document.querySelector('meta[name="eac-base"]').content;
+  const TOKEN_KEY = "eac-admin-token";
+  const $ = (id) => document.getElementById(id);
+
+  let token = sessionStorage.getItem(TOKEN_KEY) || "";
+  let current = null; // the running version
+  let versions = []; // kept versions, newest first
+  let stream = null; // the AbortController of the one event stream
+  let retry = 1000;
+  let reloadTimer = null;
+
+  // ---- small DOM helpers (text only: nothing from the server becomes markup) ----
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v;
+      else if (k.startsWith("data-")) node.setAttribute(k, v);
+      else node[k] = v;
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined) continue;
+      node.append(c instanceof Node ? c : String(c));
+    }
+    return node;
+  }
+  function fill(node, ...children) {
+    node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
+  }
+  const pad = (n) => String(n).padStart(2, "0");
+  function time(t) {
+    if (typeof t !== "number") return "–";
+    const d = new Date(t * 1000);
+    const ago = Math.max(0, Math.round(Date.now() / 1000 - t));
+    const rel = ago < 60 ? `${ago} s ago` : ago < 3600 ? `${Math.round(ago / 60)} min ago` : ago < 86400 ? `${Math.round(ago / 3600)} h ago` : `${Math.round(ago / 86400)} d ago`;
+    const clock = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    const today = d.toDateString() === new Date().toDateString();
+    const day = today ? "" : `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} `;
+    return `${day}${clock} · ${rel}`;
+  }
+  function origin(o) {
+    if (!o) return "–";
+    const kind = String(o.kind || "?").replace(/_/g, " ");
+    const rest = Object.entries(o)
+      .filter(([k]) => k !== "kind")
+      .map(([k, v]) => (k === "path" || k === "name" ? String(v) : `${k} ${typeof v === "object" ? JSON.stringify(v) : v}`));
+    return rest.length ? `${kind}: ${rest.join(", ")}` : kind;
+  }
+  function pill(text, kind) {
+    return el("span", { class: `pill ${kind || text}` }, text);
+  }
+  function value(v) {
+    if (v === undefined) return el("span", { class: "muted" }, "—");
+    return el("code", {}, JSON.stringify(v));
+  }
+  function errorList(errors) {
+    return (errors || []).map((e) =>
+      el("li", {},
+        el("strong", {}, e.key || e.pointer || e.kind || "error"),
+        e.source ? el("span", { class: "muted" }, ` in ${e.source}`) : null,
+        el("div", {}, e.message || JSON.stringify(e))));
+  }
+
+  // ---- requests ----
+  function headers(extra) {
+    const h = Object.assign({}, extra || {});
+    if (token) h["x-eac-refresh-token"] = token;
+    return h;
+  }
+  class HttpError extends Error {
+    constructor(status, body) {
+      super((body && body.error) || `HTTP ${status}`);
+      this.status = status;
+      this.body = body;
+    }
+  }
+  async function call(method, path, body) {
+    const init = { method, headers: headers(body ? { "content-type": "application/json" } : {}), cache: "no-store" };
+    if (body !== undefined) init.body = body;
+    const response = await fetch(base + path, init);
+    let json = null;
+    try { json = await response.json(); } catch (_) { json = null; }
+    if (!response.ok) throw new HttpError(response.status, json);
+    return json;
+  }
+
+  function banner(text, kind) {
+    const b = $("banner");
+    b.className = `banner ${kind}`;
+    b.textContent = text;
+  }
+  function needToken(message) {
+    banner(message || "This admin needs a token to read: type the read-only or the admin token above.", "warn");
+    $("token").focus();
+  }
+
+  // ---- rendering ----
+  function renderStatus(s, h) {
+    current = s.version;
+    $("version").textContent = String(s.version);
+    $("hash").textContent = s.hash;
+    const entry = (h.versions || []).find((v) => v.version === s.version);
+    $("origin").textContent = entry ? origin(entry.origin) : "–";
+    $("published").textContent = time(s.published_at);
+    const outcome = s.outcome || "none";
+    fill($("outcome"), outcome);
+    $("outcome").className = `pill ${outcome}`;
+    $("outcome-time").textContent = s.time ? `${time(s.time)} · ${origin(s.origin)}` : "";
+    fill($("errors"), errorList(s.errors));
+
+    if (s.pending) {
+      const p = s.pending;
+      fill($("pending"),
+        el("div", {}, pill("pending", "pending"), " a valid change waits for ", el("strong", {}, "Refresh now"),
+          p.origin ? el("span", { class: "muted" }, ` (found by ${origin(p.origin)})`) : null),
+        diffTable((p.diff && p.diff.changes) || p.changes || []));
+      $("pending").className = "";
+    } else {
+      fill($("pending"), "No pending change.");
+      $("pending").className = "muted";
+    }
+    fill($("drift"), s.differs_from_sources
+      ? el("p", { class: "note warn" }, "The running version differs from what the sources hold now (a rollback, or a change not yet published).")
+      : null);
+    const st = s.history_store;
+    if (st) {
+      const bad = st.failures > 0 || st.error;
+      fill($("store"),
+        el("div", {}, pill(bad ? "failing" : "ok", bad ? "rejected" : "published"), " ", el("code", {}, st.path || "")),
+        st.error ? el("div", { class: "note warn" }, typeof st.error === "string" ? st.error : JSON.stringify(st.error)) : null,
+        st.failures ? el("div", {}, `${st.failures} failed write(s)`) : null,
+        st.unsaved && st.unsaved.length ? el("div", {}, `unsaved versions: ${st.unsaved.join(", ")}`) : null);
+      $("store").className = "";
+    } else {
+      fill($("store"), "In memory only (no durable history).");
+      $("store").className = "muted";
+    }
+
+    const age = s.time ? ` ${time(s.time).replace(/^.*· /, "")}` : "";
+    if (s.outcome === "rejected") {
+      banner(`Serving version ${s.version}. The last reload was REJECTED${age}: the service keeps the last good version.`, "bad");
+    } else if (s.pending) {
+      banner(`Serving version ${s.version}. A change is pending: publish it with Refresh now.`, "warn");
+    } else {
+      banner(`Serving version ${s.version}. Last reload: ${s.outcome || "none"}${age}.`, "good");
+    }
+  }
+
+  function renderHistory(h) {
+    versions = h.versions || [];
+    fill($("history"), versions.map((v) => {
+      const running = v.version === current;
+      return el("tr", { class: running ? "current" : "", "data-version": String(v.version) },
+        el("td", { class: "nowrap" }, el("strong", {}, String(v.version)), running ? el("span", { class: "pill published small" }, "running") : null),
+        el("td", {}, time(v.time)),
+        el("td", {}, origin(v.origin)),
+        el("td", {}, (v.changed || []).join(", ")),
+        el("td", {}, el("code", { title: String(v.hash) }, String(v.hash).slice(0, 8))),
+        el("td", { class: "end" },
+          el("button", { type: "button", class: "quiet small", "data-diff": String(v.version), onclick: () => compare(v.version, current) }, "diff"),
+          running ? null : el("button", { type: "button", class: "small", "data-rollback": String(v.version), onclick: () => askRollback(v.version) }, "roll back")));
+    }));
+    fill($("rejections"), (h.rejections || []).slice(-5).reverse().map((r) =>
+      el("li", {}, el("span", { class: "muted" }, `${time(r.at)} · ${origin(r.origin)} · kept ${r.version}`), el("ul", { class: "errors" }, errorList(r.errors)))));
+    if (!(h.rejections || []).length) fill($("rejections"), el("li", { class: "muted plain" }, "None kept."));
+
+    for (const id of ["diff-from", "diff-to"]) {
+      const select = $(id);
+      const was = select.value;
+      fill(select, versions.map((v) => el("option", { value: String(v.version) }, `v${v.version}${v.version === current ? " (running)" : ""}`)));
+      if (was && versions.some((v) => String(v.version) === was)) select.value = was;
+    }
+    if (!$("diff-to").dataset.touched) $("diff-to").value = String(current);
+    if (!$("diff-from").dataset.touched && versions.length > 1) $("diff-from").value = String(versions[1].version);
+  }
+
+  function diffTable(changes) {
+    if (!changes.length) return el("p", { class: "muted" }, "No differences.");
+    return el("table", { class: "difftable" },
+      el("thead", {}, el("tr", {}, el("th", {}, "key"), el("th", {}, "class"), el("th", {}, "old"), el("th", {}, "new"), el("th", {}, "why"))),
+      el("tbody", {}, changes.map((c) =>
+        el("tr", { class: `c-${c.class}` },
+          el("td", {}, el("code", {}, c.key), el("span", { class: "muted small" }, ` ${String(c.kind).replace(/_/g, " ")}`)),
+          el("td", {}, pill(c.class)),
+          el("td", {}, value(c.old)),
+          el("td", {}, value(c.new)),
+          el("td", { class: "muted" }, c.reason || "")))));
+  }
+
+  async function load() {
+    try {
+      const [s, h] = await Promise.all([call("GET", "/status"), call("GET", "/history")]);
+      renderStatus(s, h);
+      renderHistory(h);
+      return true;
+    } catch (e) {
+      if (e.status === 401) needToken(token ? "That token is not accepted here: type the read-only or the admin token." : null);
+      else banner(`Cannot reach the admin: ${e.message}`, "bad");
+      return false;
+    }
+  }
+  function reloadSoon() {
+    clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(load, 100);
+  }
+
+  async function compare(from, to) {
+    $("diff-from").value = String(from);
+    $("diff-to").value = String(to);
+    const target = $("diff-result");
+    try {
+      const d = await call("GET", `/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+      fill(target, el("p", {}, `From v${d.from} to v${d.to}: `, d.worst ? pill(d.worst) : pill("no change", "unchanged")), diffTable(d.changes));
+    } catch (e) {
+      fill(target, el("p", { class: "note bad" }, e.message));
+    }
+    return target;
+  }
+
+  // ---- actions ----
+  function showResult(node) {
+    fill($("action-result"), node);
+  }
+  function failure(e) {
+    if (e.status === 401 || e.status === 403) return el("p", { class: "note bad" }, `${e.message}`);
+    const errs = e.body && e.body.errors && e.body.errors.length ? el("ul", { class: "errors" }, errorList(e.body.errors)) : null;
+    return el("div", {}, el("p", { class: "note bad" }, e.message), errs);
+  }
+
+  async function refresh() {
+    const force = $("force").checked ? "?force=1" : "";
+    try {
+      const r = await call("POST", `/refresh${force}`);
+      showResult(el("p", { class: "note good" }, `Refresh: ${r.outcome}, version ${r.version}${r.changed && r.changed.length ? ` (changed: ${r.changed.join(", ")})` : ""}.`));
+    } catch (e) {
+      showResult(failure(e));
+    }
+    load();
+  }
+
+  async function preview() {
+    const text = $("overlay").value.trim() || "{}";
+    try {
+      JSON.parse(text);
+    } catch (e) {
+      showResult(el("p", { class: "note bad" }, `Not JSON: ${e.message}`));
+      return;
+    }
+    try {
+      const p = await call("POST", "/preview", text);
+      const verdict = p.unchanged
+        ? el("p", { class: "note" }, "Identical to the running version: nothing would be published.")
+        : p.would_publish
+          ? el("p", { class: "note good" }, `Valid: would publish a new version over ${p.version}.`)
+          : el("p", { class: "note bad" }, "Would be rejected:");
+      showResult(el("div", {}, verdict, el("ul", { class: "errors" }, errorList(p.errors)), diffTable((p.diff && p.diff.changes) || [])));
+    } catch (e) {
+      showResult(failure(e));
+    }
+  }
+
+  async function askRollback(to) {
+    const body = $("confirm-body");
+    fill(body, el("p", {}, `Roll back: republish version ${to} as a new version. These changes go live:`));
+    try {
+      const d = await call("GET", `/diff?from=${current}&to=${to}`);
+      body.append(el("p", {}, `From the running v${current} to v${to}: `, d.worst ? pill(d.worst) : pill("no change", "unchanged")), diffTable(d.changes));
+    } catch (e) {
+      body.append(el("p", { class: "note bad" }, `Cannot show the diff: ${e.message}`));
+    }
+    $("confirm-title").textContent = `Roll back to version ${to}?`;
+    $("confirm-ok").textContent = `Roll back to v${to}`;
+    const dialog = $("confirm");
+    dialog.returnValue = "";
+    dialog.onclose = async () => {
+      if (dialog.returnValue !== "ok") return;
+      try {
+        const r = await call("POST", `/rollback?to=${encodeURIComponent(to)}`);
+        showResult(el("p", { class: "note good" }, `Rolled back: version ${r.version} now holds version ${to}'s configuration.`));
+      } catch (e) {
+        showResult(failure(e));
+      }
+      load();
+    };
+    dialog.showModal();
+  }
+
+  // ---- the event stream: fetch + a reader, since EventSource cannot send headers ----
+  function live(state, text) {
+    const node = $("live");
+    node.className = `live ${state}`;
+    node.textContent = text;
+  }
+  function logEvent(kind, data) {
+    const now = new Date();
+    const at = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}`;
+    let detail = "";
+    if (data) {
+      if (kind === "published") detail = `version ${data.version}${data.changed && data.changed.length ? ` · changed ${data.changed.join(", ")}` : ""}`;
+      else if (kind === "rejected") detail = `kept version ${data.version}`;
+      else if (data.error) detail = `version ${data.version} · ${data.error.message || JSON.stringify(data.error)}`;
+      else detail = `version ${data.version}`;
+      if (data.origin) detail += ` · ${origin(data.origin)}`;
+    }
+    // The stream names pending and history-store events "other"; their data says which.
+    const type = data && data.type ? data.type : kind;
+    const item = el("li", { class: `ev-${type}` }, el("span", { class: "muted" }, at), " ", pill(type.replace(/_/g, " "), type === "history_store_failed" ? "rejected" : type), " ", detail,
+      data && data.errors ? el("ul", { class: "errors" }, errorList(data.errors)) : null);
+    const log = $("events");
+    log.prepend(item);
+    while (log.children.length > 200) log.lastChild.remove();
+  }
+  function handle(block) {
+    let kind = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith(":")) continue; // keep-alive comment
+      if (line.startsWith("event:")) kind = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    }
+    if (!data.length) return;
+    let parsed = null;
+    try { parsed = JSON.parse(data.join("\n")); } catch (_) { parsed = null; }
+    logEvent(kind, parsed);
+    reloadSoon();
+  }
+  async function openStream() {
+    if (stream || document.hidden) return;
+    const controller = new AbortController();
+    stream = controller;
+    live("connecting", "connecting…");
+    try {
+      const response = await fetch(base + "/events", { headers: headers({ accept: "text/event-stream" }), signal: controller.signal, cache: "no-store" });
+      if (response.status === 401) {
+        stream = null;
+        live("off", "needs token");
+        return;
+      }
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      live("on", "live");
+      // How many streams this tab has opened, for whoever checks it reconnects.
+      $("live").dataset.opened = String(Number($("live").dataset.opened || 0) + 1);
+      retry = 1000;
+      // Anything missed while the stream was closed.
+      load();
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value.replace(/\r\n/g, "\n");
+        let cut;
+        while ((cut = buffer.indexOf("\n\n")) >= 0) {
+          handle(buffer.slice(0, cut));
+          buffer = buffer.slice(cut + 2);
+        }
+      }
+    } catch (e) {
+      if (controller.signal.aborted) return;
+    }
+    if (stream !== controller) return;
+    stream = null;
+    if (document.hidden) return;
+    live("off", "reconnecting…");
+    setTimeout(openStream, retry);
+    retry = Math.min(retry * 2, 15000);
+  }
+  function closeStream(text) {
+    if (stream) stream.abort();
+    stream = null;
+    live("off", text || "paused");
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) closeStream("paused (tab hidden)");
+    else { load(); openStream(); }
+  });
+
+  // ---- wiring ----
+  $("token").value = token ? "••••••••" : "";
+  $("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const typed = $("token").value.trim();
+    if (typed && typed !== "••••••••") {
+      token = typed;
+      sessionStorage.setItem(TOKEN_KEY, token);
+      $("token").value = "••••••••";
+    }
+    closeStream("reconnecting…");
+    load().then((ok) => { if (ok) openStream(); });
+  });
+  $("token-forget").addEventListener("click", () => {
+    token = "";
+    sessionStorage.removeItem(TOKEN_KEY);
+    $("token").value = "";
+    closeStream("offline");
+    load().then((ok) => { if (ok) openStream(); });
+  });
+  $("refresh").addEventListener("click", refresh);
+  $("preview").addEventListener("click", preview);
+  $("diff-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    compare($("diff-from").value, $("diff-to").value);
+  });
+  for (const id of ["diff-from", "diff-to"]) $(id).addEventListener("change", () => { $(id).dataset.touched = "1"; });
+  $("confirm-cancel").addEventListener("click", () => $("confirm").close("cancel"));
+
+  load().then((ok) => { if (ok) openStream(); });
+})();

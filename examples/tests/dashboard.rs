@@ -1,0 +1,448 @@
+//! The dashboard in a real browser: headless Chromium driven through WebDriver (the W3C
+//! JSON protocol over plain HTTP/1.1) against `live_server` bound to `0.0.0.0`, where
+//! admin reads need a token.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`apt-get install -y chromium
+//! chromium-driver`); without them the test fails and says so.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use eac_tests::{APP_TOML, SECRET};
+use serde_json::{Value, json};
+use support::{Auth, Launch, Server, TOKEN};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+const INSTALL: &str = "apt-get install -y chromium chromium-driver";
+
+/// The first of `names` found on `PATH`.
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// One HTTP/1.1 exchange: status and body (chromedriver keeps connections open, so the
+/// body is read by its `content-length`).
+fn http(address: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    let (head_end, length) = loop {
+        let n = stream.read(&mut buf).expect("read the answer");
+        assert!(n > 0, "the connection closed before the answer's head");
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head.lines().find_map(|l| {
+                l.strip_prefix("content-length:")
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+            });
+            break (end + 4, length);
+        }
+    };
+    match length {
+        Some(length) => {
+            while raw.len() < head_end + length {
+                let n = stream.read(&mut buf).expect("read the body");
+                assert!(n > 0, "the connection closed mid-body");
+                raw.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            stream.read_to_end(&mut raw).expect("read the body");
+        }
+    }
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let body = String::from_utf8_lossy(&raw[head_end..]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body)
+}
+
+/// A chromedriver process and one browser session; both ended on drop.
+struct Browser {
+    driver: Child,
+    address: SocketAddr,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let chromedriver = on_path(&["chromedriver"]).unwrap_or_else(|| {
+            panic!("chromedriver is not installed: this test needs a real browser (`{INSTALL}`)")
+        });
+        let chromium =
+            on_path(&["chromium", "chromium-browser", "google-chrome"]).unwrap_or_else(|| {
+                panic!("chromium is not installed: this test needs a real browser (`{INSTALL}`)")
+            });
+        let port = {
+            let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let mut command = Command::new(&chromedriver);
+        command
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Its own process group, so that the browser it starts goes with it.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let driver = command.spawn().expect("start chromedriver");
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let profile = tempfile::tempdir().unwrap();
+        let mut browser = Browser {
+            driver,
+            address,
+            session: String::new(),
+            _profile: profile,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = TcpStream::connect(address).is_ok()
+                && browser.raw("GET", "/status", None).1["value"]["ready"] == true;
+            if ready {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver never became ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": { "browser": "ALL" },
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1440,1300", "--hide-scrollbars", "--force-device-scale-factor=1",
+                    format!("--user-data-dir={}", browser._profile.path().display()),
+                ],
+            },
+        }}});
+        let (status, created) = browser.raw("POST", "/session", Some(&capabilities));
+        assert_eq!(status, 200, "no browser session: {created}");
+        browser.session = created["value"]["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned();
+        browser
+    }
+
+    fn raw(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let (status, text) = http(self.address, method, path, body);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A command of this session; its `value`, or a panic naming the WebDriver error.
+    fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        let body = (method == "POST").then_some(&body);
+        let (status, answer) = self.raw(method, &path, body);
+        assert_eq!(status, 200, "WebDriver {method} {path}: {answer}");
+        answer["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.cmd("POST", "/url", json!({ "url": url }));
+    }
+
+    fn find(&self, css: &str) -> String {
+        let found = self.cmd(
+            "POST",
+            "/element",
+            json!({ "using": "css selector", "value": css }),
+        );
+        found[ELEMENT].as_str().expect("an element").to_owned()
+    }
+
+    fn text(&self, css: &str) -> String {
+        let id = self.find(css);
+        self.cmd("GET", &format!("/element/{id}/text"), Value::Null)
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn attribute(&self, css: &str, name: &str) -> String {
+        let id = self.find(css);
+        self.cmd(
+            "GET",
+            &format!("/element/{id}/attribute/{name}"),
+            Value::Null,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.find(css);
+        self.cmd("POST", &format!("/element/{id}/click"), json!({}));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css);
+        self.cmd("POST", &format!("/element/{id}/clear"), json!({}));
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        );
+    }
+
+    /// Polls the text of `css` until `done` holds, for at most 10 seconds.
+    fn until(&self, css: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.try_text(css).unwrap_or_default();
+            if done(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{css}` never showed {what}; it shows {text:?}; page: {}",
+                self.try_text("body").unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn try_text(&self, css: &str) -> Option<String> {
+        let path = format!("/session/{}/element", self.session);
+        let (status, found) = self.raw(
+            "POST",
+            &path,
+            Some(&json!({ "using": "css selector", "value": css })),
+        );
+        let id = found["value"][ELEMENT].as_str().filter(|_| status == 200)?;
+        let path = format!("/session/{}/element/{id}/text", self.session);
+        let (status, text) = self.raw("GET", &path, None);
+        (status == 200).then(|| text["value"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The browser's console since the last call (chromedriver drains it).
+    fn console(&self) -> Vec<Value> {
+        let path = format!("/session/{}/se/log", self.session);
+        let (status, log) = self.raw("POST", &path, Some(&json!({ "type": "browser" })));
+        assert_eq!(status, 200, "no browser log: {log}");
+        log["value"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn screenshot(&self, to: &Path) {
+        let encoded = self.cmd("GET", "/screenshot", Value::Null);
+        let png = base64_decode(encoded.as_str().expect("base64 PNG"));
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            // Quits the browser.
+            let _ = self.raw("DELETE", &format!("/session/{}", self.session), None);
+        }
+        // Then the driver and anything left in its group.
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let digits: Vec<u8> = text.bytes().filter_map(value).collect();
+    digits
+        .chunks(4)
+        .flat_map(|c| {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, d)| n | (u32::from(*d) << (18 - 6 * i)));
+            let bytes = n.to_be_bytes();
+            bytes[1..c.len()].to_vec()
+        })
+        .collect()
+}
+
+/// Console entries that are errors (`SEVERE`), as text.
+fn errors(entries: &[Value]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_dashboard_follows_the_server_live_and_rolls_back_in_a_real_browser() {
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let file = config.path().join("app.toml");
+    std::fs::write(&file, APP_TOML).unwrap();
+    // Bound to 0.0.0.0: reads need a token, even through loopback.
+    let server = Launch::new(config.path(), state.path())
+        .listen("0.0.0.0:0")
+        .start();
+    let local = SocketAddr::from(([127, 0, 0, 1], server.address.port()));
+    let admin = format!("http://{local}/_internal/eac");
+
+    // The page loads without a token, under the CSP; its data does not.
+    let page = Server::request_to(local, "GET", "/_internal/eac/", Auth::None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.header("content-security-policy"),
+        Some("default-src 'self'")
+    );
+    for file in ["app.js", "app.css"] {
+        let path = format!("/_internal/eac/dashboard/{file}");
+        assert_eq!(
+            Server::request_to(local, "GET", &path, Auth::None).status,
+            200
+        );
+    }
+    let status = Server::request_to(local, "GET", "/_internal/eac/status", Auth::None);
+    assert_eq!(status.status, 401);
+
+    let browser = Browser::start();
+    browser.go(&format!("{admin}/"));
+    // The script ran (under `default-src 'self'`) and asked for a token.
+    browser.until("#banner", "a request for a token", |t| {
+        t.contains("needs a token")
+    });
+    // Without a token the only errors are the refused reads (401), nothing else.
+    let before = errors(&browser.console());
+    assert!(
+        before
+            .iter()
+            .all(|e| e.contains("401") && e.contains("/_internal/eac/")),
+        "unexpected console errors before the token: {before:?}"
+    );
+
+    browser.type_into("#token", TOKEN);
+    browser.click("#token-save");
+    browser.until("#version", "version 1", |t| t == "1");
+    browser.until("#live", "the event stream open", |t| t == "live");
+    browser.until("#history", "version 1 in the history", |t| t.contains('1'));
+
+    // A valid edit shows up live: the event log and the version, no reload.
+    let edited = APP_TOML.replace("message = \"hello\"", "message = \"hello, live\"");
+    std::fs::write(&file, &edited).unwrap();
+    browser.until("#version", "version 2", |t| t == "2");
+    browser.until("#events", "the publish event", |t| {
+        t.contains("published") && t.contains("version 2")
+    });
+
+    // An invalid edit is rejected: the page says so and names the key.
+    let broken = edited.replace("max_body_bytes = 1048576", "max_body_bytes = 0");
+    std::fs::write(&file, &broken).unwrap();
+    browser.until("#banner", "the rejection", |t| t.contains("REJECTED"));
+    browser.until("#errors", "the rejected key", |t| {
+        t.contains("limits.max_body_bytes")
+    });
+    assert_eq!(browser.text("#version"), "2", "a rejection changes nothing");
+    std::fs::write(&file, &edited).unwrap();
+    browser.until("#outcome", "a good reload again", |t| t != "rejected");
+
+    // Roll back to version 1: the confirmation shows the diff first.
+    browser.click("button[data-rollback='1']");
+    let confirm = browser.until("#confirm-body", "the rollback's diff", |t| {
+        t.contains("greeting.message")
+    });
+    assert!(
+        confirm.contains("\"hello, live\"") && confirm.contains("\"hello\""),
+        "{confirm}"
+    );
+    browser.click("#confirm-ok");
+    browser.until("#version", "version 3", |t| t == "3");
+    browser.until("#origin", "the rollback as the origin", |t| {
+        t.contains("rollback")
+    });
+    let served = server.get("/", Auth::None);
+    assert_eq!(served["message"], "hello", "{served}");
+    assert_eq!(served["version"], 3, "{served}");
+
+    // The stream closes while the tab is hidden and reopens when it is shown again.
+    let opened = browser.attribute("#live", "data-opened");
+    let first = browser.cmd("GET", "/window", Value::Null);
+    let other = browser.cmd("POST", "/window/new", json!({ "type": "tab" }));
+    browser.cmd("POST", "/window", json!({ "handle": other["handle"] }));
+    browser.cmd("DELETE", "/window", Value::Null);
+    browser.cmd("POST", "/window", json!({ "handle": first }));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser.attribute("#live", "data-opened") == opened {
+        assert!(
+            Instant::now() < deadline,
+            "the stream was not reopened after the tab was hidden"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    browser.until("#live", "the event stream open again", |t| t == "live");
+
+    // A diff between two kept versions, for the picture too.
+    browser.click("#diff-form button");
+    browser.until("#diff-result", "a diff", |t| t.contains("greeting.message"));
+    let page_text = browser.text("body");
+    assert!(!page_text.contains(SECRET), "a secret shows on the page");
+    assert!(!page_text.contains(TOKEN), "the token shows on the page");
+
+    // With the token, no console errors at all.
+    let after = errors(&browser.console());
+    assert!(after.is_empty(), "console errors: {after:?}");
+
+    // The README's picture is refreshed only when asked (EAC_UPDATE_SCREENSHOT=1), so a
+    // test run leaves the work tree clean.
+    let shot = if std::env::var_os("EAC_UPDATE_SCREENSHOT").is_some() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/screenshots/dashboard.png")
+    } else {
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png")
+    };
+    browser.screenshot(&shot);
+
+    // The metrics route, read with the token, saw the same story.
+    let (code, metrics) = {
+        let r = Server::request_to(local, "GET", "/_internal/eac/metrics", Auth::Read);
+        (r.status, r.body)
+    };
+    assert_eq!(code, 200, "{metrics}");
+    assert!(metrics.contains("eac_snapshot_version 3"), "{metrics}");
+    assert!(
+        metrics.contains("eac_reload_total{outcome=\"rejected\"}"),
+        "{metrics}"
+    );
+
+    drop(browser);
+    server.terminate();
+}
