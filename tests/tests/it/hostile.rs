@@ -6,7 +6,8 @@
 //! one ignored test, [`memory_probe`]) so that the peak (`VmHWM` in `/proc/self/status`)
 //! is the document's alone.
 //!
-//! A longer property run: `PROPTEST_CASES=20000 cargo nextest run -p eac-tests hostile::property`.
+//! The property test runs 64 cases (about a second); a longer run, 1,000 cases in about
+//! 30 s on a shared machine: `PROPTEST_CASES=1000 cargo nextest run -p eac-tests hostile::property`.
 
 use std::path::Path;
 use std::process::Command;
@@ -209,6 +210,21 @@ fn a_sparse_gigabyte_file_is_rejected_without_being_read_whole() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].kind(), ErrorKind::Limit);
     assert_eq!(errors[0].source(), Some(&SourceName::File(path)));
+}
+
+#[test]
+fn a_file_that_reports_size_zero_is_still_capped() {
+    // `/proc` files claim a length of 0 and hold more: the cap counts bytes read.
+    let path = Path::new("/proc/self/status");
+    let claimed = std::fs::metadata(path).map(|m| m.len()).unwrap_or(1);
+    assert_eq!(claimed, 0, "a /proc file reports size 0");
+    let errors = File::new(path)
+        .format(eac_accessor::source::Format::Yaml)
+        .max_size(SizeCap::bytes_exact(64))
+        .load()
+        .unwrap_err();
+    assert_eq!(errors[0].kind(), ErrorKind::Limit, "{}", errors[0]);
+    assert_eq!(errors[0].source(), Some(&SourceName::File(path.into())));
 }
 
 #[test]
