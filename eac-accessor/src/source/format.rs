@@ -435,7 +435,7 @@ mod tests {
         assert_eq!(kind, ErrorKind::Limit);
         assert!(err.contains("max_nodes"), "{err}");
 
-        let aliases = format!("a: &x 1\nb: [{}]\n", vec!["*x"; 6].join(", "));
+        let aliases = format!("a: &x 1\nb: [{}]\n", ["*x"; 6].join(", "));
         let (kind, err) = Format::Yaml.parse(&aliases, &limits).unwrap_err();
         assert_eq!(kind, ErrorKind::Limit);
         assert!(err.contains("max_aliases"), "{err}");
