@@ -491,13 +491,51 @@ impl Builder {
     pub fn build(self) -> Result<EaCAccessor, Errors> {
         let started = Instant::now();
         let result = self.build_inner(started);
-        if let Err(errors) = &result {
-            tracing::error!(%errors, "configuration rejected at startup");
-            metrics::record("rejected", 0, started.elapsed());
+        match &result {
+            Ok(inner) => {
+                let snapshot = inner.current.load();
+                tracing::info!(version = snapshot.version, hash = %snapshot.hash, origin = %snapshot.origin, "configuration published at startup");
+                metrics::record("published", snapshot.version, started.elapsed());
+            }
+            Err(errors) => {
+                tracing::error!(%errors, "configuration rejected at startup");
+                metrics::record("rejected", 0, started.elapsed());
+            }
         }
         Ok(EaCAccessor {
             inner: Arc::new(result?),
         })
+    }
+
+    /// Runs the whole pipeline on the sources — read, merge, unknown keys, schema,
+    /// deserialize, `validate`, readiness hooks — and returns every error, exactly as a
+    /// live reload would reject the candidate; publishes nothing, opens no durable
+    /// history, records no metric (`nginx -t` for a configuration).
+    ///
+    /// ```
+    /// use eac_accessor::{EaCAccessor, EaCSection, source::{Format, Memory}};
+    ///
+    /// #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+    /// struct Limits {
+    ///     #[schemars(range(min = 1))]
+    ///     max_body_bytes: u64,
+    /// }
+    ///
+    /// let broken = Memory::new("app.toml", Format::Toml, "[limits]\nmax_body_bytes = 0\n");
+    /// let errors = EaCAccessor::builder().section::<Limits>().source(broken).check().unwrap_err();
+    /// assert_eq!(errors.as_slice()[0].key(), Some("limits.max_body_bytes"));
+    /// ```
+    pub fn check(mut self) -> Result<(), Errors> {
+        self.durable_history = None;
+        self.fallback_to_last_good = false;
+        self.build_inner(Instant::now()).map(drop)
+    }
+
+    /// The JSON Schema (draft-07) of every registered section, nested at its path: the
+    /// document that editors' language servers read to check and complete a config file
+    /// (`# yaml-language-server: $schema=…`, `#:schema …` in TOML, `"$schema"` in JSON).
+    pub fn json_schema(&self) -> serde_json::Value {
+        crate::schema::export(&self.specs, self.allow_unknown_keys)
     }
 
     fn build_inner(self, started: Instant) -> Result<Inner, Errors> {
@@ -586,8 +624,6 @@ impl Builder {
         };
         let origin = snapshot.origin.clone();
         let snapshot = Arc::new(snapshot);
-        tracing::info!(version = snapshot.version, hash = %snapshot.hash, %origin, "configuration published at startup");
-        metrics::record("published", snapshot.version, started.elapsed());
         status.record(
             &origin,
             &Ok(Outcome::Published {

@@ -65,6 +65,7 @@ pub mod lens;
 mod metrics;
 mod publish;
 pub mod reload;
+mod schema;
 mod secret;
 mod section;
 mod snapshot;

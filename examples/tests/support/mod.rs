@@ -138,6 +138,16 @@ impl Launch {
         }
     }
 
+    /// Runs it to completion (`--check`, `--print-schema`): exit code, stdout, stderr.
+    pub fn output(&self) -> (Option<i32>, String, String) {
+        let output = self.command().output().expect("run live_server");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     /// Runs it to completion (for a start that must fail): exit code and stderr.
     pub fn run_to_end(&self) -> (Option<i32>, String) {
         let mut command = self.command();

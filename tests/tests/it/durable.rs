@@ -146,8 +146,8 @@ fn a_state_dir_that_served_another_folder_says_so() {
     let build = |label: &str| {
         EaCAccessor::builder()
             .section::<Greeting>()
-        // The fixture holds the other sections too; this test reads only this one.
-        .allow_unknown_keys(true)
+            // The fixture holds the other sections too; this test reads only this one.
+            .allow_unknown_keys(true)
             .source(Dir::new(dir.path()))
             .durable_history(state.path())
             .history_label(label)

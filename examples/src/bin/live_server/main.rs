@@ -19,7 +19,7 @@ use clap::Parser;
 use eac_accessor::lens::Lens;
 use eac_accessor::reload::{ReloadConfig, ReloadCoordinator, Triggered};
 use eac_accessor::source::{Dir, Env};
-use eac_accessor::{EaCAccessor, Origin};
+use eac_accessor::{Builder, EaCAccessor, Origin};
 use eac_tower::admin::{self, AdminConfig};
 use eac_tower::{EaCLayer, LiveBodyLimitLayer, LiveTimeoutLayer, Pinned, Section};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -31,7 +31,8 @@ use options::Options;
 use sections::{Features, Greeting, Limits, Upstream};
 use serve::{Listener, ServeConfig};
 
-fn accessor(options: &Options) -> Result<EaCAccessor, eac_accessor::Errors> {
+/// The sections and sources, shared by serving, `--check` and `--print-schema`.
+fn builder(options: &Options) -> Builder {
     EaCAccessor::builder()
         .section::<Greeting>()
         .section::<Limits>()
@@ -40,6 +41,10 @@ fn accessor(options: &Options) -> Result<EaCAccessor, eac_accessor::Errors> {
         // As the user typed it, so that messages name the files that way.
         .source(Dir::new(&options.config_dir))
         .source(Env::prefixed("APP_"))
+}
+
+fn accessor(options: &Options) -> Result<EaCAccessor, eac_accessor::Errors> {
+    builder(options)
         .durable_history(options.state_dir())
         .history_label(options.config_dir_absolute().display().to_string())
         .fallback_to_last_good(options.fallback_to_last_good)
@@ -181,6 +186,30 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let options = Options::parse();
+    if options.print_schema {
+        let schema = builder(&options).json_schema();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&schema).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    if options.check {
+        let dir = options.config_dir.display();
+        return match builder(&options).check() {
+            Ok(()) => {
+                println!("{dir}: valid");
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                println!("{dir}: invalid, {} error(s)", errors.as_slice().len());
+                for error in errors.as_slice() {
+                    println!("  - {error}");
+                }
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Before the accessor is built, so that the first publish is counted.
     let metrics = match install_metrics() {
         Ok(m) => m,

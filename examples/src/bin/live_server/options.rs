@@ -66,6 +66,16 @@ pub(crate) struct Options {
     /// durable history instead of failing.
     #[arg(long)]
     pub(crate) fallback_to_last_good: bool,
+
+    /// Validate the config folder and the environment with the same pipeline as a
+    /// reload, print every error, and exit 0 (valid) or 1 (not); serves nothing and
+    /// opens no state dir.
+    #[arg(long, conflicts_with = "print_schema")]
+    pub(crate) check: bool,
+
+    /// Print the JSON Schema (draft-07) of all sections, for editors, and exit.
+    #[arg(long)]
+    pub(crate) print_schema: bool,
 }
 
 fn bundled_config() -> PathBuf {

@@ -1,0 +1,71 @@
+//! `live_server --check` and `--print-schema`: validate without serving, and the schema
+//! that editors read.
+
+mod support;
+
+use eac_tests::{APP_TOML as APP, SECRET};
+use support::Launch;
+
+fn check(dir: &std::path::Path) -> (Option<i32>, String) {
+    let state = tempfile::tempdir().unwrap();
+    let (code, stdout, _) = Launch::bare()
+        .arg("--config-dir")
+        .arg(dir.to_str().unwrap())
+        .arg("--state-dir")
+        .arg(state.path().join("never").to_str().unwrap())
+        .arg("--check")
+        .output();
+    assert!(
+        !state.path().join("never").exists(),
+        "--check opened the state dir"
+    );
+    (code, stdout.replace(&dir.display().to_string(), "[dir]"))
+}
+
+#[test]
+fn check_exits_0_on_a_good_folder_and_1_with_every_error_on_a_broken_one() {
+    let good = tempfile::tempdir().unwrap();
+    std::fs::write(good.path().join("app.toml"), APP).unwrap();
+    let (code, out) = check(good.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.trim(), "[dir]: valid");
+
+    let broken = tempfile::tempdir().unwrap();
+    let text = APP
+        .replace("max_body_bytes = 1048576", "max_body_bytes = \"lots\"")
+        .replace("[greeting]", "[greting]")
+        .replace("url = \"https://upstream.example\"", "url = \"ftp://x\"");
+    std::fs::write(broken.path().join("app.toml"), text).unwrap();
+    let (code, out) = check(broken.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(!out.contains(SECRET), "a secret was printed: {out}");
+    insta::assert_snapshot!("check_broken", out);
+}
+
+#[test]
+fn the_exported_schema_is_draft_07_and_validates_the_bundled_config() {
+    let (code, stdout, _) = Launch::bare().arg("--print-schema").output();
+    assert_eq!(code, Some(0));
+    let schema: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    let validator = jsonschema::draft7::new(&schema).unwrap();
+
+    let bundled =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/app.toml")).unwrap();
+    let bundled: serde_json::Value = toml::from_str(&bundled).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&bundled)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let mut broken = bundled.clone();
+    broken["limits"]["max_body_bytes"] = serde_json::json!(0);
+    assert!(!validator.is_valid(&broken), "a limit of 0 passed");
+    let mut misspelled = bundled;
+    misspelled["greting"] = misspelled["greeting"].clone();
+    assert!(
+        !validator.is_valid(&misspelled),
+        "an unknown section passed"
+    );
+}
