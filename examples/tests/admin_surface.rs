@@ -185,3 +185,65 @@ fn at_most_64_event_streams_then_503_until_one_closes() {
         let _ = stream.read_to_end(&mut rest);
     }
 }
+
+/// A POST with a JSON body; the whole response.
+fn post_json(address: SocketAddr, path: &str, body: &str) -> support::Response {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: test\r\nx-eac-refresh-token: {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    support::read_response(&mut stream).unwrap()
+}
+
+#[test]
+fn neither_the_admin_token_nor_an_unrelated_app_variable_shows_anywhere() {
+    const UNRELATED: &str = "unrelated-value-9f8e7d";
+    let (config, state) = folders();
+    let server = Launch::new(config.path(), state.path())
+        .env("APP_ADMIN_TOKEN", UNRELATED)
+        .env("APP_GREETING__MESSAGE", "from env")
+        .start();
+    assert_eq!(server.get("/", Auth::None)["message"], "from env");
+    // A preview that touches the unrelated key is rejected and never echoes it.
+    let preview = post_json(
+        server.address,
+        "/_internal/eac/preview",
+        r#"{"admin_token": "probe", "greeting": {"message": "previewed"}}"#,
+    );
+    std::fs::write(
+        config.path().join("app.toml"),
+        APP.replace("max_body_bytes = 1048576", "max_body_bytes = 2048"),
+    )
+    .unwrap();
+    server.until("/_internal/eac/status", |s| s["version"] == 2);
+    let mut seen = vec![preview.body.clone()];
+    for path in READS {
+        seen.push(server.request("GET", path, Auth::Admin).body);
+    }
+    seen.push(server.log());
+    for entry in std::fs::read_dir(state.path()).unwrap() {
+        seen.push(
+            String::from_utf8_lossy(&std::fs::read(entry.unwrap().path()).unwrap()).into_owned(),
+        );
+    }
+    for text in &seen {
+        assert!(
+            !text.contains(UNRELATED),
+            "the unrelated APP_ variable shows: {text}"
+        );
+        assert!(
+            !text.contains(TOKEN) && !text.contains(READ_TOKEN),
+            "a token shows: {text}"
+        );
+    }
+    server.terminate();
+}
