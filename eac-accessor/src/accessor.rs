@@ -55,7 +55,7 @@ use crate::subscribe::{Callbacks, Event, SectionChange, SectionWatch, Subscripti
 /// ```
 #[derive(Clone)]
 pub struct EaCAccessor {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
