@@ -20,6 +20,7 @@ const VARIANTS: &[&str] = &[
     "empty",
     "eac",
     "eac-cached",
+    "eac-cached-load",
     "eac-20",
     "eac-load",
     "dynamic-config",
@@ -50,6 +51,11 @@ fn run(variant: &str, n: u64) -> u64 {
             let (accessor, _doc) = peers::accessor();
             let mut reader = accessor.cached();
             repeat(n, || reader.load().section::<Limits>().max_body_bytes)
+        }
+        "eac-cached-load" => {
+            let (accessor, _doc) = peers::accessor();
+            let mut reader = accessor.cached();
+            repeat(n, || reader.load().version())
         }
         "eac-20" => {
             let accessor = peers::accessor_20();

@@ -85,11 +85,13 @@ impl EaCAccessor {
     /// Hold it for a short unit of work; for longer (across `.await`, or into another
     /// task) use [`load_full`](EaCAccessor::load_full). Read everything one unit of work
     /// needs from one snapshot: see [`Snapshot`]'s consistency rule.
+    #[inline]
     pub fn load(&self) -> Guard<Arc<Snapshot>> {
         self.inner.current.load()
     }
 
     /// The current snapshot as an owned `Arc`, to keep as long as needed.
+    #[inline]
     pub fn load_full(&self) -> Arc<Snapshot> {
         self.inner.current.load_full()
     }

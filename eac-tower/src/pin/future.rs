@@ -14,12 +14,12 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        version: Option<HeaderValue>,
+        version: Option<u64>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn new(inner: F, version: Option<HeaderValue>) -> Self {
+    pub(super) fn new(inner: F, version: Option<u64>) -> Self {
         ResponseFuture { inner, version }
     }
 }
@@ -34,7 +34,9 @@ where
         let this = self.project();
         let mut response = ready!(this.inner.poll(cx))?;
         if let Some(version) = this.version.take() {
-            response.headers_mut().insert(VERSION_HEADER, version);
+            response
+                .headers_mut()
+                .insert(VERSION_HEADER, HeaderValue::from(version));
         }
         Poll::Ready(Ok(response))
     }
