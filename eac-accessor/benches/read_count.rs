@@ -21,6 +21,7 @@ const VARIANTS: &[&str] = &[
     "eac",
     "eac-cached",
     "eac-cached-load",
+    "eac-cached-section",
     "eac-20",
     "eac-load",
     "dynamic-config",
@@ -56,6 +57,11 @@ fn run(variant: &str, n: u64) -> u64 {
             let (accessor, _doc) = peers::accessor();
             let mut reader = accessor.cached();
             repeat(n, || reader.load().version())
+        }
+        "eac-cached-section" => {
+            let (accessor, _doc) = peers::accessor();
+            let mut limits = accessor.cached_section::<Limits>();
+            repeat(n, || limits.load().max_body_bytes)
         }
         "eac-20" => {
             let accessor = peers::accessor_20();

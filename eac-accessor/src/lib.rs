@@ -69,7 +69,7 @@ mod validate;
 
 pub use accessor::{Builder, EaCAccessor, PendingChange, ReloadReport, Status};
 pub use arc_swap::Guard;
-pub use cache::CachedReader;
+pub use cache::{CachedReader, CachedSection};
 pub use diff::{Change, ChangeKind, Class, Diff};
 pub use eac_derive::EaCSection;
 pub use error::{Error, ErrorKind, Errors, SourceName};
