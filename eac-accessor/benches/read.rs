@@ -127,10 +127,10 @@ impl Fixture {
     /// dynamic-config's own reload: its override layer alternates the value, and the
     /// builder re-reads its file and installs a new snapshot.
     fn peer_writer(&self, stop: &AtomicBool, count: &AtomicU64) {
-        let mut i = 0u64;
+        let values = [2048u64, 1024];
+        let mut i = 0;
         while !stop.load(Ordering::Relaxed) {
-            PeerLimits::set_override("max_body_bytes", if i % 2 == 0 { 2048u64 } else { 1024 })
-                .expect("an override");
+            PeerLimits::set_override("max_body_bytes", values[i % 2]).expect("an override");
             self.peer.reload().expect("the bench document is valid");
             i += 1;
             count.fetch_add(1, Ordering::Relaxed);
