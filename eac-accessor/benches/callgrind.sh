@@ -47,5 +47,5 @@ for v in "${variants[@]}"; do
     a=$(count "$v" "$N1")
     b=$(count "$v" "$N2")
     awk -v v="$v" -v a="$a" -v b="$b" -v n1="$N1" -v n2="$N2" \
-        'BEGIN { printf "  %-16s %10.1f\n", v, (b - a) / (n2 - n1) }'
+        'BEGIN { printf "  %-20s %10.1f\n", v, (b - a) / (n2 - n1) }'
 done

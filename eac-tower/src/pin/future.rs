@@ -32,12 +32,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
-        if let Some(version) = this.version.take() {
+        // Modified in place: the response is not moved out and back in.
+        let mut output = ready!(this.inner.poll(cx));
+        if let (Some(version), Ok(response)) = (this.version.take(), &mut output) {
             response
                 .headers_mut()
                 .insert(VERSION_HEADER, HeaderValue::from(version));
         }
-        Poll::Ready(Ok(response))
+        Poll::Ready(output)
     }
 }
