@@ -161,8 +161,8 @@ impl Snapshot {
         self.scan(T::__slot())
     }
 
-    /// The scan behind [`get`](Snapshot::get), when the hint missed; updates the hint.
-    #[cold]
+    /// The scan behind [`get`](Snapshot::get), when the hint missed or the type has
+    /// none; updates the hint.
     #[inline(never)]
     fn scan<T: EaCSection>(&self, slot: Option<&AtomicUsize>) -> Option<&T> {
         let id = TypeId::of::<T>();
