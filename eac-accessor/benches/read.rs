@@ -1,5 +1,6 @@
-//! The read path: `EaCAccessor::load()` against a bare `ArcSwap::load` and an
-//! `RwLock<Arc<T>>` read-and-clone, alone and while another thread publishes in a loop.
+//! The read path: `EaCAccessor::load()` against its closest peer, dynamic-config 0.10
+//! (`current()`), a bare `ArcSwap::load` and an `RwLock<Arc<T>>` read-and-clone, alone
+//! and while another thread publishes in a loop.
 //!
 //! Run with `cargo bench -p eac-accessor --bench read`. After the criterion groups, a
 //! summary measures every variant again, interleaved in rounds, and prints the ratios
@@ -7,7 +8,11 @@
 //!
 //! - `load()` ≤ 1.2× a bare `ArcSwap::load`;
 //! - `load()` ≤ 0.3× an `RwLock<Arc<T>>` read-and-clone, each while a writer publishes.
+//!
+//! Instructions per read (the figure DESIGN.md compares with dynamic-config) come from
+//! `benches/read_count.rs` under callgrind: `eac-accessor/benches/callgrind.sh`.
 
+use std::cell::RefCell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -16,64 +21,38 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
-use eac_accessor::source::{Format, Memory};
-use eac_accessor::{EaCAccessor, EaCSection, Origin};
-use schemars::JsonSchema;
-use serde::Deserialize;
+use eac_accessor::source::Memory;
+use eac_accessor::{CachedReader, EaCAccessor, Origin};
 
-#[derive(Debug, Deserialize, JsonSchema)]
-struct Limits {
-    max_body_bytes: u64,
-    request_timeout_ms: u64,
+mod peers;
+use peers::{DOC_A, DOC_B, Limits, PeerLimits, Plain};
+
+thread_local! {
+    /// The reading thread's cached reader of the fixture's accessor.
+    static CACHED: RefCell<Option<CachedReader>> = const { RefCell::new(None) };
 }
 
-impl EaCSection for Limits {
-    const PATH: &'static str = "limits";
-}
-
-/// What the baselines hold: a version and the section, like a snapshot without the rest.
-#[derive(Debug)]
-struct Plain {
-    version: u64,
-    limits: Limits,
-}
-
-impl Plain {
-    fn new(version: u64, max_body_bytes: u64) -> Arc<Plain> {
-        Arc::new(Plain {
-            version,
-            limits: Limits {
-                max_body_bytes,
-                request_timeout_ms: 5000,
-            },
-        })
-    }
-}
-
-const DOC_A: &str = r#"{"limits": {"max_body_bytes": 1024, "request_timeout_ms": 5000}}"#;
-const DOC_B: &str = r#"{"limits": {"max_body_bytes": 2048, "request_timeout_ms": 5000}}"#;
-
-/// The three things being read, with what it takes to publish into each.
+/// The things being read, with what it takes to publish into each.
 struct Fixture {
     accessor: EaCAccessor,
     doc: Memory,
+    peer: dynamic_config::Builder<PeerLimits>,
+    _peer_dir: tempfile::TempDir,
     swap: ArcSwap<Plain>,
     lock: RwLock<Arc<Plain>>,
 }
 
 impl Fixture {
     fn new() -> Fixture {
-        let doc = Memory::new("bench", Format::Json, DOC_A);
-        let accessor = EaCAccessor::builder()
-            .section::<Limits>()
-            .source(doc.clone())
-            .build()
-            .expect("the bench document is valid");
+        let (accessor, doc) = peers::accessor();
+        let (peer, _peer_dir) = peers::peer();
         Fixture {
             accessor,
             doc,
-            swap: ArcSwap::new(Plain::new(1, 1024)),
-            lock: RwLock::new(Plain::new(1, 1024)),
+            peer,
+            _peer_dir,
+            swap: peers::arcswap(),
+            lock: peers::rwlock(),
         }
     }
 
@@ -85,6 +64,22 @@ impl Fixture {
 
     fn accessor_field(&self) {
         black_box(self.accessor.load().section::<Limits>().max_body_bytes);
+    }
+
+    /// Through a per-thread `CachedReader`, as a worker thread would keep one.
+    fn cached_field(&self) {
+        CACHED.with_borrow_mut(|reader| {
+            let reader = reader.get_or_insert_with(|| self.accessor.cached());
+            black_box(reader.load().section::<Limits>().max_body_bytes);
+        });
+    }
+
+    fn peer_current(&self) {
+        black_box(PeerLimits::current());
+    }
+
+    fn peer_field(&self) {
+        black_box(PeerLimits::current().max_body_bytes);
     }
 
     fn arcswap_load(&self) {
@@ -103,9 +98,8 @@ impl Fixture {
         black_box(self.rwlock_read().limits.max_body_bytes);
     }
 
-    /// Read-lock, clone the `Arc`, unlock: what a reader of an `RwLock<Arc<T>>` does.
     fn rwlock_read(&self) -> Arc<Plain> {
-        Arc::clone(&self.lock.read().unwrap_or_else(|p| p.into_inner()))
+        peers::rwlock_read(&self.lock)
     }
 
     // --- writers: publish in a loop until `stop`, counting publishes --------------------
@@ -128,6 +122,21 @@ impl Fixture {
             self.doc.set(DOC_A);
             self.accessor.reload(Origin::Refresh).expect("valid");
         }
+    }
+
+    /// dynamic-config's own reload: its override layer alternates the value, and the
+    /// builder re-reads its file and installs a new snapshot.
+    fn peer_writer(&self, stop: &AtomicBool, count: &AtomicU64) {
+        let values = [2048u64, 1024];
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) {
+            PeerLimits::set_override("max_body_bytes", values[i % 2]).expect("an override");
+            self.peer.reload().expect("the bench document is valid");
+            i += 1;
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        PeerLimits::clear_overrides();
+        self.peer.reload().expect("valid");
     }
 
     fn arcswap_writer(&self, stop: &AtomicBool, count: &AtomicU64) {
@@ -199,20 +208,38 @@ fn with_writer<R>(fixture: &Fixture, writer: Writer, work: impl FnOnce() -> R) -
     })
 }
 
-const READS: [(&str, Read); 6] = [
+const READS: [(&str, Read); 9] = [
     ("accessor/load", Fixture::accessor_load),
     ("accessor/load+field", Fixture::accessor_field),
+    ("accessor/cached+field", Fixture::cached_field),
+    ("dynamic-config/current", Fixture::peer_current),
+    ("dynamic-config/current+field", Fixture::peer_field),
     ("arcswap/load", Fixture::arcswap_load),
     ("arcswap/load+field", Fixture::arcswap_field),
     ("rwlock/read+clone", Fixture::rwlock_clone),
     ("rwlock/read+clone+field", Fixture::rwlock_field),
 ];
 
-const CONTENDED: [(&str, Read, Writer); 4] = [
+const CONTENDED: [(&str, Read, Writer); 7] = [
     (
         "accessor/load",
         Fixture::accessor_load,
         Fixture::accessor_writer,
+    ),
+    (
+        "accessor/load+field",
+        Fixture::accessor_field,
+        Fixture::accessor_writer,
+    ),
+    (
+        "accessor/cached+field",
+        Fixture::cached_field,
+        Fixture::accessor_writer,
+    ),
+    (
+        "dynamic-config/current+field",
+        Fixture::peer_field,
+        Fixture::peer_writer,
     ),
     (
         "arcswap/load",
@@ -315,31 +342,43 @@ fn ratio_summary(fixture: &Fixture) {
         );
     }
     let verdict = |ratio: f64, target: f64| if ratio <= target { "ok" } else { "MISSED" };
-    let load = alone[0] / alone[2];
+    let load = alone[0] / alone[5];
     println!(
         "ratio load/arcswap = {load:.2} (target <= 1.2) {}",
         verdict(load, 1.2)
     );
     println!(
         "ratio load+field/arcswap+field = {:.2} (no target)",
-        alone[1] / alone[3]
+        alone[1] / alone[6]
     );
-    let under = contended[0] / contended[2];
+    let under = contended[0] / contended[5];
     println!(
         "ratio load/rwlock-read+clone under writer = {under:.2} (target <= 0.3) {}",
         verdict(under, 0.3)
     );
     println!(
         "ratio load/arcswap under writer = {:.2} (no target)",
-        contended[0] / contended[1]
+        contended[0] / contended[4]
     );
     println!(
         "ratio load/rwlock-read+clone under writer paced to {PACED_RATE}/s = {:.2} (no target)",
-        contended[0] / contended[3]
+        contended[0] / contended[6]
     );
     println!(
         "ratio load/rwlock-read+clone alone = {:.2} (no target)",
-        alone[0] / alone[4]
+        alone[0] / alone[7]
+    );
+    println!(
+        "ratio load+field/dynamic-config current+field = {:.2} (no target; see callgrind.sh)",
+        alone[1] / alone[4]
+    );
+    println!(
+        "ratio cached+field/dynamic-config current+field = {:.2} (no target)",
+        alone[2] / alone[4]
+    );
+    println!(
+        "ratio load+field/dynamic-config current+field, each under its own writer = {:.2} (no target)",
+        contended[1] / contended[3]
     );
 }
 
@@ -372,4 +411,5 @@ fn main() {
         5000
     );
     assert_eq!(fixture.swap.load().version, 1);
+    assert_eq!(PeerLimits::current().max_body_bytes, 1024);
 }

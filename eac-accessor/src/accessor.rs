@@ -56,7 +56,7 @@ use crate::subscribe::{Callbacks, Event, SectionChange, SectionWatch, Subscripti
 /// ```
 #[derive(Clone)]
 pub struct EaCAccessor {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
@@ -88,11 +88,13 @@ impl EaCAccessor {
     /// Hold it for a short unit of work; for longer (across `.await`, or into another
     /// task) use [`load_full`](EaCAccessor::load_full). Read everything one unit of work
     /// needs from one snapshot: see [`Snapshot`]'s consistency rule.
+    #[inline]
     pub fn load(&self) -> Guard<Arc<Snapshot>> {
         self.inner.current.load()
     }
 
     /// The current snapshot as an owned `Arc`, to keep as long as needed.
+    #[inline]
     pub fn load_full(&self) -> Arc<Snapshot> {
         self.inner.current.load_full()
     }

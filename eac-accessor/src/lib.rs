@@ -55,6 +55,7 @@
 #[path = "private.rs"]
 pub mod __private;
 mod accessor;
+mod cache;
 pub mod diff;
 pub mod docs;
 mod error;
@@ -75,6 +76,7 @@ mod validate;
 
 pub use accessor::{Builder, EaCAccessor, PendingChange, ReloadReport, Status};
 pub use arc_swap::Guard;
+pub use cache::{CachedReader, CachedSection};
 pub use diff::{Change, ChangeKind, Class, Diff};
 pub use eac_derive::EaCSection;
 pub use error::{Error, ErrorKind, Errors, SourceName};

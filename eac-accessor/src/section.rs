@@ -3,6 +3,7 @@
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -70,6 +71,18 @@ pub trait EaCSection: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     /// Checks the schema cannot express; report every failure, keyed by field path.
     fn validate(&self) -> Result<(), FieldErrors> {
         Ok(())
+    }
+
+    /// Where this type's section was last found in a snapshot's list, so that
+    /// [`Snapshot::get`](crate::Snapshot::get) checks one entry instead of scanning.
+    ///
+    /// A hint, never trusted: the entry's type is checked, and a miss scans and updates
+    /// it. `#[derive(EaCSection)]` gives each non-generic type its own; the default (no
+    /// hint) always scans.
+    #[doc(hidden)]
+    #[inline]
+    fn __slot() -> Option<&'static AtomicUsize> {
+        None
     }
 }
 

@@ -4,6 +4,7 @@ use std::any::TypeId;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -204,12 +205,29 @@ impl Snapshot {
     }
 
     /// The section `T`, or `None` when `T` was not registered on the builder.
+    #[inline]
     pub fn get<T: EaCSection>(&self) -> Option<&T> {
+        // The hint is shared by every accessor, so it may point at another type here
+        // (another registration order): `downcast_ref` checks the type either way.
+        if let Some(slot) = T::__slot()
+            && let Some((_, _, section)) = self.sections.get(slot.load(Ordering::Relaxed))
+            && let Some(section) = section.downcast_ref()
+        {
+            return Some(section);
+        }
+        self.scan(T::__slot())
+    }
+
+    /// The scan behind [`get`](Snapshot::get), when the hint missed or the type has
+    /// none; updates the hint.
+    #[inline(never)]
+    fn scan<T: EaCSection>(&self, slot: Option<&AtomicUsize>) -> Option<&T> {
         let id = TypeId::of::<T>();
-        self.sections
-            .iter()
-            .find(|(t, _, _)| *t == id)
-            .and_then(|(_, _, s)| s.downcast_ref())
+        let index = self.sections.iter().position(|(t, _, _)| *t == id)?;
+        if let Some(slot) = slot {
+            slot.store(index, Ordering::Relaxed);
+        }
+        self.sections[index].2.downcast_ref()
     }
 
     /// The section `T`.
@@ -218,13 +236,12 @@ impl Snapshot {
     ///
     /// When `T` was not registered with `EaCAccessor::builder().section::<T>()`, a
     /// programming error; use [`get`](Snapshot::get) to check instead.
+    #[inline]
     pub fn section<T: EaCSection>(&self) -> &T {
-        self.get().unwrap_or_else(|| {
-            panic!(
-                "section `{}` is not registered: add `.section::<{0}>()` to the EaCAccessor builder",
-                std::any::type_name::<T>()
-            )
-        })
+        match self.get() {
+            Some(section) => section,
+            None => not_registered::<T>(),
+        }
     }
 }
 
@@ -268,6 +285,15 @@ impl fmt::Display for KeySource {
         }
         Ok(())
     }
+}
+
+#[cold]
+#[inline(never)]
+fn not_registered<T>() -> ! {
+    panic!(
+        "section `{}` is not registered: add `.section::<{0}>()` to the EaCAccessor builder",
+        std::any::type_name::<T>()
+    )
 }
 
 impl fmt::Debug for Snapshot {

@@ -58,10 +58,26 @@ fn section(input: &Input<'_>) -> TokenStream {
             const ALLOW_UNKNOWN_KEYS: bool = true;
         )
     });
-    let section = impl_section(input, quote!(#allow_unknown_keys #secrets #validate));
+    let slot = slot(input);
+    let section = impl_section(input, quote!(#allow_unknown_keys #secrets #validate #slot));
     let lenses = lenses(input, fields);
     let debug = input.attrs.no_debug.is_none().then(|| debug(input, fields));
     quote!(#section #lenses #debug)
+}
+
+/// `__slot()`: a lookup hint of the type's own. Not for a generic type: a `static` in a
+/// generic impl is one for all its instances, which would take turns overwriting it.
+fn slot(input: &Input<'_>) -> Option<TokenStream> {
+    input.original.generics.params.is_empty().then(|| {
+        quote! {
+            #[inline]
+            fn __slot() -> __eac::Option<&'static ::core::sync::atomic::AtomicUsize> {
+                static SLOT: ::core::sync::atomic::AtomicUsize =
+                    ::core::sync::atomic::AtomicUsize::new(0);
+                __eac::Option::Some(&SLOT)
+            }
+        }
+    })
 }
 
 /// The least that keeps the user's code compiling after an error.

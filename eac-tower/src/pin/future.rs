@@ -14,12 +14,12 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        version: Option<HeaderValue>,
+        version: Option<u64>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn new(inner: F, version: Option<HeaderValue>) -> Self {
+    pub(super) fn new(inner: F, version: Option<u64>) -> Self {
         ResponseFuture { inner, version }
     }
 }
@@ -32,10 +32,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut response = ready!(this.inner.poll(cx))?;
-        if let Some(version) = this.version.take() {
-            response.headers_mut().insert(VERSION_HEADER, version);
+        // Modified in place: the response is not moved out and back in.
+        let mut output = ready!(this.inner.poll(cx));
+        if let (Some(version), Ok(response)) = (this.version.take(), &mut output) {
+            response
+                .headers_mut()
+                .insert(VERSION_HEADER, HeaderValue::from(version));
         }
-        Poll::Ready(Ok(response))
+        Poll::Ready(output)
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use eac_accessor::{EaCAccessor, Snapshot};
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderName, Request, Response};
 use tower_service::Service;
 
 /// The response header that carries the version which served a request.
@@ -92,9 +92,8 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let snapshot = self.accessor.load_full();
-        let version = self
-            .version_header
-            .then(|| HeaderValue::from(snapshot.version()));
+        // The number, not its header value: formatting it waits for the response.
+        let version = self.version_header.then(|| snapshot.version());
         request.extensions_mut().insert(PinnedSnapshot(snapshot));
         ResponseFuture::new(self.inner.call(request), version)
     }

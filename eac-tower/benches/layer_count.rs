@@ -1,0 +1,76 @@
+//! N requests through one middleware, for counting instructions per request under
+//! callgrind: `eac-accessor/benches/callgrind.sh eac-tower layer_count` runs each
+//! variant with two N's and subtracts, so that setup cancels out.
+//!
+//! Variants: `add-extension` (tower-http inserting an `Arc` of the snapshot), `eac`
+//! (`EaCLayer`, header off), `eac-header` (`EaCLayer` with the `x-eac-version` header).
+//! Without a variant (as `cargo bench` and `cargo test --benches` run it), each runs 1000
+//! requests, as a smoke test; `variants` prints their names.
+
+use std::convert::Infallible;
+use std::hint::black_box;
+
+use eac_accessor::EaCAccessor;
+use eac_accessor::source::{Format, Memory};
+use eac_tower::{EaCLayer, PinnedSnapshot};
+use futures_util::FutureExt;
+use http::{Request, Response};
+use tower::{Layer, Service, ServiceExt, service_fn};
+use tower_http::add_extension::AddExtensionLayer;
+
+const VARIANTS: &[&str] = &["add-extension", "eac", "eac-header"];
+
+fn accessor() -> EaCAccessor {
+    let doc = "[greeting]\nmessage = \"hello\"\n[limits]\nmax_body_bytes = 1048576\n";
+    EaCAccessor::builder()
+        .source(Memory::new("bench", Format::Toml, doc))
+        .build()
+        .expect("valid")
+}
+
+async fn handler(request: Request<()>) -> Result<Response<()>, Infallible> {
+    black_box(request.extensions().get::<PinnedSnapshot>());
+    Ok(Response::new(()))
+}
+
+/// `n` requests through `service`, each polled to completion without a runtime.
+fn requests<S>(n: u64, mut service: S)
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+{
+    for _ in 0..black_box(n) {
+        let ready = service.ready().now_or_never().expect("ready").expect("ok");
+        let response = ready.call(Request::new(())).now_or_never().expect("done");
+        black_box(response.expect("ok"));
+    }
+}
+
+fn run(variant: &str, n: u64) {
+    let accessor = accessor();
+    match variant {
+        "add-extension" => requests(
+            n,
+            AddExtensionLayer::new(PinnedSnapshot(accessor.load_full())).layer(service_fn(handler)),
+        ),
+        "eac" => requests(
+            n,
+            EaCLayer::new(accessor)
+                .version_header(false)
+                .layer(service_fn(handler)),
+        ),
+        "eac-header" => requests(n, EaCLayer::new(accessor).layer(service_fn(handler))),
+        other => panic!("unknown variant `{other}`; one of {VARIANTS:?}"),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    match args.as_slice() {
+        [list] if list == "variants" => println!("{}", VARIANTS.join(" ")),
+        [variant, n] => run(variant, n.parse().expect("N, a number of requests")),
+        _ => VARIANTS.iter().for_each(|variant| run(variant, 1000)),
+    }
+}
