@@ -622,8 +622,11 @@ where
 /// use eac_accessor::{EaCAccessor, source::{Format, Memory}};
 /// use eac_tower::admin::{self, AdminConfig};
 ///
+/// # #[derive(serde::Deserialize, schemars::JsonSchema, eac_accessor::EaCSection)]
+/// # struct Greeting { message: String }
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let accessor = EaCAccessor::builder()
+///     .section::<Greeting>()
 ///     .source(Memory::new("m", Format::Toml, "[greeting]\nmessage = \"hi\"\n"))
 ///     .build()?;
 /// let app: Router = Router::new().merge(admin::nested(admin::DEFAULT_PREFIX, accessor, AdminConfig::new()));
