@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-use eac_tests::APP_TOML as APP;
+use eac_tests::{APP_TOML as APP, SmallDisk};
 use support::{Auth, Launch, read_response, write_request};
 
 /// Replaces `app.toml` the way `sed -i` does: a new file renamed over the old one.
@@ -167,53 +167,16 @@ fn sigterm_answers_every_request_received_while_the_process_was_stopped() {
     assert_eq!(server.wait_exit(), Some(0), "log:\n{}", server.log());
 }
 
-/// A small tmpfs mounted for the test, unmounted on drop.
-struct SmallDisk {
-    _root: tempfile::TempDir,
-    mount: std::path::PathBuf,
-}
-
-impl SmallDisk {
-    fn new(size: &str) -> SmallDisk {
-        let root = tempfile::tempdir().unwrap();
-        let mount = root.path().join("disk");
-        std::fs::create_dir(&mount).unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&mount)
-            .status()
-            .expect("run mount(8)");
-        assert!(
-            mounted.success(),
-            "this test mounts a small tmpfs to fill it up: run it as root (CI does)"
-        );
-        SmallDisk { _root: root, mount }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(&self.mount)
-            .status();
-    }
-}
-
 #[test]
 fn a_full_state_dir_disk_is_reported_and_the_history_has_no_gap_after_a_restart() {
     let disk = SmallDisk::new("512k");
-    let state = disk.mount.join("state");
+    let state = disk.path().join("state");
     let config = tempfile::tempdir().unwrap();
     std::fs::write(config.path().join("app.toml"), APP).unwrap();
     let launch = Launch::new(config.path(), &state);
     let server = launch.start();
     // Fill the disk, then publish versions whose records are each larger than a page.
-    let filler = disk.mount.join("filler");
-    {
-        let mut file = std::fs::File::create(&filler).unwrap();
-        let chunk = vec![0u8; 4096];
-        while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
-    }
+    let filler = disk.fill();
     for v in 2..=5 {
         let message = format!("v{v} {}", "x".repeat(6000));
         sed_like(config.path(), &message);

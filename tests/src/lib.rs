@@ -157,3 +157,53 @@ pub fn app_with(key_line: &str, new_line: &str) -> String {
     assert!(APP_TOML.contains(key_line), "fixture has no `{key_line}`");
     APP_TOML.replacen(key_line, new_line, 1)
 }
+
+/// A small tmpfs mounted for a test (to fill a disk up), unmounted on drop.
+///
+/// Mounting needs root: CI runs as root; elsewhere the constructor panics saying so.
+#[derive(Debug)]
+pub struct SmallDisk {
+    _root: tempfile::TempDir,
+    mount: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (as mount(8) reads it: `256k`, `1m`).
+    pub fn new(size: &str) -> SmallDisk {
+        let root = tempfile::tempdir().expect("create a temp dir");
+        let mount = root.path().join("disk");
+        std::fs::create_dir(&mount).expect("create the mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&mount)
+            .status()
+            .expect("run mount(8)");
+        assert!(
+            mounted.success(),
+            "this test mounts a small tmpfs to fill it up: run it as root (CI does)"
+        );
+        SmallDisk { _root: root, mount }
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.mount
+    }
+
+    /// Fills the disk up with a file; returns its path (remove it to free the space).
+    pub fn fill(&self) -> PathBuf {
+        let filler = self.mount.join("filler");
+        let mut file = std::fs::File::create(&filler).expect("create the filler");
+        let chunk = vec![0u8; 4096];
+        while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.mount)
+            .status();
+    }
+}

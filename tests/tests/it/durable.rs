@@ -1,50 +1,10 @@
 //! The durable history under faults: a full disk loses no record, and one process owns
 //! a state dir at a time.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use eac_accessor::{EaCAccessor, Event, Origin, source::Dir};
-use eac_tests::{ConfigDir, Greeting, app_with};
-
-/// A small tmpfs mounted for the test, unmounted on drop.
-struct SmallDisk {
-    _root: tempfile::TempDir,
-    mount: PathBuf,
-}
-
-impl SmallDisk {
-    fn new(size: &str) -> SmallDisk {
-        let root = tempfile::tempdir().unwrap();
-        let mount = root.path().join("disk");
-        std::fs::create_dir(&mount).unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&mount)
-            .status()
-            .expect("run mount(8)");
-        assert!(
-            mounted.success(),
-            "this test mounts a small tmpfs to fill it up: run it as root (CI does)"
-        );
-        SmallDisk { _root: root, mount }
-    }
-
-    /// Fills the disk up with a file; returns its path.
-    fn fill(&self) -> PathBuf {
-        let filler = self.mount.join("filler");
-        let mut file = std::fs::File::create(&filler).unwrap();
-        let chunk = vec![0u8; 4096];
-        while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
-        filler
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mount).status();
-    }
-}
+use eac_tests::{ConfigDir, Greeting, SmallDisk, app_with};
 
 fn accessor(dir: &ConfigDir, state: &Path) -> EaCAccessor {
     EaCAccessor::builder()
@@ -69,7 +29,7 @@ fn edit(dir: &ConfigDir, accessor: &EaCAccessor, text: &str) -> u64 {
 #[test]
 fn a_full_disk_is_reported_and_the_store_catches_up_with_no_gap() {
     let disk = SmallDisk::new("256k");
-    let state = disk.mount.join("state");
+    let state = disk.path().join("state");
     let dir = ConfigDir::with_app();
     let config = accessor(&dir, &state);
     let mut events = config.events();

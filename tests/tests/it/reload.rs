@@ -133,6 +133,22 @@ async fn failures_back_off_exponentially_with_jitter_and_a_success_resets() {
 }
 
 /// A source that blocks each load until the test opens the gate.
+/// An accessor whose one source blocks while its gate is shut (open at first).
+fn gated() -> (EaCAccessor, Memory, Arc<(Mutex<bool>, Condvar)>) {
+    let inner = Memory::new("app", Format::Toml, doc("one", false));
+    let gate = Arc::new((Mutex::new(true), Condvar::new()));
+    let accessor = EaCAccessor::builder()
+        .section::<Greeting>()
+        .section::<Features>()
+        .source(Gated {
+            inner: inner.clone(),
+            gate: Arc::clone(&gate),
+        })
+        .build()
+        .unwrap();
+    (accessor, inner, gate)
+}
+
 #[derive(Debug, Clone)]
 struct Gated {
     inner: Memory,
@@ -152,17 +168,7 @@ impl Source for Gated {
 
 #[tokio::test]
 async fn a_run_over_the_build_timeout_publishes_nothing_even_when_it_finishes_later() {
-    let inner = Memory::new("app", Format::Toml, doc("one", false));
-    let gate = Arc::new((Mutex::new(true), Condvar::new()));
-    let accessor = EaCAccessor::builder()
-        .section::<Greeting>()
-        .section::<Features>()
-        .source(Gated {
-            inner: inner.clone(),
-            gate: Arc::clone(&gate),
-        })
-        .build()
-        .unwrap();
+    let (accessor, inner, gate) = gated();
     let mut config = config();
     config.build_timeout = Duration::from_millis(50);
     let reloads = ReloadCoordinator::new(accessor.clone(), config);
@@ -205,17 +211,7 @@ async fn a_run_over_the_build_timeout_publishes_nothing_even_when_it_finishes_la
 
 #[tokio::test]
 async fn an_edit_made_while_an_abandoned_run_reads_goes_live_when_the_read_returns() {
-    let inner = Memory::new("app", Format::Toml, doc("one", false));
-    let gate = Arc::new((Mutex::new(true), Condvar::new()));
-    let accessor = EaCAccessor::builder()
-        .section::<Greeting>()
-        .section::<Features>()
-        .source(Gated {
-            inner: inner.clone(),
-            gate: Arc::clone(&gate),
-        })
-        .build()
-        .unwrap();
+    let (accessor, inner, gate) = gated();
     let mut config = config();
     config.build_timeout = Duration::from_millis(50);
     let reloads = ReloadCoordinator::new(accessor.clone(), config);
@@ -251,17 +247,7 @@ async fn an_edit_made_while_an_abandoned_run_reads_goes_live_when_the_read_retur
 
 #[tokio::test]
 async fn a_refresh_never_joins_a_run_that_read_before_it() {
-    let inner = Memory::new("app", Format::Toml, doc("one", false));
-    let gate = Arc::new((Mutex::new(true), Condvar::new()));
-    let accessor = EaCAccessor::builder()
-        .section::<Greeting>()
-        .section::<Features>()
-        .source(Gated {
-            inner: inner.clone(),
-            gate: Arc::clone(&gate),
-        })
-        .build()
-        .unwrap();
+    let (accessor, inner, gate) = gated();
     let reloads = ReloadCoordinator::new(accessor.clone(), config());
     *gate.0.lock().unwrap() = false;
     inner.set(doc("two", false));
