@@ -18,7 +18,7 @@ use crate::metrics;
 use crate::publish::{self, Candidate, Hook, Outcome, Preview};
 use crate::section::{AnySection, EaCSection, SectionSpec};
 use crate::snapshot::{Origin, Snapshot};
-use crate::source::{self, Env, Layer, Source};
+use crate::source::{self, Env, Layer, Source, SourceStatus};
 use crate::subscribe::{Callbacks, Event, SectionChange, SectionWatch, Subscription};
 
 /// The central handle to live configuration: cheap to clone, shared by every part of a service.
@@ -280,6 +280,7 @@ impl EaCAccessor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .store_status();
+        status.sources = self.inner.sources.iter().filter_map(|s| s.status()).collect();
         status
     }
 
@@ -623,6 +624,7 @@ impl Builder {
             pending: None,
             differs_from_sources: false,
             history_store: None,
+            sources: Vec::new(),
         };
         let origin = snapshot.origin.clone();
         let snapshot = Arc::new(snapshot);
@@ -635,7 +637,12 @@ impl Builder {
             started.elapsed(),
         );
         // After a fallback, the current version was not read from the sources.
-        let read = if rejected.is_none() { read } else { None };
+        let read = if rejected.is_none() {
+            self.sources.iter().for_each(|s| s.committed());
+            read
+        } else {
+            None
+        };
         if let Some(errors) = rejected {
             status.differs_from_sources = true;
             status.record(&Origin::Startup, &Err(errors.clone()), started.elapsed());
@@ -693,6 +700,9 @@ pub struct Status {
     pub differs_from_sources: bool,
     /// The durable history store's state, when there is one.
     pub history_store: Option<StoreStatus>,
+    /// The state of each source that fetches in the background (a remote document, an
+    /// etcd prefix), in merge order; empty when every source is read on demand.
+    pub sources: Vec<SourceStatus>,
 }
 
 /// A change found in the sources and validated, waiting for an operator's refresh.

@@ -367,6 +367,8 @@ impl Inner {
                 let result = self.publish_scoped(scoped, origin.clone(), commit);
                 if result.is_ok() {
                     *last_read = Some(read);
+                    // What the sources said is now the running configuration.
+                    self.sources.iter().for_each(|s| s.committed());
                 }
                 result
             }

@@ -30,12 +30,14 @@ mod format;
 mod limits;
 mod memory;
 mod scan;
+mod status;
 
 pub use env::Env;
 pub use file::{Dir, File};
 pub use format::Format;
 pub use limits::{ParseLimits, SizeCap};
 pub use memory::{Defaults, Memory};
+pub use status::SourceStatus;
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -53,7 +55,24 @@ use crate::error::{Error, ErrorKind, SourceName};
 /// both) and never includes a secret's value in an error.
 pub trait Source: Send + Sync + fmt::Debug + 'static {
     /// Reads the source now.
+    ///
+    /// Called on the reload's blocking thread: a source that fetches over the network
+    /// does so in the background and returns here what it fetched last.
     fn load(&self) -> Result<Vec<Layer>, Vec<Error>>;
+
+    /// Says that what the last [`load`](Source::load) returned is now the running
+    /// configuration: it passed every check and was published (or was found unchanged).
+    ///
+    /// Called after each successful reload from the sources (not after a rollback, nor a
+    /// start on the last good version). A remote source writes its last-known-good cache
+    /// here. The default does nothing.
+    fn committed(&self) {}
+
+    /// This source's state, for a source that fetches in the background; `None` (the
+    /// default) for one read on demand.
+    fn status(&self) -> Option<SourceStatus> {
+        None
+    }
 }
 
 /// One document from one named place, ready to be merged.

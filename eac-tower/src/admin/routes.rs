@@ -79,6 +79,7 @@ pub(super) async fn status(State(state): State<AdminState>) -> Json<Value> {
         "pending": status.pending,
         "differs_from_sources": status.differs_from_sources,
         "history_store": status.history_store,
+        "sources": status.sources,
         "sections": state.accessor.section_paths(),
     }))
 }
