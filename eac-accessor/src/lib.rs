@@ -45,6 +45,8 @@
 //! - [`Error`] / [`Errors`]: what went wrong, for which key, in which source.
 //! - [`history`], [`EaCAccessor::rollback_to`], [`EaCAccessor::preview`], [`diff`]: what
 //!   each version was, going back, and seeing a change before it lands.
+//! - [`resolve`]: values built from sections (rule sets, clients, pools), rebuilt once
+//!   per change, checked before the swap, kept in the snapshot, drained after.
 //! - [`reload`]: the reload coordinator (single flight, cooldown, backoff, timeout,
 //!   health checks with auto-rollback) and file watching.
 //! - [`SectionWatch`], [`EaCAccessor::on_change`], [`EaCAccessor::events`]: being told.
@@ -66,6 +68,7 @@ pub mod lens;
 mod metrics;
 mod publish;
 pub mod reload;
+pub mod resolve;
 mod schema;
 mod secret;
 mod section;

@@ -10,6 +10,7 @@ mod publish;
 mod redaction;
 mod reject;
 mod reload;
+mod resolve;
 mod secrets;
 mod sources;
 mod subscribe;
