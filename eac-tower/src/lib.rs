@@ -48,7 +48,7 @@ pub mod timeout;
 #[cfg(feature = "axum")]
 pub use body_limit::{LiveBodyLimit, LiveBodyLimitLayer};
 #[cfg(feature = "axum")]
-pub use extract::{MissingSnapshot, Pinned, Section};
+pub use extract::{MissingSnapshot, Pinned, Resolved, Section};
 pub use pin::{EaCLayer, EaCService, PinnedSnapshot, ServiceBuilderExt, VERSION_HEADER, pinned};
 #[cfg(feature = "axum")]
 pub use timeout::{LiveTimeout, LiveTimeoutLayer};

@@ -5,6 +5,7 @@
 //! `live_server --help` lists every flag and environment variable.
 
 mod options;
+mod rules;
 mod sections;
 mod serve;
 
@@ -28,7 +29,7 @@ use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
 use options::Options;
-use sections::{Features, Greeting, Limits, Upstream};
+use sections::{Access, Features, Greeting, Limits, Upstream};
 use serve::{Listener, ServeConfig};
 
 /// The sections and sources, shared by serving, `--check` and `--print-schema`.
@@ -38,6 +39,9 @@ fn builder(options: &Options) -> Builder {
         .section::<Limits>()
         .section::<Features>()
         .section::<Upstream>()
+        .section::<Access>()
+        .drain_window(options.drain)
+        .resolver(rules::resolver())
         // As the user typed it, so that messages name the files that way.
         .source(Dir::new(&options.config_dir))
         .source(Env::prefixed("APP_"))
@@ -64,6 +68,7 @@ fn app(accessor: &EaCAccessor) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/pinned", get(pinned_route))
+        .route("/rules", get(rules::route))
         .layer(DefaultBodyLimit::disable())
         .layer(ServiceBuilder::new().layer(timeout).layer(body_limit))
 }
