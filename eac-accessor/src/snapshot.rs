@@ -240,8 +240,8 @@ impl Snapshot {
     /// unit of work needs from one snapshot and they always agree.
     #[inline]
     pub fn resolved<R: Send + Sync + 'static>(&self) -> Option<&R> {
-        let id = TypeId::of::<R>();
-        self.resolved.iter().find(|s| s.type_id() == id)?.get()
+        // The downcast is the type check: one per value, no separate id compare.
+        self.resolved.iter().find_map(Slot::get)
     }
 
     /// The version whose sections built this snapshot's `R` (older than
