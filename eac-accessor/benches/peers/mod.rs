@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The section every variant reads, as eac sees it.
-#[derive(Deserialize, JsonSchema, EaCSection)]
+#[derive(Debug, Deserialize, JsonSchema, EaCSection)]
 #[eac(path = "limits")]
 pub(crate) struct Limits {
     pub(crate) max_body_bytes: u64,
