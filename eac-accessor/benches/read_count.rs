@@ -51,7 +51,12 @@ fn run(variant: &str, n: u64) -> u64 {
         }
         "eac-resolved" => {
             let (accessor, _doc) = peers::accessor();
-            repeat(n, || accessor.load().resolved::<peers::MaxBody>().map_or(0, |m| m.0))
+            repeat(n, || {
+                accessor
+                    .load()
+                    .resolved::<peers::MaxBody>()
+                    .map_or(0, |m| m.0)
+            })
         }
         "eac-cached" => {
             let (accessor, _doc) = peers::accessor();

@@ -34,6 +34,7 @@
 //!
 //! # Contents
 //!
+//! - [`prelude`]: `use eac_accessor::prelude::*;` brings what a service needs.
 //! - [`EaCAccessor`]: the handle; [`Builder`] registers sections, sources and hooks.
 //! - [`Snapshot`]: one immutable version; read everything from one (its `# Consistency`);
 //!   [`Snapshot::source_of`] says which source set a value, over which others.
@@ -51,6 +52,7 @@
 //!   health checks with auto-rollback) and file watching.
 //! - [`SectionWatch`], [`EaCAccessor::on_change`], [`EaCAccessor::events`]: being told.
 //! - [`metrics`](crate::docs::metrics): the names of the counters and gauges.
+//! - [`testing`]: redacted, path-scrubbed renderings for snapshot tests of your config.
 //! - [`docs`]: the pipeline and its guarantees in prose.
 
 #[doc(hidden)]
@@ -66,6 +68,7 @@ pub mod history;
 mod keys;
 pub mod lens;
 mod metrics;
+pub mod prelude;
 mod publish;
 pub mod reload;
 pub mod resolve;
@@ -75,6 +78,7 @@ mod section;
 mod snapshot;
 pub mod source;
 mod subscribe;
+pub mod testing;
 mod validate;
 
 pub use accessor::{Builder, EaCAccessor, PendingChange, ReloadReport, Status};

@@ -1,5 +1,6 @@
-//! The generated code: the `EaCSection` impl, the lenses and the redacting `Debug`, all
-//! inside `const _: () = { ... };` and reaching eac only through `::eac_accessor::__private`.
+//! The generated code: the `EaCSection` impl, the lenses and (with `#[eac(debug)]`) the
+//! redacting `Debug`, all inside `const _: () = { ... };` and reaching eac only through
+//! `::eac_accessor::__private`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};

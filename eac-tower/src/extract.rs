@@ -304,7 +304,10 @@ mod tests {
         );
         let (status, body) = call(app, "/unresolved").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(body.starts_with("no resolver builds `alloc::string::String`"), "{body}");
+        assert!(
+            body.starts_with("no resolver builds `alloc::string::String`"),
+            "{body}"
+        );
     }
 
     #[tokio::test]

@@ -33,6 +33,11 @@
 //! # }
 //! ```
 
+/// The README's Rust examples, compiled as doctests so that they keep compiling.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(feature = "axum")]
 pub mod admin;
 #[cfg(feature = "axum")]

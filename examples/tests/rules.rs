@@ -27,7 +27,10 @@ fn rules_follow_the_file_and_a_broken_pattern_keeps_the_old_ones() {
     let answer = server.until("/rules?path=/admin", |b| b["version"] == 2);
     assert_eq!(answer["allowed"], false, "{answer}");
     assert_eq!(answer["built_at_version"], 2);
-    assert_eq!(server.get("/rules?path=/api/users", Auth::None)["allowed"], true);
+    assert_eq!(
+        server.get("/rules?path=/api/users", Auth::None)["allowed"],
+        true
+    );
     assert_eq!(server.get("/rules?path=/v3/x", Auth::None)["allowed"], true);
 
     // An unrelated edit: version 3 serves the rules version 2 compiled.
@@ -52,9 +55,15 @@ fn rules_follow_the_file_and_a_broken_pattern_keeps_the_old_ones() {
             .contains("resolver `access rules` (reads `access`) could not build: pattern `/a/{b` does not compile"),
         "{status}"
     );
-    assert!(error["source"].as_str().unwrap().contains("app.toml"), "{status}");
+    assert!(
+        error["source"].as_str().unwrap().contains("app.toml"),
+        "{status}"
+    );
     let answer = server.get("/rules?path=/v3/x", Auth::None);
-    assert_eq!(answer["allowed"], true, "the old rules still apply: {answer}");
+    assert_eq!(
+        answer["allowed"], true,
+        "the old rules still apply: {answer}"
+    );
     assert_eq!(answer["version"], 3);
     let resolvers = &status["resolvers"];
     assert_eq!(resolvers[0]["built_at_version"], 2, "{status}");

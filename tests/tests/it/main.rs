@@ -5,6 +5,7 @@ mod durable;
 mod history;
 mod hostile;
 mod metrics;
+mod newcomer;
 mod provenance;
 mod publish;
 mod redaction;

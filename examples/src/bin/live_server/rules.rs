@@ -109,7 +109,11 @@ mod tests {
     fn a_pattern_that_does_not_compile_is_named_by_its_key() {
         let e = rules(&["/ok", "/a/{b"]).unwrap_err();
         assert_eq!(e.key(), Some("access.rules.1"));
-        assert!(e.message().starts_with("pattern `/a/{b` does not compile"), "{}", e.message());
+        assert!(
+            e.message().starts_with("pattern `/a/{b` does not compile"),
+            "{}",
+            e.message()
+        );
         let e = rules(&["^(unclosed"]).unwrap_err();
         assert_eq!(e.key(), Some("access.rules.0"));
     }
