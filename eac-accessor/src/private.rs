@@ -26,7 +26,8 @@ use crate::section::join_key;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be an eac section: it must also implement `serde::Deserialize` and `schemars::JsonSchema`",
     label = "add `#[derive(serde::Deserialize, schemars::JsonSchema)]` to `{Self}`",
-    note = "eac deserializes each section with serde, after checking it against the JSON Schema from schemars"
+    note = "eac deserializes each section with serde, after checking it against the JSON Schema from schemars",
+    note = "eac uses schemars 1.x: a `JsonSchema` derived with another major version (schemars 0.8, say) does not count; depend on `schemars = \"1\"`"
 )]
 pub trait SectionBounds: DeserializeOwned + JsonSchema + Send + Sync + 'static {}
 

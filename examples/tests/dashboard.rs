@@ -364,6 +364,19 @@ fn the_dashboard_follows_the_server_live_and_rolls_back_in_a_real_browser() {
     browser.until("#events", "the publish event", |t| {
         t.contains("published") && t.contains("version 2")
     });
+    // The resolver of `[access] rules` was not rebuilt: `[access]` did not change.
+    browser.until("#resolvers", "the access rules resolver", |t| {
+        t.contains("access rules")
+    });
+    assert_eq!(
+        browser.text("[data-resolver='access rules'] .built-at"),
+        "1"
+    );
+    assert!(
+        browser.text("#sources").contains("read on demand"),
+        "{}",
+        browser.text("#sources")
+    );
 
     // An invalid edit is rejected: the page says so and names the key.
     let broken = edited.replace("max_body_bytes = 1048576", "max_body_bytes = 0");

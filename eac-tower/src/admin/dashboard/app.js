@@ -140,6 +140,9 @@
       $("store").className = "muted";
     }
 
+    renderSources(s.sources || []);
+    renderResolvers(s.resolvers || []);
+
     const age = s.time ? ` ${time(s.time).replace(/^.*· /, "")}` : "";
     if (s.outcome === "rejected") {
       banner(`Serving version ${s.version}. The last reload was REJECTED${age}: the service keeps the last good version.`, "bad");
@@ -148,6 +151,58 @@
     } else {
       banner(`Serving version ${s.version}. Last reload: ${s.outcome || "none"}${age}.`, "good");
     }
+  }
+
+  // A source that fetches in the background (a remote document, etcd): reachable or
+  // not, its last fetch, serving from its cache; what only its kind knows (an ETag, a
+  // revision, the fleet of instances) from `details`, tables for lists of records.
+  function renderSources(sources) {
+    if (!sources.length) {
+      fill($("sources"), "Every source is read on demand (files, environment).");
+      $("sources").className = "muted";
+      return;
+    }
+    fill($("sources"), sources.map((src) =>
+      el("div", { class: "source", "data-source": src.name },
+        el("div", {},
+          pill(src.up ? "up" : "down", src.up ? "published" : "rejected"), " ",
+          src.serving_cache ? pill("serving cache", "pending") : null, " ",
+          el("strong", {}, src.kind), " ", el("code", {}, src.name)),
+        el("div", { class: "muted" },
+          `last fetch ${time(src.last_fetch)} (${src.last_result || "none"}); last success ${time(src.last_success)}; ` +
+          `${src.modified} modified, ${src.not_modified} not modified, ${src.errors} error(s)`),
+        src.last_error ? el("div", { class: "note warn" }, src.last_error) : null,
+        Object.entries(src.details || {}).map(([k, v]) => detail(k, v)))));
+    $("sources").className = "";
+  }
+  function detail(key, v) {
+    const label = key.replace(/_/g, " ");
+    if (Array.isArray(v) && v.length && typeof v[0] === "object" && v[0] !== null) {
+      const cols = [...new Set(v.flatMap((row) => Object.keys(row)))];
+      return el("div", { class: `detail detail-${key}` }, el("h4", {}, label),
+        el("table", {},
+          el("thead", {}, el("tr", {}, cols.map((c) => el("th", {}, c.replace(/_/g, " "))))),
+          el("tbody", {}, v.map((row) => el("tr", {}, cols.map((c) =>
+            el("td", {}, typeof row[c] === "object" ? JSON.stringify(row[c]) : String(row[c] ?? "–"))))))));
+    }
+    return el("div", { class: `detail detail-${key}` }, el("span", { class: "muted" }, `${label}: `),
+      typeof v === "object" ? el("code", {}, JSON.stringify(v)) : String(v));
+  }
+  function renderResolvers(resolvers) {
+    if (!resolvers.length) {
+      fill($("resolvers"), "No resolvers.");
+      $("resolvers").className = "muted";
+      return;
+    }
+    fill($("resolvers"), el("table", {},
+      el("thead", {}, el("tr", {}, ["resolver", "reads", "built by version", "build", "replaced, still held"].map((c) => el("th", {}, c)))),
+      el("tbody", {}, resolvers.map((r) => el("tr", { "data-resolver": r.name },
+        el("td", {}, el("strong", {}, r.name)),
+        el("td", {}, (r.reads || []).join(", ")),
+        el("td", { class: "built-at" }, String(r.built_at_version)),
+        el("td", {}, `${Number(r.build_ms).toFixed(2)} ms, ${time(r.built_at)}`),
+        el("td", {}, String(r.replaced_alive)))))));
+    $("resolvers").className = "";
   }
 
   function renderHistory(h) {

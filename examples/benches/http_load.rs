@@ -1,0 +1,215 @@
+//! DESIGN.md's load target: under HTTP load at full throughput with 20 reloads a second,
+//! no request fails and throughput stays ≥ 97% of the same load without reloads.
+//!
+//! Run with `cargo bench -p eac-examples --bench http_load` (the release `live_server`
+//! is built first). It starts `live_server`, drives `GET /` (two sections read from the
+//! pinned snapshot) from keep-alive connections for three equal windows — no reloads,
+//! 20 reloads a second (an edit of `app.toml` and a SIGHUP every 50 ms),
+//! no reloads again — and prints requests per second of each, the failures, the
+//! versions published, and the ratio of the reload window to the mean of the other two.
+//! `EAC_LOAD_SECONDS` (default 5) sets a window, `EAC_LOAD_CONNECTIONS` (default 8) the
+//! connections. Every response is checked: status 200, and the `x-eac-version` header
+//! equal to the version in the body (one version per request).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use eac_tests::APP_TOML;
+use support::{Auth, Launch, Server};
+
+/// What one window of load saw.
+#[derive(Debug, Default)]
+struct Window {
+    ok: u64,
+    failed: u64,
+    seconds: f64,
+}
+
+impl Window {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.seconds
+    }
+}
+
+/// One keep-alive connection's loop until `stop`; counts answers that are right.
+fn client(address: SocketAddr, stop: &AtomicBool, ok: &AtomicU64, failed: &AtomicU64) {
+    let mut connection: Option<BufReader<TcpStream>> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let reader = match &mut connection {
+            Some(reader) => reader,
+            None => match TcpStream::connect(address) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    connection.insert(BufReader::new(stream))
+                }
+                Err(_) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            },
+        };
+        match exchange(reader) {
+            Ok(true) => {
+                ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(false) | Err(_) => {
+                failed.fetch_add(1, Ordering::Relaxed);
+                connection = None;
+            }
+        }
+    }
+}
+
+/// One `GET /` on a kept-alive connection: `Ok(true)` for a 200 whose header and
+/// body name the same version.
+fn exchange(reader: &mut BufReader<TcpStream>) -> std::io::Result<bool> {
+    reader
+        .get_mut()
+        .write_all(b"GET / HTTP/1.1\r\nhost: load\r\n\r\n")?;
+    let mut status = 0;
+    let mut length = 0usize;
+    let mut header_version = None;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some(rest) = l.strip_prefix("HTTP/1.1 ") {
+            status = rest
+                .split(' ')
+                .next()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+        } else if let Some((name, value)) = l.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().unwrap_or(0);
+            } else if name.eq_ignore_ascii_case("x-eac-version") {
+                header_version = value.parse::<u64>().ok();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    Ok(status == 200 && header_version.is_some() && body["version"].as_u64() == header_version)
+}
+
+/// Load for `seconds` over `connections`, with `reload` running beside it if given.
+fn window(
+    server: &Server,
+    connections: usize,
+    seconds: f64,
+    reload: Option<&(dyn Fn(&AtomicBool) + Sync)>,
+) -> Window {
+    let stop = AtomicBool::new(false);
+    let (ok, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..connections {
+            scope.spawn(|| client(server.address, &stop, &ok, &failed));
+        }
+        if let Some(reload) = reload {
+            scope.spawn(|| reload(&stop));
+        }
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        stop.store(true, Ordering::Relaxed);
+    });
+    Window {
+        ok: ok.into_inner(),
+        failed: failed.into_inner(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    // `cargo test --benches` runs benches as tests: keep that to a smoke run.
+    let smoke = std::env::args().any(|a| a == "--test");
+    let seconds: f64 = if smoke {
+        0.3
+    } else {
+        env_or("EAC_LOAD_SECONDS", 5.0)
+    };
+    let connections: usize = env_or("EAC_LOAD_CONNECTIONS", 8);
+
+    let config = tempfile::tempdir().expect("a temp dir");
+    let state = tempfile::tempdir().expect("a temp dir");
+    let file = config.path().join("app.toml");
+    std::fs::write(&file, APP_TOML).expect("write app.toml");
+    let server = Launch::new(config.path(), state.path())
+        // The reloads come from the signals; the watcher only re-reads.
+        .env("EAC_WATCH_DEBOUNCE_MS", "1000")
+        .start();
+
+    let edits = Arc::new(AtomicU64::new(0));
+    let reload = |stop: &AtomicBool| {
+        let tmp = config.path().join(".app.toml.tmp");
+        let mut next = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let n = edits.fetch_add(1, Ordering::Relaxed);
+            let text = APP_TOML.replace("\"hello\"", &format!("\"hello {n}\""));
+            std::fs::write(&tmp, text).expect("write");
+            std::fs::rename(&tmp, &file).expect("rename");
+            // SIGHUP: a reload through the coordinator, as an operator's signal.
+            server.signal("HUP");
+            next += Duration::from_millis(50);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    };
+
+    let version = || server.get("/", Auth::None)["version"].as_u64().unwrap_or(0);
+    let quiet_before = window(&server, connections, seconds, None);
+    let v0 = version();
+    let loaded = window(&server, connections, seconds, Some(&reload));
+    let v1 = version();
+    let quiet_after = window(&server, connections, seconds, None);
+    server.terminate();
+
+    let baseline = (quiet_before.rate() + quiet_after.rate()) / 2.0;
+    let ratio = loaded.rate() / baseline;
+    let reloads = (v1 - v0) as f64 / loaded.seconds;
+    println!("http_load: {connections} keep-alive connections, GET /, {seconds} s windows");
+    for (name, w) in [
+        ("no reloads", &quiet_before),
+        ("20 reloads/s", &loaded),
+        ("no reloads again", &quiet_after),
+    ] {
+        println!(
+            "  {name:<17} {:>9.0} req/s  ({} ok, {} failed)",
+            w.rate(),
+            w.ok,
+            w.failed
+        );
+    }
+    println!(
+        "  versions published during the reload window: {} ({reloads:.1}/s)",
+        v1 - v0
+    );
+    println!(
+        "  throughput with reloads / without: {ratio:.3} (target ≥ 0.97); failed requests: {} (target 0)",
+        quiet_before.failed + loaded.failed + quiet_after.failed
+    );
+    assert_eq!(
+        loaded.failed + quiet_before.failed + quiet_after.failed,
+        0,
+        "failed requests"
+    );
+}
