@@ -12,6 +12,9 @@
 //! | [`Defaults`] | a serialized value given in code | — |
 //! | [`Memory`] | a document held in memory that can be replaced (tests, cached remote bodies) | — |
 //!
+//! [`LastGood`] keeps the last published document of a remote source on disk, for a
+//! start while the remote is unreachable.
+//!
 //! Implement [`Source`] for anything else; it returns [`Layer`]s, each named by its
 //! [`SourceName`] so that errors can say where a bad value came from.
 //!
@@ -23,6 +26,7 @@
 //! [`Dir::limits`], [`Memory::limits`], [`Layer::with_limits`]); exceeding one rejects
 //! the candidate with an [`ErrorKind::Limit`] error naming the source and the limit.
 
+mod cache;
 mod env;
 pub(crate) mod explain;
 mod file;
@@ -32,6 +36,7 @@ mod memory;
 mod scan;
 mod status;
 
+pub use cache::LastGood;
 pub use env::Env;
 pub use file::{Dir, File};
 pub use format::Format;
