@@ -26,13 +26,20 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).boxed()
+}
 
 /// Which validators the server sends with a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -102,6 +109,8 @@ pub struct Seen {
     pub authorization: Option<String>,
     /// What the server answered (the status; 0 for a hang).
     pub status: u16,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 #[derive(Debug)]
@@ -192,9 +201,8 @@ impl DocServer {
         script.times = Some(times);
     }
 
-    /// Serves a new document on every request (`{"n": <count>}` appended to the text,
-    /// which must then be JSON with a top-level object: `{"greeting": …}` becomes
-    /// `{"greeting": …, "n": 7}`… so tests use it with allowed unknown keys) — or off.
+    /// Serves a new document on every request — `{n}` in the text replaced by the
+    /// request's number — or, with `false`, the text as it is.
     pub fn always_new(&self, on: bool) {
         self.script().always_new = on;
     }
@@ -259,8 +267,8 @@ fn media_type_of(path: &std::path::Path) -> &'static str {
     }
 }
 
-fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(text.to_owned())));
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::from(text.to_owned())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -275,7 +283,7 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> 
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
-async fn respond(script: &Mutex<Script>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(script: &Mutex<Script>, request: Request<Incoming>) -> Response<Body> {
     let headers = request.headers();
     let mut seen = Seen {
         path: request
@@ -286,6 +294,7 @@ async fn respond(script: &Mutex<Script>, request: Request<Incoming>) -> Response
         if_modified_since: header_text(headers, header::IF_MODIFIED_SINCE),
         authorization: header_text(headers, header::AUTHORIZATION),
         status: 0,
+        at: std::time::Instant::now(),
     };
     let (answer, document, validators, always_new, served) = {
         let mut s = script.lock().unwrap_or_else(|p| p.into_inner());
@@ -337,8 +346,7 @@ async fn respond(script: &Mutex<Script>, request: Request<Incoming>) -> Response
             };
             let body = if always_new {
                 let text = String::from_utf8_lossy(&body);
-                let trimmed = text.trim_end().trim_end_matches('}');
-                Bytes::from(format!("{trimmed}, \"n\": {served}}}"))
+                Bytes::from(text.replace("{n}", &served.to_string()))
             } else {
                 body
             };
@@ -372,7 +380,7 @@ fn document_response(
     validators: Validators,
     request: &HeaderMap,
     truncated: bool,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let hash = fnv(&body);
     let etag = format!("\"{hash:016x}\"");
     let modified = {
@@ -412,17 +420,30 @@ fn document_response(
         }
     };
     let mut response = if unchanged {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else if truncated {
+        // A body of unknown length that ends early: hyper sends the declared length,
+        // half the bytes, and closes the connection.
         let declared = body.len();
-        let mut r = Response::new(Full::new(body.slice(..declared / 2)));
+        let half = body.slice(..declared / 2);
+        // The half goes out before the body ends: the client reads a head and a short body.
+        let frames = futures_util::stream::unfold(Some(half), |half| async move {
+            match half {
+                Some(half) => Some((Ok(hyper::body::Frame::data(half)), None)),
+                None => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    None
+                }
+            }
+        });
+        let mut r = Response::new(StreamBody::new(frames).boxed());
         r.headers_mut()
             .insert(header::CONTENT_LENGTH, header::HeaderValue::from(declared));
         r
     } else {
-        Response::new(Full::new(body))
+        Response::new(full(body))
     };
     let h = response.headers_mut();
     if let Ok(v) = header::HeaderValue::try_from(content_type) {
