@@ -568,7 +568,7 @@ impl Http {
                         last_modified,
                     });
                 }
-                c if c.is_redirection() && c != StatusCode::NOT_MODIFIED => {
+                c if matches!(c.as_u16(), 301 | 302 | 303 | 307 | 308) => {
                     if hops >= config.max_redirects {
                         return Err(err(
                             ErrorKind::Io,
