@@ -328,8 +328,7 @@ mod tests {
             }
         })
         .await;
-        let times = times.lock().unwrap().clone();
-        times
+        times.lock().unwrap().clone()
     }
 
     fn gaps(times: &[Duration]) -> Vec<Duration> {

@@ -721,6 +721,10 @@ async fn send(
     connect_timeout: Duration,
     request: Request<Empty<Bytes>>,
 ) -> Result<(http::Response<hyper::body::Incoming>, Driver), String> {
+    #[cfg(not(feature = "https"))]
+    if target.tls {
+        return Err("https:// needs the `https` feature of eac-accessor".into());
+    }
     let connect = tokio::net::TcpStream::connect((target.host.as_str(), target.port));
     let tcp = match tokio::time::timeout(connect_timeout, connect).await {
         Ok(Ok(tcp)) => tcp,
@@ -733,25 +737,20 @@ async fn send(
         }
     };
     let _ = tcp.set_nodelay(true);
+    #[cfg(feature = "https")]
     if target.tls {
-        #[cfg(feature = "https")]
+        let tls = match tokio::time::timeout(connect_timeout, tls::connect(&target.host, tcp)).await
         {
-            let tls = match tokio::time::timeout(connect_timeout, tls::connect(&target.host, tcp))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(why)) => return Err(why),
-                Err(_) => {
-                    return Err(format!(
-                        "no TLS handshake within {} ms",
-                        connect_timeout.as_millis()
-                    ));
-                }
-            };
-            return exchange(hyper_util::rt::TokioIo::new(tls), request).await;
-        }
-        #[cfg(not(feature = "https"))]
-        return Err("https needs the `https` feature of eac-accessor".into());
+            Ok(Ok(tls)) => tls,
+            Ok(Err(why)) => return Err(why),
+            Err(_) => {
+                return Err(format!(
+                    "no TLS handshake within {} ms",
+                    connect_timeout.as_millis()
+                ));
+            }
+        };
+        return exchange(hyper_util::rt::TokioIo::new(tls), request).await;
     }
     exchange(hyper_util::rt::TokioIo::new(tcp), request).await
 }
@@ -1083,6 +1082,18 @@ mod tests {
         assert_eq!(base64(b"ab"), "YWI=");
         let (t, _) = parse_url("http://[::1]:9/").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 9));
+    }
+
+    #[cfg(not(feature = "https"))]
+    #[tokio::test]
+    async fn https_without_its_feature_says_so() {
+        let remote = Http::new("https://config.invalid/app.toml").unwrap();
+        let err = remote.fetch().await.unwrap_err();
+        assert!(err.message().contains("`https` feature"), "{err}");
+        assert_eq!(
+            err.source(),
+            Some(&SourceName::Url("https://config.invalid/app.toml".into()))
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! | [`Defaults`] | a serialized value given in code | — |
 //! | [`Memory`] | a document held in memory that can be replaced (tests, cached remote bodies) | — |
 //!
-//! With the `http` feature, [`Http`](crate::source::Http) fetches a document from a URL in the
+//! With the `http` feature, `Http` fetches a document from a URL in the
 //! background (conditional requests, a body cap, timeouts) and keeps it for the reloads.
 //! [`LastGood`] keeps the last published document of a remote source on disk, for a
 //! start while the remote is unreachable.
