@@ -567,7 +567,9 @@ async fn a_server_that_always_changes_sees_a_bounded_request_rate() {
     let took = started.elapsed();
     reloads.shutdown().await;
     let requests = server.requests() - 1;
-    let bound = (took.as_millis() / 100) as usize + 2;
+    // One request per cooldown, plus the first (no cooldown before it) and the one
+    // that may have left after the last publish; at a 1 ms interval alone, hundreds.
+    let bound = (took.as_millis() / 100) as usize + 3;
     assert!(requests <= bound, "{requests} requests in {took:?}");
     assert!(message(&accessor).starts_with('v'));
     server.stop().await;
