@@ -156,6 +156,12 @@ impl EaCAccessor {
         });
     }
 
+    /// Tells the event stream that a background source changed state.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn note_source(&self, status: crate::source::SourceStatus) {
+        let _ = self.inner.events.send(Event::Source { status });
+    }
+
     /// Puts `previous` back as a new version (origin auto-rollback), only while `failed`
     /// is still the current version.
     pub(crate) fn restore(&self, previous: &Snapshot, failed: u64) -> Result<Outcome, Errors> {

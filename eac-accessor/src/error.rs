@@ -72,6 +72,8 @@ pub enum ErrorKind {
     Throttled,
     /// A post-publish health check failed; the previous version was republished.
     HealthCheck,
+    /// A remote source refused the credentials sent (HTTP 401 or 403).
+    Unauthorized,
 }
 
 impl ErrorKind {
@@ -93,6 +95,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::Throttled => "throttled",
             ErrorKind::HealthCheck => "health_check",
+            ErrorKind::Unauthorized => "unauthorized",
         }
     }
 }

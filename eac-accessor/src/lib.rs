@@ -42,7 +42,8 @@
 //!   [`Secret`] for secret fields of a section that derives `Debug`.
 //! - [Only registered sections are configuration](crate::docs#only-registered-sections-are-configuration):
 //!   unknown keys, the env overlay's mapping, [`Builder::allow_unknown_keys`].
-//! - [`source`]: files, directories, environment, defaults, in-memory documents.
+//! - [`source`]: files, directories, environment, defaults, in-memory documents; with the
+//!   `http` feature a remote document polled with ETags and a last-known-good cache.
 //! - [`Error`] / [`Errors`]: what went wrong, for which key, in which source.
 //! - [`history`], [`EaCAccessor::rollback_to`], [`EaCAccessor::preview`], [`diff`]: what
 //!   each version was, going back, and seeing a change before it lands.

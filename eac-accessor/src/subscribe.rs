@@ -52,6 +52,12 @@ pub enum Event {
         /// Why, naming the store's file.
         error: crate::error::Error,
     },
+    /// A source that fetches in the background changed state: it was reached or lost,
+    /// or it started or stopped serving its last-known-good cache.
+    Source {
+        /// The source's state now (no secret in it).
+        status: crate::source::SourceStatus,
+    },
     /// A candidate was rejected; the current version stays.
     Rejected {
         /// The version still current.

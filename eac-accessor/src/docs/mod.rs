@@ -119,4 +119,14 @@ pub mod metrics {
     //! | `eac_snapshot_version` | gauge | the version readers see |
     //! | `eac_history_write_failures_total` | counter | failed writes of the durable history store (a full disk); the store catches up at the next write that succeeds |
     //! | `eac_publish_duration_seconds` | histogram | time from reading the sources to the store or the rejection |
+    //!
+    //! Per source that fetches in the background (`source="<URL without credentials>"`
+    //! for `source::Http`, feature `http`):
+    //!
+    //! | name | type | meaning |
+    //! |---|---|---|
+    //! | `eac_source_up{source}` | gauge | 1 when the last fetch succeeded, 0 when it failed |
+    //! | `eac_source_last_success_timestamp_seconds{source}` | gauge | Unix time of the last successful fetch (a `200` or a `304`) |
+    //! | `eac_source_requests_total{source,result}` | counter | fetches by result: `modified`, `not_modified` (an ETag or date hit), `error` |
+    //! | `eac_source_serving_cache{source}` | gauge | 1 while what the source serves came from its last-known-good cache |
 }

@@ -28,8 +28,12 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "http")]
+mod poll;
 mod watch;
 
+#[cfg(feature = "http")]
+pub use poll::PollConfig;
 pub use watch::{FileWatcher, WatchStatus};
 
 use std::future::Future;

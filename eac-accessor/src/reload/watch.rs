@@ -66,6 +66,12 @@ pub(crate) struct Stopper {
 }
 
 impl Stopper {
+    /// A stopper for `task`, which ends once `stop` says `true`.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn new(stop: watch::Sender<bool>, task: JoinHandle<()>) -> Stopper {
+        Stopper { stop, task }
+    }
+
     pub(crate) async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;

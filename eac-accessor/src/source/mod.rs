@@ -12,6 +12,11 @@
 //! | [`Defaults`] | a serialized value given in code | — |
 //! | [`Memory`] | a document held in memory that can be replaced (tests, cached remote bodies) | — |
 //!
+//! With the `http` feature, `Http` fetches a document from a URL in the
+//! background (conditional requests, a body cap, timeouts) and keeps it for the reloads.
+//! [`LastGood`] keeps the last published document of a remote source on disk, for a
+//! start while the remote is unreachable.
+//!
 //! Implement [`Source`] for anything else; it returns [`Layer`]s, each named by its
 //! [`SourceName`] so that errors can say where a bad value came from.
 //!
@@ -23,18 +28,24 @@
 //! [`Dir::limits`], [`Memory::limits`], [`Layer::with_limits`]); exceeding one rejects
 //! the candidate with an [`ErrorKind::Limit`] error naming the source and the limit.
 
+mod cache;
 mod env;
 pub(crate) mod explain;
 mod file;
 mod format;
+#[cfg(feature = "http")]
+mod http;
 mod limits;
 mod memory;
 mod scan;
 mod status;
 
+pub use cache::LastGood;
 pub use env::Env;
 pub use file::{Dir, File};
 pub use format::Format;
+#[cfg(feature = "http")]
+pub use http::{Fetched, Http, Started};
 pub use limits::{ParseLimits, SizeCap};
 pub use memory::{Defaults, Memory};
 pub use status::SourceStatus;

@@ -66,6 +66,7 @@ pub(super) async fn events(State(state): State<AdminState>) -> Response {
                             eac_accessor::Event::Published { .. } => "published",
                             eac_accessor::Event::Unchanged { .. } => "unchanged",
                             eac_accessor::Event::Rejected { .. } => "rejected",
+                            eac_accessor::Event::Source { .. } => "source",
                             _ => "other",
                         };
                         let data = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());

@@ -98,6 +98,7 @@ async fn a_users_service_nests_the_admin_in_its_router_and_refreshes_through_the
         r#"Upstream { url: "http://two", api_key: [redacted] }"#
     );
     assert!(!shown.contains(SECRET));
+    assert_eq!(config.load().section::<Upstream>().api_key.expose(), SECRET);
 }
 
 #[test]

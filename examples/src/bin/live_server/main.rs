@@ -5,6 +5,7 @@
 //! `live_server --help` lists every flag and environment variable.
 
 mod options;
+mod remote;
 mod rules;
 mod sections;
 mod serve;
@@ -19,7 +20,7 @@ use axum::{Json, Router};
 use clap::Parser;
 use eac_accessor::lens::Lens;
 use eac_accessor::reload::{ReloadConfig, ReloadCoordinator, Triggered};
-use eac_accessor::source::{Dir, Env};
+use eac_accessor::source::{Dir, Env, Http};
 use eac_accessor::{Builder, EaCAccessor, Origin};
 use eac_tower::admin::{self, AdminConfig};
 use eac_tower::{EaCLayer, LiveBodyLimitLayer, LiveTimeoutLayer, Pinned, Section};
@@ -32,9 +33,10 @@ use options::Options;
 use sections::{Access, Features, Greeting, Limits, Upstream};
 use serve::{Listener, ServeConfig};
 
-/// The sections and sources, shared by serving, `--check` and `--print-schema`.
-fn builder(options: &Options) -> Builder {
-    EaCAccessor::builder()
+/// The sections and sources, shared by serving, `--check` and `--print-schema`; the
+/// remote document (`--remote`) merges between the files and the env overlay.
+fn builder(options: &Options, remote: Option<&Http>) -> Builder {
+    let builder = EaCAccessor::builder()
         .section::<Greeting>()
         .section::<Limits>()
         .section::<Features>()
@@ -43,12 +45,16 @@ fn builder(options: &Options) -> Builder {
         .drain_window(options.drain)
         .resolver(rules::resolver())
         // As the user typed it, so that messages name the files that way.
-        .source(Dir::new(&options.config_dir))
-        .source(Env::prefixed("APP_"))
+        .source(Dir::new(&options.config_dir));
+    let builder = match remote {
+        Some(remote) => builder.source(remote.clone()),
+        None => builder,
+    };
+    builder.source(Env::prefixed("APP_"))
 }
 
-fn accessor(options: &Options) -> Result<EaCAccessor, eac_accessor::Errors> {
-    builder(options)
+fn accessor(options: &Options, remote: Option<&Http>) -> Result<EaCAccessor, eac_accessor::Errors> {
+    builder(options, remote)
         .durable_history(options.state_dir())
         .history_label(options.config_dir_absolute().display().to_string())
         .fallback_to_last_good(options.fallback_to_last_good)
@@ -192,7 +198,7 @@ async fn main() -> ExitCode {
         .init();
     let options = Options::parse();
     if options.print_schema {
-        let schema = builder(&options).json_schema();
+        let schema = builder(&options, None).json_schema();
         println!(
             "{}",
             serde_json::to_string_pretty(&schema).unwrap_or_default()
@@ -201,7 +207,15 @@ async fn main() -> ExitCode {
     }
     if options.check {
         let dir = options.config_dir.display();
-        return match builder(&options).check() {
+        // The remote is fetched (no cache: --check opens no state dir).
+        let remote = match &options.remote {
+            Some(url) => match remote::start(url, None).await {
+                Ok(r) => Some(r),
+                Err(e) => return fail(e),
+            },
+            None => None,
+        };
+        return match builder(&options, remote.as_ref()).check() {
             Ok(()) => {
                 println!("{dir}: valid");
                 ExitCode::SUCCESS
@@ -229,12 +243,24 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let accessor = match accessor(&options) {
+    let remote = match &options.remote {
+        Some(url) => match remote::start(url, Some(&options.state_dir())).await {
+            Ok(r) => Some(r),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    let accessor = match accessor(&options, remote.as_ref()) {
         Ok(a) => a,
         Err(errors) => return fail(errors),
     };
     let reloads = ReloadCoordinator::new(accessor.clone(), reload_config);
     if let Err(e) = reloads.watch_dir(options.config_dir_absolute()) {
+        return fail(e);
+    }
+    if let Some(remote) = &remote
+        && let Err(e) = remote::poll(&reloads, remote)
+    {
         return fail(e);
     }
     let bind = |address| async move {
@@ -297,6 +323,7 @@ async fn main() -> ExitCode {
         admin = ?admin_address,
         config_dir = %options.config_dir.display(),
         state_dir = %options.state_dir().display(),
+        remote = ?remote.as_ref().map(Http::url),
         reload = %options.reload,
         header_read_timeout = ?serve_config.header_read_timeout,
         max_connections = serve_config.max_connections,

@@ -26,6 +26,11 @@ Environment (read at start):
   EAC_MAX_CONNECTIONS            open connections at most (default: the descriptor limit
                                  less a reserve for files, the state dir and the watcher)
 
+Remote document (with --remote):
+  EAC_REMOTE_TOKEN               sent as `Authorization: Bearer …`; never shown
+  EAC_REFRESH_POLL_INTERVAL_MS   time between polls (default 30000; 0 disables)
+  EAC_REFRESH_POLL_JITTER_PCT    each wait varies by this fraction, 0.0-0.9 (default 0.2)
+
 Signals: SIGTERM and Ctrl-C stop it gracefully (every request already received is
 answered, with `Connection: close`); SIGHUP reloads like `POST refresh` (in manual
 mode it re-reads and shows the change as pending).";
@@ -77,6 +82,18 @@ pub(crate) struct Options {
     /// Print the JSON Schema (draft-07) of all sections, for editors, and exit.
     #[arg(long)]
     pub(crate) print_schema: bool,
+
+    /// Merge a TOML, YAML or JSON document fetched from this URL between the files and
+    /// the environment, polled conditionally (ETag, Last-Modified) and cached in the
+    /// state dir: when it cannot be reached at start, the server starts from the cache.
+    /// Credentials in the URL are sent, never shown.
+    #[arg(
+        long,
+        env = "EAC_REMOTE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) remote: Option<String>,
 
     /// How long a replaced resolver value (the compiled `[access] rules`) is kept after
     /// a newer version replaces it, at least; it goes when no request holds it either.

@@ -1,0 +1,1112 @@
+//! A remote document fetched over HTTP: conditional requests, bounded reads, a
+//! last-known-good cache.
+//!
+//! [`Http`] fetches in the background and keeps what it fetched: the pipeline's
+//! [`load`](super::Source::load) reads that text and never touches the network. Fetch
+//! once with [`Http::start`] before building the accessor, then let
+//! [`ReloadCoordinator::poll`](crate::reload::ReloadCoordinator::poll) poll it.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+
+use super::{Format, LastGood, Layer, ParseLimits, SizeCap, Source, SourceStatus};
+use crate::error::{Error, ErrorKind, SourceName};
+
+/// A TOML, YAML or JSON document at a URL, fetched in the background.
+///
+/// - **Conditional**: each fetch sends `If-None-Match` with the ETag exactly as received
+///   (weak ones too) and `If-Modified-Since` with the `Last-Modified` received; a `304`
+///   is "unchanged": nothing is parsed, hashed or published, and it counts as a hit.
+/// - **Bounded**: a connect timeout (default 2 s) and a timeout on the whole request,
+///   redirects included (default 5 s); a body cap (default 4 MiB) enforced while
+///   reading, and a body shorter than its `Content-Length` is refused; at most 5
+///   redirects.
+/// - **Secret-safe**: a [`bearer_token`](Http::bearer_token) or a custom
+///   [`header`](Http::header) is never logged, never in an error, never in `Debug`; the
+///   credentials of a `user:pass@` URL are sent as HTTP Basic authentication and
+///   stripped wherever the URL is shown.
+/// - **Last good**: with a [`cache`](Http::cache), every document that was published is
+///   written to it, and [`start`](Http::start) falls back to it at once when the remote
+///   cannot be reached.
+///
+/// The format comes from [`format`](Http::format), else the `Content-Type`
+/// (`application/json`, `application/toml`, `application/yaml`, …), else the URL's
+/// extension. Plain `http` always works; `https` needs the crate's `https` feature
+/// (rustls, with webpki's root certificates).
+///
+/// ```no_run
+/// use eac_accessor::{EaCAccessor, reload::{PollConfig, ReloadConfig, ReloadCoordinator}};
+/// use eac_accessor::source::{Http, LastGood};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let remote = Http::new("http://config.internal/app.toml")?
+///     .bearer_token("s3cret")
+///     .cache(LastGood::new("/var/lib/app/remote.cache"));
+/// remote.start().await?; // one fetch, or the cache when the remote is down
+/// let accessor = EaCAccessor::builder().source(remote.clone()).build()?;
+/// let reloads = ReloadCoordinator::new(accessor, ReloadConfig::from_env()?);
+/// reloads.poll(&remote, PollConfig::from_env()?)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Http {
+    config: Arc<Config>,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Clone)]
+struct Config {
+    target: Target,
+    /// The URL as shown: without credentials.
+    name: String,
+    /// Sent on requests to the configured origin only; marked sensitive.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    format: Option<Format>,
+    cap: SizeCap,
+    limits: ParseLimits,
+    connect_timeout: Duration,
+    timeout: Duration,
+    start_wait: Duration,
+    max_redirects: u8,
+    cache: Option<LastGood>,
+}
+
+/// Where a request goes: a URL split into what a connection needs.
+#[derive(Clone, PartialEq, Eq)]
+struct Target {
+    tls: bool,
+    host: String,
+    port: u16,
+    /// `host[:port]` as the `Host` header says it.
+    authority: String,
+    path_and_query: String,
+}
+
+impl Target {
+    fn origin(&self) -> (bool, &str, u16) {
+        (self.tls, &self.host, self.port)
+    }
+
+    fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.authority, self.path_and_query)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// What `load` returns.
+    doc: Option<Arc<Doc>>,
+    /// What the last `load` returned, until `committed` caches it.
+    loaded: Option<Arc<Doc>>,
+    /// The checksum of what the cache file holds, as far as this process knows.
+    cached: Option<u64>,
+    status: Option<SourceStatus>,
+}
+
+struct Doc {
+    format: Format,
+    text: Arc<str>,
+    hash: u64,
+    from_cache: bool,
+    etag: Option<HeaderValue>,
+    last_modified: Option<HeaderValue>,
+}
+
+/// What one [`Http::fetch`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fetched {
+    /// A new document (a `200` whose body differs from what the source held); the next
+    /// reload reads it.
+    Modified,
+    /// The same document: a `304`, or a `200` with the very same body.
+    NotModified,
+}
+
+/// How [`Http::start`] got its first document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Started {
+    /// From the remote.
+    Fetched,
+    /// From the last-good cache, because the remote could not be had; says why.
+    FromCache(Error),
+}
+
+/// The defaults of a remote source.
+const DEFAULT_CAP: SizeCap = SizeCap::mib(4);
+
+impl Http {
+    /// A source for the document at `url` (`http://` or, with the `https` feature,
+    /// `https://`), with the defaults above.
+    ///
+    /// A URL that cannot be parsed, or of another scheme, is an error naming it (without
+    /// credentials).
+    ///
+    /// ```
+    /// use eac_accessor::source::Http;
+    ///
+    /// let remote = Http::new("http://ops:hunter2@config.internal:8000/app.yaml")?;
+    /// assert_eq!(remote.url(), "http://config.internal:8000/app.yaml");
+    /// assert!(!format!("{remote:?}").contains("hunter2"));
+    /// assert!(Http::new("ftp://config.internal/app.yaml").is_err());
+    /// # Ok::<(), eac_accessor::Error>(())
+    /// ```
+    pub fn new(url: &str) -> Result<Http, Error> {
+        let (target, credentials) = parse_url(url)?;
+        let mut headers = Vec::new();
+        if let Some((user, pass)) = credentials {
+            let mut value = HeaderValue::try_from(format!(
+                "Basic {}",
+                base64(format!("{user}:{pass}").as_bytes())
+            ))
+            .map_err(|_| {
+                Error::new(ErrorKind::Parse, "the URL's credentials cannot be sent")
+                    .with_source(SourceName::Url(target.url()))
+            })?;
+            value.set_sensitive(true);
+            headers.push((header::AUTHORIZATION, value));
+        }
+        Ok(Http {
+            config: Arc::new(Config {
+                name: target.url(),
+                target,
+                headers,
+                format: None,
+                cap: DEFAULT_CAP,
+                limits: ParseLimits::default(),
+                connect_timeout: Duration::from_secs(2),
+                timeout: Duration::from_secs(5),
+                start_wait: Duration::from_secs(1),
+                max_redirects: 5,
+                cache: None,
+            }),
+            state: Arc::default(),
+        })
+    }
+
+    /// The URL as it is shown: in errors, the status, metrics and logs; never with
+    /// credentials.
+    pub fn url(&self) -> &str {
+        &self.config.name
+    }
+
+    fn source_name(&self) -> SourceName {
+        SourceName::Url(self.config.name.clone())
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Sends `Authorization: Bearer <token>` (replacing a `user:pass@` of the URL). The
+    /// token is never shown; a token that is not a valid header value makes every fetch
+    /// fail with an error that does not quote it.
+    pub fn bearer_token(self, token: impl AsRef<str>) -> Http {
+        self.header(header::AUTHORIZATION, format!("Bearer {}", token.as_ref()))
+    }
+
+    /// Sends a header on every request to the document's origin (not to another host
+    /// a redirect leads to); its value is treated as a secret. A header of the same name
+    /// set before is replaced.
+    pub fn header(mut self, name: HeaderName, value: impl AsRef<str>) -> Http {
+        let value = HeaderValue::try_from(value.as_ref()).map(|mut v| {
+            v.set_sensitive(true);
+            v
+        });
+        let config = self.config_mut();
+        config.headers.retain(|(n, _)| *n != name);
+        match value {
+            Ok(value) => config.headers.push((name, value)),
+            // Kept as an invalid marker: the fetch reports it without the value.
+            Err(_) => config
+                .headers
+                .push((name, HeaderValue::from_static(INVALID_HEADER))),
+        }
+        self
+    }
+
+    /// Reads the document in `format`, whatever the server says.
+    pub fn format(mut self, format: Format) -> Http {
+        self.config_mut().format = Some(format);
+        self
+    }
+
+    /// Refuses a body larger than `cap` (default 4 MiB), checked while reading.
+    pub fn max_size(mut self, cap: SizeCap) -> Http {
+        self.config_mut().cap = cap;
+        self
+    }
+
+    /// Parses the document within `limits` (default [`ParseLimits::default`]).
+    pub fn limits(mut self, limits: ParseLimits) -> Http {
+        self.config_mut().limits = limits;
+        self
+    }
+
+    /// The longest a TCP (and TLS) connection may take to open (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Http {
+        self.config_mut().connect_timeout = timeout;
+        self
+    }
+
+    /// The longest a whole fetch may take, redirects and body included (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Http {
+        self.config_mut().timeout = timeout;
+        self
+    }
+
+    /// At start with a cache, how long the first fetch may take before the source
+    /// starts from the cache instead (default 1 s; without a cache, the
+    /// [`timeout`](Http::timeout) applies).
+    pub fn start_wait(mut self, wait: Duration) -> Http {
+        self.config_mut().start_wait = wait;
+        self
+    }
+
+    /// Follows at most `n` redirects (default 5; 0 refuses any).
+    pub fn max_redirects(mut self, n: u8) -> Http {
+        self.config_mut().max_redirects = n;
+        self
+    }
+
+    /// Keeps the last published document in `cache`, and starts from it when the
+    /// remote cannot be had at start.
+    pub fn cache(mut self, cache: LastGood) -> Http {
+        self.config_mut().cache = Some(cache);
+        self
+    }
+
+    /// Gets the first document: one fetch, bounded by the timeouts (by
+    /// [`start_wait`](Http::start_wait) when there is a cache), with no retry; when it
+    /// fails and the cache holds a document, starts from that at once and says so in
+    /// the status, a warning and the `eac_source_serving_cache` gauge.
+    ///
+    /// Fails, naming the URL, when the fetch fails and there is no usable cache. A
+    /// cache that is corrupt or unreadable is skipped with a warning.
+    pub async fn start(&self) -> Result<Started, Error> {
+        let wait = if self.config.cache.is_some() {
+            self.config.start_wait.min(self.config.timeout)
+        } else {
+            self.config.timeout
+        };
+        let fetched = match tokio::time::timeout(wait, self.fetch()).await {
+            Ok(result) => result,
+            Err(_) => {
+                let error = self.timed_out(wait);
+                self.record_error(&error, None);
+                Err(error)
+            }
+        };
+        let error = match fetched {
+            Ok(_) => return Ok(Started::Fetched),
+            Err(e) => e,
+        };
+        let Some(cache) = self.config.cache.clone() else {
+            return Err(error);
+        };
+        let cached = tokio::task::spawn_blocking(move || cache.load())
+            .await
+            .ok()
+            .flatten();
+        let Some((format, text)) = cached else {
+            return Err(error);
+        };
+        tracing::warn!(source = %self.config.name, %error, "the remote cannot be had: starting from the last-good cache");
+        let hash = text_hash(&text);
+        let mut state = self.lock();
+        state.cached = Some(hash);
+        state.doc = Some(Arc::new(Doc {
+            format,
+            text: text.into(),
+            hash,
+            from_cache: true,
+            etag: None,
+            last_modified: None,
+        }));
+        let status = status_of(&mut state, &self.config.name);
+        status.serving_cache = true;
+        metrics::gauge!("eac_source_serving_cache", "source" => self.config.name.clone()).set(1.0);
+        Ok(Started::FromCache(error))
+    }
+
+    /// Fetches the document once, conditionally; on a new document, keeps it for the
+    /// next reload. Records the result in the status and the metrics.
+    ///
+    /// Errors name the URL (without credentials), never a token.
+    pub async fn fetch(&self) -> Result<Fetched, Error> {
+        let (etag, last_modified) = {
+            let state = self.lock();
+            match state.doc.as_deref() {
+                Some(d) => (d.etag.clone(), d.last_modified.clone()),
+                None => (None, None),
+            }
+        };
+        {
+            let mut state = self.lock();
+            status_of(&mut state, &self.config.name).last_fetch = Some(SystemTime::now());
+        }
+        let answer = match tokio::time::timeout(
+            self.config.timeout,
+            self.request(etag.as_ref(), last_modified.as_ref()),
+        )
+        .await
+        {
+            Ok(answer) => answer,
+            Err(_) => Err((self.timed_out(self.config.timeout), None)),
+        };
+        match answer {
+            Ok(Answer::NotModified(code)) => {
+                self.record_success("not_modified", code, None);
+                Ok(Fetched::NotModified)
+            }
+            Ok(Answer::Body {
+                code,
+                format,
+                text,
+                etag,
+                last_modified,
+            }) => {
+                let hash = text_hash(&text);
+                let mut state = self.lock();
+                let same = state
+                    .doc
+                    .as_deref()
+                    .is_some_and(|d| d.hash == hash && d.format == format);
+                state.doc = Some(Arc::new(Doc {
+                    format,
+                    text: text.into(),
+                    hash,
+                    from_cache: false,
+                    etag: etag.clone(),
+                    last_modified,
+                }));
+                drop(state);
+                let result = if same { "not_modified" } else { "modified" };
+                self.record_success(result, code, etag.as_ref());
+                if same {
+                    // The very text already served: what is served now came from a fetch.
+                    self.set_serving_cache(false);
+                    Ok(Fetched::NotModified)
+                } else {
+                    Ok(Fetched::Modified)
+                }
+            }
+            Err((error, code)) => {
+                self.record_error(&error, code);
+                Err(error)
+            }
+        }
+    }
+
+    fn timed_out(&self, after: Duration) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("no complete answer within {} ms", after.as_millis()),
+        )
+        .with_source(self.source_name())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set_serving_cache(&self, on: bool) {
+        let mut state = self.lock();
+        let status = status_of(&mut state, &self.config.name);
+        if status.serving_cache != on {
+            status.serving_cache = on;
+            metrics::gauge!("eac_source_serving_cache", "source" => self.config.name.clone())
+                .set(if on { 1.0 } else { 0.0 });
+        }
+    }
+
+    fn record_success(&self, result: &'static str, code: StatusCode, etag: Option<&HeaderValue>) {
+        let now = SystemTime::now();
+        let name = self.config.name.clone();
+        let mut state = self.lock();
+        let status = status_of(&mut state, &name);
+        status.up = true;
+        status.last_success = Some(now);
+        status.last_result = Some(result);
+        status.last_error = None;
+        if result == "modified" {
+            status.modified += 1;
+        } else {
+            status.not_modified += 1;
+        }
+        status
+            .details
+            .insert("http_status".into(), code.as_u16().into());
+        let serving_cache = status.serving_cache;
+        if let Some(etag) = etag.and_then(|e| e.to_str().ok()) {
+            status.details.insert("etag".into(), etag.into());
+        }
+        drop(state);
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        metrics::counter!("eac_source_requests_total", "source" => name.clone(), "result" => result)
+            .increment(1);
+        metrics::gauge!("eac_source_up", "source" => name.clone()).set(1.0);
+        metrics::gauge!("eac_source_serving_cache", "source" => name.clone())
+            .set(if serving_cache { 1.0 } else { 0.0 });
+        metrics::gauge!("eac_source_last_success_timestamp_seconds", "source" => name).set(secs);
+    }
+
+    fn record_error(&self, error: &Error, code: Option<StatusCode>) {
+        let name = self.config.name.clone();
+        tracing::warn!(source = %name, %error, "fetching the remote document failed");
+        let mut state = self.lock();
+        let status = status_of(&mut state, &name);
+        status.up = false;
+        status.last_result = Some("error");
+        status.last_error = Some(error.to_string());
+        status.errors += 1;
+        let serving_cache = status.serving_cache;
+        match code {
+            Some(code) => status
+                .details
+                .insert("http_status".into(), code.as_u16().into()),
+            None => status.details.remove("http_status"),
+        };
+        drop(state);
+        metrics::counter!("eac_source_requests_total", "source" => name.clone(), "result" => "error")
+            .increment(1);
+        metrics::gauge!("eac_source_up", "source" => name.clone()).set(0.0);
+        metrics::gauge!("eac_source_serving_cache", "source" => name).set(if serving_cache {
+            1.0
+        } else {
+            0.0
+        });
+    }
+
+    /// One GET, following redirects; the error carries the HTTP status when there was one.
+    async fn request(
+        &self,
+        etag: Option<&HeaderValue>,
+        last_modified: Option<&HeaderValue>,
+    ) -> Result<Answer, (Error, Option<StatusCode>)> {
+        let config = &*self.config;
+        let err = |kind, message: String, code| {
+            (
+                Error::new(kind, message).with_source(self.source_name()),
+                code,
+            )
+        };
+        if config
+            .headers
+            .iter()
+            .any(|(_, v)| v.as_bytes() == INVALID_HEADER.as_bytes())
+        {
+            return Err(err(
+                ErrorKind::Parse,
+                "a configured header value (a token?) is not a valid HTTP header value".into(),
+                None,
+            ));
+        }
+        let mut target = config.target.clone();
+        let mut hops = 0u8;
+        loop {
+            let same_origin = target.origin() == config.target.origin();
+            let mut request = Request::get(&target.path_and_query)
+                .header(header::HOST, &target.authority)
+                .header(
+                    header::USER_AGENT,
+                    concat!("eac/", env!("CARGO_PKG_VERSION")),
+                )
+                .header(
+                    header::ACCEPT,
+                    "application/toml, application/yaml, application/json;q=0.9, */*;q=0.1",
+                );
+            if same_origin {
+                for (name, value) in &config.headers {
+                    request = request.header(name, value);
+                }
+                if let Some(etag) = etag {
+                    request = request.header(header::IF_NONE_MATCH, etag);
+                }
+                if let Some(since) = last_modified {
+                    request = request.header(header::IF_MODIFIED_SINCE, since);
+                }
+            }
+            let request = request.body(Empty::<Bytes>::new()).map_err(|_| {
+                err(
+                    ErrorKind::Parse,
+                    "cannot build a request for this URL".into(),
+                    None,
+                )
+            })?;
+            let (response, _connection) = send(&target, config.connect_timeout, request)
+                .await
+                .map_err(|why| err(ErrorKind::Io, why, None))?;
+            let code = response.status();
+            match code {
+                StatusCode::NOT_MODIFIED => return Ok(Answer::NotModified(code)),
+                StatusCode::OK => {
+                    let format = self
+                        .format_of(&response, &target)
+                        .map_err(|e| (e, Some(code)))?;
+                    let etag = response.headers().get(header::ETAG).cloned();
+                    let last_modified = response.headers().get(header::LAST_MODIFIED).cloned();
+                    let text = read_body(response, config.cap, &self.source_name())
+                        .await
+                        .map_err(|e| (e, Some(code)))?;
+                    return Ok(Answer::Body {
+                        code,
+                        format,
+                        text,
+                        etag,
+                        last_modified,
+                    });
+                }
+                c if matches!(c.as_u16(), 301 | 302 | 303 | 307 | 308) => {
+                    if hops >= config.max_redirects {
+                        return Err(err(
+                            ErrorKind::Io,
+                            format!(
+                                "HTTP {code}: more than {} redirects; not followed",
+                                config.max_redirects
+                            ),
+                            Some(code),
+                        ));
+                    }
+                    hops += 1;
+                    let location = response
+                        .headers()
+                        .get(header::LOCATION)
+                        .and_then(|l| l.to_str().ok())
+                        .ok_or_else(|| {
+                            err(
+                                ErrorKind::Io,
+                                format!("HTTP {code} without a usable Location"),
+                                Some(code),
+                            )
+                        })?;
+                    target = redirect(&target, location).map_err(|why| {
+                        err(
+                            ErrorKind::Io,
+                            format!("HTTP {code} to a place that cannot be followed: {why}"),
+                            Some(code),
+                        )
+                    })?;
+                }
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    return Err(err(
+                        ErrorKind::Unauthorized,
+                        format!(
+                            "HTTP {code}: the server refused the credentials sent (or their absence)"
+                        ),
+                        Some(code),
+                    ));
+                }
+                StatusCode::NOT_FOUND | StatusCode::GONE => {
+                    return Err(err(
+                        ErrorKind::SourceMissing,
+                        format!("HTTP {code}: no document at this URL"),
+                        Some(code),
+                    ));
+                }
+                _ => {
+                    return Err(err(
+                        ErrorKind::Io,
+                        format!("HTTP {code}: not a document"),
+                        Some(code),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn format_of(
+        &self,
+        response: &http::Response<hyper::body::Incoming>,
+        target: &Target,
+    ) -> Result<Format, Error> {
+        if let Some(format) = self.config.format {
+            return Ok(format);
+        }
+        let media = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        if let Some(format) = media.as_deref().and_then(format_of_media_type) {
+            return Ok(format);
+        }
+        let path = target
+            .path_and_query
+            .split(['?', '#'])
+            .next()
+            .unwrap_or("/");
+        if let Some(format) = Format::from_path(std::path::Path::new(path)) {
+            return Ok(format);
+        }
+        Err(Error::new(
+            ErrorKind::Parse,
+            format!(
+                "cannot tell the document's format: Content-Type `{}` and no .toml, .yaml or .json extension; set it on the source",
+                media.as_deref().unwrap_or("none")
+            ),
+        )
+        .with_source(self.source_name()))
+    }
+}
+
+/// The marker for a header value that could not be built (never sent).
+const INVALID_HEADER: &str = "\u{0}invalid";
+
+enum Answer {
+    NotModified(StatusCode),
+    Body {
+        code: StatusCode,
+        format: Format,
+        text: String,
+        etag: Option<HeaderValue>,
+        last_modified: Option<HeaderValue>,
+    },
+}
+
+fn status_of<'a>(state: &'a mut State, name: &str) -> &'a mut SourceStatus {
+    state
+        .status
+        .get_or_insert_with(|| SourceStatus::new("http", name))
+}
+
+fn text_hash(text: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+}
+
+fn format_of_media_type(media: &str) -> Option<Format> {
+    match media {
+        "application/json" | "text/json" => Some(Format::Json),
+        "application/toml" | "text/toml" | "text/x-toml" | "application/x-toml" => {
+            Some(Format::Toml)
+        }
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
+            Some(Format::Yaml)
+        }
+        m if m.ends_with("+json") => Some(Format::Json),
+        m if m.ends_with("+yaml") => Some(Format::Yaml),
+        _ => None,
+    }
+}
+
+/// Aborts the task that drives a connection when the fetch is done or dropped.
+struct Driver(tokio::task::JoinHandle<()>);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Opens a connection to `target` and sends `request` on it.
+async fn send(
+    target: &Target,
+    connect_timeout: Duration,
+    request: Request<Empty<Bytes>>,
+) -> Result<(http::Response<hyper::body::Incoming>, Driver), String> {
+    #[cfg(not(feature = "https"))]
+    if target.tls {
+        return Err("https:// needs the `https` feature of eac-accessor".into());
+    }
+    let connect = tokio::net::TcpStream::connect((target.host.as_str(), target.port));
+    let tcp = match tokio::time::timeout(connect_timeout, connect).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "cannot connect within {} ms",
+                connect_timeout.as_millis()
+            ));
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    #[cfg(feature = "https")]
+    if target.tls {
+        let tls = match tokio::time::timeout(connect_timeout, tls::connect(&target.host, tcp)).await
+        {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(why)) => return Err(why),
+            Err(_) => {
+                return Err(format!(
+                    "no TLS handshake within {} ms",
+                    connect_timeout.as_millis()
+                ));
+            }
+        };
+        return exchange(hyper_util::rt::TokioIo::new(tls), request).await;
+    }
+    exchange(hyper_util::rt::TokioIo::new(tcp), request).await
+}
+
+async fn exchange<T>(
+    io: T,
+    request: Request<Empty<Bytes>>,
+) -> Result<(http::Response<hyper::body::Incoming>, Driver), String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP handshake failed: {e}"))?;
+    let driver = Driver(tokio::spawn(async move {
+        let _ = connection.await;
+    }));
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("the request failed: {e}"))?;
+    Ok((response, driver))
+}
+
+/// Reads a body up to `cap`, refusing a larger one (by its `Content-Length` at once, or
+/// while reading) and one that ends before its `Content-Length`.
+async fn read_body(
+    response: http::Response<hyper::body::Incoming>,
+    cap: SizeCap,
+    name: &SourceName,
+) -> Result<String, Error> {
+    let declared = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap.bytes()) {
+        return Err(cap.exceeded(name));
+    }
+    let first = usize::try_from(declared.unwrap_or(8 * 1024)).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(first);
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("the body could not be read whole: {e}"),
+            )
+            .with_source(name.clone())
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if (bytes.len() + data.len()) as u64 > cap.bytes() {
+                return Err(cap.exceeded(name));
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        Error::new(ErrorKind::Parse, "the document is not UTF-8 text").with_source(name.clone())
+    })
+}
+
+type Credentials = Option<(String, String)>;
+
+/// Splits `url` into a target and the credentials of a `user:pass@`.
+fn parse_url(url: &str) -> Result<(Target, Credentials), Error> {
+    let shown = strip_credentials(url);
+    let bad = |why: &str| {
+        Error::new(ErrorKind::Parse, format!("not a usable URL: {why}"))
+            .with_source(SourceName::Url(shown.clone()))
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "http" => false,
+        "https" => true,
+        _ => return Err(bad("the scheme must be http or https")),
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let (credentials, host_port) = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            (Some((percent_decode(user), percent_decode(pass))), host)
+        }
+        None => (None, authority),
+    };
+    let path = path.split('#').next().unwrap_or_default();
+    let path_and_query = if path.is_empty() || path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_owned()
+    };
+    let uri: Uri = format!("{scheme}://{host_port}{path_and_query}")
+        .parse()
+        .map_err(|_| bad("cannot be parsed"))?;
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad("no host"))?;
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let target = Target {
+        tls,
+        // `[::1]` connects as `::1`.
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+        authority: host_port.to_owned(),
+        path_and_query: uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+    };
+    Ok((target, credentials))
+}
+
+/// `url` without a `user:pass@` part, for showing.
+fn strip_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://{host}{path}"),
+        None => url.to_owned(),
+    }
+}
+
+/// Resolves a `Location` against the URL that answered with it.
+fn redirect(from: &Target, location: &str) -> Result<Target, String> {
+    if location.contains("://") {
+        let (target, credentials) = parse_url(location).map_err(|e| e.message().to_owned())?;
+        if credentials.is_some() {
+            return Err("a Location with credentials".into());
+        }
+        if from.tls && !target.tls {
+            return Err("from https to plain http".into());
+        }
+        return Ok(target);
+    }
+    let path_and_query = if location.starts_with('/') {
+        location.to_owned()
+    } else {
+        // Relative to the folder of the current path.
+        let path = from.path_and_query.split('?').next().unwrap_or("/");
+        let folder = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        format!("{folder}{location}")
+    };
+    Ok(Target {
+        path_and_query,
+        ..from.clone()
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> shift) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+impl Source for Http {
+    fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
+        let mut state = self.lock();
+        let Some(doc) = state.doc.clone() else {
+            return Err(vec![
+                Error::new(
+                    ErrorKind::SourceMissing,
+                    "not fetched yet: await `Http::start` before building the accessor",
+                )
+                .with_source(self.source_name()),
+            ]);
+        };
+        state.loaded = Some(Arc::clone(&doc));
+        drop(state);
+        Ok(vec![
+            Layer::text(self.source_name(), doc.format, &*doc.text).with_limits(self.config.limits),
+        ])
+    }
+
+    fn committed(&self) {
+        let (doc, cached) = {
+            let mut state = self.lock();
+            let Some(doc) = state.loaded.take() else {
+                return;
+            };
+            (doc, state.cached)
+        };
+        if doc.from_cache {
+            return;
+        }
+        self.set_serving_cache(false);
+        if cached == Some(doc.hash) {
+            return;
+        }
+        let Some(cache) = &self.config.cache else {
+            return;
+        };
+        match cache.store(doc.format, &doc.text) {
+            Ok(()) => {
+                let mut state = self.lock();
+                state.cached = Some(doc.hash);
+                status_of(&mut state, &self.config.name)
+                    .details
+                    .remove("cache_error");
+            }
+            Err(error) => {
+                tracing::warn!(source = %self.config.name, %error, "the last-good cache could not be written");
+                let mut state = self.lock();
+                status_of(&mut state, &self.config.name)
+                    .details
+                    .insert("cache_error".into(), error.to_string().into());
+            }
+        }
+    }
+
+    fn status(&self) -> Option<SourceStatus> {
+        let mut state = self.lock();
+        Some(status_of(&mut state, &self.config.name).clone())
+    }
+}
+
+impl fmt::Debug for Http {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never a header's value: tokens live there.
+        let headers: Vec<&str> = self
+            .config
+            .headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        f.debug_struct("Http")
+            .field("url", &self.config.name)
+            .field("headers", &headers)
+            .field("format", &self.config.format)
+            .field("max_size", &self.config.cap)
+            .field("timeout", &self.config.timeout)
+            .field("cache", &self.config.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "https")]
+mod tls {
+    use std::sync::{Arc, OnceLock};
+
+    use rustls::pki_types::ServerName;
+    use tokio::net::TcpStream;
+    use tokio_rustls::TlsConnector;
+    use tokio_rustls::client::TlsStream;
+
+    fn connector() -> Result<TlsConnector, String> {
+        static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+        CONFIG
+            .get_or_init(|| {
+                let roots = rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
+                    .map_err(|e| format!("TLS cannot be set up: {e}"))
+            })
+            .clone()
+            .map(TlsConnector::from)
+    }
+
+    pub(super) async fn connect(
+        host: &str,
+        tcp: TcpStream,
+    ) -> Result<TlsStream<TcpStream>, String> {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| format!("`{host}` is not a valid TLS server name"))?;
+        connector()?
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_stripped_and_sent_as_basic() {
+        let (t, c) = parse_url("http://ops:p%40ss@127.0.0.1:8080/a/app.toml?x=1#frag").unwrap();
+        assert_eq!(t.url(), "http://127.0.0.1:8080/a/app.toml?x=1");
+        assert_eq!(c, Some(("ops".into(), "p@ss".into())));
+        let err = Http::new("gopher://ops:hunter2@h/x").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert_eq!(base64(b"ops:p@ss"), "b3BzOnBAc3M=");
+        assert_eq!(base64(b"ab"), "YWI=");
+        let (t, _) = parse_url("http://[::1]:9/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 9));
+    }
+
+    #[cfg(not(feature = "https"))]
+    #[tokio::test]
+    async fn https_without_its_feature_says_so() {
+        let remote = Http::new("https://config.invalid/app.toml").unwrap();
+        let err = remote.fetch().await.unwrap_err();
+        assert!(err.message().contains("`https` feature"), "{err}");
+        assert_eq!(
+            err.source(),
+            Some(&SourceName::Url("https://config.invalid/app.toml".into()))
+        );
+    }
+
+    #[test]
+    fn redirects_resolve_and_never_downgrade() {
+        let (from, _) = parse_url("https://h/conf/app.toml").unwrap();
+        assert_eq!(
+            redirect(&from, "v2.toml").unwrap().path_and_query,
+            "/conf/v2.toml"
+        );
+        assert_eq!(
+            redirect(&from, "/x.json").unwrap().path_and_query,
+            "/x.json"
+        );
+        assert!(redirect(&from, "http://h/x.json").is_err());
+    }
+}

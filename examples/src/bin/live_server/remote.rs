@@ -1,0 +1,50 @@
+//! `--remote URL`: a document fetched over HTTP, merged between the files and the env
+//! overlay, polled through the reload coordinator, cached in the state dir.
+
+use std::path::Path;
+
+use eac_accessor::reload::{PollConfig, ReloadCoordinator};
+use eac_accessor::source::{Http, LastGood, Started};
+
+/// Sent as `Authorization: Bearer …`; never shown.
+const TOKEN_ENV: &str = "EAC_REMOTE_TOKEN";
+
+/// The remote source, with its first document: fetched, or from the cache in
+/// `state_dir` when the remote cannot be had (no cache with `--check`: `None`).
+pub(crate) async fn start(url: &str, state_dir: Option<&Path>) -> Result<Http, String> {
+    let mut remote = Http::new(url).map_err(|e| e.to_string())?;
+    if let Some(token) = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()) {
+        remote = remote.bearer_token(token);
+    }
+    if let Some(dir) = state_dir {
+        let file = dir.join(cache_file_name(remote.url()));
+        remote = remote.cache(LastGood::new(file));
+    }
+    // A start from the cache is logged by the source, and shown in the status.
+    match remote.start().await {
+        Ok(Started::Fetched) => tracing::info!(source = %remote.url(), "remote document fetched"),
+        Ok(_) => {}
+        Err(error) => {
+            return Err(format!(
+                "cannot start: the remote document cannot be had and no cache holds it: {error}"
+            ));
+        }
+    }
+    Ok(remote)
+}
+
+/// One cache per URL, so that pointing `--remote` elsewhere never starts from another
+/// document.
+fn cache_file_name(url: &str) -> String {
+    let key = eac_accessor::ContentHash::of(&serde_json::Value::from(url));
+    format!("remote-{key}.cache")
+}
+
+/// Polls `remote` every `EAC_REFRESH_POLL_INTERVAL_MS` (default 30000; 0 disables).
+pub(crate) fn poll(reloads: &ReloadCoordinator, remote: &Http) -> Result<(), String> {
+    let config = PollConfig::from_env().map_err(|e| e.to_string())?;
+    if !config.enabled() {
+        tracing::info!(source = %remote.url(), "remote polling disabled (EAC_REFRESH_POLL_INTERVAL_MS=0)");
+    }
+    reloads.poll(remote, config).map_err(|e| e.to_string())
+}

@@ -1,0 +1,576 @@
+//! `source::Http` against a real HTTP server on loopback ([`DocServer`]) that the tests
+//! script: conditional requests, errors and recovery, hangs, truncated and oversized
+//! bodies, refused credentials, a rejected document, the last-good cache, secrets.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use eac_accessor::reload::{PollConfig, ReloadConfig, ReloadCoordinator};
+use eac_accessor::source::{Fetched, Http, LastGood, SizeCap, Source, Started};
+use eac_accessor::{EaCAccessor, ErrorKind, Event, Origin};
+use eac_examples::doc_server::{Answer, DocServer, Document, Seen, Validators};
+use eac_tests::Greeting;
+
+fn doc(message: &str) -> String {
+    format!("[greeting]\nmessage = \"{message}\"\n")
+}
+
+async fn server(text: &str) -> DocServer {
+    let server = DocServer::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    server.set(Document::text("application/toml", text));
+    server
+}
+
+fn accessor(remote: &Http) -> EaCAccessor {
+    EaCAccessor::builder()
+        .section::<Greeting>()
+        .source(remote.clone())
+        .build()
+        .unwrap()
+}
+
+fn message(accessor: &EaCAccessor) -> String {
+    accessor.load().section::<Greeting>().message.clone()
+}
+
+fn reloads(accessor: &EaCAccessor, cooldown: Duration) -> ReloadCoordinator {
+    let mut config = ReloadConfig::default();
+    config.cooldown = cooldown;
+    ReloadCoordinator::new(accessor.clone(), config)
+}
+
+fn poll_every(ms: u64) -> PollConfig {
+    PollConfig::every(Duration::from_millis(ms)).jitter(0.0)
+}
+
+/// Waits (bounded) until `done` holds.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn statuses(seen: &[Seen]) -> Vec<u16> {
+    seen.iter().map(|s| s.status).collect()
+}
+
+fn cached_text(path: &Path) -> Option<String> {
+    LastGood::new(path).load().map(|(_, text)| text)
+}
+
+#[tokio::test]
+async fn an_etag_hit_is_a_304_that_publishes_and_parses_nothing() {
+    let server = server(&doc("one")).await;
+    let remote = Http::new(&server.url("/app.toml")).unwrap();
+    assert_eq!(remote.start().await.unwrap(), Started::Fetched);
+    let accessor = accessor(&remote);
+    let etag = remote.status().unwrap().details["etag"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(etag.starts_with('"'), "{etag}");
+
+    let reloads = reloads(&accessor, Duration::ZERO);
+    reloads.poll(&remote, poll_every(10)).unwrap();
+    until("five polls", || server.requests() >= 6).await;
+    reloads.shutdown().await;
+
+    let seen = server.seen();
+    assert_eq!(seen[0].if_none_match, None);
+    for poll in &seen[1..] {
+        // The ETag exactly as received, and the date too.
+        assert_eq!(poll.if_none_match.as_deref(), Some(etag.as_str()));
+        assert!(poll.if_modified_since.is_some());
+        assert_eq!(poll.status, 304);
+    }
+    // No reload ran — nothing parsed, nothing published — and each hit was counted.
+    assert_eq!(reloads.runs(), 0);
+    assert_eq!(accessor.load().version(), 1);
+    let status = remote.status().unwrap();
+    assert_eq!(status.not_modified as usize, seen.len() - 1);
+    assert_eq!((status.modified, status.errors), (1, 0));
+    assert_eq!(status.last_result, Some("not_modified"));
+    assert_eq!(status.details["http_status"], 304);
+    assert_eq!(accessor.status().sources, vec![status]);
+
+    // A weak ETag is sent back exactly as received too.
+    server.validators(Validators::WeakEtag);
+    server.set(Document::text("application/toml", doc("two")));
+    assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
+    assert_eq!(remote.fetch().await.unwrap(), Fetched::NotModified);
+    let last = server.seen().pop().unwrap();
+    assert!(
+        last.if_none_match.as_deref().unwrap().starts_with("W/\""),
+        "{last:?}"
+    );
+    assert_eq!(last.status, 304);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn last_modified_alone_makes_the_request_conditional() {
+    let server = server(&doc("one")).await;
+    server.validators(Validators::LastModifiedOnly);
+    let remote = Http::new(&server.url("/app.toml")).unwrap();
+    remote.start().await.unwrap();
+    let accessor = accessor(&remote);
+
+    assert_eq!(remote.fetch().await.unwrap(), Fetched::NotModified);
+    let seen = server.seen();
+    assert_eq!(seen[1].if_none_match, None);
+    assert!(seen[1].if_modified_since.is_some());
+    assert_eq!(seen[1].status, 304);
+
+    // A new document has a later date: a 200.
+    server.set(Document::text("application/toml", doc("two")));
+    assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
+    let reloads = reloads(&accessor, Duration::ZERO);
+    reloads
+        .trigger(Origin::Poll {
+            url: remote.url().to_owned(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(message(&accessor), "two");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn server_errors_back_off_then_recover() {
+    let server = server(&doc("one")).await;
+    let remote = Http::new(&server.url("/app.toml")).unwrap();
+    remote.start().await.unwrap();
+    let accessor = accessor(&remote);
+    let reloads = reloads(&accessor, Duration::ZERO);
+
+    server.answer_times(Answer::Status(500), 2);
+    reloads.poll(&remote, poll_every(25)).unwrap();
+    until("two 500s", || server.requests() >= 3).await;
+    server.answer_times(Answer::Status(503), 2);
+    server.set(Document::text("application/toml", doc("two")));
+    until("the new document is live", || message(&accessor) == "two").await;
+    reloads.shutdown().await;
+
+    let seen = server.seen();
+    let codes = statuses(&seen);
+    let first_ok = 1 + codes[1..].iter().position(|c| *c == 200).unwrap();
+    assert!(
+        codes[1..first_ok]
+            .iter()
+            .all(|c| [500, 503, 304].contains(c))
+    );
+    assert_eq!(codes.iter().filter(|c| **c >= 500).count(), 4, "{codes:?}");
+    // After an error the next request never comes sooner than a healthy poll would.
+    for pair in seen.windows(2).filter(|p| p[0].status >= 500) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= Duration::from_millis(25),
+            "{gap:?} after a {}",
+            pair[0].status
+        );
+    }
+    let status = remote.status().unwrap();
+    assert!(status.up);
+    assert_eq!(status.errors, 4);
+    assert_eq!(status.last_error, None);
+    assert_eq!(
+        accessor.load().origin(),
+        &Origin::Poll {
+            url: server.url("/app.toml")
+        }
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_hanging_server_times_out_and_the_last_good_stays() {
+    let server = server(&doc("one")).await;
+    let remote = Http::new(&server.url("/app.toml"))
+        .unwrap()
+        .timeout(Duration::from_millis(300));
+    remote.start().await.unwrap();
+    let accessor = accessor(&remote);
+
+    server.answer(Answer::Hang);
+    let started = Instant::now();
+    let err = remote.fetch().await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert!(err.to_string().contains(&server.url("/app.toml")), "{err}");
+    assert!(!remote.status().unwrap().up);
+    let outcome = accessor.reload(Origin::Refresh).unwrap();
+    assert!(!outcome.is_published());
+    assert_eq!(message(&accessor), "one");
+    server.stop().await; // drops the hanging connection
+}
+
+#[tokio::test]
+async fn a_truncated_body_publishes_nothing() {
+    let server = server(&doc("one")).await;
+    let remote = Http::new(&server.url("/app.toml")).unwrap();
+    remote.start().await.unwrap();
+    let accessor = accessor(&remote);
+
+    server.set(Document::text("application/toml", doc("two, longer")));
+    server.answer(Answer::Truncated);
+    let err = remote.fetch().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io);
+    assert!(err.message().contains("could not be read whole"), "{err}");
+    assert!(!accessor.reload(Origin::Refresh).unwrap().is_published());
+    assert_eq!(message(&accessor), "one");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused() {
+    let server = server(&doc("one")).await;
+    let remote = Http::new(&server.url("/app.toml"))
+        .unwrap()
+        .max_size(SizeCap::bytes_exact(64));
+    remote.start().await.unwrap();
+    let accessor = accessor(&remote);
+
+    server.set(Document::text("application/toml", doc(&"x".repeat(100))));
+    let err = remote.fetch().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Limit);
+    assert!(err.message().contains("64 bytes"), "{err}");
+    assert!(!accessor.reload(Origin::Refresh).unwrap().is_published());
+    assert_eq!(message(&accessor), "one");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn refused_credentials_are_a_distinct_error_without_a_retry_storm() {
+    let server = server(&doc("one")).await;
+    let remote = Http::new(&server.url("/app.toml"))
+        .unwrap()
+        .bearer_token("tok-s3cret");
+    remote.start().await.unwrap();
+    assert_eq!(
+        server.seen()[0].authorization.as_deref(),
+        Some("Bearer tok-s3cret")
+    );
+    let accessor = accessor(&remote);
+
+    server.answer(Answer::Status(401));
+    let err = remote.fetch().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert!(err.message().contains("401"), "{err}");
+    let reloads = reloads(&accessor, Duration::ZERO);
+    let before = server.requests();
+    let window = Instant::now();
+    reloads.poll(&remote, poll_every(20)).unwrap();
+    until("a few refusals", || server.requests() >= before + 4).await;
+    let polled = window.elapsed();
+    reloads.shutdown().await;
+    let seen = server.seen();
+    let refusals = &seen[before..];
+    // Never faster than a healthy poll, and backing off beyond it.
+    for pair in refusals.windows(2) {
+        assert!(pair[1].at - pair[0].at >= Duration::from_millis(20));
+    }
+    assert!(
+        polled >= Duration::from_millis(80),
+        "4 refusals in {polled:?}"
+    );
+    assert_eq!(remote.status().unwrap().details["http_status"], 401);
+    assert_eq!(message(&accessor), "one");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_document_that_fails_validation_is_rejected_and_never_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("remote.cache");
+    let server = server(&doc("one")).await;
+    let remote = Http::new(&server.url("/app.toml"))
+        .unwrap()
+        .cache(LastGood::new(&cache));
+    remote.start().await.unwrap();
+    let accessor = accessor(&remote);
+    // Published, so cached.
+    assert_eq!(cached_text(&cache).as_deref(), Some(doc("one").as_str()));
+    let written = std::fs::metadata(&cache).unwrap().modified().unwrap();
+
+    server.set(Document::text("application/toml", doc(""))); // message must not be empty
+    assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
+    let reloads = reloads(&accessor, Duration::ZERO);
+    let errors = reloads
+        .trigger(Origin::Poll {
+            url: remote.url().to_owned(),
+        })
+        .await
+        .unwrap_err();
+    assert!(errors.has(ErrorKind::Schema), "{errors}");
+    assert_eq!(message(&accessor), "one");
+    assert_eq!(cached_text(&cache).as_deref(), Some(doc("one").as_str()));
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().modified().unwrap(),
+        written
+    );
+
+    // A good one again is published and cached.
+    server.set(Document::text("application/toml", doc("three")));
+    remote.fetch().await.unwrap();
+    reloads
+        .trigger(Origin::Poll {
+            url: remote.url().to_owned(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(cached_text(&cache).as_deref(), Some(doc("three").as_str()));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_down_at_start_starts_from_the_cache_at_once_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("remote.cache");
+    let server = server(&doc("cached")).await;
+    let addr = server.addr();
+    let url = server.url("/app.toml");
+    {
+        let remote = Http::new(&url).unwrap().cache(LastGood::new(&cache));
+        remote.start().await.unwrap();
+        drop(accessor(&remote)); // published: cached
+    }
+    server.stop().await;
+
+    let remote = Http::new(&url).unwrap().cache(LastGood::new(&cache));
+    let started = Instant::now();
+    let how = remote.start().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let Started::FromCache(why) = how else {
+        panic!("{how:?}")
+    };
+    assert!(why.to_string().contains(&url), "{why}");
+    let accessor = accessor(&remote);
+    assert_eq!(message(&accessor), "cached");
+    let status = remote.status().unwrap();
+    assert!(status.serving_cache && !status.up, "{status:?}");
+    assert!(accessor.status().sources[0].serving_cache);
+
+    // The server comes back with the same document: no longer served from the cache,
+    // said by an event; nothing new is published.
+    let mut events = accessor.events();
+    let server = DocServer::start(addr).await.unwrap();
+    server.set(Document::text("application/toml", doc("cached")));
+    let reloads = reloads(&accessor, Duration::ZERO);
+    reloads.poll(&remote, poll_every(20)).unwrap();
+    let recovered = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::Source { status }) = events.recv().await
+                && status.up
+            {
+                return status;
+            }
+        }
+    })
+    .await
+    .expect("an event says the source is back");
+    assert!(!recovered.serving_cache);
+    reloads.shutdown().await;
+    assert_eq!(accessor.load().version(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_server_at_start_falls_back_to_the_cache_within_the_start_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("remote.cache");
+    LastGood::new(&cache)
+        .store(eac_accessor::source::Format::Toml, &doc("cached"))
+        .unwrap();
+    let server = server(&doc("fresh")).await;
+    server.answer(Answer::Hang);
+    let remote = Http::new(&server.url("/app.toml"))
+        .unwrap()
+        .cache(LastGood::new(&cache))
+        .start_wait(Duration::from_millis(200));
+    let started = Instant::now();
+    let how = remote.start().await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        matches!(how, Started::FromCache(ref e) if e.kind() == ErrorKind::Timeout),
+        "{how:?}"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(message(&accessor(&remote)), "cached");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_cache_is_skipped_and_never_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("remote.cache");
+    LastGood::new(&cache)
+        .store(eac_accessor::source::Format::Toml, &doc("cached"))
+        .unwrap();
+    let torn = std::fs::read_to_string(&cache)
+        .unwrap()
+        .replace("cached", "cachex");
+    std::fs::write(&cache, torn).unwrap();
+    // A port nothing listens on.
+    let server = server(&doc("x")).await;
+    let url = format!("http://ops:hunter2@{}/app.toml", server.addr());
+    server.stop().await;
+
+    let remote = Http::new(&url).unwrap().cache(LastGood::new(&cache));
+    let err = remote.start().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io);
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&format!("http://{}/app.toml", server_addr(&url))),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let built = EaCAccessor::builder()
+        .section::<Greeting>()
+        .source(remote)
+        .build();
+    assert!(built.is_err(), "nothing to publish");
+}
+
+fn server_addr(url: &str) -> &str {
+    let rest = url.split_once('@').unwrap().1;
+    rest.split_once('/').unwrap().0
+}
+
+#[tokio::test]
+async fn tokens_and_url_credentials_never_show() {
+    let server = server(&doc("one")).await;
+    let with_userinfo = Http::new(&format!("http://ops:hunter2@{}/app.toml", server.addr()))
+        .unwrap()
+        .timeout(Duration::from_millis(300));
+    with_userinfo.start().await.unwrap();
+    assert_eq!(
+        server.seen()[0].authorization.as_deref(),
+        Some("Basic b3BzOmh1bnRlcjI=")
+    );
+    let with_token = Http::new(&server.url("/app.toml"))
+        .unwrap()
+        .timeout(Duration::from_millis(300))
+        .bearer_token("tok-s3cret")
+        .header("x-api-key".parse().unwrap(), "key-s3cret");
+    with_token.start().await.unwrap();
+    assert_eq!(
+        server.seen()[1].authorization.as_deref(),
+        Some("Bearer tok-s3cret")
+    );
+
+    let accessor = EaCAccessor::builder()
+        .section::<Greeting>()
+        .source(with_userinfo.clone())
+        .source(with_token.clone())
+        .build()
+        .unwrap();
+    let mut events = accessor.events();
+    let reloads = reloads(&accessor, Duration::ZERO);
+    let mut shown = Vec::new();
+    // A new document, so that no answer below is a 304.
+    server.set(Document::text("application/toml", doc("two")));
+    for answer in [
+        Answer::Status(401),
+        Answer::Status(500),
+        Answer::Hang,
+        Answer::Truncated,
+    ] {
+        server.answer(answer);
+        for remote in [&with_userinfo, &with_token] {
+            if let Err(e) = remote.fetch().await {
+                shown.push(format!("{e} {e:?}"));
+            }
+        }
+    }
+    reloads.poll(&with_token, poll_every(10)).unwrap();
+    reloads.poll(&with_userinfo, poll_every(10)).unwrap();
+    // Each poller says its source is down.
+    let mut told = 0;
+    while told < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("source events")
+            .unwrap();
+        if matches!(event, Event::Source { .. }) {
+            told += 1;
+        }
+        shown.push(serde_json::to_string(&event).unwrap());
+    }
+    reloads.shutdown().await;
+    shown.push(format!("{with_userinfo:?} {with_token:?} {accessor:?}"));
+    shown.push(serde_json::to_string(&accessor.status()).unwrap());
+    shown.push(format!("{:?}", accessor.status()));
+    assert_eq!(shown.len(), 2 * 4 + 2 + 3, "{shown:#?}");
+    for text in &shown {
+        for secret in [
+            "hunter2",
+            "ops:",
+            "tok-s3cret",
+            "key-s3cret",
+            "b3BzOmh1bnRlcjI",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+    assert!(
+        shown
+            .iter()
+            .any(|t| t.contains(&format!("http://{}/app.toml", server.addr())))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn redirects_are_followed_a_few_times() {
+    let server = server(&doc("one")).await;
+    server.answer_times(Answer::Redirect("/moved/app.toml".into()), 1);
+    let remote = Http::new(&server.url("/app.toml"))
+        .unwrap()
+        .max_redirects(2);
+    remote.start().await.unwrap();
+    let seen = server.seen();
+    assert_eq!(statuses(&seen), [302, 200]);
+    assert_eq!(seen[1].path, "/moved/app.toml");
+
+    server.answer(Answer::Redirect("/again".into()));
+    let err = remote.fetch().await.unwrap_err();
+    assert!(err.message().contains("more than 2 redirects"), "{err}");
+    assert_eq!(server.requests(), 2 + 3);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_that_always_changes_sees_a_bounded_request_rate() {
+    let server = server("[greeting]\nmessage = \"v{n}\"\n").await;
+    server.always_new(true);
+    let remote = Http::new(&server.url("/app.toml")).unwrap();
+    remote.start().await.unwrap();
+    let accessor = accessor(&remote);
+    // Polls every millisecond; each new document waits for its reload, which honours
+    // the 100 ms cooldown.
+    let reloads = reloads(&accessor, Duration::from_millis(100));
+    let started = Instant::now();
+    reloads.poll(&remote, poll_every(1)).unwrap();
+    until("five publishes", || accessor.load().version() >= 6).await;
+    let took = started.elapsed();
+    reloads.shutdown().await;
+    let requests = server.requests() - 1;
+    // One request per cooldown, plus the first (no cooldown before it) and the one
+    // that may have left after the last publish; at a 1 ms interval alone, hundreds.
+    let bound = (took.as_millis() / 100) as usize + 3;
+    assert!(requests <= bound, "{requests} requests in {took:?}");
+    assert!(message(&accessor).starts_with('v'));
+    server.stop().await;
+}
