@@ -369,6 +369,11 @@ async fn a_server_down_at_start_starts_from_the_cache_at_once_and_recovers() {
     server.set(Document::text("application/toml", doc("cached")));
     let reloads = reloads(&accessor, Duration::ZERO);
     reloads.poll(&remote, poll_every(20)).unwrap();
+    // The poller starts by saying where the source stands: down, serving its cache.
+    let Ok(Event::Source { status: first }) = events.try_recv() else {
+        panic!("no source event when polling starts")
+    };
+    assert!(first.serving_cache && !first.up, "{first:?}");
     let recovered = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Ok(Event::Source { status }) = events.recv().await
