@@ -280,7 +280,12 @@ impl EaCAccessor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .store_status();
-        status.sources = self.inner.sources.iter().filter_map(|s| s.status()).collect();
+        status.sources = self
+            .inner
+            .sources
+            .iter()
+            .filter_map(|s| s.status())
+            .collect();
         status
     }
 

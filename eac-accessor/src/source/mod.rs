@@ -11,6 +11,7 @@
 //! | [`Env`] | variables with a prefix, `__` nesting (`APP_LIMITS__MAX=5` → `limits.max`) | nothing |
 //! | [`Defaults`] | a serialized value given in code | — |
 //! | [`Memory`] | a document held in memory that can be replaced (tests, cached remote bodies) | — |
+//! | `Etcd` (feature `etcd`) | every key under an etcd prefix, watched; see the `etcd` module docs | error at connect |
 //!
 //! Implement [`Source`] for anything else; it returns [`Layer`]s, each named by its
 //! [`SourceName`] so that errors can say where a bad value came from.
@@ -24,6 +25,8 @@
 //! the candidate with an [`ErrorKind::Limit`] error naming the source and the limit.
 
 mod env;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub(crate) mod explain;
 mod file;
 mod format;
@@ -33,6 +36,8 @@ mod scan;
 mod status;
 
 pub use env::Env;
+#[cfg(feature = "etcd")]
+pub use etcd::{Etcd, EtcdOptions, EtcdWatch, FleetMember};
 pub use file::{Dir, File};
 pub use format::Format;
 pub use limits::{ParseLimits, SizeCap};

@@ -4,6 +4,7 @@
 //! `curl -i localhost:8080/`, edit `examples/config/app.toml`, and curl again.
 //! `live_server --help` lists every flag and environment variable.
 
+mod etcd;
 mod options;
 mod sections;
 mod serve;
@@ -27,24 +28,25 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
+use etcd::EtcdSource;
 use options::Options;
 use sections::{Features, Greeting, Limits, Upstream};
 use serve::{Listener, ServeConfig};
 
 /// The sections and sources, shared by serving, `--check` and `--print-schema`.
-fn builder(options: &Options) -> Builder {
-    EaCAccessor::builder()
+fn builder(options: &Options, etcd: &EtcdSource) -> Builder {
+    let builder = EaCAccessor::builder()
         .section::<Greeting>()
         .section::<Limits>()
         .section::<Features>()
         .section::<Upstream>()
         // As the user typed it, so that messages name the files that way.
-        .source(Dir::new(&options.config_dir))
-        .source(Env::prefixed("APP_"))
+        .source(Dir::new(&options.config_dir));
+    etcd.add_to(builder).source(Env::prefixed("APP_"))
 }
 
-fn accessor(options: &Options) -> Result<EaCAccessor, eac_accessor::Errors> {
-    builder(options)
+fn accessor(options: &Options, etcd: &EtcdSource) -> Result<EaCAccessor, eac_accessor::Errors> {
+    builder(options, etcd)
         .durable_history(options.state_dir())
         .history_label(options.config_dir_absolute().display().to_string())
         .fallback_to_last_good(options.fallback_to_last_good)
@@ -187,16 +189,20 @@ async fn main() -> ExitCode {
         .init();
     let options = Options::parse();
     if options.print_schema {
-        let schema = builder(&options).json_schema();
+        let schema = builder(&options, &EtcdSource::default()).json_schema();
         println!(
             "{}",
             serde_json::to_string_pretty(&schema).unwrap_or_default()
         );
         return ExitCode::SUCCESS;
     }
+    let etcd = match EtcdSource::connect(&options).await {
+        Ok(etcd) => etcd,
+        Err(e) => return fail(e),
+    };
     if options.check {
         let dir = options.config_dir.display();
-        return match builder(&options).check() {
+        return match builder(&options, &etcd).check() {
             Ok(()) => {
                 println!("{dir}: valid");
                 ExitCode::SUCCESS
@@ -224,7 +230,7 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    let accessor = match accessor(&options) {
+    let accessor = match accessor(&options, &etcd) {
         Ok(a) => a,
         Err(errors) => return fail(errors),
     };
@@ -283,6 +289,7 @@ async fn main() -> ExitCode {
             });
         }
     }
+    let etcd = etcd.start(&reloads, &accessor, &etcd::instance_id(app_address));
     if let Err(e) = handle_signals(reloads.clone(), stop_tx) {
         return fail(format_args!("cannot handle signals: {e}"));
     }
@@ -303,6 +310,7 @@ async fn main() -> ExitCode {
         None => println!("live_server listening on http://{address}"),
     }
     serve::serve(listeners, serve_config, stop).await;
+    etcd.stop().await;
     reloads.shutdown().await;
     if let Err(e) = accessor.sync_history() {
         tracing::error!(error = %e, "the history store is behind: versions were lost at exit");
