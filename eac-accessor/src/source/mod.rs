@@ -13,6 +13,9 @@
 //! | [`Memory`] | a document held in memory that can be replaced (tests, cached remote bodies) | — |
 //! | `Etcd` (feature `etcd`) | every key under an etcd prefix, watched; see the `etcd` module docs | error at connect |
 //!
+//! [`LastGood`] keeps the last published document of a remote source on disk, for a
+//! start while the remote is unreachable.
+//!
 //! Implement [`Source`] for anything else; it returns [`Layer`]s, each named by its
 //! [`SourceName`] so that errors can say where a bad value came from.
 //!
@@ -24,6 +27,7 @@
 //! [`Dir::limits`], [`Memory::limits`], [`Layer::with_limits`]); exceeding one rejects
 //! the candidate with an [`ErrorKind::Limit`] error naming the source and the limit.
 
+mod cache;
 mod env;
 #[cfg(feature = "etcd")]
 pub mod etcd;
@@ -35,6 +39,7 @@ mod memory;
 mod scan;
 mod status;
 
+pub use cache::LastGood;
 pub use env::Env;
 #[cfg(feature = "etcd")]
 pub use etcd::{Etcd, EtcdOptions, EtcdWatch, FleetMember};

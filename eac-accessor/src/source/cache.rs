@@ -1,0 +1,239 @@
+//! A last-known-good cache: one document that passed every check, kept on disk so a
+//! service whose remote source is unreachable at start can start from it.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{Format, SizeCap};
+use crate::error::{Error, ErrorKind, SourceName};
+
+/// The last document a remote source published, in one owner-only file.
+///
+/// [`store`](LastGood::store) writes atomically — a temporary file beside the cache,
+/// `fsync`, rename, then an `fsync` of the folder — so a crash leaves either the old
+/// document or the new one, never a torn one. [`load`](LastGood::load) returns `None`
+/// (with a warning in the log) for a missing, unreadable or corrupt file: a cache that
+/// cannot be trusted is skipped, never published.
+///
+/// The file holds a one-line header (`eac-last-good v1 <format> <xxh3 of the text>`)
+/// followed by the document's text exactly as it was fetched, so it can be read by a
+/// person and a torn or edited file is detected.
+///
+/// ```
+/// use eac_accessor::source::{Format, LastGood};
+///
+/// let dir = tempfile::tempdir()?;
+/// let cache = LastGood::new(dir.path().join("remote.cache"));
+/// assert!(cache.load().is_none()); // nothing cached yet
+/// cache.store(Format::Toml, "[greeting]\nmessage = \"hi\"\n")?;
+/// let (format, text) = cache.load().expect("just stored");
+/// assert_eq!((format, text.as_str()), (Format::Toml, "[greeting]\nmessage = \"hi\"\n"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct LastGood {
+    path: PathBuf,
+    cap: SizeCap,
+}
+
+const MAGIC: &str = "eac-last-good v1";
+
+impl LastGood {
+    /// A cache kept in the file at `path` (its folder is created on the first store).
+    pub fn new(path: impl Into<PathBuf>) -> LastGood {
+        LastGood {
+            path: path.into(),
+            cap: SizeCap::FILE,
+        }
+    }
+
+    /// Reads at most `cap` bytes of the cache file (default 16 MiB); a larger file is
+    /// skipped as corrupt.
+    pub fn max_size(mut self, cap: SizeCap) -> LastGood {
+        self.cap = cap;
+        self
+    }
+
+    /// The cache file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `text` (in `format`) as the last good document, atomically and readable by
+    /// the owner only. Blocks on disk I/O.
+    ///
+    /// A failure is an [`ErrorKind::Io`] error naming the cache file; the previous cache,
+    /// if any, is then left as it was.
+    pub fn store(&self, format: Format, text: &str) -> Result<(), Error> {
+        let io = |what: &str, e: std::io::Error| {
+            Error::new(ErrorKind::Io, format!("cannot {what} the last-good cache: {e}"))
+                .with_source(SourceName::File(self.path.clone()))
+        };
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| io("create the folder of", e))?;
+        let file_name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "cache".to_owned());
+        let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        let written = (|| {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&tmp)?;
+            // An existing temp file keeps its mode through `open`: set it again.
+            #[cfg(unix)]
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            writeln!(
+                file,
+                "{MAGIC} {} {:016x}",
+                tag(format),
+                xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+            )?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io("write", e));
+        }
+        if let Err(e) = std::fs::rename(&tmp, &self.path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io("replace", e));
+        }
+        // The rename itself is durable only once the folder is synced.
+        #[cfg(unix)]
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// The cached document and its format, or `None` when there is none or it cannot be
+    /// trusted (unreadable, over the size cap, header or checksum wrong, not UTF-8): then
+    /// a warning naming the file says why. Blocks on disk I/O.
+    pub fn load(&self) -> Option<(Format, String)> {
+        match self.try_load() {
+            Ok(found) => found,
+            Err(why) => {
+                tracing::warn!(cache = %self.path.display(), %why, "the last-good cache is skipped");
+                None
+            }
+        }
+    }
+
+    /// Like [`load`](LastGood::load), saying why a cache that exists was skipped.
+    pub fn try_load(&self) -> Result<Option<(Format, String)>, Error> {
+        let name = SourceName::File(self.path.clone());
+        let corrupt = |why: &str| {
+            Error::new(ErrorKind::Parse, format!("corrupt last-good cache: {why}"))
+                .with_source(name.clone())
+        };
+        let file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("cannot open the last-good cache: {e}"),
+                )
+                .with_source(name));
+            }
+        };
+        // The header adds a few dozen bytes to a document within the cap.
+        let cap = SizeCap::bytes_exact(self.cap.bytes().saturating_add(128));
+        let bytes = cap.read_to_end(file, &name)?;
+        let text = String::from_utf8(bytes).map_err(|_| corrupt("not UTF-8"))?;
+        let (header, body) = text
+            .split_once('\n')
+            .ok_or_else(|| corrupt("no header line"))?;
+        let mut fields = header
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| corrupt("unknown header"))?
+            .split_whitespace();
+        let format = match fields.next() {
+            Some("toml") => Format::Toml,
+            Some("yaml") => Format::Yaml,
+            Some("json") => Format::Json,
+            _ => return Err(corrupt("unknown format in the header")),
+        };
+        let sum = fields
+            .next()
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+            .ok_or_else(|| corrupt("no checksum in the header"))?;
+        if xxhash_rust::xxh3::xxh3_64(body.as_bytes()) != sum {
+            return Err(corrupt("checksum mismatch (torn or edited)"));
+        }
+        Ok(Some((format, body.to_owned())))
+    }
+}
+
+fn tag(format: Format) -> &'static str {
+    match format {
+        Format::Toml => "toml",
+        Format::Yaml => "yaml",
+        Format::Json => "json",
+    }
+}
+
+impl fmt::Debug for LastGood {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LastGood")
+            .field("path", &self.path)
+            .field("cap", &self.cap)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_is_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LastGood::new(dir.path().join("sub/remote.cache"));
+        cache.store(Format::Json, "{\"a\": 1}").unwrap();
+        cache.store(Format::Yaml, "a: 2\n").unwrap();
+        assert_eq!(cache.load(), Some((Format::Yaml, "a: 2\n".to_owned())));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(cache.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // No temp file is left behind.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("remote.cache")]);
+    }
+
+    #[test]
+    fn a_corrupt_cache_is_skipped_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = LastGood::new(dir.path().join("remote.cache"));
+        assert_eq!(cache.try_load().unwrap(), None);
+        cache.store(Format::Toml, "a = 1\n").unwrap();
+        let stored = std::fs::read_to_string(cache.path()).unwrap();
+        // An edited body: the checksum no longer matches.
+        std::fs::write(cache.path(), stored.replace("a = 1", "a = 2")).unwrap();
+        let err = cache.try_load().unwrap_err();
+        assert!(err.message().contains("checksum"), "{err}");
+        assert_eq!(cache.load(), None);
+        // Garbage with no header.
+        std::fs::write(cache.path(), [0xff, 0xfe, 0x00]).unwrap();
+        assert!(cache.try_load().unwrap_err().message().contains("UTF-8"));
+        // Over the cap.
+        let small = LastGood::new(cache.path()).max_size(SizeCap::bytes_exact(4));
+        cache.store(Format::Toml, &"# x\n".repeat(100)).unwrap();
+        assert_eq!(small.try_load().unwrap_err().kind(), ErrorKind::Limit);
+    }
+}
