@@ -67,8 +67,11 @@ impl LastGood {
     /// if any, is then left as it was.
     pub fn store(&self, format: Format, text: &str) -> Result<(), Error> {
         let io = |what: &str, e: std::io::Error| {
-            Error::new(ErrorKind::Io, format!("cannot {what} the last-good cache: {e}"))
-                .with_source(SourceName::File(self.path.clone()))
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot {what} the last-good cache: {e}"),
+            )
+            .with_source(SourceName::File(self.path.clone()))
         };
         let dir = match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -205,7 +208,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(cache.path()).unwrap().permissions().mode();
+            let mode = std::fs::metadata(cache.path())
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         // No temp file is left behind.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
-use eac_accessor::source::{Dir, Etcd, EtcdOptions, SourceStatus};
+use eac_accessor::source::{Dir, Etcd, EtcdOptions, LastGood, SourceStatus};
 use eac_accessor::{EaCAccessor, ErrorKind, Origin};
 use eac_tests::etcd::{EtcdServer, TcpProxy};
 use eac_tests::{ConfigDir, Greeting, Limits};
@@ -350,5 +350,57 @@ async fn the_fleet_view_shows_an_instance_while_it_lives() {
 
     // A heartbeat or a record is never a reload.
     assert_eq!(watching.load().version(), 1);
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_down_at_start_starts_from_the_last_known_good_cache() {
+    let mut server = EtcdServer::start();
+    let mut c = client(&server).await;
+    c.put(format!("{PREFIX}greeting"), greeting("cached"), None)
+        .await
+        .unwrap();
+    let dir = ConfigDir::with_app();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = LastGood::new(cache_dir.path().join("etcd.cache"));
+    let with_cache = |endpoint| options(endpoint).cache(cache.clone());
+
+    // A first instance publishes what etcd holds: that is cached.
+    {
+        let etcd = Etcd::connect(with_cache(server.endpoint())).await.unwrap();
+        let (accessor, _reloads) = fleet_member(&dir, &etcd);
+        assert_eq!(message(&accessor), "cached");
+        assert!(!etcd_status(&accessor).serving_cache);
+    }
+    server.kill();
+
+    // Without a cache, no start: the error names the prefix.
+    let err = Etcd::connect(options(server.endpoint())).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io);
+    assert!(err.to_string().contains(&format!("etcd:{PREFIX}")), "{err}");
+
+    // With it, a start bounded by the request timeout, from the cache, saying so.
+    let started = Instant::now();
+    let etcd = Etcd::connect(with_cache(server.endpoint())).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    assert_eq!(message(&accessor), "cached");
+    let status = etcd_status(&accessor);
+    assert!(status.serving_cache && !status.up, "{status:?}");
+    let watch = etcd.watch(&reloads);
+
+    // etcd back: read, published, no longer from the cache.
+    server.restart();
+    let mut c = client(&server).await;
+    c.put(format!("{PREFIX}greeting"), greeting("fresh"), None)
+        .await
+        .unwrap();
+    assert!(until(LIVE, || message(&accessor) == "fresh").await);
+    let status = etcd_status(&accessor);
+    assert!(status.up && !status.serving_cache, "{status:?}");
     watch.stop().await;
 }

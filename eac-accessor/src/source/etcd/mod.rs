@@ -65,6 +65,7 @@ use std::time::{Duration, SystemTime};
 use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue};
 use figment::value::{Dict, Value as FigValue};
 
+use super::cache::LastGood;
 use super::format::Format;
 use super::limits::{ParseLimits, SizeCap};
 use super::status::SourceStatus;
@@ -96,6 +97,7 @@ pub struct EtcdOptions {
     backoff: (Duration, Duration),
     max_value: SizeCap,
     limits: ParseLimits,
+    cache: Option<LastGood>,
 }
 
 impl EtcdOptions {
@@ -119,6 +121,7 @@ impl EtcdOptions {
             backoff: (Duration::from_millis(100), Duration::from_secs(5)),
             max_value: SizeCap::FILE,
             limits: ParseLimits::default(),
+            cache: None,
         }
     }
 
@@ -161,6 +164,14 @@ impl EtcdOptions {
     /// Parse budgets for each value (depth, values, YAML aliases).
     pub fn limits(mut self, limits: ParseLimits) -> EtcdOptions {
         self.limits = limits;
+        self
+    }
+
+    /// Keeps the last published state of the prefix in `cache` (written after each
+    /// publish, only once it passed every check), and starts from it when etcd cannot be
+    /// read at [`Etcd::connect`]; the watch then reads the cluster as soon as it answers.
+    pub fn cache(mut self, cache: LastGood) -> EtcdOptions {
+        self.cache = Some(cache);
         self
     }
 
@@ -218,12 +229,16 @@ struct State {
 pub(crate) struct Fetched {
     revision: i64,
     entries: Vec<Entry>,
+    /// Read from the last-known-good cache, not from the cluster.
+    from_cache: bool,
 }
 
 #[derive(Debug)]
 struct Entry {
     key: String,
     mod_revision: i64,
+    /// The value's text, for the cache (empty when it did not parse).
+    text: Arc<str>,
     parsed: Result<(Dict, u64), Error>,
 }
 
@@ -231,17 +246,22 @@ impl Etcd {
     /// Connects and reads the prefix once, at one revision, within the request timeout.
     ///
     /// Fails with an [`ErrorKind::Io`] error naming `etcd:<prefix>` when the cluster
-    /// cannot be read. A value that does not parse does not fail here: it is reported,
-    /// naming its key and revision, when the accessor is built.
+    /// cannot be read and there is no usable [cache](EtcdOptions::cache); with one, starts
+    /// from it at once, reported as serving from the cache. A value that does not parse
+    /// does not fail here: it is reported, naming its key and revision, when the accessor
+    /// is built.
     pub async fn connect(options: EtcdOptions) -> Result<Etcd, Error> {
         let shared = Shared::new(options).await?;
         let etcd = Etcd {
             shared: Arc::new(shared),
         };
-        etcd.shared.read_at(0).await.map_err(|e| {
+        if let Err(e) = etcd.shared.read_at(0).await {
             etcd.shared.note_error(&e);
-            e
-        })?;
+            if !etcd.shared.start_from_cache() {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "etcd unreachable at start; serving the last-known-good cache");
+        }
         Ok(etcd)
     }
 
@@ -283,6 +303,7 @@ impl Shared {
                 current: Arc::new(Fetched {
                     revision: 0,
                     entries: Vec::new(),
+                    from_cache: false,
                 }),
                 loaded: None,
                 seen: 0,
@@ -341,7 +362,7 @@ impl Shared {
         for kv in kvs {
             match self.classify(kv.key()) {
                 Key::Config(name) => {
-                    entries.push(self.entry(name, kv));
+                    entries.push(self.entry(name, kv.key(), kv.value(), kv.mod_revision()));
                 }
                 Key::Instance(id) => {
                     fleet.insert(id.to_owned(), instance_record(kv.value()));
@@ -372,8 +393,12 @@ impl Shared {
             )
             .collect();
         changed.sort();
-        let first = state.current.revision == 0;
-        state.current = Arc::new(Fetched { revision, entries });
+        let first = state.current.revision == 0 || state.current.from_cache;
+        state.current = Arc::new(Fetched {
+            revision,
+            entries,
+            from_cache: false,
+        });
         state.seen = state.seen.max(revision);
         state.fleet = fleet;
         let now = SystemTime::now();
@@ -411,20 +436,89 @@ impl Shared {
         }
     }
 
-    fn entry(&self, name: Option<&str>, kv: &KeyValue) -> Entry {
-        let key = String::from_utf8_lossy(kv.key()).into_owned();
+    fn entry(&self, name: Option<&str>, key: &[u8], value: &[u8], mod_revision: i64) -> Entry {
+        let key = String::from_utf8_lossy(key).into_owned();
         let source = SourceName::Etcd {
             key: key.clone(),
-            revision: Some(kv.mod_revision()),
+            revision: Some(mod_revision),
         };
         let parsed = match name {
             None => Err(Error::new(ErrorKind::Parse, "the key is not UTF-8").with_source(source)),
-            Some(name) => self.parse(name, kv.value(), &source),
+            Some(name) => self.parse(name, value, &source),
+        };
+        let text = match parsed {
+            Ok(_) => Arc::from(String::from_utf8_lossy(value)),
+            Err(_) => Arc::from(""),
         };
         Entry {
             key,
-            mod_revision: kv.mod_revision(),
+            mod_revision,
+            text,
             parsed,
+        }
+    }
+
+    /// Takes the cached state as the current one; false when there is no usable cache.
+    fn start_from_cache(&self) -> bool {
+        let Some(cache) = &self.options.cache else {
+            return false;
+        };
+        let Some((_, text)) = cache.load() else {
+            return false;
+        };
+        let cached: Cached = match serde_json::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(cache = %cache.path().display(), error = %e, "etcd cache skipped: not a cached prefix");
+                return false;
+            }
+        };
+        let entries = cached
+            .keys
+            .iter()
+            .map(|k| {
+                let name = match self.classify(k.key.as_bytes()) {
+                    Key::Config(name) => name,
+                    _ => None,
+                };
+                self.entry(name, k.key.as_bytes(), k.value.as_bytes(), k.mod_revision)
+            })
+            .collect();
+        let mut state = lock(&self.state);
+        state.current = Arc::new(Fetched {
+            revision: cached.revision,
+            entries,
+            from_cache: true,
+        });
+        state.seen = cached.revision;
+        state.status.serving_cache = true;
+        true
+    }
+
+    /// Writes `fetched` to the cache, when there is one and it came from the cluster.
+    fn cache(&self, fetched: &Fetched) {
+        let Some(cache) = &self.options.cache else {
+            return;
+        };
+        if fetched.from_cache {
+            return;
+        }
+        let cached = Cached {
+            prefix: self.options.prefix.clone(),
+            revision: fetched.revision,
+            keys: fetched
+                .entries
+                .iter()
+                .map(|e| CachedKey {
+                    key: e.key.clone(),
+                    mod_revision: e.mod_revision,
+                    value: e.text.to_string(),
+                })
+                .collect(),
+        };
+        let text = serde_json::to_string(&cached).unwrap_or_default();
+        if let Err(e) = cache.store(Format::Json, &text) {
+            tracing::warn!(error = %e, "etcd: cannot write the last-known-good cache");
         }
     }
 
@@ -486,6 +580,21 @@ impl Shared {
         state.status.last_success = Some(SystemTime::now());
         state.status.last_error = None;
     }
+}
+
+/// The cache file's document: the configuration keys of the prefix at one revision.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cached {
+    prefix: String,
+    revision: i64,
+    keys: Vec<CachedKey>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedKey {
+    key: String,
+    mod_revision: i64,
+    value: String,
 }
 
 enum Key<'k> {
@@ -561,13 +670,19 @@ impl Source for Etcd {
     }
 
     fn committed(&self) {
-        let mut state = lock(&self.shared.state);
-        if let Some(loaded) = state.loaded.take() {
+        let loaded = {
+            let mut state = lock(&self.shared.state);
+            let Some(loaded) = state.loaded.take() else {
+                return;
+            };
+            state.status.serving_cache = loaded.from_cache;
             state
                 .status
                 .details
                 .insert("committed_revision".into(), loaded.revision.into());
-        }
+            loaded
+        };
+        self.shared.cache(&loaded);
     }
 
     fn status(&self) -> Option<SourceStatus> {

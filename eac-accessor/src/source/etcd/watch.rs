@@ -60,7 +60,10 @@ enum Ended {
 async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
     let mut backoff = Backoff::new(shared.options.backoff);
     // Started from something other than a full read (nothing yet): read everything first.
-    let mut resync = lock(&shared.state).current.revision == 0;
+    let mut resync = {
+        let state = lock(&shared.state);
+        state.current.revision == 0 || state.current.from_cache
+    };
     loop {
         if resync {
             match shared.read_at(0).await {
