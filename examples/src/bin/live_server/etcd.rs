@@ -37,8 +37,14 @@ impl EtcdSource {
         }
         #[cfg(feature = "etcd")]
         {
-            use eac_accessor::source::{Etcd, EtcdOptions};
-            let etcd = Etcd::connect(EtcdOptions::new(&options.etcd, &options.etcd_prefix))
+            use eac_accessor::source::{Etcd, EtcdOptions, LastGood};
+            let mut etcd_options = EtcdOptions::new(&options.etcd, &options.etcd_prefix);
+            // `--check` opens no state dir: it reads etcd or fails.
+            if !options.check {
+                let cache = LastGood::new(options.state_dir().join("etcd.cache"));
+                etcd_options = etcd_options.cache(cache);
+            }
+            let etcd = Etcd::connect(etcd_options)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(EtcdSource { etcd: Some(etcd) })
