@@ -160,11 +160,8 @@ fn main() {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
-    let changed = fleet
-        .iter_mut()
-        .zip(&before)
-        .filter(|(s, v)| s.get("/").0 != **v)
-        .count();
+    let after: Vec<u64> = fleet.iter_mut().map(|s| s.get("/").0).collect();
+    let changed = after.iter().zip(&before).filter(|(a, b)| a != b).count();
 
     println!(
         "fleet: {INSTANCES} live_server on one etcd, put -> all {INSTANCES} serve it, over {PUTS} puts: \
