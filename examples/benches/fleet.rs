@@ -170,7 +170,9 @@ fn main() {
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         latencies[latencies.len() - 1].as_secs_f64() * 1e3,
     );
-    println!("fleet: bad put rejected by {INSTANCES} of {INSTANCES}; instances that changed version: {changed}");
+    println!(
+        "fleet: bad put rejected by {INSTANCES} of {INSTANCES}; instances that changed version: {changed}"
+    );
     assert_eq!(changed, 0);
     drop(fleet);
 }
