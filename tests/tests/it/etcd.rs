@@ -404,3 +404,36 @@ async fn etcd_down_at_start_starts_from_the_last_known_good_cache() {
     assert!(status.up && !status.serving_cache, "{status:?}");
     watch.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_layout_reads_one_key_as_the_whole_document() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    let document =
+        "[greeting]\nmessage = \"whole\"\n[limits]\nmax_body_bytes = 7\nrequest_timeout_ms = 7\n";
+    c.put(format!("{PREFIX}app.toml"), document, None)
+        .await
+        .unwrap();
+    // Another key under the prefix is not part of this document.
+    c.put(format!("{PREFIX}greeting"), greeting("ignored"), None)
+        .await
+        .unwrap();
+    let dir = ConfigDir::with_app();
+    let etcd = Etcd::connect(options(server.endpoint()).document("app.toml"))
+        .await
+        .unwrap();
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    assert_eq!(message(&accessor), "whole");
+    assert_eq!(accessor.load().section::<Limits>().max_body_bytes, 7);
+
+    let watch = etcd.watch(&reloads);
+    c.put(
+        format!("{PREFIX}app.toml"),
+        document.replace("whole", "edited"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(until(LIVE, || message(&accessor) == "edited").await);
+    watch.stop().await;
+}

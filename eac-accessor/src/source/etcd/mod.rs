@@ -32,6 +32,13 @@
 //! resuming at the last revision seen + 1. Meanwhile [`load`](Source::load) keeps
 //! returning the last state read, so the running version is never touched.
 //!
+//! # Metrics
+//!
+//! Per source, labelled `source="etcd:<prefix>"`, as for the remote HTTP source:
+//! `eac_source_up`, `eac_source_last_success_timestamp_seconds`,
+//! `eac_source_requests_total{result}` (`modified`, `not_modified`, `error`: one per read
+//! of the prefix or failed watch) and `eac_source_serving_cache`.
+//!
 //! ```no_run
 //! use eac_accessor::EaCAccessor;
 //! use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
@@ -406,15 +413,16 @@ impl Shared {
         status.up = true;
         status.last_success = Some(now);
         status.last_error = None;
-        if changed.is_empty() && !first {
-            status.last_result = Some("not_modified");
+        let result = if changed.is_empty() && !first {
             status.not_modified += 1;
-            None
+            "not_modified"
         } else {
-            status.last_result = Some("modified");
             status.modified += 1;
-            Some((changed, revision))
-        }
+            "modified"
+        };
+        status.last_result = Some(result);
+        record(status, Some(result));
+        (result == "modified").then_some((changed, revision))
     }
 
     fn classify<'k>(&self, key: &'k [u8]) -> Key<'k> {
@@ -492,6 +500,7 @@ impl Shared {
         });
         state.seen = cached.revision;
         state.status.serving_cache = true;
+        record(&state.status, None);
         true
     }
 
@@ -572,6 +581,7 @@ impl Shared {
         status.errors += 1;
         status.last_result = Some("error");
         status.last_error = Some(error.to_string());
+        record(status, Some("error"));
     }
 
     fn note_up(&self) {
@@ -579,6 +589,7 @@ impl Shared {
         state.status.up = true;
         state.status.last_success = Some(SystemTime::now());
         state.status.last_error = None;
+        record(&state.status, None);
     }
 }
 
@@ -595,6 +606,26 @@ struct CachedKey {
     key: String,
     mod_revision: i64,
     value: String,
+}
+
+/// The source's metrics, after a change of `status` (and a request's `result`).
+fn record(status: &SourceStatus, result: Option<&'static str>) {
+    let source = status.name.clone();
+    metrics::gauge!("eac_source_up", "source" => source.clone())
+        .set(f64::from(u8::from(status.up)));
+    metrics::gauge!("eac_source_serving_cache", "source" => source.clone())
+        .set(f64::from(u8::from(status.serving_cache)));
+    if let Some(at) = status.last_success {
+        let at = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        metrics::gauge!("eac_source_last_success_timestamp_seconds", "source" => source.clone())
+            .set(at.as_secs_f64());
+    }
+    if let Some(result) = result {
+        metrics::counter!("eac_source_requests_total", "source" => source, "result" => result)
+            .increment(1);
+    }
 }
 
 enum Key<'k> {
@@ -676,6 +707,7 @@ impl Source for Etcd {
                 return;
             };
             state.status.serving_cache = loaded.from_cache;
+            record(&state.status, None);
             state
                 .status
                 .details
