@@ -49,7 +49,7 @@
 //! let accessor = EaCAccessor::builder()
 //!     .source(Dir::new("config"))
 //!     .source(etcd.clone()) // above the files
-//!     .source(Env::new("APP_")) // below the environment
+//!     .source(Env::prefixed("APP_")) // below the environment
 //!     .build()?;
 //! let reloads = ReloadCoordinator::new(accessor.clone(), ReloadConfig::from_env()?);
 //! let watch = etcd.watch(&reloads); // a put is live on every instance
@@ -257,6 +257,17 @@ impl Etcd {
     /// from it at once, reported as serving from the cache. A value that does not parse
     /// does not fail here: it is reported, naming its key and revision, when the accessor
     /// is built.
+    ///
+    /// ```no_run
+    /// use eac_accessor::source::{Etcd, EtcdOptions, LastGood};
+    ///
+    /// # async fn run() -> Result<(), eac_accessor::Error> {
+    /// let options = EtcdOptions::new(["http://127.0.0.1:2379"], "/eac/app/")
+    ///     .cache(LastGood::new("/var/lib/app/etcd.cache"));
+    /// let etcd = Etcd::connect(options).await?; // from the cache if etcd is down
+    /// println!("read at revision {}", etcd.revision());
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(options: EtcdOptions) -> Result<Etcd, Error> {
         let shared = Shared::new(options).await?;
         let etcd = Etcd {
