@@ -492,15 +492,18 @@ impl Shared {
                 return false;
             }
         };
+        if cached.prefix != self.options.prefix {
+            tracing::warn!(cache = %cache.path().display(), cached = cached.prefix, "etcd cache skipped: it holds another prefix");
+            return false;
+        }
         let entries = cached
             .keys
             .iter()
-            .map(|k| {
-                let name = match self.classify(k.key.as_bytes()) {
-                    Key::Config(name) => name,
-                    _ => None,
-                };
-                self.entry(name, k.key.as_bytes(), k.value.as_bytes(), k.mod_revision)
+            .filter_map(|k| match self.classify(k.key.as_bytes()) {
+                Key::Config(name) => {
+                    Some(self.entry(name, k.key.as_bytes(), k.value.as_bytes(), k.mod_revision))
+                }
+                _ => None,
             })
             .collect();
         let mut state = lock(&self.state);
