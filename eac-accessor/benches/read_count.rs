@@ -19,6 +19,7 @@ use peers::{Limits, PeerLimits};
 const VARIANTS: &[&str] = &[
     "empty",
     "eac",
+    "eac-resolved",
     "eac-cached",
     "eac-cached-load",
     "eac-cached-section",
@@ -47,6 +48,15 @@ fn run(variant: &str, n: u64) -> u64 {
         "eac" => {
             let (accessor, _doc) = peers::accessor();
             repeat(n, || accessor.load().section::<Limits>().max_body_bytes)
+        }
+        "eac-resolved" => {
+            let (accessor, _doc) = peers::accessor();
+            repeat(n, || {
+                accessor
+                    .load()
+                    .resolved::<peers::MaxBody>()
+                    .map_or(0, |m| m.0)
+            })
         }
         "eac-cached" => {
             let (accessor, _doc) = peers::accessor();

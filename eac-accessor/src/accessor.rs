@@ -16,6 +16,7 @@ use crate::history::{History, HistoryEntry, Rejection, StoreStatus};
 use crate::keys::{Keys, KeysSlot};
 use crate::metrics;
 use crate::publish::{self, Candidate, Hook, Outcome, Preview};
+use crate::resolve::{self, Resolve, Resolver, ResolverStatus};
 use crate::section::{AnySection, EaCSection, SectionSpec};
 use crate::snapshot::{Origin, Snapshot};
 use crate::source::{self, Env, Layer, Source, SourceStatus};
@@ -67,6 +68,7 @@ pub(crate) struct Inner {
     pub(crate) keys: Arc<Keys>,
     pub(crate) sources: Box<[Box<dyn Source>]>,
     pub(crate) hooks: Box<[(String, Box<Hook>)]>,
+    pub(crate) resolvers: Box<[Box<dyn Resolve>]>,
     /// Serializes writers; holds the fingerprint of the sources the current version was
     /// read from, when it was.
     pub(crate) writer: Mutex<Option<u64>>,
@@ -286,6 +288,7 @@ impl EaCAccessor {
             .iter()
             .filter_map(|s| s.status())
             .collect();
+        status.resolvers = resolve::status(&self.inner.resolvers, &self.inner.current.load());
         status
     }
 
@@ -384,6 +387,8 @@ pub struct Builder {
     errors: Vec<Error>,
     sources: Vec<Box<dyn Source>>,
     hooks: Vec<(String, Box<Hook>)>,
+    resolvers: Vec<Box<dyn Resolve>>,
+    drain_window: Duration,
     history_limit: usize,
     durable_history: Option<PathBuf>,
     history_label: Option<String>,
@@ -399,6 +404,8 @@ impl Default for Builder {
             errors: Vec::new(),
             sources: Vec::new(),
             hooks: Vec::new(),
+            resolvers: Vec::new(),
+            drain_window: Duration::ZERO,
             history_limit: 10,
             durable_history: None,
             history_label: None,
@@ -457,6 +464,26 @@ impl Builder {
         F: Fn(&Snapshot) -> Result<(), String> + Send + Sync + 'static,
     {
         self.hooks.push((name.into(), Box::new(hook)));
+        self
+    }
+
+    /// Registers a [`Resolver`]: its value is built from the sections it reads on every
+    /// publish that changed one of them, after validation and before the swap, and kept
+    /// in the snapshot ([`Snapshot::resolved`]). A build that fails rejects the candidate.
+    ///
+    /// Every section it reads must be registered too; see [`resolve`](crate::resolve).
+    pub fn resolver<R: Send + Sync + 'static>(mut self, resolver: Resolver<R>) -> Self {
+        self.resolvers
+            .push(resolve::register(resolver, self.drain_window));
+        self
+    }
+
+    /// How long a replaced resolver value waits after its replacement before its drain
+    /// hook runs ([`Resolver::on_drain`]); default zero: as soon as no snapshot holds it.
+    /// Applies to the resolvers registered after this call (`EAC_REFRESH_DRAIN_MS` in
+    /// `live_server`).
+    pub fn drain_window(mut self, window: Duration) -> Self {
+        self.drain_window = window;
         self
     }
 
@@ -546,7 +573,10 @@ impl Builder {
         crate::schema::export(&self.specs, self.allow_unknown_keys)
     }
 
-    fn build_inner(self, started: Instant) -> Result<Inner, Errors> {
+    fn build_inner(mut self, started: Instant) -> Result<Inner, Errors> {
+        let sections: Vec<TypeId> = self.specs.iter().map(|s| s.type_id).collect();
+        self.errors
+            .extend(resolve::check(&self.resolvers, &sections));
         if let Some(errors) = Errors::from_vec(self.errors) {
             return Err(errors);
         }
@@ -567,8 +597,9 @@ impl Builder {
         let _ = self.keys.set(Arc::clone(&keys));
         let last = history.last().cloned();
         let prepare_checked = |scoped, hash, version, origin| {
-            let snapshot =
+            let mut snapshot =
                 publish::prepare(&self.specs, &secrets, &keys, scoped, hash, version, origin)?;
+            resolve::resolve_all(&self.resolvers, None, &mut snapshot)?;
             publish::check_hooks(&self.hooks, &snapshot)?;
             Ok::<_, Errors>(snapshot)
         };
@@ -630,6 +661,7 @@ impl Builder {
             differs_from_sources: false,
             history_store: None,
             sources: Vec::new(),
+            resolvers: Vec::new(),
         };
         let origin = snapshot.origin.clone();
         let snapshot = Arc::new(snapshot);
@@ -660,6 +692,7 @@ impl Builder {
             keys,
             sources: self.sources.into_boxed_slice(),
             hooks: self.hooks.into_boxed_slice(),
+            resolvers: self.resolvers.into_boxed_slice(),
             writer: Mutex::new(read),
             watchers,
             callbacks: Arc::default(),
@@ -708,6 +741,9 @@ pub struct Status {
     /// The state of each source that fetches in the background (a remote document, an
     /// etcd prefix), in merge order; empty when every source is read on demand.
     pub sources: Vec<SourceStatus>,
+    /// Each resolver's current value: the version that built it, when and how fast, and
+    /// how many replaced values are still alive.
+    pub resolvers: Vec<ResolverStatus>,
 }
 
 /// A change found in the sources and validated, waiting for an operator's refresh.
@@ -796,6 +832,6 @@ pub(crate) fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result
     s.serialize_f64(secs)
 }
 
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }

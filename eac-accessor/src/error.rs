@@ -74,6 +74,8 @@ pub enum ErrorKind {
     Validation,
     /// A readiness hook refused the candidate.
     Veto,
+    /// A resolver could not build its value from the candidate's sections.
+    Resolve,
     /// A reload did not finish in time.
     Timeout,
     /// A requested version is not available (rollback to a version no longer kept, …).
@@ -98,6 +100,7 @@ impl ErrorKind {
             ErrorKind::Deserialize => "deserialize",
             ErrorKind::Validation => "validation",
             ErrorKind::Veto => "veto",
+            ErrorKind::Resolve => "resolve",
             ErrorKind::Timeout => "timeout",
             ErrorKind::NotFound => "not_found",
             ErrorKind::Throttled => "throttled",

@@ -34,6 +34,7 @@
 //!
 //! # Contents
 //!
+//! - [`prelude`]: `use eac_accessor::prelude::*;` brings what a service needs.
 //! - [`EaCAccessor`]: the handle; [`Builder`] registers sections, sources and hooks.
 //! - [`Snapshot`]: one immutable version; read everything from one (its `# Consistency`);
 //!   [`Snapshot::source_of`] says which source set a value, over which others.
@@ -45,10 +46,13 @@
 //! - [`Error`] / [`Errors`]: what went wrong, for which key, in which source.
 //! - [`history`], [`EaCAccessor::rollback_to`], [`EaCAccessor::preview`], [`diff`]: what
 //!   each version was, going back, and seeing a change before it lands.
+//! - [`resolve`]: values built from sections (rule sets, clients, pools), rebuilt once
+//!   per change, checked before the swap, kept in the snapshot, drained after.
 //! - [`reload`]: the reload coordinator (single flight, cooldown, backoff, timeout,
 //!   health checks with auto-rollback) and file watching.
 //! - [`SectionWatch`], [`EaCAccessor::on_change`], [`EaCAccessor::events`]: being told.
 //! - [`metrics`](crate::docs::metrics): the names of the counters and gauges.
+//! - [`testing`]: redacted, path-scrubbed renderings for snapshot tests of your config.
 //! - [`docs`]: the pipeline and its guarantees in prose.
 
 #[doc(hidden)]
@@ -64,14 +68,17 @@ pub mod history;
 mod keys;
 pub mod lens;
 mod metrics;
+pub mod prelude;
 mod publish;
 pub mod reload;
+pub mod resolve;
 mod schema;
 mod secret;
 mod section;
 mod snapshot;
 pub mod source;
 mod subscribe;
+pub mod testing;
 mod validate;
 
 pub use accessor::{Builder, EaCAccessor, PendingChange, ReloadReport, Status};

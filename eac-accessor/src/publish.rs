@@ -16,6 +16,7 @@ use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::hash::ContentHash;
 use crate::keys::Keys;
 use crate::metrics;
+use crate::resolve;
 use crate::section::SectionSpec;
 use crate::snapshot::{Origin, Snapshot};
 use crate::source::explain::{self, Kept};
@@ -179,6 +180,7 @@ pub(crate) fn prepare(
         secrets: Arc::clone(secrets),
         kept,
         keys: Arc::clone(keys),
+        resolved: Box::default(),
     })
 }
 
@@ -389,7 +391,7 @@ impl Inner {
         if hash == current.hash && !scoped.is_rejected() {
             return Ok(Outcome::Unchanged { snapshot: current });
         }
-        let candidate = prepare(
+        let mut candidate = prepare(
             &self.specs,
             &self.secrets,
             &self.keys,
@@ -398,6 +400,7 @@ impl Inner {
             current.version + 1,
             origin,
         )?;
+        resolve::resolve_all(&self.resolvers, Some(&current), &mut candidate)?;
         check_hooks(&self.hooks, &candidate)?;
         if !commit() {
             return Err(Error::new(
@@ -424,6 +427,7 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .push(&snapshot, paths.iter().map(|p| (*p).to_owned()).collect());
         self.current.store(Arc::clone(&snapshot));
+        resolve::retire(&current, &snapshot);
         if let Some(error) = unsaved {
             let _ = self.events.send(Event::HistoryStoreFailed {
                 version: snapshot.version,
@@ -539,7 +543,10 @@ impl Inner {
             current.version + 1,
             Origin::Refresh,
         )
-        .and_then(|candidate| check_hooks(&self.hooks, &candidate));
+        .and_then(|mut candidate| {
+            resolve::resolve_all(&self.resolvers, Some(&current), &mut candidate)?;
+            check_hooks(&self.hooks, &candidate)
+        });
         let errors = result
             .err()
             .map(|e| e.as_slice().to_vec())

@@ -8,9 +8,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 /// A secret value: its `Debug` and `Display` print `[redacted]`; serde and the JSON
 /// Schema see the value inside as if it were not wrapped.
 ///
-/// `#[derive(EaCSection)]` writes a redacting `Debug` by itself; a section that derives
-/// `Debug` (or writes one) types its secret fields as `Secret<T>` so that no `{:?}`
-/// shows them. The derive also finds a `Secret<T>` field by its type and lists it in
+/// A section derives `Debug` as usual and types its secret fields as `Secret<T>`, so
+/// that no `{:?}` shows them (or asks `#[derive(EaCSection)]` for a redacting `Debug`
+/// with `#[eac(debug)]`). The derive also finds a `Secret<T>` field by its type and lists it in
 /// [`EaCSection::secret_paths`](crate::EaCSection::secret_paths), which keeps it out of
 /// errors, diffs, previews and history; in a hand-written impl, list it there.
 ///

@@ -13,6 +13,7 @@ use crate::diff::redact;
 use crate::error::{SourceName, dotted_to_pointer};
 use crate::hash::ContentHash;
 use crate::keys::Keys;
+use crate::resolve::Slot;
 use crate::section::{AnySection, EaCSection};
 use crate::source::explain::Kept;
 
@@ -127,6 +128,8 @@ pub struct Snapshot {
     /// Every source's input, for [`Snapshot::source_of`].
     pub(crate) kept: Arc<Kept>,
     pub(crate) keys: Arc<Keys>,
+    /// The resolvers' values, in registration order.
+    pub(crate) resolved: Box<[Slot]>,
 }
 
 impl Snapshot {
@@ -242,6 +245,27 @@ impl Snapshot {
             slot.store(index, Ordering::Relaxed);
         }
         self.sections[index].2.downcast_ref()
+    }
+
+    /// The value of type `R` a [`Resolver`](crate::resolve::Resolver) built from this
+    /// version's sections, or `None` when no resolver builds an `R`.
+    ///
+    /// The value belongs to this snapshot's version: read the sections and the values a
+    /// unit of work needs from one snapshot and they always agree.
+    #[inline]
+    pub fn resolved<R: Send + Sync + 'static>(&self) -> Option<&R> {
+        // The downcast is the type check: one per value, no separate id compare.
+        self.resolved.iter().find_map(Slot::get)
+    }
+
+    /// The version whose sections built this snapshot's `R` (older than
+    /// [`version`](Snapshot::version) when its sections have not changed since).
+    pub fn resolved_version<R: Send + Sync + 'static>(&self) -> Option<u64> {
+        Some(self.slot(TypeId::of::<R>())?.built_at())
+    }
+
+    pub(crate) fn slot(&self, id: TypeId) -> Option<&Slot> {
+        self.resolved.iter().find(|s| s.type_id() == id)
     }
 
     /// The section `T`.

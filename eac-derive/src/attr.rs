@@ -19,14 +19,14 @@ pub(crate) struct Attrs {
     pub(crate) validate: Option<(syn::Path, ExprPath)>,
     /// `secret`.
     pub(crate) secret: Option<syn::Path>,
-    /// `no_debug`: the user writes their own `Debug`.
-    pub(crate) no_debug: Option<syn::Path>,
+    /// `debug`: generate a `Debug` that redacts the secret fields.
+    pub(crate) debug: Option<syn::Path>,
     /// `allow_unknown_keys`: keys no field owns are ignored, not rejected.
     pub(crate) allow_unknown_keys: Option<syn::Path>,
 }
 
 const KEYS: &str =
-    "`path`, `validate`, `no_debug` and `allow_unknown_keys` on the struct, `secret` on a field";
+    "`path`, `validate`, `debug` and `allow_unknown_keys` on the struct, `secret` on a field";
 
 /// Reads every `#[eac(...)]` in `attrs`; a malformed one is reported and skipped.
 pub(crate) fn eac(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
@@ -49,9 +49,9 @@ pub(crate) fn eac(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
             } else if key.is_ident("secret") {
                 flag(&meta)?;
                 set(&mut out.secret, key.clone(), &key, "secret")
-            } else if key.is_ident("no_debug") {
+            } else if key.is_ident("debug") {
                 flag(&meta)?;
-                set(&mut out.no_debug, key.clone(), &key, "no_debug")
+                set(&mut out.debug, key.clone(), &key, "debug")
             } else if key.is_ident("allow_unknown_keys") {
                 flag(&meta)?;
                 set(

@@ -1,5 +1,6 @@
-//! The generated code: the `EaCSection` impl, the lenses and the redacting `Debug`, all
-//! inside `const _: () = { ... };` and reaching eac only through `::eac_accessor::__private`.
+//! The generated code: the `EaCSection` impl, the lenses and (with `#[eac(debug)]`) the
+//! redacting `Debug`, all inside `const _: () = { ... };` and reaching eac only through
+//! `::eac_accessor::__private`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -61,7 +62,7 @@ fn section(input: &Input<'_>) -> TokenStream {
     let slot = slot(input);
     let section = impl_section(input, quote!(#allow_unknown_keys #secrets #validate #slot));
     let lenses = lenses(input, fields);
-    let debug = input.attrs.no_debug.is_none().then(|| debug(input, fields));
+    let debug = input.attrs.debug.is_some().then(|| debug(input, fields));
     quote!(#section #lenses #debug)
 }
 
@@ -91,7 +92,7 @@ fn fallback(input: &Input<'_>) -> TokenStream {
         return section;
     };
     let lenses = lenses(input, fields);
-    let debug = input.attrs.no_debug.is_none().then(|| {
+    let debug = input.attrs.debug.is_some().then(|| {
         let ident = input.ident();
         let name = ast::unraw(ident);
         let (impl_generics, ty_generics, where_clause) = input.original.generics.split_for_impl();

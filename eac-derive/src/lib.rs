@@ -19,19 +19,18 @@ use syn::{DeriveInput, parse_macro_input};
 /// ```
 /// use eac_accessor::lens::Lens;
 /// use eac_accessor::source::{Format, Memory};
-/// use eac_accessor::{EaCAccessor, EaCSection};
+/// use eac_accessor::{EaCAccessor, EaCSection, Secret};
 /// use schemars::JsonSchema;
 /// use serde::Deserialize;
 ///
 /// /// The upstream service this one calls.
-/// #[derive(Deserialize, JsonSchema, EaCSection)]
+/// #[derive(Debug, Deserialize, JsonSchema, EaCSection)]
 /// #[eac(path = "upstream")]
 /// struct Upstream {
 ///     /// Where to send requests.
 ///     url: String,
 ///     /// Sent as a bearer token; never shown in errors, diffs, logs or `Debug`.
-///     #[eac(secret)]
-///     api_key: String,
+///     api_key: Secret<String>,
 /// }
 ///
 /// let accessor = EaCAccessor::builder()
@@ -60,9 +59,9 @@ use syn::{DeriveInput, parse_macro_input};
 /// |---|---|---|
 /// | `#[eac(path = "server.http")]` | struct | the section's dotted key; default: the type name in snake_case (`HttpConfig` → `http_config`) |
 /// | `#[eac(validate = "path::to::check")]` | struct | a check the schema cannot express: `fn(&Self) -> Result<(), eac_accessor::FieldErrors>` |
-/// | `#[eac(no_debug)]` | struct | do not generate `Debug`; write one that hides the secrets (type secret fields `eac_accessor::Secret<T>`) |
+/// | `#[eac(debug)]` | struct | also generate `Debug`, printing `[redacted]` for secret fields (instead of `#[derive(Debug)]`) |
 /// | `#[eac(allow_unknown_keys)]` | struct | keys in the section that no field owns are ignored (dropped, never shown) instead of rejecting the candidate: `EaCSection::ALLOW_UNKNOWN_KEYS` |
-/// | `#[eac(secret)]` | field | the field's value is never shown: `EaCSection::secret_paths()` lists it, `Debug` prints `[redacted]` |
+/// | `#[eac(secret)]` | field | the field's value is never shown: `EaCSection::secret_paths()` lists it; the `Debug` of `#[eac(debug)]` prints `[redacted]` |
 ///
 /// Keys follow serde: `#[serde(rename = "..")]` and `#[serde(rename_all = "..")]` change
 /// the key a field is read from, and so its secret path and its lens's key path;
@@ -78,9 +77,10 @@ use syn::{DeriveInput, parse_macro_input};
 ///   lens with that type's field methods, so lenses compose:
 ///   `App::lens().http().port().key_path() == "app.http.port"`. A lens method has the
 ///   visibility of its field. See `eac_accessor::lens`.
-/// - `Debug`, printing every field as `#[derive(Debug)]` would, except that secret
-///   fields print `[redacted]`. Do not also derive `Debug` (the two would conflict); opt
-///   out with `#[eac(no_debug)]`.
+/// - With `#[eac(debug)]` only, `Debug`, printing every field as `#[derive(Debug)]`
+///   would, except that secret fields print `[redacted]`. Without it, derive `Debug` as
+///   usual and type secret fields `eac_accessor::Secret<T>`, whose `Debug` and
+///   `Display` print `[redacted]`.
 ///
 /// Generic structs are supported (each instance is a section at the same path);
 /// lifetime parameters are not. Enums, tuple structs and unit structs cannot be sections.

@@ -16,7 +16,7 @@ pub(crate) fn check(input: &Input<'_>, errors: &mut Errors) {
         let misplaced = [
             field.attrs.path.as_ref().map(|(key, _)| key),
             field.attrs.validate.as_ref().map(|(key, _)| key),
-            field.attrs.no_debug.as_ref(),
+            field.attrs.debug.as_ref(),
             field.attrs.allow_unknown_keys.as_ref(),
         ];
         for key in misplaced.into_iter().flatten() {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 /// The service this one calls.
 #[derive(Deserialize, JsonSchema, EaCSection)]
-#[eac(path = "upstream")]
+#[eac(path = "upstream", debug)]
 struct Upstream {
     /// Where requests go.
     url: String,
@@ -28,7 +28,7 @@ struct HttpConfig {
 }
 
 #[derive(Deserialize, JsonSchema, EaCSection)]
-#[eac(path = "app")]
+#[eac(path = "app", debug)]
 #[serde(rename_all = "kebab-case")]
 struct App {
     primary_upstream: Upstream,
@@ -42,6 +42,7 @@ struct App {
 }
 
 #[derive(Deserialize, JsonSchema, EaCSection)]
+#[eac(debug)]
 struct Tls {
     #[eac(secret)]
     tls_key: String,
@@ -197,7 +198,7 @@ fn the_schema_rejects_a_candidate_before_it_is_published() -> Result<(), eac_acc
 
 /// A section generic over its payload: every instance sits at the same path.
 #[derive(Deserialize, JsonSchema, EaCSection)]
-#[eac(path = "feature")]
+#[eac(path = "feature", debug)]
 struct Feature<T> {
     enabled: bool,
     #[eac(secret)]
@@ -231,26 +232,23 @@ fn generic_sections() -> Result<(), eac_accessor::Errors> {
     Ok(())
 }
 
-/// A section that writes its own `Debug`.
-#[derive(Deserialize, JsonSchema, EaCSection)]
-#[eac(no_debug)]
+/// A section that derives `Debug` as usual, its secret typed `Secret<T>`.
+#[derive(Debug, Deserialize, JsonSchema, EaCSection)]
 struct Custom {
-    #[eac(secret)]
-    token: String,
-}
-
-impl std::fmt::Debug for Custom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Custom({} bytes of token)", self.token.len())
-    }
+    user: String,
+    token: eac_accessor::Secret<String>,
 }
 
 #[test]
-fn no_debug_leaves_debug_to_the_user() {
+fn derive_debug_is_the_users_and_a_secret_typed_secret_stays_hidden() {
     let custom = Custom {
-        token: "abc".to_owned(),
+        user: "ada".to_owned(),
+        token: eac_accessor::Secret::from("abc".to_owned()),
     };
-    assert_eq!(format!("{custom:?}"), "Custom(3 bytes of token)");
+    assert_eq!(
+        format!("{custom:?}"),
+        r#"Custom { user: "ada", token: [redacted] }"#
+    );
     assert_eq!(Custom::secret_paths(), ["token"]);
 }
 

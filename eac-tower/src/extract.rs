@@ -1,4 +1,4 @@
-//! axum extractors for the pinned snapshot and for one section of it.
+//! axum extractors for the pinned snapshot, one section of it, and a resolver's value.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -98,7 +98,77 @@ impl<T: EaCSection, S: Send + Sync> FromRequestParts<S> for Section<T> {
     }
 }
 
-/// Why a [`Pinned`] or [`Section`] extractor failed: a setup mistake, answered with 500.
+/// The value a [`Resolver`](eac_accessor::resolve::Resolver) built for the pinned
+/// snapshot; derefs to `R`. A handler that also reads sections sees the value and the
+/// sections of one version.
+///
+/// ```
+/// use eac_tower::{Resolved, Section};
+/// # #[derive(serde::Deserialize, schemars::JsonSchema, eac_accessor::EaCSection)]
+/// # struct Access { prefixes: Vec<String> }
+/// struct Rules(Vec<String>);
+///
+/// async fn handler(rules: Resolved<Rules>, access: Section<Access>) -> String {
+///     // Built from exactly this `access`, whatever publishes meanwhile.
+///     format!("{} rules, built by version {}", rules.0.len(), rules.built_at())
+/// }
+/// # let _: axum::routing::MethodRouter = axum::routing::get(handler);
+/// ```
+pub struct Resolved<R> {
+    snapshot: Arc<Snapshot>,
+    _type: PhantomData<fn() -> R>,
+}
+
+impl<R: Send + Sync + 'static> Resolved<R> {
+    /// The snapshot the value belongs to.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// The version whose sections built the value (it is shared by later versions until
+    /// one of its sections changes).
+    pub fn built_at(&self) -> u64 {
+        self.snapshot.resolved_version::<R>().unwrap_or_default()
+    }
+}
+
+impl<R: Send + Sync + 'static> Deref for Resolved<R> {
+    type Target = R;
+
+    fn deref(&self) -> &R {
+        match self.snapshot.resolved::<R>() {
+            Some(value) => value,
+            // Checked when extracted, and a snapshot never changes.
+            None => unreachable!("checked when extracted"),
+        }
+    }
+}
+
+impl<R> fmt::Debug for Resolved<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolved")
+            .field("type", &std::any::type_name::<R>())
+            .field("version", &self.snapshot.version())
+            .finish()
+    }
+}
+
+impl<R: Send + Sync + 'static, S: Send + Sync> FromRequestParts<S> for Resolved<R> {
+    type Rejection = MissingSnapshot;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Pinned(snapshot) = Pinned::from_request_parts(parts, state).await?;
+        if snapshot.resolved::<R>().is_none() {
+            return Err(MissingSnapshot::NotResolved(std::any::type_name::<R>()));
+        }
+        Ok(Resolved {
+            snapshot,
+            _type: PhantomData,
+        })
+    }
+}
+
+/// Why a [`Pinned`], [`Section`] or [`Resolved`] extractor failed: a setup mistake, answered with 500.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum MissingSnapshot {
@@ -106,6 +176,8 @@ pub enum MissingSnapshot {
     NoLayer,
     /// The section type was never registered on the accessor's builder.
     NotRegistered(&'static str),
+    /// No resolver registered on the accessor's builder builds this type.
+    NotResolved(&'static str),
 }
 
 impl fmt::Display for MissingSnapshot {
@@ -117,6 +189,10 @@ impl fmt::Display for MissingSnapshot {
             MissingSnapshot::NotRegistered(name) => write!(
                 f,
                 "section `{name}` is not registered: add `.section::<{name}>()` to the EaCAccessor builder"
+            ),
+            MissingSnapshot::NotResolved(name) => write!(
+                f,
+                "no resolver builds `{name}`: add `.resolver(Resolver::new(..))` building it to the EaCAccessor builder"
             ),
         }
     }
@@ -156,9 +232,15 @@ mod tests {
         const PATH: &'static str = "nope";
     }
 
+    struct Shout(String);
+
     fn accessor() -> EaCAccessor {
         EaCAccessor::builder()
             .section::<Greeting>()
+            .resolver(eac_accessor::resolve::Resolver::new(
+                "shout",
+                |g: &Greeting| Ok(Shout(g.message.to_uppercase())),
+            ))
             .source(Memory::new(
                 "m",
                 Format::Toml,
@@ -192,6 +274,14 @@ mod tests {
                 "/unregistered",
                 get(|_: Section<Unregistered>| async { "unreachable" }),
             )
+            .route(
+                "/resolved",
+                get(|s: Resolved<Shout>| async move { format!("{}@{}", s.0, s.built_at()) }),
+            )
+            .route(
+                "/unresolved",
+                get(|_: Resolved<String>| async { "unreachable" }),
+            )
     }
 
     #[tokio::test]
@@ -205,9 +295,19 @@ mod tests {
             call(app.clone(), "/pinned").await,
             (StatusCode::OK, "1".into())
         );
-        let (status, body) = call(app, "/unregistered").await;
+        let (status, body) = call(app.clone(), "/unregistered").await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(body.contains("is not registered"), "{body}");
+        assert_eq!(
+            call(app.clone(), "/resolved").await,
+            (StatusCode::OK, "HI@1".into())
+        );
+        let (status, body) = call(app, "/unresolved").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            body.starts_with("no resolver builds `alloc::string::String`"),
+            "{body}"
+        );
     }
 
     #[tokio::test]

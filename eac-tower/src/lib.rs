@@ -33,6 +33,11 @@
 //! # }
 //! ```
 
+/// The README's Rust examples, compiled as doctests so that they keep compiling.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(feature = "axum")]
 pub mod admin;
 #[cfg(feature = "axum")]
@@ -48,7 +53,7 @@ pub mod timeout;
 #[cfg(feature = "axum")]
 pub use body_limit::{LiveBodyLimit, LiveBodyLimitLayer};
 #[cfg(feature = "axum")]
-pub use extract::{MissingSnapshot, Pinned, Section};
+pub use extract::{MissingSnapshot, Pinned, Resolved, Section};
 pub use pin::{EaCLayer, EaCService, PinnedSnapshot, ServiceBuilderExt, VERSION_HEADER, pinned};
 #[cfg(feature = "axum")]
 pub use timeout::{LiveTimeout, LiveTimeoutLayer};

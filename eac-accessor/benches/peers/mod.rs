@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The section every variant reads, as eac sees it.
-#[derive(Deserialize, JsonSchema, EaCSection)]
+#[derive(Debug, Deserialize, JsonSchema, EaCSection)]
 #[eac(path = "limits")]
 pub(crate) struct Limits {
     pub(crate) max_body_bytes: u64,
@@ -58,11 +58,18 @@ pub(crate) fn accessor() -> (EaCAccessor, Memory) {
     let doc = Memory::new("bench", Format::Json, DOC_A);
     let accessor = EaCAccessor::builder()
         .section::<Limits>()
+        .resolver(eac_accessor::resolve::Resolver::new(
+            "max body",
+            |limits: &Limits| Ok(MaxBody(limits.max_body_bytes)),
+        ))
         .source(doc.clone())
         .build()
         .expect("the bench document is valid");
     (accessor, doc)
 }
+
+/// What a resolver builds from `Limits`, to compare its read with a section's.
+pub(crate) struct MaxBody(pub(crate) u64);
 
 /// Nineteen other sections, registered before `Limits`.
 macro_rules! others {

@@ -7,8 +7,11 @@
 //! does not matter), and stops there with `Unchanged` when the hash equals the current
 //! one. Otherwise each registered section is checked against its JSON
 //! Schema (compiled once, at build), deserialized once, and passed to its `validate`;
-//! every readiness hook then sees the finished candidate. Only then is the candidate
-//! stored, in one atomic swap, and subscribers of the sections that changed are told.
+//! each [resolver](crate::resolve) whose sections changed builds its value (the others
+//! keep theirs); every readiness hook then sees the finished candidate. Only then is
+//! the candidate stored, in one atomic swap, and subscribers of the sections that
+//! changed are told. A resolver that cannot build rejects the candidate like a schema
+//! error.
 //!
 //! # Guarantees
 //!

@@ -15,5 +15,4 @@ struct Http {
 fn main() {
     let _ = EaCAccessor::builder().section::<Http>();
     let _ = Http::lens().port().key_path();
-    let _ = format!("{:?}", Http { port: 1 });
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 struct Limits {
     #[eac(path = "limits.max")]
     max_body_bytes: u64,
-    #[eac(validate = "check", no_debug)]
+    #[eac(validate = "check", debug)]
     request_timeout_ms: u64,
 }
 

@@ -80,6 +80,7 @@ pub(super) async fn status(State(state): State<AdminState>) -> Json<Value> {
         "differs_from_sources": status.differs_from_sources,
         "history_store": status.history_store,
         "sources": status.sources,
+        "resolvers": status.resolvers,
         "sections": state.accessor.section_paths(),
     }))
 }

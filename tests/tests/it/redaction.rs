@@ -181,7 +181,7 @@ async fn every_type_that_carries_a_value_redacts_secrets() {
 
 /// A section that derives `Debug` itself: its secret is typed `Secret<T>`.
 #[derive(Debug, Deserialize, JsonSchema, EaCSection)]
-#[eac(path = "vault", no_debug)]
+#[eac(path = "vault")]
 struct Vault {
     address: String,
     token: Secret<String>,

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 #[derive(Deserialize, JsonSchema, EaCSection)]
+#[eac(debug)]
 #[eac(path = "pool")]
 struct Pool<T, const N: usize>
 where
@@ -17,6 +18,7 @@ where
 }
 
 #[derive(Deserialize, JsonSchema, EaCSection)]
+#[eac(debug)]
 struct Target<T> {
     #[eac(secret)]
     address: T,

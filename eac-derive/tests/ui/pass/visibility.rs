@@ -12,6 +12,7 @@ pub mod config {
 
     /// Public, with private and restricted fields.
     #[derive(Deserialize, JsonSchema, EaCSection)]
+    #[eac(debug)]
     pub struct Public {
         /// Public.
         pub url: String,
@@ -21,6 +22,7 @@ pub mod config {
 
     /// Visible in the crate only, with public fields.
     #[derive(Deserialize, JsonSchema, EaCSection)]
+    #[eac(debug)]
     pub(crate) struct Crate {
         pub port: u16,
         pub(super) host: String,
@@ -28,6 +30,7 @@ pub mod config {
 
     /// Private, used as the type of a private field.
     #[derive(Deserialize, JsonSchema, EaCSection)]
+    #[eac(debug)]
     struct Tls {
         pub enabled: bool,
     }

@@ -6,6 +6,7 @@
 
 mod etcd;
 mod options;
+mod rules;
 mod sections;
 mod serve;
 
@@ -30,7 +31,7 @@ use tower::ServiceBuilder;
 
 use etcd::EtcdSource;
 use options::Options;
-use sections::{Features, Greeting, Limits, Upstream};
+use sections::{Access, Features, Greeting, Limits, Upstream};
 use serve::{Listener, ServeConfig};
 
 /// The sections and sources, shared by serving, `--check` and `--print-schema`.
@@ -40,6 +41,9 @@ fn builder(options: &Options, etcd: &EtcdSource) -> Builder {
         .section::<Limits>()
         .section::<Features>()
         .section::<Upstream>()
+        .section::<Access>()
+        .drain_window(options.drain)
+        .resolver(rules::resolver())
         // As the user typed it, so that messages name the files that way.
         .source(Dir::new(&options.config_dir));
     etcd.add_to(builder).source(Env::prefixed("APP_"))
@@ -66,6 +70,7 @@ fn app(accessor: &EaCAccessor) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/pinned", get(pinned_route))
+        .route("/rules", get(rules::route))
         .layer(DefaultBodyLimit::disable())
         .layer(ServiceBuilder::new().layer(timeout).layer(body_limit))
 }

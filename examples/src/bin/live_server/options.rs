@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Parser;
 use eac_accessor::reload::ReloadMode;
@@ -97,6 +98,18 @@ pub(crate) struct Options {
     /// Print the JSON Schema (draft-07) of all sections, for editors, and exit.
     #[arg(long)]
     pub(crate) print_schema: bool,
+
+    /// How long a replaced resolver value (the compiled `[access] rules`) is kept after
+    /// a newer version replaces it, at least; it goes when no request holds it either.
+    #[arg(long = "drain-ms", env = "EAC_REFRESH_DRAIN_MS", value_name = "MS", default_value = "0", value_parser = parse_millis, hide_default_value = true)]
+    pub(crate) drain: Duration,
+}
+
+fn parse_millis(value: &str) -> Result<Duration, String> {
+    value
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("expected milliseconds, a whole number: {e}"))
 }
 
 fn bundled_config() -> PathBuf {

@@ -60,3 +60,13 @@ fn check_upstream(upstream: &Upstream) -> Result<(), FieldErrors> {
     }
     errors.into_result()
 }
+
+/// `[access]`: which paths `GET /rules` allows; compiled once per change by a resolver
+/// (see `rules.rs`). Without the section every path is allowed.
+#[derive(Clone, Default, Deserialize, JsonSchema, EaCSection)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Access {
+    /// Patterns a path must match one of: a glob (`/api/**`), or a regex when it starts
+    /// with `^` (`^/v[0-9]+/`). An empty list allows nothing; no list allows everything.
+    pub(crate) rules: Option<Vec<String>>,
+}
