@@ -21,6 +21,14 @@ pub enum SourceName {
     Memory(String),
     /// A document fetched from a URL.
     Url(String),
+    /// A key of an etcd cluster (`/eac/app/limits`), at the revision that last changed
+    /// it; shown as `etcd:/eac/app/limits@42`.
+    Etcd {
+        /// The whole key, prefix included.
+        key: String,
+        /// The key's `mod_revision`, when known.
+        revision: Option<i64>,
+    },
 }
 
 impl fmt::Display for SourceName {
@@ -33,6 +41,10 @@ impl fmt::Display for SourceName {
             SourceName::Defaults => f.write_str("defaults"),
             SourceName::Memory(name) => write!(f, "document `{name}`"),
             SourceName::Url(url) => write!(f, "URL `{url}`"),
+            SourceName::Etcd { key, revision } => match revision {
+                Some(rev) => write!(f, "etcd:{key}@{rev}"),
+                None => write!(f, "etcd:{key}"),
+            },
         }
     }
 }

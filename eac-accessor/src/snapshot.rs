@@ -41,6 +41,13 @@ pub enum Origin {
         /// Where the document came from.
         url: String,
     },
+    /// A watched etcd prefix changed.
+    Etcd {
+        /// The keys the change touched (whole keys, prefix included).
+        keys: Vec<String>,
+        /// The cluster's revision that was read: a state the cluster really had.
+        revision: i64,
+    },
     /// An operator rolled back to an earlier version.
     Rollback {
         /// The version whose content was republished.
@@ -66,6 +73,13 @@ impl fmt::Display for Origin {
             Origin::FileChange { path } => write!(f, "file change ({})", path.display()),
             Origin::Signal { name } => write!(f, "signal ({name})"),
             Origin::Poll { url } => write!(f, "poll ({url})"),
+            Origin::Etcd { keys, revision } => {
+                write!(
+                    f,
+                    "etcd change at revision {revision} ({})",
+                    keys.join(", ")
+                )
+            }
             Origin::Rollback { from } => write!(f, "rollback from {from}"),
             Origin::AutoRollback { from } => write!(f, "auto-rollback from {from}"),
             Origin::Other { reason } => f.write_str(reason),

@@ -1,6 +1,9 @@
 //! Fixtures shared by eac's integration tests: the sections of the example service and a
 //! temporary configuration folder.
 
+/// A real etcd for the `etcd` feature's tests.
+pub mod etcd;
+
 use std::path::{Path, PathBuf};
 
 use eac_accessor::{EaCSection, FieldErrors};

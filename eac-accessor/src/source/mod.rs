@@ -11,6 +11,7 @@
 //! | [`Env`] | variables with a prefix, `__` nesting (`APP_LIMITS__MAX=5` → `limits.max`) | nothing |
 //! | [`Defaults`] | a serialized value given in code | — |
 //! | [`Memory`] | a document held in memory that can be replaced (tests, cached remote bodies) | — |
+//! | `Etcd` (feature `etcd`) | every key under an etcd prefix, watched; see the `etcd` module docs | error at connect |
 //!
 //! With the `http` feature, `Http` fetches a document from a URL in the
 //! background (conditional requests, a body cap, timeouts) and keeps it for the reloads.
@@ -30,6 +31,8 @@
 
 mod cache;
 mod env;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub(crate) mod explain;
 mod file;
 mod format;
@@ -42,6 +45,8 @@ mod status;
 
 pub use cache::LastGood;
 pub use env::Env;
+#[cfg(feature = "etcd")]
+pub use etcd::{Etcd, EtcdOptions, EtcdWatch, FleetMember};
 pub use file::{Dir, File};
 pub use format::Format;
 #[cfg(feature = "http")]

@@ -2,6 +2,8 @@
 
 mod concurrency;
 mod durable;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod history;
 mod hostile;
 mod metrics;

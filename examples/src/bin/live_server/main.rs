@@ -4,6 +4,7 @@
 //! `curl -i localhost:8080/`, edit `examples/config/app.toml`, and curl again.
 //! `live_server --help` lists every flag and environment variable.
 
+mod etcd;
 mod options;
 mod remote;
 mod rules;
@@ -29,13 +30,15 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
+use etcd::EtcdSource;
 use options::Options;
 use sections::{Access, Features, Greeting, Limits, Upstream};
 use serve::{Listener, ServeConfig};
 
-/// The sections and sources, shared by serving, `--check` and `--print-schema`; the
-/// remote document (`--remote`) merges between the files and the env overlay.
-fn builder(options: &Options, remote: Option<&Http>) -> Builder {
+/// The sections and sources, shared by serving, `--check` and `--print-schema`: the
+/// files, then the remote document (`--remote`) and the etcd prefix (`--etcd`), then
+/// the env overlay.
+fn builder(options: &Options, remote: Option<&Http>, etcd: &EtcdSource) -> Builder {
     let builder = EaCAccessor::builder()
         .section::<Greeting>()
         .section::<Limits>()
@@ -50,11 +53,15 @@ fn builder(options: &Options, remote: Option<&Http>) -> Builder {
         Some(remote) => builder.source(remote.clone()),
         None => builder,
     };
-    builder.source(Env::prefixed("APP_"))
+    etcd.add_to(builder).source(Env::prefixed("APP_"))
 }
 
-fn accessor(options: &Options, remote: Option<&Http>) -> Result<EaCAccessor, eac_accessor::Errors> {
-    builder(options, remote)
+fn accessor(
+    options: &Options,
+    remote: Option<&Http>,
+    etcd: &EtcdSource,
+) -> Result<EaCAccessor, eac_accessor::Errors> {
+    builder(options, remote, etcd)
         .durable_history(options.state_dir())
         .history_label(options.config_dir_absolute().display().to_string())
         .fallback_to_last_good(options.fallback_to_last_good)
@@ -198,13 +205,17 @@ async fn main() -> ExitCode {
         .init();
     let options = Options::parse();
     if options.print_schema {
-        let schema = builder(&options, None).json_schema();
+        let schema = builder(&options, None, &EtcdSource::default()).json_schema();
         println!(
             "{}",
             serde_json::to_string_pretty(&schema).unwrap_or_default()
         );
         return ExitCode::SUCCESS;
     }
+    let etcd = match EtcdSource::connect(&options).await {
+        Ok(etcd) => etcd,
+        Err(e) => return fail(e),
+    };
     if options.check {
         let dir = options.config_dir.display();
         // The remote is fetched (no cache: --check opens no state dir).
@@ -215,7 +226,7 @@ async fn main() -> ExitCode {
             },
             None => None,
         };
-        return match builder(&options, remote.as_ref()).check() {
+        return match builder(&options, remote.as_ref(), &etcd).check() {
             Ok(()) => {
                 println!("{dir}: valid");
                 ExitCode::SUCCESS
@@ -250,7 +261,7 @@ async fn main() -> ExitCode {
         },
         None => None,
     };
-    let accessor = match accessor(&options, remote.as_ref()) {
+    let accessor = match accessor(&options, remote.as_ref(), &etcd) {
         Ok(a) => a,
         Err(errors) => return fail(errors),
     };
@@ -314,6 +325,7 @@ async fn main() -> ExitCode {
             });
         }
     }
+    let etcd = etcd.start(&reloads, &accessor, &etcd::instance_id(app_address));
     if let Err(e) = handle_signals(reloads.clone(), stop_tx) {
         return fail(format_args!("cannot handle signals: {e}"));
     }
@@ -335,6 +347,7 @@ async fn main() -> ExitCode {
         None => println!("live_server listening on http://{address}"),
     }
     serve::serve(listeners, serve_config, stop).await;
+    etcd.stop().await;
     reloads.shutdown().await;
     if let Err(e) = accessor.sync_history() {
         tracing::error!(error = %e, "the history store is behind: versions were lost at exit");

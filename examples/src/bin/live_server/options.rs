@@ -63,6 +63,27 @@ pub(crate) struct Options {
     #[arg(long, env = "EAC_STATE_DIR", value_name = "DIR")]
     pub(crate) state_dir: Option<PathBuf>,
 
+    /// etcd endpoints, comma-separated (`http://127.0.0.1:2379`): every key under
+    /// `--etcd-prefix` is a section, merged above the files and below the environment,
+    /// watched. Needs the `etcd` feature of eac-examples.
+    #[arg(
+        long = "etcd",
+        env = "EAC_ETCD_ENDPOINTS",
+        value_name = "URL[,URL...]",
+        value_delimiter = ','
+    )]
+    pub(crate) etcd: Vec<String>,
+
+    /// The etcd prefix read with `--etcd`: `<prefix>limits` holds the `limits` section
+    /// (JSON, or TOML/YAML by a `.toml`/`.yaml` extension).
+    #[arg(
+        long,
+        env = "EAC_ETCD_PREFIX",
+        value_name = "P",
+        default_value = "/eac/live_server/"
+    )]
+    pub(crate) etcd_prefix: String,
+
     /// `auto` publishes a valid change at once; `manual` shows it as pending in the
     /// status until `POST refresh`.
     #[arg(long = "reload", env = "EAC_RELOAD_MODE", value_name = "MODE", default_value = "auto", value_parser = parse_mode)]

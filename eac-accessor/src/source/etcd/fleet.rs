@@ -1,0 +1,181 @@
+//! The fleet view: each instance keeps a record under a lease, so every instance (and an
+//! operator with `etcdctl get --prefix <prefix>.instances/`) sees who serves what.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use etcd_client::PutOptions;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+
+use super::{Etcd, INSTANCES, Shared};
+use crate::accessor::EaCAccessor;
+use crate::subscribe::Event;
+
+/// This instance's membership in the fleet view: a record at `<prefix>.instances/<id>`
+/// holding the version and hash it serves, rewritten on each publish and kept alive by a
+/// lease; made by [`Etcd::join_fleet`].
+///
+/// [`leave`](FleetMember::leave) removes the record at once; when the process dies (or
+/// the member is dropped), the lease runs out and etcd removes it within the TTL.
+pub struct FleetMember {
+    task: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+    lease: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl std::fmt::Debug for FleetMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetMember")
+            .field("prefix", &self.shared.options.prefix)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The lease's time to live: a dead instance leaves the view this long after it died.
+const DEFAULT_TTL: Duration = Duration::from_secs(10);
+
+impl Etcd {
+    /// Registers this instance as `id` in the fleet view with a 10 s lease; see
+    /// [`FleetMember`]. Needs a Tokio runtime.
+    pub fn join_fleet(&self, accessor: &EaCAccessor, id: impl Into<String>) -> FleetMember {
+        self.join_fleet_with_ttl(accessor, id, DEFAULT_TTL)
+    }
+
+    /// [`join_fleet`](Etcd::join_fleet) with a lease of `ttl` (whole seconds, at least 1).
+    pub fn join_fleet_with_ttl(
+        &self,
+        accessor: &EaCAccessor,
+        id: impl Into<String>,
+        ttl: Duration,
+    ) -> FleetMember {
+        let lease = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let task = tokio::spawn(run(
+            Arc::clone(&self.shared),
+            accessor.clone(),
+            id.into(),
+            ttl.as_secs().max(1) as i64,
+            Arc::clone(&lease),
+        ));
+        FleetMember {
+            task: Some(task),
+            shared: Arc::clone(&self.shared),
+            lease,
+        }
+    }
+}
+
+impl FleetMember {
+    /// Leaves the fleet view now: stops refreshing and revokes the lease, which removes
+    /// the record.
+    pub async fn leave(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        let lease = self.lease.load(std::sync::atomic::Ordering::SeqCst);
+        if lease != 0 {
+            let mut client = self.shared.client.lease_client();
+            let _ = tokio::time::timeout(self.shared.options.request_timeout, client.revoke(lease))
+                .await;
+        }
+    }
+}
+
+impl Drop for FleetMember {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    accessor: EaCAccessor,
+    id: String,
+    ttl: i64,
+    lease_slot: Arc<std::sync::atomic::AtomicI64>,
+) {
+    let key = format!("{}{INSTANCES}{id}", shared.options.prefix);
+    let mut events = accessor.events();
+    let retry = shared.options.backoff.0.max(Duration::from_millis(100));
+    loop {
+        if let Err(e) = member(&shared, &accessor, &key, ttl, &lease_slot, &mut events).await {
+            tracing::warn!(error = %e, key, "etcd: fleet record lost; registering again");
+        }
+        tokio::time::sleep(retry).await;
+    }
+}
+
+/// One lease: granted, written, kept alive and rewritten on each publish, until an error.
+async fn member(
+    shared: &Shared,
+    accessor: &EaCAccessor,
+    key: &str,
+    ttl: i64,
+    lease_slot: &std::sync::atomic::AtomicI64,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+) -> Result<(), etcd_client::Error> {
+    let timeout = shared.options.request_timeout;
+    let within = |what: &'static str| {
+        move |_| etcd_client::Error::LeaseKeepAliveError(format!("{what}: no answer in time"))
+    };
+    let mut leases = shared.client.lease_client();
+    let lease = tokio::time::timeout(timeout, leases.grant(ttl, None))
+        .await
+        .map_err(within("grant"))??
+        .id();
+    lease_slot.store(lease, std::sync::atomic::Ordering::SeqCst);
+    let mut kv = shared.client.kv_client();
+    let put = |kv: &mut etcd_client::KvClient| {
+        let snapshot = accessor.load_full();
+        let record = serde_json::json!({
+            "version": snapshot.version(),
+            "hash": snapshot.hash().to_string(),
+            "pid": std::process::id(),
+            "updated": SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        });
+        let mut kv = kv.clone();
+        let key = key.to_owned();
+        async move {
+            tokio::time::timeout(
+                timeout,
+                kv.put(
+                    key,
+                    record.to_string(),
+                    Some(PutOptions::new().with_lease(lease)),
+                ),
+            )
+            .await
+            .map_err(within("put"))?
+            .map(drop)
+        }
+    };
+    put(&mut kv).await?;
+    let (mut keeper, mut answers) = tokio::time::timeout(timeout, leases.keep_alive(lease))
+        .await
+        .map_err(within("keep-alive"))??;
+    let mut tick = tokio::time::interval(Duration::from_secs(ttl as u64) / 3);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                keeper.keep_alive().await?;
+                let answer = tokio::time::timeout(timeout, answers.message())
+                    .await
+                    .map_err(within("keep-alive"))??;
+                if answer.is_none_or(|a| a.ttl() <= 0) {
+                    return Err(etcd_client::Error::LeaseKeepAliveError("lease expired".into()));
+                }
+            }
+            event = events.recv() => match event {
+                Ok(Event::Published { .. }) | Err(RecvError::Lagged(_)) => put(&mut kv).await?,
+                Ok(_) => {}
+                Err(RecvError::Closed) => return Ok(()),
+            },
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The watch task: events in, a read at the batch's revision, a trigger out.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use etcd_client::{EventType, WatchOptions, WatchResponse};
+use tokio::task::JoinHandle;
+
+use super::{Etcd, Key, Shared, instance_record, lock};
+use crate::error::Error;
+use crate::reload::ReloadCoordinator;
+use crate::snapshot::Origin;
+
+/// The task that watches an etcd prefix and reloads through a [`ReloadCoordinator`]; made
+/// by [`Etcd::watch`]. Stops when [`stop`](EtcdWatch::stop)ped or dropped.
+#[derive(Debug)]
+pub struct EtcdWatch {
+    task: Option<JoinHandle<()>>,
+}
+
+impl EtcdWatch {
+    /// Stops the watch and waits until its task has ended.
+    pub async fn stop(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for EtcdWatch {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Etcd {
+    /// Starts watching the prefix: each change is read at its revision and handed to
+    /// `reloads` ([`ReloadCoordinator::trigger`]: published at once, or kept as pending in
+    /// manual mode). Needs a Tokio runtime.
+    ///
+    /// The watch reconnects by itself after an outage, resuming at the last revision it
+    /// saw + 1, and reads everything again after a compaction.
+    pub fn watch(&self, reloads: &ReloadCoordinator) -> EtcdWatch {
+        let task = tokio::spawn(run(Arc::clone(&self.shared), reloads.clone()));
+        EtcdWatch { task: Some(task) }
+    }
+}
+
+/// Why a watch stream ended.
+enum Ended {
+    /// The start revision was compacted, or the server cancelled the watch: read all.
+    Resync,
+    /// The connection failed.
+    Failed(Error),
+}
+
+async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
+    let mut backoff = Backoff::new(shared.options.backoff);
+    // Started from something other than a full read (nothing yet): read everything first.
+    let mut resync = {
+        let state = lock(&shared.state);
+        state.current.revision == 0 || state.current.from_cache
+    };
+    loop {
+        if resync {
+            match shared.read_at(0).await {
+                Ok(changed) => {
+                    resync = false;
+                    if let Some((keys, revision)) = changed {
+                        trigger(&reloads, keys, revision).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "etcd: cannot read the prefix; retrying");
+                    shared.note_error(&e);
+                    tokio::time::sleep(backoff.next()).await;
+                    continue;
+                }
+            }
+        }
+        match watch_once(&shared, &reloads, &mut backoff).await {
+            Ended::Resync => resync = true,
+            Ended::Failed(e) => {
+                tracing::warn!(error = %e, "etcd: watch interrupted; reconnecting");
+                shared.note_error(&e);
+                tokio::time::sleep(backoff.next()).await;
+            }
+        }
+    }
+}
+
+/// One watch stream, from the last revision seen + 1, until it ends.
+async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator, backoff: &mut Backoff) -> Ended {
+    let from = lock(&shared.state).seen + 1;
+    let options = WatchOptions::new().with_prefix().with_start_revision(from);
+    let mut client = shared
+        .client
+        .watch_client()
+        .max_decoding_message_size(usize::MAX);
+    let opened = tokio::time::timeout(
+        shared.options.request_timeout,
+        client.watch(shared.options.prefix.as_str(), Some(options)),
+    )
+    .await;
+    let mut stream = match opened {
+        Err(_) => {
+            return Ended::Failed(shared.io_error(
+                "cannot open the watch",
+                format!("no answer within {:?}", shared.options.request_timeout),
+            ));
+        }
+        Ok(Err(e)) => return Ended::Failed(shared.io_error("cannot open the watch", e)),
+        Ok(Ok(stream)) => stream,
+    };
+    loop {
+        let response = match stream.message().await {
+            Ok(Some(response)) => response,
+            Ok(None) => {
+                return Ended::Failed(shared.io_error("the watch ended", "closed by the server"));
+            }
+            Err(e) => return Ended::Failed(shared.io_error("the watch failed", e)),
+        };
+        // Compaction is told by the revision; etcd 3.4 sends no reason with it.
+        if response.compact_revision() > 0 {
+            lock(&shared.state).compacted += 1;
+            tracing::info!(
+                compacted = response.compact_revision(),
+                "etcd: watch revision compacted; reading everything again"
+            );
+            return Ended::Resync;
+        }
+        if response.canceled() {
+            tracing::info!(reason = response.cancel_reason(), "etcd: watch cancelled");
+            return Ended::Resync;
+        }
+        if response.created() {
+            shared.note_up();
+            backoff.reset();
+        }
+        if let Some(revision) = on_events(shared, &response) {
+            match shared.read_at(revision).await {
+                Ok(Some((keys, revision))) => trigger(reloads, keys, revision).await,
+                Ok(None) => {}
+                // The batch's revision may be compacted already: read the latest.
+                Err(_) => return Ended::Resync,
+            }
+        }
+    }
+}
+
+/// Applies a batch's instance records; returns the revision to read again at when
+/// configuration keys changed.
+fn on_events(shared: &Shared, response: &WatchResponse) -> Option<i64> {
+    let mut config_revision = None;
+    let mut state = lock(&shared.state);
+    state.status.last_fetch = Some(SystemTime::now());
+    for event in response.events() {
+        let Some(kv) = event.kv() else { continue };
+        state.seen = state.seen.max(kv.mod_revision());
+        match shared.classify(kv.key()) {
+            Key::Config(_) => {
+                config_revision = config_revision.max(Some(kv.mod_revision()));
+            }
+            Key::Instance(id) => match event.event_type() {
+                EventType::Put => {
+                    state
+                        .fleet
+                        .insert(id.to_owned(), instance_record(kv.value()));
+                }
+                EventType::Delete => {
+                    state.fleet.remove(id);
+                }
+            },
+            Key::Ignored => {}
+        }
+    }
+    config_revision
+}
+
+async fn trigger(reloads: &ReloadCoordinator, keys: Vec<String>, revision: i64) {
+    if let Err(errors) = reloads.trigger(Origin::Etcd { keys, revision }).await {
+        // Recorded in the accessor's status and events; here only a trace.
+        tracing::debug!(%errors, revision, "etcd: change not published");
+    }
+}
+
+/// Exponential backoff with jitter, per source.
+struct Backoff {
+    base: Duration,
+    max: Duration,
+    current: Duration,
+    seed: u64,
+}
+
+impl Backoff {
+    fn new((base, max): (Duration, Duration)) -> Backoff {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        Backoff {
+            base,
+            max,
+            current: base,
+            seed,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.current = self.base;
+    }
+
+    /// A wait in `[current/2, current]`, then doubles `current` up to the max.
+    fn next(&mut self) -> Duration {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let nanos = self.current.as_nanos() as u64;
+        let wait = nanos / 2 + self.seed % (nanos / 2 + 1);
+        self.current = (self.current * 2).min(self.max);
+        Duration::from_nanos(wait)
+    }
+}

@@ -1,0 +1,113 @@
+//! `live_server --etcd` as processes: a fleet of three on one real etcd (feature `etcd`);
+//! without the feature, `--etcd` is refused with a message saying how to get it.
+
+mod support;
+
+use eac_tests::APP_TOML as APP;
+use support::Launch;
+
+#[cfg(not(feature = "etcd"))]
+#[test]
+fn without_the_etcd_feature_etcd_is_refused_saying_how_to_get_it() {
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let (code, stderr) = Launch::new(config.path(), state.path())
+        .arg("--etcd")
+        .arg("http://127.0.0.1:2379")
+        .run_to_end();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("`etcd` feature"), "{stderr}");
+    assert!(stderr.contains("--features etcd"), "{stderr}");
+    assert!(stderr.contains("protoc"), "{stderr}");
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn three_instances_on_one_etcd_serve_every_put_and_refuse_every_bad_one() {
+    use eac_tests::etcd::EtcdServer;
+    use support::Auth;
+
+    const PREFIX: &str = "/eac/e2e/";
+    let etcd = EtcdServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut client = runtime
+        .block_on(etcd_client::Client::connect([etcd.endpoint()], None))
+        .unwrap();
+    let mut put = |key: &str, value: &str| {
+        runtime
+            .block_on(client.put(format!("{PREFIX}{key}"), value, None))
+            .unwrap()
+            .header()
+            .unwrap()
+            .revision()
+    };
+    put("greeting", r#"{"message": "from etcd"}"#);
+
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let states: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let fleet: Vec<_> = states
+        .iter()
+        .map(|state| {
+            Launch::new(config.path(), state.path())
+                .arg("--etcd")
+                .arg(&etcd.endpoint())
+                .env("EAC_ETCD_PREFIX", PREFIX)
+                .start()
+        })
+        .collect();
+    for server in &fleet {
+        assert_eq!(server.get("/", Auth::None)["message"], "from etcd");
+    }
+
+    // A put is live on every instance.
+    put("greeting", r#"{"message": "second"}"#);
+    let versions: Vec<_> = fleet
+        .iter()
+        .map(|s| s.until("/", |b| b["message"] == "second")["version"].clone())
+        .collect();
+
+    // A bad put is refused by every instance, which keeps serving; its status says why.
+    let bad = put("greeting", r#"{"message": ""}"#);
+    let named = format!("etcd:{PREFIX}greeting@{bad}");
+    for (server, version) in fleet.iter().zip(&versions) {
+        let status = server.until("/_internal/eac/status", |s| {
+            s["last_rejection"]["errors"][0]["source"] == named.as_str()
+        });
+        assert_eq!(&status["version"], version);
+        let body = server.get("/", Auth::None);
+        assert_eq!(
+            (&body["message"], &body["version"]),
+            (&"second".into(), version)
+        );
+    }
+
+    // Each sees the whole fleet, with the version each one serves.
+    let status = fleet[0].until("/_internal/eac/status", |s| {
+        s["sources"][0]["details"]["fleet"]
+            .as_object()
+            .is_some_and(|f| f.len() == 3)
+    });
+    let source = &status["sources"][0];
+    assert_eq!(source["kind"], "etcd");
+    assert_eq!(source["up"], true);
+    for record in source["details"]["fleet"].as_object().unwrap().values() {
+        assert!(versions.contains(&record["version"]), "{record}");
+    }
+
+    // One stops: it leaves the fleet view at once.
+    let mut fleet = fleet;
+    fleet.pop().unwrap().terminate();
+    fleet[0].until("/_internal/eac/status", |s| {
+        s["sources"][0]["details"]["fleet"]
+            .as_object()
+            .is_some_and(|f| f.len() == 2)
+    });
+    for server in fleet {
+        server.terminate();
+    }
+}

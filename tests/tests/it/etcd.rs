@@ -1,0 +1,439 @@
+//! The etcd source against a real `etcd` (feature `etcd`): each test starts its own
+//! member on free loopback ports and stops it.
+
+use std::time::{Duration, Instant};
+
+use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
+use eac_accessor::source::{Dir, Etcd, EtcdOptions, LastGood, SourceStatus};
+use eac_accessor::{EaCAccessor, ErrorKind, Origin};
+use eac_tests::etcd::{EtcdServer, TcpProxy};
+use eac_tests::{ConfigDir, Greeting, Limits};
+use etcd_client::{Client, CompactionOptions, Txn, TxnOp};
+
+const PREFIX: &str = "/eac/test/";
+
+/// Waits until `check` holds, polling every 20 ms, at most `within`.
+async fn until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
+}
+
+const LIVE: Duration = Duration::from_secs(10);
+
+async fn client(server: &EtcdServer) -> Client {
+    Client::connect([server.endpoint()], None)
+        .await
+        .expect("connect a test client")
+}
+
+fn options(endpoint: String) -> EtcdOptions {
+    EtcdOptions::new([endpoint], PREFIX)
+        .keep_alive(Duration::from_millis(500), Duration::from_millis(500))
+        .timeouts(Duration::from_millis(500), Duration::from_secs(2))
+        .backoff(Duration::from_millis(50), Duration::from_millis(500))
+}
+
+fn greeting(message: &str) -> String {
+    serde_json::json!({ "message": message }).to_string()
+}
+
+/// The files, then etcd above them, with a coordinator that reloads without cooldown.
+fn fleet_member(dir: &ConfigDir, etcd: &Etcd) -> (EaCAccessor, ReloadCoordinator) {
+    let accessor = crate::four_sections()
+        .source(Dir::new(dir.path()))
+        .source(etcd.clone())
+        .build()
+        .expect("build on files + etcd");
+    let mut config = ReloadConfig::default();
+    config.cooldown = Duration::ZERO;
+    config.backoff = Duration::from_millis(10);
+    let reloads = ReloadCoordinator::new(accessor.clone(), config);
+    (accessor, reloads)
+}
+
+fn message(accessor: &EaCAccessor) -> String {
+    accessor.load().section::<Greeting>().message.clone()
+}
+
+fn etcd_status(accessor: &EaCAccessor) -> SourceStatus {
+    accessor
+        .status()
+        .sources
+        .into_iter()
+        .find(|s| s.kind == "etcd")
+        .expect("the etcd source reports a status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initial_load_reads_every_key_of_the_prefix_at_one_revision() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    c.put(format!("{PREFIX}greeting"), greeting("from etcd"), None)
+        .await
+        .unwrap();
+    c.put(
+        format!("{PREFIX}limits.toml"),
+        "max_body_bytes = 10\nrequest_timeout_ms = 20\n",
+        None,
+    )
+    .await
+    .unwrap();
+    // eac's own records are not configuration.
+    c.put(format!("{PREFIX}.notes"), "not json", None)
+        .await
+        .unwrap();
+    let dir = ConfigDir::with_app();
+
+    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (accessor, _reloads) = fleet_member(&dir, &etcd);
+
+    assert_eq!(message(&accessor), "from etcd");
+    assert_eq!(accessor.load().section::<Limits>().max_body_bytes, 10);
+    let status = etcd_status(&accessor);
+    assert!(status.up);
+    assert_eq!(status.name, format!("etcd:{PREFIX}"));
+    assert_eq!(status.details["revision"], etcd.revision());
+    assert_eq!(status.details["keys"].as_array().map(Vec::len), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_goes_live_with_its_key_and_revision_as_origin() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    c.put(format!("{PREFIX}greeting"), greeting("one"), None)
+        .await
+        .unwrap();
+    let dir = ConfigDir::with_app();
+    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    let watch = etcd.watch(&reloads);
+
+    let put = c
+        .put(format!("{PREFIX}greeting"), greeting("two"), None)
+        .await
+        .unwrap();
+    let revision = put.header().unwrap().revision();
+    assert!(until(LIVE, || message(&accessor) == "two").await);
+    assert_eq!(
+        accessor.load().origin(),
+        &Origin::Etcd {
+            keys: vec![format!("{PREFIX}greeting")],
+            revision
+        }
+    );
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_key_transaction_is_one_version() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    let dir = ConfigDir::with_app();
+    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    let mut events = accessor.events();
+    let watch = etcd.watch(&reloads);
+    let before = accessor.load().version();
+
+    for i in 1..=5u64 {
+        let txn = Txn::new().and_then([
+            TxnOp::put(
+                format!("{PREFIX}greeting"),
+                greeting(&format!("m{i}")),
+                None,
+            ),
+            TxnOp::put(
+                format!("{PREFIX}limits"),
+                serde_json::json!({"max_body_bytes": i, "request_timeout_ms": i}).to_string(),
+                None,
+            ),
+        ]);
+        c.txn(txn).await.unwrap();
+        assert!(until(LIVE, || message(&accessor) == format!("m{i}")).await);
+    }
+    // Every version published pairs the message and the limit of one transaction.
+    let published = accessor.load().version() - before;
+    assert_eq!(published, 5, "one version per transaction");
+    while let Ok(event) = events.try_recv() {
+        if let eac_accessor::Event::Published { changed, .. } = event {
+            assert_eq!(changed.len(), 2, "both keys in one version: {changed:?}");
+        }
+    }
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_key_gives_way_to_the_files() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    c.put(format!("{PREFIX}greeting"), greeting("from etcd"), None)
+        .await
+        .unwrap();
+    let dir = ConfigDir::with_app();
+    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    let watch = etcd.watch(&reloads);
+    assert_eq!(message(&accessor), "from etcd");
+
+    c.delete(format!("{PREFIX}greeting"), None).await.unwrap();
+    assert!(until(LIVE, || message(&accessor) == "hello").await);
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_value_is_rejected_naming_key_and_revision_and_the_last_good_stays() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    let dir = ConfigDir::with_app();
+    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    let watch = etcd.watch(&reloads);
+    let good = accessor.load_full();
+
+    for (bad, kind) in [
+        (greeting(""), ErrorKind::Schema),
+        ("{\"message\": ".to_owned(), ErrorKind::Parse),
+    ] {
+        let put = c.put(format!("{PREFIX}greeting"), bad, None).await.unwrap();
+        let revision = put.header().unwrap().revision();
+        let rejected = until(LIVE, || {
+            accessor.status().last_rejection.is_some_and(|r| {
+                r.origin
+                    == Origin::Etcd {
+                        keys: vec![format!("{PREFIX}greeting")],
+                        revision,
+                    }
+            })
+        })
+        .await;
+        assert!(rejected, "the bad put at {revision} is rejected");
+        let rejection = accessor.status().last_rejection.unwrap();
+        let error = &rejection.errors[0];
+        assert_eq!(error.kind(), kind);
+        assert!(
+            error
+                .to_string()
+                .contains(&format!("etcd:{PREFIX}greeting@{revision}")),
+            "{error}"
+        );
+        assert_eq!(accessor.load().version(), good.version());
+        assert_eq!(message(&accessor), "hello");
+    }
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_compaction_the_watch_reads_everything_again_and_loses_nothing() {
+    let server = EtcdServer::start();
+    let proxy = TcpProxy::start(server.port());
+    let mut c = client(&server).await;
+    let dir = ConfigDir::with_app();
+    let etcd = Etcd::connect(options(proxy.endpoint())).await.unwrap();
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    let watch = etcd.watch(&reloads);
+    assert!(until(LIVE, || etcd_status(&accessor).up).await);
+
+    // Off the cluster, the source misses two puts, then their history is compacted.
+    proxy.cut();
+    assert!(until(LIVE, || !etcd_status(&accessor).up).await);
+    c.put(format!("{PREFIX}greeting"), greeting("missed"), None)
+        .await
+        .unwrap();
+    let last = c
+        .put(format!("{PREFIX}greeting"), greeting("latest"), None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    c.compact(last, Some(CompactionOptions::new().with_physical()))
+        .await
+        .unwrap();
+    assert!(etcd.revision() < last);
+
+    proxy.restore();
+    assert!(until(LIVE, || message(&accessor) == "latest").await);
+    assert!(etcd.revision() >= last);
+    let status = etcd_status(&accessor);
+    assert!(status.up);
+    assert_eq!(
+        status.details["compacted_watches"], 1,
+        "resynced after the compaction"
+    );
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_killed_and_restarted_serving_throughout_then_resynced() {
+    let mut server = EtcdServer::start();
+    let dir = ConfigDir::with_app();
+    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    let watch = etcd.watch(&reloads);
+    assert!(until(LIVE, || etcd_status(&accessor).up).await);
+    let served = accessor.load().version();
+
+    server.kill();
+    assert!(until(LIVE, || !etcd_status(&accessor).up).await);
+    let down = etcd_status(&accessor);
+    assert!(down.last_error.is_some_and(|e| e.contains(PREFIX)));
+    assert_eq!(accessor.load().version(), served, "still serving");
+    assert_eq!(message(&accessor), "hello");
+
+    server.restart();
+    let mut c = client(&server).await;
+    c.put(format!("{PREFIX}greeting"), greeting("after restart"), None)
+        .await
+        .unwrap();
+    assert!(until(LIVE, || message(&accessor) == "after restart").await);
+    assert!(etcd_status(&accessor).up);
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_etcd_is_reported_down_within_the_keep_alive_bound() {
+    let mut server = EtcdServer::start();
+    let dir = ConfigDir::with_app();
+    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    let watch = etcd.watch(&reloads);
+    assert!(until(LIVE, || etcd_status(&accessor).up).await);
+
+    server.pause();
+    let paused = Instant::now();
+    // Keep-alive: a ping every 500 ms answered within 500 ms; allow the ping's phase.
+    let bound = Duration::from_millis(500 + 500 + 500 + 1000);
+    let reported = until(bound, || !etcd_status(&accessor).up).await;
+    let took = paused.elapsed();
+    server.resume();
+    assert!(reported, "still up {took:?} after SIGSTOP");
+    assert_eq!(message(&accessor), "hello");
+
+    // Resumed, it comes back.
+    assert!(until(LIVE, || etcd_status(&accessor).up).await);
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_view_shows_an_instance_while_it_lives() {
+    let server = EtcdServer::start();
+    let dir = ConfigDir::with_app();
+    let observer = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (watching, reloads) = fleet_member(&dir, &observer);
+    let watch = observer.watch(&reloads);
+    let fleet = |id: &str| etcd_status(&watching).details["fleet"].get(id).cloned();
+
+    // Instance "a" joins and leaves; its record carries the version it serves.
+    let etcd_a = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (a, _ra) = fleet_member(&dir, &etcd_a);
+    let member = etcd_a.join_fleet(&a, "a");
+    assert!(until(LIVE, || fleet("a").is_some()).await);
+    let record = fleet("a").unwrap();
+    assert_eq!(record["version"], a.load().version());
+    assert_eq!(record["hash"], a.load().hash().to_string());
+    member.leave().await;
+    assert!(until(LIVE, || fleet("a").is_none()).await);
+
+    // Instance "b" dies without leaving: its lease runs out.
+    let etcd_b = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (b, _rb) = fleet_member(&dir, &etcd_b);
+    let member = etcd_b.join_fleet_with_ttl(&b, "b", Duration::from_secs(1));
+    assert!(until(LIVE, || fleet("b").is_some()).await);
+    drop(member);
+    assert!(until(Duration::from_secs(15), || fleet("b").is_none()).await);
+
+    // A heartbeat or a record is never a reload.
+    assert_eq!(watching.load().version(), 1);
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_down_at_start_starts_from_the_last_known_good_cache() {
+    let mut server = EtcdServer::start();
+    let mut c = client(&server).await;
+    c.put(format!("{PREFIX}greeting"), greeting("cached"), None)
+        .await
+        .unwrap();
+    let dir = ConfigDir::with_app();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = LastGood::new(cache_dir.path().join("etcd.cache"));
+    let with_cache = |endpoint| options(endpoint).cache(cache.clone());
+
+    // A first instance publishes what etcd holds: that is cached.
+    {
+        let etcd = Etcd::connect(with_cache(server.endpoint())).await.unwrap();
+        let (accessor, _reloads) = fleet_member(&dir, &etcd);
+        assert_eq!(message(&accessor), "cached");
+        assert!(!etcd_status(&accessor).serving_cache);
+    }
+    server.kill();
+
+    // Without a cache, no start: the error names the prefix.
+    let err = Etcd::connect(options(server.endpoint())).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io);
+    assert!(err.to_string().contains(&format!("etcd:{PREFIX}")), "{err}");
+
+    // With it, a start bounded by the request timeout, from the cache, saying so.
+    let started = Instant::now();
+    let etcd = Etcd::connect(with_cache(server.endpoint())).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    assert_eq!(message(&accessor), "cached");
+    let status = etcd_status(&accessor);
+    assert!(status.serving_cache && !status.up, "{status:?}");
+    let watch = etcd.watch(&reloads);
+
+    // etcd back: read, published, no longer from the cache.
+    server.restart();
+    let mut c = client(&server).await;
+    c.put(format!("{PREFIX}greeting"), greeting("fresh"), None)
+        .await
+        .unwrap();
+    assert!(until(LIVE, || message(&accessor) == "fresh").await);
+    let status = etcd_status(&accessor);
+    assert!(status.up && !status.serving_cache, "{status:?}");
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_layout_reads_one_key_as_the_whole_document() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    let document =
+        "[greeting]\nmessage = \"whole\"\n[limits]\nmax_body_bytes = 7\nrequest_timeout_ms = 7\n";
+    c.put(format!("{PREFIX}app.toml"), document, None)
+        .await
+        .unwrap();
+    // Another key under the prefix is not part of this document.
+    c.put(format!("{PREFIX}greeting"), greeting("ignored"), None)
+        .await
+        .unwrap();
+    let dir = ConfigDir::with_app();
+    let etcd = Etcd::connect(options(server.endpoint()).document("app.toml"))
+        .await
+        .unwrap();
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    assert_eq!(message(&accessor), "whole");
+    assert_eq!(accessor.load().section::<Limits>().max_body_bytes, 7);
+
+    let watch = etcd.watch(&reloads);
+    c.put(
+        format!("{PREFIX}app.toml"),
+        document.replace("whole", "edited"),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(until(LIVE, || message(&accessor) == "edited").await);
+    watch.stop().await;
+}
