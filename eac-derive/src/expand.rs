@@ -400,7 +400,13 @@ fn debug(input: &Input<'_>, fields: &[Field<'_>]) -> TokenStream {
             quote_spanned!(field.ty.span()=> s.field(#label, &self.#member);)
         }
     });
-    quote! {
+    // Spanned at `#[eac(debug)]`: beside a `#[derive(Debug)]`, the conflict points at it.
+    let span = input
+        .attrs
+        .debug
+        .as_ref()
+        .map_or_else(proc_macro2::Span::call_site, syn::spanned::Spanned::span);
+    quote_spanned! {span=>
         #[automatically_derived]
         impl #impl_generics __eac::fmt::Debug for #ident #ty_generics #where_clause {
             fn fmt(&self, f: &mut __eac::fmt::Formatter<'_>) -> __eac::fmt::Result {
