@@ -459,3 +459,48 @@ fn the_dashboard_follows_the_server_live_and_rolls_back_in_a_real_browser() {
     drop(browser);
     server.terminate();
 }
+
+#[test]
+fn the_dashboard_shows_a_remote_source_its_etag_hits_and_when_it_is_down() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let remote = runtime
+        .block_on(eac_examples::doc_server::DocServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .unwrap();
+    remote.set(eac_examples::doc_server::Document::text(
+        "application/toml",
+        "[greeting]\nmessage = \"from the config service\"\n",
+    ));
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP_TOML).unwrap();
+    let url = remote.url("/app.toml");
+    let server = Launch::new(config.path(), state.path())
+        .arg("--remote")
+        .arg(&url)
+        .env("EAC_REFRESH_POLL_INTERVAL_MS", "100")
+        .start();
+    let browser = Browser::start();
+    browser.go(&format!("http://{}/_internal/eac/", server.address));
+    browser.type_into("#token", TOKEN);
+    browser.click("#token-save");
+    // The remote source: its URL, up, and polls answered 304 counted as not modified.
+    let panel = browser.until("#sources", "the remote source, up, with ETag hits", |t| {
+        t.contains(&url) && t.contains("up") && !t.contains(" 0 not modified")
+    });
+    assert!(panel.contains("http"), "{panel}");
+    // The config service goes away: the panel says the source is down, the server keeps
+    // serving its version.
+    drop(remote);
+    drop(runtime);
+    browser.until("#sources", "the source down", |t| t.contains("down"));
+    assert_eq!(
+        server.get("/", Auth::None)["message"],
+        "from the config service"
+    );
+    let after = errors(&browser.console());
+    assert!(after.is_empty(), "console errors: {after:?}");
+    drop(browser);
+    server.terminate();
+}
