@@ -43,6 +43,13 @@ fn greeting(message: &str) -> String {
     serde_json::json!({ "message": message }).to_string()
 }
 
+/// Puts `message` as the `greeting` section under the prefix.
+async fn put_greeting(c: &mut Client, message: &str) -> etcd_client::PutResponse {
+    c.put(format!("{PREFIX}greeting"), greeting(message), None)
+        .await
+        .expect("put the greeting")
+}
+
 /// The files, then etcd above them, with a coordinator that reloads without cooldown.
 fn fleet_member(dir: &ConfigDir, etcd: &Etcd) -> (EaCAccessor, ReloadCoordinator) {
     let accessor = crate::four_sections()
@@ -74,9 +81,7 @@ fn etcd_status(accessor: &EaCAccessor) -> SourceStatus {
 async fn initial_load_reads_every_key_of_the_prefix_at_one_revision() {
     let server = EtcdServer::start();
     let mut c = client(&server).await;
-    c.put(format!("{PREFIX}greeting"), greeting("from etcd"), None)
-        .await
-        .unwrap();
+    put_greeting(&mut c, "from etcd").await;
     c.put(
         format!("{PREFIX}limits.toml"),
         "max_body_bytes = 10\nrequest_timeout_ms = 20\n",
@@ -106,18 +111,13 @@ async fn initial_load_reads_every_key_of_the_prefix_at_one_revision() {
 async fn a_put_goes_live_with_its_key_and_revision_as_origin() {
     let server = EtcdServer::start();
     let mut c = client(&server).await;
-    c.put(format!("{PREFIX}greeting"), greeting("one"), None)
-        .await
-        .unwrap();
+    put_greeting(&mut c, "one").await;
     let dir = ConfigDir::with_app();
     let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
     let (accessor, reloads) = fleet_member(&dir, &etcd);
     let watch = etcd.watch(&reloads);
 
-    let put = c
-        .put(format!("{PREFIX}greeting"), greeting("two"), None)
-        .await
-        .unwrap();
+    let put = put_greeting(&mut c, "two").await;
     let revision = put.header().unwrap().revision();
     assert!(until(LIVE, || message(&accessor) == "two").await);
     assert_eq!(
@@ -172,9 +172,7 @@ async fn a_multi_key_transaction_is_one_version() {
 async fn a_deleted_key_gives_way_to_the_files() {
     let server = EtcdServer::start();
     let mut c = client(&server).await;
-    c.put(format!("{PREFIX}greeting"), greeting("from etcd"), None)
-        .await
-        .unwrap();
+    put_greeting(&mut c, "from etcd").await;
     let dir = ConfigDir::with_app();
     let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
     let (accessor, reloads) = fleet_member(&dir, &etcd);
@@ -242,13 +240,9 @@ async fn after_a_compaction_the_watch_reads_everything_again_and_loses_nothing()
     // Off the cluster, the source misses two puts, then their history is compacted.
     proxy.cut();
     assert!(until(LIVE, || !etcd_status(&accessor).up).await);
-    c.put(format!("{PREFIX}greeting"), greeting("missed"), None)
+    put_greeting(&mut c, "missed").await;
+    let last = put_greeting(&mut c, "latest")
         .await
-        .unwrap();
-    let last = c
-        .put(format!("{PREFIX}greeting"), greeting("latest"), None)
-        .await
-        .unwrap()
         .header()
         .unwrap()
         .revision();
@@ -288,9 +282,7 @@ async fn etcd_killed_and_restarted_serving_throughout_then_resynced() {
 
     server.restart();
     let mut c = client(&server).await;
-    c.put(format!("{PREFIX}greeting"), greeting("after restart"), None)
-        .await
-        .unwrap();
+    put_greeting(&mut c, "after restart").await;
     assert!(until(LIVE, || message(&accessor) == "after restart").await);
     assert!(etcd_status(&accessor).up);
     watch.stop().await;
@@ -357,9 +349,7 @@ async fn the_fleet_view_shows_an_instance_while_it_lives() {
 async fn etcd_down_at_start_starts_from_the_last_known_good_cache() {
     let mut server = EtcdServer::start();
     let mut c = client(&server).await;
-    c.put(format!("{PREFIX}greeting"), greeting("cached"), None)
-        .await
-        .unwrap();
+    put_greeting(&mut c, "cached").await;
     let dir = ConfigDir::with_app();
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = LastGood::new(cache_dir.path().join("etcd.cache"));
@@ -396,9 +386,7 @@ async fn etcd_down_at_start_starts_from_the_last_known_good_cache() {
     // etcd back: read, published, no longer from the cache.
     server.restart();
     let mut c = client(&server).await;
-    c.put(format!("{PREFIX}greeting"), greeting("fresh"), None)
-        .await
-        .unwrap();
+    put_greeting(&mut c, "fresh").await;
     assert!(until(LIVE, || message(&accessor) == "fresh").await);
     let status = etcd_status(&accessor);
     assert!(status.up && !status.serving_cache, "{status:?}");
@@ -415,9 +403,7 @@ async fn the_document_layout_reads_one_key_as_the_whole_document() {
         .await
         .unwrap();
     // Another key under the prefix is not part of this document.
-    c.put(format!("{PREFIX}greeting"), greeting("ignored"), None)
-        .await
-        .unwrap();
+    put_greeting(&mut c, "ignored").await;
     let dir = ConfigDir::with_app();
     let etcd = Etcd::connect(options(server.endpoint()).document("app.toml"))
         .await

@@ -193,11 +193,18 @@ async fn an_async_resolver_past_the_build_timeout_publishes_nothing() {
 
     // A fast connect publishes, with the value built by the async resolver.
     source.set("[pool]\nconnect_ms = 5\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let published = loop {
         // The abandoned run may still be reading; its retry or ours publishes.
         match reloads.refresh(Origin::Refresh, true).await {
             Ok(outcome) if outcome.is_published() => break outcome,
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never published: {other:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     };
     assert_eq!(published.snapshot().resolved::<Connected>().unwrap().0, 5);
