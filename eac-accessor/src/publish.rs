@@ -104,7 +104,7 @@ pub(crate) fn scope(
     let unknown = if allow_all || unknown.is_empty() {
         Vec::new()
     } else {
-        let provenance = merged.provenance();
+        let provenance = kept.provenance();
         unknown
             .iter()
             .map(|u| {
@@ -155,7 +155,7 @@ pub(crate) fn prepare(
             }
             Err(found) => {
                 let setters = kept.setters_of(spec.path);
-                let provenance = provenance.get_or_insert_with(|| merged.provenance());
+                let provenance = provenance.get_or_insert_with(|| kept.provenance());
                 errors.extend(found.into_iter().map(|e| match (e.kind(), e.key()) {
                     (ErrorKind::MissingKey, Some(key)) => missing_key(spec, key, &setters),
                     _ if e.source.is_some() => e,

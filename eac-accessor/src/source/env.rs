@@ -424,6 +424,7 @@ mod tests {
             ])
             .load()
             .unwrap();
+        let kept = super::super::explain::keep(&layers);
         let merged = super::super::merge(layers).unwrap();
         assert_eq!(
             merged.document,
@@ -434,7 +435,7 @@ mod tests {
             })
         );
         assert_eq!(
-            merged.provenance().source_of("limits.max_body_bytes"),
+            kept.provenance().source_of("limits.max_body_bytes"),
             Some(SourceName::EnvVar("APP_LIMITS__MAX_BODY_BYTES".into()))
         );
     }

@@ -1,13 +1,14 @@
 //! Which source set what, from every layer's input kept with the snapshot it became:
-//! the sources that set a section (for a missing key's error), and the sources of one
-//! value (for `Snapshot::source_of`).
+//! the sources that set a section (for a missing key's error), the source whose value
+//! won at a key (for a rejection's error), and the sources of one value (for
+//! `Snapshot::source_of`).
 
+use std::cell::OnceCell;
 use std::fmt;
 
-use figment::value::{Dict, Value as FigValue};
 use serde_json::Value;
 
-use super::{Content, EnvVarNames, Format, Layer, ParseLimits};
+use super::{Content, Dict, EnvVarNames, Format, Layer, ParseLimits};
 use crate::error::SourceName;
 
 /// A copy of every layer's input, in merge order, kept with the snapshot it became.
@@ -63,7 +64,7 @@ impl Kept {
         self.0
             .iter()
             .filter_map(|layer| {
-                let value = layer.with_value_at(key, |v| serde_json::to_value(v).ok())??;
+                let value = layer.with_value_at(key, Value::clone)?;
                 let name = match layer.env_vars.as_ref().and_then(|vars| vars.get(key)) {
                     Some(var) => SourceName::EnvVar(var.clone()),
                     None => layer.name.clone(),
@@ -82,12 +83,20 @@ impl Kept {
             .map(|layer| layer.name.clone())
             .collect()
     }
+
+    /// Answers "which source set this key?" about the merge of these layers.
+    pub(crate) fn provenance(&self) -> Provenance<'_> {
+        Provenance {
+            kept: self,
+            parsed: self.0.iter().map(|_| OnceCell::new()).collect(),
+        }
+    }
 }
 
 impl KeptLayer {
     /// `f` of the value at dotted `key`, if this layer has one. A text that no longer
     /// parses (it parsed when the snapshot was made, so this does not happen) has none.
-    fn with_value_at<R>(&self, key: &str, f: impl FnOnce(&FigValue) -> R) -> Option<R> {
+    fn with_value_at<R>(&self, key: &str, f: impl FnOnce(&Value) -> R) -> Option<R> {
         let parsed;
         let data = match &self.content {
             KeptContent::Parsed(data) => data,
@@ -96,17 +105,89 @@ impl KeptLayer {
                 &parsed
             }
         };
-        find(data, key).map(f)
+        find_in(data, key).map(f)
     }
 }
 
-fn find<'d>(data: &'d Dict, key: &str) -> Option<&'d FigValue> {
-    let mut segments = key.split('.');
-    let mut value = data.get(segments.next()?)?;
-    for segment in segments {
+/// Which source set what in a merged document, for a rejection's errors: each kept
+/// layer is parsed again at most once, and only when a question needs it.
+pub(crate) struct Provenance<'a> {
+    kept: &'a Kept,
+    parsed: Vec<OnceCell<Option<Dict>>>,
+}
+
+impl Provenance<'_> {
+    /// The source of the value at dotted `key`, or of its nearest present ancestor: the
+    /// last layer that has a value there (a later one would have replaced it; the key
+    /// may since have been scoped out of the document, as an unknown key is). When no
+    /// source holds the key or any parent of it (a section missing from an emptied
+    /// file), the last file read is named: where the key was looked for last.
+    pub(crate) fn source_of(&self, key: &str) -> Option<SourceName> {
+        self.holder_of(key).or_else(|| {
+            self.kept
+                .0
+                .iter()
+                .rev()
+                .find(|layer| matches!(layer.name, SourceName::File(_)))
+                .map(|layer| layer.name.clone())
+        })
+    }
+
+    fn holder_of(&self, key: &str) -> Option<SourceName> {
+        let mut probe = key;
+        let layer = loop {
+            let holder = (0..self.kept.0.len())
+                .rev()
+                .find(|&i| self.layer(i).is_some_and(|d| find_in(d, probe).is_some()));
+            if let Some(i) = holder {
+                break &self.kept.0[i];
+            }
+            probe = probe.rsplit_once('.').map(|(parent, _)| parent)?;
+        };
+        if let Some(vars) = &layer.env_vars {
+            // The exact variable, or the first one that set something under this key.
+            let var = vars.get(probe).or_else(|| {
+                let prefix = format!("{probe}.");
+                vars.iter()
+                    .find(|(k, _)| k.starts_with(&prefix))
+                    .map(|(_, v)| v)
+            });
+            if let Some(var) = var {
+                return Some(SourceName::EnvVar(var.clone()));
+            }
+        }
+        Some(layer.name.clone())
+    }
+
+    fn layer(&self, index: usize) -> Option<&Dict> {
+        match &self.kept.0[index].content {
+            KeptContent::Parsed(data) => Some(data),
+            KeptContent::Text(format, text, limits) => self.parsed[index]
+                .get_or_init(|| format.parse(text, limits).ok())
+                .as_ref(),
+        }
+    }
+}
+
+/// The value at dotted `key` in a document's top level.
+fn find_in<'d>(data: &'d Dict, key: &str) -> Option<&'d Value> {
+    let (first, rest) = match key.split_once('.') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (key, None),
+    };
+    let value = data.get(first)?;
+    match rest {
+        Some(rest) => find(value, rest),
+        None => Some(value),
+    }
+}
+
+/// The value at dotted `key` under `value` (a number indexes an array).
+fn find<'d>(mut value: &'d Value, key: &str) -> Option<&'d Value> {
+    for segment in key.split('.') {
         value = match value {
-            FigValue::Dict(_, dict) => dict.get(segment)?,
-            FigValue::Array(_, items) => items.get(segment.parse::<usize>().ok()?)?,
+            Value::Object(map) => map.get(segment)?,
+            Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
             _ => return None,
         };
     }

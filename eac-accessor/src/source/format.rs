@@ -11,8 +11,7 @@
 
 use std::path::Path;
 
-use figment::value::Dict;
-
+use super::Dict;
 use super::limits::ParseLimits;
 use super::scan::{self, Breach};
 use crate::error::ErrorKind;

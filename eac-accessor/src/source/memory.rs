@@ -16,7 +16,7 @@ use crate::error::{Error, SourceName};
 /// ```
 #[derive(Clone)]
 pub struct Defaults {
-    layer: Result<(figment::value::Dict, u64), Error>,
+    layer: Result<(super::Dict, u64), Error>,
 }
 
 impl Defaults {

@@ -1,7 +1,8 @@
 //! Where configuration comes from: files, directories, environment overlays, defaults.
 //!
 //! Sources are listed on the builder in merge order: a later source's values win over an
-//! earlier one's, dictionaries merge key by key (with [figment]), arrays are replaced.
+//! earlier one's, maps merge key by key, arrays and scalars are replaced (figment's
+//! `merge` order, done on JSON values directly).
 //! Every source is read again on each reload, so new files and changed variables are seen.
 //!
 //! | source | reads | missing |
@@ -55,15 +56,16 @@ pub use limits::{ParseLimits, SizeCap};
 pub use memory::{Defaults, Memory};
 pub use status::SourceStatus;
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use figment::value::{Dict, Tag, Value as FigValue};
-use figment::{Figment, Metadata, Profile, Provider};
+use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, SourceName};
+
+/// A parsed document's top level.
+pub(crate) type Dict = serde_json::Map<String, Value>;
 
 /// A provider of configuration: read on every reload, it returns one or more [`Layer`]s.
 ///
@@ -214,15 +216,15 @@ impl Layer {
         &self.name
     }
 
-    fn into_dict(self) -> Result<(SourceName, Option<EnvVarNames>, Dict), Error> {
+    fn into_dict(self) -> Result<Dict, Error> {
         match self.content {
-            Content::Parsed(data) => Ok((self.name, self.env_vars, data)),
+            Content::Parsed(data) => Ok(data),
             Content::Text {
                 format,
                 text,
                 limits,
             } => match format.parse(&text, &limits) {
-                Ok(data) => Ok((self.name, self.env_vars, data)),
+                Ok(data) => Ok(data),
                 Err((kind, message)) => Err(Error::new(kind, message).with_source(self.name)),
             },
         }
@@ -234,15 +236,15 @@ pub(crate) fn serialize_dict<T: serde::Serialize + ?Sized>(
     name: &SourceName,
     value: &T,
 ) -> Result<Dict, Error> {
-    let value = FigValue::serialize(value)
-        .map_err(|e| Error::new(ErrorKind::Parse, e.to_string()).with_source(name.clone()))?;
-    value.into_dict().ok_or_else(|| {
-        Error::new(
+    match serde_json::to_value(value) {
+        Ok(Value::Object(data)) => Ok(data),
+        Ok(_) => Err(Error::new(
             ErrorKind::Parse,
             "expected a map at the top level of the document",
         )
-        .with_source(name.clone())
-    })
+        .with_source(name.clone())),
+        Err(e) => Err(Error::new(ErrorKind::Parse, e.to_string()).with_source(name.clone())),
+    }
 }
 
 pub(crate) fn dict_fingerprint(data: &Dict) -> u64 {
@@ -271,36 +273,15 @@ pub(crate) fn fingerprint(layers: &[Layer]) -> u64 {
 /// Dotted key → the environment variable that set it.
 type EnvVarNames = Arc<BTreeMap<String, String>>;
 
-/// Feeds a layer to figment without copying its data: figment asks once.
-struct LayerProvider {
-    index: usize,
-    data: Cell<Option<Dict>>,
-}
-
-impl Provider for LayerProvider {
-    fn metadata(&self) -> Metadata {
-        // The index leads back to the layer's `SourceName` in `Merged::names`.
-        Metadata::named("eac layer").source(figment::Source::Custom(self.index.to_string()))
-    }
-
-    fn data(&self) -> Result<figment::value::Map<Profile, Dict>, figment::Error> {
-        let data = self.data.take().unwrap_or_default();
-        Ok(Profile::Default.collect(data))
-    }
-}
-
-/// The merged candidate document, with what it takes to say where each value came from.
+/// The merged candidate document.
 pub(crate) struct Merged {
-    pub(crate) document: serde_json::Value,
-    figment: Figment,
-    names: Vec<(SourceName, Option<EnvVarNames>)>,
+    pub(crate) document: Value,
 }
 
 impl fmt::Debug for Merged {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Merged")
-            .field("sources", &self.names.len())
-            .finish_non_exhaustive()
+        // Never the document: it may hold secrets.
+        f.debug_struct("Merged").finish_non_exhaustive()
     }
 }
 
@@ -321,101 +302,41 @@ pub(crate) fn load_layers(sources: &[Box<dyn Source>]) -> Result<Vec<Layer>, Vec
     }
 }
 
-/// Parses what is not parsed yet (reporting every syntax error), merges the layers in
-/// order with figment, and converts the result to JSON for validation.
+/// Parses what is not parsed yet (reporting every syntax error) and merges the layers
+/// in order: maps key by key, anything else replaced by the later layer.
+///
+/// Each layer is parsed straight into JSON values and moved into the result, never
+/// copied; where a value came from is worked out only when an error needs it, from the
+/// layers' input kept with the candidate ([`explain::Kept`]).
 pub(crate) fn merge(layers: Vec<Layer>) -> Result<Merged, Vec<Error>> {
-    let mut parsed = Vec::with_capacity(layers.len());
+    let mut merged: Option<Dict> = None;
     let mut errors = Vec::new();
     for layer in layers {
         match layer.into_dict() {
-            Ok(p) => parsed.push(p),
+            Ok(data) => match &mut merged {
+                Some(merged) => merge_into(merged, data),
+                None => merged = Some(data),
+            },
             Err(e) => errors.push(e),
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let mut figment = Figment::new();
-    let mut names = Vec::with_capacity(parsed.len());
-    for (index, (name, env_vars, data)) in parsed.into_iter().enumerate() {
-        names.push((name, env_vars));
-        figment = figment.merge(LayerProvider {
-            index,
-            data: Cell::new(Some(data)),
-        });
-    }
-    let document = figment
-        .extract::<serde_json::Value>()
-        .map_err(|e| vec![Error::new(ErrorKind::Parse, e.kind.to_string())])?;
     Ok(Merged {
-        document,
-        figment,
-        names,
+        document: Value::Object(merged.unwrap_or_default()),
     })
 }
 
-impl Merged {
-    /// A lookup of provenance, built once per rejected candidate.
-    pub(crate) fn provenance(&self) -> Provenance<'_> {
-        Provenance {
-            root: self.figment.find_value("").ok(),
-            merged: self,
-        }
-    }
-}
-
-/// Answers "which source set this key?" for error messages.
-pub(crate) struct Provenance<'a> {
-    root: Option<FigValue>,
-    merged: &'a Merged,
-}
-
-impl Provenance<'_> {
-    /// The source of the value at dotted `key`, or of its nearest present ancestor.
-    /// When no source holds the key or any parent of it (a section missing from an
-    /// emptied file), the last file read is named: where the key was looked for last.
-    pub(crate) fn source_of(&self, key: &str) -> Option<SourceName> {
-        self.holder_of(key).or_else(|| {
-            self.merged
-                .names
-                .iter()
-                .rev()
-                .find(|(name, _)| matches!(name, SourceName::File(_)))
-                .map(|(name, _)| name.clone())
-        })
-    }
-
-    fn holder_of(&self, key: &str) -> Option<SourceName> {
-        let root = self.root.as_ref()?;
-        let mut probe = key;
-        let value = loop {
-            if let Some(v) = root.find_ref(probe) {
-                break v;
-            }
-            probe = probe.rsplit_once('.').map(|(parent, _)| parent)?;
-        };
-        self.name_of(value.tag(), probe)
-    }
-
-    fn name_of(&self, tag: Tag, key: &str) -> Option<SourceName> {
-        let metadata = self.merged.figment.get_metadata(tag)?;
-        let Some(figment::Source::Custom(index)) = &metadata.source else {
-            return None;
-        };
-        let (name, env_vars) = self.merged.names.get(index.parse::<usize>().ok()?)?;
-        if let Some(vars) = env_vars {
-            // The exact variable, or the first one that set something under this key.
-            let var = vars.get(key).or_else(|| {
-                let prefix = format!("{key}.");
-                vars.iter()
-                    .find(|(k, _)| k.starts_with(&prefix))
-                    .map(|(_, v)| v)
-            });
-            if let Some(var) = var {
-                return Some(SourceName::EnvVar(var.clone()));
+/// Merges `over` into `base`: a map into a map key by key, anything else replaces.
+fn merge_into(base: &mut Dict, over: Dict) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Object(base)), Value::Object(over)) => merge_into(base, over),
+            (_, value) => {
+                base.insert(key, value);
             }
         }
-        Some(name.clone())
     }
 }
 
@@ -425,25 +346,144 @@ mod tests {
 
     #[test]
     fn later_layers_win_and_provenance_names_them() {
-        let a = Layer::parse(
+        let a = Layer::text(
             SourceName::Memory("a".into()),
             Format::Toml,
             "[s]\nx = 1\ny = 2\n",
-        )
-        .unwrap();
-        let b = Layer::parse(
+        );
+        let b = Layer::text(
             SourceName::Memory("b".into()),
             Format::Json,
-            r#"{"s": {"y": 3}}"#,
+            r#"{"s": {"y": 3, "extra": {"deep": true}}}"#,
+        );
+        let mut env = Layer::from_serialize(
+            SourceName::Env("APP_".into()),
+            &serde_json::json!({"t": {"z": 1}}),
         )
         .unwrap();
-        let merged = merge(vec![a, b]).unwrap();
-        assert_eq!(merged.document, serde_json::json!({"s": {"x": 1, "y": 3}}));
-        let p = merged.provenance();
+        env.env_vars = Some(Arc::new(BTreeMap::from([(
+            "t.z".to_owned(),
+            "APP_T__Z".to_owned(),
+        )])));
+        let layers = vec![a, b, env];
+        let kept = explain::keep(&layers);
+        let merged = merge(layers).unwrap();
+        assert_eq!(
+            merged.document,
+            serde_json::json!({"s": {"x": 1, "y": 3, "extra": {"deep": true}}, "t": {"z": 1}})
+        );
+        let p = kept.provenance();
         assert_eq!(p.source_of("s.x"), Some(SourceName::Memory("a".into())));
         assert_eq!(p.source_of("s.y"), Some(SourceName::Memory("b".into())));
+        assert_eq!(
+            p.source_of("s.extra.deep"),
+            Some(SourceName::Memory("b".into()))
+        );
+        assert_eq!(
+            p.source_of("t.z"),
+            Some(SourceName::EnvVar("APP_T__Z".into()))
+        );
         // A missing key is attributed to the source of its nearest ancestor.
-        assert!(p.source_of("s.z").is_some());
+        assert_eq!(
+            p.source_of("s.extra.nope"),
+            Some(SourceName::Memory("b".into()))
+        );
+        assert_eq!(p.source_of("nowhere"), None);
+    }
+
+    /// figment's `merge` of the same maps: what the sources were merged with before,
+    /// the reference [`merge`] must agree with.
+    fn figment_merge(layers: &[Dict]) -> Value {
+        use figment::Figment;
+        use figment::providers::Serialized;
+        layers
+            .iter()
+            .fold(Figment::new(), |f, layer| {
+                f.merge(Serialized::defaults(layer))
+            })
+            .extract::<Value>()
+            .unwrap()
+    }
+
+    fn merged(layers: &[Dict]) -> Value {
+        let layers = layers
+            .iter()
+            .enumerate()
+            .map(|(i, data)| Layer::parsed(SourceName::Memory(i.to_string()), data.clone(), 0))
+            .collect();
+        merge(layers).unwrap().document
+    }
+
+    /// A JSON value whose maps draw keys from a few names, so that layers overlap.
+    fn value(depth: u32) -> proptest::strategy::BoxedStrategy<Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            (-1e6..1e6f64).prop_map(Value::from),
+            "[a-z ]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(depth, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                proptest::collection::btree_map("[abc]", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+        .boxed()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn merge_agrees_with_figment(
+            layers in proptest::collection::vec(
+                proptest::collection::btree_map("[abc]", value(3), 0..4),
+                1..4,
+            )
+        ) {
+            let layers: Vec<Dict> = layers.into_iter().map(|m| m.into_iter().collect()).collect();
+            proptest::prop_assert_eq!(merged(&layers), figment_merge(&layers));
+        }
+    }
+
+    #[test]
+    fn every_format_parses_to_what_figment_made_of_it() {
+        let cases = [
+            (
+                Format::Toml,
+                "when = 1979-05-27T07:32:00Z\nday = 1979-05-27\n[s]\nx = 1.5\ny = [1, \"a\", true]\nz = { q = -3 }\n",
+            ),
+            (
+                Format::Yaml,
+                "s:\n  1: one\n  x: 1e3\n  y: ~\n  z: [1, 2.5, yes, 'no']\n  b: &b {k: v}\n  c: *b\n",
+            ),
+            (
+                Format::Json,
+                r#"{"s": {"big": 18446744073709551615, "neg": -9223372036854775808, "f": 1e300, "n": null, "u": "\u00e9"}}"#,
+            ),
+        ];
+        for (format, text) in cases {
+            let ours = format.parse(text, &ParseLimits::default()).unwrap();
+            let theirs: figment::value::Dict = match format {
+                Format::Toml => toml::from_str(text).unwrap(),
+                Format::Yaml => serde_saphyr::from_str(text).unwrap(),
+                Format::Json => serde_json::from_str(text).unwrap(),
+            };
+            let theirs = figment::Figment::from(figment::providers::Serialized::defaults(theirs))
+                .extract::<Value>()
+                .unwrap();
+            assert_eq!(Value::Object(ours), theirs, "{format:?}");
+        }
+        // figment kept an infinity, which became `null` in JSON; now it is an error.
+        let (kind, message) = Format::Yaml
+            .parse("x: .inf\n", &ParseLimits::default())
+            .unwrap_err();
+        assert_eq!(kind, ErrorKind::Parse);
+        assert!(
+            message.contains("line 1") && message.contains("non-finite"),
+            "{message}"
+        );
     }
 
     #[test]

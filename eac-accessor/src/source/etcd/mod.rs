@@ -70,13 +70,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue};
-use figment::value::{Dict, Value as FigValue};
 
 use super::cache::LastGood;
 use super::format::Format;
 use super::limits::{ParseLimits, SizeCap};
 use super::status::SourceStatus;
-use super::{Layer, Source};
+use super::{Dict, Layer, Source};
 use crate::error::{Error, ErrorKind, SourceName};
 
 /// The name part (after the prefix) under which eac keeps one record per instance.
@@ -576,7 +575,7 @@ impl Shared {
             let mut data = data;
             for segment in segments.by_ref() {
                 let mut outer = Dict::new();
-                outer.insert(segment.to_owned(), FigValue::from(data));
+                outer.insert(segment.to_owned(), serde_json::Value::Object(data));
                 data = outer;
             }
             data
