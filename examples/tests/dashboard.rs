@@ -212,7 +212,18 @@ impl Browser {
 
     /// Polls the text of `css` until `done` holds, for at most 10 seconds.
     fn until(&self, css: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.until_within(css, what, Duration::from_secs(10), done)
+    }
+
+    /// [`until`](Browser::until), for at most `within`.
+    fn until_within(
+        &self,
+        css: &str,
+        what: &str,
+        within: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + within;
         loop {
             let text = self.try_text(css).unwrap_or_default();
             if done(&text) {
@@ -503,4 +514,121 @@ fn the_dashboard_shows_a_remote_source_its_etag_hits_and_when_it_is_down() {
     assert!(after.is_empty(), "console errors: {after:?}");
     drop(browser);
     server.terminate();
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn the_dashboard_shows_which_instance_of_an_etcd_fleet_serves_which_version() {
+    use eac_tests::etcd::EtcdServer;
+
+    const PREFIX: &str = "/eac/dashboard/";
+    let etcd = EtcdServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut client = runtime
+        .block_on(etcd_client::Client::connect([etcd.endpoint()], None))
+        .unwrap();
+    let mut put = |key: &str, value: &str| {
+        runtime
+            .block_on(client.put(format!("{PREFIX}{key}"), value, None))
+            .unwrap();
+    };
+    put("greeting", r#"{"message": "from etcd"}"#);
+
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP_TOML).unwrap();
+    let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let launch = |state: &Path| {
+        Launch::new(config.path(), state)
+            .arg("--etcd")
+            .arg(&etcd.endpoint())
+            .arg("--etcd-prefix")
+            .arg(PREFIX)
+    };
+    let a = launch(state_a.path()).start();
+    // B's environment gives it other configuration: the odd one out on A's page.
+    let mut b = launch(state_b.path())
+        .env("APP_FEATURES__SHOUT", "true")
+        .start();
+
+    // The ids the instances registered under (host name and listen address).
+    let fleet = |s: &Value| s["sources"][0]["details"]["fleet"].clone();
+    let status = a.until("/_internal/eac/status", |s| {
+        fleet(s).as_object().is_some_and(|f| f.len() == 2)
+    });
+    let id = |server: &Server| {
+        let suffix = format!(":{}", server.address);
+        fleet(&status)
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|id| id.ends_with(&suffix))
+            .cloned()
+            .unwrap_or_else(|| panic!("no instance id ends with {suffix}: {status}"))
+    };
+    let (id_a, id_b) = (id(&a), id(&b));
+    let row = |id: &str| format!("tr[data-instance='{id}']");
+    let version_of = |id: &str| format!("{} .fleet-version", row(id));
+    let shows = |version: &Value| {
+        let version = version.to_string();
+        move |t: &str| t.split_whitespace().next() == Some(version.as_str())
+    };
+
+    let browser = Browser::start();
+    browser.go(&format!("http://{}/_internal/eac/", a.address));
+    browser.type_into("#token", TOKEN);
+    browser.click("#token-save");
+    browser.until("#live", "the event stream open", |t| t == "live");
+
+    // One row per instance, with the version each serves; B, serving other
+    // configuration, is marked, A is not.
+    for (server, id) in [(&a, &id_a), (&b, &id_b)] {
+        let version = &server.get("/", Auth::None)["version"];
+        browser.until(&version_of(id), "the version it serves", shows(version));
+    }
+    browser.until(&row(&id_b), "B marked as differing", |t| {
+        t.contains("differs")
+    });
+    assert!(
+        !browser.text(&row(&id_a)).contains("differs"),
+        "{}",
+        browser.text(".detail-fleet")
+    );
+    browser.until(".detail-fleet", "the odd one out counted", |t| {
+        t.contains("1 of 2 instance(s) serve other configuration")
+    });
+
+    // A put is live on both: the table follows, for both rows.
+    put("greeting", r#"{"message": "second"}"#);
+    for (server, id) in [(&a, &id_a), (&b, &id_b)] {
+        let body = server.until("/", |b| {
+            b["message"]
+                .as_str()
+                .is_some_and(|m| m.eq_ignore_ascii_case("second"))
+        });
+        browser.until(&version_of(id), "the new version", shows(&body["version"]));
+    }
+    browser.until(&row(&id_b), "B still marked", |t| t.contains("differs"));
+    browser.screenshot(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-fleet.png"));
+
+    // B dies without leaving: its row goes once its lease runs out. live_server takes
+    // the fleet's default lease (10 s) and has no flag to shorten it, hence the wait.
+    b.signal("KILL");
+    b.wait_exit();
+    let left = browser.until_within(
+        ".detail-fleet",
+        "B gone once its lease ran out",
+        Duration::from_secs(30),
+        |t| !t.contains(&id_b),
+    );
+    assert!(left.contains(&id_a), "{left}");
+    assert!(left.contains("all serving this configuration"), "{left}");
+
+    let after = errors(&browser.console());
+    assert!(after.is_empty(), "console errors: {after:?}");
+    drop(browser);
+    a.terminate();
+    drop(b);
 }

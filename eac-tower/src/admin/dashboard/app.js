@@ -9,10 +9,15 @@
 
   let token = sessionStorage.getItem(TOKEN_KEY) || "";
   let current = null; // the running version
+  let currentHash = null; // and its content hash
   let versions = []; // kept versions, newest first
   let stream = null; // the AbortController of the one event stream
   let retry = 1000;
   let reloadTimer = null;
+  // A source fetched in the background changes with no event (an instance of the fleet
+  // leaves, its lease runs out): while the page is shown, its state is read again.
+  const POLL_MS = 2000;
+  let pollTimer = null;
 
   // ---- small DOM helpers (text only: nothing from the server becomes markup) ----
   function el(tag, attrs, ...children) {
@@ -101,6 +106,7 @@
   // ---- rendering ----
   function renderStatus(s, h) {
     current = s.version;
+    currentHash = s.hash;
     $("version").textContent = String(s.version);
     $("hash").textContent = s.hash;
     const entry = (h.versions || []).find((v) => v.version === s.version);
@@ -177,6 +183,7 @@
   }
   function detail(key, v) {
     const label = key.replace(/_/g, " ");
+    if (key === "fleet" && v && typeof v === "object" && !Array.isArray(v)) return fleet(v);
     if (Array.isArray(v) && v.length && typeof v[0] === "object" && v[0] !== null) {
       const cols = [...new Set(v.flatMap((row) => Object.keys(row)))];
       return el("div", { class: `detail detail-${key}` }, el("h4", {}, label),
@@ -187,6 +194,35 @@
     }
     return el("div", { class: `detail detail-${key}` }, el("span", { class: "muted" }, `${label}: `),
       typeof v === "object" ? el("code", {}, JSON.stringify(v)) : String(v));
+  }
+  // The fleet view: instance id → the record it keeps in etcd. Version numbers count each
+  // process's own publishes, so what tells an instance serving other configuration apart
+  // is its hash: a row whose hash is not the running one is the odd one out.
+  function fleet(records) {
+    const ids = Object.keys(records).sort();
+    const known = ["version", "hash", "pid", "updated"];
+    const extra = [...new Set(ids.flatMap((id) => Object.keys(records[id] || {})))].filter((k) => !known.includes(k));
+    const odd = ids.filter((id) => (records[id] || {}).hash !== currentHash);
+    const summary = !ids.length
+      ? el("span", { class: "muted" }, "no instance registered")
+      : odd.length
+        ? el("span", { class: "note warn" }, `${odd.length} of ${ids.length} instance(s) serve other configuration than this one`)
+        : el("span", { class: "muted" }, `${ids.length} instance(s), all serving this configuration`);
+    return el("div", { class: "detail detail-fleet" }, el("h4", {}, "fleet"), summary,
+      ids.length ? el("table", { class: "fleet" },
+        el("thead", {}, el("tr", {}, ["instance", "version", "hash", "pid", "updated", ...extra].map((c) => el("th", {}, c.replace(/_/g, " "))))),
+        el("tbody", {}, ids.map((id) => {
+          const r = records[id] || {};
+          const differs = odd.includes(id);
+          return el("tr", { class: differs ? "differs" : "", "data-instance": id },
+            el("td", {}, el("code", { class: "instance" }, id)),
+            el("td", { class: "fleet-version nowrap" }, el("strong", {}, String(r.version ?? "–")),
+              differs ? [" ", el("span", { class: "pill warning small" }, "differs")] : null),
+            el("td", {}, r.hash ? el("code", { title: String(r.hash) }, String(r.hash).slice(0, 8)) : "–"),
+            el("td", { class: "nowrap" }, String(r.pid ?? "–")),
+            el("td", { class: "nowrap", title: time(r.updated) }, time(r.updated).replace(/^.*· /, "")),
+            extra.map((k) => el("td", {}, typeof r[k] === "object" ? JSON.stringify(r[k]) : String(r[k] ?? "–"))));
+        }))) : null);
   }
   function renderResolvers(resolvers) {
     if (!resolvers.length) {
@@ -251,6 +287,8 @@
       const [s, h] = await Promise.all([call("GET", "/status"), call("GET", "/history")]);
       renderStatus(s, h);
       renderHistory(h);
+      clearTimeout(pollTimer);
+      if ((s.sources || []).length && !document.hidden) pollTimer = setTimeout(load, POLL_MS);
       return true;
     } catch (e) {
       if (e.status === 401) needToken(token ? "That token is not accepted here: type the read-only or the admin token." : null);
