@@ -9,8 +9,10 @@
 //! The env overlay uses the same walk to map a variable onto a key, and reads the
 //! schema's type there to coerce the variable's text.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
@@ -163,45 +165,61 @@ impl Keys {
         let mut out = Vec::new();
         if let Value::Object(map) = document {
             map.remove(SCHEMA_KEY);
-            self.scope_tree(map, &self.tree, "", &mut out);
+            // Every entry of a map field has the same schema: read it once.
+            let cache = Levels::default();
+            self.scope_tree(map, &self.tree, &mut String::new(), &cache, &mut out);
         }
         out
     }
 
-    fn scope_tree(
-        &self,
+    /// `path` is the dotted key of `map`, a buffer the walk extends and restores.
+    fn scope_tree<'c>(
+        &'c self,
         map: &mut Map<String, Value>,
         tree: &Tree,
-        prefix: &str,
+        path: &mut String,
+        cache: &'c Levels<'c>,
         out: &mut Vec<Unknown>,
     ) {
-        let keys: Vec<String> = map.keys().cloned().collect();
-        for key in keys {
-            let path = join(prefix, &key);
-            match (tree.children.get(&key), map.get_mut(&key)) {
-                (Some(child), Some(value)) => self.scope_entry(value, child, &path, out),
-                _ => {
-                    map.remove(&key);
+        map.retain(|key, value| {
+            let len = push_segment(path, key);
+            let keep = match tree.children.get(key) {
+                Some(child) => {
+                    self.scope_entry(value, child, path, cache, out);
+                    true
+                }
+                None => {
                     if !self.allow_unknown {
                         out.push(Unknown {
-                            nearest: nearest(&key, tree.children.keys().map(String::as_str)),
-                            key: path,
+                            nearest: nearest(key, tree.children.keys().map(String::as_str)),
+                            key: path.clone(),
                             section: None,
                         });
                     }
+                    false
                 }
-            }
-        }
+            };
+            path.truncate(len);
+            keep
+        });
     }
 
     /// Scopes the value at `path`, which the section tree reaches at `node`.
-    fn scope_entry(&self, value: &mut Value, node: &Tree, path: &str, out: &mut Vec<Unknown>) {
+    fn scope_entry<'c>(
+        &'c self,
+        value: &mut Value,
+        node: &Tree,
+        path: &mut String,
+        cache: &'c Levels<'c>,
+        out: &mut Vec<Unknown>,
+    ) {
         match node.section {
             Some(i) => {
                 let walker = self.walker(i);
                 let scope = Scope {
                     keys: self,
                     walker,
+                    cache,
                     allow: self.allow_unknown || self.sections[i].allow_unknown,
                     section: self.sections[i].path,
                 };
@@ -209,7 +227,7 @@ impl Keys {
             }
             None => {
                 if let Value::Object(inner) = value {
-                    self.scope_tree(inner, node, path, out);
+                    self.scope_tree(inner, node, path, cache, out);
                 }
             }
         }
@@ -270,10 +288,70 @@ impl Keys {
     }
 }
 
+/// The levels of the schemas met in one walk, by the addresses of their nodes.
+type Levels<'s> = RefCell<HashMap<Vec<*const Value>, Rc<Level<'s>>>>;
+
+/// What a set of schema nodes says about the keys of a value they describe, read once
+/// for every value they describe (the thousand entries of a map field share one).
+struct Level<'s> {
+    /// Owns every key below (says nothing about them).
+    open: bool,
+    /// The schemas of each named field.
+    fields: HashMap<&'s str, Rc<[&'s Value]>>,
+    /// The schemas of any other key (`additionalProperties`); empty: no other key.
+    extra: Rc<[&'s Value]>,
+    /// The schemas of a list's items.
+    items: Rc<[&'s Value]>,
+}
+
+impl<'s> Level<'s> {
+    fn new(walker: Walker<'s>, nodes: &[&'s Value]) -> Level<'s> {
+        let mut fields: HashMap<&'s str, Vec<&'s Value>> = HashMap::new();
+        let mut extra = Vec::new();
+        let branches = walker.branches(nodes);
+        for branch in branches.iter().filter(|b| Walker::can_be_object(b)) {
+            let Value::Object(map) = branch else {
+                extra.push(&ANY);
+                continue;
+            };
+            let properties = map.get("properties").and_then(Value::as_object);
+            for (field, schema) in properties.into_iter().flatten() {
+                fields.entry(field.as_str()).or_default().push(schema);
+            }
+            match map.get("additionalProperties") {
+                Some(Value::Bool(false)) => {}
+                Some(schema) => extra.push(schema),
+                None if properties.is_none() => extra.push(&ANY),
+                None => {}
+            }
+            if map.contains_key("patternProperties") {
+                extra.push(&ANY);
+            }
+        }
+        Level {
+            open: walker.is_open(nodes),
+            fields: fields.into_iter().map(|(k, v)| (k, v.into())).collect(),
+            extra: extra.into(),
+            items: walker.items(nodes).into(),
+        }
+    }
+
+    /// The schemas of the key `key`, if any schema here owns it.
+    fn child(&self, key: &str) -> Option<Rc<[&'s Value]>> {
+        match self.fields.get(key) {
+            Some(schemas) => Some(Rc::clone(schemas)),
+            None if !self.extra.is_empty() => Some(Rc::clone(&self.extra)),
+            None => None,
+        }
+    }
+}
+
 /// Walks one section's value, removing what its schema does not own.
 struct Scope<'k> {
     keys: &'k Keys,
     walker: Walker<'k>,
+    /// The levels read so far in this walk.
+    cache: &'k Levels<'k>,
     allow: bool,
     section: &'static str,
 }
@@ -284,57 +362,59 @@ impl<'k> Scope<'k> {
         value: &mut Value,
         nodes: &[&'k Value],
         tree: &Tree,
-        path: &str,
+        path: &mut String,
         out: &mut Vec<Unknown>,
     ) {
-        if self.walker.is_open(nodes) {
+        let level = self.level(nodes);
+        if level.open {
             return;
         }
         match value {
-            Value::Object(map) => {
-                let keys: Vec<String> = map.keys().cloned().collect();
-                for key in keys {
-                    let child_path = join(path, &key);
-                    if let Some(deeper) = tree.children.get(&key) {
-                        // Another registered section lives here (`server` and `server.http`).
-                        if let Some(v) = map.get_mut(&key) {
-                            self.keys.scope_entry(v, deeper, &child_path, out);
-                        }
-                        continue;
+            Value::Object(map) => map.retain(|key, v| {
+                let len = push_segment(path, key);
+                let keep = if let Some(deeper) = tree.children.get(key) {
+                    // Another registered section lives here (`server` and `server.http`).
+                    self.keys.scope_entry(v, deeper, path, self.cache, out);
+                    true
+                } else if let Some(children) = level.child(key) {
+                    self.walk(v, &children, &Tree::default(), path, out);
+                    true
+                } else {
+                    if !self.allow {
+                        // In name order, as the schema lists them: ties go the same way.
+                        let mut names: Vec<&str> = level.fields.keys().copied().collect();
+                        names.sort_unstable();
+                        out.push(Unknown {
+                            nearest: nearest(key, names.into_iter()),
+                            key: path.clone(),
+                            section: Some(self.section),
+                        });
                     }
-                    match self.walker.child(nodes, &key) {
-                        Ok(children) => {
-                            if let Some(v) = map.get_mut(&key) {
-                                self.walk(v, &children, &Tree::default(), &child_path, out);
-                            }
-                        }
-                        Err(names) => {
-                            map.remove(&key);
-                            if !self.allow {
-                                out.push(Unknown {
-                                    nearest: nearest(&key, names.into_iter()),
-                                    key: child_path,
-                                    section: Some(self.section),
-                                });
-                            }
-                        }
-                    }
-                }
-            }
+                    false
+                };
+                path.truncate(len);
+                keep
+            }),
             Value::Array(items) => {
-                let children = self.walker.items(nodes);
                 for (i, item) in items.iter_mut().enumerate() {
-                    self.walk(
-                        item,
-                        &children,
-                        &Tree::default(),
-                        &join(path, &i.to_string()),
-                        out,
-                    );
+                    let len = push_segment(path, &i.to_string());
+                    self.walk(item, &level.items, &Tree::default(), path, out);
+                    path.truncate(len);
                 }
             }
             _ => {}
         }
+    }
+
+    /// The level of `nodes`, read now or earlier in this walk.
+    fn level(&self, nodes: &[&'k Value]) -> Rc<Level<'k>> {
+        let key: Vec<*const Value> = nodes.iter().map(|n| std::ptr::from_ref(*n)).collect();
+        if let Some(level) = self.cache.borrow().get(&key) {
+            return Rc::clone(level);
+        }
+        let level = Rc::new(Level::new(self.walker, nodes));
+        self.cache.borrow_mut().insert(key, Rc::clone(&level));
+        level
     }
 }
 
@@ -372,7 +452,7 @@ impl<'s> Walker<'s> {
             combined = true;
             match reference
                 .strip_prefix('#')
-                .and_then(|p| self.root.pointer(p))
+                .and_then(|p| pointer(self.root, p))
             {
                 Some(target) => self.expand(target, depth + 1, out),
                 None => out.push(&ANY),
@@ -430,35 +510,26 @@ impl<'s> Walker<'s> {
         })
     }
 
-    /// The schemas of the key `key` below `nodes`, or the names known there.
-    fn child(&self, nodes: &[&'s Value], key: &str) -> Result<Vec<&'s Value>, Vec<&'s str>> {
-        self.child_by(nodes, |name| name == key).map(|(_, c)| c)
-    }
-
-    /// [`child`](Walker::child), matching field names in any case; the name as the
+    /// The schemas of the key `key` below `nodes`, matching field names in any case; the name as the
     /// schema spells it (or `key` lower-cased under a map).
     fn child_ignoring_case(
         &self,
         nodes: &[&'s Value],
         key: &str,
     ) -> Option<(String, Vec<&'s Value>)> {
-        let (name, children) = self
-            .child_by(nodes, |name| name.eq_ignore_ascii_case(key))
-            .ok()?;
+        let (name, children) = self.child_by(nodes, |name| name.eq_ignore_ascii_case(key))?;
         Some((name.unwrap_or_else(|| key.to_ascii_lowercase()), children))
     }
 
-    #[allow(clippy::type_complexity)]
     fn child_by(
         &self,
         nodes: &[&'s Value],
         matches: impl Fn(&str) -> bool,
-    ) -> Result<(Option<String>, Vec<&'s Value>), Vec<&'s str>> {
+    ) -> Option<(Option<String>, Vec<&'s Value>)> {
         let branches = self.branches(nodes);
         let mut fields = Vec::new();
         let mut name = None;
         let mut extra = Vec::new();
-        let mut known = Vec::new();
         for branch in branches.iter().filter(|b| Self::can_be_object(b)) {
             let Value::Object(map) = branch else {
                 extra.push(&ANY);
@@ -467,7 +538,6 @@ impl<'s> Walker<'s> {
             let properties = map.get("properties").and_then(Value::as_object);
             if let Some(properties) = properties {
                 for (field, schema) in properties {
-                    known.push(field.as_str());
                     if matches(field) {
                         name.get_or_insert_with(|| field.clone());
                         fields.push(schema);
@@ -485,11 +555,11 @@ impl<'s> Walker<'s> {
             }
         }
         if !fields.is_empty() {
-            Ok((name, fields))
+            Some((name, fields))
         } else if !extra.is_empty() {
-            Ok((None, extra))
+            Some((None, extra))
         } else {
-            Err(known)
+            None
         }
     }
 
@@ -561,12 +631,38 @@ pub(crate) fn schema_type(value: &Value) -> &'static str {
     }
 }
 
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{prefix}.{key}")
+/// Appends the segment `key` to the dotted `path`; returns the length to truncate to.
+fn push_segment(path: &mut String, key: &str) -> usize {
+    let len = path.len();
+    if len > 0 {
+        path.push('.');
     }
+    path.push_str(key);
+    len
+}
+
+/// [`Value::pointer`] without its allocations: a segment is unescaped (`~1`, `~0`) only
+/// when it has a `~`, which the schemas' own `$ref`s (`/$defs/Name`) never do.
+fn pointer<'v>(root: &'v Value, pointer: &str) -> Option<&'v Value> {
+    if pointer.is_empty() {
+        return Some(root);
+    }
+    let mut target = root;
+    for segment in pointer.strip_prefix('/')?.split('/') {
+        let unescaped;
+        let segment = if segment.contains('~') {
+            unescaped = segment.replace("~1", "/").replace("~0", "~");
+            unescaped.as_str()
+        } else {
+            segment
+        };
+        target = match target {
+            Value::Object(map) => map.get(segment)?,
+            Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(target)
 }
 
 /// The name among `names` closest to `key`, if one is close enough to be a typo.

@@ -34,10 +34,11 @@ impl<R> Shared<R> {
     }
 }
 
-/// A value as snapshots share it.
+/// A value's life as snapshots share it: replaced, then drained.
 pub(crate) struct Instance<R: Send + 'static> {
-    /// Always `Some` until dropped, when a drain hook takes it.
-    value: Option<R>,
+    /// The value the slots read, shared with them; always `Some` until dropped, when
+    /// the drain hook takes it (the slots, which dropped their share first, are gone).
+    value: Option<Arc<R>>,
     shared: Arc<Shared<R>>,
     replaced_at: OnceLock<Instant>,
     /// Where the drain hook runs: the runtime the value was built in.
@@ -45,18 +46,13 @@ pub(crate) struct Instance<R: Send + 'static> {
 }
 
 impl<R: Send + 'static> Instance<R> {
-    pub(crate) fn new(value: R, shared: Arc<Shared<R>>) -> Instance<R> {
+    pub(crate) fn new(value: Arc<R>, shared: Arc<Shared<R>>) -> Instance<R> {
         Instance {
             value: Some(value),
             shared,
             replaced_at: OnceLock::new(),
             runtime: Handle::try_current().ok(),
         }
-    }
-
-    #[inline]
-    pub(crate) fn value(&self) -> Option<&R> {
-        self.value.as_ref()
     }
 }
 
@@ -79,7 +75,10 @@ impl<R: Send + 'static> Drop for Instance<R> {
         if replaced_at.is_some() {
             self.shared.replaced_alive.fetch_sub(1, Ordering::Relaxed);
         }
-        let (Some(hook), Some(value)) = (self.shared.drain.clone(), self.value.take()) else {
+        let (Some(hook), Some(value)) = (
+            self.shared.drain.clone(),
+            self.value.take().and_then(Arc::into_inner),
+        ) else {
             return;
         };
         let Some(runtime) = &self.runtime else {

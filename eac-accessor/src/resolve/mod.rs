@@ -252,9 +252,11 @@ impl<R> fmt::Debug for Resolver<R> {
 #[derive(Clone)]
 pub(crate) struct Slot {
     type_id: TypeId,
-    /// An `Instance<R>`, for reads.
+    /// The value itself, an `R`, for reads: one downcast away. Declared before `held`
+    /// so that it is dropped first: the last slot's drop leaves the instance the only
+    /// owner of the value, to hand it to the drain hook.
     value: Arc<dyn Any + Send + Sync>,
-    /// The same instance, to mark it replaced.
+    /// Its `Instance<R>`, to mark it replaced and drain it.
     held: Arc<dyn Held>,
     built_at: u64,
     took: Duration,
@@ -264,7 +266,7 @@ pub(crate) struct Slot {
 impl Slot {
     #[inline]
     pub(crate) fn get<R: Send + Sync + 'static>(&self) -> Option<&R> {
-        self.value.downcast_ref::<Instance<R>>()?.value()
+        self.value.downcast_ref::<R>()
     }
 
     pub(crate) fn type_id(&self) -> TypeId {
@@ -320,10 +322,11 @@ impl<R: Send + Sync + 'static> Resolve for Registered<R> {
             Built::Later(future) => drive(future),
         }))
         .unwrap_or_else(|_| Err(ResolveError::new("the resolver panicked")))?;
-        let instance = Arc::new(Instance::new(value, Arc::clone(&self.shared)));
+        let value = Arc::new(value);
+        let instance = Arc::new(Instance::new(Arc::clone(&value), Arc::clone(&self.shared)));
         Ok(Slot {
             type_id: TypeId::of::<R>(),
-            value: Arc::clone(&instance) as Arc<dyn Any + Send + Sync>,
+            value,
             held: instance,
             built_at: candidate.version,
             took: started.elapsed(),

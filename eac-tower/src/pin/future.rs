@@ -1,6 +1,6 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
@@ -32,13 +32,16 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        // Modified in place: the response is not moved out and back in.
-        let mut output = ready!(this.inner.poll(cx));
-        if let (Some(version), Ok(response)) = (this.version.take(), &mut output) {
+        // The inner poll's result is returned as it is, modified in place: never moved
+        // out of its `Poll` and back in (a response is over a hundred bytes).
+        let mut poll = this.inner.poll(cx);
+        if let Poll::Ready(Ok(response)) = &mut poll
+            && let Some(version) = this.version.take()
+        {
             response
                 .headers_mut()
                 .insert(VERSION_HEADER, HeaderValue::from(version));
         }
-        Poll::Ready(output)
+        poll
     }
 }
