@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use eac_accessor::reload::{PollConfig, ReloadConfig, ReloadCoordinator};
-use eac_accessor::source::{Fetched, Http, LastGood, SizeCap, Source, Started};
+use eac_accessor::source::{Fetched, Format, Http, LastGood, Memory, SizeCap, Source, Started};
 use eac_accessor::{EaCAccessor, ErrorKind, Event, Origin};
 use eac_examples::doc_server::{Answer, DocServer, Document, Seen, Validators};
 use eac_tests::Greeting;
@@ -628,6 +628,26 @@ async fn a_document_rejected_at_start_starts_from_the_cache_and_polling_goes_on(
     );
     assert_eq!(accessor.status().last_reload.unwrap().outcome, "published");
     assert_eq!(cached_text(&cache).as_deref(), Some(doc("cached").as_str()));
+
+    // A broken local file is no reason to leave a remote document: no fallback then.
+    let fine = DocServer::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    fine.set(Document::text("application/toml", doc("fine")));
+    let untouched = Http::new(&fine.url("/app.toml"))
+        .unwrap()
+        .cache(LastGood::new(&cache));
+    untouched.start().await.unwrap();
+    let local = Memory::new("local.toml", Format::Toml, "[greeting\n");
+    let errors = EaCAccessor::builder()
+        .section::<Greeting>()
+        .source(untouched.clone())
+        .source(local)
+        .build()
+        .unwrap_err();
+    assert!(errors.to_string().contains("local.toml"), "{errors}");
+    assert!(!untouched.status().unwrap().serving_cache);
+    fine.stop().await;
 
     // Polling goes on, conditional on the rejected document: 304s, nothing reloaded.
     let reloads = reloads(&accessor, Duration::ZERO);

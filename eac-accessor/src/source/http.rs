@@ -1111,11 +1111,16 @@ impl Source for Http {
     }
 
     /// The document fetched at start was rejected: serve the cache instead, as when the
-    /// server is down.
+    /// server is down. Only when an error names this source, or no source at all (a
+    /// missing key): a broken local file is no reason to leave a good remote document.
     fn fall_back(&self, why: &Errors) -> bool {
         let Some(cache) = &self.config.cache else {
             return false;
         };
+        let ours = self.source_name();
+        if !why.iter().any(|e| e.source().is_none_or(|s| *s == ours)) {
+            return false;
+        }
         let fetched = match self.lock().doc.clone() {
             Some(doc) if !doc.from_cache => doc,
             _ => return false,

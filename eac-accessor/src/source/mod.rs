@@ -85,9 +85,9 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
     fn committed(&self) {}
 
     /// Asked at start when the candidate read from the sources was rejected (`why`): a
-    /// source that keeps a last-known-good copy switches to it, says so in its status,
-    /// and returns `true`; the candidate is then read once more. The default does
-    /// nothing and returns `false`.
+    /// source that keeps a last-known-good copy, and that the errors implicate,
+    /// switches to it, says so in its status, and returns `true`; the candidate is then
+    /// read once more. The default does nothing and returns `false`.
     ///
     /// A remote source uses it to start from its cache when the server answers with a
     /// document that fails the checks, as it does when the server is down.
