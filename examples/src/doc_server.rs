@@ -2,10 +2,10 @@
 //! that answers conditional requests with `304`: what a config service does.
 //!
 //! The `doc_server` example binary serves a file with it (re-read on each request, so
-//! editing the file changes the document); tests script it — count its requests, see
-//! the validators they carried, and choose its answers (an error status, a hang, a
-//! truncated or oversized body, a redirect), and count the connections it accepted.
-//! With the `https` feature, [`DocServer::start_tls`] serves the same over TLS.
+//! editing the file changes the document); tests script it — count its requests and
+//! connections, see the validators they carried, and choose its answers (an error
+//! status, a hang, a truncated or oversized body, a redirect).
+//! With the `https` feature, `DocServer::start_tls` serves the same over TLS.
 //!
 //! ```
 //! use eac_examples::doc_server::{Document, DocServer};
