@@ -6,6 +6,10 @@
 //! once with [`Http::start`] before building the accessor, then let
 //! [`ReloadCoordinator::poll`](crate::reload::ReloadCoordinator::poll) poll it.
 
+mod connection;
+#[cfg(feature = "https")]
+mod tls;
+
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -17,6 +21,7 @@ use http_body_util::{BodyExt, Empty};
 
 use super::{Format, LastGood, Layer, ParseLimits, SizeCap, Source, SourceStatus};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
+use connection::{Connection, copy_request};
 
 /// A TOML, YAML or JSON document at a URL, fetched in the background.
 ///
@@ -467,7 +472,13 @@ impl Http {
                 }
             }
         }
-        let mut connection = self.connect(target).await?;
+        let mut connection = connection::open(
+            target,
+            self.config.connect_timeout,
+            #[cfg(feature = "https")]
+            self.config.tls.as_ref(),
+        )
+        .await?;
         let response = connection
             .sender
             .send_request(request)
@@ -479,43 +490,6 @@ impl Http {
     /// Keeps `connection` for the next fetch (its answer was read whole).
     fn keep(&self, connection: Connection) {
         self.lock().idle = Some(connection);
-    }
-
-    /// Opens a connection to `target`: TCP, then TLS for `https`, then HTTP/1.1.
-    async fn connect(&self, target: &Target) -> Result<Connection, String> {
-        #[cfg(not(feature = "https"))]
-        if target.tls {
-            return Err("https:// needs the `https` feature of eac-accessor".into());
-        }
-        let connect_timeout = self.config.connect_timeout;
-        let connect = tokio::net::TcpStream::connect((target.host.as_str(), target.port));
-        let tcp = match tokio::time::timeout(connect_timeout, connect).await {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "cannot connect within {} ms",
-                    connect_timeout.as_millis()
-                ));
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        #[cfg(feature = "https")]
-        if target.tls {
-            let tls_handshake = tls::connect(self.config.tls.as_ref(), &target.host, tcp);
-            let tls = match tokio::time::timeout(connect_timeout, tls_handshake).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(why)) => return Err(why),
-                Err(_) => {
-                    return Err(format!(
-                        "no TLS handshake within {} ms",
-                        connect_timeout.as_millis()
-                    ));
-                }
-            };
-            return handshake(hyper_util::rt::TokioIo::new(tls), target).await;
-        }
-        handshake(hyper_util::rt::TokioIo::new(tcp), target).await
     }
 
     fn timed_out(&self, after: Duration) -> Error {
@@ -823,61 +797,6 @@ fn format_of_media_type(media: &str) -> Option<Format> {
     }
 }
 
-/// Aborts the task that drives a connection when the connection is dropped.
-struct Driver(tokio::task::JoinHandle<()>);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// An open HTTP/1.1 connection to one origin, kept between fetches while the server
-/// keeps it open: a poll then costs no new TCP (or TLS) handshake.
-struct Connection {
-    tls: bool,
-    host: String,
-    port: u16,
-    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    /// Dropping the connection closes it.
-    _driver: Driver,
-}
-
-impl Connection {
-    fn is_to(&self, target: &Target) -> bool {
-        (self.tls, self.host.as_str(), self.port) == target.origin()
-    }
-}
-
-/// `request` again, to send it a second time.
-fn copy_request(request: &Request<Empty<Bytes>>) -> Request<Empty<Bytes>> {
-    let mut copy = Request::new(Empty::new());
-    *copy.method_mut() = request.method().clone();
-    *copy.uri_mut() = request.uri().clone();
-    *copy.version_mut() = request.version();
-    *copy.headers_mut() = request.headers().clone();
-    copy
-}
-
-async fn handshake<T>(io: T, target: &Target) -> Result<Connection, String>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static,
-{
-    let (sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("HTTP handshake failed: {e}"))?;
-    let driver = Driver(tokio::spawn(async move {
-        let _ = connection.await;
-    }));
-    Ok(Connection {
-        tls: target.tls,
-        host: target.host.clone(),
-        port: target.port,
-        sender,
-        _driver: driver,
-    })
-}
-
 /// Reads a body up to `cap`, refusing a larger one (by its `Content-Length` at once, or
 /// while reading) and one that ends before its `Content-Length`.
 async fn read_body(
@@ -1177,110 +1096,6 @@ impl fmt::Debug for Http {
             &self.config.tls.as_ref().map_or(&[][..], |r| r.files()),
         );
         f.finish_non_exhaustive()
-    }
-}
-
-#[cfg(feature = "https")]
-mod tls {
-    use std::path::{Path, PathBuf};
-    use std::sync::{Arc, OnceLock};
-
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
-    use rustls::{ClientConfig, RootCertStore};
-    use tokio::net::TcpStream;
-    use tokio_rustls::TlsConnector;
-    use tokio_rustls::client::TlsStream;
-
-    use crate::error::ErrorKind;
-
-    /// The roots a source trusts beyond webpki's, and the client configuration built
-    /// from them once (not per request).
-    #[derive(Clone, Default)]
-    pub(super) struct Roots {
-        extra: Vec<CertificateDer<'static>>,
-        files: Vec<PathBuf>,
-        config: Option<Arc<ClientConfig>>,
-    }
-
-    impl Roots {
-        /// Adds the certificates of the PEM file at `path`; each one is checked now.
-        pub(super) fn add_pem_file(&mut self, path: &Path) -> Result<(), (ErrorKind, String)> {
-            let pem = std::fs::read(path)
-                .map_err(|e| (ErrorKind::Io, format!("the file cannot be read: {e}")))?;
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| (ErrorKind::Parse, format!("not valid PEM: {e}")))?;
-            if certs.is_empty() {
-                return Err((
-                    ErrorKind::Parse,
-                    "no `BEGIN CERTIFICATE` block: expected the PEM of one or more CA certificates"
-                        .into(),
-                ));
-            }
-            let mut check = RootCertStore::empty();
-            for (n, cert) in certs.iter().enumerate() {
-                check.add(cert.clone()).map_err(|e| {
-                    (
-                        ErrorKind::Parse,
-                        format!("certificate {} cannot be a root: {e}", n + 1),
-                    )
-                })?;
-            }
-            self.extra.extend(certs);
-            self.files.push(path.to_owned());
-            self.config = Some(client_config(&self.extra).map_err(|why| (ErrorKind::Io, why))?);
-            Ok(())
-        }
-
-        /// The files the extra roots came from, for `Debug`.
-        pub(super) fn files(&self) -> &[PathBuf] {
-            &self.files
-        }
-    }
-
-    fn client_config(extra: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>, String> {
-        let mut roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        // Checked when they were added.
-        let _ = roots.add_parsable_certificates(extra.iter().cloned());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-            .map_err(|e| format!("TLS cannot be set up: {e}"))
-    }
-
-    /// The configuration of every source without extra roots, built once.
-    fn shared() -> Result<Arc<ClientConfig>, String> {
-        static CONFIG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
-        CONFIG.get_or_init(|| client_config(&[])).clone()
-    }
-
-    pub(super) async fn connect(
-        roots: Option<&Roots>,
-        host: &str,
-        tcp: TcpStream,
-    ) -> Result<TlsStream<TcpStream>, String> {
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|_| format!("`{host}` is not a valid TLS server name"))?;
-        let config = match roots.and_then(|r| r.config.clone()) {
-            Some(config) => config,
-            None => shared()?,
-        };
-        TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(
-                |e| match e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-                    Some(rustls::Error::InvalidCertificate(why)) => format!(
-                        "TLS handshake failed: the server's certificate is not trusted: {why} \
-                         (a private CA can be trusted with `Http::ca_file`)"
-                    ),
-                    _ => format!("TLS handshake failed: {e}"),
-                },
-            )
     }
 }
 
