@@ -654,8 +654,14 @@ async fn a_document_rejected_at_start_starts_from_the_cache_and_polling_goes_on(
     reloads.poll(&remote, poll_every(10)).unwrap();
     until("three polls", || server.requests() >= 4).await;
     assert!(statuses(&server.seen()[2..]).iter().all(|s| *s == 304));
+    // Without validators the rejected document comes back whole: still nothing new.
+    server.validators(Validators::None);
+    let before = server.requests();
+    until("three more polls", || server.requests() >= before + 3).await;
+    assert!(statuses(&server.seen()[before..]).iter().all(|s| *s == 200));
     assert_eq!(reloads.runs(), 0);
     assert!(remote.status().unwrap().serving_cache);
+    assert_eq!(message(&accessor), "cached");
 
     // A good document is published, cached, and no longer served from the cache.
     server.set(Document::text("application/toml", doc("fixed")));

@@ -123,6 +123,9 @@ struct State {
     status: Option<SourceStatus>,
     /// The connection the last fetch left open, for the next one.
     idle: Option<Connection>,
+    /// The hash of the document fetched at start and rejected, while the cache is
+    /// served in its place.
+    rejected_at_start: Option<u64>,
 }
 
 struct Doc {
@@ -420,6 +423,14 @@ impl Http {
             }) => {
                 let hash = text_hash(&text);
                 let mut state = self.lock();
+                if state.rejected_at_start == Some(hash) {
+                    // Still the document rejected at start (a server without validators):
+                    // nothing new, the cache stays.
+                    drop(state);
+                    self.record_success("not_modified", code, etag.as_ref());
+                    return Ok(Fetched::NotModified);
+                }
+                state.rejected_at_start = None;
                 let same = state
                     .doc
                     .as_deref()
@@ -1055,6 +1066,7 @@ impl Source for Http {
         tracing::warn!(source = %self.config.name, errors = %why, "the fetched document was rejected at start: starting from the last-good cache");
         let mut state = self.lock();
         state.cached = Some(hash);
+        state.rejected_at_start = Some(fetched.hash);
         state.doc = Some(Arc::new(Doc {
             format,
             text: text.into(),
