@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName, TrustAnchor};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -17,7 +17,8 @@ use crate::error::ErrorKind;
 /// from them once (not per request).
 #[derive(Clone, Default)]
 pub(super) struct Roots {
-    extra: Vec<CertificateDer<'static>>,
+    /// Checked when added.
+    extra: Vec<TrustAnchor<'static>>,
     files: Vec<PathBuf>,
     config: Option<Arc<ClientConfig>>,
 }
@@ -46,7 +47,7 @@ impl Roots {
                 )
             })?;
         }
-        self.extra.extend(certs);
+        self.extra.extend(check.roots);
         self.files.push(path.to_owned());
         self.config = Some(client_config(&self.extra).map_err(|why| (ErrorKind::Io, why))?);
         Ok(())
@@ -58,12 +59,11 @@ impl Roots {
     }
 }
 
-fn client_config(extra: &[CertificateDer<'static>]) -> Result<Arc<ClientConfig>, String> {
+fn client_config(extra: &[TrustAnchor<'static>]) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    // Checked when they were added.
-    let _ = roots.add_parsable_certificates(extra.iter().cloned());
+    roots.roots.extend_from_slice(extra);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
