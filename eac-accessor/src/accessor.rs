@@ -399,6 +399,8 @@ pub struct Builder {
     durable_history: Option<PathBuf>,
     history_label: Option<String>,
     fallback_to_last_good: bool,
+    /// Off for `check`: a dry run reports what the sources say, never a cache.
+    source_fallback: bool,
     allow_unknown_keys: bool,
     keys: KeysSlot,
 }
@@ -416,6 +418,7 @@ impl Default for Builder {
             durable_history: None,
             history_label: None,
             fallback_to_last_good: false,
+            source_fallback: true,
             allow_unknown_keys: false,
             keys: KeysSlot::default(),
         }
@@ -527,6 +530,10 @@ impl Builder {
 
     /// Loads, validates and publishes version 1, or fails with every problem found.
     ///
+    /// When the sources are rejected and one of them keeps a last-known-good copy (a
+    /// remote source with a cache, see [`Source::fall_back`]), they are read once more
+    /// from that copy; the rejection is kept in the status and the history.
+    ///
     /// With a durable history, versions continue from the last stored one (and identical
     /// content keeps its version number).
     pub fn build(self) -> Result<EaCAccessor, Errors> {
@@ -569,6 +576,7 @@ impl Builder {
     pub fn check(mut self) -> Result<(), Errors> {
         self.durable_history = None;
         self.fallback_to_last_good = false;
+        self.source_fallback = false;
         self.build_inner(Instant::now()).map(drop)
     }
 
@@ -610,26 +618,46 @@ impl Builder {
             Ok::<_, Errors>(snapshot)
         };
 
+        let read_sources = |read: &mut Option<u64>| {
+            source::load_layers(&self.sources)
+                .and_then(|layers| {
+                    *read = Some(source::fingerprint(&layers));
+                    publish::scope(layers, &keys, false)
+                })
+                .map_err(publish::into_errors)
+                .and_then(|scoped| {
+                    let hash = ContentHash::of(scoped.document());
+                    // Same content as the last stored version: it keeps its number.
+                    let (version, stored) = match &last {
+                        Some(e) if e.hash == hash => (e.version, true),
+                        Some(e) => (e.version + 1, false),
+                        None => (1, false),
+                    };
+                    Ok((
+                        prepare_checked(scoped, hash, version, Origin::Startup)?,
+                        stored,
+                    ))
+                })
+        };
+
         let mut read = None;
-        let from_sources = source::load_layers(&self.sources)
-            .and_then(|layers| {
-                read = Some(source::fingerprint(&layers));
-                publish::scope(layers, &keys, false)
-            })
-            .map_err(publish::into_errors)
-            .and_then(|scoped| {
-                let hash = ContentHash::of(scoped.document());
-                // Same content as the last stored version: it keeps its number.
-                let (version, stored) = match &last {
-                    Some(e) if e.hash == hash => (e.version, true),
-                    Some(e) => (e.version + 1, false),
-                    None => (1, false),
-                };
-                Ok((
-                    prepare_checked(scoped, hash, version, Origin::Startup)?,
-                    stored,
-                ))
-            });
+        // Rejected, but read again from a source's own last-known-good copy.
+        let mut fell_back = None;
+        let from_sources = match read_sources(&mut read) {
+            Err(errors) if self.source_fallback && fall_back(&self.sources, &errors) => {
+                let mut again = None;
+                match read_sources(&mut again) {
+                    Ok(built) => {
+                        tracing::warn!(%errors, "sources rejected at startup; started on a source's last-known-good copy");
+                        read = again;
+                        fell_back = Some(errors);
+                        Ok(built)
+                    }
+                    Err(_) => Err(errors),
+                }
+            }
+            other => other,
+        };
         let (snapshot, stored, rejected) = match (from_sources, &last) {
             (Ok((snapshot, stored)), _) => (snapshot, stored, None),
             (Err(errors), Some(entry)) if self.fallback_to_last_good => {
@@ -671,6 +699,11 @@ impl Builder {
         };
         let origin = snapshot.origin.clone();
         let snapshot = Arc::new(snapshot);
+        if let Some(errors) = &fell_back {
+            // Said before the publish, so that the last reload is the publish.
+            status.record(&Origin::Startup, &Err(errors.clone()), started.elapsed());
+            history.push_rejection(&Origin::Startup, snapshot.version, errors);
+        }
         status.record(
             &origin,
             &Ok(Outcome::Published {
@@ -707,6 +740,13 @@ impl Builder {
             history: Mutex::new(history),
         })
     }
+}
+
+/// Asks every source to fall back to its last-known-good copy; true when one did.
+fn fall_back(sources: &[Box<dyn Source>], why: &Errors) -> bool {
+    sources
+        .iter()
+        .fold(false, |any, source| source.fall_back(why) | any)
 }
 
 impl fmt::Debug for Builder {

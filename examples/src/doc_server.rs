@@ -2,9 +2,10 @@
 //! that answers conditional requests with `304`: what a config service does.
 //!
 //! The `doc_server` example binary serves a file with it (re-read on each request, so
-//! editing the file changes the document); tests script it — count its requests, see
-//! the validators they carried, and choose its answers (an error status, a hang, a
-//! truncated or oversized body, a redirect).
+//! editing the file changes the document); tests script it — count its requests and
+//! connections, see the validators they carried, and choose its answers (an error
+//! status, a hang, a truncated or oversized body, a redirect).
+//! With the `https` feature, `DocServer::start_tls` serves the same over TLS.
 //!
 //! ```
 //! use eac_examples::doc_server::{Document, DocServer};
@@ -126,12 +127,14 @@ struct Script {
     always_new: bool,
     served: u64,
     seen: Vec<Seen>,
+    connections: usize,
 }
 
 /// The server; see the [module docs](self). Stop it with [`stop`](DocServer::stop).
 #[derive(Debug)]
 pub struct DocServer {
     addr: SocketAddr,
+    tls: bool,
     script: Arc<Mutex<Script>>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -141,6 +144,20 @@ impl DocServer {
     /// Listens on `addr` (port 0 picks a free one) and serves an empty JSON object
     /// until told otherwise.
     pub async fn start(addr: SocketAddr) -> std::io::Result<DocServer> {
+        DocServer::listen(addr, None).await
+    }
+
+    /// Like [`start`](DocServer::start), over TLS with `config` (its certificate and
+    /// key): [`url`](DocServer::url) says `https://`.
+    #[cfg(feature = "https")]
+    pub async fn start_tls(
+        addr: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<DocServer> {
+        DocServer::listen(addr, Some(tokio_rustls::TlsAcceptor::from(config))).await
+    }
+
+    async fn listen(addr: SocketAddr, tls: Option<Acceptor>) -> std::io::Result<DocServer> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let script = Arc::new(Mutex::new(Script {
@@ -152,11 +169,14 @@ impl DocServer {
             always_new: false,
             served: 0,
             seen: Vec::new(),
+            connections: 0,
         }));
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(serve(listener, Arc::clone(&script), stopped));
+        let tls_on = tls.is_some();
+        let task = tokio::spawn(serve(listener, tls, Arc::clone(&script), stopped));
         Ok(DocServer {
             addr,
+            tls: tls_on,
             script,
             stop,
             task,
@@ -168,9 +188,10 @@ impl DocServer {
         self.addr
     }
 
-    /// `http://<addr><path>`.
+    /// `http://<addr><path>`, or `https://` over TLS.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     fn script(&self) -> std::sync::MutexGuard<'_, Script> {
@@ -217,6 +238,11 @@ impl DocServer {
         self.script().seen.len()
     }
 
+    /// How many connections it accepted (over TLS: that completed the handshake).
+    pub fn connections(&self) -> usize {
+        self.script().connections
+    }
+
     /// Stops listening, drops every connection (a hanging one too) and waits for that.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
@@ -224,21 +250,39 @@ impl DocServer {
     }
 }
 
-async fn serve(listener: TcpListener, script: Arc<Mutex<Script>>, mut stop: watch::Receiver<bool>) {
+#[cfg(feature = "https")]
+type Acceptor = tokio_rustls::TlsAcceptor;
+/// Without the `https` feature there is no TLS acceptor.
+#[cfg(not(feature = "https"))]
+#[derive(Clone)]
+enum Acceptor {}
+
+async fn serve(
+    listener: TcpListener,
+    tls: Option<Acceptor>,
+    script: Arc<Mutex<Script>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let script = Arc::clone(&script);
-                let service = service_fn(move |request| {
-                    let script = Arc::clone(&script);
-                    async move { Ok::<_, Infallible>(respond(&script, request).await) }
-                });
+                let tls = tls.clone();
                 connections.spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match tls {
+                        #[cfg(feature = "https")]
+                        Some(acceptor) => {
+                            // A client that refuses the certificate ends it here.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                serve_connection(TokioIo::new(stream), script).await;
+                            }
+                        }
+                        #[cfg(not(feature = "https"))]
+                        Some(never) => match never {},
+                        None => serve_connection(TokioIo::new(stream), script).await,
+                    }
                 });
             }
             _ = stop.changed() => break,
@@ -246,6 +290,20 @@ async fn serve(listener: TcpListener, script: Arc<Mutex<Script>>, mut stop: watc
         }
     }
     connections.shutdown().await;
+}
+
+async fn serve_connection<I>(io: I, script: Arc<Mutex<Script>>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    script.lock().unwrap_or_else(|p| p.into_inner()).connections += 1;
+    let service = service_fn(move |request| {
+        let script = Arc::clone(&script);
+        async move { Ok::<_, Infallible>(respond(&script, request).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .await;
 }
 
 /// FNV-1a: stable across runs and processes, enough to tell documents apart.

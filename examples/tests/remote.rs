@@ -1,6 +1,7 @@
 //! `live_server --remote` as a process, against a [`DocServer`] on loopback: the remote
 //! document merges between the files and the env overlay, a change at the server goes
-//! live, and a restart while the server is down starts at once from the cache.
+//! live, and a restart while the server is down starts at once from the cache; with
+//! the `https` feature, an `https://` remote whose private CA is given by `--remote-ca`.
 
 mod support;
 
@@ -212,4 +213,71 @@ fn the_doc_server_example_serves_a_file_with_etags() {
     assert_ne!(new_etag, Some(etag));
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[cfg(feature = "https")]
+#[test]
+fn live_server_trusts_the_private_ca_of_an_https_remote() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ca = support::tls::PrivateCa::new("eac test CA");
+    let remote = runtime
+        .block_on(DocServer::start_tls(
+            "127.0.0.1:0".parse().unwrap(),
+            ca.server.clone(),
+        ))
+        .unwrap();
+    remote.set(remote_doc("over tls"));
+    let url = remote.url("/app.toml");
+    let config = ConfigDir::with_app();
+    let state = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let ca_file = ca.write(files.path());
+    let bad_file = files.path().join("bad.pem");
+    std::fs::write(&bad_file, "not a certificate\n").unwrap();
+
+    let (_, help, _) = Launch::bare().arg("--help").output();
+    assert!(
+        help.contains("--remote-ca <FILE>") && help.contains("EAC_REMOTE_CA"),
+        "{help}"
+    );
+
+    // Without the CA, the server's certificate is refused, naming the URL.
+    let launch = Launch::new(config.path(), state.path())
+        .arg("--remote")
+        .arg(&url)
+        .env("EAC_REFRESH_POLL_INTERVAL_MS", "50");
+    let (code, stderr) = launch.run_to_end();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&url) && stderr.contains("certificate is not trusted"),
+        "{stderr}"
+    );
+    // A file that holds no certificate is refused, naming it (here from the variable).
+    let (code, stderr) = launch
+        .clone()
+        .env("EAC_REMOTE_CA", bad_file.to_str().unwrap())
+        .run_to_end();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--remote-ca: file `{}`", bad_file.display())),
+        "{stderr}"
+    );
+    assert_eq!(remote.requests(), 0);
+
+    // With it, the document is served and polled, over one connection.
+    let server = launch
+        .clone()
+        .arg("--remote-ca")
+        .arg(ca_file.to_str().unwrap())
+        .start();
+    assert_eq!(server.get("/", Auth::None)["message"], "over tls");
+    remote.set(remote_doc("tls two"));
+    server.until("/", |b| b["message"] == "tls two");
+    let status = server.until("/_internal/eac/status", |s| {
+        s["sources"][0]["not_modified"].as_u64() >= Some(2)
+    });
+    assert_eq!(status["sources"][0]["name"], url.as_str());
+    assert_eq!(remote.connections(), 1);
+    server.terminate();
+    runtime.block_on(remote.stop());
 }

@@ -1,15 +1,20 @@
 //! `source::Http` against a real HTTP server on loopback ([`DocServer`]) that the tests
 //! script: conditional requests, errors and recovery, hangs, truncated and oversized
-//! bodies, refused credentials, a rejected document, the last-good cache, secrets.
+//! bodies, refused credentials, a rejected document, the last-good cache, secrets,
+//! connection reuse — and, with the `https` feature, TLS with a private CA.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use eac_accessor::reload::{PollConfig, ReloadConfig, ReloadCoordinator};
-use eac_accessor::source::{Fetched, Http, LastGood, SizeCap, Source, Started};
+use eac_accessor::source::{Fetched, Format, Http, LastGood, Memory, SizeCap, Source, Started};
 use eac_accessor::{EaCAccessor, ErrorKind, Event, Origin};
 use eac_examples::doc_server::{Answer, DocServer, Document, Seen, Validators};
 use eac_tests::Greeting;
+
+#[cfg(feature = "https")]
+#[path = "support/tls.rs"]
+mod tls;
 
 fn doc(message: &str) -> String {
     format!("[greeting]\nmessage = \"{message}\"\n")
@@ -578,4 +583,254 @@ async fn a_server_that_always_changes_sees_a_bounded_request_rate() {
     assert!(requests <= bound, "{requests} requests in {took:?}");
     assert!(message(&accessor).starts_with('v'));
     server.stop().await;
+}
+
+#[tokio::test]
+async fn a_document_rejected_at_start_starts_from_the_cache_and_polling_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("remote.cache");
+    LastGood::new(&cache)
+        .store(eac_accessor::source::Format::Toml, &doc("cached"))
+        .unwrap();
+    let server = server(&doc("")).await; // message must not be empty
+    let url = server.url("/app.toml");
+
+    // Without a cache, the start fails, naming the URL.
+    let uncached = Http::new(&url).unwrap();
+    assert_eq!(uncached.start().await.unwrap(), Started::Fetched);
+    let errors = EaCAccessor::builder()
+        .section::<Greeting>()
+        .source(uncached)
+        .build()
+        .unwrap_err();
+    assert!(errors.has(ErrorKind::Schema), "{errors}");
+    assert!(errors.to_string().contains(&url), "{errors}");
+
+    // With one, the service starts from it and says why.
+    let remote = Http::new(&url).unwrap().cache(LastGood::new(&cache));
+    assert_eq!(remote.start().await.unwrap(), Started::Fetched);
+    let accessor = accessor(&remote);
+    assert_eq!(message(&accessor), "cached");
+    let status = remote.status().unwrap();
+    assert!(status.serving_cache, "{status:?}");
+    let why = status.last_error.unwrap();
+    assert!(why.contains("rejected") && why.contains(&url), "{why}");
+    let rejection = accessor
+        .status()
+        .last_rejection
+        .expect("the rejection is kept");
+    assert!(
+        rejection
+            .errors
+            .iter()
+            .any(|e| e.key() == Some("greeting.message")),
+        "{rejection:?}"
+    );
+    assert_eq!(accessor.status().last_reload.unwrap().outcome, "published");
+    assert_eq!(cached_text(&cache).as_deref(), Some(doc("cached").as_str()));
+
+    // A broken local file is no reason to leave a remote document: no fallback then.
+    let fine = DocServer::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    fine.set(Document::text("application/toml", doc("fine")));
+    let untouched = Http::new(&fine.url("/app.toml"))
+        .unwrap()
+        .cache(LastGood::new(&cache));
+    untouched.start().await.unwrap();
+    let local = Memory::new("local.toml", Format::Toml, "[greeting\n");
+    let errors = EaCAccessor::builder()
+        .section::<Greeting>()
+        .source(untouched.clone())
+        .source(local)
+        .build()
+        .unwrap_err();
+    assert!(errors.to_string().contains("local.toml"), "{errors}");
+    assert!(!untouched.status().unwrap().serving_cache);
+    fine.stop().await;
+
+    // Polling goes on, conditional on the rejected document: 304s, nothing reloaded.
+    let reloads = reloads(&accessor, Duration::ZERO);
+    reloads.poll(&remote, poll_every(10)).unwrap();
+    until("three polls", || server.requests() >= 4).await;
+    assert!(statuses(&server.seen()[2..]).iter().all(|s| *s == 304));
+    // Without validators the rejected document comes back whole: still nothing new.
+    server.validators(Validators::None);
+    let before = server.requests();
+    until("three more polls", || server.requests() >= before + 3).await;
+    assert!(statuses(&server.seen()[before..]).iter().all(|s| *s == 200));
+    assert_eq!(reloads.runs(), 0);
+    assert!(remote.status().unwrap().serving_cache);
+    assert_eq!(message(&accessor), "cached");
+
+    // A good document is published, cached, and no longer served from the cache.
+    server.set(Document::text("application/toml", doc("fixed")));
+    until("the fixed document", || message(&accessor) == "fixed").await;
+    until("cached", || {
+        cached_text(&cache).as_deref() == Some(doc("fixed").as_str())
+    })
+    .await;
+    assert!(!remote.status().unwrap().serving_cache);
+    reloads.shutdown().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn polls_reuse_one_connection_and_replace_a_closed_one() {
+    let server = server(&doc("one")).await;
+    let addr = server.addr();
+    let remote = Http::new(&server.url("/app.toml")).unwrap();
+    remote.start().await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(remote.fetch().await.unwrap(), Fetched::NotModified);
+    }
+    assert_eq!((server.requests(), server.connections()), (4, 1));
+    server.set(Document::text("application/toml", doc("two")));
+    assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
+    assert_eq!((server.requests(), server.connections()), (5, 1));
+
+    // The server goes away and comes back: the closed connection is replaced.
+    server.stop().await;
+    let server = DocServer::start(addr).await.unwrap();
+    server.set(Document::text("application/toml", doc("three")));
+    assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
+    assert_eq!(remote.fetch().await.unwrap(), Fetched::NotModified);
+    assert_eq!((server.requests(), server.connections()), (2, 1));
+    server.stop().await;
+}
+
+#[cfg(feature = "https")]
+mod https {
+    use super::*;
+    use tls::PrivateCa;
+
+    async fn tls_server(ca: &PrivateCa, text: &str) -> DocServer {
+        let server = DocServer::start_tls("127.0.0.1:0".parse().unwrap(), ca.server.clone())
+            .await
+            .unwrap();
+        server.set(Document::text("application/toml", text));
+        server
+    }
+
+    #[tokio::test]
+    async fn a_private_ca_is_trusted_over_real_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = PrivateCa::new("eac test CA");
+        let server = tls_server(&ca, &doc("one")).await;
+        let url = server.url("/app.toml");
+        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+        let remote = Http::new(&url)
+            .unwrap()
+            .bearer_token("tok-s3cret")
+            .ca_file(ca.write(dir.path()))
+            .unwrap();
+        assert_eq!(remote.start().await.unwrap(), Started::Fetched);
+        let accessor = accessor(&remote);
+        assert_eq!(message(&accessor), "one");
+        assert_eq!(
+            server.seen()[0].authorization.as_deref(),
+            Some("Bearer tok-s3cret")
+        );
+
+        // An ETag hit over the same TLS connection.
+        assert_eq!(remote.fetch().await.unwrap(), Fetched::NotModified);
+        assert_eq!(statuses(&server.seen()), [200, 304]);
+
+        // A change is fetched and published.
+        server.set(Document::text("application/toml", doc("two")));
+        let reloads = reloads(&accessor, Duration::ZERO);
+        reloads.poll(&remote, poll_every(10)).unwrap();
+        until("the new document", || message(&accessor) == "two").await;
+        reloads.shutdown().await;
+        assert_eq!(server.connections(), 1);
+
+        // By name too: the certificate is for `localhost` as well.
+        let by_name = Http::new(&format!(
+            "https://localhost:{}/app.toml",
+            server.addr().port()
+        ))
+        .unwrap()
+        .ca_file(ca.write(dir.path()))
+        .unwrap();
+        assert_eq!(by_name.fetch().await.unwrap(), Fetched::Modified);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_certificate_fails_naming_the_url_never_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = PrivateCa::new("eac test CA");
+        let server = tls_server(&ca, &doc("one")).await;
+        let url = server.url("/app.toml");
+        let other = PrivateCa::new("another CA").write(dir.path());
+        for remote in [
+            Http::new(&url).unwrap(),
+            Http::new(&url).unwrap().ca_file(&other).unwrap(),
+        ] {
+            let remote = remote.bearer_token("tok-s3cret");
+            let err = remote.start().await.unwrap_err();
+            let shown = err.to_string();
+            assert_eq!(err.kind(), ErrorKind::Io);
+            assert!(shown.contains(&format!("URL `{url}`")), "{shown}");
+            assert!(shown.contains("certificate is not trusted"), "{shown}");
+            assert!(shown.contains("Http::ca_file"), "{shown}");
+            assert!(!shown.contains("tok-s3cret"), "{shown}");
+            assert!(!format!("{err:?} {remote:?}").contains("tok-s3cret"));
+            assert!(
+                !remote
+                    .status()
+                    .unwrap()
+                    .last_error
+                    .unwrap()
+                    .contains("tok-s3cret")
+            );
+        }
+        // Nothing reached the server: no request, so no token.
+        assert_eq!(server.requests(), 0);
+        server.stop().await;
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "https://config.internal/app.toml";
+        let key_only = dir.path().join("key.pem");
+        std::fs::write(
+            &key_only,
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(
+            &broken,
+            "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let not_a_cert = dir.path().join("not-a-cert.pem");
+        std::fs::write(
+            &not_a_cert,
+            "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let missing = dir.path().join("missing.pem");
+        for (file, kind, says) in [
+            (&key_only, ErrorKind::Parse, "no `BEGIN CERTIFICATE` block"),
+            (&broken, ErrorKind::Parse, "not valid PEM"),
+            (
+                &not_a_cert,
+                ErrorKind::Parse,
+                "certificate 1 cannot be a root",
+            ),
+            (&missing, ErrorKind::Io, "cannot be read"),
+        ] {
+            let err = Http::new(url).unwrap().ca_file(file).unwrap_err();
+            let shown = err.to_string();
+            assert_eq!(err.kind(), kind, "{shown}");
+            assert!(
+                shown.starts_with(&format!("file `{}`: ", file.display())),
+                "{shown}"
+            );
+            assert!(shown.contains(says) && shown.contains(url), "{shown}");
+        }
+    }
 }

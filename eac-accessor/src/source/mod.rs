@@ -62,7 +62,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::error::{Error, ErrorKind, SourceName};
+use crate::error::{Error, ErrorKind, Errors, SourceName};
 
 /// A parsed document's top level.
 pub(crate) type Dict = serde_json::Map<String, Value>;
@@ -85,6 +85,18 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
     /// start on the last good version). A remote source writes its last-known-good cache
     /// here. The default does nothing.
     fn committed(&self) {}
+
+    /// Asked at start when the candidate read from the sources was rejected (`why`): a
+    /// source that keeps a last-known-good copy, and that the errors implicate,
+    /// switches to it, says so in its status, and returns `true`; the candidate is then
+    /// read once more. The default does nothing and returns `false`.
+    ///
+    /// A remote source uses it to start from its cache when the server answers with a
+    /// document that fails the checks, as it does when the server is down.
+    fn fall_back(&self, why: &Errors) -> bool {
+        let _ = why;
+        false
+    }
 
     /// This source's state, for a source that fetches in the background; `None` (the
     /// default) for one read on demand.

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[cfg(feature = "https")]
+pub mod tls;
+
 /// The admin token the servers are started with.
 pub const TOKEN: &str = "e2e-token";
 /// The read-only admin token the servers are started with.

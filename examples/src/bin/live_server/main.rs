@@ -220,7 +220,7 @@ async fn main() -> ExitCode {
         let dir = options.config_dir.display();
         // The remote is fetched (no cache: --check opens no state dir).
         let remote = match &options.remote {
-            Some(url) => match remote::start(url, None).await {
+            Some(url) => match remote::start(url, options.remote_ca.as_deref(), None).await {
                 Ok(r) => Some(r),
                 Err(e) => return fail(e),
             },
@@ -255,7 +255,13 @@ async fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     let remote = match &options.remote {
-        Some(url) => match remote::start(url, Some(&options.state_dir())).await {
+        Some(url) => match remote::start(
+            url,
+            options.remote_ca.as_deref(),
+            Some(&options.state_dir()),
+        )
+        .await
+        {
             Ok(r) => Some(r),
             Err(e) => return fail(e),
         },

@@ -116,6 +116,12 @@ pub(crate) struct Options {
     )]
     pub(crate) remote: Option<String>,
 
+    /// Also trust the CA certificates in this PEM file for an `https://` `--remote` (a
+    /// private CA); the public roots stay trusted. Needs the `https` feature of
+    /// eac-examples.
+    #[arg(long, env = "EAC_REMOTE_CA", value_name = "FILE", requires = "remote")]
+    pub(crate) remote_ca: Option<PathBuf>,
+
     /// How long a replaced resolver value (the compiled `[access] rules`) is kept after
     /// a newer version replaces it, at least; it goes when no request holds it either.
     #[arg(long = "drain-ms", env = "EAC_REFRESH_DRAIN_MS", value_name = "MS", default_value = "0", value_parser = parse_millis, hide_default_value = true)]

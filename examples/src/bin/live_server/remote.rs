@@ -9,10 +9,18 @@ use eac_accessor::source::{Http, LastGood, Started};
 /// Sent as `Authorization: Bearer …`; never shown.
 const TOKEN_ENV: &str = "EAC_REMOTE_TOKEN";
 
-/// The remote source, with its first document: fetched, or from the cache in
-/// `state_dir` when the remote cannot be had (no cache with `--check`: `None`).
-pub(crate) async fn start(url: &str, state_dir: Option<&Path>) -> Result<Http, String> {
+/// The remote source, trusting the CA certificates of `ca` (`--remote-ca`) too, with its
+/// first document: fetched, or from the cache in `state_dir` when the remote cannot be
+/// had (no cache with `--check`: `None`).
+pub(crate) async fn start(
+    url: &str,
+    ca: Option<&Path>,
+    state_dir: Option<&Path>,
+) -> Result<Http, String> {
     let mut remote = Http::new(url).map_err(|e| e.to_string())?;
+    if let Some(ca) = ca {
+        remote = trust(remote, ca)?;
+    }
     if let Some(token) = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()) {
         remote = remote.bearer_token(token);
     }
@@ -31,6 +39,16 @@ pub(crate) async fn start(url: &str, state_dir: Option<&Path>) -> Result<Http, S
         }
     }
     Ok(remote)
+}
+
+#[cfg(feature = "https")]
+fn trust(remote: Http, ca: &Path) -> Result<Http, String> {
+    remote.ca_file(ca).map_err(|e| format!("--remote-ca: {e}"))
+}
+
+#[cfg(not(feature = "https"))]
+fn trust(_: Http, _: &Path) -> Result<Http, String> {
+    Err("--remote-ca needs live_server built with the `https` feature of eac-examples".into())
 }
 
 /// One cache per URL, so that pointing `--remote` elsewhere never starts from another

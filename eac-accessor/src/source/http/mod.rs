@@ -6,6 +6,10 @@
 //! once with [`Http::start`] before building the accessor, then let
 //! [`ReloadCoordinator::poll`](crate::reload::ReloadCoordinator::poll) poll it.
 
+mod connection;
+#[cfg(feature = "https")]
+mod tls;
+
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -16,7 +20,8 @@ use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 
 use super::{Format, LastGood, Layer, ParseLimits, SizeCap, Source, SourceStatus};
-use crate::error::{Error, ErrorKind, SourceName};
+use crate::error::{Error, ErrorKind, Errors, SourceName};
+use connection::{Connection, copy_request};
 
 /// A TOML, YAML or JSON document at a URL, fetched in the background.
 ///
@@ -33,12 +38,16 @@ use crate::error::{Error, ErrorKind, SourceName};
 ///   stripped wherever the URL is shown.
 /// - **Last good**: with a [`cache`](Http::cache), every document that was published is
 ///   written to it, and [`start`](Http::start) falls back to it at once when the remote
-///   cannot be reached.
+///   cannot be reached; so does the accessor's `build` when the document fetched at
+///   start fails the checks (the rejection is kept in the status, and polling goes on).
+/// - **One connection**: a connection the server keeps open is reused by the next
+///   fetch, so polling costs no new TCP or TLS handshake.
 ///
 /// The format comes from [`format`](Http::format), else the `Content-Type`
 /// (`application/json`, `application/toml`, `application/yaml`, …), else the URL's
 /// extension. Plain `http` always works; `https` needs the crate's `https` feature
-/// (rustls, with webpki's root certificates).
+/// (rustls with the ring provider, trusting webpki's root certificates, plus those of a
+/// private CA given with `ca_file`).
 ///
 /// ```no_run
 /// use eac_accessor::{EaCAccessor, reload::{PollConfig, ReloadConfig, ReloadCoordinator}};
@@ -75,6 +84,10 @@ struct Config {
     start_wait: Duration,
     max_redirects: u8,
     cache: Option<LastGood>,
+    /// With extra roots ([`Http::ca_file`]): this source's own TLS configuration, built
+    /// once; otherwise the shared default (webpki's roots).
+    #[cfg(feature = "https")]
+    tls: Option<tls::Roots>,
 }
 
 /// Where a request goes: a URL split into what a connection needs.
@@ -108,6 +121,11 @@ struct State {
     /// The checksum of what the cache file holds, as far as this process knows.
     cached: Option<u64>,
     status: Option<SourceStatus>,
+    /// The connection the last fetch left open, for the next one.
+    idle: Option<Connection>,
+    /// The hash of the document fetched at start and rejected, while the cache is
+    /// served in its place.
+    rejected_at_start: Option<u64>,
 }
 
 struct Doc {
@@ -187,6 +205,8 @@ impl Http {
                 start_wait: Duration::from_secs(1),
                 max_redirects: 5,
                 cache: None,
+                #[cfg(feature = "https")]
+                tls: None,
             }),
             state: Arc::default(),
         })
@@ -284,6 +304,33 @@ impl Http {
         self
     }
 
+    /// Trusts the CA certificates of the PEM file at `path` for `https://` (a private
+    /// CA), besides webpki's roots, which stay trusted. The file is read and checked
+    /// now; call it again to add another file.
+    ///
+    /// A file that cannot be read, that holds no `CERTIFICATE` block, or a certificate
+    /// that cannot serve as a root is an error naming the file.
+    ///
+    /// ```no_run
+    /// use eac_accessor::source::Http;
+    ///
+    /// let remote = Http::new("https://config.internal/app.toml")?
+    ///     .ca_file("/etc/app/internal-ca.pem")?;
+    /// # Ok::<(), eac_accessor::Error>(())
+    /// ```
+    #[cfg(feature = "https")]
+    pub fn ca_file(mut self, path: impl AsRef<std::path::Path>) -> Result<Http, Error> {
+        let path = path.as_ref();
+        let config = self.config_mut();
+        let mut roots = config.tls.take().unwrap_or_default();
+        roots.add_pem_file(path).map_err(|(kind, why)| {
+            let message = format!("not usable as CA certificates for {}: {why}", config.name);
+            Error::new(kind, message).with_source(SourceName::File(path.to_owned()))
+        })?;
+        config.tls = Some(roots);
+        Ok(self)
+    }
+
     /// Gets the first document: one fetch, bounded by the timeouts (by
     /// [`start_wait`](Http::start_wait) when there is a cache), with no retry; when it
     /// fails and the cache holds a document, starts from that at once and says so in
@@ -376,6 +423,14 @@ impl Http {
             }) => {
                 let hash = text_hash(&text);
                 let mut state = self.lock();
+                if state.rejected_at_start == Some(hash) {
+                    // Still the document rejected at start (a server without validators):
+                    // nothing new, the cache stays.
+                    drop(state);
+                    self.record_success("not_modified", code, etag.as_ref());
+                    return Ok(Fetched::NotModified);
+                }
+                state.rejected_at_start = None;
                 let same = state
                     .doc
                     .as_deref()
@@ -404,6 +459,48 @@ impl Http {
                 Err(error)
             }
         }
+    }
+
+    /// Sends `request` to `target` on the kept connection when it leads there and is
+    /// still open, else on a new one.
+    async fn send(
+        &self,
+        target: &Target,
+        request: Request<Empty<Bytes>>,
+    ) -> Result<(http::Response<hyper::body::Incoming>, Connection), String> {
+        let kept = self.lock().idle.take();
+        if let Some(mut connection) = kept.filter(|c| c.is_to(target)) {
+            let ready =
+                tokio::time::timeout(self.config.connect_timeout, connection.sender.ready()).await;
+            if let Ok(Ok(())) = ready {
+                match connection.sender.send_request(copy_request(&request)).await {
+                    Ok(response) => return Ok((response, connection)),
+                    // Closed by the server as the request went out: a GET can be sent
+                    // again, on a new connection.
+                    Err(e) => {
+                        tracing::debug!(source = %self.config.name, error = %e, "a kept connection failed; opening a new one");
+                    }
+                }
+            }
+        }
+        let mut connection = connection::open(
+            target,
+            self.config.connect_timeout,
+            #[cfg(feature = "https")]
+            self.config.tls.as_ref(),
+        )
+        .await?;
+        let response = connection
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("the request failed: {e}"))?;
+        Ok((response, connection))
+    }
+
+    /// Keeps `connection` for the next fetch (its answer was read whole).
+    fn keep(&self, connection: Connection) {
+        self.lock().idle = Some(connection);
     }
 
     fn timed_out(&self, after: Duration) -> Error {
@@ -545,12 +642,16 @@ impl Http {
                     None,
                 )
             })?;
-            let (response, _connection) = send(&target, config.connect_timeout, request)
+            let (response, connection) = self
+                .send(&target, request)
                 .await
                 .map_err(|why| err(ErrorKind::Io, why, None))?;
             let code = response.status();
             match code {
-                StatusCode::NOT_MODIFIED => return Ok(Answer::NotModified(code)),
+                StatusCode::NOT_MODIFIED => {
+                    self.keep(connection);
+                    return Ok(Answer::NotModified(code));
+                }
                 StatusCode::OK => {
                     let format = self
                         .format_of(&response, &target)
@@ -560,6 +661,7 @@ impl Http {
                     let text = read_body(response, config.cap, &self.source_name())
                         .await
                         .map_err(|e| (e, Some(code)))?;
+                    self.keep(connection);
                     return Ok(Answer::Body {
                         code,
                         format,
@@ -704,75 +806,6 @@ fn format_of_media_type(media: &str) -> Option<Format> {
         m if m.ends_with("+yaml") => Some(Format::Yaml),
         _ => None,
     }
-}
-
-/// Aborts the task that drives a connection when the fetch is done or dropped.
-struct Driver(tokio::task::JoinHandle<()>);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Opens a connection to `target` and sends `request` on it.
-async fn send(
-    target: &Target,
-    connect_timeout: Duration,
-    request: Request<Empty<Bytes>>,
-) -> Result<(http::Response<hyper::body::Incoming>, Driver), String> {
-    #[cfg(not(feature = "https"))]
-    if target.tls {
-        return Err("https:// needs the `https` feature of eac-accessor".into());
-    }
-    let connect = tokio::net::TcpStream::connect((target.host.as_str(), target.port));
-    let tcp = match tokio::time::timeout(connect_timeout, connect).await {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => return Err(format!("cannot connect: {e}")),
-        Err(_) => {
-            return Err(format!(
-                "cannot connect within {} ms",
-                connect_timeout.as_millis()
-            ));
-        }
-    };
-    let _ = tcp.set_nodelay(true);
-    #[cfg(feature = "https")]
-    if target.tls {
-        let tls = match tokio::time::timeout(connect_timeout, tls::connect(&target.host, tcp)).await
-        {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(why)) => return Err(why),
-            Err(_) => {
-                return Err(format!(
-                    "no TLS handshake within {} ms",
-                    connect_timeout.as_millis()
-                ));
-            }
-        };
-        return exchange(hyper_util::rt::TokioIo::new(tls), request).await;
-    }
-    exchange(hyper_util::rt::TokioIo::new(tcp), request).await
-}
-
-async fn exchange<T>(
-    io: T,
-    request: Request<Empty<Bytes>>,
-) -> Result<(http::Response<hyper::body::Incoming>, Driver), String>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Send + Unpin + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("HTTP handshake failed: {e}"))?;
-    let driver = Driver(tokio::spawn(async move {
-        let _ = connection.await;
-    }));
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("the request failed: {e}"))?;
-    Ok((response, driver))
 }
 
 /// Reads a body up to `cap`, refusing a larger one (by its `Content-Length` at once, or
@@ -1006,6 +1039,51 @@ impl Source for Http {
         let mut state = self.lock();
         Some(status_of(&mut state, &self.config.name).clone())
     }
+
+    /// The document fetched at start was rejected: serve the cache instead, as when the
+    /// server is down. Only when an error names this source, or no source at all (a
+    /// missing key): a broken local file is no reason to leave a good remote document.
+    fn fall_back(&self, why: &Errors) -> bool {
+        let Some(cache) = &self.config.cache else {
+            return false;
+        };
+        let ours = self.source_name();
+        if !why.iter().any(|e| e.source().is_none_or(|s| *s == ours)) {
+            return false;
+        }
+        let fetched = match self.lock().doc.clone() {
+            Some(doc) if !doc.from_cache => doc,
+            _ => return false,
+        };
+        let Some((format, text)) = cache.load() else {
+            return false;
+        };
+        let hash = text_hash(&text);
+        if hash == fetched.hash && format == fetched.format {
+            // The cache holds that very document: nothing else to try.
+            return false;
+        }
+        tracing::warn!(source = %self.config.name, errors = %why, "the fetched document was rejected at start: starting from the last-good cache");
+        let mut state = self.lock();
+        state.cached = Some(hash);
+        state.rejected_at_start = Some(fetched.hash);
+        state.doc = Some(Arc::new(Doc {
+            format,
+            text: text.into(),
+            hash,
+            from_cache: true,
+            // Polls stay conditional on the rejected document: a 304 says it is still
+            // there, and nothing is read again.
+            etag: fetched.etag.clone(),
+            last_modified: fetched.last_modified.clone(),
+        }));
+        status_of(&mut state, &self.config.name).last_error = Some(format!(
+            "the document fetched at start was rejected; serving the last-good cache: {why}"
+        ));
+        drop(state);
+        self.set_serving_cache(true);
+        true
+    }
 }
 
 impl fmt::Debug for Http {
@@ -1017,53 +1095,19 @@ impl fmt::Debug for Http {
             .iter()
             .map(|(n, _)| n.as_str())
             .collect();
-        f.debug_struct("Http")
-            .field("url", &self.config.name)
+        let mut f = f.debug_struct("Http");
+        f.field("url", &self.config.name)
             .field("headers", &headers)
             .field("format", &self.config.format)
             .field("max_size", &self.config.cap)
             .field("timeout", &self.config.timeout)
-            .field("cache", &self.config.cache)
-            .finish_non_exhaustive()
-    }
-}
-
-#[cfg(feature = "https")]
-mod tls {
-    use std::sync::{Arc, OnceLock};
-
-    use rustls::pki_types::ServerName;
-    use tokio::net::TcpStream;
-    use tokio_rustls::TlsConnector;
-    use tokio_rustls::client::TlsStream;
-
-    fn connector() -> Result<TlsConnector, String> {
-        static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-        CONFIG
-            .get_or_init(|| {
-                let roots = rustls::RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                };
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map(|b| Arc::new(b.with_root_certificates(roots).with_no_client_auth()))
-                    .map_err(|e| format!("TLS cannot be set up: {e}"))
-            })
-            .clone()
-            .map(TlsConnector::from)
-    }
-
-    pub(super) async fn connect(
-        host: &str,
-        tcp: TcpStream,
-    ) -> Result<TlsStream<TcpStream>, String> {
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|_| format!("`{host}` is not a valid TLS server name"))?;
-        connector()?
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake failed: {e}"))
+            .field("cache", &self.config.cache);
+        #[cfg(feature = "https")]
+        f.field(
+            "ca_files",
+            &self.config.tls.as_ref().map_or(&[][..], |r| r.files()),
+        );
+        f.finish_non_exhaustive()
     }
 }
 
