@@ -296,8 +296,8 @@ type Levels<'s> = RefCell<HashMap<Vec<*const Value>, Rc<Level<'s>>>>;
 struct Level<'s> {
     /// Owns every key below (says nothing about them).
     open: bool,
-    /// The schemas of each named field.
-    fields: HashMap<&'s str, Rc<[&'s Value]>>,
+    /// The schemas of each named field, sorted by name.
+    fields: Vec<(&'s str, Rc<[&'s Value]>)>,
     /// The schemas of any other key (`additionalProperties`); empty: no other key.
     extra: Rc<[&'s Value]>,
     /// The schemas of a list's items.
@@ -306,7 +306,7 @@ struct Level<'s> {
 
 impl<'s> Level<'s> {
     fn new(walker: Walker<'s>, nodes: &[&'s Value]) -> Level<'s> {
-        let mut fields: HashMap<&'s str, Vec<&'s Value>> = HashMap::new();
+        let mut fields: BTreeMap<&'s str, Vec<&'s Value>> = BTreeMap::new();
         let mut extra = Vec::new();
         let branches = walker.branches(nodes);
         for branch in branches.iter().filter(|b| Walker::can_be_object(b)) {
@@ -338,10 +338,10 @@ impl<'s> Level<'s> {
 
     /// The schemas of the key `key`, if any schema here owns it.
     fn child(&self, key: &str) -> Option<Rc<[&'s Value]>> {
-        match self.fields.get(key) {
-            Some(schemas) => Some(Rc::clone(schemas)),
-            None if !self.extra.is_empty() => Some(Rc::clone(&self.extra)),
-            None => None,
+        match self.fields.binary_search_by(|(name, _)| (*name).cmp(key)) {
+            Ok(i) => Some(Rc::clone(&self.fields[i].1)),
+            Err(_) if !self.extra.is_empty() => Some(Rc::clone(&self.extra)),
+            Err(_) => None,
         }
     }
 }
@@ -381,11 +381,9 @@ impl<'k> Scope<'k> {
                     true
                 } else {
                     if !self.allow {
-                        // In name order, as the schema lists them: ties go the same way.
-                        let mut names: Vec<&str> = level.fields.keys().copied().collect();
-                        names.sort_unstable();
+                        let names = level.fields.iter().map(|(name, _)| *name);
                         out.push(Unknown {
-                            nearest: nearest(key, names.into_iter()),
+                            nearest: nearest(key, names),
                             key: path.clone(),
                             section: Some(self.section),
                         });

@@ -192,8 +192,15 @@ fn build_section<T: EaCSection>(
     if !errors.is_empty() {
         return Err(errors);
     }
-    let section: T = serde_path_to_error::deserialize(value)
-        .map_err(|e| vec![validate::deserialize_error(spec, &e)])?;
+    // Tracking the path costs on every value, and is only needed for an error: deserialize
+    // plainly, and again with the path when that fails (the two fail alike).
+    let section = match T::deserialize(value) {
+        Ok(section) => section,
+        Err(_) => match serde_path_to_error::deserialize::<_, T>(value) {
+            Err(e) => return Err(vec![validate::deserialize_error(spec, &e)]),
+            Ok(section) => section,
+        },
+    };
     if let Err(field_errors) = section.validate() {
         return Err(field_errors
             .iter()

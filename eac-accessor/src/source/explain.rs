@@ -5,6 +5,7 @@
 
 use std::cell::OnceCell;
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -24,7 +25,7 @@ struct KeptLayer {
 
 enum KeptContent {
     Parsed(Dict),
-    Text(Format, String, ParseLimits),
+    Text(Format, Arc<str>, ParseLimits),
 }
 
 impl fmt::Debug for Kept {
@@ -50,7 +51,7 @@ pub(crate) fn keep(layers: &[Layer]) -> Kept {
                         format,
                         text,
                         limits,
-                    } => KeptContent::Text(*format, text.clone(), *limits),
+                    } => KeptContent::Text(*format, Arc::clone(text), *limits),
                 },
             })
             .collect(),

@@ -92,7 +92,7 @@ impl Source for Memory {
         let text = Arc::clone(&self.text.read().unwrap_or_else(|p| p.into_inner()));
         let name = SourceName::Memory(self.name.clone());
         Ok(vec![
-            Layer::text(name, self.format, &*text).with_limits(self.limits),
+            Layer::text(name, self.format, text).with_limits(self.limits),
         ])
     }
 }

@@ -54,53 +54,53 @@ impl Counter {
 pub(super) fn json(text: &str, limits: &ParseLimits) -> Result<(), Breach> {
     let mut c = Counter::new(limits);
     let mut depth = 0usize;
-    let (mut in_string, mut escaped, mut in_word) = (false, false, false);
     let bytes = text.as_bytes();
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
+    while let Some(&b) = bytes.get(i) {
         i += 1;
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                // Most of a document is string contents: jump to its next quote or escape.
-                _ => match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
-                    Some(skip) => i += skip,
-                    None => break,
-                },
-            }
-            continue;
-        }
-        if b == b'\n' {
-            c.line += 1;
-        }
         match b {
             b'"' => {
-                in_string = true;
-                in_word = false;
                 c.node()?;
+                // Most of a document is string contents: jump from escape to escape to
+                // the closing quote.
+                loop {
+                    let Some(skip) = bytes.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r))
+                    else {
+                        return Ok(());
+                    };
+                    i += skip + 1;
+                    if bytes[i - 1] == b'"' {
+                        break;
+                    }
+                    i += 1; // the escaped byte
+                }
             }
             b'{' | b'[' => {
                 depth += 1;
                 c.depth(depth)?;
                 c.node()?;
-                in_word = false;
             }
-            b'}' | b']' => {
-                depth = depth.saturating_sub(1);
-                in_word = false;
-            }
-            b',' | b':' | b' ' | b'\t' | b'\r' | b'\n' => in_word = false,
-            _ if !in_word => {
-                in_word = true;
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'\n' => c.line += 1,
+            b',' | b':' | b' ' | b'\t' | b'\r' => {}
+            _ => {
+                // A word (number, literal, or junk the parser will refuse): one value.
                 c.node()?;
+                while bytes.get(i).is_some_and(|b| !is_json_delimiter(*b)) {
+                    i += 1;
+                }
             }
-            _ => {}
         }
     }
     Ok(())
+}
+
+/// A byte that ends a JSON word.
+fn is_json_delimiter(b: u8) -> bool {
+    matches!(
+        b,
+        b'"' | b'{' | b'[' | b'}' | b']' | b',' | b':' | b' ' | b'\t' | b'\r' | b'\n'
+    )
 }
 
 /// TOML: a table header's dotted segments, a key's dotted segments and the brackets of
@@ -461,6 +461,71 @@ fn has_mapping_indicator(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scan as first written, byte by byte: the reference for [`json`].
+    fn json_reference(text: &str, limits: &ParseLimits) -> Result<(), Breach> {
+        let mut c = Counter::new(limits);
+        let mut depth = 0usize;
+        let (mut in_string, mut escaped, mut in_word) = (false, false, false);
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            i += 1;
+            if in_string {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_string = false,
+                    // Most of a document is string contents: jump to its next quote or escape.
+                    _ => match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                        Some(skip) => i += skip,
+                        None => break,
+                    },
+                }
+                continue;
+            }
+            if b == b'\n' {
+                c.line += 1;
+            }
+            match b {
+                b'"' => {
+                    in_string = true;
+                    in_word = false;
+                    c.node()?;
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    c.depth(depth)?;
+                    c.node()?;
+                    in_word = false;
+                }
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    in_word = false;
+                }
+                b',' | b':' | b' ' | b'\t' | b'\r' | b'\n' => in_word = false,
+                _ if !in_word => {
+                    in_word = true;
+                    c.node()?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn json_scan_agrees_with_the_byte_by_byte_one(
+            text in "[ {}\\[\\]\",:\\\\a-c0-9\n]{0,64}",
+            depth in 1usize..6,
+            nodes in 1usize..12,
+        ) {
+            let limits = ParseLimits::default().max_depth(depth).max_nodes(nodes);
+            proptest::prop_assert_eq!(json(&text, &limits), json_reference(&text, &limits));
+        }
+    }
 
     fn limits(depth: usize) -> ParseLimits {
         ParseLimits::default().max_depth(depth)

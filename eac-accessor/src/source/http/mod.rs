@@ -995,7 +995,8 @@ impl Source for Http {
         state.loaded = Some(Arc::clone(&doc));
         drop(state);
         Ok(vec![
-            Layer::text(self.source_name(), doc.format, &*doc.text).with_limits(self.config.limits),
+            Layer::text(self.source_name(), doc.format, Arc::clone(&doc.text))
+                .with_limits(self.config.limits),
         ])
     }
 
