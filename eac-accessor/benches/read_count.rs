@@ -13,6 +13,7 @@
 use std::hint::black_box;
 
 mod peers;
+use eac_accessor::resolve::ResolvedKey;
 use peers::{Limits, PeerLimits};
 
 /// Each variant reads `max_body_bytes` of the one section, as a user of it would.
@@ -20,6 +21,7 @@ const VARIANTS: &[&str] = &[
     "empty",
     "eac",
     "eac-resolved",
+    "eac-resolved-key",
     "eac-cached",
     "eac-cached-load",
     "eac-cached-section",
@@ -31,8 +33,9 @@ const VARIANTS: &[&str] = &[
     "rwlock",
 ];
 
-/// Runs `read` `n` times; inlined per variant so each loop is the read and nothing else.
-#[inline(always)]
+/// Runs `read` `n` times: one function per variant (the closure inlined into it), so
+/// that each loop is the read and nothing else, compiled apart from the others.
+#[inline(never)]
 fn repeat(n: u64, mut read: impl FnMut() -> u64) -> u64 {
     let mut sum = 0u64;
     for _ in 0..n {
@@ -56,6 +59,13 @@ fn run(variant: &str, n: u64) -> u64 {
                     .load()
                     .resolved::<peers::MaxBody>()
                     .map_or(0, |m| m.0)
+            })
+        }
+        "eac-resolved-key" => {
+            static MAX_BODY: ResolvedKey<peers::MaxBody> = ResolvedKey::new();
+            let (accessor, _doc) = peers::accessor();
+            repeat(n, || {
+                accessor.load().resolved_by(&MAX_BODY).map_or(0, |m| m.0)
             })
         }
         "eac-cached" => {

@@ -13,7 +13,7 @@ use crate::diff::redact;
 use crate::error::{SourceName, dotted_to_pointer};
 use crate::hash::ContentHash;
 use crate::keys::Keys;
-use crate::resolve::Slot;
+use crate::resolve::{ResolvedKey, Slot};
 use crate::section::{AnySection, EaCSection};
 use crate::source::explain::Kept;
 
@@ -256,6 +256,51 @@ impl Snapshot {
     pub fn resolved<R: Send + Sync + 'static>(&self) -> Option<&R> {
         // The downcast is the type check: one per value, no separate id compare.
         self.resolved.iter().find_map(Slot::get)
+    }
+
+    /// The value of type `R` through a [`ResolvedKey`]: as [`resolved`](Snapshot::resolved),
+    /// at the cost of a section read (the key remembers where `R` sits).
+    ///
+    /// ```
+    /// use eac_accessor::resolve::{ResolvedKey, Resolver};
+    /// use eac_accessor::source::{Format, Memory};
+    /// use eac_accessor::{EaCAccessor, EaCSection};
+    ///
+    /// #[derive(Debug, serde::Deserialize, schemars::JsonSchema, EaCSection)]
+    /// #[eac(path = "limits")]
+    /// struct Limits {
+    ///     max_body_bytes: u64,
+    /// }
+    ///
+    /// struct MaxBody(u64);
+    ///
+    /// static MAX_BODY: ResolvedKey<MaxBody> = ResolvedKey::new();
+    ///
+    /// let accessor = EaCAccessor::builder()
+    ///     .section::<Limits>()
+    ///     .resolver(Resolver::new("max body", |l: &Limits| Ok(MaxBody(l.max_body_bytes))))
+    ///     .source(Memory::new("app", Format::Toml, "[limits]\nmax_body_bytes = 5\n"))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(accessor.load().resolved_by(&MAX_BODY).map(|m| m.0), Some(5));
+    /// ```
+    #[inline]
+    pub fn resolved_by<R: Send + Sync + 'static>(&self, key: &ResolvedKey<R>) -> Option<&R> {
+        // The hint may be another accessor's: the downcast checks the type either way.
+        if let Some(slot) = self.resolved.get(key.hint.load(Ordering::Relaxed))
+            && let Some(value) = slot.get()
+        {
+            return Some(value);
+        }
+        self.scan_resolved(key)
+    }
+
+    /// The scan behind [`resolved_by`](Snapshot::resolved_by), when its hint missed.
+    #[inline(never)]
+    fn scan_resolved<R: Send + Sync + 'static>(&self, key: &ResolvedKey<R>) -> Option<&R> {
+        let index = self.resolved.iter().position(|s| s.get::<R>().is_some())?;
+        key.hint.store(index, Ordering::Relaxed);
+        self.resolved[index].get()
     }
 
     /// The version whose sections built this snapshot's `R` (older than

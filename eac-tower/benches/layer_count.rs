@@ -22,8 +22,10 @@ const VARIANTS: &[&str] = &["add-extension", "eac", "eac-header"];
 
 fn accessor() -> EaCAccessor {
     let doc = "[greeting]\nmessage = \"hello\"\n[limits]\nmax_body_bytes = 1048576\n";
+    // No section is read: the layer pins whatever is published.
     EaCAccessor::builder()
         .source(Memory::new("bench", Format::Toml, doc))
+        .allow_unknown_keys(true)
         .build()
         .expect("valid")
 }

@@ -79,9 +79,11 @@ pub use build::{BuildFuture, Built};
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, ErrorKind, Errors, dotted_to_pointer};
@@ -244,6 +246,42 @@ impl<R> fmt::Debug for Resolver<R> {
                 &self.inputs.iter().map(|(_, p)| p).collect::<Vec<_>>(),
             )
             .field("drain", &self.drain.is_some())
+            .finish()
+    }
+}
+
+/// A typed handle to the value of type `R` that a resolver builds, for the hottest
+/// reads: [`Snapshot::resolved_by`] costs what a section read costs, where
+/// [`Snapshot::resolved`] looks through the snapshot's values.
+///
+/// Declare one as a `static` (it is `const`-constructible) and share it: it only
+/// remembers where `R` was last found, so one key serves any number of accessors, and a
+/// stale guess costs a search, never a wrong answer.
+pub struct ResolvedKey<R> {
+    pub(crate) hint: AtomicUsize,
+    value: PhantomData<fn() -> R>,
+}
+
+impl<R> ResolvedKey<R> {
+    /// A key for the value of type `R`.
+    pub const fn new() -> ResolvedKey<R> {
+        ResolvedKey {
+            hint: AtomicUsize::new(0),
+            value: PhantomData,
+        }
+    }
+}
+
+impl<R> Default for ResolvedKey<R> {
+    fn default() -> ResolvedKey<R> {
+        ResolvedKey::new()
+    }
+}
+
+impl<R> fmt::Debug for ResolvedKey<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResolvedKey")
+            .field("type", &std::any::type_name::<R>())
             .finish()
     }
 }

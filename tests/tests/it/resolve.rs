@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
-use eac_accessor::resolve::{ResolveError, Resolver};
+use eac_accessor::resolve::{ResolveError, ResolvedKey, Resolver};
 use eac_accessor::source::{Format, Memory};
 use eac_accessor::{EaCAccessor, EaCSection, ErrorKind, Origin, SourceName};
 use eac_tests::Greeting;
@@ -328,4 +328,44 @@ fn replaced_values_are_freed_when_their_last_snapshot_goes() {
     drop(held);
     assert!(weak.upgrade().is_none(), "version 1's value was freed");
     assert_eq!(accessor.status().resolvers[0].replaced_alive, 0);
+}
+
+/// What a second resolver builds from `[greeting]`.
+struct Shout(String);
+
+#[test]
+fn a_resolved_key_finds_its_value_among_several_in_any_registration_order() {
+    static RULES: ResolvedKey<Rules> = ResolvedKey::new();
+    static SHOUT: ResolvedKey<Shout> = ResolvedKey::new();
+    let build = |rules_first: bool| {
+        let rules = Resolver::new("access rules", compile);
+        let shout = Resolver::new("shout", |g: &Greeting| Ok(Shout(g.message.to_uppercase())));
+        let builder = EaCAccessor::builder()
+            .section::<Access>()
+            .section::<Greeting>()
+            .source(Memory::new("app", Format::Toml, doc(&["/api"], "hi")));
+        let builder = if rules_first {
+            builder.resolver(rules).resolver(shout)
+        } else {
+            builder.resolver(shout).resolver(rules)
+        };
+        builder.build().unwrap()
+    };
+    // Two accessors with the values in opposite places share the keys: each read is
+    // right, whichever accessor the keys last guessed for.
+    let (a, b) = (build(true), build(false));
+    for _ in 0..3 {
+        for accessor in [&a, &b] {
+            let snapshot = accessor.load();
+            assert_eq!(snapshot.resolved_by(&RULES).unwrap().prefixes, ["/api"]);
+            assert_eq!(snapshot.resolved_by(&SHOUT).unwrap().0, "HI");
+            assert_eq!(
+                snapshot.resolved_by(&RULES).map(|r| &r.prefixes),
+                snapshot.resolved::<Rules>().map(|r| &r.prefixes)
+            );
+        }
+    }
+    // A key for a type no resolver builds finds nothing.
+    static NONE: ResolvedKey<String> = ResolvedKey::new();
+    assert!(a.load().resolved_by(&NONE).is_none());
 }
