@@ -10,7 +10,8 @@ mod store;
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -161,7 +162,9 @@ impl History {
         let version = entry.version;
         self.entries.push_back(entry);
         while self.entries.len() > self.limit {
-            self.entries.pop_front();
+            if let Some(evicted) = self.entries.pop_front() {
+                reclaim(evicted.document);
+            }
         }
         self.state.unsaved.push(version);
         self.sync().err()
@@ -263,5 +266,33 @@ fn to_record(entry: &HistoryEntry, label: Option<&String>) -> Record {
         changed: entry.changed.clone(),
         document: Value::clone(&entry.document),
         label: label.cloned(),
+    }
+}
+
+/// How many evicted documents may wait for the reclaiming thread; past that, the
+/// publisher frees them itself, so memory stays bounded.
+const RECLAIM_QUEUE: usize = 4;
+
+/// Frees a document evicted from the history off the publishing thread: a large
+/// document is tens of thousands of allocations to free, which would otherwise add to
+/// every publish. A document is plain data (no drop has an effect beyond memory), so
+/// when it is freed does not matter; one still shared (by a snapshot a request holds,
+/// or a newer entry) only loses a reference here.
+fn reclaim(document: Arc<Value>) {
+    static QUEUE: OnceLock<Option<SyncSender<Arc<Value>>>> = OnceLock::new();
+    if Arc::strong_count(&document) > 1 {
+        return;
+    }
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = mpsc::sync_channel::<Arc<Value>>(RECLAIM_QUEUE);
+        std::thread::Builder::new()
+            .name("eac-reclaim".into())
+            .spawn(move || rx.into_iter().for_each(drop))
+            .ok()
+            .map(|_| tx)
+    });
+    if let Some(queue) = queue {
+        // Full, or the thread is gone: free it here.
+        let _ = queue.try_send(document);
     }
 }
