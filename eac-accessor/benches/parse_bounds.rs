@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use eac_accessor::SourceName;
 use eac_accessor::source::{File, Format, Layer, Source};
-use figment::value::Dict;
+/// The top-level map the crate parses into.
+type Dict = serde_json::Map<String, serde_json::Value>;
 
 const MIB: usize = 1024 * 1024;
 const PROBE: &str = "EAC_PARSE_BOUNDS_PROBE";
