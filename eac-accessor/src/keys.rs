@@ -365,6 +365,9 @@ impl<'k> Scope<'k> {
         path: &mut String,
         out: &mut Vec<Unknown>,
     ) {
+        if !matches!(value, Value::Object(_) | Value::Array(_)) {
+            return; // nothing below a scalar to scope
+        }
         let level = self.level(nodes);
         if level.open {
             return;

@@ -118,11 +118,11 @@ pub(crate) struct Provenance<'a> {
 }
 
 impl Provenance<'_> {
-    /// The source of the value at dotted `key`, or of its nearest present ancestor: the
-    /// last layer that has a value there (a later one would have replaced it; the key
-    /// may since have been scoped out of the document, as an unknown key is). When no
-    /// source holds the key or any parent of it (a section missing from an emptied
-    /// file), the last file read is named: where the key was looked for last.
+    /// The source of the value at dotted `key`, or of its nearest present ancestor, in
+    /// the merge of the layers (the key may since have been scoped out of the document,
+    /// as an unknown key is). When no source holds the key or any parent of it (a
+    /// section missing from an emptied file), the last file read is named: where the key
+    /// was looked for last.
     pub(crate) fn source_of(&self, key: &str) -> Option<SourceName> {
         self.holder_of(key).or_else(|| {
             self.kept
@@ -134,20 +134,43 @@ impl Provenance<'_> {
         })
     }
 
+    /// Replays the merge along `key`'s path only: at each depth, which layer's value is
+    /// there. A map merges into a map (the later layer is then the holder, as figment
+    /// tagged it); anything else replaces the value and everything below it, so a layer
+    /// that put an array or a scalar above the key decides what is under it.
     fn holder_of(&self, key: &str) -> Option<SourceName> {
-        let mut probe = key;
-        let layer = loop {
-            let holder = (0..self.kept.0.len())
-                .rev()
-                .find(|&i| self.layer(i).is_some_and(|d| find_in(d, probe).is_some()));
-            if let Some(i) = holder {
-                break &self.kept.0[i];
+        let segments: Vec<&str> = key.split('.').collect();
+        // Per depth: the layer whose value is there in the merge, and whether it is a map.
+        let mut held: Vec<Option<(usize, bool)>> = vec![None; segments.len()];
+        for index in 0..self.kept.0.len() {
+            let Some(data) = self.layer(index) else {
+                continue;
+            };
+            let mut value = data.get(segments[0]);
+            let mut depth = 0;
+            while let Some(v) = value {
+                let merges = v.is_object() && held[depth].is_some_and(|(_, map)| map);
+                held[depth] = Some((index, v.is_object()));
+                if !merges {
+                    // Replaced: below this depth, only this layer's value counts.
+                    let mut below = Some(v);
+                    for (slot, segment) in held.iter_mut().zip(&segments).skip(depth + 1) {
+                        below = below.and_then(|b| child(b, segment));
+                        *slot = below.map(|b| (index, b.is_object()));
+                    }
+                    break;
+                }
+                depth += 1;
+                value = segments.get(depth).and_then(|segment| child(v, segment));
             }
-            probe = probe.rsplit_once('.').map(|(parent, _)| parent)?;
-        };
+        }
+        let depth = held.iter().rposition(Option::is_some)?;
+        let (index, _) = held[depth]?;
+        let layer = &self.kept.0[index];
         if let Some(vars) = &layer.env_vars {
             // The exact variable, or the first one that set something under this key.
-            let var = vars.get(probe).or_else(|| {
+            let probe = segments[..=depth].join(".");
+            let var = vars.get(&probe).or_else(|| {
                 let prefix = format!("{probe}.");
                 vars.iter()
                     .find(|(k, _)| k.starts_with(&prefix))
@@ -186,13 +209,18 @@ fn find_in<'d>(data: &'d Dict, key: &str) -> Option<&'d Value> {
 /// The value at dotted `key` under `value` (a number indexes an array).
 fn find<'d>(mut value: &'d Value, key: &str) -> Option<&'d Value> {
     for segment in key.split('.') {
-        value = match value {
-            Value::Object(map) => map.get(segment)?,
-            Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
+        value = child(value, segment)?;
     }
     Some(value)
+}
+
+/// The value at one segment under `value`: a map's key, or an array's index.
+fn child<'d>(value: &'d Value, segment: &str) -> Option<&'d Value> {
+    match value {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -406,6 +406,54 @@ mod tests {
         assert_eq!(p.source_of("nowhere"), None);
     }
 
+    #[test]
+    fn provenance_follows_what_replaced_a_parent() {
+        let layer = |name: &str, format, text: &str| {
+            Layer::text(SourceName::Memory(name.into()), format, text.to_owned())
+        };
+        let layers = vec![
+            layer(
+                "a",
+                Format::Toml,
+                "servers = [{host = \"x\", port = 80}, {host = \"y\", port = 81}]\n\
+                 [s.x]\ndeep = 1\n",
+            ),
+            layer(
+                "b",
+                Format::Json,
+                r#"{"servers": [{"host": "x"}, {"host": "y"}], "s": {"x": 5}}"#,
+            ),
+            layer("c", Format::Json, r#"{"s": {"x": {"other": 2}}}"#),
+        ];
+        let kept = explain::keep(&layers);
+        let merged = merge(layers).unwrap();
+        assert_eq!(
+            merged.document["servers"][1],
+            serde_json::json!({"host": "y"})
+        );
+        let p = kept.provenance();
+        let named = |key| p.source_of(key).map(|s| s.to_string());
+        // `b`'s array replaced `a`'s: a key missing under it is `b`'s doing.
+        assert_eq!(named("servers.1.port"), named("servers.1"));
+        assert_eq!(
+            p.source_of("servers.1.port"),
+            Some(SourceName::Memory("b".into()))
+        );
+        // `b` put a scalar where `a`'s map was, `c` a map again: `c` holds `s.x`.
+        assert_eq!(
+            p.source_of("s.x.deep"),
+            Some(SourceName::Memory("c".into()))
+        );
+        assert_eq!(
+            p.source_of("s.x.other"),
+            Some(SourceName::Memory("c".into()))
+        );
+        assert_eq!(
+            p.source_of("servers.0.host"),
+            Some(SourceName::Memory("b".into()))
+        );
+    }
+
     /// figment's `merge` of the same maps: what the sources were merged with before,
     /// the reference [`merge`] must agree with.
     fn figment_merge(layers: &[Dict]) -> Value {
