@@ -394,6 +394,65 @@ async fn etcd_down_at_start_starts_from_the_last_known_good_cache() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_rejected_at_start_starts_from_the_last_known_good_cache() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    put_greeting(&mut c, "cached").await;
+    let dir = ConfigDir::with_app();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = LastGood::new(cache_dir.path().join("etcd.cache"));
+    let with_cache = || options(server.endpoint()).cache(cache.clone());
+    {
+        let etcd = Etcd::connect(with_cache()).await.unwrap();
+        let (accessor, _reloads) = fleet_member(&dir, &etcd);
+        assert_eq!(message(&accessor), "cached");
+    }
+    // A bad put while no instance runs: the next start reads it, rejects it, and starts
+    // from the cache rather than not at all.
+    c.put(format!("{PREFIX}greeting"), r#"{"message": 5}"#, None)
+        .await
+        .unwrap();
+    let etcd = Etcd::connect(with_cache()).await.unwrap();
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    assert_eq!(message(&accessor), "cached");
+    let status = etcd_status(&accessor);
+    assert!(status.serving_cache && status.up, "{status:?}");
+    let error = status.last_error.unwrap_or_default();
+    assert!(
+        error.contains("rejected at start") && error.contains("greeting"),
+        "{error}"
+    );
+    let rejection = accessor
+        .status()
+        .last_rejection
+        .expect("the rejection is kept");
+    let named = |e: &eac_accessor::Error| e.to_string().contains(&format!("{PREFIX}greeting"));
+    assert!(rejection.errors.iter().any(named), "{:?}", rejection.errors);
+
+    // The watch goes on: the next good put is live, no longer from the cache.
+    let watch = etcd.watch(&reloads);
+    put_greeting(&mut c, "fixed").await;
+    assert!(until(LIVE, || message(&accessor) == "fixed").await);
+    assert!(!etcd_status(&accessor).serving_cache);
+    watch.stop().await;
+
+    // Without a cache, a rejected prefix still fails the start, naming the key.
+    c.put(format!("{PREFIX}greeting"), r#"{"message": 5}"#, None)
+        .await
+        .unwrap();
+    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let err = crate::four_sections()
+        .source(Dir::new(dir.path()))
+        .source(etcd)
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("{PREFIX}greeting")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_document_layout_reads_one_key_as_the_whole_document() {
     let server = EtcdServer::start();
     let mut c = client(&server).await;

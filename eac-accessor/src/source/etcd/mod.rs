@@ -76,7 +76,7 @@ use super::format::Format;
 use super::limits::{ParseLimits, SizeCap};
 use super::status::SourceStatus;
 use super::{Dict, Layer, Source};
-use crate::error::{Error, ErrorKind, SourceName};
+use crate::error::{Error, ErrorKind, Errors, SourceName};
 
 /// The name part (after the prefix) under which eac keeps one record per instance.
 const INSTANCES: &str = ".instances/";
@@ -711,6 +711,48 @@ impl Source for Etcd {
         } else {
             Err(errors)
         }
+    }
+
+    /// What was read from etcd at start was rejected: serve the last-known-good cache
+    /// instead, as when etcd is down. Only when an error names a key of this prefix, or
+    /// no source at all (a missing key): a broken local file is no reason to leave what
+    /// etcd holds. The watch goes on; the next change under the prefix is read and tried.
+    fn fall_back(&self, why: &Errors) -> bool {
+        let shared = &self.shared;
+        let prefix = &shared.options.prefix;
+        let ours = |e: &Error| match e.source() {
+            None => true,
+            Some(SourceName::Etcd { key, .. }) => key.starts_with(prefix.as_str()),
+            Some(_) => false,
+        };
+        if !why.iter().any(ours) {
+            return false;
+        }
+        let (rejected, seen) = {
+            let state = lock(&shared.state);
+            if state.current.from_cache {
+                return false;
+            }
+            (Arc::clone(&state.current), state.seen)
+        };
+        if !shared.start_from_cache() {
+            return false;
+        }
+        let mut state = lock(&shared.state);
+        // The watch stays where it was: nothing up to `seen` is read again.
+        state.seen = seen;
+        if state.current.revision == rejected.revision {
+            // The cache holds that very revision: nothing else to try.
+            state.current = rejected;
+            state.status.serving_cache = false;
+            return false;
+        }
+        let rejected = rejected.revision;
+        tracing::warn!(prefix = %prefix, revision = rejected, errors = %why, "what etcd held at start was rejected: starting from the last-known-good cache");
+        state.status.last_error = Some(format!(
+            "the prefix at revision {rejected} was rejected at start; serving the last-known-good cache: {why}"
+        ));
+        true
     }
 
     fn committed(&self) {
