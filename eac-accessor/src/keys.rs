@@ -518,49 +518,21 @@ impl<'s> Walker<'s> {
         nodes: &[&'s Value],
         key: &str,
     ) -> Option<(String, Vec<&'s Value>)> {
-        let (name, children) = self.child_by(nodes, |name| name.eq_ignore_ascii_case(key))?;
-        Some((name.unwrap_or_else(|| key.to_ascii_lowercase()), children))
-    }
-
-    fn child_by(
-        &self,
-        nodes: &[&'s Value],
-        matches: impl Fn(&str) -> bool,
-    ) -> Option<(Option<String>, Vec<&'s Value>)> {
-        let branches = self.branches(nodes);
-        let mut fields = Vec::new();
-        let mut name = None;
-        let mut extra = Vec::new();
-        for branch in branches.iter().filter(|b| Self::can_be_object(b)) {
-            let Value::Object(map) = branch else {
-                extra.push(&ANY);
-                continue;
-            };
-            let properties = map.get("properties").and_then(Value::as_object);
-            if let Some(properties) = properties {
-                for (field, schema) in properties {
-                    if matches(field) {
-                        name.get_or_insert_with(|| field.clone());
-                        fields.push(schema);
-                    }
-                }
+        let level = Level::new(*self, nodes);
+        let mut matching = level
+            .fields
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case(key));
+        match matching.next() {
+            Some((name, schemas)) => {
+                let mut all = schemas.to_vec();
+                matching.for_each(|(_, more)| all.extend_from_slice(more));
+                Some(((*name).to_owned(), all))
             }
-            match map.get("additionalProperties") {
-                Some(Value::Bool(false)) => {}
-                Some(schema) => extra.push(schema),
-                None if properties.is_none() => extra.push(&ANY),
-                None => {}
+            None if !level.extra.is_empty() => {
+                Some((key.to_ascii_lowercase(), level.extra.to_vec()))
             }
-            if map.contains_key("patternProperties") {
-                extra.push(&ANY);
-            }
-        }
-        if !fields.is_empty() {
-            Some((name, fields))
-        } else if !extra.is_empty() {
-            Some((None, extra))
-        } else {
-            None
+            None => None,
         }
     }
 
