@@ -103,20 +103,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() {
     let etcd = EtcdServer::start();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut client = runtime
-        .block_on(etcd_client::Client::connect([etcd.endpoint()], None))
-        .unwrap();
-    let mut put = |value: String| {
-        runtime
-            .block_on(client.put(format!("{PREFIX}greeting"), value, None))
-            .expect("put")
-            .header()
-            .map_or(0, |h| h.revision())
-    };
+    let mut client = etcd.blocking_client(PREFIX);
+    let mut put = |value: String| client.put("greeting", value);
     put(r#"{"message": "start"}"#.into());
 
     let config = tempfile::tempdir().unwrap();

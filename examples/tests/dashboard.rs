@@ -523,19 +523,8 @@ fn the_dashboard_shows_which_instance_of_an_etcd_fleet_serves_which_version() {
 
     const PREFIX: &str = "/eac/dashboard/";
     let etcd = EtcdServer::start();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut client = runtime
-        .block_on(etcd_client::Client::connect([etcd.endpoint()], None))
-        .unwrap();
-    let mut put = |key: &str, value: &str| {
-        runtime
-            .block_on(client.put(format!("{PREFIX}{key}"), value, None))
-            .unwrap();
-    };
-    put("greeting", r#"{"message": "from etcd"}"#);
+    let mut client = etcd.blocking_client(PREFIX);
+    client.put("greeting", r#"{"message": "from etcd"}"#);
 
     let config = tempfile::tempdir().unwrap();
     std::fs::write(config.path().join("app.toml"), APP_TOML).unwrap();
@@ -600,7 +589,7 @@ fn the_dashboard_shows_which_instance_of_an_etcd_fleet_serves_which_version() {
     });
 
     // A put is live on both: the table follows, for both rows.
-    put("greeting", r#"{"message": "second"}"#);
+    client.put("greeting", r#"{"message": "second"}"#);
     for (server, id) in [(&a, &id_a), (&b, &id_b)] {
         let body = server.until("/", |b| {
             b["message"]

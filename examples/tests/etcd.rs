@@ -30,22 +30,8 @@ fn three_instances_on_one_etcd_serve_every_put_and_refuse_every_bad_one() {
 
     const PREFIX: &str = "/eac/e2e/";
     let etcd = EtcdServer::start();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut client = runtime
-        .block_on(etcd_client::Client::connect([etcd.endpoint()], None))
-        .unwrap();
-    let mut put = |key: &str, value: &str| {
-        runtime
-            .block_on(client.put(format!("{PREFIX}{key}"), value, None))
-            .unwrap()
-            .header()
-            .unwrap()
-            .revision()
-    };
-    put("greeting", r#"{"message": "from etcd"}"#);
+    let mut client = etcd.blocking_client(PREFIX);
+    client.put("greeting", r#"{"message": "from etcd"}"#);
 
     let config = tempfile::tempdir().unwrap();
     std::fs::write(config.path().join("app.toml"), APP).unwrap();
@@ -65,14 +51,14 @@ fn three_instances_on_one_etcd_serve_every_put_and_refuse_every_bad_one() {
     }
 
     // A put is live on every instance.
-    put("greeting", r#"{"message": "second"}"#);
+    client.put("greeting", r#"{"message": "second"}"#);
     let versions: Vec<_> = fleet
         .iter()
         .map(|s| s.until("/", |b| b["message"] == "second")["version"].clone())
         .collect();
 
     // A bad put is refused by every instance, which keeps serving; its status says why.
-    let bad = put("greeting", r#"{"message": ""}"#);
+    let bad = client.put("greeting", r#"{"message": ""}"#);
     let named = format!("etcd:{PREFIX}greeting@{bad}");
     for (server, version) in fleet.iter().zip(&versions) {
         let status = server.until("/_internal/eac/status", |s| {

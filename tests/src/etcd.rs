@@ -115,6 +115,23 @@ impl EtcdServer {
         format!("http://127.0.0.1:{}", self.client_port)
     }
 
+    /// A client for tests that are not async, writing under `prefix`.
+    #[cfg(feature = "etcd")]
+    pub fn blocking_client(&self, prefix: &str) -> BlockingClient {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the etcd client");
+        let client = runtime
+            .block_on(etcd_client::Client::connect([self.endpoint()], None))
+            .expect("connect to etcd");
+        BlockingClient {
+            runtime,
+            client,
+            prefix: prefix.to_owned(),
+        }
+    }
+
     /// Its client port.
     pub fn port(&self) -> u16 {
         self.client_port
@@ -273,5 +290,35 @@ impl Drop for TcpProxy {
         if let Some(accept) = self.accept.take() {
             let _ = accept.join();
         }
+    }
+}
+
+/// An etcd client for tests that are not async: [`EtcdServer::blocking_client`].
+#[cfg(feature = "etcd")]
+pub struct BlockingClient {
+    runtime: tokio::runtime::Runtime,
+    client: etcd_client::Client,
+    prefix: String,
+}
+
+#[cfg(feature = "etcd")]
+impl std::fmt::Debug for BlockingClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingClient")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "etcd")]
+impl BlockingClient {
+    /// Puts `value` at `<prefix><key>`; returns the cluster's revision after it.
+    pub fn put(&mut self, key: &str, value: impl Into<Vec<u8>>) -> i64 {
+        let key = format!("{}{key}", self.prefix);
+        self.runtime
+            .block_on(self.client.put(key, value, None))
+            .expect("put")
+            .header()
+            .map_or(0, |h| h.revision())
     }
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
-use eac_accessor::source::{Dir, Etcd, EtcdOptions, LastGood, SourceStatus};
+use eac_accessor::source::{Dir, Etcd, EtcdOptions, EtcdWatch, LastGood, SourceStatus};
 use eac_accessor::{EaCAccessor, ErrorKind, Origin};
 use eac_tests::etcd::{EtcdServer, TcpProxy};
 use eac_tests::{ConfigDir, Greeting, Limits};
@@ -64,6 +64,18 @@ fn fleet_member(dir: &ConfigDir, etcd: &Etcd) -> (EaCAccessor, ReloadCoordinator
     (accessor, reloads)
 }
 
+/// A fleet member on `server` with its watch running (the coordinator returned keeps
+/// the watch's reloads going).
+async fn watched(
+    server: &EtcdServer,
+    dir: &ConfigDir,
+) -> (EaCAccessor, ReloadCoordinator, EtcdWatch) {
+    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (accessor, reloads) = fleet_member(dir, &etcd);
+    let watch = etcd.watch(&reloads);
+    (accessor, reloads, watch)
+}
+
 fn message(accessor: &EaCAccessor) -> String {
     accessor.load().section::<Greeting>().message.clone()
 }
@@ -113,9 +125,7 @@ async fn a_put_goes_live_with_its_key_and_revision_as_origin() {
     let mut c = client(&server).await;
     put_greeting(&mut c, "one").await;
     let dir = ConfigDir::with_app();
-    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
-    let (accessor, reloads) = fleet_member(&dir, &etcd);
-    let watch = etcd.watch(&reloads);
+    let (accessor, _reloads, watch) = watched(&server, &dir).await;
 
     let put = put_greeting(&mut c, "two").await;
     let revision = put.header().unwrap().revision();
@@ -174,9 +184,7 @@ async fn a_deleted_key_gives_way_to_the_files() {
     let mut c = client(&server).await;
     put_greeting(&mut c, "from etcd").await;
     let dir = ConfigDir::with_app();
-    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
-    let (accessor, reloads) = fleet_member(&dir, &etcd);
-    let watch = etcd.watch(&reloads);
+    let (accessor, _reloads, watch) = watched(&server, &dir).await;
     assert_eq!(message(&accessor), "from etcd");
 
     c.delete(format!("{PREFIX}greeting"), None).await.unwrap();
@@ -189,9 +197,7 @@ async fn a_bad_value_is_rejected_naming_key_and_revision_and_the_last_good_stays
     let server = EtcdServer::start();
     let mut c = client(&server).await;
     let dir = ConfigDir::with_app();
-    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
-    let (accessor, reloads) = fleet_member(&dir, &etcd);
-    let watch = etcd.watch(&reloads);
+    let (accessor, _reloads, watch) = watched(&server, &dir).await;
     let good = accessor.load_full();
 
     for (bad, kind) in [
@@ -267,9 +273,7 @@ async fn after_a_compaction_the_watch_reads_everything_again_and_loses_nothing()
 async fn etcd_killed_and_restarted_serving_throughout_then_resynced() {
     let mut server = EtcdServer::start();
     let dir = ConfigDir::with_app();
-    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
-    let (accessor, reloads) = fleet_member(&dir, &etcd);
-    let watch = etcd.watch(&reloads);
+    let (accessor, _reloads, watch) = watched(&server, &dir).await;
     assert!(until(LIVE, || etcd_status(&accessor).up).await);
     let served = accessor.load().version();
 
@@ -292,9 +296,7 @@ async fn etcd_killed_and_restarted_serving_throughout_then_resynced() {
 async fn a_paused_etcd_is_reported_down_within_the_keep_alive_bound() {
     let mut server = EtcdServer::start();
     let dir = ConfigDir::with_app();
-    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
-    let (accessor, reloads) = fleet_member(&dir, &etcd);
-    let watch = etcd.watch(&reloads);
+    let (accessor, _reloads, watch) = watched(&server, &dir).await;
     assert!(until(LIVE, || etcd_status(&accessor).up).await);
 
     server.pause();
