@@ -14,13 +14,14 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        version: Option<u64>,
+        // The version to stamp, 0 for none (versions start at 1): one word to check.
+        version: u64,
     }
 }
 
 impl<F> ResponseFuture<F> {
     #[inline]
-    pub(super) fn new(inner: F, version: Option<u64>) -> Self {
+    pub(super) fn new(inner: F, version: u64) -> Self {
         ResponseFuture { inner, version }
     }
 }
@@ -38,11 +39,10 @@ where
         // out of its `Poll` and back in (a response is over a hundred bytes).
         let mut poll = this.inner.poll(cx);
         // The version first: with the header off, one check and nothing else.
-        if let Some(version) = *this.version
+        if *this.version != 0
             && let Poll::Ready(Ok(response)) = &mut poll
         {
-            *this.version = None;
-            stamp(response, version);
+            stamp(response, std::mem::take(this.version));
         }
         poll
     }

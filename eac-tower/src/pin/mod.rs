@@ -95,7 +95,11 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let snapshot = self.accessor.load_full();
         // The number, not its header value: formatting it waits for the response.
-        let version = self.version_header.then(|| snapshot.version());
+        let version = if self.version_header {
+            snapshot.version()
+        } else {
+            0
+        };
         request.extensions_mut().insert(PinnedSnapshot(snapshot));
         ResponseFuture::new(self.inner.call(request), version)
     }
