@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
 use eac_accessor::source::Memory;
-use eac_accessor::{CachedReader, EaCAccessor, Origin};
+use eac_accessor::{CachedReader, EaCAccessor, Origin, SectionCell};
 
 mod peers;
 use peers::{DOC_A, DOC_B, Limits, PeerLimits, Plain};
@@ -35,6 +35,7 @@ thread_local! {
 /// The things being read, with what it takes to publish into each.
 struct Fixture {
     accessor: EaCAccessor,
+    cell: SectionCell<Limits>,
     doc: Memory,
     peer: dynamic_config::Builder<PeerLimits>,
     _peer_dir: tempfile::TempDir,
@@ -47,6 +48,7 @@ impl Fixture {
         let (accessor, doc) = peers::accessor();
         let (peer, _peer_dir) = peers::peer();
         Fixture {
+            cell: accessor.section_cell(),
             accessor,
             doc,
             peer,
@@ -64,6 +66,11 @@ impl Fixture {
 
     fn accessor_field(&self) {
         black_box(self.accessor.load().section::<Limits>().max_body_bytes);
+    }
+
+    /// Through a `SectionCell`, the section's lookup done once.
+    fn cell_field(&self) {
+        black_box(self.cell.load().max_body_bytes);
     }
 
     /// Through a per-thread `CachedReader`, as a worker thread would keep one.
@@ -208,7 +215,7 @@ fn with_writer<R>(fixture: &Fixture, writer: Writer, work: impl FnOnce() -> R) -
     })
 }
 
-const READS: [(&str, Read); 9] = [
+const READS: [(&str, Read); 10] = [
     ("accessor/load", Fixture::accessor_load),
     ("accessor/load+field", Fixture::accessor_field),
     ("accessor/cached+field", Fixture::cached_field),
@@ -218,9 +225,10 @@ const READS: [(&str, Read); 9] = [
     ("arcswap/load+field", Fixture::arcswap_field),
     ("rwlock/read+clone", Fixture::rwlock_clone),
     ("rwlock/read+clone+field", Fixture::rwlock_field),
+    ("accessor/cell+field", Fixture::cell_field),
 ];
 
-const CONTENDED: [(&str, Read, Writer); 7] = [
+const CONTENDED: [(&str, Read, Writer); 8] = [
     (
         "accessor/load",
         Fixture::accessor_load,
@@ -255,6 +263,11 @@ const CONTENDED: [(&str, Read, Writer); 7] = [
         "rwlock/read+clone (paced writer)",
         Fixture::rwlock_clone,
         Fixture::rwlock_paced_writer,
+    ),
+    (
+        "accessor/cell+field",
+        Fixture::cell_field,
+        Fixture::accessor_writer,
     ),
 ];
 
@@ -375,6 +388,14 @@ fn ratio_summary(fixture: &Fixture) {
     println!(
         "ratio cached+field/dynamic-config current+field = {:.2} (no target)",
         alone[2] / alone[4]
+    );
+    println!(
+        "ratio cell+field/dynamic-config current+field = {:.2} (no target; see callgrind.sh)",
+        alone[9] / alone[4]
+    );
+    println!(
+        "ratio cell+field/dynamic-config current+field, each under its own writer = {:.2} (no target)",
+        contended[7] / contended[3]
     );
     println!(
         "ratio load+field/dynamic-config current+field, each under its own writer = {:.2} (no target)",

@@ -22,6 +22,7 @@ const VARIANTS: &[&str] = &[
     "eac",
     "eac-resolved",
     "eac-resolved-key",
+    "eac-cell",
     "eac-cached",
     "eac-cached-load",
     "eac-cached-section",
@@ -67,6 +68,11 @@ fn run(variant: &str, n: u64) -> u64 {
             repeat(n, || {
                 accessor.load().resolved_by(&MAX_BODY).map_or(0, |m| m.0)
             })
+        }
+        "eac-cell" => {
+            let (accessor, _doc) = peers::accessor();
+            let limits = accessor.section_cell::<Limits>();
+            repeat(n, || limits.load().max_body_bytes)
         }
         "eac-cached" => {
             let (accessor, _doc) = peers::accessor();

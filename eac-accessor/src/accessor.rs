@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::{ArcSwap, Guard};
 use tokio::sync::{broadcast, watch};
 
+use crate::cell::AnyCell;
 use crate::diff::Diff;
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::hash::ContentHash;
@@ -73,6 +74,8 @@ pub(crate) struct Inner {
     /// read from, when it was.
     pub(crate) writer: Mutex<Option<u64>>,
     pub(crate) watchers: Box<[watch::Sender<(u64, AnySection)>]>,
+    /// One [`SectionCell`](crate::SectionCell) per section, in registration order.
+    pub(crate) cells: Box<[AnyCell]>,
     pub(crate) callbacks: Arc<Mutex<Callbacks>>,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) status: Mutex<Status>,
@@ -363,7 +366,7 @@ impl EaCAccessor {
         &self.inner.secrets
     }
 
-    fn index_of<T: EaCSection>(&self) -> usize {
+    pub(crate) fn index_of<T: EaCSection>(&self) -> usize {
         let id = TypeId::of::<T>();
         self.inner
             .specs
@@ -699,6 +702,12 @@ impl Builder {
         };
         let origin = snapshot.origin.clone();
         let snapshot = Arc::new(snapshot);
+        let cells = self
+            .specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| (spec.new_cell)(&snapshot, i))
+            .collect();
         if let Some(errors) = &fell_back {
             // Said before the publish, so that the last reload is the publish.
             status.record(&Origin::Startup, &Err(errors.clone()), started.elapsed());
@@ -734,6 +743,7 @@ impl Builder {
             resolvers: self.resolvers.into_boxed_slice(),
             writer: Mutex::new(read),
             watchers,
+            cells,
             callbacks: Arc::default(),
             events: broadcast::channel(256).0,
             status: Mutex::new(status),

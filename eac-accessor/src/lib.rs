@@ -61,6 +61,7 @@
 pub mod __private;
 mod accessor;
 mod cache;
+mod cell;
 pub mod diff;
 pub mod docs;
 mod error;
@@ -85,6 +86,7 @@ mod validate;
 pub use accessor::{Builder, EaCAccessor, PendingChange, ReloadReport, Status};
 pub use arc_swap::Guard;
 pub use cache::{CachedReader, CachedSection};
+pub use cell::{SectionCell, SectionGuard};
 pub use diff::{Change, ChangeKind, Class, Diff};
 pub use eac_derive::EaCSection;
 pub use error::{Error, ErrorKind, Errors, SourceName};

@@ -427,6 +427,9 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .push(&snapshot, paths.iter().map(|p| (*p).to_owned()).collect());
         self.current.store(Arc::clone(&snapshot));
+        for (i, (spec, cell)) in self.specs.iter().zip(self.cells.iter()).enumerate() {
+            (spec.store_cell)(cell, &snapshot, i);
+        }
         resolve::retire(&current, &snapshot);
         if let Some(error) = unsaved {
             let _ = self.events.send(Event::HistoryStoreFailed {

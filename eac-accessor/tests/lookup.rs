@@ -1,9 +1,13 @@
 //! `Snapshot::section` finds the right section however many are registered, in whatever
-//! order, through the per-type lookup hint and without it. The builders allow unknown
+//! order, through the per-type lookup hint and without it; a `SectionCell`, resolved
+//! once, reads the same section and follows every publish. The builders allow unknown
 //! keys: each registers a subset of the sections the shared document holds.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use eac_accessor::source::{Format, Memory};
-use eac_accessor::{EaCAccessor, EaCSection, Errors};
+use eac_accessor::{EaCAccessor, EaCSection, Errors, Origin, Outcome};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -209,5 +213,172 @@ fn a_section_not_registered_is_none() -> Result<(), Errors> {
     assert!(snapshot.get::<Wrapper<A>>().is_none());
     assert!(snapshot.get::<Manual>().is_none());
     assert_eq!(snapshot.get::<S1>().map(|s| s.n), Some(1));
+    Ok(())
+}
+
+fn all_twenty() -> Result<EaCAccessor, Errors> {
+    register!(
+        EaCAccessor::builder().allow_unknown_keys(true),
+        Manual,
+        S1,
+        S2,
+        S3,
+        S4,
+        S5,
+        S6,
+        S7,
+        S8,
+        S9,
+        S10,
+        S11,
+        S12,
+        S13,
+        S14,
+        S15,
+        S16,
+        S17,
+        Wrapper<B>,
+        Wrapper<A>
+    )
+    .source(Memory::new("m", Format::Toml, document()))
+    .build()
+}
+
+/// The section of `T` in a cell's guard is the very one its snapshot holds.
+fn same_as_its_snapshot<T: EaCSection>(accessor: &EaCAccessor) -> bool {
+    let guard = accessor.section_cell::<T>().load();
+    std::ptr::eq(&*guard, guard.snapshot().section::<T>())
+        && guard.version() == guard.snapshot().version()
+}
+
+#[test]
+fn a_section_cell_reads_its_own_section_among_twenty_including_generic_ones() -> Result<(), Errors>
+{
+    let accessor = all_twenty()?;
+    assert_eq!(accessor.section_cell::<S1>().load().n, 1);
+    assert_eq!(accessor.section_cell::<S9>().load().n, 9);
+    assert_eq!(accessor.section_cell::<S17>().load().n, 17);
+    assert_eq!(accessor.section_cell::<Wrapper<A>>().load().inner.a, 100);
+    assert_eq!(accessor.section_cell::<Wrapper<B>>().load().inner.b, 200);
+    assert_eq!(accessor.section_cell::<Manual>().load().n, 300);
+    assert!(same_as_its_snapshot::<S17>(&accessor));
+    assert!(same_as_its_snapshot::<Wrapper<A>>(&accessor));
+    assert!(same_as_its_snapshot::<Manual>(&accessor));
+    Ok(())
+}
+
+#[test]
+#[should_panic(expected = "section `lookup::S2` is not registered")]
+fn a_cell_of_a_section_not_registered_panics_naming_it() {
+    let accessor = EaCAccessor::builder()
+        .allow_unknown_keys(true)
+        .section::<S1>()
+        .source(Memory::new("m", Format::Toml, document()))
+        .build()
+        .unwrap();
+    let _ = accessor.section_cell::<S2>();
+}
+
+#[test]
+fn a_section_cell_follows_publishes_and_rollbacks_and_keeps_a_rejected_one_out()
+-> Result<(), Errors> {
+    #[derive(Deserialize, JsonSchema, EaCSection)]
+    #[eac(path = "limits")]
+    struct Limits {
+        #[schemars(range(max = 100))]
+        max: u64,
+    }
+    let doc = Memory::new("m", Format::Toml, "[limits]\nmax = 1\n");
+    let accessor = EaCAccessor::builder()
+        .section::<Limits>()
+        .source(doc.clone())
+        .build()?;
+    let cell = accessor.section_cell::<Limits>();
+    let shared = cell.clone(); // clones share the one cell
+    assert_eq!((cell.load().max, cell.load().version()), (1, 1));
+
+    doc.set("[limits]\nmax = 2\n");
+    assert!(matches!(
+        accessor.reload(Origin::Refresh)?,
+        Outcome::Published { .. }
+    ));
+    assert_eq!((shared.load().max, shared.load().version()), (2, 2));
+
+    // Rejected by the schema: the cell keeps version 2, as the accessor does.
+    doc.set("[limits]\nmax = 1000\n");
+    assert!(accessor.reload(Origin::Refresh).is_err());
+    assert_eq!((cell.load().max, cell.load().version()), (2, 2));
+
+    accessor.rollback_to(1)?;
+    let current = cell.load();
+    assert_eq!((current.max, current.version()), (1, 3));
+    assert_eq!(current.snapshot().version(), accessor.load().version());
+    assert!(std::ptr::eq(cell.load_full().as_ref(), &*current));
+    Ok(())
+}
+
+#[test]
+fn a_section_cell_holds_no_version_but_the_current_one() -> Result<(), Errors> {
+    let doc = Memory::new("m", Format::Toml, document());
+    let accessor = EaCAccessor::builder()
+        .allow_unknown_keys(true)
+        .section::<S1>()
+        .source(doc.clone())
+        .build()?;
+    let cell = accessor.section_cell::<S1>();
+    let first = Arc::downgrade(cell.load().snapshot());
+    let first_section = Arc::downgrade(&cell.load().to_arc());
+    doc.set(document().replace("[s1]\nn = 1", "[s1]\nn = 11"));
+    accessor.reload(Origin::Refresh)?;
+    // Nothing reads version 1 any more: the cell let go of it with the accessor.
+    assert!(first.upgrade().is_none(), "the old snapshot is still alive");
+    assert!(
+        first_section.upgrade().is_none(),
+        "the old section is still alive"
+    );
+    assert_eq!(cell.load().n, 11);
+    Ok(())
+}
+
+#[test]
+fn a_section_cell_read_always_agrees_with_its_snapshot_under_a_continuous_writer()
+-> Result<(), Errors> {
+    let doc = Memory::new("m", Format::Toml, "[s1]\nn = 0\n[s2]\nn = 0\n");
+    let accessor = EaCAccessor::builder()
+        .section::<S1>()
+        .section::<S2>()
+        .source(doc.clone())
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (accessor, stop) = (accessor.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) && i < 2000 {
+                i += 1;
+                // Both sections get the same number in each version.
+                doc.set(format!("[s1]\nn = {i}\n[s2]\nn = {i}\n"));
+                accessor.reload(Origin::Refresh).expect("valid");
+            }
+            i
+        })
+    };
+    let cell = accessor.section_cell::<S1>();
+    let (mut last_version, mut reads) = (0, 0u64);
+    while !writer.is_finished() {
+        let s1 = cell.load();
+        let s2 = s1.snapshot().section::<S2>();
+        assert_eq!(s1.n, s2.n, "version {} mixes two versions", s1.version());
+        assert!(
+            s1.version() >= last_version,
+            "went back from {last_version}"
+        );
+        last_version = s1.version();
+        reads += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let published = writer.join().expect("the writer ran");
+    assert!(reads > 0);
+    assert_eq!(cell.load().n, published);
     Ok(())
 }

@@ -1,0 +1,207 @@
+//! A shared handle to one section, resolved once: a read is one arc-swap load.
+
+use std::any::Any;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
+
+use crate::accessor::EaCAccessor;
+use crate::section::EaCSection;
+use crate::snapshot::Snapshot;
+
+/// A registered section's cell, type-erased: an `ArcSwap<View<T>>` for its `T`.
+pub(crate) type AnyCell = Arc<dyn Any + Send + Sync>;
+
+/// What a cell holds: one version's section and the snapshot it belongs to.
+struct View<T> {
+    section: Arc<T>,
+    snapshot: Arc<Snapshot>,
+}
+
+/// The section at `index` of `snapshot`, with the snapshot.
+fn view<T: EaCSection>(snapshot: &Arc<Snapshot>, index: usize) -> Arc<View<T>> {
+    let (_, _, section) = &snapshot.sections[index];
+    let section = Arc::clone(section)
+        .downcast::<T>()
+        .unwrap_or_else(|_| unreachable!("section {index} of the snapshot is a `T`"));
+    Arc::new(View {
+        section,
+        snapshot: Arc::clone(snapshot),
+    })
+}
+
+/// A new cell for the section `T` at `index`, holding `snapshot`'s.
+pub(crate) fn new_cell<T: EaCSection>(snapshot: &Arc<Snapshot>, index: usize) -> AnyCell {
+    Arc::new(ArcSwap::new(view::<T>(snapshot, index)))
+}
+
+/// Stores `snapshot`'s section `T` (at `index`) in `cell`, made by [`new_cell`] for `T`.
+pub(crate) fn store<T: EaCSection>(cell: &AnyCell, snapshot: &Arc<Snapshot>, index: usize) {
+    if let Some(cell) = cell.downcast_ref::<ArcSwap<View<T>>>() {
+        cell.store(view::<T>(snapshot, index));
+    }
+}
+
+/// A shared handle to one section, for the read that every request pays: the lookup
+/// of the section is done once, when the cell is made, so a read is one arc-swap load
+/// — no search, no type check, no `dyn Any`.
+///
+/// Made by [`EaCAccessor::section_cell`]. The accessor keeps the cell up to date: every
+/// publish stores the new version's section in it, right after it becomes current.
+/// A [`load`](SectionCell::load) derefs to the section and knows the
+/// [`snapshot`](SectionGuard::snapshot) it came from, so other sections of the same
+/// version are one call away.
+///
+/// # Compared with the other reads
+///
+/// - [`EaCAccessor::load`] + [`Snapshot::section`]: the general read; the section is
+///   looked up in the snapshot (a hint, a type check) on every read.
+/// - `SectionCell<T>`: the same guarantees for one section, without the lookup. It is
+///   `Clone + Send + Sync` — keep one in the application state, share it between
+///   threads. It holds only the current version, as the accessor does: an old one is
+///   freed once its last reader lets go.
+/// - [`CachedSection`](crate::CachedSection): fewer instructions still (a pointer
+///   comparison), but owned by one thread or task, and it holds the version it last
+///   read until it reads again.
+///
+/// # Consistency
+///
+/// A guard's section and its snapshot are always the same version. Two `load`s — of one
+/// cell or of two — may straddle a publish: a unit of work that reads several sections
+/// reads them from one guard's [`snapshot`](SectionGuard::snapshot) (or from one
+/// [`EaCAccessor::load`]). For an instant during a publish a cell may still hold the
+/// version [`EaCAccessor::load`] has just replaced.
+///
+/// ```
+/// use eac_accessor::source::{Format, Memory};
+/// use eac_accessor::{EaCAccessor, EaCSection, Origin};
+///
+/// #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+/// struct Limits {
+///     max_body_bytes: u64,
+/// }
+///
+/// #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+/// struct Greeting {
+///     message: String,
+/// }
+///
+/// let doc = Memory::new(
+///     "app",
+///     Format::Toml,
+///     "[limits]\nmax_body_bytes = 10\n[greeting]\nmessage = \"hi\"\n",
+/// );
+/// let accessor = EaCAccessor::builder()
+///     .section::<Limits>()
+///     .section::<Greeting>()
+///     .source(doc.clone())
+///     .build()?;
+///
+/// let limits = accessor.section_cell::<Limits>(); // the lookup, once
+/// assert_eq!(limits.load().max_body_bytes, 10); // a read: one arc-swap load
+///
+/// doc.set("[limits]\nmax_body_bytes = 20\n[greeting]\nmessage = \"hello\"\n");
+/// accessor.reload(Origin::Refresh)?;
+/// let current = limits.load();
+/// assert_eq!(current.max_body_bytes, 20);
+/// // The other sections of the same version, from the guard's snapshot.
+/// assert_eq!(current.snapshot().section::<Greeting>().message, "hello");
+/// assert_eq!(current.version(), 2);
+/// # Ok::<(), eac_accessor::Errors>(())
+/// ```
+pub struct SectionCell<T> {
+    cell: Arc<ArcSwap<View<T>>>,
+}
+
+impl<T> Clone for SectionCell<T> {
+    fn clone(&self) -> Self {
+        SectionCell {
+            cell: Arc::clone(&self.cell),
+        }
+    }
+}
+
+impl<T: EaCSection> SectionCell<T> {
+    /// The current version of the section, as a cheap guard: one atomic load, no lock,
+    /// no clone. Hold it for a short unit of work, as [`EaCAccessor::load`]'s guard.
+    #[inline]
+    pub fn load(&self) -> SectionGuard<T> {
+        SectionGuard {
+            guard: self.cell.load(),
+        }
+    }
+
+    /// The current version of the section, owned, to keep across an `.await` or hand to
+    /// another task.
+    pub fn load_full(&self) -> Arc<T> {
+        Arc::clone(&self.cell.load().section)
+    }
+}
+
+impl<T> fmt::Debug for SectionCell<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SectionCell")
+            .field("section", &std::any::type_name::<T>())
+            .field("version", &self.cell.load().snapshot.version())
+            .finish()
+    }
+}
+
+/// One version of a section, read through a [`SectionCell`]: derefs to the section.
+pub struct SectionGuard<T> {
+    guard: Guard<Arc<View<T>>>,
+}
+
+impl<T> SectionGuard<T> {
+    /// The snapshot this section belongs to: every other section of the same version.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.guard.snapshot
+    }
+
+    /// The version this section belongs to.
+    pub fn version(&self) -> u64 {
+        self.guard.snapshot.version()
+    }
+
+    /// The section as an owned `Arc`.
+    pub fn to_arc(&self) -> Arc<T> {
+        Arc::clone(&self.guard.section)
+    }
+}
+
+impl<T> Deref for SectionGuard<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.guard.section
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for SectionGuard<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SectionGuard")
+            .field("version", &self.version())
+            .field("section", &**self)
+            .finish()
+    }
+}
+
+impl EaCAccessor {
+    /// A shared handle to section `T` whose reads skip the section lookup: see
+    /// [`SectionCell`].
+    ///
+    /// # Panics
+    ///
+    /// When `T` was not registered with `EaCAccessor::builder().section::<T>()`.
+    pub fn section_cell<T: EaCSection>(&self) -> SectionCell<T> {
+        let cell = Arc::clone(&self.inner.cells[self.index_of::<T>()]);
+        SectionCell {
+            cell: cell
+                .downcast::<ArcSwap<View<T>>>()
+                .unwrap_or_else(|_| unreachable!("the cell of a `T` is an `ArcSwap<View<T>>`")),
+        }
+    }
+}
