@@ -38,6 +38,9 @@
 //! - [`EaCAccessor`]: the handle; [`Builder`] registers sections, sources and hooks.
 //! - [`Snapshot`]: one immutable version; read everything from one (its `# Consistency`);
 //!   [`Snapshot::source_of`] says which source set a value, over which others.
+//! - Faster reads: [`SectionCell`] (a shared handle to one section: one arc-swap load,
+//!   no lookup), [`CachedReader`] and [`CachedSection`] (kept by one thread: a pointer
+//!   comparison while nothing changed).
 //! - [`EaCSection`]: a typed section with a path, a schema, secrets and a `validate` hook;
 //!   [`Secret`] for secret fields of a section that derives `Debug`.
 //! - [Only registered sections are configuration](crate::docs#only-registered-sections-are-configuration):

@@ -1,12 +1,13 @@
 //! `live_server` under an operator's faults, as a process: relative config folders,
-//! two processes on one state dir, SIGHUP, SIGTERM with requests already received
-//! while it was stopped, and manual reload mode.
+//! two processes on one state dir, SIGHUP (also while it starts), SIGTERM with requests
+//! already received while it was stopped (and while it starts), and manual reload mode.
 
 mod support;
 
-use std::net::TcpStream;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use eac_tests::{APP_TOML as APP, SmallDisk};
 use support::{Auth, Launch, read_response, write_request};
@@ -95,6 +96,112 @@ fn sighup_reloads_and_never_ends_the_process() {
     assert!(server.running(), "SIGHUP ended the process");
     assert_eq!(server.request("GET", "/", Auth::None).status, 200);
     server.terminate();
+}
+
+/// A remote that holds `live_server`'s start: it accepts the first fetch and reads its
+/// request, and answers only when told.
+struct HeldRemote {
+    listener: TcpListener,
+}
+
+impl HeldRemote {
+    fn new() -> HeldRemote {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        HeldRemote { listener }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/config.json", self.listener.local_addr().unwrap())
+    }
+
+    /// Waits (up to 10 s) for the start's fetch and reads its request: from then on
+    /// the process is starting, past the point where it registers its signals.
+    fn held(&self, server: &mut support::Spawned) -> TcpStream {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stream = loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        server.running(),
+                        "it ended before fetching:\n{}",
+                        server.log()
+                    );
+                    assert!(Instant::now() < deadline, "no fetch:\n{}", server.log());
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).expect("the fetch's request");
+            head.push(byte[0]);
+        }
+        stream
+    }
+}
+
+/// Answers a held fetch with an empty JSON document.
+fn answer(mut stream: TcpStream) {
+    stream
+        .write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_sighup_while_it_starts_never_ends_it_and_reloads_once_it_serves() {
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let remote = HeldRemote::new();
+    let mut starting = Launch::new(config.path(), state.path())
+        .arg("--remote")
+        .arg(&remote.url())
+        .env("EAC_REFRESH_POLL_INTERVAL_MS", "0")
+        .spawn();
+    let fetch = remote.held(&mut starting);
+    starting.signal("HUP");
+    starting.signal("HUP");
+    // Under SIGHUP's default action the process would be gone before it could read the
+    // answer: it would never say it listens.
+    answer(fetch);
+    let server = starting.listening();
+    assert_eq!(server.get("/", Auth::None)["message"], "hello");
+    let status = server.until("/_internal/eac/status", |s| {
+        s["last_reload"]["origin"]["kind"] == "signal"
+    });
+    assert_eq!(status["version"], 1, "nothing changed: {status}");
+    server.terminate();
+}
+
+#[test]
+fn a_sigterm_while_it_starts_ends_it_with_0_at_once() {
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let remote = HeldRemote::new();
+    let mut starting = Launch::new(config.path(), state.path())
+        .arg("--remote")
+        .arg(&remote.url())
+        .spawn();
+    let _held = remote.held(&mut starting);
+    starting.signal("TERM");
+    // The fetch is still held: it exits without waiting for it.
+    assert_eq!(starting.wait_exit(), Some(0), "{}", starting.log());
+    assert!(
+        starting.log().contains("SIGTERM while starting"),
+        "{}",
+        starting.log()
+    );
 }
 
 #[test]

@@ -112,33 +112,24 @@ impl Launch {
 
     /// Starts it and waits for its "listening" line; its log goes to a file.
     pub fn start(&self) -> Server {
+        self.spawn().listening()
+    }
+
+    /// Starts it without waiting: see [`Spawned`].
+    pub fn spawn(&self) -> Spawned {
         let log = tempfile::NamedTempFile::new().unwrap();
-        let mut child = self
+        let child = self
             .command()
             .stdout(Stdio::piped())
             .stderr(log.reopen().unwrap())
             .spawn()
             .expect("start live_server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addresses: Vec<SocketAddr> = line
-            .split("http://")
-            .skip(1)
-            .filter_map(|a| a.split_whitespace().next()?.parse().ok())
-            .collect();
-        assert!(
-            !addresses.is_empty(),
-            "no address in {line:?}; log:\n{}",
-            std::fs::read_to_string(log.path()).unwrap_or_default()
-        );
-        Server {
+        Spawned(Server {
             child,
-            address: addresses[0],
-            admin: addresses.get(1).copied(),
+            address: SocketAddr::from(([0, 0, 0, 0], 0)),
+            admin: None,
             log,
-        }
+        })
     }
 
     /// Runs it to completion (`--check`, `--print-schema`): exit code, stdout, stderr.
@@ -174,6 +165,54 @@ impl Launch {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// A `live_server` started but maybe not serving yet: it can be signalled and waited
+/// for; [`listening`](Spawned::listening) waits for its "listening" line.
+#[derive(Debug)]
+pub struct Spawned(Server);
+
+impl Spawned {
+    /// Waits for the "listening" line: the server, with its addresses.
+    pub fn listening(mut self) -> Server {
+        let mut line = String::new();
+        BufReader::new(self.0.child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addresses: Vec<SocketAddr> = line
+            .split("http://")
+            .skip(1)
+            .filter_map(|a| a.split_whitespace().next()?.parse().ok())
+            .collect();
+        assert!(
+            !addresses.is_empty(),
+            "no address in {line:?}; log:\n{}",
+            self.0.log()
+        );
+        self.0.address = addresses[0];
+        self.0.admin = addresses.get(1).copied();
+        self.0
+    }
+
+    /// Sends it the signal `name` (`HUP`, `TERM`…).
+    pub fn signal(&self, name: &str) {
+        self.0.signal(name)
+    }
+
+    /// Waits up to 15 s for the process to exit; its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        self.0.wait_exit()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.0.running()
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        self.0.log()
     }
 }
 

@@ -10,6 +10,7 @@ mod remote;
 mod rules;
 mod sections;
 mod serve;
+mod signals;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -20,9 +21,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use eac_accessor::lens::Lens;
-use eac_accessor::reload::{ReloadConfig, ReloadCoordinator, Triggered};
+use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
 use eac_accessor::source::{Dir, Env, Http};
-use eac_accessor::{Builder, EaCAccessor, Origin};
+use eac_accessor::{Builder, EaCAccessor};
 use eac_tower::admin::{self, AdminConfig};
 use eac_tower::{EaCLayer, LiveBodyLimitLayer, LiveTimeoutLayer, Pinned, Section};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -34,6 +35,7 @@ use etcd::EtcdSource;
 use options::Options;
 use sections::{Access, Features, Greeting, Limits, Upstream};
 use serve::{Listener, ServeConfig};
+use signals::Signals;
 
 /// The sections and sources, shared by serving, `--check` and `--print-schema`: the
 /// files, then the remote document (`--remote`) and the etcd prefix (`--etcd`), then
@@ -155,41 +157,6 @@ async fn pinned_route(greeting: Section<Greeting>, limits: Section<Limits>) -> J
     }))
 }
 
-/// SIGTERM and Ctrl-C stop the server; SIGHUP reloads through the coordinator.
-fn handle_signals(
-    reloads: ReloadCoordinator,
-    stop: tokio::sync::watch::Sender<bool>,
-) -> std::io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    // Registered before the server says it listens: from then on no signal ends it
-    // by its default action.
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = term.recv() => break,
-                result = tokio::signal::ctrl_c() => {
-                    if result.is_ok() { break }
-                }
-                _ = hangup.recv() => {
-                    tracing::info!("SIGHUP: reloading");
-                    let origin = Origin::Signal { name: "SIGHUP".into() };
-                    match reloads.trigger(origin).await {
-                        Ok(Triggered::Reloaded(outcome)) => tracing::info!(outcome = outcome.as_str(), version = outcome.version(), "SIGHUP reload done"),
-                        Ok(Triggered::Pending(preview)) => tracing::info!(pending = preview.would_publish, "SIGHUP: re-read; publish with POST refresh"),
-                        Ok(_) => {}
-                        Err(errors) => tracing::warn!(%errors, "SIGHUP reload failed; keeping the current version"),
-                    }
-                }
-            }
-        }
-        tracing::info!("shutting down");
-        let _ = stop.send(true);
-    });
-    Ok(())
-}
-
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("live_server: {message}");
     ExitCode::FAILURE
@@ -212,34 +179,53 @@ async fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if options.check {
+        return check(&options).await;
+    }
+    serve_until_stopped(options).await
+}
+
+/// `--check`: validates the configuration as a start would, serves nothing.
+async fn check(options: &Options) -> ExitCode {
+    let etcd = match EtcdSource::connect(options).await {
+        Ok(etcd) => etcd,
+        Err(e) => return fail(e),
+    };
+    let dir = options.config_dir.display();
+    // The remote is fetched (no cache: --check opens no state dir).
+    let remote = match &options.remote {
+        Some(url) => match remote::start(url, options.remote_ca.as_deref(), None).await {
+            Ok(r) => Some(r),
+            Err(e) => return fail(e),
+        },
+        None => None,
+    };
+    match builder(options, remote.as_ref(), &etcd).check() {
+        Ok(()) => {
+            println!("{dir}: valid");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            println!("{dir}: invalid, {} error(s)", errors.as_slice().len());
+            for error in errors.as_slice() {
+                println!("  - {error}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Starts the server and serves until SIGTERM or SIGINT.
+async fn serve_until_stopped(options: Options) -> ExitCode {
+    // First of all: from here on no signal ends the process by its default action.
+    let signals = match Signals::register() {
+        Ok(s) => s,
+        Err(e) => return fail(format_args!("cannot handle signals: {e}")),
+    };
     let etcd = match EtcdSource::connect(&options).await {
         Ok(etcd) => etcd,
         Err(e) => return fail(e),
     };
-    if options.check {
-        let dir = options.config_dir.display();
-        // The remote is fetched (no cache: --check opens no state dir).
-        let remote = match &options.remote {
-            Some(url) => match remote::start(url, options.remote_ca.as_deref(), None).await {
-                Ok(r) => Some(r),
-                Err(e) => return fail(e),
-            },
-            None => None,
-        };
-        return match builder(&options, remote.as_ref(), &etcd).check() {
-            Ok(()) => {
-                println!("{dir}: valid");
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                println!("{dir}: invalid, {} error(s)", errors.as_slice().len());
-                for error in errors.as_slice() {
-                    println!("  - {error}");
-                }
-                ExitCode::FAILURE
-            }
-        };
-    }
     // Before the accessor is built, so that the first publish is counted.
     let metrics = match install_metrics() {
         Ok(m) => m,
@@ -332,9 +318,7 @@ async fn main() -> ExitCode {
         }
     }
     let etcd = etcd.start(&reloads, &accessor, &etcd::instance_id(app_address));
-    if let Err(e) = handle_signals(reloads.clone(), stop_tx) {
-        return fail(format_args!("cannot handle signals: {e}"));
-    }
+    signals.serving(reloads.clone(), stop_tx).await;
     let address = app_address;
     tracing::info!(
         %address,

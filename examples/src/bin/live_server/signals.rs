@@ -1,0 +1,108 @@
+//! The signals `live_server` handles: SIGTERM and SIGINT stop it, SIGHUP reloads.
+//!
+//! They are registered first thing on the serving path, before anything slow at start
+//! (connecting to etcd, the first remote fetch, the first build, the history): from
+//! then on no signal ends the process by its default action. Until the server serves,
+//! SIGTERM and SIGINT end it at once with 0 (nothing is served yet, nothing to drain),
+//! and a SIGHUP is remembered and reloads once it serves.
+
+use eac_accessor::Origin;
+use eac_accessor::reload::{ReloadCoordinator, Triggered};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// The three signals, registered.
+pub(crate) struct Signals {
+    term: Signal,
+    interrupt: Signal,
+    hangup: Signal,
+}
+
+/// The signals while the server starts; see the [module docs](self).
+pub(crate) struct Starting {
+    started: oneshot::Sender<()>,
+    task: JoinHandle<(Signals, bool)>,
+}
+
+impl Signals {
+    /// Registers the handlers, replacing the default actions, and watches them while
+    /// the server starts.
+    pub(crate) fn register() -> std::io::Result<Starting> {
+        let mut signals = Signals {
+            term: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        };
+        let (started, mut until_started) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut hangup = false;
+            loop {
+                tokio::select! {
+                    _ = &mut until_started => return (signals, hangup),
+                    _ = signals.term.recv() => exit_while_starting("SIGTERM"),
+                    _ = signals.interrupt.recv() => exit_while_starting("SIGINT"),
+                    _ = signals.hangup.recv() => {
+                        tracing::info!("SIGHUP while starting: reloading once serving");
+                        hangup = true;
+                    }
+                }
+            }
+        });
+        Ok(Starting { started, task })
+    }
+}
+
+fn exit_while_starting(name: &str) -> ! {
+    tracing::info!("{name} while starting: exiting");
+    std::process::exit(0)
+}
+
+impl Starting {
+    /// The server serves: from now on SIGTERM and SIGINT send `stop`, SIGHUP reloads
+    /// through `reloads` (and once at once, if one came while starting).
+    pub(crate) async fn serving(self, reloads: ReloadCoordinator, stop: watch::Sender<bool>) {
+        let _ = self.started.send(());
+        let Ok((mut signals, hangup)) = self.task.await else {
+            // The watcher cannot panic; were it gone, the default actions are gone too.
+            tracing::error!("the signal watcher ended; signals are ignored");
+            return;
+        };
+        tokio::spawn(async move {
+            if hangup {
+                reload(&reloads).await;
+            }
+            loop {
+                tokio::select! {
+                    _ = signals.term.recv() => break,
+                    _ = signals.interrupt.recv() => break,
+                    _ = signals.hangup.recv() => reload(&reloads).await,
+                }
+            }
+            tracing::info!("shutting down");
+            let _ = stop.send(true);
+        });
+    }
+}
+
+async fn reload(reloads: &ReloadCoordinator) {
+    tracing::info!("SIGHUP: reloading");
+    let origin = Origin::Signal {
+        name: "SIGHUP".into(),
+    };
+    match reloads.trigger(origin).await {
+        Ok(Triggered::Reloaded(outcome)) => tracing::info!(
+            outcome = outcome.as_str(),
+            version = outcome.version(),
+            "SIGHUP reload done"
+        ),
+        Ok(Triggered::Pending(preview)) => tracing::info!(
+            pending = preview.would_publish,
+            "SIGHUP: re-read; publish with POST refresh"
+        ),
+        Ok(_) => {}
+        Err(errors) => {
+            tracing::warn!(%errors, "SIGHUP reload failed; keeping the current version")
+        }
+    }
+}
