@@ -105,9 +105,9 @@ fn check_all(accessor: &EaCAccessor) {
     assert_eq!(s.section::<Manual>().n, 300);
 }
 
-#[test]
-fn each_of_twenty_sections_is_found_including_generic_ones() -> Result<(), Errors> {
-    let accessor = register!(
+/// All twenty sections, registered in the order they are declared.
+fn forward() -> Result<EaCAccessor, Errors> {
+    register!(
         EaCAccessor::builder().allow_unknown_keys(true),
         S1,
         S2,
@@ -131,41 +131,12 @@ fn each_of_twenty_sections_is_found_including_generic_ones() -> Result<(), Error
         Manual
     )
     .source(Memory::new("m", Format::Toml, document()))
-    .build()?;
-    // Twice: the first read of each type may scan, the second goes by its hint.
-    check_all(&accessor);
-    check_all(&accessor);
-    Ok(())
+    .build()
 }
 
-#[test]
-fn accessors_registering_in_different_orders_each_read_right() -> Result<(), Errors> {
-    let forward = register!(
-        EaCAccessor::builder().allow_unknown_keys(true),
-        S1,
-        S2,
-        S3,
-        S4,
-        S5,
-        S6,
-        S7,
-        S8,
-        S9,
-        S10,
-        S11,
-        S12,
-        S13,
-        S14,
-        S15,
-        S16,
-        S17,
-        Wrapper<A>,
-        Wrapper<B>,
-        Manual
-    )
-    .source(Memory::new("m", Format::Toml, document()))
-    .build()?;
-    let backward = register!(
+/// All twenty sections, registered in the reverse order.
+fn backward() -> Result<EaCAccessor, Errors> {
+    register!(
         EaCAccessor::builder().allow_unknown_keys(true),
         Manual,
         Wrapper<B>,
@@ -189,7 +160,22 @@ fn accessors_registering_in_different_orders_each_read_right() -> Result<(), Err
         S1
     )
     .source(Memory::new("m", Format::Toml, document()))
-    .build()?;
+    .build()
+}
+
+#[test]
+fn each_of_twenty_sections_is_found_including_generic_ones() -> Result<(), Errors> {
+    let accessor = forward()?;
+    // Twice: the first read of each type may scan, the second goes by its hint.
+    check_all(&accessor);
+    check_all(&accessor);
+    Ok(())
+}
+
+#[test]
+fn accessors_registering_in_different_orders_each_read_right() -> Result<(), Errors> {
+    let forward = forward()?;
+    let backward = backward()?;
     // Interleaved, so that each read finds the hint the other accessor left.
     for _ in 0..3 {
         check_all(&forward);
@@ -216,34 +202,6 @@ fn a_section_not_registered_is_none() -> Result<(), Errors> {
     Ok(())
 }
 
-fn all_twenty() -> Result<EaCAccessor, Errors> {
-    register!(
-        EaCAccessor::builder().allow_unknown_keys(true),
-        Manual,
-        S1,
-        S2,
-        S3,
-        S4,
-        S5,
-        S6,
-        S7,
-        S8,
-        S9,
-        S10,
-        S11,
-        S12,
-        S13,
-        S14,
-        S15,
-        S16,
-        S17,
-        Wrapper<B>,
-        Wrapper<A>
-    )
-    .source(Memory::new("m", Format::Toml, document()))
-    .build()
-}
-
 /// The section of `T` in a cell's guard is the very one its snapshot holds.
 fn same_as_its_snapshot<T: EaCSection>(accessor: &EaCAccessor) -> bool {
     let guard = accessor.section_cell::<T>().load();
@@ -254,7 +212,7 @@ fn same_as_its_snapshot<T: EaCSection>(accessor: &EaCAccessor) -> bool {
 #[test]
 fn a_section_cell_reads_its_own_section_among_twenty_including_generic_ones() -> Result<(), Errors>
 {
-    let accessor = all_twenty()?;
+    let accessor = backward()?;
     assert_eq!(accessor.section_cell::<S1>().load().n, 1);
     assert_eq!(accessor.section_cell::<S9>().load().n, 9);
     assert_eq!(accessor.section_cell::<S17>().load().n, 17);

@@ -157,8 +157,9 @@ fn answer(mut stream: TcpStream) {
         .unwrap();
 }
 
-#[test]
-fn a_sighup_while_it_starts_never_ends_it_and_reloads_once_it_serves() {
+/// A `live_server` held in its start by its remote's first fetch (no polling after it);
+/// the fetch to answer; the config and state dirs, to keep.
+fn held_start() -> (support::Spawned, TcpStream, [tempfile::TempDir; 2]) {
     let config = tempfile::tempdir().unwrap();
     let state = tempfile::tempdir().unwrap();
     std::fs::write(config.path().join("app.toml"), APP).unwrap();
@@ -169,6 +170,12 @@ fn a_sighup_while_it_starts_never_ends_it_and_reloads_once_it_serves() {
         .env("EAC_REFRESH_POLL_INTERVAL_MS", "0")
         .spawn();
     let fetch = remote.held(&mut starting);
+    (starting, fetch, [config, state])
+}
+
+#[test]
+fn a_sighup_while_it_starts_never_ends_it_and_reloads_once_it_serves() {
+    let (mut starting, fetch, _dirs) = held_start();
     starting.signal("HUP");
     starting.signal("HUP");
     // Under SIGHUP's default action the process would be gone before it could read the
@@ -185,15 +192,7 @@ fn a_sighup_while_it_starts_never_ends_it_and_reloads_once_it_serves() {
 
 #[test]
 fn a_sigterm_while_it_starts_ends_it_with_0_at_once() {
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
-    let remote = HeldRemote::new();
-    let mut starting = Launch::new(config.path(), state.path())
-        .arg("--remote")
-        .arg(&remote.url())
-        .spawn();
-    let _held = remote.held(&mut starting);
+    let (mut starting, _held, _dirs) = held_start();
     starting.signal("TERM");
     // The fetch is still held: it exits without waiting for it.
     assert_eq!(starting.wait_exit(), Some(0), "{}", starting.log());
