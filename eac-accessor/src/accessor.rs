@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::{ArcSwap, Guard};
 use tokio::sync::{broadcast, watch};
 
-use crate::cell::AnyCell;
+use crate::cell::{self, Follow, NewCell, SectionCell};
 use crate::diff::Diff;
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::hash::ContentHash;
@@ -75,7 +75,7 @@ pub(crate) struct Inner {
     pub(crate) writer: Mutex<Option<u64>>,
     pub(crate) watchers: Box<[watch::Sender<(u64, AnySection)>]>,
     /// One [`SectionCell`](crate::SectionCell) per section, in registration order.
-    pub(crate) cells: Box<[AnyCell]>,
+    pub(crate) cells: Box<[Box<dyn Follow>]>,
     pub(crate) callbacks: Arc<Mutex<Callbacks>>,
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) status: Mutex<Status>,
@@ -241,6 +241,17 @@ impl EaCAccessor {
         SectionWatch::new(self.inner.watchers[self.index_of::<T>()].subscribe())
     }
 
+    /// A shared handle to section `T` whose reads skip the section lookup: see
+    /// [`SectionCell`].
+    ///
+    /// # Panics
+    ///
+    /// When `T` was not registered with `EaCAccessor::builder().section::<T>()`.
+    pub fn section_cell<T: EaCSection>(&self) -> SectionCell<T> {
+        SectionCell::of(&*self.inner.cells[self.index_of::<T>()])
+            .unwrap_or_else(|| unreachable!("the cell of section `T` is a `T`'s"))
+    }
+
     /// Calls `callback` with the old and new value each time section `T` changes, in
     /// version order, on the thread that publishes; keep it short.
     ///
@@ -366,7 +377,7 @@ impl EaCAccessor {
         &self.inner.secrets
     }
 
-    pub(crate) fn index_of<T: EaCSection>(&self) -> usize {
+    fn index_of<T: EaCSection>(&self) -> usize {
         let id = TypeId::of::<T>();
         self.inner
             .specs
@@ -393,6 +404,8 @@ impl fmt::Debug for EaCAccessor {
 /// Configures an [`EaCAccessor`]: its sections, its sources in merge order, and hooks.
 pub struct Builder {
     specs: Vec<SectionSpec>,
+    /// Makes each section's [`SectionCell`], beside `specs`.
+    cells: Vec<NewCell>,
     errors: Vec<Error>,
     sources: Vec<Box<dyn Source>>,
     hooks: Vec<(String, Box<Hook>)>,
@@ -412,6 +425,7 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             specs: Vec::new(),
+            cells: Vec::new(),
             errors: Vec::new(),
             sources: Vec::new(),
             hooks: Vec::new(),
@@ -435,7 +449,10 @@ impl Builder {
             return self;
         }
         match SectionSpec::of::<T>() {
-            Ok(spec) => self.specs.push(spec),
+            Ok(spec) => {
+                self.specs.push(spec);
+                self.cells.push(cell::new_cell::<T>);
+            }
             Err(e) => self.errors.push(e),
         }
         self
@@ -703,10 +720,10 @@ impl Builder {
         let origin = snapshot.origin.clone();
         let snapshot = Arc::new(snapshot);
         let cells = self
-            .specs
+            .cells
             .iter()
             .enumerate()
-            .map(|(i, spec)| (spec.new_cell)(&snapshot, i))
+            .map(|(i, new_cell)| new_cell(&snapshot, i))
             .collect();
         if let Some(errors) = &fell_back {
             // Said before the publish, so that the last reload is the publish.

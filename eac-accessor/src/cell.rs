@@ -7,12 +7,21 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 
-use crate::accessor::EaCAccessor;
 use crate::section::EaCSection;
 use crate::snapshot::Snapshot;
 
-/// A registered section's cell, type-erased: an `ArcSwap<View<T>>` for its `T`.
-pub(crate) type AnyCell = Arc<dyn Any + Send + Sync>;
+/// Something that follows the current snapshot: the accessor hands it each new
+/// version right after the version becomes current.
+pub(crate) trait Follow: Send + Sync {
+    /// Takes `snapshot`, the new current version.
+    fn follow(&self, snapshot: &Arc<Snapshot>);
+
+    /// Itself, for [`SectionCell::of`] to find its type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Makes the cell of a section, the `index`th registered, holding `snapshot`'s.
+pub(crate) type NewCell = fn(&Arc<Snapshot>, usize) -> Box<dyn Follow>;
 
 /// What a cell holds: one version's section and the snapshot it belongs to.
 struct View<T> {
@@ -20,48 +29,63 @@ struct View<T> {
     snapshot: Arc<Snapshot>,
 }
 
-/// The section at `index` of `snapshot`, with the snapshot.
+/// The cell of section `T`, the `index`th registered.
+struct Cell<T> {
+    index: usize,
+    swap: Arc<ArcSwap<View<T>>>,
+}
+
+/// `snapshot`'s section `T`, the `index`th registered, with the snapshot.
 fn view<T: EaCSection>(snapshot: &Arc<Snapshot>, index: usize) -> Arc<View<T>> {
     let (_, _, section) = &snapshot.sections[index];
     let section = Arc::clone(section)
         .downcast::<T>()
-        .unwrap_or_else(|_| unreachable!("section {index} of the snapshot is a `T`"));
+        .unwrap_or_else(|_| unreachable!("section {index} of a snapshot is a `T`"));
     Arc::new(View {
         section,
         snapshot: Arc::clone(snapshot),
     })
 }
 
-/// A new cell for the section `T` at `index`, holding `snapshot`'s.
-pub(crate) fn new_cell<T: EaCSection>(snapshot: &Arc<Snapshot>, index: usize) -> AnyCell {
-    Arc::new(ArcSwap::new(view::<T>(snapshot, index)))
+impl<T: EaCSection> Follow for Cell<T> {
+    fn follow(&self, snapshot: &Arc<Snapshot>) {
+        self.swap.store(view(snapshot, self.index));
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
-/// Stores `snapshot`'s section `T` (at `index`) in `cell`, made by [`new_cell`] for `T`.
-pub(crate) fn store<T: EaCSection>(cell: &AnyCell, snapshot: &Arc<Snapshot>, index: usize) {
-    if let Some(cell) = cell.downcast_ref::<ArcSwap<View<T>>>() {
-        cell.store(view::<T>(snapshot, index));
-    }
+/// A [`NewCell`] for section `T`.
+pub(crate) fn new_cell<T: EaCSection>(snapshot: &Arc<Snapshot>, index: usize) -> Box<dyn Follow> {
+    Box::new(Cell::<T> {
+        index,
+        swap: Arc::new(ArcSwap::new(view(snapshot, index))),
+    })
 }
 
 /// A shared handle to one section, for the read that every request pays: the lookup
 /// of the section is done once, when the cell is made, so a read is one arc-swap load
 /// — no search, no type check, no `dyn Any`.
 ///
-/// Made by [`EaCAccessor::section_cell`]. The accessor keeps the cell up to date: every
-/// publish stores the new version's section in it, right after it becomes current.
+/// Made by [`EaCAccessor::section_cell`](crate::EaCAccessor::section_cell). The accessor
+/// keeps the cell up to date: every publish stores the new version's section in it,
+/// right after it becomes current.
 /// A [`load`](SectionCell::load) derefs to the section and knows the
 /// [`snapshot`](SectionGuard::snapshot) it came from, so other sections of the same
 /// version are one call away.
 ///
 /// # Compared with the other reads
 ///
-/// - [`EaCAccessor::load`] + [`Snapshot::section`]: the general read; the section is
+/// - [`EaCAccessor::load`](crate::EaCAccessor::load) +
+///   [`Snapshot::section`](crate::Snapshot::section): the general read; the section is
 ///   looked up in the snapshot (a hint, a type check) on every read.
 /// - `SectionCell<T>`: the same guarantees for one section, without the lookup. It is
 ///   `Clone + Send + Sync` — keep one in the application state, share it between
 ///   threads. It holds only the current version, as the accessor does: an old one is
-///   freed once its last reader lets go.
+///   freed once its last reader lets go. (A cell kept after its accessor is dropped
+///   stops there: it holds the last version, and nothing updates it.)
 /// - [`CachedSection`](crate::CachedSection): fewer instructions still (a pointer
 ///   comparison), but owned by one thread or task, and it holds the version it last
 ///   read until it reads again.
@@ -71,8 +95,8 @@ pub(crate) fn store<T: EaCSection>(cell: &AnyCell, snapshot: &Arc<Snapshot>, ind
 /// A guard's section and its snapshot are always the same version. Two `load`s — of one
 /// cell or of two — may straddle a publish: a unit of work that reads several sections
 /// reads them from one guard's [`snapshot`](SectionGuard::snapshot) (or from one
-/// [`EaCAccessor::load`]). For an instant during a publish a cell may still hold the
-/// version [`EaCAccessor::load`] has just replaced.
+/// [`EaCAccessor::load`](crate::EaCAccessor::load)). For an instant during a publish a
+/// cell may still hold the version that `EaCAccessor::load` has just replaced.
 ///
 /// ```
 /// use eac_accessor::source::{Format, Memory};
@@ -124,8 +148,17 @@ impl<T> Clone for SectionCell<T> {
 }
 
 impl<T: EaCSection> SectionCell<T> {
+    /// The handle to `cell`, when it is the cell of a `T`.
+    pub(crate) fn of(cell: &dyn Follow) -> Option<SectionCell<T>> {
+        let cell = cell.as_any().downcast_ref::<Cell<T>>()?;
+        Some(SectionCell {
+            cell: Arc::clone(&cell.swap),
+        })
+    }
+
     /// The current version of the section, as a cheap guard: one atomic load, no lock,
-    /// no clone. Hold it for a short unit of work, as [`EaCAccessor::load`]'s guard.
+    /// no clone. Hold it for a short unit of work, as the guard of
+    /// [`EaCAccessor::load`](crate::EaCAccessor::load).
     #[inline]
     pub fn load(&self) -> SectionGuard<T> {
         SectionGuard {
@@ -186,22 +219,5 @@ impl<T: fmt::Debug> fmt::Debug for SectionGuard<T> {
             .field("version", &self.version())
             .field("section", &**self)
             .finish()
-    }
-}
-
-impl EaCAccessor {
-    /// A shared handle to section `T` whose reads skip the section lookup: see
-    /// [`SectionCell`].
-    ///
-    /// # Panics
-    ///
-    /// When `T` was not registered with `EaCAccessor::builder().section::<T>()`.
-    pub fn section_cell<T: EaCSection>(&self) -> SectionCell<T> {
-        let cell = Arc::clone(&self.inner.cells[self.index_of::<T>()]);
-        SectionCell {
-            cell: cell
-                .downcast::<ArcSwap<View<T>>>()
-                .unwrap_or_else(|_| unreachable!("the cell of a `T` is an `ArcSwap<View<T>>`")),
-        }
     }
 }

@@ -427,8 +427,8 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .push(&snapshot, paths.iter().map(|p| (*p).to_owned()).collect());
         self.current.store(Arc::clone(&snapshot));
-        for (i, (spec, cell)) in self.specs.iter().zip(self.cells.iter()).enumerate() {
-            (spec.store_cell)(cell, &snapshot, i);
+        for cell in self.cells.iter() {
+            cell.follow(&snapshot);
         }
         resolve::retire(&current, &snapshot);
         if let Some(error) = unsaved {

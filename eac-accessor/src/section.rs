@@ -9,10 +9,8 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::cell::{self, AnyCell};
 use crate::error::{Error, ErrorKind, dotted_to_pointer};
 use crate::keys::SectionKeys;
-use crate::snapshot::Snapshot;
 use crate::validate;
 
 /// A typed slice of the configuration, found at a dotted path in the merged document.
@@ -135,10 +133,6 @@ pub(crate) struct SectionSpec {
     /// Absolute dotted paths of secret fields.
     pub(crate) secrets: Vec<String>,
     build: fn(&SectionSpec, &Value) -> Result<AnySection, Vec<Error>>,
-    /// A new [`SectionCell`](crate::SectionCell) for this section, holding a snapshot's.
-    pub(crate) new_cell: fn(&Arc<Snapshot>, usize) -> AnyCell,
-    /// Stores a snapshot's section in a cell made by `new_cell`.
-    pub(crate) store_cell: fn(&AnyCell, &Arc<Snapshot>, usize),
 }
 
 impl fmt::Debug for SectionSpec {
@@ -181,8 +175,6 @@ impl SectionSpec {
             },
             secrets,
             build: build_section::<T>,
-            new_cell: cell::new_cell::<T>,
-            store_cell: cell::store::<T>,
         })
     }
 

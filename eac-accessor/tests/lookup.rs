@@ -301,42 +301,60 @@ fn a_section_cell_holds_no_version_but_the_current_one() -> Result<(), Errors> {
 #[test]
 fn a_section_cell_read_always_agrees_with_its_snapshot_under_a_continuous_writer()
 -> Result<(), Errors> {
+    const VERSIONS: u64 = 2000;
     let doc = Memory::new("m", Format::Toml, "[s1]\nn = 0\n[s2]\nn = 0\n");
     let accessor = EaCAccessor::builder()
         .section::<S1>()
         .section::<S2>()
         .source(doc.clone())
         .build()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (accessor, stop) = (accessor.clone(), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) && i < 2000 {
-                i += 1;
-                // Both sections get the same number in each version.
-                doc.set(format!("[s1]\nn = {i}\n[s2]\nn = {i}\n"));
-                accessor.reload(Origin::Refresh).expect("valid");
-            }
-            i
+    let done = Arc::new(AtomicBool::new(false));
+    // The writer starts once every reader reads.
+    let start = Arc::new(std::sync::Barrier::new(4));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (accessor, done, start) = (accessor.clone(), Arc::clone(&done), Arc::clone(&start));
+            std::thread::spawn(move || {
+                let cell = accessor.section_cell::<S1>();
+                let mut last_version = 0;
+                start.wait();
+                while !done.load(Ordering::Relaxed) {
+                    let s1 = cell.load();
+                    // The cell never runs ahead of the accessor (read after it).
+                    assert!(s1.version() <= accessor.load().version());
+                    let snapshot = s1.snapshot();
+                    assert!(std::ptr::eq(&*s1, snapshot.section::<S1>()));
+                    // Version v carries n = v - 1 in both sections.
+                    assert_eq!(s1.n + 1, s1.version(), "a section of another version");
+                    assert_eq!(snapshot.section::<S2>().n, s1.n, "two versions mixed");
+                    assert!(
+                        s1.version() >= last_version,
+                        "went back from {last_version}"
+                    );
+                    last_version = s1.version();
+                }
+            })
         })
-    };
-    let cell = accessor.section_cell::<S1>();
-    let (mut last_version, mut reads) = (0, 0u64);
-    while !writer.is_finished() {
-        let s1 = cell.load();
-        let s2 = s1.snapshot().section::<S2>();
-        assert_eq!(s1.n, s2.n, "version {} mixes two versions", s1.version());
-        assert!(
-            s1.version() >= last_version,
-            "went back from {last_version}"
-        );
-        last_version = s1.version();
-        reads += 1;
+        .collect();
+    // The readers stop when the writer does, whichever way it ends.
+    struct Done(Arc<AtomicBool>);
+    impl Drop for Done {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
     }
-    stop.store(true, Ordering::Relaxed);
-    let published = writer.join().expect("the writer ran");
-    assert!(reads > 0);
-    assert_eq!(cell.load().n, published);
+    {
+        let _done = Done(Arc::clone(&done));
+        start.wait();
+        for i in 1..=VERSIONS {
+            doc.set(format!("[s1]\nn = {i}\n[s2]\nn = {i}\n"));
+            accessor.reload(Origin::Refresh)?;
+        }
+    }
+    for reader in readers {
+        reader.join().expect("a reader's assertion failed");
+    }
+    let last = accessor.section_cell::<S1>().load();
+    assert_eq!((last.n, last.version()), (VERSIONS, VERSIONS + 1));
     Ok(())
 }

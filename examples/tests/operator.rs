@@ -175,7 +175,7 @@ fn held_start() -> (support::Spawned, TcpStream, [tempfile::TempDir; 2]) {
 
 #[test]
 fn a_sighup_while_it_starts_never_ends_it_and_reloads_once_it_serves() {
-    let (mut starting, fetch, _dirs) = held_start();
+    let (starting, fetch, _dirs) = held_start();
     starting.signal("HUP");
     starting.signal("HUP");
     // Under SIGHUP's default action the process would be gone before it could read the

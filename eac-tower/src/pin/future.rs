@@ -1,4 +1,5 @@
 use std::future::Future;
+use std::num::NonZeroU64;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -14,14 +15,14 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        // The version to stamp, 0 for none (versions start at 1): one word to check.
-        version: u64,
+        // The version to stamp, if the header is on: one word (the zero niche) to check.
+        version: Option<NonZeroU64>,
     }
 }
 
 impl<F> ResponseFuture<F> {
     #[inline]
-    pub(super) fn new(inner: F, version: u64) -> Self {
+    pub(super) fn new(inner: F, version: Option<NonZeroU64>) -> Self {
         ResponseFuture { inner, version }
     }
 }
@@ -39,10 +40,11 @@ where
         // out of its `Poll` and back in (a response is over a hundred bytes).
         let mut poll = this.inner.poll(cx);
         // The version first: with the header off, one check and nothing else.
-        if *this.version != 0
+        if this.version.is_some()
             && let Poll::Ready(Ok(response)) = &mut poll
+            && let Some(version) = this.version.take()
         {
-            stamp(response, std::mem::take(this.version));
+            stamp(response, version.get());
         }
         poll
     }

@@ -10,6 +10,7 @@ mod layer;
 pub use future::ResponseFuture;
 pub use layer::{EaCLayer, ServiceBuilderExt};
 
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -95,10 +96,11 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let snapshot = self.accessor.load_full();
         // The number, not its header value: formatting it waits for the response.
+        // None with the header off (and for a version 0, which no publish makes).
         let version = if self.version_header {
-            snapshot.version()
+            NonZeroU64::new(snapshot.version())
         } else {
-            0
+            None
         };
         request.extensions_mut().insert(PinnedSnapshot(snapshot));
         ResponseFuture::new(self.inner.call(request), version)

@@ -258,6 +258,11 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
         Err(errors) => return fail(errors),
     };
     let reloads = ReloadCoordinator::new(accessor.clone(), reload_config);
+    // From here on a stop is graceful: whatever starts below is stopped in order.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    if let Err(e) = signals.running(reloads.clone(), stop_tx).await {
+        return fail(e);
+    }
     if let Err(e) = reloads.watch_dir(options.config_dir_absolute()) {
         return fail(e);
     }
@@ -275,7 +280,6 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let app_address = app_listener.local_addr().unwrap_or(options.listen);
     let mut listeners = Vec::new();
     let mut admin_address = None;
@@ -318,7 +322,6 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
         }
     }
     let etcd = etcd.start(&reloads, &accessor, &etcd::instance_id(app_address));
-    signals.serving(reloads.clone(), stop_tx).await;
     let address = app_address;
     tracing::info!(
         %address,

@@ -1,10 +1,11 @@
 //! The signals `live_server` handles: SIGTERM and SIGINT stop it, SIGHUP reloads.
 //!
 //! They are registered first thing on the serving path, before anything slow at start
-//! (connecting to etcd, the first remote fetch, the first build, the history): from
-//! then on no signal ends the process by its default action. Until the server serves,
-//! SIGTERM and SIGINT end it at once with 0 (nothing is served yet, nothing to drain),
-//! and a SIGHUP is remembered and reloads once it serves.
+//! (connecting to etcd, the first remote fetch, the first build): from then on no
+//! signal ends the process by its default action. Until the reload coordinator exists,
+//! SIGTERM and SIGINT end it at once with 0 (nothing is built yet, nothing to stop); a
+//! SIGHUP waits, as tokio keeps it, and reloads once the coordinator runs. From then on
+//! SIGTERM and SIGINT stop it the graceful way, even before it serves.
 
 use eac_accessor::Origin;
 use eac_accessor::reload::{ReloadCoordinator, Triggered};
@@ -22,7 +23,7 @@ pub(crate) struct Signals {
 /// The signals while the server starts; see the [module docs](self).
 pub(crate) struct Starting {
     started: oneshot::Sender<()>,
-    task: JoinHandle<(Signals, bool)>,
+    task: JoinHandle<Signals>,
 }
 
 impl Signals {
@@ -36,17 +37,11 @@ impl Signals {
         };
         let (started, mut until_started) = oneshot::channel();
         let task = tokio::spawn(async move {
-            let mut hangup = false;
-            loop {
-                tokio::select! {
-                    _ = &mut until_started => return (signals, hangup),
-                    _ = signals.term.recv() => exit_while_starting("SIGTERM"),
-                    _ = signals.interrupt.recv() => exit_while_starting("SIGINT"),
-                    _ = signals.hangup.recv() => {
-                        tracing::info!("SIGHUP while starting: reloading once serving");
-                        hangup = true;
-                    }
-                }
+            // SIGHUP is not read here: tokio keeps one that comes for the serving loop.
+            tokio::select! {
+                _ = &mut until_started => signals,
+                _ = signals.term.recv() => exit_while_starting("SIGTERM"),
+                _ = signals.interrupt.recv() => exit_while_starting("SIGINT"),
             }
         });
         Ok(Starting { started, task })
@@ -59,19 +54,19 @@ fn exit_while_starting(name: &str) -> ! {
 }
 
 impl Starting {
-    /// The server serves: from now on SIGTERM and SIGINT send `stop`, SIGHUP reloads
-    /// through `reloads` (and once at once, if one came while starting).
-    pub(crate) async fn serving(self, reloads: ReloadCoordinator, stop: watch::Sender<bool>) {
+    /// The coordinator runs: from now on SIGTERM and SIGINT send `stop`, SIGHUP reloads
+    /// through `reloads` (at once, if one came while starting).
+    pub(crate) async fn running(
+        self,
+        reloads: ReloadCoordinator,
+        stop: watch::Sender<bool>,
+    ) -> Result<(), String> {
         let _ = self.started.send(());
-        let Ok((mut signals, hangup)) = self.task.await else {
-            // The watcher cannot panic; were it gone, the default actions are gone too.
-            tracing::error!("the signal watcher ended; signals are ignored");
-            return;
-        };
+        let mut signals = self
+            .task
+            .await
+            .map_err(|e| format!("the signal watcher ended: {e}"))?;
         tokio::spawn(async move {
-            if hangup {
-                reload(&reloads).await;
-            }
             loop {
                 tokio::select! {
                     _ = signals.term.recv() => break,
@@ -82,6 +77,7 @@ impl Starting {
             tracing::info!("shutting down");
             let _ = stop.send(true);
         });
+        Ok(())
     }
 }
 
