@@ -405,7 +405,8 @@ impl Inner {
         if !commit() {
             return Err(Error::new(
                 ErrorKind::Timeout,
-                "the reload took longer than the build timeout; nothing was published",
+                "the reload was called off (past the build timeout, or its coordinator shut \
+                 down); nothing was published",
             )
             .into());
         }

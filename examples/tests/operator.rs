@@ -203,6 +203,101 @@ fn a_sigterm_while_it_starts_ends_it_with_0_at_once() {
     );
 }
 
+/// Waits (up to 10 s) until the server has logged `line` `n` times.
+fn until_logged(server: &support::Server, line: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.log().matches(line).count() < n {
+        assert!(
+            Instant::now() < deadline,
+            "never logged {line:?} {n} times:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_sigterm_while_a_sighup_reload_waits_stops_it_within_the_grace() {
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    // Edits reach it only through SIGHUP; after a publish, the next reload waits a minute.
+    let mut server = Launch::new(config.path(), state.path())
+        .env("EAC_WATCH_DEBOUNCE_MS", "60000")
+        .env("EAC_WATCH_MAX_WAIT_MS", "60000")
+        .env("EAC_REFRESH_COOLDOWN_MS", "60000")
+        .env("EAC_SHUTDOWN_GRACE_MS", "500")
+        .start();
+    sed_like(config.path(), "first");
+    server.signal("HUP");
+    server.until("/_internal/eac/status", |s| s["version"] == 2);
+    sed_like(config.path(), "second");
+    server.signal("HUP");
+    // That reload now waits out the cooldown.
+    until_logged(&server, "SIGHUP: reloading", 2);
+    let stopping = Instant::now();
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(), Some(0), "{}", server.log());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "took {:?} to stop (grace 500 ms)",
+        stopping.elapsed()
+    );
+}
+
+#[test]
+fn a_sigterm_while_a_slow_reload_builds_exits_within_the_grace_and_publishes_nothing() {
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let mut server = Launch::new(config.path(), state.path())
+        .env("EAC_WATCH_DEBOUNCE_MS", "60000")
+        .env("EAC_WATCH_MAX_WAIT_MS", "60000")
+        .env("EAC_SHUTDOWN_GRACE_MS", "500")
+        .start();
+    // 450,000 access rules (under the 500,000-value parse budget): compiling them into
+    // one matcher takes seconds.
+    let mut rules = String::from("[access]\nrules = [\n");
+    for i in 0..450_000 {
+        rules.push_str(&format!("\"/r{i}/**\",\n"));
+    }
+    rules.push_str("]\n");
+    std::fs::write(config.path().join("rules.toml"), rules).unwrap();
+    server.signal("HUP");
+    until_logged(&server, "SIGHUP: reloading", 1);
+    let stopping = Instant::now();
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(), Some(0), "{}", server.log());
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} to stop (grace 500 ms)"
+    );
+    assert!(
+        !server.log().contains("SIGHUP reload done"),
+        "the reload finished before the stop: this run did not test a stop during a build"
+    );
+    // Nothing was published after the stop: no version in the history came from the
+    // signal. (The rules go first, so that the restart is quick.)
+    std::fs::remove_file(config.path().join("rules.toml")).unwrap();
+    let restarted = Launch::new(config.path(), state.path()).start();
+    let history = restarted.get("/_internal/eac/history", Auth::None);
+    let origins: Vec<&str> = history["versions"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|e| e["origin"]["kind"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!origins.is_empty(), "{history}");
+    assert!(
+        !origins.contains(&"signal"),
+        "published during shutdown: {history}"
+    );
+    restarted.terminate();
+}
+
 #[test]
 fn in_manual_mode_a_change_is_pending_until_refresh_and_sighup_only_rereads() {
     let config = tempfile::tempdir().unwrap();

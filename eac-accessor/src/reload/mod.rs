@@ -6,6 +6,10 @@
 //! - **single flight**: concurrent triggers join the run under way and all get its result;
 //! - a **cooldown** after each publish, during which a refresh that is not forced is
 //!   refused ([`ErrorKind::Throttled`]) and a file change waits;
+//! - **no trigger lost**: a refresh that comes while a run reads gets a run of its own
+//!   that reads after it — it waits out the cooldown that run sets, and when that run
+//!   fails, it is answered [`ErrorKind::Throttled`] and runs by itself once the backoff
+//!   ends;
 //! - **exponential backoff with full jitter** after rejected runs (base, doubled per
 //!   failure up to a ceiling, then a random wait in `[0, that]`);
 //! - a **build timeout**: a run still reading its sources when it expires publishes
@@ -240,6 +244,10 @@ struct Coordinator {
     tasks: Mutex<Vec<watch::Stopper>>,
     /// A run abandoned at the build timeout whose read has not returned yet.
     abandoned: Mutex<Abandoned>,
+    /// Set by [`ReloadCoordinator::shutdown`]: a run still building commits nothing.
+    closed: Arc<AtomicBool>,
+    /// A reload owed to a trigger that a backoff held back; see `defer`.
+    deferred: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// A run abandoned at the build timeout, while its blocking read goes on.
@@ -272,14 +280,32 @@ struct Throttle {
     seed: u64,
 }
 
+/// Why a run that is not forced must wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Failed runs: an exponential backoff.
+    Backoff,
+    /// A publish: the cooldown after it.
+    Cooldown,
+}
+
+impl Hold {
+    fn why(self) -> &'static str {
+        match self {
+            Hold::Backoff => "backing off after failed reloads",
+            Hold::Cooldown => "cooling down after the last publish",
+        }
+    }
+}
+
 impl Throttle {
-    /// How long a run that is not forced must still wait.
-    fn wait(&self, config: &ReloadConfig, now: Instant) -> Option<(Duration, &'static str)> {
+    /// How long a run that is not forced must still wait, and why.
+    fn wait(&self, config: &ReloadConfig, now: Instant) -> Option<(Duration, Hold)> {
         if let Some(at) = self.retry_at.filter(|at| *at > now) {
-            return Some((at - now, "backing off after failed reloads"));
+            return Some((at - now, Hold::Backoff));
         }
         let until = later(self.last_publish?, config.cooldown);
-        (until > now).then(|| (until - now, "cooling down after the last publish"))
+        (until > now).then(|| (until - now, Hold::Cooldown))
     }
 
     fn record(&mut self, config: &ReloadConfig, result: &Result<Outcome, Errors>, now: Instant) {
@@ -340,6 +366,8 @@ impl ReloadCoordinator {
                 checks: Mutex::new(Vec::new()),
                 tasks: Mutex::new(Vec::new()),
                 abandoned: Mutex::new(Abandoned::default()),
+                closed: Arc::new(AtomicBool::new(false)),
+                deferred: Mutex::new(None),
             }),
         }
     }
@@ -376,12 +404,38 @@ impl ReloadCoordinator {
     /// skips the cooldown and backoff. Publishes in either [`ReloadMode`].
     ///
     /// Returns the run's outcome; [`ErrorKind::Throttled`] when not forced during a
-    /// cooldown or backoff; [`ErrorKind::Timeout`] past the build timeout;
+    /// cooldown or backoff (a refresh that came while a run read waits out the cooldown
+    /// that run set, and is run by itself after a backoff it set); [`ErrorKind::Timeout`] past the build timeout;
     /// [`ErrorKind::HealthCheck`] when a health check failed and the previous version
     /// was put back. A refresh refused because a run abandoned at the build timeout is
     /// still reading is not lost: it runs by itself as soon as that read returns.
     pub async fn refresh(&self, origin: Origin, force: bool) -> Result<Outcome, Errors> {
+        // Whether this trigger came while a run was reading: it is owed a run whose
+        // reads start after it, which the throttle that run set must not refuse.
+        let mut queued = false;
         loop {
+            if queued && !force {
+                let hold = lock(&self.inner.throttle).wait(&self.inner.config, Instant::now());
+                match hold {
+                    // The run it waited for published: its cooldown is short, wait it out.
+                    Some((wait, Hold::Cooldown)) => tokio::time::sleep(wait).await,
+                    // It failed: the caller is not held for a backoff, but the run is
+                    // owed, and starts when the backoff ends.
+                    Some((wait, Hold::Backoff)) => {
+                        self.defer(origin);
+                        return Err(Error::new(
+                            ErrorKind::Throttled,
+                            format!(
+                                "{}: this reload runs by itself in {} ms (or force it)",
+                                Hold::Backoff.why(),
+                                wait.as_millis().max(1)
+                            ),
+                        )
+                        .into());
+                    }
+                    None => {}
+                }
+            }
             let (run, ours) = {
                 let mut inflight = lock(&self.inner.inflight);
                 match &*inflight {
@@ -403,7 +457,23 @@ impl ReloadCoordinator {
                 return result;
             }
             // That run read before this trigger: wait for it, then run anew.
+            queued = true;
         }
+    }
+
+    /// Runs a reload for `origin` once the throttle allows, on its own task; one at a
+    /// time (a deferred run not yet started reads after every trigger deferred to it).
+    fn defer(&self, origin: Origin) {
+        let mut deferred = lock(&self.inner.deferred);
+        if deferred.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let coordinator = self.clone();
+        *deferred = Some(tokio::spawn(async move {
+            if let Err(errors) = coordinator.refresh_when_allowed(origin).await {
+                tracing::warn!(%errors, "a deferred reload failed");
+            }
+        }));
     }
 
     /// A change was detected (a file event, a poll, a signal): in [`ReloadMode::Auto`],
@@ -471,16 +541,20 @@ impl ReloadCoordinator {
         Ok(watcher)
     }
 
-    /// Stops every task this coordinator started and waits for them to end.
+    /// Stops every task this coordinator started and waits for them to end. A run still
+    /// building publishes nothing from now on (its blocking read is not waited for), nor
+    /// does any later one: the process can exit within its grace.
     pub async fn shutdown(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
         let tasks: Vec<_> = lock(&self.inner.tasks).drain(..).collect();
         for task in tasks {
             task.stop().await;
         }
         let reaper = lock(&self.inner.abandoned).reaper.take();
-        if let Some(reaper) = reaper {
-            reaper.abort();
-            let _ = reaper.await;
+        let deferred = lock(&self.inner.deferred).take();
+        for task in [reaper, deferred].into_iter().flatten() {
+            task.abort();
+            let _ = task.await;
         }
     }
 
@@ -510,11 +584,12 @@ impl Coordinator {
     ) -> Result<Outcome, Errors> {
         if !force {
             let wait = lock(&self.throttle).wait(&self.config, Instant::now());
-            if let Some((wait, why)) = wait {
+            if let Some((wait, hold)) = wait {
                 return Err(Error::new(
                     ErrorKind::Throttled,
                     format!(
-                        "{why}: next reload allowed in {} ms (or force it)",
+                        "{}: next reload allowed in {} ms (or force it)",
+                        hold.why(),
                         wait.as_millis().max(1)
                     ),
                 )
@@ -561,11 +636,12 @@ impl Coordinator {
         let decision = Arc::new(Mutex::new(Decision::Open));
         let accessor = self.accessor.clone();
         let commit = Arc::clone(&decision);
+        let closed = Arc::clone(&self.closed);
         let mut task = tokio::task::spawn_blocking(move || {
             reading.store(true, Ordering::SeqCst);
             accessor.reload_if(origin, &|| {
                 let mut d = lock(&commit);
-                if *d == Decision::Abandoned {
+                if *d == Decision::Abandoned || closed.load(Ordering::SeqCst) {
                     false
                 } else {
                     *d = Decision::Committed;

@@ -1,5 +1,6 @@
 //! The reload coordinator: single flight, cooldown, backoff, timeout, auto-rollback.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -277,6 +278,157 @@ async fn a_refresh_never_joins_a_run_that_read_before_it() {
         "three",
         "the second refresh was answered by a run that read before it"
     );
+}
+
+/// A source that reads its document, then holds the read while the test keeps it
+/// shut: the run has read what it will publish, and is still running.
+#[derive(Debug, Clone)]
+struct Held {
+    inner: Memory,
+    shut: Arc<(Mutex<bool>, Condvar)>,
+    reads: Arc<AtomicUsize>,
+}
+
+impl Held {
+    fn new(inner: &Memory) -> Held {
+        Held {
+            inner: inner.clone(),
+            shut: Arc::default(),
+            reads: Arc::default(),
+        }
+    }
+
+    fn shut(&self, on: bool) {
+        *self.shut.0.lock().unwrap() = on;
+        self.shut.1.notify_all();
+    }
+
+    /// Waits (bounded) until `n` reads have been made.
+    async fn until_reads(&self, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.reads.load(Ordering::SeqCst) < n {
+            assert!(std::time::Instant::now() < deadline, "no read");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+impl Source for Held {
+    fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
+        let layers = self.inner.load();
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let (shut, cv) = &*self.shut;
+        let mut shut = shut.lock().unwrap();
+        while *shut {
+            shut = cv.wait(shut).unwrap();
+        }
+        layers
+    }
+}
+
+/// A coordinator over a [`Held`] source, with `config`.
+fn held(config: ReloadConfig) -> (ReloadCoordinator, Memory, Held) {
+    let inner = Memory::new("app", Format::Toml, doc("one", false));
+    let source = Held::new(&inner);
+    let accessor = EaCAccessor::builder()
+        .section::<Greeting>()
+        .section::<Features>()
+        .source(source.clone())
+        .build()
+        .unwrap();
+    (ReloadCoordinator::new(accessor, config), inner, source)
+}
+
+/// Starts a refresh whose run reads (`inner` as it is now) and is held there, then a
+/// second refresh, after an edit to `edit`, that comes while the first run is held:
+/// the two refreshes, and the held source to let go.
+async fn a_refresh_behind_a_held_run(
+    reloads: &ReloadCoordinator,
+    inner: &Memory,
+    source: &Held,
+    edit: String,
+) -> [tokio::task::JoinHandle<Result<eac_accessor::Outcome, eac_accessor::Errors>>; 2] {
+    source.shut(true);
+    let refresh = || {
+        let reloads = reloads.clone();
+        tokio::spawn(async move { reloads.refresh(Origin::Refresh, false).await })
+    };
+    let first = refresh();
+    source.until_reads(2).await; // the build's read, then this run's
+    inner.set(edit);
+    let second = refresh();
+    // On this one-thread runtime, the second refresh runs up to its wait on the first.
+    tokio::task::yield_now().await;
+    [first, second]
+}
+
+#[tokio::test]
+async fn a_refresh_that_came_while_a_run_read_waits_out_the_cooldown_that_run_set() {
+    let mut config = config();
+    config.cooldown = Duration::from_millis(300);
+    let (reloads, inner, source) = held(config);
+    inner.set(doc("two", false));
+    let [first, second] =
+        a_refresh_behind_a_held_run(&reloads, &inner, &source, doc("three", false)).await;
+    source.shut(false);
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.snapshot().section::<Greeting>().message, "two");
+    // Not refused by the cooldown the first publish began: it is owed a run that
+    // reads after it.
+    let second = second.await.unwrap().expect("the queued refresh ran");
+    assert_eq!(second.snapshot().section::<Greeting>().message, "three");
+    assert_eq!(second.version(), 3);
+    reloads.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refresh_that_came_while_a_failing_run_read_runs_by_itself_after_the_backoff() {
+    let (reloads, inner, source) = held(config());
+    let accessor = reloads.accessor().clone();
+    let mut greetings = accessor.subscribe::<Greeting>();
+    inner.set("[greeting]\nmessage = 5\n".to_owned()); // not a string: rejected
+    let [first, second] =
+        a_refresh_behind_a_held_run(&reloads, &inner, &source, doc("fixed", false)).await;
+    source.shut(false);
+    assert!(
+        first.await.unwrap().is_err(),
+        "the bad document was rejected"
+    );
+    let errors = second.await.unwrap().unwrap_err();
+    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Throttled);
+    assert!(errors.to_string().contains("runs by itself"), "{errors}");
+    // With no further trigger, the fix goes live once the backoff ends.
+    tokio::time::timeout(Duration::from_secs(10), greetings.changed())
+        .await
+        .expect("the held-back refresh ran by itself")
+        .unwrap();
+    let now = accessor.load_full();
+    assert_eq!(now.section::<Greeting>().message, "fixed");
+    assert_eq!(now.version(), 2);
+    reloads.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_run_still_building_at_shutdown_publishes_nothing() {
+    let (reloads, inner, source) = held(config());
+    let accessor = reloads.accessor().clone();
+    let mut events = accessor.events();
+    source.shut(true);
+    inner.set(doc("too late", false));
+    let run = tokio::spawn({
+        let reloads = reloads.clone();
+        async move { reloads.refresh(Origin::Refresh, false).await }
+    });
+    source.until_reads(2).await;
+    reloads.shutdown().await;
+    source.shut(false);
+    let errors = run.await.unwrap().unwrap_err();
+    assert!(errors.to_string().contains("shut down"), "{errors}");
+    assert_eq!(accessor.load().version(), 1);
+    assert_eq!(accessor.load().section::<Greeting>().message, "one");
+    while let Ok(event) = events.try_recv() {
+        assert!(!matches!(event, Event::Published { .. }), "{event:?}");
+    }
 }
 
 #[tokio::test]

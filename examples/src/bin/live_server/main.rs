@@ -162,8 +162,23 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(format_args!("cannot start the async runtime: {e}")),
+    };
+    let code = runtime.block_on(run());
+    // Not waited for: a reload still building on a blocking thread (its coordinator,
+    // shut down, commits nothing). Dropping the runtime would wait for it, past the
+    // shutdown grace.
+    runtime.shutdown_background();
+    code
+}
+
+async fn run() -> ExitCode {
     // Logs go to stderr; stdout carries only the "listening on" line.
     tracing_subscriber::fmt()
         .with_target(false)

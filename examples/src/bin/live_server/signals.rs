@@ -71,7 +71,11 @@ impl Starting {
                 tokio::select! {
                     _ = signals.term.recv() => break,
                     _ = signals.interrupt.recv() => break,
-                    _ = signals.hangup.recv() => reload(&reloads).await,
+                    // On its own task: a stop is read while the reload runs (the
+                    // coordinator joins or queues overlapping ones).
+                    _ = signals.hangup.recv() => {
+                        tokio::spawn(reload(reloads.clone()));
+                    }
                 }
             }
             tracing::info!("shutting down");
@@ -81,7 +85,7 @@ impl Starting {
     }
 }
 
-async fn reload(reloads: &ReloadCoordinator) {
+async fn reload(reloads: ReloadCoordinator) {
     tracing::info!("SIGHUP: reloading");
     let origin = Origin::Signal {
         name: "SIGHUP".into(),
