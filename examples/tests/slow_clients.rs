@@ -1,6 +1,9 @@
 //! Slow clients cannot starve `live_server`: started with a soft descriptor limit of
 //! 1,024, it raises it, keeps answering real requests while 1,100 connections each send
-//! half a request head, and drops those after the header read timeout.
+//! half a request head, and drops those after the header read timeout. With the
+//! connection cap full of such connections, a new one closes the one that has waited
+//! longest for its head, so real requests are still answered at once; a connection
+//! serving (an event stream) is never closed for this.
 
 mod support;
 
@@ -9,7 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use eac_tests::APP_TOML as APP;
-use support::{Auth, Launch};
+use support::{Auth, Launch, read_response, write_request};
 
 #[test]
 fn eleven_hundred_slow_connections_do_not_starve_real_requests() {
@@ -55,4 +58,110 @@ fn eleven_hundred_slow_connections_do_not_starve_real_requests() {
     }
     assert_eq!(server.request("GET", "/", Auth::None).status, 200);
     server.terminate();
+}
+
+#[test]
+fn idle_connections_past_the_cap_make_room_for_real_requests() {
+    const CAP: usize = 20;
+    const IDLE: usize = 60;
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    // The header read timeout is far beyond the test: only making room frees slots.
+    let server = Launch::new(config.path(), state.path())
+        .env("EAC_MAX_CONNECTIONS", &CAP.to_string())
+        .env("EAC_HEADER_READ_TIMEOUT_MS", "60000")
+        .start();
+
+    // An event stream holds a slot while it serves: never closed to make room.
+    let mut events = TcpStream::connect(server.address).unwrap();
+    events
+        .write_all(b"GET /_internal/eac/events HTTP/1.1\r\nhost: test\r\n\r\n")
+        .unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = [0u8; 12];
+    events.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    // Three times the cap in connections that never complete their head.
+    let mut idle = Vec::new();
+    for _ in 0..IDLE {
+        let mut stream = TcpStream::connect(server.address).unwrap();
+        // The server may already have closed it to make room for the next ones.
+        let _ = stream.write_all(b"GET / HTTP/1.1\r\nhost: slow\r\nx-half: ");
+        idle.push(stream);
+    }
+
+    // Real requests are answered at once, one after the other.
+    for i in 0..10 {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(server.address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write_request(&mut stream, "GET", "/", Auth::None);
+        let response = read_response(&mut stream).unwrap_or_else(|e| {
+            panic!(
+                "real request {i} not answered with {IDLE} idle connections open: {e}\nlog:\n{}",
+                server.log()
+            )
+        });
+        assert_eq!(response.status, 200, "real request {i}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "real request {i} took {:?}",
+            started.elapsed()
+        );
+    }
+
+    // The connections beyond the cap were closed: the server holds at most `CAP` open.
+    let mut closed = [false; IDLE];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for stream in &idle {
+        stream.set_nonblocking(true).unwrap();
+    }
+    loop {
+        for (stream, closed) in idle.iter_mut().zip(closed.iter_mut()) {
+            *closed = *closed || eof(stream);
+        }
+        let n = closed.iter().filter(|c| **c).count();
+        if n >= IDLE - CAP {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of {IDLE} idle connections closed with a cap of {CAP}; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        server.log().split_whitespace().any(|w| w == "evicted=1"),
+        "the first connection closed to make room is logged:\n{}",
+        server.log()
+    );
+
+    // The event stream is still open.
+    events.set_nonblocking(true).unwrap();
+    assert!(!eof(&mut events), "the event stream was closed");
+
+    drop(idle);
+    drop(events);
+    assert_eq!(server.request("GET", "/", Auth::None).status, 200);
+    server.terminate();
+}
+
+/// Whether the peer closed `stream` (non-blocking): end of file or reset.
+fn eof(stream: &mut TcpStream) -> bool {
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
 }

@@ -7,33 +7,46 @@
 //! - `header_read_timeout` (hyper's, with its timer): a request head not complete
 //!   within it is dropped, and since hyper 1.6 the same timeout also closes a
 //!   keep-alive connection idle that long between requests;
-//! - a cap on connections: past it, a new connection is closed at once, so the
-//!   descriptors kept in reserve stay free for config files, the state dir and the watcher;
+//! - a cap on connections, so the descriptors kept in reserve stay free for config
+//!   files, the state dir and the watcher. At the cap, a new connection makes room by
+//!   closing the connection that has waited longest for a request head (a slow client,
+//!   or a keep-alive one idle between requests); a connection serving a request or an
+//!   event stream is never closed for this. Only when every connection is serving is a
+//!   new one closed at once. So idle connections piling up cannot lock real requests
+//!   out until the header read timeout frees them;
 //! - on shutdown, a connection whose request bytes already sit in the socket is served
 //!   (with `Connection: close`) instead of being closed unread, and the connections
 //!   still waiting in the listen backlog are accepted and served too.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 /// Descriptors kept free of connections: config files, the state dir, the watcher, logs.
 const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// How long a new connection waits for the slot of the connection it closed to make
+/// room (that connection's task only has to drop its socket: microseconds).
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
 /// Timeouts and limits of the serve loop, from the environment.
 #[derive(Debug, Clone)]
@@ -121,19 +134,208 @@ pub(crate) async fn serve(
     config: ServeConfig,
     stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(config.max_connections));
-    let refused = Arc::new(AtomicU64::new(0));
+    let cap = Arc::new(Cap {
+        slots: Arc::new(Semaphore::new(config.max_connections)),
+        waiting: Waiting::default(),
+        evicted: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+    });
     let mut loops = JoinSet::new();
     for listener in listeners {
         loops.spawn(accept_loop(
             listener,
             config.clone(),
-            Arc::clone(&slots),
-            Arc::clone(&refused),
+            Arc::clone(&cap),
             stop.clone(),
         ));
     }
     while loops.join_next().await.is_some() {}
+}
+
+/// The cap on open connections, shared by every listener.
+#[derive(Debug)]
+struct Cap {
+    /// One permit per connection allowed open; a connection holds its permit until
+    /// its socket is closed, so the cap bounds the descriptors connections use.
+    slots: Arc<Semaphore>,
+    /// The connections waiting for a request head, the first candidates to close.
+    waiting: Waiting,
+    /// Connections closed to make room (logged the first time, then at powers of two).
+    evicted: AtomicU64,
+    /// New connections closed for lack of room (logged likewise).
+    refused: AtomicU64,
+}
+
+impl Cap {
+    /// A slot for a new connection: a free one, or else the one of the connection that
+    /// has waited longest for a request head, which is closed for it. `None` when every
+    /// connection is serving a request (or the closed one's slot does not come back in
+    /// time): the new connection is then closed at once.
+    async fn admit(&self, listener: &'static str, max: usize) -> Option<OwnedSemaphorePermit> {
+        if let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() {
+            return Some(slot);
+        }
+        if self.waiting.evict_oldest() {
+            let n = self.evicted.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    listener,
+                    max,
+                    evicted = n,
+                    "connection cap reached; closing the connections waiting longest for a request head"
+                );
+            }
+            // The semaphore is fair and every waiter closed one connection: a slot
+            // comes back for each, as soon as the closed connection drops its socket.
+            let slot = Arc::clone(&self.slots).acquire_owned();
+            if let Ok(Ok(slot)) = tokio::time::timeout(EVICTION_WAIT, slot).await {
+                return Some(slot);
+            }
+        }
+        let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(
+                listener,
+                max,
+                refused = n,
+                "connection cap reached with every connection serving; closing new connections"
+            );
+        }
+        None
+    }
+}
+
+/// The open connections waiting for a request head — the first one, or the next one
+/// on a keep-alive connection — oldest first, each with the means to close it.
+///
+/// A keep-alive connection idle between requests counts as waiting, like a new one:
+/// it holds a slot and serves nobody, and were it spared, a client could pin the whole
+/// cap for the header read timeout by sending one request per connection first. It
+/// waits from the moment hyper has taken the whole of its last response (whose last
+/// bytes may still be on their way out), so it comes after every connection already
+/// waiting and is the last to be chosen.
+#[derive(Debug, Default)]
+struct Waiting(Mutex<Queue>);
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// The key of the last connection that started waiting (keys only grow).
+    last: u64,
+    /// Since when (a key) → how to close it.
+    since: BTreeMap<u64, Arc<Notify>>,
+}
+
+impl Waiting {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Closes the connection that has waited longest; false if none waits.
+    fn evict_oldest(&self) -> bool {
+        let Some((_, close)) = self.lock().since.pop_first() else {
+            return false;
+        };
+        // Stores the permit if the connection is not polling it right now.
+        close.notify_one();
+        true
+    }
+}
+
+/// One connection's place in [`Waiting`]. Every change happens under the queue's lock.
+#[derive(Debug)]
+struct Tracked {
+    cap: Arc<Cap>,
+    /// Notified when the connection is to close to make room.
+    close: Arc<Notify>,
+    /// Its key in the queue while it waits, 0 while it serves.
+    key: AtomicU64,
+    /// Its socket is being closed: it never waits again.
+    closed: AtomicBool,
+}
+
+impl Tracked {
+    /// A new connection: it waits for its first request head.
+    fn new(cap: Arc<Cap>) -> Arc<Tracked> {
+        let tracked = Arc::new(Tracked {
+            cap,
+            close: Arc::new(Notify::new()),
+            key: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        tracked.wait();
+        tracked
+    }
+
+    fn wait(&self) {
+        let mut queue = self.cap.waiting.lock();
+        if self.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        queue.last += 1;
+        let key = queue.last;
+        queue.since.insert(key, Arc::clone(&self.close));
+        self.key.store(key, Ordering::Relaxed);
+    }
+
+    fn stop_waiting(&self) {
+        let mut queue = self.cap.waiting.lock();
+        let key = self.key.swap(0, Ordering::Relaxed);
+        // Gone already if it was just chosen to close: then it closes anyway.
+        queue.since.remove(&key);
+    }
+
+    /// Its request head is complete: it serves until the response is handed over.
+    fn serving(self: &Arc<Tracked>) -> Serving {
+        self.stop_waiting();
+        Serving(Arc::clone(self))
+    }
+
+    /// The connection's end: out of the queue for good.
+    fn close(&self) {
+        let mut queue = self.cap.waiting.lock();
+        self.closed.store(true, Ordering::Relaxed);
+        let key = self.key.swap(0, Ordering::Relaxed);
+        queue.since.remove(&key);
+    }
+}
+
+/// A request being served; the connection waits again once it is dropped (with the
+/// response body, when hyper has sent it, or with the request if it ends unanswered).
+#[derive(Debug)]
+struct Serving(Arc<Tracked>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.wait();
+    }
+}
+
+/// A response body that keeps its connection out of [`Waiting`] until it is sent: an
+/// event stream is never closed to make room.
+#[derive(Debug)]
+struct Answer {
+    body: Body,
+    _serving: Serving,
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 async fn accept_loop(
@@ -143,38 +345,31 @@ async fn accept_loop(
         name,
     }: Listener,
     config: ServeConfig,
-    slots: Arc<Semaphore>,
-    refused: Arc<AtomicU64>,
+    cap: Arc<Cap>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
     let conn_stop = stop.clone();
-    let start = |connections: &mut JoinSet<()>, tcp: TcpStream, peer: SocketAddr| {
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            // Over the cap: closed at once, so real requests keep descriptors to work with.
-            let n = refused.fetch_add(1, Ordering::Relaxed);
-            if n.is_power_of_two() {
-                tracing::warn!(
-                    listener = name,
-                    max = config.max_connections,
-                    refused = n + 1,
-                    "connection cap reached; closing new connections"
-                );
-            }
+    let start = async |connections: &mut JoinSet<()>, tcp: TcpStream, peer: SocketAddr| {
+        // Awaited here rather than in the connection's task, so that at most one
+        // connection per listener is open beyond the cap, for the moment it takes the
+        // connection closed for it to drop its socket.
+        let Some(slot) = cap.admit(name, config.max_connections).await else {
             return;
         };
         let router = router.clone();
         let stop = conn_stop.clone();
         let timeout = config.header_read_timeout;
+        let tracked = Tracked::new(Arc::clone(&cap));
         connections.spawn(async move {
-            connection(tcp, peer, router, timeout, stop).await;
+            connection(tcp, peer, router, timeout, stop, tracked).await;
             drop(slot);
         });
     };
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => start(&mut connections, tcp, peer),
+                Ok((tcp, peer)) => start(&mut connections, tcp, peer).await,
                 Err(e) => {
                     // Out of descriptors or a reset before accept: keep serving.
                     tracing::warn!(listener = name, error = %e, "accept failed");
@@ -191,7 +386,7 @@ async fn accept_loop(
         while let Ok((tcp, peer)) = backlog.accept() {
             let _ = tcp.set_nonblocking(true);
             if let Ok(tcp) = TcpStream::from_std(tcp) {
-                start(&mut connections, tcp, peer);
+                start(&mut connections, tcp, peer).await;
             }
         }
     }
@@ -206,14 +401,19 @@ async fn accept_loop(
     }
 }
 
-/// Serves one connection; on shutdown, finishes what it received, then closes.
+/// Serves one connection; on shutdown, finishes what it received, then closes. Closes
+/// at once when `tracked` is chosen to make room for a new connection.
 async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     router: Router,
     header_read_timeout: Duration,
     mut stop: watch::Receiver<bool>,
+    tracked: Arc<Tracked>,
 ) {
+    // Out of the queue for good however this ends (declared before `conn`, so dropped
+    // after it and the response bodies it holds).
+    let _closing = Closing(Arc::clone(&tracked));
     // A second handle on the socket, to see whether a request waits unread at shutdown.
     let Ok(std) = tcp.into_std() else { return };
     let probe = std.try_clone();
@@ -221,7 +421,10 @@ async fn connection(
         return;
     };
     let ending = stop.clone();
+    let close = Arc::clone(&tracked.close);
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+        // The head is complete: not a candidate to close until the response is sent.
+        let serving = tracked.serving();
         request.extensions_mut().insert(ConnectInfo(peer));
         let router = router.clone();
         let ending = ending.clone();
@@ -230,7 +433,12 @@ async fn connection(
                 .oneshot(request.map(Body::new))
                 .await
                 .unwrap_or_else(|e: Infallible| match e {});
-            Ok::<_, Infallible>(finish(response, ending))
+            let (parts, body) = finish(response, ending).into_parts();
+            let answer = Answer {
+                body,
+                _serving: serving,
+            };
+            Ok::<_, Infallible>(Response::from_parts(parts, answer))
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
@@ -240,6 +448,7 @@ async fn connection(
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
+        () = close.notified() => return,
         () = stopped(&mut stop) => {}
     }
     // Idle with nothing received: close now. A request whose bytes already arrived is
@@ -248,7 +457,20 @@ async fn connection(
     if !waiting {
         conn.as_mut().graceful_shutdown();
     }
-    let _ = conn.await;
+    tokio::select! {
+        _ = conn => {}
+        () = close.notified() => {}
+    }
+}
+
+/// Takes the connection out of [`Waiting`] when dropped.
+#[derive(Debug)]
+struct Closing(Arc<Tracked>);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// Resolves once shutdown has begun (or its sender is gone).
