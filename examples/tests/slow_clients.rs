@@ -165,3 +165,46 @@ fn eof(stream: &mut TcpStream) -> bool {
         }
     }
 }
+
+#[test]
+fn the_default_cap_leaves_descriptors_for_every_connection_it_admits() {
+    let config = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    // Soft and hard limit 600: no raise, and a default cap derived from it.
+    let server = Launch::new(config.path(), state.path())
+        .env("EAC_HEADER_READ_TIMEOUT_MS", "60000")
+        .shell("ulimit -n 600")
+        .start();
+    // More idle connections than descriptors: the cap must bite before they run out.
+    let mut idle = Vec::new();
+    for _ in 0..700 {
+        let Ok(mut stream) = TcpStream::connect(server.address) else {
+            break;
+        };
+        let _ = stream.write_all(b"GET / HTTP/1.1\r\nhost: slow\r\nx-half: ");
+        idle.push(stream);
+    }
+    for i in 0..10 {
+        let mut stream = TcpStream::connect(server.address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write_request(&mut stream, "GET", "/", Auth::None);
+        let response = read_response(&mut stream).unwrap_or_else(|e| {
+            panic!(
+                "real request {i} not answered with {} idle connections: {e}\nlog:\n{}",
+                idle.len(),
+                server.log()
+            )
+        });
+        assert_eq!(response.status, 200, "real request {i}");
+    }
+    assert!(
+        !server.log().contains("accept failed"),
+        "out of descriptors:\n{}",
+        server.log()
+    );
+    drop(idle);
+    server.terminate();
+}

@@ -23,8 +23,10 @@ Environment (read at start):
   EAC_SHUTDOWN_GRACE_MS          SIGTERM: longest wait for open requests (default 10000)
   EAC_HEADER_READ_TIMEOUT_MS     drop a connection whose request head is not complete
                                  within this, or idle this long between requests (default 30000)
-  EAC_MAX_CONNECTIONS            open connections at most (default: the descriptor limit
-                                 less a reserve for files, the state dir and the watcher)
+  EAC_MAX_CONNECTIONS            open connections at most (default: half the descriptor
+                                 limit less a reserve for files, the state dir and the
+                                 watcher); at the cap, the connection waiting longest
+                                 for a request head is closed to make room
 
 Remote document (with --remote):
   EAC_REMOTE_TOKEN               sent as `Authorization: Bearer …`; never shown

@@ -44,6 +44,10 @@ use tower::ServiceExt;
 /// Descriptors kept free of connections: config files, the state dir, the watcher, logs.
 const RESERVED_DESCRIPTORS: u64 = 256;
 
+/// Descriptors one connection holds: its socket, and the second handle `connection`
+/// keeps to see, at shutdown, whether a request waits unread.
+const DESCRIPTORS_PER_CONNECTION: u64 = 2;
+
 /// How long a new connection waits for the slot of the connection it closed to make
 /// room (that connection's task only has to drop its socket: microseconds).
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
@@ -75,7 +79,10 @@ impl ServeConfig {
     /// environment; the connection cap stays below the descriptor limit.
     pub(crate) fn from_env() -> Result<ServeConfig, String> {
         let descriptors = raise_descriptor_limit();
-        let room = descriptors.saturating_sub(RESERVED_DESCRIPTORS).max(16);
+        // The cap must bite before the descriptors run out: past them, accept fails and
+        // no connection can be made room for.
+        let room =
+            (descriptors.saturating_sub(RESERVED_DESCRIPTORS) / DESCRIPTORS_PER_CONNECTION).max(16);
         let max_connections = match std::env::var("EAC_MAX_CONNECTIONS") {
             Ok(v) if !v.trim().is_empty() => {
                 let n: u64 = v
@@ -86,7 +93,7 @@ impl ServeConfig {
                     tracing::warn!(
                         requested = n,
                         allowed = room,
-                        "EAC_MAX_CONNECTIONS is above the descriptor limit less the reserve; using the latter"
+                        "EAC_MAX_CONNECTIONS is above what the descriptor limit, less the reserve, allows (two per connection); using the latter"
                     );
                 }
                 n.min(room)
