@@ -169,7 +169,7 @@ impl<T: EaCSection> SectionCell<T> {
     /// The current version of the section, owned, to keep across an `.await` or hand to
     /// another task.
     pub fn load_full(&self) -> Arc<T> {
-        Arc::clone(&self.cell.load().section)
+        self.load().to_arc()
     }
 }
 

@@ -3,15 +3,12 @@
 
 mod support;
 
-use eac_tests::APP_TOML as APP;
 use support::Launch;
 
 #[cfg(not(feature = "etcd"))]
 #[test]
 fn without_the_etcd_feature_etcd_is_refused_saying_how_to_get_it() {
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let (config, state) = support::app_dirs();
     let (code, stderr) = Launch::new(config.path(), state.path())
         .arg("--etcd")
         .arg("http://127.0.0.1:2379")
@@ -33,8 +30,7 @@ fn three_instances_on_one_etcd_serve_every_put_and_refuse_every_bad_one() {
     let mut client = etcd.blocking_client(PREFIX);
     client.put("greeting", r#"{"message": "from etcd"}"#);
 
-    let config = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let (config, _unused_state) = support::app_dirs();
     let states: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let fleet: Vec<_> = states
         .iter()

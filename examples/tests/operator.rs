@@ -79,14 +79,9 @@ fn one_process_per_state_dir() {
 
 #[test]
 fn sighup_reloads_and_never_ends_the_process() {
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
-    // A long debounce, so the edit below is seen through the signal, not the watcher.
-    let mut server = Launch::new(config.path(), state.path())
-        .env("EAC_WATCH_DEBOUNCE_MS", "60000")
-        .env("EAC_WATCH_MAX_WAIT_MS", "60000")
-        .start();
+    let (config, state) = support::app_dirs();
+    // The edit below is seen through the signal, not the watcher.
+    let mut server = signal_driven(config.path(), state.path()).start();
     sed_like(config.path(), "after hup");
     server.signal("HUP");
     let status = server.until("/_internal/eac/status", |s| s["version"] == 2);
@@ -160,9 +155,7 @@ fn answer(mut stream: TcpStream) {
 /// A `live_server` held in its start by its remote's first fetch (no polling after it);
 /// the fetch to answer; the config and state dirs, to keep.
 fn held_start() -> (support::Spawned, TcpStream, [tempfile::TempDir; 2]) {
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let (config, state) = support::app_dirs();
     let remote = HeldRemote::new();
     let mut starting = Launch::new(config.path(), state.path())
         .arg("--remote")
@@ -203,6 +196,27 @@ fn a_sigterm_while_it_starts_ends_it_with_0_at_once() {
     );
 }
 
+/// A server whose edits reach it only through SIGHUP (the watcher waits a minute),
+/// stopping with a 500 ms grace.
+fn signal_driven(config: &Path, state: &Path) -> Launch {
+    Launch::new(config, state)
+        .env("EAC_WATCH_DEBOUNCE_MS", "60000")
+        .env("EAC_WATCH_MAX_WAIT_MS", "60000")
+        .env("EAC_SHUTDOWN_GRACE_MS", "500")
+}
+
+/// Sends SIGTERM: it exits 0, well within a few of its 500 ms graces.
+fn stops_within_the_grace(server: &mut support::Server) {
+    let stopping = Instant::now();
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(), Some(0), "{}", server.log());
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} to stop (grace 500 ms)"
+    );
+}
+
 /// Waits (up to 10 s) until the server has logged `line` `n` times.
 fn until_logged(server: &support::Server, line: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -218,15 +232,10 @@ fn until_logged(server: &support::Server, line: &str, n: usize) {
 
 #[test]
 fn a_sigterm_while_a_sighup_reload_waits_stops_it_within_the_grace() {
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
-    // Edits reach it only through SIGHUP; after a publish, the next reload waits a minute.
-    let mut server = Launch::new(config.path(), state.path())
-        .env("EAC_WATCH_DEBOUNCE_MS", "60000")
-        .env("EAC_WATCH_MAX_WAIT_MS", "60000")
+    let (config, state) = support::app_dirs();
+    // After a publish, the next reload waits a minute.
+    let mut server = signal_driven(config.path(), state.path())
         .env("EAC_REFRESH_COOLDOWN_MS", "60000")
-        .env("EAC_SHUTDOWN_GRACE_MS", "500")
         .start();
     sed_like(config.path(), "first");
     server.signal("HUP");
@@ -235,26 +244,13 @@ fn a_sigterm_while_a_sighup_reload_waits_stops_it_within_the_grace() {
     server.signal("HUP");
     // That reload now waits out the cooldown.
     until_logged(&server, "SIGHUP: reloading", 2);
-    let stopping = Instant::now();
-    server.signal("TERM");
-    assert_eq!(server.wait_exit(), Some(0), "{}", server.log());
-    assert!(
-        stopping.elapsed() < Duration::from_secs(5),
-        "took {:?} to stop (grace 500 ms)",
-        stopping.elapsed()
-    );
+    stops_within_the_grace(&mut server);
 }
 
 #[test]
 fn a_sigterm_while_a_slow_reload_builds_exits_within_the_grace_and_publishes_nothing() {
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
-    let mut server = Launch::new(config.path(), state.path())
-        .env("EAC_WATCH_DEBOUNCE_MS", "60000")
-        .env("EAC_WATCH_MAX_WAIT_MS", "60000")
-        .env("EAC_SHUTDOWN_GRACE_MS", "500")
-        .start();
+    let (config, state) = support::app_dirs();
+    let mut server = signal_driven(config.path(), state.path()).start();
     // 450,000 access rules (under the 500,000-value parse budget): compiling them into
     // one matcher takes seconds.
     let mut rules = String::from("[access]\nrules = [\n");
@@ -265,14 +261,7 @@ fn a_sigterm_while_a_slow_reload_builds_exits_within_the_grace_and_publishes_not
     std::fs::write(config.path().join("rules.toml"), rules).unwrap();
     server.signal("HUP");
     until_logged(&server, "SIGHUP: reloading", 1);
-    let stopping = Instant::now();
-    server.signal("TERM");
-    assert_eq!(server.wait_exit(), Some(0), "{}", server.log());
-    let took = stopping.elapsed();
-    assert!(
-        took < Duration::from_secs(5),
-        "took {took:?} to stop (grace 500 ms)"
-    );
+    stops_within_the_grace(&mut server);
     assert!(
         !server.log().contains("SIGHUP reload done"),
         "the reload finished before the stop: this run did not test a stop during a build"
@@ -300,9 +289,7 @@ fn a_sigterm_while_a_slow_reload_builds_exits_within_the_grace_and_publishes_not
 
 #[test]
 fn in_manual_mode_a_change_is_pending_until_refresh_and_sighup_only_rereads() {
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let (config, state) = support::app_dirs();
     let server = Launch::new(config.path(), state.path())
         .arg("--reload")
         .arg("manual")
@@ -334,9 +321,7 @@ fn in_manual_mode_a_change_is_pending_until_refresh_and_sighup_only_rereads() {
 
 #[test]
 fn sigterm_answers_every_request_received_while_the_process_was_stopped() {
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let (config, state) = support::app_dirs();
     let mut server = Launch::new(config.path(), state.path()).start();
     // Some connections opened and idle before, some opened while stopped.
     let mut idle: Vec<TcpStream> = (0..10)

@@ -11,14 +11,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use eac_tests::APP_TOML as APP;
 use support::{Auth, Launch, read_response, write_request};
 
 #[test]
 fn eleven_hundred_slow_connections_do_not_starve_real_requests() {
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let (config, state) = support::app_dirs();
     let server = Launch::new(config.path(), state.path())
         .env("EAC_HEADER_READ_TIMEOUT_MS", "1500")
         .shell("ulimit -Sn 1024")
@@ -64,9 +61,7 @@ fn eleven_hundred_slow_connections_do_not_starve_real_requests() {
 fn idle_connections_past_the_cap_make_room_for_real_requests() {
     const CAP: usize = 20;
     const IDLE: usize = 60;
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let (config, state) = support::app_dirs();
     // The header read timeout is far beyond the test: only making room frees slots.
     let server = Launch::new(config.path(), state.path())
         .env("EAC_MAX_CONNECTIONS", &CAP.to_string())
@@ -95,26 +90,7 @@ fn idle_connections_past_the_cap_make_room_for_real_requests() {
     }
 
     // Real requests are answered at once, one after the other.
-    for i in 0..10 {
-        let started = Instant::now();
-        let mut stream = TcpStream::connect(server.address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        write_request(&mut stream, "GET", "/", Auth::None);
-        let response = read_response(&mut stream).unwrap_or_else(|e| {
-            panic!(
-                "real request {i} not answered with {IDLE} idle connections open: {e}\nlog:\n{}",
-                server.log()
-            )
-        });
-        assert_eq!(response.status, 200, "real request {i}");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "real request {i} took {:?}",
-            started.elapsed()
-        );
-    }
+    real_requests_answered(&server, IDLE);
 
     // The connections beyond the cap were closed: the server holds at most `CAP` open.
     let mut closed = [false; IDLE];
@@ -153,6 +129,31 @@ fn idle_connections_past_the_cap_make_room_for_real_requests() {
     server.terminate();
 }
 
+/// Ten real requests in a row, each answered 200 within 5 s while `idle` idle
+/// connections are open.
+fn real_requests_answered(server: &support::Server, idle: usize) {
+    for i in 0..10 {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(server.address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write_request(&mut stream, "GET", "/", Auth::None);
+        let response = read_response(&mut stream).unwrap_or_else(|e| {
+            panic!(
+                "real request {i} not answered with {idle} idle connections open: {e}\nlog:\n{}",
+                server.log()
+            )
+        });
+        assert_eq!(response.status, 200, "real request {i}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "real request {i} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 /// Whether the peer closed `stream` (non-blocking): end of file or reset.
 fn eof(stream: &mut TcpStream) -> bool {
     let mut buffer = [0u8; 4096];
@@ -168,9 +169,7 @@ fn eof(stream: &mut TcpStream) -> bool {
 
 #[test]
 fn the_default_cap_leaves_descriptors_for_every_connection_it_admits() {
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP).unwrap();
+    let (config, state) = support::app_dirs();
     // Soft and hard limit 600: no raise, and a default cap derived from it.
     let server = Launch::new(config.path(), state.path())
         .env("EAC_HEADER_READ_TIMEOUT_MS", "60000")
@@ -185,21 +184,7 @@ fn the_default_cap_leaves_descriptors_for_every_connection_it_admits() {
         let _ = stream.write_all(b"GET / HTTP/1.1\r\nhost: slow\r\nx-half: ");
         idle.push(stream);
     }
-    for i in 0..10 {
-        let mut stream = TcpStream::connect(server.address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        write_request(&mut stream, "GET", "/", Auth::None);
-        let response = read_response(&mut stream).unwrap_or_else(|e| {
-            panic!(
-                "real request {i} not answered with {} idle connections: {e}\nlog:\n{}",
-                idle.len(),
-                server.log()
-            )
-        });
-        assert_eq!(response.status, 200, "real request {i}");
-    }
+    real_requests_answered(&server, idle.len());
     assert!(
         !server.log().contains("accept failed"),
         "out of descriptors:\n{}",

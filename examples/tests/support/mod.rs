@@ -19,6 +19,13 @@ pub const TOKEN: &str = "e2e-token";
 /// The read-only admin token the servers are started with.
 pub const READ_TOKEN: &str = "e2e-read-token";
 
+/// A config dir holding the standard `app.toml`, and an empty state dir.
+pub fn app_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(config.path().join("app.toml"), eac_tests::APP_TOML).unwrap();
+    (config, tempfile::tempdir().unwrap())
+}
+
 /// How to start one `live_server`.
 #[derive(Debug, Clone)]
 pub struct Launch {

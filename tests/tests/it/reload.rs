@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use eac_accessor::reload::{ReloadConfig, ReloadCoordinator, ReloadMode};
 use eac_accessor::source::{Format, Layer, Memory, Source};
-use eac_accessor::{EaCAccessor, Error, ErrorKind, Event, Origin, SourceName};
+use eac_accessor::{EaCAccessor, Error, ErrorKind, Event, Origin, SectionWatch, SourceName};
 use eac_tests::{Features, Greeting};
 
 fn doc(message: &str, shout: bool) -> String {
@@ -23,13 +23,19 @@ fn config() -> ReloadConfig {
 
 fn setup(config: ReloadConfig) -> (ReloadCoordinator, Memory) {
     let source = Memory::new("app", Format::Toml, doc("one", false));
+    (coordinator(source.clone(), config), source)
+}
+
+/// A coordinator with `config` over an accessor of the greeting and the features,
+/// read from `source`.
+fn coordinator(source: impl Source, config: ReloadConfig) -> ReloadCoordinator {
     let accessor = EaCAccessor::builder()
         .section::<Greeting>()
         .section::<Features>()
-        .source(source.clone())
+        .source(source)
         .build()
         .unwrap();
-    (ReloadCoordinator::new(accessor, config), source)
+    ReloadCoordinator::new(accessor, config)
 }
 
 #[tokio::test]
@@ -133,153 +139,6 @@ async fn failures_back_off_exponentially_with_jitter_and_a_success_resets() {
     );
 }
 
-/// A source that blocks each load until the test opens the gate.
-/// An accessor whose one source blocks while its gate is shut (open at first).
-fn gated() -> (EaCAccessor, Memory, Arc<(Mutex<bool>, Condvar)>) {
-    let inner = Memory::new("app", Format::Toml, doc("one", false));
-    let gate = Arc::new((Mutex::new(true), Condvar::new()));
-    let accessor = EaCAccessor::builder()
-        .section::<Greeting>()
-        .section::<Features>()
-        .source(Gated {
-            inner: inner.clone(),
-            gate: Arc::clone(&gate),
-        })
-        .build()
-        .unwrap();
-    (accessor, inner, gate)
-}
-
-#[derive(Debug, Clone)]
-struct Gated {
-    inner: Memory,
-    gate: Arc<(Mutex<bool>, Condvar)>,
-}
-
-impl Source for Gated {
-    fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
-        let (open, cv) = &*self.gate;
-        let mut open = open.lock().unwrap();
-        while !*open {
-            open = cv.wait(open).unwrap();
-        }
-        self.inner.load()
-    }
-}
-
-#[tokio::test]
-async fn a_run_over_the_build_timeout_publishes_nothing_even_when_it_finishes_later() {
-    let (accessor, inner, gate) = gated();
-    let mut config = config();
-    config.build_timeout = Duration::from_millis(50);
-    let reloads = ReloadCoordinator::new(accessor.clone(), config);
-    let mut events = accessor.events();
-
-    *gate.0.lock().unwrap() = false;
-    inner.set(doc("late", false));
-    let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
-    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
-    // While the abandoned run still waits on its source, no new run piles up behind it.
-    let errors = reloads.refresh(Origin::Refresh, true).await.unwrap_err();
-    assert!(
-        errors.to_string().contains("still reading its sources"),
-        "{errors}"
-    );
-    assert_eq!(reloads.runs(), 2);
-
-    // Let the abandoned run finish: it must not publish, and the refused refresh then
-    // runs by itself.
-    *gate.0.lock().unwrap() = true;
-    gate.1.notify_all();
-    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    let Event::Rejected { errors, .. } = event else {
-        panic!("expected a rejection, got {event:?}")
-    };
-    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
-    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        matches!(event, Event::Published { version: 2, .. }),
-        "{event:?}"
-    );
-    reloads.shutdown().await;
-}
-
-#[tokio::test]
-async fn an_edit_made_while_an_abandoned_run_reads_goes_live_when_the_read_returns() {
-    let (accessor, inner, gate) = gated();
-    let mut config = config();
-    config.build_timeout = Duration::from_millis(50);
-    let reloads = ReloadCoordinator::new(accessor.clone(), config);
-    let mut versions = accessor.subscribe::<Greeting>();
-
-    // A slow read outlives the build timeout and is abandoned.
-    *gate.0.lock().unwrap() = false;
-    let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
-    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
-    // A good edit, and its trigger, arrive while that read still blocks.
-    inner.set(doc("good edit", false));
-    let errors = reloads
-        .trigger(Origin::FileChange {
-            path: "app.toml".into(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
-    assert_eq!(accessor.load().version(), 1);
-
-    // The read returns; with no further trigger, the edit goes live.
-    *gate.0.lock().unwrap() = true;
-    gate.1.notify_all();
-    tokio::time::timeout(Duration::from_secs(10), versions.changed())
-        .await
-        .expect("the edit goes live without another trigger")
-        .unwrap();
-    let now = accessor.load_full();
-    assert_eq!(now.section::<Greeting>().message, "good edit");
-    assert_eq!(now.version(), 2);
-    reloads.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_refresh_never_joins_a_run_that_read_before_it() {
-    let (accessor, inner, gate) = gated();
-    let reloads = ReloadCoordinator::new(accessor.clone(), config());
-    *gate.0.lock().unwrap() = false;
-    inner.set(doc("two", false));
-    let first = tokio::spawn({
-        let reloads = reloads.clone();
-        async move { reloads.refresh(Origin::Refresh, false).await }
-    });
-    // Wait until that run is reading (blocked on the gate).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while reloads.runs() == 0 {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::task::yield_now().await;
-    }
-    inner.set(doc("three", false));
-    let second = tokio::spawn({
-        let reloads = reloads.clone();
-        async move { reloads.refresh(Origin::Refresh, false).await }
-    });
-    *gate.0.lock().unwrap() = true;
-    gate.1.notify_all();
-    let first = first.await.unwrap().unwrap();
-    let second = second.await.unwrap().unwrap();
-    // The first read may have seen "two" or "three"; the second always sees "three".
-    assert!(first.version() >= 2);
-    assert_eq!(
-        second.snapshot().section::<Greeting>().message,
-        "three",
-        "the second refresh was answered by a run that read before it"
-    );
-}
-
 /// A source that reads its document, then holds the read while the test keeps it
 /// shut: the run has read what it will publish, and is still running.
 #[derive(Debug, Clone)]
@@ -330,13 +189,127 @@ impl Source for Held {
 fn held(config: ReloadConfig) -> (ReloadCoordinator, Memory, Held) {
     let inner = Memory::new("app", Format::Toml, doc("one", false));
     let source = Held::new(&inner);
-    let accessor = EaCAccessor::builder()
-        .section::<Greeting>()
-        .section::<Features>()
-        .source(source.clone())
-        .build()
+    (coordinator(source.clone(), config), inner, source)
+}
+
+#[tokio::test]
+async fn a_run_over_the_build_timeout_publishes_nothing_even_when_it_finishes_later() {
+    let mut config = config();
+    config.build_timeout = Duration::from_millis(50);
+    let (reloads, inner, source) = held(config);
+    let accessor = reloads.accessor().clone();
+    let mut events = accessor.events();
+
+    source.shut(true);
+    inner.set(doc("late", false));
+    let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
+    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
+    // While the abandoned run still waits on its source, no new run piles up behind it.
+    let errors = reloads.refresh(Origin::Refresh, true).await.unwrap_err();
+    assert!(
+        errors.to_string().contains("still reading its sources"),
+        "{errors}"
+    );
+    assert_eq!(reloads.runs(), 2);
+
+    // Let the abandoned run finish: it must not publish, and the refused refresh then
+    // runs by itself.
+    source.shut(false);
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
         .unwrap();
-    (ReloadCoordinator::new(accessor, config), inner, source)
+    let Event::Rejected { errors, .. } = event else {
+        panic!("expected a rejection, got {event:?}")
+    };
+    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(event, Event::Published { version: 2, .. }),
+        "{event:?}"
+    );
+    reloads.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_edit_made_while_an_abandoned_run_reads_goes_live_when_the_read_returns() {
+    let mut config = config();
+    config.build_timeout = Duration::from_millis(50);
+    let (reloads, inner, source) = held(config);
+    let accessor = reloads.accessor().clone();
+    let mut versions = accessor.subscribe::<Greeting>();
+
+    // A slow read outlives the build timeout and is abandoned.
+    source.shut(true);
+    let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
+    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
+    // A good edit, and its trigger, arrive while that read still blocks.
+    inner.set(doc("good edit", false));
+    let errors = reloads
+        .trigger(Origin::FileChange {
+            path: "app.toml".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
+    assert_eq!(accessor.load().version(), 1);
+
+    // The read returns; with no further trigger, the edit goes live.
+    source.shut(false);
+    goes_live_by_itself(&accessor, &mut versions, "good edit", 2).await;
+    reloads.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refresh_never_joins_a_run_that_read_before_it() {
+    let (reloads, inner, source) = held(config());
+    source.shut(true);
+    inner.set(doc("two", false));
+    let first = tokio::spawn({
+        let reloads = reloads.clone();
+        async move { reloads.refresh(Origin::Refresh, false).await }
+    });
+    // Wait until that run is reading (blocked on the gate).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reloads.runs() == 0 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::task::yield_now().await;
+    }
+    inner.set(doc("three", false));
+    let second = tokio::spawn({
+        let reloads = reloads.clone();
+        async move { reloads.refresh(Origin::Refresh, false).await }
+    });
+    source.shut(false);
+    let first = first.await.unwrap().unwrap();
+    let second = second.await.unwrap().unwrap();
+    // The first read may have seen "two" or "three"; the second always sees "three".
+    assert!(first.version() >= 2);
+    assert_eq!(
+        second.snapshot().section::<Greeting>().message,
+        "three",
+        "the second refresh was answered by a run that read before it"
+    );
+}
+
+/// Waits (up to 10 s) for the next change of the greeting, which no trigger of the
+/// test's asks for: it says `message`, at `version`.
+async fn goes_live_by_itself(
+    accessor: &EaCAccessor,
+    greetings: &mut SectionWatch<Greeting>,
+    message: &str,
+    version: u64,
+) {
+    tokio::time::timeout(Duration::from_secs(10), greetings.changed())
+        .await
+        .expect("it went live without another trigger")
+        .unwrap();
+    let now = accessor.load_full();
+    assert_eq!(now.section::<Greeting>().message, message);
+    assert_eq!(now.version(), version);
 }
 
 /// Starts a refresh whose run reads (`inner` as it is now) and is held there, then a
@@ -398,13 +371,7 @@ async fn a_refresh_that_came_while_a_failing_run_read_runs_by_itself_after_the_b
     assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Throttled);
     assert!(errors.to_string().contains("runs by itself"), "{errors}");
     // With no further trigger, the fix goes live once the backoff ends.
-    tokio::time::timeout(Duration::from_secs(10), greetings.changed())
-        .await
-        .expect("the held-back refresh ran by itself")
-        .unwrap();
-    let now = accessor.load_full();
-    assert_eq!(now.section::<Greeting>().message, "fixed");
-    assert_eq!(now.version(), 2);
+    goes_live_by_itself(&accessor, &mut greetings, "fixed", 2).await;
     reloads.shutdown().await;
 }
 

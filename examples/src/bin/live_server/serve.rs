@@ -183,8 +183,7 @@ impl Cap {
             return Some(slot);
         }
         if self.waiting.evict_oldest() {
-            let n = self.evicted.fetch_add(1, Ordering::Relaxed) + 1;
-            if n.is_power_of_two() {
+            if let Some(n) = tally(&self.evicted) {
                 tracing::warn!(
                     listener,
                     max,
@@ -199,8 +198,7 @@ impl Cap {
                 return Some(slot);
             }
         }
-        let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        if n.is_power_of_two() {
+        if let Some(n) = tally(&self.refused) {
             tracing::warn!(
                 listener,
                 max,
@@ -210,6 +208,13 @@ impl Cap {
         }
         None
     }
+}
+
+/// Counts one more in `counter`; the count when it is one to log: the first, then
+/// each power of two.
+fn tally(counter: &AtomicU64) -> Option<u64> {
+    let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+    n.is_power_of_two().then_some(n)
 }
 
 /// The open connections waiting for a request head — the first one, or the next one
