@@ -650,7 +650,7 @@ impl Builder {
                     // Same content as the last stored version: it keeps its number.
                     let (version, stored) = match &last {
                         Some(e) if e.hash == hash => (e.version, true),
-                        Some(e) => (e.version + 1, false),
+                        Some(e) => (publish::next_version(e.version)?, false),
                         None => (1, false),
                     };
                     Ok((

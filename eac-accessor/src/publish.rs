@@ -123,6 +123,20 @@ pub(crate) fn scope(
     })
 }
 
+/// The version after `current`; past `u64::MAX` nothing more can be published.
+pub(crate) fn next_version(current: u64) -> Result<u64, Errors> {
+    current.checked_add(1).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Limit,
+            format!(
+                "no version number is left after {current}: nothing more can be published \
+                 (start on a fresh durable history)"
+            ),
+        )
+        .into()
+    })
+}
+
 /// Validates every section of a scoped candidate and builds the snapshot it would be.
 ///
 /// Reports every problem of every section; errors about a key name the source that set
@@ -397,7 +411,7 @@ impl Inner {
             &self.keys,
             scoped,
             hash,
-            current.version + 1,
+            next_version(current.version)?,
             origin,
         )?;
         resolve::resolve_all(&self.resolvers, Some(&current), &mut candidate)?;
@@ -538,19 +552,22 @@ impl Inner {
             };
         }
         let document = scoped.document().clone();
-        let result = prepare(
-            &self.specs,
-            &self.secrets,
-            &self.keys,
-            scoped,
-            hash,
-            current.version + 1,
-            Origin::Refresh,
-        )
-        .and_then(|mut candidate| {
-            resolve::resolve_all(&self.resolvers, Some(&current), &mut candidate)?;
-            check_hooks(&self.hooks, &candidate)
-        });
+        let result = next_version(current.version)
+            .and_then(|version| {
+                prepare(
+                    &self.specs,
+                    &self.secrets,
+                    &self.keys,
+                    scoped,
+                    hash,
+                    version,
+                    Origin::Refresh,
+                )
+            })
+            .and_then(|mut candidate| {
+                resolve::resolve_all(&self.resolvers, Some(&current), &mut candidate)?;
+                check_hooks(&self.hooks, &candidate)
+            });
         let errors = result
             .err()
             .map(|e| e.as_slice().to_vec())

@@ -193,3 +193,65 @@ fn the_default_cap_leaves_descriptors_for_every_connection_it_admits() {
     drop(idle);
     server.terminate();
 }
+
+#[test]
+fn a_connect_flood_after_sigterm_does_not_hold_the_process_past_its_grace() {
+    let (config, state) = support::app_dirs();
+    // One core for the server, both for the flood: clients connect faster than it accepts.
+    let mut server = Launch::new(config.path(), state.path())
+        .env("EAC_SHUTDOWN_GRACE_MS", "1000")
+        .shell("taskset -p -c 0 $$ >/dev/null")
+        .start();
+    let address = server.address;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Bounded: each flooder stops by itself after 20 s.
+    let flooders: Vec<_> = (0..16)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let until = Instant::now() + Duration::from_secs(20);
+                let mut made = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+                    if TcpStream::connect(address).is_ok() {
+                        made += 1;
+                    }
+                }
+                made
+            })
+        })
+        .collect();
+    // The flood is on before the signal.
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    server.signal("TERM");
+    let code = server.wait_exit();
+    let took = signalled.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let made: u64 = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    assert_eq!(code, Some(0), "{}", server.log());
+    assert!(made > 100, "the flood made {made} connections");
+    // The grace is 1 s; the flood lasts 20 s. Exiting well before the flood ends is the
+    // point, with room for a loaded machine.
+    assert!(
+        took < Duration::from_secs(8),
+        "exited {took:?} after SIGTERM under a connect flood (grace 1 s)"
+    );
+}
+
+#[test]
+fn a_zero_connection_cap_or_header_timeout_is_refused_at_start() {
+    let (config, state) = support::app_dirs();
+    for (name, why) in [
+        ("EAC_MAX_CONNECTIONS", "refuse every connection"),
+        ("EAC_HEADER_READ_TIMEOUT_MS", "drop every connection"),
+    ] {
+        let (code, stderr) = Launch::new(config.path(), state.path())
+            .env(name, "0")
+            .run_to_end();
+        assert_eq!(code, Some(1), "{name}=0: {stderr}");
+        assert!(
+            stderr.contains(&format!("{name}=0")) && stderr.contains(why),
+            "{name}=0: {stderr}"
+        );
+    }
+}

@@ -107,6 +107,15 @@ api_key = "s3cr3t-k3y-value"
 /// The secret in [`APP_TOML`], to check it never shows.
 pub const SECRET: &str = "s3cr3t-k3y-value";
 
+/// A temporary folder only its owner may enter (mode `0700`), removed on drop: what a
+/// state dir must be (tempfile's own folders follow the umask, `0755` as a rule).
+pub fn private_dir() -> tempfile::TempDir {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    builder.tempdir().expect("create a temp dir")
+}
+
 /// A temporary configuration folder, removed on drop.
 #[derive(Debug)]
 pub struct ConfigDir {
@@ -116,9 +125,7 @@ pub struct ConfigDir {
 impl ConfigDir {
     /// An empty folder.
     pub fn new() -> ConfigDir {
-        ConfigDir {
-            dir: tempfile::tempdir().expect("create a temp dir"),
-        }
+        ConfigDir { dir: private_dir() }
     }
 
     /// A folder holding `app.toml` = [`APP_TOML`].

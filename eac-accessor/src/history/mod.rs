@@ -112,6 +112,8 @@ impl History {
     /// process serves (its config folder), to notice a state dir that served another.
     pub(crate) fn open(dir: &Path, limit: usize, label: Option<String>) -> Result<History, Error> {
         let mut history = History::new(limit);
+        // Its own error (the folder, what is wrong, the fix) rather than the store's.
+        crate::StateDir::open(dir)?;
         let (store, records, _skipped) = Store::open(dir, history.limit).map_err(|e| {
             Error::new(
                 crate::ErrorKind::Io,
@@ -294,5 +296,61 @@ fn reclaim(document: Arc<Value>) {
     if let Some(queue) = queue {
         // Full, or the thread is gone: free it here.
         let _ = queue.try_send(document);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store::{Record, Store};
+    use crate::source::{Format, Memory};
+    use crate::{EaCAccessor, EaCSection, ErrorKind, Origin};
+
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Limits {
+        #[allow(dead_code)]
+        max: u64,
+    }
+    impl EaCSection for Limits {
+        const PATH: &'static str = "limits";
+    }
+
+    #[test]
+    fn publishing_past_the_last_version_number_is_an_error_not_an_overflow() {
+        let state = tempfile::tempdir().unwrap();
+        let state = state.path().join("state");
+        {
+            let (mut store, _, _) = Store::open(&state, 10).unwrap();
+            let record = Record {
+                version: u64::MAX - 1,
+                hash: String::new(),
+                origin: serde_json::json!({"kind": "refresh"}),
+                published_at: 1.0,
+                changed: Vec::new(),
+                document: serde_json::json!({"limits": {"max": 1}}),
+                label: None,
+            };
+            store.append(&record, &[]).unwrap();
+        }
+        let doc = Memory::new("app", Format::Toml, "[limits]\nmax = 2\n");
+        let accessor = EaCAccessor::builder()
+            .section::<Limits>()
+            .source(doc.clone())
+            .durable_history(&state)
+            .build()
+            .unwrap();
+        assert_eq!(accessor.load().version(), u64::MAX);
+        doc.set("[limits]\nmax = 3\n");
+        let errors = accessor.reload(Origin::Refresh).unwrap_err();
+        let error = &errors.as_slice()[0];
+        assert_eq!(error.kind(), ErrorKind::Limit, "{errors}");
+        assert!(
+            error.message().contains("no version number is left"),
+            "{errors}"
+        );
+        assert_eq!(
+            accessor.load().version(),
+            u64::MAX,
+            "the current version stays"
+        );
     }
 }

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::state_dir::{self, StateDir};
+
 const MAGIC: &[u8; 4] = b"EACH";
 const HEADER: usize = 16;
 const FILE_NAME: &str = "history.eac";
@@ -50,14 +52,10 @@ impl Store {
     /// Opens (or creates) the store in `dir`, returning it with every intact record, oldest
     /// first, and how many corrupt or torn ones were skipped.
     pub(crate) fn open(dir: &Path, limit: usize) -> io::Result<(Store, Vec<Record>, usize)> {
-        create_private_dir(dir)?;
+        StateDir::open(dir).map_err(|e| io::Error::other(e.message().to_owned()))?;
         let lock = lock_dir(dir)?;
         let path = dir.join(FILE_NAME);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        let bytes = state_dir::read_private(&path)?.unwrap_or_default();
         let (mut records, skipped) = decode_all(&bytes);
         if skipped > 0 {
             tracing::warn!(path = %path.display(), skipped, "history store had torn or corrupt records; skipped them");
@@ -67,7 +65,7 @@ impl Store {
         if skipped > 0 || keep > 0 {
             rewrite(&path, &records)?;
         }
-        let file = private(OpenOptions::new().create(true).append(true)).open(&path)?;
+        let file = state_dir::open_private(OpenOptions::new().create(true).append(true), &path)?;
         let store = Store {
             path,
             file,
@@ -83,7 +81,7 @@ impl Store {
     pub(crate) fn replace(&mut self, records: &[Record]) -> io::Result<()> {
         let start = records.len().saturating_sub(self.limit);
         rewrite(&self.path, &records[start..])?;
-        self.file = private(OpenOptions::new().append(true)).open(&self.path)?;
+        self.file = state_dir::open_private(OpenOptions::new().append(true), &self.path)?;
         self.count = records.len() - start;
         Ok(())
     }
@@ -101,7 +99,7 @@ impl Store {
             all.push(record.clone());
             let start = all.len().saturating_sub(self.limit);
             rewrite(&self.path, &all[start..])?;
-            self.file = private(OpenOptions::new().append(true)).open(&self.path)?;
+            self.file = state_dir::open_private(OpenOptions::new().append(true), &self.path)?;
             self.count = all.len() - start;
             return Ok(());
         }
@@ -115,11 +113,15 @@ impl Store {
 /// Takes the folder's lock, or fails naming the folder and the holder's PID.
 fn lock_dir(dir: &Path) -> io::Result<File> {
     let path = dir.join(LOCK_NAME);
-    let mut file = private(OpenOptions::new().read(true).write(true).create(true)).open(&path)?;
+    let mut file = state_dir::open_private(
+        OpenOptions::new().read(true).write(true).create(true),
+        &path,
+    )?;
     match file.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
-            let holder = fs::read_to_string(&path).unwrap_or_default();
+            let mut holder = String::new();
+            let _ = io::Read::read_to_string(&mut file, &mut holder);
             let holder = holder.trim();
             let holder = if holder.is_empty() {
                 "another process".to_owned()
@@ -190,8 +192,20 @@ fn decode_at(bytes: &[u8], at: usize) -> Option<(Record, usize)> {
     if xxh3_64(payload) != sum {
         return None;
     }
-    let record = serde_json::from_slice(payload).ok()?;
-    Some((record, at + HEADER + len))
+    let record: Record = serde_json::from_slice(payload).ok()?;
+    in_range(&record).then_some((record, at + HEADER + len))
+}
+
+/// The latest publish time a record may carry: the end of year 9999, in Unix seconds.
+const LATEST: f64 = 253_402_300_799.0;
+
+/// A record whose checksum matches can still say what no publish wrote (a version 0, a
+/// time before 1970 or past year 9999, not a number): it is skipped like a torn one, and
+/// nothing later turns it into a time or a next version.
+fn in_range(record: &Record) -> bool {
+    record.version != 0
+        && record.version != u64::MAX
+        && (0.0..=LATEST).contains(&record.published_at)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -199,54 +213,33 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn rewrite(path: &Path, records: &[Record]) -> io::Result<()> {
-    let tmp = path.with_extension("eac.tmp");
-    // A leftover from a crash is ours to replace; `create_new` refuses to follow a link.
-    let _ = fs::remove_file(&tmp);
-    {
-        let mut file = private(OpenOptions::new().write(true).create_new(true)).open(&tmp)?;
+    let (tmp, mut file) = state_dir::create_temp(path)?;
+    let written = (|| {
         for record in records {
             file.write_all(&encode(record)?)?;
         }
         file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        // The rename itself is durable only once the folder is synced.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
+    state_dir::sync_parent(path);
     Ok(())
-}
-
-/// The store holds whole documents, secrets included: files are created owner-only.
-fn private(options: &mut OpenOptions) -> &mut OpenOptions {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-}
-
-/// Creates `dir` (owner-only when it is new) and its parents.
-fn create_private_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a state dir must be: owner-only (tempfile's follow the umask).
+    fn private_dir() -> tempfile::TempDir {
+        let mut builder = tempfile::Builder::new();
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        builder.tempdir().unwrap()
+    }
 
     fn record(version: u64) -> Record {
         Record {
@@ -274,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_second_store_on_the_same_folder_is_refused_naming_the_holder() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         let first = Store::open(dir.path(), 10).unwrap();
         let error = Store::open(dir.path(), 10).unwrap_err();
         let message = error.to_string();
@@ -292,7 +285,7 @@ mod tests {
 
     #[test]
     fn reopening_reads_every_record_back() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         write_three(dir.path());
         let (_, records, skipped) = Store::open(dir.path(), 10).unwrap();
         assert_eq!(skipped, 0);
@@ -301,11 +294,11 @@ mod tests {
 
     #[test]
     fn a_torn_last_record_at_every_offset_loses_only_that_record() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         let (bytes, last_len) = write_three(dir.path());
         let start = bytes.len() - last_len;
         for cut in start..bytes.len() {
-            let case = tempfile::tempdir().unwrap();
+            let case = private_dir();
             fs::write(case.path().join(FILE_NAME), &bytes[..cut]).unwrap();
             let (mut store, records, skipped) = Store::open(case.path(), 10).unwrap();
             assert_eq!(records, [record(1), record(2)], "cut at {cut}");
@@ -321,12 +314,12 @@ mod tests {
 
     #[test]
     fn a_corrupt_byte_anywhere_in_the_last_record_is_never_taken_for_config() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         let (bytes, last_len) = write_three(dir.path());
         for at in bytes.len() - last_len..bytes.len() {
             let mut broken = bytes.clone();
             broken[at] ^= 0x20;
-            let case = tempfile::tempdir().unwrap();
+            let case = private_dir();
             fs::write(case.path().join(FILE_NAME), &broken).unwrap();
             let (_, records, skipped) = Store::open(case.path(), 10).unwrap();
             assert_eq!(records, [record(1), record(2)], "flipped byte {at}");
@@ -336,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_middle_record_is_skipped_and_later_ones_survive() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         let (mut bytes, last_len) = write_three(dir.path());
         let second_start = encode(&record(1)).unwrap().len();
         bytes[second_start + HEADER + 3] ^= 0x01;
@@ -347,11 +340,68 @@ mod tests {
         assert_eq!(skipped, 1);
     }
 
+    #[test]
+    fn a_record_out_of_range_is_skipped_like_a_torn_one() {
+        let dir = private_dir();
+        let mut bytes = Vec::new();
+        let out_of_range = [
+            Record {
+                version: 0,
+                ..record(1)
+            },
+            Record {
+                version: u64::MAX,
+                ..record(1)
+            },
+            Record {
+                published_at: -1.0,
+                ..record(2)
+            },
+            Record {
+                published_at: 1e300,
+                ..record(2)
+            },
+            Record {
+                published_at: f64::MAX,
+                ..record(2)
+            },
+        ];
+        for r in out_of_range.iter().chain([&record(3)]) {
+            bytes.extend(encode(r).unwrap());
+        }
+        fs::write(dir.path().join(FILE_NAME), &bytes).unwrap();
+        let (_, records, skipped) = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(records, [record(3)]);
+        assert_eq!(skipped, out_of_range.len());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_lock_or_history_link_is_not_followed() {
+        let dir = private_dir();
+        let state = dir.path().join("state");
+        crate::StateDir::open(&state).unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        for name in [LOCK_NAME, FILE_NAME] {
+            let planted = state.join(name);
+            std::os::unix::fs::symlink(&victim, &planted).unwrap();
+            let error = Store::open(&state, 10).unwrap_err();
+            assert!(
+                error.to_string().contains("symbolic link"),
+                "{name}: {error}"
+            );
+            assert_eq!(fs::read_to_string(&victim).unwrap(), "precious", "{name}");
+            fs::remove_file(&planted).unwrap();
+        }
+        Store::open(&state, 10).expect("opens once the links are gone");
+    }
+
     #[cfg(unix)]
     #[test]
     fn the_store_is_readable_by_its_owner_only() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         let state = dir.path().join("state");
         write_three(&state);
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -361,7 +411,7 @@ mod tests {
 
     #[test]
     fn the_file_is_compacted_to_the_limit() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         let (mut store, _, _) = Store::open(dir.path(), 3).unwrap();
         let mut kept: Vec<Record> = Vec::new();
         for v in 1..=20 {

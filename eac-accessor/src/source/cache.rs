@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Format, SizeCap};
 use crate::error::{Error, ErrorKind, SourceName};
+use crate::state_dir::{self, StateDir};
 
 /// The last document a remote source published, in one owner-only file.
 ///
@@ -40,7 +41,8 @@ pub struct LastGood {
 const MAGIC: &str = "eac-last-good v1";
 
 impl LastGood {
-    /// A cache kept in the file at `path` (its folder is created on the first store).
+    /// A cache kept in the file at `path` (its folder is created owner-only on the first
+    /// store, when missing). The file is never read or written through a symbolic link.
     pub fn new(path: impl Into<PathBuf>) -> LastGood {
         LastGood {
             path: path.into(),
@@ -77,22 +79,11 @@ impl LastGood {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        std::fs::create_dir_all(&dir).map_err(|e| io("create the folder of", e))?;
-        let file_name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "cache".to_owned());
-        let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        if !dir.is_dir() {
+            StateDir::open(&dir).map_err(|e| e.with_source(SourceName::File(self.path.clone())))?;
+        }
+        let (tmp, mut file) = state_dir::create_temp(&self.path).map_err(|e| io("create", e))?;
         let written = (|| {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&tmp)?;
-            // An existing temp file keeps its mode through `open`: set it again.
-            #[cfg(unix)]
-            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
             writeln!(
                 file,
                 "{MAGIC} {} {:016x}",
@@ -106,15 +97,12 @@ impl LastGood {
             let _ = std::fs::remove_file(&tmp);
             return Err(io("write", e));
         }
+        // `rename` replaces a link planted at the path; it never writes through it.
         if let Err(e) = std::fs::rename(&tmp, &self.path) {
             let _ = std::fs::remove_file(&tmp);
             return Err(io("replace", e));
         }
-        // The rename itself is durable only once the folder is synced.
-        #[cfg(unix)]
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
+        state_dir::sync_parent(&self.path);
         Ok(())
     }
 
@@ -138,7 +126,8 @@ impl LastGood {
             Error::new(ErrorKind::Parse, format!("corrupt last-good cache: {why}"))
                 .with_source(name.clone())
         };
-        let file = match std::fs::File::open(&self.path) {
+        let file = match state_dir::open_private(std::fs::OpenOptions::new().read(true), &self.path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
@@ -220,6 +209,32 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("remote.cache")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_is_neither_read_nor_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        let forged = LastGood::new(&victim);
+        forged.store(Format::Toml, "forged = true\n").unwrap();
+        let before = std::fs::read(&victim).unwrap();
+        let cache = LastGood::new(dir.path().join("remote.cache"));
+        std::os::unix::fs::symlink(&victim, cache.path()).unwrap();
+        // Read: the forged document behind the link is not served.
+        let error = cache.try_load().unwrap_err();
+        assert!(error.to_string().contains("symbolic link"), "{error}");
+        assert_eq!(cache.load(), None);
+        // Written: the link is replaced, the file it pointed at is untouched.
+        cache.store(Format::Toml, "a = 1\n").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), before);
+        assert!(
+            !std::fs::symlink_metadata(cache.path())
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(cache.load(), Some((Format::Toml, "a = 1\n".to_owned())));
     }
 
     #[test]

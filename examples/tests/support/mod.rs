@@ -23,7 +23,7 @@ pub const READ_TOKEN: &str = "e2e-read-token";
 pub fn app_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
     let config = tempfile::tempdir().unwrap();
     std::fs::write(config.path().join("app.toml"), eac_tests::APP_TOML).unwrap();
-    (config, tempfile::tempdir().unwrap())
+    (config, eac_tests::private_dir())
 }
 
 /// How to start one `live_server`.
@@ -31,13 +31,20 @@ pub fn app_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
 pub struct Launch {
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    removed: Vec<String>,
     cwd: Option<PathBuf>,
     shell_prefix: Option<String>,
 }
 
 impl Launch {
     /// `--config-dir config --state-dir state --listen 127.0.0.1:0`, both tokens, fast timings.
+    /// An existing `state` is made owner-only, as a state dir must be.
     pub fn new(config_dir: &Path, state_dir: &Path) -> Launch {
+        #[cfg(unix)]
+        if state_dir.is_dir() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
         Launch::bare()
             .arg("--config-dir")
             .arg(config_dir.to_str().unwrap())
@@ -57,6 +64,7 @@ impl Launch {
                 ("EAC_SHUTDOWN_GRACE_MS".into(), "2000".into()),
                 ("APP_FEATURES__SHOUT".into(), "false".into()),
             ],
+            removed: Vec::new(),
             cwd: None,
             shell_prefix: None,
         }
@@ -84,6 +92,13 @@ impl Launch {
         self
     }
 
+    /// Starts it without `name` in its environment.
+    pub fn env_remove(mut self, name: &str) -> Launch {
+        self.envs.retain(|(n, _)| n != name);
+        self.removed.push(name.to_owned());
+        self
+    }
+
     pub fn cwd(mut self, dir: &Path) -> Launch {
         self.cwd = Some(dir.to_path_buf());
         self
@@ -108,6 +123,9 @@ impl Launch {
             None => Command::new(binary),
         };
         command.args(&self.args);
+        for name in &self.removed {
+            command.env_remove(name);
+        }
         for (name, value) in &self.envs {
             command.env(name, value);
         }

@@ -75,7 +75,7 @@ fn a_full_disk_is_reported_and_the_store_catches_up_with_no_gap() {
 
 #[test]
 fn a_second_accessor_on_a_state_dir_in_use_is_refused_until_the_first_is_gone() {
-    let state = tempfile::tempdir().unwrap();
+    let state = eac_tests::private_dir();
     let dir = ConfigDir::with_app();
     let first = accessor(&dir, state.path());
     let errors = EaCAccessor::builder()
@@ -101,7 +101,7 @@ fn a_second_accessor_on_a_state_dir_in_use_is_refused_until_the_first_is_gone() 
 
 #[test]
 fn a_state_dir_that_served_another_folder_says_so() {
-    let state = tempfile::tempdir().unwrap();
+    let state = eac_tests::private_dir();
     let dir = ConfigDir::with_app();
     let build = |label: &str| {
         EaCAccessor::builder()

@@ -283,7 +283,7 @@ fn diff_between_kept_versions_redacts_secrets() {
 #[test]
 fn durable_history_survives_a_restart_and_versions_keep_counting() {
     let dir = ConfigDir::with_app();
-    let state = tempfile::tempdir().unwrap();
+    let state = eac_tests::private_dir();
     let build = || {
         four_sections()
             .source(Dir::new(dir.path()))

@@ -237,6 +237,10 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(format_args!("cannot handle signals: {e}")),
     };
+    // Before anything in it is read: the caches (remote, etcd) and the history.
+    if let Err(e) = options.open_state_dir() {
+        return fail(e);
+    }
     let etcd = match EtcdSource::connect(&options).await {
         Ok(etcd) => etcd,
         Err(e) => return fail(e),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use eac_accessor::StateDir;
 use eac_accessor::reload::ReloadMode;
 
 /// The variables read at start besides the flags' fallbacks, listed in `--help`.
@@ -60,8 +61,11 @@ pub(crate) struct Options {
     #[arg(long, env = "EAC_ADMIN_LISTEN", value_name = "ADDR")]
     pub(crate) admin_listen: Option<SocketAddr>,
 
-    /// The durable history (one process at a time). Default: a folder under the
-    /// system temp dir named after the config folder and the listen address.
+    /// The durable history and the caches (one process at a time): a real folder owned
+    /// by this user with mode 0700, or the server refuses to start. Default, named after
+    /// the config folder and the listen address:
+    /// `$XDG_STATE_HOME/eac/live_server/<hash>`, else
+    /// `~/.local/state/eac/live_server/<hash>`, else `<temp>/eac-<uid>/live_server/<hash>`.
     #[arg(long, env = "EAC_STATE_DIR", value_name = "DIR")]
     pub(crate) state_dir: Option<PathBuf>,
 
@@ -154,22 +158,36 @@ impl Options {
         std::path::absolute(&self.config_dir).unwrap_or_else(|_| self.config_dir.clone())
     }
 
-    /// The state dir: as given, or one derived from the config folder and the listen
-    /// address, so that several instances on one host never share one.
+    /// The state dir: as given, or a per-user one named after the config folder and the
+    /// listen address, so that several instances on one host never share one.
     pub(crate) fn state_dir(&self) -> PathBuf {
-        self.state_dir
-            .clone()
-            .unwrap_or_else(|| default_state_dir(&self.config_dir_absolute(), self.listen))
+        match &self.state_dir {
+            Some(dir) => dir.clone(),
+            None => StateDir::per_user_path(APP, &self.default_state_name()),
+        }
+    }
+
+    /// Creates the state dir when missing and checks it (a real folder, this user's,
+    /// mode 0700), before anything in it is read.
+    pub(crate) fn open_state_dir(&self) -> Result<StateDir, eac_accessor::Error> {
+        match &self.state_dir {
+            Some(dir) => StateDir::open(dir),
+            None => StateDir::per_user(APP, &self.default_state_name()),
+        }
+    }
+
+    fn default_state_name(&self) -> String {
+        default_state_name(&self.config_dir_absolute(), self.listen)
     }
 }
 
-fn default_state_dir(config_dir: &Path, listen: SocketAddr) -> PathBuf {
+/// The application's name among the per-user state folders.
+const APP: &str = "live_server";
+
+fn default_state_name(config_dir: &Path, listen: SocketAddr) -> String {
     let real = std::fs::canonicalize(config_dir).unwrap_or_else(|_| config_dir.to_path_buf());
     let key = format!("{}\n{listen}", real.display());
-    let key = eac_accessor::ContentHash::of(&serde_json::Value::from(key));
-    std::env::temp_dir()
-        .join("eac-live_server")
-        .join(key.to_string())
+    eac_accessor::ContentHash::of(&serde_json::Value::from(key)).to_string()
 }
 
 #[cfg(test)]
@@ -184,14 +202,14 @@ mod tests {
 
     #[test]
     fn instances_on_one_folder_get_their_own_state_dir() {
-        let a = default_state_dir(Path::new("/etc/app"), "127.0.0.1:8080".parse().unwrap());
-        let b = default_state_dir(Path::new("/etc/app"), "127.0.0.1:8081".parse().unwrap());
-        let c = default_state_dir(Path::new("/etc/other"), "127.0.0.1:8080".parse().unwrap());
+        let a = default_state_name(Path::new("/etc/app"), "127.0.0.1:8080".parse().unwrap());
+        let b = default_state_name(Path::new("/etc/app"), "127.0.0.1:8081".parse().unwrap());
+        let c = default_state_name(Path::new("/etc/other"), "127.0.0.1:8080".parse().unwrap());
         assert_ne!(a, b);
         assert_ne!(a, c);
         assert_eq!(
             a,
-            default_state_dir(Path::new("/etc/app"), "127.0.0.1:8080".parse().unwrap())
+            default_state_name(Path::new("/etc/app"), "127.0.0.1:8080".parse().unwrap())
         );
     }
 }

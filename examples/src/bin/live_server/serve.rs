@@ -89,6 +89,13 @@ impl ServeConfig {
                     .trim()
                     .parse()
                     .map_err(|_| "EAC_MAX_CONNECTIONS: expected a whole number".to_owned())?;
+                if n == 0 {
+                    return Err(
+                        "EAC_MAX_CONNECTIONS=0 would refuse every connection: give at \
+                         least 1, or unset it for the default (half the descriptor limit)"
+                            .to_owned(),
+                    );
+                }
                 if n > room {
                     tracing::warn!(
                         requested = n,
@@ -100,8 +107,17 @@ impl ServeConfig {
             }
             _ => room,
         };
+        let header_read_timeout = millis("EAC_HEADER_READ_TIMEOUT_MS", 30_000)?;
+        if header_read_timeout.is_zero() {
+            return Err(
+                "EAC_HEADER_READ_TIMEOUT_MS=0 would drop every connection before its \
+                 first request: give the longest wait for a request head in milliseconds, or \
+                 unset it for the default (30000)"
+                    .to_owned(),
+            );
+        }
         Ok(ServeConfig {
-            header_read_timeout: millis("EAC_HEADER_READ_TIMEOUT_MS", 30_000)?,
+            header_read_timeout,
             max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
             grace: millis("EAC_SHUTDOWN_GRACE_MS", 10_000)?,
         })
@@ -392,18 +408,19 @@ async fn accept_loop(
             _ = stopped(&mut stop) => break,
         }
     }
+    // The grace counts from the signal: neither a connect flood nor slow requests hold the
+    // process past it.
+    let deadline = tokio::time::Instant::now() + config.grace;
     // Connections that completed their handshake before the signal wait in the backlog:
-    // accept them too (a plain non-blocking accept, until the backlog is empty).
+    // accept them too (a plain non-blocking accept, until the backlog is empty — or the
+    // deadline, when clients keep connecting).
     if let Ok(backlog) = listener.into_std() {
-        while let Ok((tcp, peer)) = backlog.accept() {
-            let _ = tcp.set_nonblocking(true);
-            if let Ok(tcp) = TcpStream::from_std(tcp) {
-                start(&mut connections, tcp, peer).await;
-            }
+        while let Some((tcp, peer)) = from_backlog(&backlog, deadline) {
+            start(&mut connections, tcp, peer).await;
         }
     }
     let drained = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(config.grace, drained).await.is_err() {
+    if tokio::time::timeout_at(deadline, drained).await.is_err() {
         tracing::warn!(
             listener = name,
             open = connections.len(),
@@ -411,6 +428,23 @@ async fn accept_loop(
         );
         connections.shutdown().await;
     }
+}
+
+/// The next connection waiting in `backlog` (non-blocking), until the backlog is empty
+/// or `deadline` has passed — whichever comes first, so that clients that keep
+/// connecting, or starts that wait for room at the cap, cannot hold shutdown longer.
+fn from_backlog(
+    backlog: &std::net::TcpListener,
+    deadline: tokio::time::Instant,
+) -> Option<(TcpStream, SocketAddr)> {
+    while tokio::time::Instant::now() < deadline {
+        let (tcp, peer) = backlog.accept().ok()?;
+        let _ = tcp.set_nonblocking(true);
+        if let Ok(tcp) = TcpStream::from_std(tcp) {
+            return Some((tcp, peer));
+        }
+    }
+    None
 }
 
 /// Serves one connection; on shutdown, finishes what it received, then closes. Closes
@@ -510,4 +544,38 @@ fn finish(response: Response<Body>, stop: watch::Receiver<bool>) -> Response<Bod
     let ended = async move { stopped(&mut stop).await };
     let body = Body::from_stream(body.into_data_stream().take_until(ended));
     Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each start waits as `admit` may at the cap (for a closed connection's slot): a
+    /// backlog of fifty is not drained past the deadline.
+    #[tokio::test]
+    async fn the_backlog_drain_ends_at_the_deadline() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let address = listener.local_addr().unwrap();
+        let clients: Vec<_> = (0..50)
+            .map(|_| std::net::TcpStream::connect(address).unwrap())
+            .collect();
+        let mut started = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
+        while from_backlog(&listener, deadline).is_some() {
+            started += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            (1..50).contains(&started),
+            "started {started} of a backlog of 50 (deadline 300 ms, 100 ms each)"
+        );
+        // With time to spare, the whole backlog is taken.
+        let far = tokio::time::Instant::now() + Duration::from_secs(60);
+        while from_backlog(&listener, far).is_some() {
+            started += 1;
+        }
+        assert_eq!(started, 50);
+        drop(clients);
+    }
 }
