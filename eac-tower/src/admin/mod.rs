@@ -56,10 +56,10 @@
 //!
 //! A token is sent in the `x-eac-refresh-token` header or as `Authorization: Bearer
 //! <token>`; a 401 says which token to send and how, and carries `WWW-Authenticate`.
-//! Every answer of the data routes (refusals and the event stream included) carries
-//! `Cache-Control: no-store`.
 //! Tokens are compared in constant time over SHA-256 hashes of both sides, so neither
-//! their content nor their length leaks, and no answer or log line ever holds one.
+//! their content nor their length leaks, and no answer or log line ever holds one. Every
+//! answer of the data routes (refusals and the event stream included) carries
+//! `Cache-Control: no-store`, so that no cache keeps the configuration.
 //!
 //! # Limits
 //!
@@ -79,9 +79,8 @@
 //!
 //! A refresh answers 200 (published or unchanged), 422 (rejected), 429 (throttled), 504
 //! (over the build timeout); a rollback 404 for a version not kept; both 501 without a
-//! coordinator. Each refresh and
-//! rollback writes an audit line (target `eac::audit`: who, what, outcome — never the
-//! token). Every answer redacts secrets.
+//! coordinator. Each refresh and rollback writes an audit line (target `eac::audit`: who,
+//! what, outcome — never the token). Every answer redacts secrets.
 //!
 //! # Mounting it
 //!
@@ -271,9 +270,9 @@ pub struct AdminConfig {
 
 impl AdminConfig {
     /// Closed: no token (the mutating routes are off), reads need a token, no coordinator
-    /// (refresh and rollback answer 501 until [`coordinator`](AdminConfig::coordinator)). 64 KiB bodies,
-    /// 10 mutating requests at once then one per second, 64 event streams with a
-    /// keep-alive every 15 s.
+    /// (refresh and rollback answer 501 until [`coordinator`](AdminConfig::coordinator)).
+    /// 64 KiB bodies, 10 mutating requests at once then one per second, 64 event streams
+    /// with a keep-alive every 15 s.
     pub fn new() -> AdminConfig {
         AdminConfig {
             token: None,
