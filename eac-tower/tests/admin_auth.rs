@@ -257,6 +257,18 @@ async fn on_loopback_reads_answer_only_requests_for_a_loopback_name() {
             assert_eq!(reply.status, 403, "{path} for {host:?}: {}", reply.text);
         }
     }
+    // Two `Host` headers name no one host.
+    let mut twice = exact_request(
+        "GET",
+        &format!("{}/status", admin::DEFAULT_PREFIX),
+        Some("localhost"),
+        Auth::None,
+    );
+    twice
+        .headers_mut()
+        .append("host", http::HeaderValue::from_static("localhost"));
+    let reply = server.send_exact(twice).await;
+    assert_eq!(reply.status, 403, "{}", reply.text);
     for path in EVERY_READ {
         let reply = read(path, None, Auth::None).await;
         assert_eq!(reply.status, 403, "{path} without a host: {}", reply.text);

@@ -12,7 +12,7 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::routes::error;
+use super::reply::error;
 use super::{AdminState, OPEN_READS_ENV, READ_TOKEN_ENV, TOKEN_ENV, TOKEN_HEADER};
 
 /// An expected token, kept only as its SHA-256 so that comparing is constant-time and
@@ -212,7 +212,8 @@ fn foreign_host(host: Option<&str>) -> String {
                  pointed at this machine"
             )
         }
-        None => "this one names no host (no `Host` header)".to_owned(),
+        None => "this one names no host (its `Host` header is missing, repeated or unreadable)"
+            .to_owned(),
     };
     format!(
         "admin reads without a token are open only to requests addressed to a loopback \
@@ -291,12 +292,6 @@ impl RateLimit {
     }
 }
 
-/// A `Retry-After` value: whole seconds, rounded up, at least one.
-pub(crate) fn retry_after(wait: Duration) -> HeaderValue {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    HeaderValue::from(secs.max(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,9 +316,6 @@ mod tests {
             wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600),
             "{wait:?}"
         );
-        assert_eq!(retry_after(wait), "3600");
-        assert_eq!(retry_after(Duration::from_millis(1)), "1");
-        assert_eq!(retry_after(Duration::ZERO), "1");
     }
 
     #[test]

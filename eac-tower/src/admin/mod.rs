@@ -158,6 +158,7 @@ mod auth;
 mod dashboard;
 mod events;
 mod metrics;
+mod reply;
 mod routes;
 
 pub use metrics::{RenderFn, SECONDS_BUCKETS};
@@ -642,7 +643,7 @@ where
     // outside both guards, with headers of their own.
     reads
         .merge(mutations)
-        .layer(map_response(routes::no_store))
+        .layer(map_response(reply::no_store))
         .merge(dashboard::routes())
         .layer(DefaultBodyLimit::max(config.body_limit))
         .with_state(state)

@@ -7,26 +7,14 @@ use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use eac_accessor::{Candidate, EaCAccessor, ErrorKind, Errors, Outcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::retry_after;
+use super::reply::{error, retry_after};
 use super::{AdminState, Refresh};
-
-pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
-}
-
-/// Marks an answer as one no cache may keep.
-pub(super) async fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
 
 /// The 501 of a refresh or a rollback on an admin given no coordinator to go through.
 fn unwired(action: &str) -> Response {
