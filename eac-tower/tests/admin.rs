@@ -10,16 +10,19 @@ use eac_tower::admin::AdminConfig;
 #[tokio::test]
 async fn without_tokens_everything_is_closed() {
     let server = Server::start(AdminConfig::new()).await;
+    // No token can open a route when the server has none: 403, never 401.
     for path in ["/status", "/history", "/events"] {
-        let (status, _) = server.json("GET", path, Some(TOKEN), "").await;
+        let (status, body) = server.json("GET", path, Some(TOKEN), "").await;
         assert_eq!(
-            status, 401,
+            status, 403,
             "{path} must be closed without a configured token"
         );
+        let message = body["error"].as_str().unwrap();
+        assert!(message.starts_with("admin reads are off"), "{message}");
     }
     for path in ["/refresh", "/rollback?to=1", "/preview"] {
         let (status, body) = server.json("POST", path, Some(TOKEN), "{}").await;
-        assert_eq!(status, 401, "{path} must be off without a configured token");
+        assert_eq!(status, 403, "{path} must be off without a configured token");
         let message = body["error"].as_str().unwrap();
         assert!(
             message.starts_with("mutating admin routes are off"),
@@ -45,8 +48,8 @@ async fn open_reads_answer_without_a_token_and_mutations_stay_off() {
     for path in ["/refresh", "/rollback?to=1", "/preview"] {
         let (status, _) = server.json("POST", path, None, "{}").await;
         assert_eq!(
-            status, 401,
-            "{path} needs the admin token even with open reads"
+            status, 403,
+            "{path} is off (no admin token is set) even with open reads"
         );
     }
     server.stop().await;

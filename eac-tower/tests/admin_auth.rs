@@ -7,7 +7,7 @@ mod admin_harness;
 
 use std::time::Duration;
 
-use admin_harness::{Auth, READ_TOKEN, SECRET, Server, TOKEN, app_toml};
+use admin_harness::{Auth, READ_TOKEN, SECRET, Server, TOKEN, app_toml, exact_request};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
@@ -134,28 +134,30 @@ async fn refusals_say_what_to_send() {
     without_admin.stop().await;
 }
 
+/// The admin as a service mounts it: both tokens and `EAC_ADMIN_OPEN_READS=open` from
+/// the variables, read for the address bound; through the coordinator.
+async fn serve(bind: &str, open: Option<&'static str>) -> Server {
+    let vars = move |name: &str| match name {
+        "EAC_REFRESH_ENDPOINT_TOKEN" => Some(TOKEN.to_owned()),
+        "EAC_ADMIN_READ_TOKEN" => Some(READ_TOKEN.to_owned()),
+        "EAC_ADMIN_OPEN_READS" => open.map(str::to_owned),
+        _ => None,
+    };
+    Server::start_on(bind, move |setup| {
+        let config = AdminConfig::from_vars_for(setup.bound, vars)
+            .unwrap()
+            .coordinator(&setup.reloads)
+            .shutdown_signal(setup.until_stopped());
+        Router::new().nest(
+            admin::DEFAULT_PREFIX,
+            admin::router(setup.accessor.clone(), config),
+        )
+    })
+    .await
+}
+
 #[tokio::test]
 async fn reads_follow_the_bound_address_not_the_peer() {
-    let vars = |open: Option<&'static str>| {
-        move |name: &str| match name {
-            "EAC_REFRESH_ENDPOINT_TOKEN" => Some(TOKEN.to_owned()),
-            "EAC_ADMIN_READ_TOKEN" => Some(READ_TOKEN.to_owned()),
-            "EAC_ADMIN_OPEN_READS" => open.map(str::to_owned),
-            _ => None,
-        }
-    };
-    let serve = |bind: &'static str, open: Option<&'static str>| {
-        Server::start_on(bind, move |setup| {
-            let config = AdminConfig::from_vars_for(setup.bound, vars(open))
-                .unwrap()
-                .shutdown_signal(setup.until_stopped());
-            Router::new().nest(
-                admin::DEFAULT_PREFIX,
-                admin::router(setup.accessor.clone(), config),
-            )
-        })
-    };
-
     // Bound to loopback: reads are open.
     let loopback = serve("127.0.0.1:0", None).await;
     for path in READS {
@@ -194,6 +196,352 @@ async fn reads_follow_the_bound_address_not_the_peer() {
         );
     }
     opened.stop().await;
+}
+
+/// Every read route, as a path under the prefix.
+const EVERY_READ: [&str; 4] = ["/status", "/history", "/events", "/diff?from=1"];
+
+#[tokio::test]
+async fn on_loopback_reads_answer_only_requests_for_a_loopback_name() {
+    let server = serve("127.0.0.1:0", None).await;
+    let port = server.address.port();
+    let read = |path: &str, host: Option<&str>, auth| {
+        let target = format!("{}{path}", admin::DEFAULT_PREFIX);
+        server.send_exact(exact_request("GET", &target, host, auth))
+    };
+    let loopback_names = [
+        format!("127.0.0.1:{port}"),
+        "127.0.0.1".to_owned(),
+        "127.9.8.7".to_owned(),
+        "localhost".to_owned(),
+        format!("LocalHost:{port}"),
+        "localhost.".to_owned(),
+        format!("localhost.:{port}"),
+        "localhost:".to_owned(),
+        format!("[::1]:{port}"),
+        "[::1]".to_owned(),
+        "[::ffff:127.0.0.1]".to_owned(),
+    ];
+    for host in &loopback_names {
+        for path in EVERY_READ {
+            let reply = read(path, Some(host), Auth::None).await;
+            assert_eq!(reply.status, 200, "{path} for {host:?}: {}", reply.text);
+        }
+    }
+    // Names a DNS server answers for (however they resolve), other addresses, and what
+    // is not a host at all.
+    let other_names = [
+        "evil.example".to_owned(),
+        format!("evil.example:{port}"),
+        "127.0.0.1.evil.example".to_owned(),
+        "localhost.evil.example".to_owned(),
+        "evil-localhost".to_owned(),
+        format!("0.0.0.0:{port}"),
+        "10.0.0.1".to_owned(),
+        "[fe80::1]".to_owned(),
+        "::1".to_owned(),
+        "[::1".to_owned(),
+        "[::1]x".to_owned(),
+        "127.0.0.1:80x".to_owned(),
+        "localhost:80:80".to_owned(),
+        String::new(),
+    ];
+    for host in &other_names {
+        for path in EVERY_READ {
+            let reply = read(path, Some(host), Auth::None).await;
+            assert_eq!(reply.status, 403, "{path} for {host:?}: {}", reply.text);
+            let message = reply.json()["error"].as_str().unwrap().to_owned();
+            assert!(message.contains("EAC_ADMIN_OPEN_READS=1"), "{message}");
+            // A wrong token opens nothing either.
+            let reply = read(path, Some(host), Auth::Bearer("wrong")).await;
+            assert_eq!(reply.status, 403, "{path} for {host:?}: {}", reply.text);
+        }
+    }
+    // Two `Host` headers name no one host.
+    let mut twice = exact_request(
+        "GET",
+        &format!("{}/status", admin::DEFAULT_PREFIX),
+        Some("localhost"),
+        Auth::None,
+    );
+    twice
+        .headers_mut()
+        .append("host", http::HeaderValue::from_static("localhost"));
+    let reply = server.send_exact(twice).await;
+    assert_eq!(reply.status, 403, "{}", reply.text);
+    for path in EVERY_READ {
+        let reply = read(path, None, Auth::None).await;
+        assert_eq!(reply.status, 403, "{path} without a host: {}", reply.text);
+        // A token is the point: it opens reads whatever the name.
+        for auth in [Auth::Bearer(READ_TOKEN), Auth::Header(TOKEN)] {
+            let reply = read(path, Some("evil.example"), auth).await;
+            assert_eq!(reply.status, 200, "{path} with {auth:?}: {}", reply.text);
+        }
+    }
+    // The name of an absolute-form target (and HTTP/2's `:authority`, which arrives the
+    // same way) is the request's host, whatever `Host` says (RFC 9112 §3.2.2).
+    let status = format!("{}/status", admin::DEFAULT_PREFIX);
+    let foreign = format!("http://evil.example{status}");
+    let reply = server
+        .send_exact(exact_request(
+            "GET",
+            &foreign,
+            Some(&format!("127.0.0.1:{port}")),
+            Auth::None,
+        ))
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.text);
+    let local = format!("http://localhost:{port}{status}");
+    let reply = server
+        .send_exact(exact_request(
+            "GET",
+            &local,
+            Some("evil.example"),
+            Auth::None,
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+
+    let mut refusals = serde_json::Map::new();
+    let long = format!("{}.example", "a".repeat(100));
+    for (name, host) in [
+        ("another name", Some("evil.example")),
+        ("a long name, cut short", Some(long.as_str())),
+        ("no host", None),
+    ] {
+        let reply = read("/status", host, Auth::None).await;
+        refusals.insert(name.to_owned(), reply.json());
+    }
+    insta::assert_json_snapshot!("loopback_refusals", Value::Object(refusals));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn reads_opened_on_purpose_answer_every_name() {
+    let opened = serve("127.0.0.1:0", Some("1")).await;
+    for path in EVERY_READ {
+        for host in [Some("evil.example"), None] {
+            let target = format!("{}{path}", admin::DEFAULT_PREFIX);
+            let reply = opened
+                .send_exact(exact_request("GET", &target, host, Auth::None))
+                .await;
+            assert_eq!(reply.status, 200, "{path} for {host:?}: {}", reply.text);
+        }
+    }
+    opened.stop().await;
+    // Closed on purpose: loopback names need a token too.
+    let closed = serve("127.0.0.1:0", Some("0")).await;
+    let reply = closed.send("GET", "/status", Auth::None, "").await;
+    assert_eq!(reply.status, 401, "{}", reply.text);
+    closed.stop().await;
+}
+
+#[tokio::test]
+async fn every_admin_answer_is_kept_by_no_cache() {
+    let server = Server::start(
+        both_tokens()
+            .max_streams(1)
+            .body_limit(64)
+            .metrics(|| "# nothing yet\n".to_owned())
+            .rate_limit(4, Duration::from_secs(3600)),
+    )
+    .await;
+    let unwired = Server::start_on("127.0.0.1:0", |setup| {
+        let config = both_tokens().shutdown_signal(setup.until_stopped());
+        Router::new().nest(
+            admin::DEFAULT_PREFIX,
+            admin::router(setup.accessor.clone(), config),
+        )
+    })
+    .await;
+    let loopback = serve("127.0.0.1:0", None).await;
+    let mut seen = Vec::new();
+    let mut check = |what: &str, reply: admin_harness::Reply| {
+        assert_eq!(
+            reply
+                .headers
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{what}: {} {:?}",
+            reply.status,
+            reply.headers
+        );
+        seen.push(format!("{what}: {}", reply.status.as_u16()));
+    };
+    let (read, admin) = (Auth::Header(READ_TOKEN), Auth::Header(TOKEN));
+    for path in ["/status", "/history", "/diff?from=1", "/metrics"] {
+        check(path, server.send("GET", path, read, "").await);
+        check(path, server.send("GET", path, Auth::None, "").await);
+    }
+    check(
+        "/diff?from=x",
+        server.send("GET", "/diff?from=x", read, "").await,
+    );
+    check(
+        "/diff?from=99",
+        server.send("GET", "/diff?from=99", read, "").await,
+    );
+    let (stream, held) = server.open_stream(read).await;
+    check("/events", stream);
+    check("/events", server.open_stream(read).await.0);
+    drop(held);
+    check("/events", server.open_stream(Auth::None).await.0);
+    let preview = r#"{"limits": {"max_body_bytes": 7}}"#;
+    check(
+        "/preview",
+        server.send("POST", "/preview", admin, preview).await,
+    );
+    check(
+        "/preview",
+        server.send("POST", "/preview", admin, "[]").await,
+    );
+    check(
+        "/preview",
+        server
+            .send("POST", "/preview", admin, &"x".repeat(65))
+            .await,
+    );
+    check("/refresh", server.send("POST", "/refresh", admin, "").await);
+    check(
+        "/rollback",
+        server.send("POST", "/rollback?to=1", admin, "").await,
+    );
+    check(
+        "/rollback",
+        server.send("POST", "/rollback?to=x", admin, "").await,
+    );
+    check(
+        "/rollback",
+        server.send("POST", "/rollback?to=99", admin, "").await,
+    );
+    check(
+        "/rollback",
+        server.send("POST", "/rollback?to=1", admin, "").await,
+    );
+    for (method, path) in [
+        ("POST", "/refresh"),
+        ("POST", "/rollback?to=1"),
+        ("GET", "/refresh"),
+    ] {
+        check(path, server.send(method, path, read, "").await);
+        check(path, server.send(method, path, Auth::None, "").await);
+    }
+    check("/refresh", server.send("GET", "/refresh", admin, "").await);
+    check(
+        "/refresh",
+        unwired.send("POST", "/refresh", admin, "").await,
+    );
+    check(
+        "/rollback",
+        unwired.send("POST", "/rollback?to=1", admin, "").await,
+    );
+    let status = format!("{}/status", admin::DEFAULT_PREFIX);
+    check(
+        "/status",
+        loopback
+            .send_exact(exact_request(
+                "GET",
+                &status,
+                Some("evil.example"),
+                Auth::None,
+            ))
+            .await,
+    );
+    let mut statuses: Vec<&str> = seen.iter().map(|s| s.rsplit(' ').next().unwrap()).collect();
+    statuses.sort_unstable();
+    statuses.dedup();
+    // Every kind of answer was met: success, refusals, errors, limits.
+    assert_eq!(
+        statuses,
+        [
+            "200", "400", "401", "403", "404", "405", "413", "429", "501", "503"
+        ],
+        "{seen:#?}"
+    );
+    server.stop().await;
+    unwired.stop().await;
+    loopback.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_coordinator_refresh_and_rollback_say_to_pass_one() {
+    let server = Server::start_on("127.0.0.1:0", |setup| {
+        let config = both_tokens().shutdown_signal(setup.until_stopped());
+        Router::new().nest(
+            admin::DEFAULT_PREFIX,
+            admin::router(setup.accessor.clone(), config),
+        )
+    })
+    .await;
+    server.write(&app_toml("2048", &format!("\"{SECRET}\"")));
+    let mut answers = serde_json::Map::new();
+    for path in ["/refresh?force=1", "/rollback?to=1"] {
+        let reply = server.send("POST", path, Auth::Header(TOKEN), "").await;
+        assert_eq!(reply.status, 501, "{path}: {}", reply.text);
+        answers.insert(path.to_owned(), reply.json());
+    }
+    insta::assert_json_snapshot!("without_a_coordinator", Value::Object(answers));
+    // Nothing was reloaded behind the coordinator's back.
+    let history = server
+        .send("GET", "/history", Auth::Header(TOKEN), "")
+        .await;
+    assert_eq!(history.json()["current"], 1);
+    assert_eq!(history.json()["versions"].as_array().unwrap().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rollback_goes_through_the_coordinator() {
+    let mut reloads = None;
+    let server = Server::start_on("127.0.0.1:0", |setup| {
+        let mut timings = ReloadConfig::default();
+        timings.cooldown = Duration::from_secs(3600);
+        let coordinator = ReloadCoordinator::new(setup.accessor.clone(), timings);
+        let config = both_tokens()
+            .coordinator(&coordinator)
+            .shutdown_signal(setup.until_stopped());
+        reloads = Some(coordinator);
+        Router::new().nest(
+            admin::DEFAULT_PREFIX,
+            admin::router(setup.accessor.clone(), config),
+        )
+    })
+    .await;
+    let reloads = reloads.unwrap();
+    // Version 2 by the library's direct path: the coordinator has published nothing.
+    server.write(&app_toml("2048", &format!("\"{SECRET}\"")));
+    reloads.accessor().reload(Origin::Refresh).unwrap();
+    assert_eq!(reloads.throttled_for(), None);
+
+    // An operator's rollback is never throttled, and starts the cooldown of a publish.
+    let reply = server
+        .send("POST", "/rollback?to=1", Auth::Header(TOKEN), "")
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()["version"], 3);
+    assert!(
+        reloads.throttled_for().is_some(),
+        "the rollback started the cooldown"
+    );
+    let reply = server
+        .send("POST", "/refresh", Auth::Header(TOKEN), "")
+        .await;
+    assert_eq!(reply.status, 429, "{}", reply.text);
+    assert_eq!(
+        reloads.accessor().load().version(),
+        3,
+        "the rollback stands"
+    );
+
+    // Once the coordinator is shut down, a rollback publishes nothing.
+    reloads.shutdown().await;
+    let reply = server
+        .send("POST", "/rollback?to=2", Auth::Header(TOKEN), "")
+        .await;
+    assert_eq!(reply.status, 504, "{}", reply.text);
+    assert_eq!(reloads.accessor().load().version(), 3);
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -410,6 +758,7 @@ async fn no_log_line_holds_a_token() {
     let server = Server::start_on("0.0.0.0:0", |setup| {
         let config = AdminConfig::from_vars_for(setup.bound, vars)
             .unwrap()
+            .coordinator(&setup.reloads)
             .shutdown_signal(setup.until_stopped());
         tracing::info!(?config, "admin settings");
         Router::new().nest(

@@ -54,6 +54,54 @@ fn on_loopback_reads_are_open_and_mutations_need_the_token() {
     server.terminate();
 }
 
+/// `GET path` naming `host`, as a browser sends it for a page of that name.
+fn read_for_host(address: SocketAddr, path: &str, host: &str) -> support::Response {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    support::read_response(&mut stream).unwrap()
+}
+
+#[test]
+fn on_loopback_reads_for_another_host_name_are_refused() {
+    // A page whose name is rebound to 127.0.0.1 reaches the listener with its own name.
+    let (config, state) = folders();
+    let server = Launch::new(config.path(), state.path()).start();
+    let port = server.address.port();
+    for path in READS {
+        let refused = read_for_host(server.address, path, "rebound.example:8080");
+        assert_eq!(refused.status, 403, "{path}: {}", refused.body);
+        assert!(
+            refused.body.contains("EAC_ADMIN_OPEN_READS=1"),
+            "{}",
+            refused.body
+        );
+        assert_eq!(refused.header("cache-control"), Some("no-store"));
+        for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+            let read = read_for_host(server.address, path, &host);
+            assert_eq!(read.status, 200, "{path} for {host}: {}", read.body);
+        }
+    }
+    server.terminate();
+
+    // Opened on purpose: every name.
+    let (config, state) = folders();
+    let server = Launch::new(config.path(), state.path())
+        .env("EAC_ADMIN_OPEN_READS", "1")
+        .start();
+    for path in READS {
+        let read = read_for_host(server.address, path, "rebound.example:8080");
+        assert_eq!(read.status, 200, "{path}: {}", read.body);
+    }
+    server.terminate();
+}
+
 #[test]
 fn bound_beyond_loopback_every_read_needs_a_token() {
     let (config, state) = folders();
@@ -127,7 +175,7 @@ fn open_stream(address: SocketAddr) -> (TcpStream, u16, String) {
         let mut s = &mut request;
         std::io::Write::write_all(
             &mut s,
-            b"GET /_internal/eac/events HTTP/1.1\r\nhost: test\r\n\r\n",
+            b"GET /_internal/eac/events HTTP/1.1\r\nhost: localhost\r\n\r\n",
         )
         .unwrap();
     }
@@ -195,7 +243,7 @@ fn post_json(address: SocketAddr, path: &str, body: &str) -> support::Response {
     std::io::Write::write_all(
         &mut stream,
         format!(
-            "POST {path} HTTP/1.1\r\nhost: test\r\nx-eac-refresh-token: {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nhost: localhost\r\nx-eac-refresh-token: {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         )
         .as_bytes(),

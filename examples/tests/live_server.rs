@@ -79,7 +79,7 @@ fn live_server_follows_its_files_and_keeps_the_last_good_version() {
     let mut events = TcpStream::connect(server.address).unwrap();
     write!(
         events,
-        "GET /_internal/eac/events HTTP/1.1\r\nhost: test\r\n\r\n"
+        "GET /_internal/eac/events HTTP/1.1\r\nhost: localhost\r\n\r\n"
     )
     .unwrap();
     let mut head = [0u8; 12];

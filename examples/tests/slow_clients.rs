@@ -71,7 +71,7 @@ fn idle_connections_past_the_cap_make_room_for_real_requests() {
     // An event stream holds a slot while it serves: never closed to make room.
     let mut events = TcpStream::connect(server.address).unwrap();
     events
-        .write_all(b"GET /_internal/eac/events HTTP/1.1\r\nhost: test\r\n\r\n")
+        .write_all(b"GET /_internal/eac/events HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .unwrap();
     events
         .set_read_timeout(Some(Duration::from_secs(10)))

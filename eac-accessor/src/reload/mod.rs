@@ -1,7 +1,8 @@
 //! Reload coordination: one place that turns triggers into publishes.
 //!
 //! A [`ReloadCoordinator`] runs the accessor's pipeline for every trigger — a manual
-//! [`refresh`](ReloadCoordinator::refresh), a [`FileWatcher`], a poller — with:
+//! [`refresh`](ReloadCoordinator::refresh), a [`FileWatcher`], a poller, an operator's
+//! [`rollback_to`](ReloadCoordinator::rollback_to) — with:
 //!
 //! - **single flight**: concurrent triggers join the run under way and all get its result;
 //! - a **cooldown** after each publish, during which a refresh that is not forced is
@@ -524,6 +525,36 @@ impl ReloadCoordinator {
             reading,
             run: run.shared(),
         }
+    }
+
+    /// Republishes kept version `version` as a new version, like
+    /// [`EaCAccessor::rollback_to`], in turn with this coordinator's runs: after the run
+    /// under way (so that the rollback is not undone by it), never after
+    /// [`shutdown`](ReloadCoordinator::shutdown), and starting the cooldown a publish
+    /// starts. An operator's call: it is never throttled.
+    pub async fn rollback_to(&self, version: u64) -> Result<Outcome, Errors> {
+        let under_way = lock(&self.inner.inflight).as_ref().map(|f| f.run.clone());
+        if let Some(run) = under_way {
+            let _ = run.await;
+        }
+        if self.inner.closed.load(Ordering::SeqCst) || lock(&self.inner.abandoned).reading {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                "the rollback was called off (its coordinator shut down, or a reload abandoned \
+                 at the build timeout is still reading its sources); nothing was published",
+            )
+            .into());
+        }
+        let accessor = self.inner.accessor.clone();
+        let result = tokio::task::spawn_blocking(move || accessor.rollback_to(version))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Error::new(ErrorKind::Io, format!("the rollback task failed: {e}")).into())
+            });
+        if result.as_ref().is_ok_and(Outcome::is_published) {
+            lock(&self.inner.throttle).last_publish = Some(Instant::now());
+        }
+        result
     }
 
     /// How long a refresh that is not forced would have to wait now, if at all.

@@ -1,6 +1,7 @@
 //! Who may call what: the tokens, the read policy, and the rate limit of the mutating
 //! routes.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,8 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::routes::error;
-use super::{AdminState, READ_TOKEN_ENV, TOKEN_ENV, TOKEN_HEADER};
+use super::reply::error;
+use super::{AdminState, OPEN_READS_ENV, READ_TOKEN_ENV, TOKEN_ENV, TOKEN_HEADER};
 
 /// An expected token, kept only as its SHA-256 so that comparing is constant-time and
 /// does not leak the length.
@@ -51,12 +52,25 @@ pub(crate) enum Access {
     Admin,
 }
 
+/// When the read routes answer without a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reads {
+    /// Only with a token.
+    Closed,
+    /// To requests addressed to a loopback address or `localhost`: the listener is bound
+    /// to loopback. A page on another site whose name is rebound to 127.0.0.1 reaches the
+    /// listener all the same, but its requests carry that name, so they are refused.
+    Loopback,
+    /// To every request: the operator opened them.
+    Open,
+}
+
 /// The tokens a server accepts and whether reads need one.
 #[derive(Debug, Clone)]
 pub(crate) struct Policy {
     pub(crate) admin: Option<Token>,
     pub(crate) read: Option<Token>,
-    pub(crate) open_reads: bool,
+    pub(crate) reads: Reads,
 }
 
 impl Policy {
@@ -91,7 +105,7 @@ impl Policy {
     }
 }
 
-/// How to send a token, for every 401.
+/// How to send a token, for every refusal.
 const HOW: &str = "in the `x-eac-refresh-token` header or as `Authorization: Bearer <token>`";
 
 /// A 401 that says which token to send and how.
@@ -104,31 +118,114 @@ fn unauthorized(message: String) -> Response {
     response
 }
 
-/// Guards every read route: lets the request through when reads are open or it carries
-/// either token; answers 401 otherwise, before anything is computed for it.
+/// Guards every read route: lets the request through when it carries either token or
+/// reads are open to it; otherwise answers before anything is computed for it.
+///
+/// - Reads open because the listener is on loopback, and a request addressed to some
+///   other name (or to none): 403, saying how to open reads on purpose.
+/// - Reads closed and no token set on the server: 403, as no token can open them.
+/// - Reads closed otherwise: 401, saying which token to send.
 pub(super) async fn require_read(
     State(state): State<AdminState>,
     request: Request,
     next: Next,
 ) -> Response {
     let policy = &state.policy;
-    if policy.open_reads || policy.access(request.headers()) >= Access::Read {
+    if policy.access(request.headers()) >= Access::Read {
         return next.run(request).await;
     }
-    let none_set = if policy.admin.is_none() && policy.read.is_none() {
-        " (none is set on this server yet)"
-    } else {
-        ""
-    };
+    match policy.reads {
+        Reads::Open => return next.run(request).await,
+        Reads::Loopback => {
+            let host = requested_host(&request);
+            if host.is_some_and(names_loopback) {
+                return next.run(request).await;
+            }
+            return error(StatusCode::FORBIDDEN, foreign_host(host));
+        }
+        Reads::Closed => {}
+    }
+    if policy.admin.is_none() && policy.read.is_none() {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "admin reads are off: no token is set on this server, so none can open them; \
+                 set `{READ_TOKEN_ENV}` (or `{TOKEN_ENV}`) on the server and send it {HOW}, \
+                 or open reads to anyone who reaches the admin with `{OPEN_READS_ENV}=1`"
+            ),
+        );
+    }
     unauthorized(format!(
         "this admin route needs a token: send the read-only token (`{READ_TOKEN_ENV}`) or \
-         the admin token (`{TOKEN_ENV}`) {HOW}{none_set}"
+         the admin token (`{TOKEN_ENV}`) {HOW}"
     ))
+}
+
+/// The host a request is addressed to: its URI's authority (HTTP/2's `:authority`, or
+/// an absolute-form request target, which RFC 9112 §3.2.2 says wins over `Host`), else
+/// its one `Host` header. `None` when it names none, or several.
+fn requested_host(request: &Request) -> Option<&str> {
+    if let Some(authority) = request.uri().authority() {
+        return Some(authority.as_str());
+    }
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => host.to_str().ok(),
+        _ => None,
+    }
+}
+
+/// Whether `authority` (`host[:port]`) names this machine by a loopback address (IPv4,
+/// or IPv6 in brackets, IPv4-mapped included) or `localhost` (any case, a trailing dot
+/// allowed). A name that a DNS server answers for, however it resolves, is not one.
+fn names_loopback(authority: &str) -> bool {
+    let port_ok = |rest: &str| rest.bytes().all(|b| b.is_ascii_digit());
+    if let Some(bracketed) = authority.strip_prefix('[') {
+        let Some((ip, rest)) = bracketed.split_once(']') else {
+            return false;
+        };
+        let port = rest.is_empty() || rest.strip_prefix(':').is_some_and(port_ok);
+        return port
+            && ip
+                .parse::<Ipv6Addr>()
+                .is_ok_and(|ip| IpAddr::V6(ip).to_canonical().is_loopback());
+    }
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port_ok(port) => host,
+        Some(_) => return false,
+        None => authority,
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The 403 of a read addressed to a name other than loopback while reads are open only
+/// there: the name it was for (cut short), why that is refused and the ways to read.
+fn foreign_host(host: Option<&str>) -> String {
+    let named = match host {
+        Some(host) => {
+            let shown: String = host.chars().filter(|c| !c.is_control()).take(64).collect();
+            let cut = if host.chars().count() > 64 { "…" } else { "" };
+            format!(
+                "this one is for `{shown}{cut}`, a name that a web page elsewhere could have \
+                 pointed at this machine"
+            )
+        }
+        None => "this one names no host (its `Host` header is missing, repeated or unreadable)"
+            .to_owned(),
+    };
+    format!(
+        "admin reads without a token are open only to requests addressed to a loopback \
+         address or `localhost` (the admin listens on loopback), and {named}. Send the \
+         read-only token (`{READ_TOKEN_ENV}`) or the admin token (`{TOKEN_ENV}`) {HOW}, or \
+         open reads to every host name on purpose with `{OPEN_READS_ENV}=1`"
+    )
 }
 
 /// Guards every mutating route: only the admin token passes; the read-only token gets
 /// 403, anything else 401. Without a configured admin token the routes are off: every
-/// caller gets 401 (403 with the read-only token), as no token can be right.
+/// caller gets 403, as no token can open them.
 pub(super) async fn require_admin(
     State(state): State<AdminState>,
     request: Request,
@@ -143,10 +240,14 @@ pub(super) async fn require_admin(
                 "the read-only token cannot change anything: send the admin token (`{TOKEN_ENV}`)"
             ),
         ),
-        Access::None if policy.admin.is_none() => unauthorized(format!(
-            "mutating admin routes are off: set `{TOKEN_ENV}` on the server to turn them on, \
-             then send that token {HOW}"
-        )),
+        Access::None if policy.admin.is_none() => error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "mutating admin routes are off: no admin token is set on this server, so none \
+                 can open them; set `{TOKEN_ENV}` on the server to turn them on, then send that \
+                 token {HOW}"
+            ),
+        ),
         Access::None => unauthorized(format!(
             "this admin route needs the admin token (`{TOKEN_ENV}`) {HOW}"
         )),
@@ -191,12 +292,6 @@ impl RateLimit {
     }
 }
 
-/// A `Retry-After` value: whole seconds, rounded up, at least one.
-pub(crate) fn retry_after(wait: Duration) -> HeaderValue {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    HeaderValue::from(secs.max(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,9 +316,54 @@ mod tests {
             wait > Duration::from_secs(3590) && wait <= Duration::from_secs(3600),
             "{wait:?}"
         );
-        assert_eq!(retry_after(wait), "3600");
-        assert_eq!(retry_after(Duration::from_millis(1)), "1");
-        assert_eq!(retry_after(Duration::ZERO), "1");
+    }
+
+    #[test]
+    fn loopback_names_and_only_those() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "127.255.0.1:1",
+            "127.0.0.1.",
+            "localhost",
+            "LOCALHOST:80",
+            "localhost.",
+            "localhost.:8080",
+            "localhost:",
+            "[::1]",
+            "[::1]:8080",
+            "[::1]:",
+            "[0:0:0:0:0:0:0:1]:1",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert!(names_loopback(host), "{host}");
+        }
+        for host in [
+            "",
+            ":80",
+            "evil.example",
+            "evil.example:8080",
+            "127.0.0.1.nip.io",
+            "localhost.evil.example",
+            "sub.localhost",
+            "localhost..",
+            "0.0.0.0",
+            "127.1",
+            "0x7f.0.0.1",
+            "2130706433",
+            "10.0.0.1:80",
+            "::1",
+            "[::1",
+            "[::1]8080",
+            "[::1]:80x",
+            "[fe80::1%lo]",
+            "[::]",
+            "127.0.0.1:-1",
+            "127.0.0.1:8080:1",
+            "user@127.0.0.1",
+        ] {
+            assert!(!names_loopback(host), "{host}");
+        }
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -239,7 +379,7 @@ mod tests {
         let policy = Policy {
             admin: Token::new("adm"),
             read: Token::new("rd"),
-            open_reads: false,
+            reads: Reads::Closed,
         };
         assert_eq!(policy.access(&headers(&[])), Access::None);
         assert_eq!(
@@ -269,7 +409,7 @@ mod tests {
         let unset = Policy {
             admin: None,
             read: None,
-            open_reads: false,
+            reads: Reads::Closed,
         };
         assert_eq!(unset.access(&headers(&[(TOKEN_HEADER, "")])), Access::None);
     }

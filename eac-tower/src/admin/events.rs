@@ -17,8 +17,7 @@ use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AdminState;
-use super::auth::retry_after;
-use super::routes::error;
+use super::reply::{error, retry_after};
 
 /// A shutdown signal that every stream can wait on.
 pub(crate) type Shutdown = Shared<Pin<Box<dyn Future<Output = ()> + Send>>>;

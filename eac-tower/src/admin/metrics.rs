@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AdminState;
-use super::routes::error;
+use super::reply::error;
 
 /// What renders the metrics page: the whole Prometheus text exposition.
 pub type RenderFn = Arc<dyn Fn() -> String + Send + Sync>;

@@ -13,7 +13,11 @@
 //! | `POST rollback?to=N` | admin | republishes version N as a new version |
 //! | `POST preview` | admin | JSON overlay body → validation result and classified diff; publishes nothing |
 //!
-//! ¹ No token when reads are open ([`AdminConfig::open_reads`]).
+//! ¹ No token when reads are open ([`AdminConfig::open_reads`]), or on a loopback
+//! listener to a request addressed to a loopback address or `localhost`.
+//!
+//! Refresh and rollback go through the process's [`ReloadCoordinator`]
+//! ([`AdminConfig::coordinator`]); an admin given none answers them 501, saying so.
 //!
 //! # The dashboard
 //!
@@ -31,21 +35,31 @@
 //! # Who may call what
 //!
 //! - The **admin token** ([`AdminConfig::token`], `EAC_REFRESH_ENDPOINT_TOKEN`) unlocks
-//!   everything. **Without one the mutating routes are off**: they answer 401 (no token
-//!   can be right; 403 to the read-only token, as always), and the message says to set it.
+//!   everything. **Without one the mutating routes are off**: they answer 403 to
+//!   everyone (no token can open them), and the message says to set it.
 //! - The **read-only token** ([`AdminConfig::read_token`], `EAC_ADMIN_READ_TOKEN`) unlocks
 //!   the read routes; a mutating route refuses it with 403.
 //! - **Reads are closed by default**: every read route needs one of the two tokens, and
-//!   answers 401 without it — before anything is computed. They are open when the
-//!   admin's listener is bound to a loopback address ([`AdminConfig::from_env_for`]
-//!   decides this from the address the listener is bound to, never from the peer's:
-//!   behind a local reverse proxy every peer looks local) or when the operator opens
-//!   them ([`AdminConfig::open_reads`], `EAC_ADMIN_OPEN_READS=1`, logged as a warning).
+//!   answers 401 without it (403 when the server has no token at all) — before anything
+//!   is computed. The operator opens them to everyone who reaches the admin with
+//!   [`AdminConfig::open_reads`] or `EAC_ADMIN_OPEN_READS=1` (logged as a warning).
+//! - **On a loopback listener, reads are open to this machine**
+//!   ([`AdminConfig::from_env_for`] decides this from the address the listener is bound
+//!   to, never from the peer's: behind a local reverse proxy every peer looks local):
+//!   without a token, a read answers only a request addressed to a loopback address or
+//!   `localhost` (its `Host`, or its URI's authority as HTTP/2 sends it; with or without
+//!   the port). Any other name gets 403 saying how to read on purpose: a web page
+//!   elsewhere whose name is rebound to 127.0.0.1 (DNS rebinding) reaches the listener,
+//!   but its requests carry that name. A request that names no host is refused too
+//!   (HTTP/1.1 requires `Host`; every browser and `curl` send it). A request with a token
+//!   is not asked for its host.
 //!
 //! A token is sent in the `x-eac-refresh-token` header or as `Authorization: Bearer
 //! <token>`; a 401 says which token to send and how, and carries `WWW-Authenticate`.
 //! Tokens are compared in constant time over SHA-256 hashes of both sides, so neither
-//! their content nor their length leaks, and no answer or log line ever holds one.
+//! their content nor their length leaks, and no answer or log line ever holds one. Every
+//! answer of the data routes (refusals and the event stream included) carries
+//! `Cache-Control: no-store`, so that no cache keeps the configuration.
 //!
 //! # Limits
 //!
@@ -64,9 +78,9 @@
 //!   graceful shutdown is not held up by open streams.
 //!
 //! A refresh answers 200 (published or unchanged), 422 (rejected), 429 (throttled), 504
-//! (over the build timeout); a rollback 404 for a version not kept. Each refresh and
-//! rollback writes an audit line (target `eac::audit`: who, what, outcome — never the
-//! token). Every answer redacts secrets.
+//! (over the build timeout); a rollback 404 for a version not kept; both 501 without a
+//! coordinator. Each refresh and rollback writes an audit line (target `eac::audit`: who,
+//! what, outcome — never the token). Every answer redacts secrets.
 //!
 //! # Mounting it
 //!
@@ -94,14 +108,16 @@
 //!     .build()?;
 //! let reloads = ReloadCoordinator::new(accessor.clone(), ReloadConfig::from_env()?);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! // Loopback: reads are open; refresh goes through the coordinator.
+//! // Loopback: reads are open to requests for localhost; refresh and rollback go
+//! // through the coordinator.
 //! let config = AdminConfig::from_env_for(listener.local_addr()?)?.coordinator(&reloads);
 //! let app: Router = Router::new()
 //!     .route("/", get(|State(state): State<AppState>| async move { state.name }))
 //!     .nest(admin::DEFAULT_PREFIX, admin::router(accessor, config))
 //!     .with_state(AppState { name: "app" });
 //! # use tower::ServiceExt;
-//! # let status = http::Request::get("/_internal/eac/status").body(axum::body::Body::empty())?;
+//! # let status = http::Request::get("/_internal/eac/status").header("host", "localhost:8080");
+//! # let status = status.body(axum::body::Body::empty())?;
 //! # assert_eq!(app.oneshot(status).await?.status(), 200);
 //! # drop(listener);
 //! # Ok(())
@@ -113,14 +129,16 @@
 //! ```no_run
 //! use axum::Router;
 //! use eac_accessor::{EaCAccessor, source::Dir};
+//! use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
 //! use eac_tower::admin::{self, AdminConfig};
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let accessor = EaCAccessor::builder().source(Dir::new("/etc/app")).build()?;
+//! let reloads = ReloadCoordinator::new(accessor.clone(), ReloadConfig::from_env()?);
 //! let admin_listener = tokio::net::TcpListener::bind("0.0.0.0:9090").await?;
 //! // Not loopback: reads need EAC_ADMIN_READ_TOKEN or EAC_REFRESH_ENDPOINT_TOKEN.
-//! let config = AdminConfig::from_env_for(admin_listener.local_addr()?)?;
+//! let config = AdminConfig::from_env_for(admin_listener.local_addr()?)?.coordinator(&reloads);
 //! let admin: Router = Router::new().nest(admin::DEFAULT_PREFIX, admin::router(accessor, config));
 //! axum::serve(admin_listener, admin).await?;
 //! # Ok(())
@@ -140,6 +158,7 @@ mod auth;
 mod dashboard;
 mod events;
 mod metrics;
+mod reply;
 mod routes;
 
 pub use metrics::{RenderFn, SECONDS_BUCKETS};
@@ -152,14 +171,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn_with_state, map_response};
 use axum::routing::{get, post};
 use eac_accessor::reload::ReloadCoordinator;
 use eac_accessor::{EaCAccessor, Error, ErrorKind, Errors, Origin, Outcome, SourceName};
 use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 
-use auth::{Policy, RateLimit, Token};
+use auth::{Policy, RateLimit, Reads, Token};
 use events::{Shutdown, Streams};
 
 /// Where [`router`] is usually nested.
@@ -190,16 +209,36 @@ pub type RefreshFn = Arc<
     dyn Fn(bool) -> Pin<Box<dyn Future<Output = Result<Outcome, Errors>> + Send>> + Send + Sync,
 >;
 
-/// What `POST refresh` runs.
+/// What `POST refresh` and `POST rollback` go through.
 #[derive(Clone)]
 enum Refresh {
-    /// A reload of the router's accessor on a blocking thread: no single flight, no
-    /// cooldown.
-    Accessor,
-    /// The caller's function.
+    /// Nothing: both answer 501, saying to pass the coordinator. The admin never reloads
+    /// or rolls back the accessor itself, behind the back of the coordinator that the
+    /// process's other triggers go through.
+    Off,
+    /// The caller's function for a refresh; a rollback still needs a coordinator.
     With(RefreshFn),
-    /// A coordinator's refresh, with origin [`Origin::Refresh`].
+    /// A coordinator: its refresh, with origin [`Origin::Refresh`], and its rollback.
     Coordinator(ReloadCoordinator),
+}
+
+impl Refresh {
+    /// Runs a refresh (the routes answer before, when it is [`Refresh::Off`]).
+    async fn run(&self, force: bool) -> Result<Outcome, Errors> {
+        match self {
+            Refresh::Coordinator(coordinator) => coordinator.refresh(Origin::Refresh, force).await,
+            Refresh::With(refresh) => refresh(force).await,
+            Refresh::Off => Err(Error::new(ErrorKind::Io, "no refresh is wired").into()),
+        }
+    }
+
+    /// How long a refresh that is not forced must still wait, when known.
+    fn throttled_for(&self) -> Option<Duration> {
+        match self {
+            Refresh::Coordinator(coordinator) => coordinator.throttled_for(),
+            _ => None,
+        }
+    }
 }
 
 /// Settings of the admin service: tokens, read policy and limits.
@@ -219,7 +258,7 @@ enum Refresh {
 pub struct AdminConfig {
     token: Option<Token>,
     read_token: Option<Token>,
-    open_reads: bool,
+    reads: Reads,
     body_limit: usize,
     burst: u32,
     refill: Duration,
@@ -231,18 +270,19 @@ pub struct AdminConfig {
 }
 
 impl AdminConfig {
-    /// Closed: no token (the mutating routes are off), reads need a token. 64 KiB bodies,
-    /// 10 mutating requests at once then one per second, 64 event streams with a
-    /// keep-alive every 15 s.
+    /// Closed: no token (the mutating routes are off), reads need a token, no coordinator
+    /// (refresh and rollback answer 501 until [`coordinator`](AdminConfig::coordinator)).
+    /// 64 KiB bodies, 10 mutating requests at once then one per second, 64 event streams
+    /// with a keep-alive every 15 s.
     pub fn new() -> AdminConfig {
         AdminConfig {
             token: None,
             read_token: None,
-            open_reads: false,
+            reads: Reads::Closed,
             body_limit: 64 * 1024,
             burst: 10,
             refill: Duration::from_secs(1),
-            refresh: Refresh::Accessor,
+            refresh: Refresh::Off,
             max_streams: 64,
             keep_alive: Duration::from_secs(15),
             shutdown: None,
@@ -313,12 +353,21 @@ impl AdminConfig {
             .token(set(TOKEN_ENV))
             .read_token(set(READ_TOKEN_ENV));
         let loopback = bound.is_some_and(|b| is_loopback(b.ip()));
-        config.open_reads = match set(OPEN_READS_ENV).as_deref().map(str::trim) {
+        let by_address = if loopback {
+            Reads::Loopback
+        } else {
+            Reads::Closed
+        };
+        config.reads = match set(OPEN_READS_ENV).as_deref().map(str::trim) {
             None => {
                 if let (true, Some(bound)) = (loopback, bound) {
-                    tracing::info!(%bound, "admin reads are open: the admin listens on loopback");
+                    tracing::info!(
+                        %bound,
+                        "admin reads are open to requests for a loopback address or localhost: \
+                         the admin listens on loopback"
+                    );
                 }
-                loopback
+                by_address
             }
             Some("1" | "true" | "yes" | "on") => {
                 if !loopback {
@@ -327,15 +376,15 @@ impl AdminConfig {
                         "admin reads are open to anyone who reaches the admin ({OPEN_READS_ENV}=1)"
                     );
                 }
-                true
+                Reads::Open
             }
-            Some("0" | "false" | "no" | "off") => false,
+            Some("0" | "false" | "no" | "off") => Reads::Closed,
             Some(_) => {
                 errors.push(
                     Error::new(ErrorKind::Parse, "expected 1 (open reads) or 0 (closed)")
                         .with_source(SourceName::EnvVar(OPEN_READS_ENV.to_owned())),
                 );
-                loopback
+                by_address
             }
         };
         if let Some(value) = set(MAX_STREAMS_ENV) {
@@ -367,7 +416,7 @@ impl AdminConfig {
         self
     }
 
-    /// Clears the admin token: the mutating routes are off.
+    /// Clears the admin token: the mutating routes are off (403 to everyone).
     pub fn without_token(mut self) -> AdminConfig {
         self.token = None;
         self
@@ -387,18 +436,24 @@ impl AdminConfig {
         self
     }
 
-    /// Whether the read routes answer without a token (by default they do not).
+    /// Whether the read routes answer every request without a token (by default they
+    /// do not), whatever host name it is addressed to.
     ///
     /// Open them only where everyone who can reach the admin may read the whole
-    /// configuration history: a loopback listener, a port no one else reaches.
+    /// configuration history: a port no one else reaches. On a loopback listener prefer
+    /// [`from_env_for`](AdminConfig::from_env_for), which opens reads only to requests
+    /// addressed to a loopback address or `localhost`, so that a web page elsewhere
+    /// cannot read them by rebinding its name to this machine.
     pub fn open_reads(mut self, open: bool) -> AdminConfig {
-        self.open_reads = open;
+        self.reads = if open { Reads::Open } else { Reads::Closed };
         self
     }
 
-    /// Whether the read routes answer without a token.
+    /// Whether the read routes answer without a token: to every request, or (on a
+    /// loopback listener, by [`from_env_for`](AdminConfig::from_env_for)) to requests
+    /// addressed to a loopback address or `localhost`.
     pub fn reads_are_open(&self) -> bool {
-        self.open_reads
+        self.reads != Reads::Closed
     }
 
     /// The largest request body accepted, in bytes.
@@ -442,13 +497,14 @@ impl AdminConfig {
         self
     }
 
-    /// Makes `POST refresh` go through `coordinator` (single flight, cooldown, backoff,
-    /// health checks), with origin [`Origin::Refresh`].
+    /// Makes `POST refresh` and `POST rollback` go through `coordinator` (single flight,
+    /// cooldown, backoff, health checks), a refresh with origin [`Origin::Refresh`].
     ///
-    /// Without it (or [`refresh_with`](AdminConfig::refresh_with)), a refresh reloads the
-    /// accessor directly, bypassing any coordinator. A refresh the coordinator refuses
-    /// for now answers 429 with `Retry-After`. `coordinator` should publish to the
-    /// accessor given to [`router`].
+    /// Without it, both answer 501 saying to pass it (a refresh can also be wired with
+    /// [`refresh_with`](AdminConfig::refresh_with)): the admin never reloads or rolls
+    /// back the accessor behind the back of the coordinator that the process's other
+    /// triggers go through. A refresh the coordinator refuses for now answers 429 with
+    /// `Retry-After`. `coordinator` must publish to the accessor given to [`router`].
     pub fn coordinator(mut self, coordinator: &ReloadCoordinator) -> AdminConfig {
         self.refresh = Refresh::Coordinator(coordinator.clone());
         self
@@ -467,8 +523,8 @@ impl AdminConfig {
     }
 
     /// What `POST refresh` runs, for a trigger other than a [`ReloadCoordinator`]
-    /// (which [`coordinator`](AdminConfig::coordinator) wires in one call). By default,
-    /// a reload of the accessor on a blocking thread.
+    /// (which [`coordinator`](AdminConfig::coordinator) wires in one call, rollback
+    /// included). `POST rollback` needs a coordinator all the same.
     pub fn refresh_with(mut self, refresh: RefreshFn) -> AdminConfig {
         self.refresh = Refresh::With(refresh);
         self
@@ -492,14 +548,21 @@ impl std::fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("token", &set(&self.token))
             .field("read_token", &set(&self.read_token))
-            .field("open_reads", &self.open_reads)
+            .field(
+                "reads",
+                &match self.reads {
+                    Reads::Closed => "closed",
+                    Reads::Loopback => "open to loopback host names",
+                    Reads::Open => "open",
+                },
+            )
             .field("body_limit", &self.body_limit)
             .field("burst", &self.burst)
             .field("refill", &self.refill)
             .field(
                 "refresh",
                 &match self.refresh {
-                    Refresh::Accessor => "accessor",
+                    Refresh::Off => "off",
                     Refresh::With(_) => "custom",
                     Refresh::Coordinator(_) => "coordinator",
                 },
@@ -516,44 +579,9 @@ struct AdminState {
     accessor: EaCAccessor,
     policy: Arc<Policy>,
     limit: Arc<RateLimit>,
-    refresh: Refresher,
+    refresh: Refresh,
     streams: Streams,
     metrics: Option<RenderFn>,
-}
-
-/// Runs `POST refresh` as configured.
-#[derive(Clone)]
-struct Refresher {
-    refresh: Refresh,
-    accessor: EaCAccessor,
-}
-
-impl Refresher {
-    async fn run(&self, force: bool) -> Result<Outcome, Errors> {
-        match &self.refresh {
-            Refresh::Coordinator(coordinator) => coordinator.refresh(Origin::Refresh, force).await,
-            Refresh::With(refresh) => refresh(force).await,
-            Refresh::Accessor => {
-                let accessor = self.accessor.clone();
-                tokio::task::spawn_blocking(move || accessor.reload(Origin::Refresh))
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(
-                            Error::new(ErrorKind::Io, format!("the reload task failed: {e}"))
-                                .into(),
-                        )
-                    })
-            }
-        }
-    }
-
-    /// How long a refresh that is not forced must still wait, when known.
-    fn throttled_for(&self) -> Option<Duration> {
-        match &self.refresh {
-            Refresh::Coordinator(coordinator) => coordinator.throttled_for(),
-            _ => None,
-        }
-    }
 }
 
 /// The admin routes for `accessor`, to nest under a prefix of a router of any state
@@ -568,19 +596,23 @@ where
     let policy = Policy {
         admin: config.token,
         read: config.read_token,
-        open_reads: config.open_reads,
+        reads: config.reads,
     };
-    if !policy.open_reads && policy.admin.is_none() && policy.read.is_none() {
+    if policy.reads == Reads::Closed && policy.admin.is_none() && policy.read.is_none() {
         tracing::warn!(
-            "admin reads are closed and no token is set: every admin route answers 401 \
+            "admin reads are closed and no token is set: every admin route answers 403 \
              (set {READ_TOKEN_ENV} or {TOKEN_ENV})"
         );
     }
+    if policy.admin.is_some() && !matches!(config.refresh, Refresh::Coordinator(_)) {
+        tracing::warn!(
+            "the admin has no reload coordinator: POST rollback (and POST refresh, unless \
+             wired with AdminConfig::refresh_with) answer 501; pass it with \
+             AdminConfig::coordinator"
+        );
+    }
     let state = AdminState {
-        refresh: Refresher {
-            refresh: config.refresh,
-            accessor: accessor.clone(),
-        },
+        refresh: config.refresh,
         accessor,
         policy: Arc::new(policy),
         limit: Arc::new(RateLimit::new(config.burst, config.refill)),
@@ -606,9 +638,12 @@ where
         .route("/rollback", post(routes::rollback))
         .route("/preview", post(routes::preview))
         .route_layer(from_fn_with_state(state.clone(), auth::require_admin));
-    // The dashboard's files hold no data: outside both guards.
+    // Every answer of the data routes, refusals included, is kept by no cache: it holds
+    // the configuration, or says who may read it. The dashboard's files hold no data:
+    // outside both guards, with headers of their own.
     reads
         .merge(mutations)
+        .layer(map_response(reply::no_store))
         .merge(dashboard::routes())
         .layer(DefaultBodyLimit::max(config.body_limit))
         .with_state(state)

@@ -13,11 +13,19 @@ use eac_accessor::{Candidate, EaCAccessor, ErrorKind, Errors, Outcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::AdminState;
-use super::auth::retry_after;
+use super::reply::{error, retry_after};
+use super::{AdminState, Refresh};
 
-pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
+/// The 501 of a refresh or a rollback on an admin given no coordinator to go through.
+fn unwired(action: &str) -> Response {
+    error(
+        StatusCode::NOT_IMPLEMENTED,
+        format!(
+            "`POST {action}` is off: this admin has no reload coordinator, and a {action} goes \
+             through the process's one coordinator (single flight, cooldown, backoff), never \
+             behind its back; pass it with `AdminConfig::coordinator(&reloads)`"
+        ),
+    )
 }
 
 /// `None` lets a mutating request through; otherwise the 429 answer, with `Retry-After`
@@ -119,6 +127,9 @@ pub(super) async fn refresh(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
+    if matches!(state.refresh, Refresh::Off) {
+        return unwired("refresh");
+    }
     if let Some(response) = rate_limit(&state) {
         return response;
     }
@@ -159,6 +170,9 @@ pub(super) async fn rollback(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
+    let Refresh::Coordinator(coordinator) = &state.refresh else {
+        return unwired("rollback");
+    };
     if let Some(response) = rate_limit(&state) {
         return response;
     }
@@ -168,8 +182,7 @@ pub(super) async fn rollback(
             "expected `?to=N` with a version number",
         );
     };
-    let accessor = state.accessor.clone();
-    let result = blocking(move || accessor.rollback_to(to)).await;
+    let result = coordinator.rollback_to(to).await;
     let who = who(peer, &headers);
     answer(
         &state.accessor,
@@ -208,15 +221,6 @@ pub(super) async fn preview(State(state): State<AdminState>, body: Bytes) -> Res
             format!("the preview task failed: {e}"),
         ),
     }
-}
-
-async fn blocking<F>(f: F) -> Result<Outcome, Errors>
-where
-    F: FnOnce() -> Result<Outcome, Errors> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(eac_accessor::Error::new(ErrorKind::Io, format!("the task failed: {e}")).into())
-    })
 }
 
 /// The JSON answer of a refresh or rollback, and its audit line.

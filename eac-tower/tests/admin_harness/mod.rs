@@ -12,6 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::Router;
+use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
 use eac_accessor::source::Dir;
 use eac_accessor::{EaCAccessor, EaCSection};
 use eac_tower::admin::{self, AdminConfig};
@@ -20,7 +21,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -74,11 +75,14 @@ impl<'a> From<Option<&'a str>> for Auth<'a> {
     }
 }
 
-/// What the server is being built with: the address it is bound to, the accessor, and a
-/// signal that fires when the test stops it.
+/// What the server is being built with: the address it is bound to, the accessor, its
+/// reload coordinator, and a signal that fires when the test stops it.
 pub struct Setup {
     pub bound: SocketAddr,
     pub accessor: EaCAccessor,
+    /// The coordinator for `accessor`, without cooldown or backoff (so that the tests'
+    /// refreshes in a row all run); shut down when the server stops.
+    pub reloads: ReloadCoordinator,
     stopping: watch::Receiver<bool>,
 }
 
@@ -123,16 +127,20 @@ pub struct Server {
     pub address: SocketAddr,
     pub dir: tempfile::TempDir,
     client: Client<HttpConnector, Full<Bytes>>,
+    reloads: ReloadCoordinator,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
-    /// The admin alone under [`admin::DEFAULT_PREFIX`], on `127.0.0.1`, its event
-    /// streams ended when the server stops.
+    /// The admin alone under [`admin::DEFAULT_PREFIX`], on `127.0.0.1`, refreshing and
+    /// rolling back through [`Setup::reloads`], its event streams ended when the server
+    /// stops.
     pub async fn start(config: AdminConfig) -> Server {
         Server::start_on("127.0.0.1:0", move |setup| {
-            let config = config.shutdown_signal(setup.until_stopped());
+            let config = config
+                .coordinator(&setup.reloads)
+                .shutdown_signal(setup.until_stopped());
             Router::new().nest(
                 admin::DEFAULT_PREFIX,
                 admin::router(setup.accessor.clone(), config),
@@ -158,9 +166,15 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
         let bound = listener.local_addr().unwrap();
         let (stop, stopping) = watch::channel(false);
+        let mut timings = ReloadConfig::default();
+        timings.cooldown = Duration::ZERO;
+        timings.backoff = Duration::ZERO;
+        timings.backoff_max = Duration::ZERO;
+        let reloads = ReloadCoordinator::new(accessor.clone(), timings);
         let setup = Setup {
             bound,
             accessor,
+            reloads,
             stopping,
         };
         let app = app(&setup);
@@ -183,6 +197,7 @@ impl Server {
             address,
             dir,
             client: Client::builder(TokioExecutor::new()).build_http(),
+            reloads: setup.reloads,
             stop,
             task,
         }
@@ -225,16 +240,26 @@ impl Server {
         self.send_to(method, &full_path, auth.into(), body).await
     }
 
-    /// Sends a request to any route of the server.
-    pub async fn send_to(
-        &self,
-        method: &str,
-        full_path: &str,
-        auth: Auth<'_>,
-        body: &str,
-    ) -> Reply {
-        let request = self.request(method, full_path, auth, body);
-        let response = self.client.request(request).await.unwrap();
+    /// Sends `request` exactly as built, on a connection of its own: its target as given
+    /// (an absolute URI goes out in absolute form) and no `Host` header unless it has one.
+    /// An event stream's body is not read.
+    pub async fn send_exact(&self, request: hyper::Request<Full<Bytes>>) -> Reply {
+        let stream = tokio::net::TcpStream::connect(self.address).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        let connection = tokio::spawn(connection);
+        let shown = format!("{} {}", request.method(), request.uri());
+        let response = sender.send_request(request).await.unwrap();
+        let reply = Server::reply(response).await;
+        drop(sender);
+        let _ = connection.await;
+        assert_no_leak(&format!("{shown}: {reply:?}"));
+        reply
+    }
+
+    /// The answer read whole, or only its head when it is an event stream.
+    async fn reply(response: hyper::Response<Incoming>) -> Reply {
         let (parts, body) = response.into_parts();
         let streaming = parts
             .headers
@@ -246,11 +271,24 @@ impl Server {
             let bytes = body.collect().await.unwrap().to_bytes();
             String::from_utf8(bytes.to_vec()).unwrap()
         };
-        let reply = Reply {
+        Reply {
             status: parts.status,
             headers: parts.headers,
             text,
-        };
+        }
+    }
+
+    /// Sends a request to any route of the server.
+    pub async fn send_to(
+        &self,
+        method: &str,
+        full_path: &str,
+        auth: Auth<'_>,
+        body: &str,
+    ) -> Reply {
+        let request = self.request(method, full_path, auth, body);
+        let response = self.client.request(request).await.unwrap();
+        let reply = Server::reply(response).await;
         assert_no_leak(&format!("{full_path}: {reply:?}"));
         reply
     }
@@ -313,6 +351,7 @@ impl Server {
 
     /// Tells the server to stop (ending its event streams) and waits until it has.
     pub async fn stop(self) {
+        self.reloads.shutdown().await;
         let _ = self.stop.send(true);
         tokio::time::timeout(Duration::from_secs(10), self.task)
             .await
@@ -396,4 +435,25 @@ pub fn stable(mut v: Value, dir: &std::path::Path) -> Value {
     }
     walk(&mut v, &dir.display().to_string());
     v
+}
+
+/// A request for [`Server::send_exact`]: `target` as given (a path, or an absolute URI),
+/// `host` as the only `Host` header (none with `None`), and `auth`.
+pub fn exact_request(
+    method: &str,
+    target: &str,
+    host: Option<&str>,
+    auth: Auth<'_>,
+) -> hyper::Request<Full<Bytes>> {
+    let request = hyper::Request::builder().method(method).uri(target);
+    let request = match host {
+        Some(host) => request.header("host", host),
+        None => request,
+    };
+    let request = match auth {
+        Auth::None => request,
+        Auth::Header(token) => request.header(admin::TOKEN_HEADER, token),
+        Auth::Bearer(token) => request.header("authorization", format!("Bearer {token}")),
+    };
+    request.body(Full::new(Bytes::new())).unwrap()
 }

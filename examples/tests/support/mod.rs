@@ -292,7 +292,7 @@ pub fn write_request(stream: &mut TcpStream, method: &str, path: &str, auth: Aut
     };
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nhost: test\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n"
     )
     .unwrap();
 }

@@ -292,6 +292,8 @@
       return true;
     } catch (e) {
       if (e.status === 401) needToken(token ? "That token is not accepted here: type the read-only or the admin token." : null);
+      // Reads open only to this machine's names, or off without a token: the server says why.
+      else if (e.status === 403) needToken(e.message);
       else banner(`Cannot reach the admin: ${e.message}`, "bad");
       return false;
     }
@@ -428,7 +430,7 @@
     live("connecting", "connecting…");
     try {
       const response = await fetch(base + "/events", { headers: headers({ accept: "text/event-stream" }), signal: controller.signal, cache: "no-store" });
-      if (response.status === 401) {
+      if (response.status === 401 || response.status === 403) {
         stream = null;
         live("off", "needs token");
         return;
