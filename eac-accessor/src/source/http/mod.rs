@@ -215,9 +215,9 @@ impl Http {
     }
 
     /// A hash of the URL as requested, its query in full (credentials and fragment left
-    /// out), stable across runs and versions: it tells apart two URLs that
-    /// [`url`](Http::url) shows alike, e.g. to name one cache file per URL. A hash to
-    /// tell URLs apart, not a digest that keeps a token in the query secret.
+    /// out), stable across runs: it tells apart two URLs that [`url`](Http::url) shows
+    /// alike, e.g. to name one cache file per URL. It tells URLs apart; it is no digest
+    /// that keeps a token of the query secret.
     pub fn fingerprint(&self) -> crate::ContentHash {
         let target = &self.config.target;
         let scheme = if target.tls { "https" } else { "http" };
