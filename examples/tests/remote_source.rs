@@ -975,6 +975,48 @@ mod https {
     }
 
     #[tokio::test]
+    async fn an_https_redirect_keeps_its_origin_and_never_goes_to_plain_http() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = PrivateCa::new("eac test CA");
+        let server = tls_server(&ca, &doc("one")).await;
+        let plain = super::server(&doc("plain")).await;
+        let port = server.addr().port();
+        let remote = |allow: bool| {
+            Http::new(&server.url("/app.toml"))
+                .unwrap()
+                .ca_file(ca.write(dir.path()))
+                .unwrap()
+                .cross_origin_redirects(allow)
+        };
+        // `localhost` is another host than `127.0.0.1`, on the same port and scheme.
+        server.answer(Answer::Redirect(format!(
+            "https://localhost:{port}/moved.toml"
+        )));
+        let err = remote(false).start().await.unwrap_err();
+        assert!(
+            err.message().contains(&format!(
+                "it leads to another origin, https://localhost:{port}; redirects are followed within https://127.0.0.1:{port} only"
+            )),
+            "{err}"
+        );
+        server.answer_times(
+            Answer::Redirect(format!("https://localhost:{port}/moved.toml")),
+            1,
+        );
+        assert_eq!(remote(true).start().await.unwrap(), Started::Fetched);
+        assert_eq!(server.seen().last().unwrap().path, "/moved.toml");
+
+        server.answer(Answer::Redirect(plain.url("/app.toml")));
+        for allow in [false, true] {
+            let err = remote(allow).start().await.unwrap_err();
+            assert!(err.message().contains("from https to plain http"), "{err}");
+        }
+        assert_eq!(plain.requests(), 0);
+        server.stop().await;
+        plain.stop().await;
+    }
+
+    #[tokio::test]
     async fn an_untrusted_certificate_fails_naming_the_url_never_the_token() {
         let dir = tempfile::tempdir().unwrap();
         let ca = PrivateCa::new("eac test CA");
