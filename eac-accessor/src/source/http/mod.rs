@@ -33,11 +33,14 @@ use target::{Refused, Target};
 /// - **Bounded**: a connect timeout (default 2 s) and a timeout on the whole request,
 ///   redirects included (default 5 s); a body cap (default 4 MiB) enforced while
 ///   reading, and a body shorter than its `Content-Length` is refused; at most 5
-///   redirects.
+///   redirects, within the document's origin unless
+///   [`cross_origin_redirects`](Http::cross_origin_redirects) allows others.
 /// - **Secret-safe**: a [`bearer_token`](Http::bearer_token) or a custom
 ///   [`header`](Http::header) is never logged, never in an error, never in `Debug`; the
 ///   credentials of a `user:pass@` URL are sent as HTTP Basic authentication and
-///   stripped wherever the URL is shown.
+///   stripped wherever the URL is shown, and so is every query value
+///   ([`url`](Http::url)). Credentials over plain `http://` to a host that is not
+///   loopback are warned of at [`start`](Http::start).
 /// - **Last good**: with a [`cache`](Http::cache), every document that was published is
 ///   written to it, and [`start`](Http::start) falls back to it at once when the remote
 ///   cannot be reached; so does the accessor's `build` when the document fetched at
