@@ -23,7 +23,7 @@ use http_body_util::{BodyExt, Empty};
 use super::{Format, LastGood, Layer, ParseLimits, SizeCap, Source, SourceStatus};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use connection::{Connection, copy_request};
-use target::{Refused, Target};
+use target::Target;
 
 /// A TOML, YAML or JSON document at a URL, fetched in the background.
 ///
@@ -222,9 +222,7 @@ impl Http {
     /// alike, e.g. to name one cache file per URL. It tells URLs apart; it is no digest
     /// that keeps a token of the query secret.
     pub fn fingerprint(&self) -> crate::ContentHash {
-        let target = &self.config.target;
-        let scheme = if target.tls { "https" } else { "http" };
-        let url = format!("{scheme}://{}{}", target.authority, target.path_and_query);
+        let url = self.config.target.unredacted();
         crate::ContentHash::of(&serde_json::Value::from(url))
     }
 
@@ -744,20 +742,13 @@ impl Http {
                             )
                         })?;
                     target = target::redirect(&target, location, config.cross_origin_redirects)
-                        .map_err(|why| {
-                            let why = match why {
-                                Refused::Unparsable => "its Location cannot be parsed".to_owned(),
-                                Refused::Unusable(why) => format!("its Location is not usable: {why}"),
-                                Refused::Credentials => "its Location carries credentials".to_owned(),
-                                Refused::Downgrade => "it leads from https to plain http".to_owned(),
-                                Refused::OtherOrigin(to) => format!(
-                                    "it leads to another origin, {to}; redirects are followed within {} only (`Http::cross_origin_redirects` allows others)",
-                                    target.origin_shown()
-                                ),
-                            };
+                        .map_err(|refused| {
                             err(
                                 ErrorKind::Io,
-                                format!("HTTP {code}: redirect not followed: {why}"),
+                                format!(
+                                    "HTTP {code}: redirect not followed: {}",
+                                    refused.why(&target)
+                                ),
                                 Some(code),
                             )
                         })?;

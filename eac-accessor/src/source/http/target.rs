@@ -48,8 +48,8 @@ impl Target {
         }
     }
 
-    /// The whole URL, query values included: a base to resolve against, never shown.
-    fn unredacted(&self) -> String {
+    /// The whole URL, query values included (credentials never): never shown.
+    pub(super) fn unredacted(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}{}", self.authority, self.path_and_query)
     }
@@ -189,6 +189,23 @@ pub(super) enum Refused {
     Downgrade,
     /// To another origin, without the opt-in; holds that origin as shown.
     OtherOrigin(String),
+}
+
+impl Refused {
+    /// Why, for an error: the origin a refused redirect led to, never its path or query.
+    pub(super) fn why(&self, from: &Target) -> String {
+        match self {
+            Refused::Unparsable => "its Location cannot be parsed".to_owned(),
+            Refused::Unusable(why) => format!("its Location is not usable: {why}"),
+            Refused::Credentials => "its Location carries credentials".to_owned(),
+            Refused::Downgrade => "it leads from https to plain http".to_owned(),
+            Refused::OtherOrigin(to) => format!(
+                "it leads to another origin, {to}; redirects are followed within {} only \
+                 (`Http::cross_origin_redirects` allows others)",
+                from.origin_shown()
+            ),
+        }
+    }
 }
 
 /// Resolves a `Location` against the URL that answered with it (RFC 3986, so
