@@ -562,6 +562,224 @@ async fn redirects_are_followed_a_few_times() {
 }
 
 #[tokio::test]
+async fn a_redirect_to_another_origin_is_refused_unless_allowed() {
+    let elsewhere = server(&doc("elsewhere")).await;
+    let server = server(&doc("here")).await;
+    // Same host, another port: another origin.
+    let moved = elsewhere.url("/moved/app.toml?sig=s3cret-sig");
+    server.answer(Answer::Redirect(moved.clone()));
+    let url = server.url("/app.toml?token=s3cret-query");
+    let remote = Http::new(&url).unwrap().bearer_token("tok-s3cret");
+    let err = remote.start().await.unwrap_err();
+    assert_eq!(elsewhere.requests(), 0, "never asked");
+    let shown = format!("http://{}/app.toml?token=<redacted>", server.addr());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "URL `{shown}`: HTTP 302 Found: redirect not followed: it leads to another origin, \
+             http://{}; redirects are followed within http://{} only \
+             (`Http::cross_origin_redirects` allows others)",
+            elsewhere.addr(),
+            server.addr()
+        )
+    );
+    let status = serde_json::to_string(&remote.status()).unwrap();
+    for text in [err.to_string(), status] {
+        for secret in ["s3cret", "/moved"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+
+    // Allowed on purpose: followed, and the token stays with the document's origin.
+    let remote = Http::new(&url)
+        .unwrap()
+        .bearer_token("tok-s3cret")
+        .cross_origin_redirects(true);
+    assert_eq!(remote.start().await.unwrap(), Started::Fetched);
+    let accessor = accessor(&remote);
+    assert_eq!(message(&accessor), "elsewhere");
+    let there = elsewhere.seen();
+    assert_eq!(there.len(), 1);
+    assert_eq!(there[0].path, "/moved/app.toml?sig=s3cret-sig");
+    assert_eq!(there[0].authorization, None);
+    assert_eq!(
+        server.seen()[1].authorization.as_deref(),
+        Some("Bearer tok-s3cret")
+    );
+    server.stop().await;
+    elsewhere.stop().await;
+}
+
+#[tokio::test]
+async fn a_relative_location_with_a_url_in_its_query_stays_relative() {
+    let server = server(&doc("one")).await;
+    server.answer_times(
+        Answer::Redirect("/moved/app.toml?from=http://elsewhere.invalid/x".into()),
+        1,
+    );
+    let remote = Http::new(&server.url("/conf/app.toml")).unwrap();
+    assert_eq!(remote.start().await.unwrap(), Started::Fetched);
+    let seen = server.seen();
+    assert_eq!(statuses(&seen), [302, 200]);
+    assert_eq!(
+        seen[1].path,
+        "/moved/app.toml?from=http://elsewhere.invalid/x"
+    );
+
+    // A path relative to the folder, its query holding a URL too.
+    server.set(Document::text("application/toml", doc("two")));
+    server.answer_times(Answer::Redirect("v2.toml?next=https://x/".into()), 1);
+    assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
+    assert_eq!(server.seen()[3].path, "/conf/v2.toml?next=https://x/");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn query_values_and_the_credentials_of_a_bad_url_never_show() {
+    // Cannot be parsed (no `:` after the scheme, a port out of range, a raw `@` in the
+    // password): the error names what it can, never the password.
+    for url in [
+        "http//ops:hunter2@config.internal/app.toml",
+        "http://ops:hunter2@config.internal:99999/app.toml",
+        "http://ops:hun@ter2@config.internal/app.toml?token=s3cret-query",
+        "http://ops:hunter2@config.internal/app toml",
+    ] {
+        let err = Http::new(url).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Parse);
+        let text = format!("{err} {err:?}");
+        for secret in ["hunter2", "ter2", "ops:", "s3cret"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("config.internal"), "{text}");
+    }
+
+    // Every value of every key is redacted wherever the URL shows: errors, the status,
+    // events, the origin of a snapshot, `Debug`.
+    let server = server(&doc("one")).await;
+    let url = server.url("/app.toml?token=s3cret-query&env=prod-s3cret");
+    let remote = Http::new(&url).unwrap();
+    let shown = format!(
+        "http://{}/app.toml?token=<redacted>&env=<redacted>",
+        server.addr()
+    );
+    assert_eq!(remote.url(), shown);
+    remote.start().await.unwrap();
+    assert_eq!(
+        server.seen()[0].path,
+        "/app.toml?token=s3cret-query&env=prod-s3cret",
+        "sent whole"
+    );
+    let accessor = accessor(&remote);
+    let mut events = accessor.events();
+    let reloads = reloads(&accessor, Duration::ZERO);
+    let mut texts = Vec::new();
+    server.set(Document::text("application/toml", doc("two")));
+    reloads
+        .trigger(Origin::Poll {
+            url: remote.url().to_owned(),
+        })
+        .await
+        .unwrap();
+    server.answer(Answer::Status(500));
+    let err = remote.fetch().await.unwrap_err();
+    texts.push(format!("{err} {err:?}"));
+    reloads.poll(&remote, poll_every(10)).unwrap();
+    // The publish of `two`, then the poller saying its source is down.
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .expect("events")
+            .unwrap();
+        texts.push(serde_json::to_string(&event).unwrap());
+        if matches!(event, Event::Source { .. }) {
+            break;
+        }
+    }
+    reloads.shutdown().await;
+    texts.push(format!("{remote:?} {accessor:?}"));
+    texts.push(serde_json::to_string(&accessor.status()).unwrap());
+    texts.push(format!("{:?}", accessor.load().origin()));
+    for text in &texts {
+        assert!(!text.contains("s3cret"), "a query value in {text}");
+    }
+    assert!(texts[0].contains(&shown), "{}", texts[0]);
+    server.stop().await;
+}
+
+/// Collects what a `tracing` subscriber writes, for the warnings a user would read.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_token_over_plain_http_to_a_remote_host_is_warned_of_once() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // This test's runtime has one thread: the subscriber sees all its source does.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    const WARNING: &str = "credentials are sent in clear text";
+
+    // Loopback, by address or by name: nothing crosses a network, no warning.
+    let server = server(&doc("one")).await;
+    for url in [
+        server.url("/app.toml"),
+        format!("http://localhost:{}/app.toml", server.addr().port()),
+    ] {
+        let remote = Http::new(&url).unwrap().bearer_token("tok-s3cret");
+        remote.start().await.unwrap();
+        remote.fetch().await.unwrap();
+    }
+    assert!(!logs.text().contains(WARNING), "{}", logs.text());
+    server.stop().await;
+
+    // A host of another network (TEST-NET-2): warned at start, once, whatever the fetch
+    // does; never with the token or the URL's password.
+    for remote in [
+        Http::new("http://198.51.100.7:8000/app.toml")
+            .unwrap()
+            .bearer_token("tok-s3cret"),
+        Http::new("http://ops:hunter2@198.51.100.7:8000/app.toml").unwrap(),
+    ] {
+        let remote = remote
+            .connect_timeout(Duration::from_millis(50))
+            .timeout(Duration::from_millis(100));
+        let _ = remote.start().await;
+        let _ = remote.fetch().await;
+        let _ = remote.start().await;
+    }
+    let text = logs.text();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains(WARNING)).collect();
+    assert_eq!(warnings.len(), 2, "{text}");
+    for line in &warnings {
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains("http://198.51.100.7:8000/app.toml"), "{line}");
+        assert!(line.contains("authorization"), "{line}");
+    }
+    for secret in ["tok-s3cret", "hunter2", "b3Bz"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
+#[tokio::test]
 async fn a_server_that_always_changes_sees_a_bounded_request_rate() {
     let server = server("[greeting]\nmessage = \"v{n}\"\n").await;
     server.always_new(true);
@@ -754,6 +972,48 @@ mod https {
         .unwrap();
         assert_eq!(by_name.fetch().await.unwrap(), Fetched::Modified);
         server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_https_redirect_keeps_its_origin_and_never_goes_to_plain_http() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = PrivateCa::new("eac test CA");
+        let server = tls_server(&ca, &doc("one")).await;
+        let plain = super::server(&doc("plain")).await;
+        let port = server.addr().port();
+        let remote = |allow: bool| {
+            Http::new(&server.url("/app.toml"))
+                .unwrap()
+                .ca_file(ca.write(dir.path()))
+                .unwrap()
+                .cross_origin_redirects(allow)
+        };
+        // `localhost` is another host than `127.0.0.1`, on the same port and scheme.
+        server.answer(Answer::Redirect(format!(
+            "https://localhost:{port}/moved.toml"
+        )));
+        let err = remote(false).start().await.unwrap_err();
+        assert!(
+            err.message().contains(&format!(
+                "it leads to another origin, https://localhost:{port}; redirects are followed within https://127.0.0.1:{port} only"
+            )),
+            "{err}"
+        );
+        server.answer_times(
+            Answer::Redirect(format!("https://localhost:{port}/moved.toml")),
+            1,
+        );
+        assert_eq!(remote(true).start().await.unwrap(), Started::Fetched);
+        assert_eq!(server.seen().last().unwrap().path, "/moved.toml");
+
+        server.answer(Answer::Redirect(plain.url("/app.toml")));
+        for allow in [false, true] {
+            let err = remote(allow).start().await.unwrap_err();
+            assert!(err.message().contains("from https to plain http"), "{err}");
+        }
+        assert_eq!(plain.requests(), 0);
+        server.stop().await;
+        plain.stop().await;
     }
 
     #[tokio::test]

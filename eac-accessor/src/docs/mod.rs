@@ -120,8 +120,8 @@ pub mod metrics {
     //! | `eac_history_write_failures_total` | counter | failed writes of the durable history store (a full disk); the store catches up at the next write that succeeds |
     //! | `eac_publish_duration_seconds` | histogram | time from reading the sources to the store or the rejection |
     //!
-    //! Per source that fetches in the background (`source="<URL without credentials>"`
-    //! for `source::Http`, feature `http`):
+    //! Per source that fetches in the background (`source="<URL>"` for `source::Http`,
+    //! feature `http`, as `Http::url` shows it: no credentials, every query value redacted):
     //!
     //! | name | type | meaning |
     //! |---|---|---|

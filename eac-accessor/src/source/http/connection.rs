@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
 
-use super::Target;
+use super::target::Target;
 #[cfg(feature = "https")]
 use super::tls;
 

@@ -7,6 +7,7 @@
 //! [`ReloadCoordinator::poll`](crate::reload::ReloadCoordinator::poll) poll it.
 
 mod connection;
+mod target;
 #[cfg(feature = "https")]
 mod tls;
 
@@ -16,12 +17,13 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Request, StatusCode, Uri};
+use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 
 use super::{Format, LastGood, Layer, ParseLimits, SizeCap, Source, SourceStatus};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use connection::{Connection, copy_request};
+use target::Target;
 
 /// A TOML, YAML or JSON document at a URL, fetched in the background.
 ///
@@ -31,11 +33,14 @@ use connection::{Connection, copy_request};
 /// - **Bounded**: a connect timeout (default 2 s) and a timeout on the whole request,
 ///   redirects included (default 5 s); a body cap (default 4 MiB) enforced while
 ///   reading, and a body shorter than its `Content-Length` is refused; at most 5
-///   redirects.
+///   redirects, within the document's origin unless
+///   [`cross_origin_redirects`](Http::cross_origin_redirects) allows others.
 /// - **Secret-safe**: a [`bearer_token`](Http::bearer_token) or a custom
 ///   [`header`](Http::header) is never logged, never in an error, never in `Debug`; the
 ///   credentials of a `user:pass@` URL are sent as HTTP Basic authentication and
-///   stripped wherever the URL is shown.
+///   stripped wherever the URL is shown, and so is every query value
+///   ([`url`](Http::url)). Credentials over plain `http://` to a host that is not
+///   loopback are warned of at [`start`](Http::start).
 /// - **Last good**: with a [`cache`](Http::cache), every document that was published is
 ///   written to it, and [`start`](Http::start) falls back to it at once when the remote
 ///   cannot be reached; so does the accessor's `build` when the document fetched at
@@ -83,33 +88,12 @@ struct Config {
     timeout: Duration,
     start_wait: Duration,
     max_redirects: u8,
+    cross_origin_redirects: bool,
     cache: Option<LastGood>,
     /// With extra roots ([`Http::ca_file`]): this source's own TLS configuration, built
     /// once; otherwise the shared default (webpki's roots).
     #[cfg(feature = "https")]
     tls: Option<tls::Roots>,
-}
-
-/// Where a request goes: a URL split into what a connection needs.
-#[derive(Clone, PartialEq, Eq)]
-struct Target {
-    tls: bool,
-    host: String,
-    port: u16,
-    /// `host[:port]` as the `Host` header says it.
-    authority: String,
-    path_and_query: String,
-}
-
-impl Target {
-    fn origin(&self) -> (bool, &str, u16) {
-        (self.tls, &self.host, self.port)
-    }
-
-    fn url(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        format!("{scheme}://{}{}", self.authority, self.path_and_query)
-    }
 }
 
 #[derive(Default)]
@@ -126,6 +110,8 @@ struct State {
     /// The hash of the document fetched at start and rejected, while the cache is
     /// served in its place.
     rejected_at_start: Option<u64>,
+    /// Whether credentials in clear text were warned of (once per source).
+    warned_in_clear: bool,
 }
 
 struct Doc {
@@ -178,24 +164,25 @@ impl Http {
     /// # Ok::<(), eac_accessor::Error>(())
     /// ```
     pub fn new(url: &str) -> Result<Http, Error> {
-        let (target, credentials) = parse_url(url)?;
+        let parsed = target::parse(url).map_err(|why| {
+            Error::new(ErrorKind::Parse, format!("not a usable URL: {why}"))
+                .with_source(SourceName::Url(target::shown(url)))
+        })?;
         let mut headers = Vec::new();
-        if let Some((user, pass)) = credentials {
-            let mut value = HeaderValue::try_from(format!(
-                "Basic {}",
-                base64(format!("{user}:{pass}").as_bytes())
-            ))
-            .map_err(|_| {
+        if let Some(credentials) = parsed.credentials {
+            use base64::Engine as _;
+            let basic = base64::engine::general_purpose::STANDARD.encode(credentials);
+            let mut value = HeaderValue::try_from(format!("Basic {basic}")).map_err(|_| {
                 Error::new(ErrorKind::Parse, "the URL's credentials cannot be sent")
-                    .with_source(SourceName::Url(target.url()))
+                    .with_source(SourceName::Url(parsed.shown.clone()))
             })?;
             value.set_sensitive(true);
             headers.push((header::AUTHORIZATION, value));
         }
         Ok(Http {
             config: Arc::new(Config {
-                name: target.url(),
-                target,
+                name: parsed.shown,
+                target: parsed.target,
                 headers,
                 format: None,
                 cap: DEFAULT_CAP,
@@ -204,6 +191,7 @@ impl Http {
                 timeout: Duration::from_secs(5),
                 start_wait: Duration::from_secs(1),
                 max_redirects: 5,
+                cross_origin_redirects: false,
                 cache: None,
                 #[cfg(feature = "https")]
                 tls: None,
@@ -213,9 +201,29 @@ impl Http {
     }
 
     /// The URL as it is shown: in errors, the status, metrics and logs; never with
-    /// credentials.
+    /// credentials, a fragment or a query value (each one is `<redacted>`).
+    ///
+    /// ```
+    /// use eac_accessor::source::Http;
+    ///
+    /// let remote = Http::new("http://config.internal/app.yaml?env=prod&token=s3cret")?;
+    /// assert_eq!(
+    ///     remote.url(),
+    ///     "http://config.internal/app.yaml?env=<redacted>&token=<redacted>"
+    /// );
+    /// # Ok::<(), eac_accessor::Error>(())
+    /// ```
     pub fn url(&self) -> &str {
         &self.config.name
+    }
+
+    /// A hash of the URL as requested, its query in full (credentials and fragment left
+    /// out), stable across runs: it tells apart two URLs that [`url`](Http::url) shows
+    /// alike, e.g. to name one cache file per URL. It tells URLs apart; it is no digest
+    /// that keeps a token of the query secret.
+    pub fn fingerprint(&self) -> crate::ContentHash {
+        let url = self.config.target.unredacted();
+        crate::ContentHash::of(&serde_json::Value::from(url))
     }
 
     fn source_name(&self) -> SourceName {
@@ -297,6 +305,20 @@ impl Http {
         self
     }
 
+    /// With `true`, follows a redirect to another origin (scheme, host and port) than
+    /// the document's. By default only redirects within the document's own origin are
+    /// followed, and one that leads elsewhere fails the fetch with an error naming the
+    /// origin it led to: a server, or whoever can change its answers, cannot send the
+    /// source to fetch its configuration from another host.
+    ///
+    /// Either way, the [`bearer_token`](Http::bearer_token), the [`header`](Http::header)s
+    /// and the URL's credentials are sent to the document's origin only, and a redirect
+    /// from `https` to plain `http` is refused.
+    pub fn cross_origin_redirects(mut self, allow: bool) -> Http {
+        self.config_mut().cross_origin_redirects = allow;
+        self
+    }
+
     /// Keeps the last published document in `cache`, and starts from it when the
     /// remote cannot be had at start.
     pub fn cache(mut self, cache: LastGood) -> Http {
@@ -338,7 +360,12 @@ impl Http {
     ///
     /// Fails, naming the URL, when the fetch fails and there is no usable cache. A
     /// cache that is corrupt or unreadable is skipped with a warning.
+    ///
+    /// Warns (once per source, here) when credentials — a bearer token, a header or the URL's
+    /// `user:pass@` — are to be sent in clear text: over plain `http://` to a host that is
+    /// not loopback.
     pub async fn start(&self) -> Result<Started, Error> {
+        self.warn_of_credentials_in_clear();
         let wait = if self.config.cache.is_some() {
             self.config.start_wait.min(self.config.timeout)
         } else {
@@ -496,6 +523,27 @@ impl Http {
             .await
             .map_err(|e| format!("the request failed: {e}"))?;
         Ok((response, connection))
+    }
+
+    fn warn_of_credentials_in_clear(&self) {
+        let target = &self.config.target;
+        if self.config.headers.is_empty() || target.tls || target.is_loopback() {
+            return;
+        }
+        if std::mem::replace(&mut self.lock().warned_in_clear, true) {
+            return;
+        }
+        let headers: Vec<&str> = self
+            .config
+            .headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        tracing::warn!(
+            source = %self.config.name,
+            headers = %headers.join(", "),
+            "credentials are sent in clear text: plain http:// to a host that is not loopback; anyone on the network path can read them (use https://)"
+        );
     }
 
     /// Keeps `connection` for the next fetch (its answer was read whole).
@@ -693,13 +741,17 @@ impl Http {
                                 Some(code),
                             )
                         })?;
-                    target = redirect(&target, location).map_err(|why| {
-                        err(
-                            ErrorKind::Io,
-                            format!("HTTP {code} to a place that cannot be followed: {why}"),
-                            Some(code),
-                        )
-                    })?;
+                    target = target::redirect(&target, location, config.cross_origin_redirects)
+                        .map_err(|refused| {
+                            err(
+                                ErrorKind::Io,
+                                format!(
+                                    "HTTP {code}: redirect not followed: {}",
+                                    refused.why(&target)
+                                ),
+                                Some(code),
+                            )
+                        })?;
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     return Err(err(
@@ -846,140 +898,6 @@ async fn read_body(
     })
 }
 
-type Credentials = Option<(String, String)>;
-
-/// Splits `url` into a target and the credentials of a `user:pass@`.
-fn parse_url(url: &str) -> Result<(Target, Credentials), Error> {
-    let shown = strip_credentials(url);
-    let bad = |why: &str| {
-        Error::new(ErrorKind::Parse, format!("not a usable URL: {why}"))
-            .with_source(SourceName::Url(shown.clone()))
-    };
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-    let tls = match scheme.to_ascii_lowercase().as_str() {
-        "http" => false,
-        "https" => true,
-        _ => return Err(bad("the scheme must be http or https")),
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    let (credentials, host_port) = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            (Some((percent_decode(user), percent_decode(pass))), host)
-        }
-        None => (None, authority),
-    };
-    let path = path.split('#').next().unwrap_or_default();
-    let path_and_query = if path.is_empty() || path.starts_with('?') {
-        format!("/{path}")
-    } else {
-        path.to_owned()
-    };
-    let uri: Uri = format!("{scheme}://{host_port}{path_and_query}")
-        .parse()
-        .map_err(|_| bad("cannot be parsed"))?;
-    let host = uri
-        .host()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| bad("no host"))?;
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let target = Target {
-        tls,
-        // `[::1]` connects as `::1`.
-        host: host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned(),
-        port,
-        authority: host_port.to_owned(),
-        path_and_query: uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
-    };
-    Ok((target, credentials))
-}
-
-/// `url` without a `user:pass@` part, for showing.
-fn strip_credentials(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://{host}{path}"),
-        None => url.to_owned(),
-    }
-}
-
-/// Resolves a `Location` against the URL that answered with it.
-fn redirect(from: &Target, location: &str) -> Result<Target, String> {
-    if location.contains("://") {
-        let (target, credentials) = parse_url(location).map_err(|e| e.message().to_owned())?;
-        if credentials.is_some() {
-            return Err("a Location with credentials".into());
-        }
-        if from.tls && !target.tls {
-            return Err("from https to plain http".into());
-        }
-        return Ok(target);
-    }
-    let path_and_query = if location.starts_with('/') {
-        location.to_owned()
-    } else {
-        // Relative to the folder of the current path.
-        let path = from.path_and_query.split('?').next().unwrap_or("/");
-        let folder = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-        format!("{folder}{location}")
-    };
-    Ok(Target {
-        path_and_query,
-        ..from.clone()
-    })
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn base64(input: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(TABLE[(n >> shift) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 impl Source for Http {
     fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
         let mut state = self.lock();
@@ -1117,16 +1035,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_are_stripped_and_sent_as_basic() {
-        let (t, c) = parse_url("http://ops:p%40ss@127.0.0.1:8080/a/app.toml?x=1#frag").unwrap();
-        assert_eq!(t.url(), "http://127.0.0.1:8080/a/app.toml?x=1");
-        assert_eq!(c, Some(("ops".into(), "p@ss".into())));
-        let err = Http::new("gopher://ops:hunter2@h/x").unwrap_err();
-        assert!(!err.to_string().contains("hunter2"), "{err}");
-        assert_eq!(base64(b"ops:p@ss"), "b3BzOnBAc3M=");
-        assert_eq!(base64(b"ab"), "YWI=");
-        let (t, _) = parse_url("http://[::1]:9/").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("::1", 9));
+    fn credentials_are_sent_as_basic_and_never_shown() {
+        let remote = Http::new("http://ops:p%40ss@127.0.0.1:8080/a/app.toml?x=1#frag").unwrap();
+        assert_eq!(
+            remote.url(),
+            "http://127.0.0.1:8080/a/app.toml?x=<redacted>"
+        );
+        let (name, value) = &remote.config.headers[0];
+        assert_eq!(name, header::AUTHORIZATION);
+        assert_eq!(value.as_bytes(), b"Basic b3BzOnBAc3M=");
+        for url in [
+            "gopher://ops:hunter2@h/x",
+            "http//ops:hunter2@h/x",
+            "http://ops:hunter2@h:99999/",
+        ] {
+            let err = Http::new(url).unwrap_err();
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
     }
 
     #[cfg(not(feature = "https"))]
@@ -1139,19 +1064,5 @@ mod tests {
             err.source(),
             Some(&SourceName::Url("https://config.invalid/app.toml".into()))
         );
-    }
-
-    #[test]
-    fn redirects_resolve_and_never_downgrade() {
-        let (from, _) = parse_url("https://h/conf/app.toml").unwrap();
-        assert_eq!(
-            redirect(&from, "v2.toml").unwrap().path_and_query,
-            "/conf/v2.toml"
-        );
-        assert_eq!(
-            redirect(&from, "/x.json").unwrap().path_and_query,
-            "/x.json"
-        );
-        assert!(redirect(&from, "http://h/x.json").is_err());
     }
 }

@@ -25,7 +25,7 @@ pub(crate) async fn start(
         remote = remote.bearer_token(token);
     }
     if let Some(dir) = state_dir {
-        let file = dir.join(cache_file_name(remote.url()));
+        let file = dir.join(cache_file_name(&remote));
         remote = remote.cache(LastGood::new(file));
     }
     // A start from the cache is logged by the source, and shown in the status.
@@ -52,10 +52,9 @@ fn trust(_: Http, _: &Path) -> Result<Http, String> {
 }
 
 /// One cache per URL, so that pointing `--remote` elsewhere never starts from another
-/// document.
-fn cache_file_name(url: &str) -> String {
-    let key = eac_accessor::ContentHash::of(&serde_json::Value::from(url));
-    format!("remote-{key}.cache")
+/// document: keyed by the URL's query in full, which the shown URL redacts.
+fn cache_file_name(remote: &Http) -> String {
+    format!("remote-{}.cache", remote.fingerprint())
 }
 
 /// Polls `remote` every `EAC_REFRESH_POLL_INTERVAL_MS` (default 30000; 0 disables).
