@@ -605,10 +605,9 @@ async fn etcd_value_over_the_decode_bound_is_refused_naming_its_key() {
         .header()
         .unwrap()
         .revision();
-    let etcd =
-        Etcd::connect(options(server.endpoint()).max_value_size(SizeCap::bytes_exact(1 * 1024)))
-            .await
-            .unwrap();
+    let etcd = Etcd::connect(options(server.endpoint()).max_value_size(SizeCap::bytes_exact(1024)))
+        .await
+        .unwrap();
     let dir = ConfigDir::with_app();
     let err = crate::four_sections()
         .source(Dir::new(dir.path()))
