@@ -161,6 +161,34 @@ impl EtcdServer {
         self.spawn();
     }
 
+    /// Kills etcd and starts a new, empty member on the same ports: a cluster replaced
+    /// (or restored from an old backup), whose revisions start again from 1.
+    pub fn replace_with_empty(&mut self) {
+        self.kill();
+        let data = self.dir.path().join("data");
+        std::fs::remove_dir_all(&data).expect("remove etcd's data dir");
+        self.spawn();
+    }
+
+    /// The bytes etcd has sent to gRPC clients so far (its
+    /// `etcd_network_client_grpc_sent_bytes_total` metric).
+    pub fn grpc_sent_bytes(&self) -> u64 {
+        let mut s = TcpStream::connect(("127.0.0.1", self.client_port)).expect("connect to etcd");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("set a read timeout");
+        // HTTP/1.0: the body is not chunked, so every line of it is whole.
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+            .expect("ask for etcd's metrics");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read etcd's metrics");
+        let name = "etcd_network_client_grpc_sent_bytes_total ";
+        let line = answer
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("etcd's metrics lack {name}"));
+        line.trim().parse::<f64>().expect("a number of bytes") as u64
+    }
+
     /// Pauses etcd with SIGSTOP: its sockets stay open, nothing answers.
     pub fn pause(&mut self) {
         self.signal("-STOP");

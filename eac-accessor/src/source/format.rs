@@ -353,9 +353,14 @@ fn sanitize(reason: &str) -> String {
     out
 }
 
-/// `line L column C` (1-based) of byte `offset` in `text`.
+/// `line L column C` (1-based) of byte `offset` in `text`; an offset inside a character
+/// (a parser's span is in bytes) counts as that character's.
 fn position(text: &str, offset: usize) -> String {
-    let before = &text[..offset.min(text.len())];
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     format!("line {line} column {column}")
@@ -487,6 +492,14 @@ mod tests {
         let (kind, err) = Format::Toml.parse(&toml, &limits).unwrap_err();
         assert_eq!(kind, ErrorKind::Limit);
         assert!(err.contains("TOML") && err.contains("max_nodes"), "{err}");
+    }
+
+    #[test]
+    fn a_position_inside_a_character_is_that_characters() {
+        // "é" is two bytes: offset 5 falls between them.
+        assert_eq!(position("a = é", 5), "line 1 column 5");
+        assert_eq!(position("a\n😀x", 4), "line 2 column 1");
+        assert_eq!(position("ab", 99), "line 1 column 3");
     }
 
     #[test]

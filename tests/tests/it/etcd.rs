@@ -4,7 +4,9 @@
 use std::time::{Duration, Instant};
 
 use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
-use eac_accessor::source::{Dir, Etcd, EtcdOptions, EtcdWatch, LastGood, SourceStatus};
+use eac_accessor::source::{
+    Dir, Etcd, EtcdOptions, EtcdWatch, LastGood, SizeCap, Source, SourceStatus,
+};
 use eac_accessor::{EaCAccessor, ErrorKind, Origin};
 use eac_tests::etcd::{EtcdServer, TcpProxy};
 use eac_tests::{ConfigDir, Greeting, Limits};
@@ -482,5 +484,215 @@ async fn the_document_layout_reads_one_key_as_the_whole_document() {
     .await
     .unwrap();
     assert!(until(LIVE, || message(&accessor) == "edited").await);
+    watch.stop().await;
+}
+
+const MIB: usize = 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_values_of_dot_records_are_never_fetched_nor_watched() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    put_greeting(&mut c, "from etcd").await;
+    // Records of eac's own under `<prefix>.`: 24 MiB the configuration never needs.
+    let big = "x".repeat(MIB);
+    for i in 0..24 {
+        c.put(format!("{PREFIX}.x/{i}"), big.clone(), None)
+            .await
+            .unwrap();
+    }
+    let before = server.grpc_sent_bytes();
+
+    let dir = ConfigDir::with_app();
+    let (accessor, _reloads, watch) = watched(&server, &dir).await;
+    assert_eq!(message(&accessor), "from etcd");
+    // One more while watched, then a change of the configuration after it.
+    c.put(format!("{PREFIX}.x/late"), big, None).await.unwrap();
+    put_greeting(&mut c, "two").await;
+    assert!(until(LIVE, || message(&accessor) == "two").await);
+    watch.stop().await;
+
+    let sent = server.grpc_sent_bytes() - before;
+    assert!(
+        sent < MIB as u64,
+        "etcd sent {sent} bytes for a few small keys"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_prefix_over_the_total_cap_fails_naming_the_prefix_and_the_cap() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    put_greeting(&mut c, "from etcd").await;
+    let pad = serde_json::json!({ "pad": "x".repeat(30_000) }).to_string();
+    for i in 0..3 {
+        c.put(format!("{PREFIX}big{i}"), pad.clone(), None)
+            .await
+            .unwrap();
+    }
+    let capped = options(server.endpoint()).max_total_size(SizeCap::bytes_exact(64 * 1024));
+    let err = Etcd::connect(capped).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Limit, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("etcd:{PREFIX}")) && text.contains("64 KiB"),
+        "{text}"
+    );
+
+    // Within the cap, the same prefix reads.
+    let roomy = options(server.endpoint()).max_total_size(SizeCap::bytes_exact(128 * 1024));
+    let etcd = Etcd::connect(roomy).await.unwrap();
+    let status = etcd.status().expect("a status");
+    assert_eq!(status.details["keys"].as_array().map(Vec::len), Some(4));
+}
+
+/// 120 keys rewritten together by one transaction after another: every read, in pages,
+/// finds all of them at one revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_pages_of_a_large_prefix_are_read_at_one_revision() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    let keys = 120;
+    let write = move |n: usize| {
+        let value = serde_json::json!({ "n": n, "pad": "x".repeat(1000) }).to_string();
+        Txn::new().and_then(
+            (0..keys)
+                .map(|k| TxnOp::put(format!("{PREFIX}k{k:03}"), value.clone(), None))
+                .collect::<Vec<_>>(),
+        )
+    };
+    c.txn(write(0)).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let mut c = c.clone();
+        let stop = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut n = 1;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                c.txn(write(n)).await.unwrap();
+                n += 1;
+            }
+        })
+    };
+    // A value cap of 4 KiB bounds a response to a few dozen of these keys: many pages.
+    let small = || options(server.endpoint()).max_value_size(SizeCap::bytes_exact(4 * 1024));
+    for _ in 0..20 {
+        let etcd = Etcd::connect(small()).await.unwrap();
+        let status = etcd.status().expect("a status");
+        let read = status.details["keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(read.len(), keys);
+        let revisions: std::collections::BTreeSet<_> =
+            read.iter().map(|k| k["mod_revision"].as_i64()).collect();
+        assert_eq!(
+            revisions.len(),
+            1,
+            "one transaction, one revision: {revisions:?}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_value_over_the_decode_bound_is_refused_naming_its_key() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    let revision = put_greeting(&mut c, &"x".repeat(200_000))
+        .await
+        .header()
+        .unwrap()
+        .revision();
+    let etcd = Etcd::connect(options(server.endpoint()).max_value_size(SizeCap::bytes_exact(1024)))
+        .await
+        .unwrap();
+    let dir = ConfigDir::with_app();
+    let err = crate::four_sections()
+        .source(Dir::new(dir.path()))
+        .source(etcd)
+        .build()
+        .unwrap_err();
+    let error = err.iter().next().expect("one error");
+    assert_eq!(error.kind(), ErrorKind::Limit, "{err}");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("etcd:{PREFIX}greeting@{revision}")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_prefix_too_large_for_the_cache_leaves_the_last_cache() {
+    let server = EtcdServer::start();
+    let mut c = client(&server).await;
+    put_greeting(&mut c, "cached").await;
+    let dir = ConfigDir::with_app();
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = LastGood::new(cache_dir.path().join("etcd.cache"));
+    let build = |etcd: Etcd| {
+        crate::four_sections()
+            .allow_unknown_keys(true)
+            .source(Dir::new(dir.path()))
+            .source(etcd)
+            .build()
+            .expect("build on files + etcd")
+    };
+    let with_cache = || options(server.endpoint()).cache(cache.clone());
+    let first = build(Etcd::connect(with_cache()).await.unwrap());
+    assert_eq!(message(&first), "cached");
+    assert!(cache.load().is_some());
+
+    // 17 MiB of configuration: more than the cache loader reads (16 MiB).
+    let pad = serde_json::json!({ "pad": "x".repeat(1400 * 1024) }).to_string();
+    for i in 0..12 {
+        c.put(format!("{PREFIX}big{i}"), pad.clone(), None)
+            .await
+            .unwrap();
+    }
+    put_greeting(&mut c, "large").await;
+    let second = build(Etcd::connect(with_cache()).await.unwrap());
+    assert_eq!(message(&second), "large");
+    let (_, text) = cache
+        .load()
+        .expect("the last cache is still there, and loads");
+    assert!(
+        text.contains("cached") && !text.contains("large"),
+        "{}",
+        text.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_cluster_gone_back_in_revisions_is_read_afresh() {
+    let mut server = EtcdServer::start();
+    let mut c = client(&server).await;
+    for i in 0..30 {
+        put_greeting(&mut c, &format!("old {i}")).await;
+    }
+    let dir = ConfigDir::with_app();
+    let (accessor, _reloads, watch) = watched(&server, &dir).await;
+    assert!(until(LIVE, || etcd_status(&accessor).up).await);
+    assert_eq!(message(&accessor), "old 29");
+
+    // A new cluster at the same address: its revisions start again at 1.
+    server.replace_with_empty();
+    let mut c = client(&server).await;
+    let revision = put_greeting(&mut c, "new")
+        .await
+        .header()
+        .unwrap()
+        .revision();
+    assert!(revision < 30);
+    assert!(
+        until(LIVE, || message(&accessor) == "new").await,
+        "still {:?}",
+        message(&accessor)
+    );
+    // And the watch follows the new cluster's revisions.
+    put_greeting(&mut c, "newer").await;
+    assert!(until(LIVE, || message(&accessor) == "newer").await);
     watch.stop().await;
 }

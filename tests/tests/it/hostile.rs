@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use eac_accessor::source::{Dir, File, Layer, ParseLimits, SizeCap, Source};
+use eac_accessor::source::{Dir, File, Format, Layer, Memory, ParseLimits, SizeCap, Source};
 use eac_accessor::{EaCAccessor, Error, ErrorKind, SourceName};
 use eac_tests::{ConfigDir, Features, Greeting, Limits, Upstream};
 
@@ -528,5 +528,68 @@ mod property {
                 (after - before) / 1_000_000
             );
         }
+    }
+
+    /// Text that reaches deep into each parser's error path: arbitrary UTF-8 (multi-byte
+    /// characters included), alone or after a start that makes it a value, a key or a
+    /// table header, so that an error's position falls inside or after a wide character.
+    fn any_text() -> impl Strategy<Value = String> {
+        let start = prop_oneof![
+            Just(""),
+            Just("a = "),
+            Just("a = \""),
+            Just("[s]\nk = "),
+            Just("[é"),
+            Just("ключ"),
+            Just("s:\n  k: "),
+            Just("{\"s\": "),
+            Just("- "),
+            Just("a = 1"),
+            Just("a = 0x"),
+            Just("a = 1979-05-27T"),
+            Just("a = tr"),
+            Just("a = [1, "),
+            Just("a = { b = "),
+            Just("\"é\" = "),
+            Just("a.é."),
+        ];
+        (start, any::<String>(), any::<String>())
+            .prop_map(|(start, a, b)| format!("{start}{a}\n{b}"))
+    }
+
+    /// Every format's error path, over arbitrary UTF-8: an answer, never a panic, and an
+    /// error names the source (a TOML error's position once cut a character in two).
+    #[test]
+    fn every_format_answers_arbitrary_utf8_naming_the_source() {
+        let mut runner = TestRunner::new(Config {
+            cases: cases() * 16,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        runner
+            .run(&(fmt(), any_text()), |(f, text)| {
+                let format = match f {
+                    Fmt::Toml => Format::Toml,
+                    Fmt::Yaml => Format::Yaml,
+                    Fmt::Json => Format::Json,
+                };
+                let name = format!("arbitrary.{}", f.ext());
+                let layers = Memory::new(name.as_str(), format, text.as_str())
+                    .load()
+                    .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+                for layer in layers {
+                    // A panic fails the case (proptest catches it and shrinks the text).
+                    if let Err(e) = layer.parse_now() {
+                        prop_assert_eq!(e.source(), Some(&SourceName::Memory(name.clone())));
+                        prop_assert!(
+                            matches!(e.kind(), ErrorKind::Parse | ErrorKind::Limit),
+                            "{}",
+                            e
+                        );
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 }

@@ -59,6 +59,7 @@
 //! ```
 
 mod fleet;
+mod read;
 mod watch;
 
 pub use fleet::FleetMember;
@@ -69,7 +70,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue};
+use etcd_client::{Client, ConnectOptions};
 
 use super::cache::LastGood;
 use super::format::Format;
@@ -102,6 +103,7 @@ pub struct EtcdOptions {
     keep_alive: (Duration, Duration),
     backoff: (Duration, Duration),
     max_value: SizeCap,
+    max_total: SizeCap,
     limits: ParseLimits,
     cache: Option<LastGood>,
 }
@@ -112,7 +114,7 @@ impl EtcdOptions {
     ///
     /// Defaults: connect timeout 2 s, request timeout 5 s, keep-alive ping every 2 s that
     /// must be answered within 2 s, reconnect backoff from 100 ms doubling to 5 s, values
-    /// capped at 16 MiB each.
+    /// capped at 16 MiB each and 64 MiB in all.
     pub fn new(
         endpoints: impl IntoIterator<Item = impl Into<String>>,
         prefix: impl Into<String>,
@@ -126,6 +128,7 @@ impl EtcdOptions {
             keep_alive: (Duration::from_secs(2), Duration::from_secs(2)),
             backoff: (Duration::from_millis(100), Duration::from_secs(5)),
             max_value: SizeCap::FILE,
+            max_total: SizeCap::mib(64),
             limits: ParseLimits::default(),
             cache: None,
         }
@@ -164,6 +167,16 @@ impl EtcdOptions {
     /// with an [`ErrorKind::Limit`] error naming the key.
     pub fn max_value_size(mut self, cap: SizeCap) -> EtcdOptions {
         self.max_value = cap;
+        self
+    }
+
+    /// The most bytes of keys and values the configuration under the prefix may hold in
+    /// all (default 64 MiB). The prefix is read in pages, and a read that would go past
+    /// the cap stops there and fails with an [`ErrorKind::Limit`] error naming the prefix
+    /// and the cap. eac's own records (`<prefix>.…`) do not count: their values are never
+    /// read for the configuration.
+    pub fn max_total_size(mut self, cap: SizeCap) -> EtcdOptions {
+        self.max_total = cap;
         self
     }
 
@@ -245,6 +258,9 @@ struct Entry {
     mod_revision: i64,
     /// The value's text, for the cache (empty when it did not parse).
     text: Arc<str>,
+    /// A hash of the value as read: a key rewritten on another cluster may come back at
+    /// the same revision with another value.
+    value_hash: u64,
     parsed: Result<(Dict, u64), Error>,
 }
 
@@ -342,61 +358,43 @@ impl Shared {
     /// Reads the prefix at `revision` (0: the latest) and keeps it; returns the keys that
     /// changed since the state held before, if any.
     async fn read_at(&self, revision: i64) -> Result<Option<(Vec<String>, i64)>, Error> {
-        let mut kv = self
-            .client
-            .kv_client()
-            .max_decoding_message_size(usize::MAX);
-        let mut options = GetOptions::new().with_prefix();
-        if revision > 0 {
-            options = options.with_revision(revision);
-        }
         lock(&self.state).status.last_fetch = Some(SystemTime::now());
-        let response = tokio::time::timeout(
-            self.options.request_timeout,
-            kv.get(self.options.prefix.as_str(), Some(options)),
-        )
-        .await
-        .map_err(|_| {
-            self.io_error(
-                "no answer",
-                format!("within {:?}", self.options.request_timeout),
-            )
-        })?
-        .map_err(|e| self.io_error("cannot read the prefix", e))?;
-        let read_revision = response.header().map_or(revision, |h| h.revision());
-        let read_revision = if revision > 0 {
-            revision
-        } else {
-            read_revision
-        };
-        Ok(self.store(read_revision, response.kvs()))
+        let read = self.read_pages(revision).await?;
+        Ok(self.store(read, revision == 0))
     }
 
-    /// Keeps what a read found; returns the configuration keys that changed, if any.
-    fn store(&self, revision: i64, kvs: &[KeyValue]) -> Option<(Vec<String>, i64)> {
+    /// Keeps what a read found; returns the configuration keys that changed, if any. A
+    /// read of the latest state (`latest`) is all there is up to its revision: the watch
+    /// goes on from there, even when that is below what it saw (a cluster restored from a
+    /// backup, or a new one at the same address).
+    fn store(&self, read: read::Read, latest: bool) -> Option<(Vec<String>, i64)> {
+        let revision = read.revision;
         let mut entries = Vec::new();
+        for raw in &read.config {
+            if let Key::Config(name) = self.classify(&raw.key) {
+                entries.push(self.entry(name, &raw.key, raw.value.as_deref(), raw.mod_revision));
+            }
+        }
         let mut fleet = BTreeMap::new();
-        for kv in kvs {
-            match self.classify(kv.key()) {
-                Key::Config(name) => {
-                    entries.push(self.entry(name, kv.key(), kv.value(), kv.mod_revision()));
-                }
-                Key::Instance(id) => {
-                    fleet.insert(id.to_owned(), instance_record(kv.value()));
-                }
-                Key::Ignored => {}
+        for raw in &read.instances {
+            if let Key::Instance(id) = self.classify(&raw.key) {
+                let record = raw
+                    .value
+                    .as_deref()
+                    .map_or_else(unreadable, instance_record);
+                fleet.insert(id.to_owned(), record);
             }
         }
         let mut state = lock(&self.state);
-        let before: BTreeMap<&str, i64> = state
+        let before: BTreeMap<&str, (i64, u64)> = state
             .current
             .entries
             .iter()
-            .map(|e| (e.key.as_str(), e.mod_revision))
+            .map(|e| (e.key.as_str(), (e.mod_revision, e.value_hash)))
             .collect();
-        let after: BTreeMap<&str, i64> = entries
+        let after: BTreeMap<&str, (i64, u64)> = entries
             .iter()
-            .map(|e| (e.key.as_str(), e.mod_revision))
+            .map(|e| (e.key.as_str(), (e.mod_revision, e.value_hash)))
             .collect();
         let mut changed: Vec<String> = after
             .iter()
@@ -416,7 +414,20 @@ impl Shared {
             entries,
             from_cache: false,
         });
-        state.seen = state.seen.max(revision);
+        if latest {
+            if revision < state.seen {
+                tracing::warn!(
+                    prefix = %self.options.prefix,
+                    revision,
+                    seen = state.seen,
+                    "etcd: the cluster is at a revision below one already seen (restored or \
+                     replaced); watching from its revision"
+                );
+            }
+            state.seen = revision;
+        } else {
+            state.seen = state.seen.max(revision);
+        }
         state.fleet = fleet;
         let now = SystemTime::now();
         let status = &mut state.status;
@@ -454,24 +465,37 @@ impl Shared {
         }
     }
 
-    fn entry(&self, name: Option<&str>, key: &[u8], value: &[u8], mod_revision: i64) -> Entry {
+    /// One configuration key; `value` is `None` when it was over the decode bound, and
+    /// so never read.
+    fn entry(
+        &self,
+        name: Option<&str>,
+        key: &[u8],
+        value: Option<&[u8]>,
+        mod_revision: i64,
+    ) -> Entry {
         let key = String::from_utf8_lossy(key).into_owned();
         let source = SourceName::Etcd {
             key: key.clone(),
             revision: Some(mod_revision),
         };
-        let parsed = match name {
-            None => Err(Error::new(ErrorKind::Parse, "the key is not UTF-8").with_source(source)),
-            Some(name) => self.parse(name, value, &source),
+        let parsed = match (name, value) {
+            (None, _) => {
+                Err(Error::new(ErrorKind::Parse, "the key is not UTF-8").with_source(source))
+            }
+            (Some(_), None) => Err(self.options.max_value.exceeded(&source)),
+            (Some(name), Some(value)) => self.parse(name, value, &source),
         };
-        let text = match parsed {
-            Ok(_) => Arc::from(String::from_utf8_lossy(value)),
-            Err(_) => Arc::from(""),
+        let text = match (&parsed, value) {
+            (Ok(_), Some(value)) => Arc::from(String::from_utf8_lossy(value)),
+            _ => Arc::from(""),
         };
+        let value_hash = value.map_or(0, xxhash_rust::xxh3::xxh3_64);
         Entry {
             key,
             mod_revision,
             text,
+            value_hash,
             parsed,
         }
     }
@@ -499,9 +523,12 @@ impl Shared {
             .keys
             .iter()
             .filter_map(|k| match self.classify(k.key.as_bytes()) {
-                Key::Config(name) => {
-                    Some(self.entry(name, k.key.as_bytes(), k.value.as_bytes(), k.mod_revision))
-                }
+                Key::Config(name) => Some(self.entry(
+                    name,
+                    k.key.as_bytes(),
+                    Some(k.value.as_bytes()),
+                    k.mod_revision,
+                )),
                 _ => None,
             })
             .collect();
@@ -539,6 +566,17 @@ impl Shared {
                 .collect(),
         };
         let text = serde_json::to_string(&cached).unwrap_or_default();
+        // The loader refuses a file over its cap (and the header's few dozen bytes):
+        // such a cache would replace a usable one with one that is skipped at start.
+        let cap = SizeCap::FILE;
+        if text.len() as u64 > cap.bytes() {
+            tracing::warn!(
+                cache = %cache.path().display(),
+                bytes = text.len(),
+                "etcd: the prefix is larger than the last-known-good cache holds ({cap}); not cached"
+            );
+            return;
+        }
         if let Err(e) = cache.store(Format::Json, &text) {
             tracing::warn!(error = %e, "etcd: cannot write the last-known-good cache");
         }
@@ -669,7 +707,11 @@ fn split_extension(name: &str) -> (&str, Format) {
 }
 
 fn instance_record(value: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(value).unwrap_or_else(|_| serde_json::json!({"unreadable": true}))
+    serde_json::from_slice(value).unwrap_or_else(|_| unreadable())
+}
+
+fn unreadable() -> serde_json::Value {
+    serde_json::json!({"unreadable": true})
 }
 
 fn prefix_name(prefix: &str) -> SourceName {

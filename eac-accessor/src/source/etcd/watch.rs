@@ -1,11 +1,12 @@
 //! The watch task: events in, a read at the batch's revision, a trigger out.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use etcd_client::{EventType, WatchOptions, WatchResponse};
 use tokio::task::JoinHandle;
 
+use super::read::too_large;
 use super::{Etcd, Key, Shared, instance_record, lock};
 use crate::error::Error;
 use crate::reload::ReloadCoordinator;
@@ -51,7 +52,8 @@ impl Etcd {
 
 /// Why a watch stream ended.
 enum Ended {
-    /// The start revision was compacted, or the server cancelled the watch: read all.
+    /// The start revision was compacted, the server cancelled the watch, the cluster is
+    /// behind what was seen, or a batch was over the decode bound: read all.
     Resync,
     /// The connection failed.
     Failed(Error),
@@ -81,29 +83,55 @@ async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
                 }
             }
         }
-        match watch_once(&shared, &reloads, &mut backoff).await {
+        let started = Instant::now();
+        let ended = watch_once(&shared, &reloads).await;
+        // A watch that lasted is healthy: what ended it starts the backoff afresh. One
+        // that ends at once again and again (a server cancelling every watch) backs off
+        // further each time.
+        if started.elapsed() >= backoff.max {
+            backoff.reset();
+        }
+        match ended {
             Ended::Resync => resync = true,
             Ended::Failed(e) => {
                 tracing::warn!(error = %e, "etcd: watch interrupted; reconnecting");
                 shared.note_error(&e);
-                tokio::time::sleep(backoff.next()).await;
             }
         }
+        tokio::time::sleep(backoff.next()).await;
     }
 }
 
-/// One watch stream, from the last revision seen + 1, until it ends.
-async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator, backoff: &mut Backoff) -> Ended {
+/// One watch stream, from the last revision seen + 1, until it ends: a watch of each
+/// configuration range and one of the instance records, so that no value of another
+/// record under `<prefix>.` is ever sent.
+async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator) -> Ended {
     let from = lock(&shared.state).seen + 1;
-    let options = WatchOptions::new().with_prefix().with_start_revision(from);
+    let mut ranges = shared.config_ranges();
+    ranges.push(shared.instance_range());
+    let watch = |(start, end): (Vec<u8>, Vec<u8>)| {
+        (
+            start,
+            WatchOptions::new()
+                .with_range(end)
+                .with_start_revision(from),
+        )
+    };
+    let mut ranges = ranges.into_iter().map(watch);
+    let Some((first, options)) = ranges.next() else {
+        return Ended::Resync;
+    };
     let mut client = shared
         .client
         .watch_client()
-        .max_decoding_message_size(usize::MAX);
-    let opened = tokio::time::timeout(
-        shared.options.request_timeout,
-        client.watch(shared.options.prefix.as_str(), Some(options)),
-    )
+        .max_decoding_message_size(shared.message_cap());
+    let opened = tokio::time::timeout(shared.options.request_timeout, async {
+        let mut stream = client.watch(first, Some(options)).await?;
+        for (start, options) in ranges {
+            stream.watch(start, Some(options)).await?;
+        }
+        Ok::<_, etcd_client::Error>(stream)
+    })
     .await;
     let mut stream = match opened {
         Err(_) => {
@@ -121,8 +149,23 @@ async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator, backoff: &mut 
             Ok(None) => {
                 return Ended::Failed(shared.io_error("the watch ended", "closed by the server"));
             }
+            // A batch over the decode bound (many revisions at once): read the latest.
+            Err(e) if too_large(&e) => {
+                tracing::warn!(error = %e, "etcd: a watch batch over the decode bound; reading everything again");
+                return Ended::Resync;
+            }
             Err(e) => return Ended::Failed(shared.io_error("the watch failed", e)),
         };
+        // The cluster answers below what was seen: restored from a backup or replaced.
+        // Its history is not ours; what it holds now is read afresh.
+        let at = response.header().map_or(0, |h| h.revision());
+        if at > 0 && at < lock(&shared.state).seen {
+            tracing::warn!(
+                revision = at,
+                "etcd: the cluster went back in revisions; reading everything again"
+            );
+            return Ended::Resync;
+        }
         // Compaction is told by the revision; etcd 3.4 sends no reason with it.
         if response.compact_revision() > 0 {
             lock(&shared.state).compacted += 1;
@@ -138,7 +181,6 @@ async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator, backoff: &mut 
         }
         if response.created() {
             shared.note_up();
-            backoff.reset();
         }
         if let Some(revision) = on_events(shared, &response) {
             match shared.read_at(revision).await {

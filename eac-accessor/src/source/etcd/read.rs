@@ -1,0 +1,328 @@
+//! Reading the prefix: in pages, every page at the first page's revision, within a total
+//! cap and a decode bound, and never the values of eac's own records (`<prefix>.…`) for
+//! the configuration.
+//!
+//! In bytes, `.` (0x2E) sorts just before `/` (0x2F), so the configuration keys of the
+//! sections layout are the two ranges either side of `<prefix>.`: from `<prefix>\0` to
+//! `<prefix>.`, and from `<prefix>/` to the end of the prefix. The instance records are
+//! read apart, from their own range, with their own caps.
+
+use etcd_client::{GetOptions, GetResponse, KvClient};
+
+use super::{INSTANCES, Shared};
+use crate::error::{Error, ErrorKind};
+
+/// Keys asked for in one page; fewer while a page would be over the decode bound.
+const PAGE: i64 = 64;
+
+/// Decoding room beyond one value's cap: the key, its revisions and the header.
+const OVERHEAD: u64 = 64 * 1024;
+
+/// The most instance records read; more are left out of the fleet view, with a warning.
+const MAX_INSTANCES: u64 = 10_000;
+
+/// The largest response of instance records decoded: a record is a line of JSON.
+const INSTANCE_MESSAGE: usize = 1024 * 1024;
+
+/// One key read: its value, or `None` when the value alone is over the decode bound
+/// (then only its key and revision were fetched).
+pub(super) struct Raw {
+    pub(super) key: Vec<u8>,
+    pub(super) mod_revision: i64,
+    pub(super) value: Option<Vec<u8>>,
+}
+
+/// What one read of the prefix found, at one revision.
+pub(super) struct Read {
+    pub(super) revision: i64,
+    pub(super) config: Vec<Raw>,
+    pub(super) instances: Vec<Raw>,
+}
+
+/// What a range may still hold before it is refused.
+struct Budget {
+    bytes: u64,
+    keys: u64,
+}
+
+/// Why a range stopped.
+enum Stop {
+    /// The budget ran out.
+    Budget,
+    Failed(Error),
+}
+
+impl Shared {
+    /// The largest response the watch and the configuration reads decode: one value at
+    /// its cap, with its key and header.
+    pub(super) fn message_cap(&self) -> usize {
+        usize::try_from(self.options.max_value.bytes().saturating_add(OVERHEAD))
+            .unwrap_or(usize::MAX)
+    }
+
+    /// The key ranges `[start, end)` that hold the configuration.
+    pub(super) fn config_ranges(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let prefix = self.options.prefix.as_bytes();
+        let with = |tail: &[u8]| [prefix, tail].concat();
+        match &self.options.document {
+            Some(doc) => {
+                let key = with(doc.as_bytes());
+                let end = [key.as_slice(), b"\0"].concat();
+                vec![(key, end)]
+            }
+            None => section_ranges(prefix).into(),
+        }
+    }
+
+    /// The key range of the instance records.
+    pub(super) fn instance_range(&self) -> (Vec<u8>, Vec<u8>) {
+        let start = [self.options.prefix.as_bytes(), INSTANCES.as_bytes()].concat();
+        let end = prefix_end(&start);
+        (start, end)
+    }
+
+    /// Reads the configuration and the instance records at `revision` (0: the latest,
+    /// then every page at the revision of the first).
+    pub(super) async fn read_pages(&self, revision: i64) -> Result<Read, Error> {
+        let mut revision = revision;
+        let mut kv = self
+            .client
+            .kv_client()
+            .max_decoding_message_size(self.message_cap());
+        let total = self.options.max_total;
+        let mut budget = Budget {
+            bytes: total.bytes(),
+            keys: u64::MAX,
+        };
+        let mut config = Vec::new();
+        for (start, end) in self.config_ranges() {
+            match self
+                .range(&mut kv, start, end, &mut revision, &mut budget, &mut config)
+                .await
+            {
+                Ok(()) => {}
+                Err(Stop::Failed(e)) => return Err(e),
+                Err(Stop::Budget) => {
+                    return Err(Error::new(
+                        ErrorKind::Limit,
+                        format!(
+                            "the configuration under the prefix is larger than the total cap \
+                             of {total} (`EtcdOptions::max_total_size`): not read further"
+                        ),
+                    )
+                    .with_source(self.name()));
+                }
+            }
+        }
+        let mut kv = kv.max_decoding_message_size(INSTANCE_MESSAGE);
+        let mut budget = Budget {
+            bytes: u64::MAX,
+            keys: MAX_INSTANCES,
+        };
+        let mut instances = Vec::new();
+        let (start, end) = self.instance_range();
+        match self
+            .range(
+                &mut kv,
+                start,
+                end,
+                &mut revision,
+                &mut budget,
+                &mut instances,
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(Stop::Failed(e)) => return Err(e),
+            Err(Stop::Budget) => tracing::warn!(
+                prefix = %self.options.prefix,
+                "etcd: more than {MAX_INSTANCES} instance records; the fleet view shows the first"
+            ),
+        }
+        Ok(Read {
+            revision,
+            config,
+            instances,
+        })
+    }
+
+    /// Reads `[start, end)` page by page into `out`, at `revision` (fixed by the first
+    /// page when 0), within `budget`.
+    async fn range(
+        &self,
+        kv: &mut KvClient,
+        mut start: Vec<u8>,
+        end: Vec<u8>,
+        revision: &mut i64,
+        budget: &mut Budget,
+        out: &mut Vec<Raw>,
+    ) -> Result<(), Stop> {
+        let mut limit = PAGE;
+        loop {
+            let options = GetOptions::new().with_range(end.clone()).with_limit(limit);
+            let response = match self.get(kv, &start, options, *revision).await {
+                Ok(response) => response,
+                Err(Some(e)) => return Err(Stop::Failed(e)),
+                // Over the decode bound: fewer keys, down to one whose value alone is.
+                Err(None) if limit > 1 => {
+                    limit = (limit / 4).max(1);
+                    continue;
+                }
+                Err(None) => {
+                    let options = GetOptions::new()
+                        .with_range(end.clone())
+                        .with_limit(1)
+                        .with_keys_only();
+                    let response = match self.get(kv, &start, options, *revision).await {
+                        Ok(response) => response,
+                        Err(e) => {
+                            return Err(Stop::Failed(e.unwrap_or_else(|| {
+                                self.io_error(
+                                    "cannot read the prefix",
+                                    "a key is over the decode bound",
+                                )
+                            })));
+                        }
+                    };
+                    note_revision(revision, &response);
+                    let Some(kv) = response.kvs().first() else {
+                        return Ok(());
+                    };
+                    spend(budget, kv.key().len() as u64)?;
+                    out.push(Raw {
+                        key: kv.key().to_vec(),
+                        mod_revision: kv.mod_revision(),
+                        value: None,
+                    });
+                    start = after(kv.key());
+                    if !response.more() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            note_revision(revision, &response);
+            for kv in response.kvs() {
+                spend(budget, (kv.key().len() + kv.value().len()) as u64)?;
+                out.push(Raw {
+                    key: kv.key().to_vec(),
+                    mod_revision: kv.mod_revision(),
+                    value: Some(kv.value().to_vec()),
+                });
+            }
+            match response.kvs().last() {
+                Some(last) if response.more() => start = after(last.key()),
+                _ => return Ok(()),
+            }
+            limit = (limit * 2).min(PAGE);
+        }
+    }
+
+    /// One page; `Err(None)` when the answer is over the decode bound.
+    async fn get(
+        &self,
+        kv: &mut KvClient,
+        start: &[u8],
+        options: GetOptions,
+        revision: i64,
+    ) -> Result<GetResponse, Option<Error>> {
+        let options = if revision > 0 {
+            options.with_revision(revision)
+        } else {
+            options
+        };
+        let timeout = self.options.request_timeout;
+        match tokio::time::timeout(timeout, kv.get(start, Some(options))).await {
+            Err(_) => Err(Some(
+                self.io_error("no answer", format!("within {timeout:?}")),
+            )),
+            Ok(Err(e)) if too_large(&e) => Err(None),
+            Ok(Err(e)) => Err(Some(self.io_error("cannot read the prefix", e))),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+}
+
+/// The ranges either side of `<prefix>.`: every key under the prefix but the prefix
+/// itself and eac's own records.
+fn section_ranges(prefix: &[u8]) -> [(Vec<u8>, Vec<u8>); 2] {
+    let with = |tail: &[u8]| [prefix, tail].concat();
+    [(with(b"\0"), with(b".")), (with(b"/"), prefix_end(prefix))]
+}
+
+/// The first page fixes the revision every other page is read at.
+fn note_revision(revision: &mut i64, response: &GetResponse) {
+    if *revision == 0 {
+        *revision = response.header().map_or(0, |h| h.revision());
+    }
+}
+
+fn spend(budget: &mut Budget, bytes: u64) -> Result<(), Stop> {
+    if budget.keys == 0 || budget.bytes < bytes {
+        return Err(Stop::Budget);
+    }
+    budget.keys -= 1;
+    budget.bytes -= bytes;
+    Ok(())
+}
+
+/// The first key after `key`.
+fn after(key: &[u8]) -> Vec<u8> {
+    [key, b"\0"].concat()
+}
+
+/// The end of the range of keys starting with `prefix` (`\0`: every key from the start).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// Whether an error is a response over the decode bound, refused before it was read.
+pub(super) fn too_large(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(status)
+        if status.message().contains("decoded message length too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_ends_past_its_last_byte() {
+        assert_eq!(prefix_end(b"/eac/app/"), b"/eac/app0");
+        assert_eq!(prefix_end(b"a\xff"), b"b");
+        assert_eq!(prefix_end(b"\xff"), b"\0");
+        assert_eq!(prefix_end(b""), b"\0");
+    }
+
+    #[test]
+    fn the_config_ranges_leave_out_the_dot_records_only() {
+        let ranges = section_ranges(b"/p/");
+        let inside = |key: &[u8]| {
+            ranges
+                .iter()
+                .any(|(s, e)| s.as_slice() <= key && key < e.as_slice())
+        };
+        for key in [
+            "/p/a",
+            "/p/-",
+            "/p/ ",
+            "/p/0",
+            "/p/~",
+            "/p/limits.toml",
+            "/p//x",
+        ] {
+            assert!(inside(key.as_bytes()), "{key}");
+        }
+        for key in ["/p/", "/p/.x", "/p/.instances/a", "/p0", "/o", "/p"] {
+            assert!(!inside(key.as_bytes()), "{key}");
+        }
+        assert!(inside(b"/p/\xc3\xa9"));
+    }
+}
