@@ -65,8 +65,9 @@ impl LastGood {
     /// Writes `text` (in `format`) as the last good document, atomically and readable by
     /// the owner only. Blocks on disk I/O.
     ///
-    /// A failure is an [`ErrorKind::Io`] error naming the cache file; the previous cache,
-    /// if any, is then left as it was.
+    /// A failure is an [`ErrorKind::Io`] error naming the cache file, or an
+    /// [`ErrorKind::Limit`] one for a document over the cap (which [`load`](LastGood::load)
+    /// would skip); the previous cache, if any, is then left as it was.
     pub fn store(&self, format: Format, text: &str) -> Result<(), Error> {
         let io = |what: &str, e: std::io::Error| {
             Error::new(
@@ -75,6 +76,20 @@ impl LastGood {
             )
             .with_source(SourceName::File(self.path.clone()))
         };
+        if text.len() as u64 > self.cap.bytes() {
+            // `load` would skip it: keep the previous cache rather than replace it by one
+            // that cannot be started from.
+            return Err(Error::new(
+                ErrorKind::Limit,
+                format!(
+                    "the document ({} bytes) is over the last-good cache's cap ({}): not cached, \
+                     the previous cache stays",
+                    text.len(),
+                    self.cap
+                ),
+            )
+            .with_source(SourceName::File(self.path.clone())));
+        }
         let dir = match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -256,5 +271,9 @@ mod tests {
         let small = LastGood::new(cache.path()).max_size(SizeCap::bytes_exact(4));
         cache.store(Format::Toml, &"# x\n".repeat(100)).unwrap();
         assert_eq!(small.try_load().unwrap_err().kind(), ErrorKind::Limit);
+        // And never written over it: the previous cache stays.
+        let error = small.store(Format::Toml, "a = 12345\n").unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::Limit, "{error}");
+        assert_eq!(cache.load(), Some((Format::Toml, "# x\n".repeat(100))));
     }
 }

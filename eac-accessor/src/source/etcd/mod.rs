@@ -566,17 +566,8 @@ impl Shared {
                 .collect(),
         };
         let text = serde_json::to_string(&cached).unwrap_or_default();
-        // The loader refuses a file over its cap (and the header's few dozen bytes):
-        // such a cache would replace a usable one with one that is skipped at start.
-        let cap = SizeCap::FILE;
-        if text.len() as u64 > cap.bytes() {
-            tracing::warn!(
-                cache = %cache.path().display(),
-                bytes = text.len(),
-                "etcd: the prefix is larger than the last-known-good cache holds ({cap}); not cached"
-            );
-            return;
-        }
+        // Over the cache's cap, `store` keeps the previous cache (the loader would
+        // refuse the new one): said here as a warning.
         if let Err(e) = cache.store(Format::Json, &text) {
             tracing::warn!(error = %e, "etcd: cannot write the last-known-good cache");
         }

@@ -14,7 +14,8 @@ Environment (read at start):
   APP_<SECTION>__<KEY>=value     overrides the files (APP_GREETING__MESSAGE=hi)
   EAC_REFRESH_ENDPOINT_TOKEN     admin token: unlocks refresh, rollback, preview (and every read)
   EAC_ADMIN_READ_TOKEN           read-only admin token (status, history, events, metrics)
-  EAC_ADMIN_OPEN_READS=1         admin reads without a token even off loopback (logged)
+  EAC_ADMIN_OPEN_READS=1         admin reads without a token off loopback too, and on
+                                 loopback for any Host name (logged)
   EAC_ADMIN_MAX_STREAMS          event streams at once (default 64)
   EAC_REFRESH_COOLDOWN_MS        least time between two publishes (default 250)
   EAC_REFRESH_BACKOFF_MS         first backoff after a rejected reload (default 100)
