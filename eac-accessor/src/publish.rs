@@ -108,7 +108,7 @@ pub(crate) fn scope(
         unknown
             .iter()
             .map(|u| {
-                let error = Error::new(ErrorKind::UnknownKey, u.message()).with_key(&u.key);
+                let error = Error::new(ErrorKind::UnknownKey, u.message()).with_key(u.shown_key());
                 match provenance.source_of(&u.key) {
                     Some(source) => error.with_source(source),
                     None => error,
