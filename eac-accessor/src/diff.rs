@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind};
-use crate::validate::touches_secret;
+use crate::validate::{dotted_segments, is_secret_at, touches_secret_at};
 
 /// How risky a change is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -126,12 +126,13 @@ pub(crate) struct Context<'a> {
 /// The classified diff from `old` to `new`.
 pub(crate) fn diff(old: &Value, new: &Value, cx: &Context<'_>) -> Diff {
     let mut changes = Vec::new();
-    walk(String::new(), Some(old), Some(new), cx, &mut changes);
+    walk(&mut Vec::new(), Some(old), Some(new), cx, &mut changes);
     Diff { changes }
 }
 
+/// `path` holds the segments of the key: a map key may hold a dot.
 fn walk(
-    key: String,
+    path: &mut Vec<String>,
     old: Option<&Value>,
     new: Option<&Value>,
     cx: &Context<'_>,
@@ -145,20 +146,23 @@ fn walk(
                 .collect();
             keys.sort();
             for k in keys {
-                let child = if key.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{key}.{k}")
-                };
-                walk(child, a.get(k), b.get(k), cx, out);
+                path.push(k.clone());
+                walk(path, a.get(k), b.get(k), cx, out);
+                path.pop();
             }
         }
         (Some(a), Some(b)) if a == b => {}
-        (old, new) => out.push(classify(key, old, new, cx)),
+        (old, new) => out.push(classify(path, old, new, cx)),
     }
 }
 
-fn classify(key: String, old: Option<&Value>, new: Option<&Value>, cx: &Context<'_>) -> Change {
+fn classify(
+    path: &mut Vec<String>,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    cx: &Context<'_>,
+) -> Change {
+    let key = path.join(".");
     let rejected_here = |kinds: &[ErrorKind]| {
         cx.errors.iter().any(|e| {
             kinds.contains(&e.kind())
@@ -209,8 +213,8 @@ fn classify(key: String, old: Option<&Value>, new: Option<&Value>, cx: &Context<
         _ => (ChangeKind::Changed, Class::Safe, "value changed".to_owned()),
     };
     Change {
-        old: old.map(|v| redact(&key, v, cx.secrets)),
-        new: new.map(|v| redact(&key, v, cx.secrets)),
+        old: old.map(|v| redact_at(path, v, cx.secrets)),
+        new: new.map(|v| redact_at(path, v, cx.secrets)),
         key,
         kind,
         class,
@@ -229,24 +233,44 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// `value` at `key` with every secret inside it replaced by `"[redacted]"`.
+/// `value` at dotted `key` with every secret inside it replaced by `"[redacted]"`.
 pub(crate) fn redact(key: &str, value: &Value, secrets: &[String]) -> Value {
-    if !touches_secret(secrets, key) {
+    let mut path = dotted_segments(key)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    redact_at(&mut path, value, secrets)
+}
+
+/// [`redact`] at the key whose segments are `path` (left as it was found).
+pub(crate) fn redact_at(path: &mut Vec<String>, value: &Value, secrets: &[String]) -> Value {
+    if !touches_secret_at(secrets, path) {
         return value.clone();
     }
+    if is_secret_at(secrets, path) {
+        return Value::from("[redacted]");
+    }
+    let mut child = |segment: String, v: &Value| {
+        path.push(segment);
+        let shown = redact_at(path, v, secrets);
+        path.pop();
+        shown
+    };
     match value {
-        Value::Object(map) if !secrets.iter().any(|s| s == key) => Value::Object(
+        Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| {
-                    let child = if key.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{key}.{k}")
-                    };
-                    (k.clone(), redact(&child, v, secrets))
-                })
+                .map(|(k, v)| (k.clone(), child(k.clone(), v)))
                 .collect::<Map<_, _>>(),
         ),
+        // A list of sections with secrets (`routes.*.token`): each item on its own.
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| child(i.to_string(), v))
+                .collect(),
+        ),
+        // A scalar where a secret's table belongs is not shown either.
         _ => Value::from("[redacted]"),
     }
 }
@@ -269,6 +293,24 @@ mod tests {
         assert_eq!(
             redact("", &json!({"up": v}), &secrets),
             json!({"up": {"url": "u", "key": "[redacted]"}})
+        );
+    }
+
+    #[test]
+    fn redaction_reaches_every_element_of_lists_and_maps() {
+        let secrets = vec!["up.keys.*".to_owned(), "up.routes.*.token".to_owned()];
+        let v = json!({
+            "keys": ["a", "b"],
+            "routes": [{"path": "/", "token": "t"}],
+            "url": "u",
+        });
+        assert_eq!(
+            redact("up", &v, &secrets),
+            json!({
+                "keys": ["[redacted]", "[redacted]"],
+                "routes": [{"path": "/", "token": "[redacted]"}],
+                "url": "u",
+            })
         );
     }
 }
