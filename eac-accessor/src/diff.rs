@@ -233,6 +233,91 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// Reports each key of `set` (as segments) as one "secret set" change, whatever its old
+/// and new values, in place of what the diff found at or under it: a preview of an
+/// overlay must never tell whether the value it sets equals the current secret.
+pub(crate) fn secrets_set(
+    diff: &mut Diff,
+    set: &[Vec<String>],
+    old: &Value,
+    new: &Value,
+    cx: &Context<'_>,
+) {
+    for path in set {
+        let key = path.join(".");
+        let under = |k: &str| {
+            k.strip_prefix(key.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+        };
+        diff.changes.retain(|c| c.key != key && !under(&c.key));
+        // A change above it (a whole section added) already shows it redacted.
+        let above = diff.changes.iter().any(|c| {
+            key.strip_prefix(c.key.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+        });
+        if above {
+            continue;
+        }
+        let (old, new) = (at(old, path), at(new, path));
+        let rejected = cx.errors.iter().any(|e| {
+            matches!(
+                e.kind(),
+                ErrorKind::Schema | ErrorKind::Deserialize | ErrorKind::Validation
+            ) && e.key().is_some_and(|k| k == key || under(k))
+        });
+        let kind = if old.is_some() {
+            ChangeKind::Changed
+        } else {
+            ChangeKind::Added
+        };
+        let class = match (rejected, old) {
+            (true, _) => Class::Breaking,
+            (false, None) => Class::Warning,
+            (false, Some(_)) => Class::Safe,
+        };
+        let mut path = path.clone();
+        diff.changes.push(Change {
+            old: old.map(|v| redact_at(&mut path, v, cx.secrets)),
+            new: new.map(|v| redact_at(&mut path, v, cx.secrets)),
+            key,
+            kind,
+            class,
+            reason: "secret set (never compared with the current value)".to_owned(),
+        });
+    }
+    diff.changes.sort_by(|a, b| a.key.cmp(&b.key));
+}
+
+/// The value at the key whose segments are `path`.
+fn at<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, segment| match v {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+/// The keys where `overlay` sets a secret, or something holding one, as segments.
+pub(crate) fn secret_keys_set(overlay: &Value, secrets: &[String]) -> Vec<Vec<String>> {
+    fn walk(value: &Value, path: &mut Vec<String>, secrets: &[String], out: &mut Vec<Vec<String>>) {
+        match value {
+            Value::Object(map) if !is_secret_at(secrets, path) => {
+                for (k, v) in map {
+                    path.push(k.clone());
+                    walk(v, path, secrets, out);
+                    path.pop();
+                }
+            }
+            // A list is compared whole: one that holds secrets is a secret set.
+            _ if touches_secret_at(secrets, path) => out.push(path.clone()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(overlay, &mut Vec::new(), secrets, &mut out);
+    out
+}
+
 /// `value` at dotted `key` with every secret inside it replaced by `"[redacted]"`.
 pub(crate) fn redact(key: &str, value: &Value, secrets: &[String]) -> Value {
     let mut path = dotted_segments(key)

@@ -232,3 +232,21 @@ fn what_is_not_secret_in_a_list_of_sections_still_shows() {
     let preview = accessor.preview(Candidate::Sources);
     insta::assert_snapshot!(preview.diff.to_string(), @r#"~ vault.routes: [{"path":"/old","token":"[redacted]"}] → [{"path":"/new","token":"[redacted]"}]  [safe: value changed]"#);
 }
+
+#[test]
+fn a_preview_never_tells_whether_a_list_of_secrets_was_guessed() {
+    let dir = ConfigDir::new();
+    dir.write("vault.toml", &format!("[vault]\nlist = [1, {OLD}]\n"));
+    let accessor = EaCAccessor::builder()
+        .section::<Vault>()
+        .source(Dir::new(dir.path()))
+        .build()
+        .unwrap();
+    let report = |second: u32| {
+        let overlay = serde_json::json!({"vault": {"list": [1, second]}});
+        serde_json::to_string(&accessor.preview(Candidate::Overlay(overlay))).unwrap()
+    };
+    let (right, wrong) = (report(OLD), report(NEW));
+    assert_eq!(right, wrong);
+    assert_hidden("the preview", &right);
+}
