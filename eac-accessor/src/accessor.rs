@@ -372,7 +372,8 @@ impl EaCAccessor {
         self.inner.specs.iter().map(|s| s.path).collect()
     }
 
-    /// The dotted paths of every secret field; their values are never shown.
+    /// The dotted paths of every secret field; their values are never shown. A segment
+    /// `*` stands for any element of a list or key of a map (`upstream.keys.*`).
     pub fn secret_paths(&self) -> &[String] {
         &self.inner.secrets
     }

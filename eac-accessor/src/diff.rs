@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind};
-use crate::validate::touches_secret;
+use crate::validate::{dotted_segments, is_secret_at, touches_secret_at};
 
 /// How risky a change is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -126,12 +126,13 @@ pub(crate) struct Context<'a> {
 /// The classified diff from `old` to `new`.
 pub(crate) fn diff(old: &Value, new: &Value, cx: &Context<'_>) -> Diff {
     let mut changes = Vec::new();
-    walk(String::new(), Some(old), Some(new), cx, &mut changes);
+    walk(&mut Vec::new(), Some(old), Some(new), cx, &mut changes);
     Diff { changes }
 }
 
+/// `path` holds the segments of the key: a map key may hold a dot.
 fn walk(
-    key: String,
+    path: &mut Vec<String>,
     old: Option<&Value>,
     new: Option<&Value>,
     cx: &Context<'_>,
@@ -145,20 +146,23 @@ fn walk(
                 .collect();
             keys.sort();
             for k in keys {
-                let child = if key.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{key}.{k}")
-                };
-                walk(child, a.get(k), b.get(k), cx, out);
+                path.push(k.clone());
+                walk(path, a.get(k), b.get(k), cx, out);
+                path.pop();
             }
         }
         (Some(a), Some(b)) if a == b => {}
-        (old, new) => out.push(classify(key, old, new, cx)),
+        (old, new) => out.push(classify(path, old, new, cx)),
     }
 }
 
-fn classify(key: String, old: Option<&Value>, new: Option<&Value>, cx: &Context<'_>) -> Change {
+fn classify(
+    path: &mut Vec<String>,
+    old: Option<&Value>,
+    new: Option<&Value>,
+    cx: &Context<'_>,
+) -> Change {
+    let key = path.join(".");
     let rejected_here = |kinds: &[ErrorKind]| {
         cx.errors.iter().any(|e| {
             kinds.contains(&e.kind())
@@ -209,8 +213,8 @@ fn classify(key: String, old: Option<&Value>, new: Option<&Value>, cx: &Context<
         _ => (ChangeKind::Changed, Class::Safe, "value changed".to_owned()),
     };
     Change {
-        old: old.map(|v| redact(&key, v, cx.secrets)),
-        new: new.map(|v| redact(&key, v, cx.secrets)),
+        old: old.map(|v| redact_at(path, v, cx.secrets)),
+        new: new.map(|v| redact_at(path, v, cx.secrets)),
         key,
         kind,
         class,
@@ -229,24 +233,129 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// `value` at `key` with every secret inside it replaced by `"[redacted]"`.
+/// Reports each key of `set` (as segments) as one "secret set" change, whatever its old
+/// and new values, in place of what the diff found at or under it: a preview of an
+/// overlay must never tell whether the value it sets equals the current secret.
+pub(crate) fn secrets_set(
+    diff: &mut Diff,
+    set: &[Vec<String>],
+    old: &Value,
+    new: &Value,
+    cx: &Context<'_>,
+) {
+    for path in set {
+        let key = path.join(".");
+        let under = |k: &str| {
+            k.strip_prefix(key.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+        };
+        diff.changes.retain(|c| c.key != key && !under(&c.key));
+        // A change above it (a whole section added) already shows it redacted.
+        let above = diff.changes.iter().any(|c| {
+            key.strip_prefix(c.key.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+        });
+        if above {
+            continue;
+        }
+        let (old, new) = (at(old, path), at(new, path));
+        let rejected = cx.errors.iter().any(|e| {
+            matches!(
+                e.kind(),
+                ErrorKind::Schema | ErrorKind::Deserialize | ErrorKind::Validation
+            ) && e.key().is_some_and(|k| k == key || under(k))
+        });
+        let kind = if old.is_some() {
+            ChangeKind::Changed
+        } else {
+            ChangeKind::Added
+        };
+        let class = match (rejected, old) {
+            (true, _) => Class::Breaking,
+            (false, None) => Class::Warning,
+            (false, Some(_)) => Class::Safe,
+        };
+        let mut path = path.clone();
+        diff.changes.push(Change {
+            old: old.map(|v| redact_at(&mut path, v, cx.secrets)),
+            new: new.map(|v| redact_at(&mut path, v, cx.secrets)),
+            key,
+            kind,
+            class,
+            reason: "secret set (never compared with the current value)".to_owned(),
+        });
+    }
+    diff.changes.sort_by(|a, b| a.key.cmp(&b.key));
+}
+
+/// The value at the key whose segments are `path`.
+fn at<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, segment| match v {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => items.get(segment.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+/// The keys where `overlay` sets a secret, or something holding one, as segments.
+pub(crate) fn secret_keys_set(overlay: &Value, secrets: &[String]) -> Vec<Vec<String>> {
+    fn walk(value: &Value, path: &mut Vec<String>, secrets: &[String], out: &mut Vec<Vec<String>>) {
+        match value {
+            Value::Object(map) if !is_secret_at(secrets, path) => {
+                for (k, v) in map {
+                    path.push(k.clone());
+                    walk(v, path, secrets, out);
+                    path.pop();
+                }
+            }
+            // A list is compared whole: one that holds secrets is a secret set.
+            _ if touches_secret_at(secrets, path) => out.push(path.clone()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(overlay, &mut Vec::new(), secrets, &mut out);
+    out
+}
+
+/// `value` at dotted `key` with every secret inside it replaced by `"[redacted]"`.
 pub(crate) fn redact(key: &str, value: &Value, secrets: &[String]) -> Value {
-    if !touches_secret(secrets, key) {
+    let mut path = dotted_segments(key)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    redact_at(&mut path, value, secrets)
+}
+
+/// [`redact`] at the key whose segments are `path` (left as it was found).
+pub(crate) fn redact_at(path: &mut Vec<String>, value: &Value, secrets: &[String]) -> Value {
+    if !touches_secret_at(secrets, path) {
         return value.clone();
     }
+    if is_secret_at(secrets, path) {
+        return Value::from("[redacted]");
+    }
+    let mut child = |segment: String, v: &Value| {
+        path.push(segment);
+        let shown = redact_at(path, v, secrets);
+        path.pop();
+        shown
+    };
     match value {
-        Value::Object(map) if !secrets.iter().any(|s| s == key) => Value::Object(
+        Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| {
-                    let child = if key.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{key}.{k}")
-                    };
-                    (k.clone(), redact(&child, v, secrets))
-                })
+                .map(|(k, v)| (k.clone(), child(k.clone(), v)))
                 .collect::<Map<_, _>>(),
         ),
+        // A list of sections with secrets (`routes.*.token`): each item on its own.
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| child(i.to_string(), v))
+                .collect(),
+        ),
+        // A scalar where a secret's table belongs is not shown either.
         _ => Value::from("[redacted]"),
     }
 }
@@ -269,6 +378,24 @@ mod tests {
         assert_eq!(
             redact("", &json!({"up": v}), &secrets),
             json!({"up": {"url": "u", "key": "[redacted]"}})
+        );
+    }
+
+    #[test]
+    fn redaction_reaches_every_element_of_lists_and_maps() {
+        let secrets = vec!["up.keys.*".to_owned(), "up.routes.*.token".to_owned()];
+        let v = json!({
+            "keys": ["a", "b"],
+            "routes": [{"path": "/", "token": "t"}],
+            "url": "u",
+        });
+        assert_eq!(
+            redact("up", &v, &secrets),
+            json!({
+                "keys": ["[redacted]", "[redacted]"],
+                "routes": [{"path": "/", "token": "[redacted]"}],
+                "url": "u",
+            })
         );
     }
 }

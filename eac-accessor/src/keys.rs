@@ -65,13 +65,32 @@ pub(crate) struct Unknown {
     pub(crate) nearest: Option<String>,
 }
 
+/// A key longer than this is shown cut short, with its length.
+const SHOWN_KEY_MAX_CHARS: usize = 80;
+
 impl Unknown {
+    /// The key to show: whole, or its first characters and `…` when it is too long
+    /// to print (a typo is short; a huge key is a broken or hostile document).
+    pub(crate) fn shown_key(&self) -> String {
+        match self.key.char_indices().nth(SHOWN_KEY_MAX_CHARS) {
+            Some((end, _)) => format!("{}…", &self.key[..end]),
+            None => self.key.clone(),
+        }
+    }
+
     /// What to say about it, suggestion included.
     pub(crate) fn message(&self) -> String {
         let mut message = match self.section {
             Some(section) => format!("unknown key: section `{section}` has no field of that name"),
             None => "unknown section: no registered section is at this key".to_owned(),
         };
+        if self.key.chars().nth(SHOWN_KEY_MAX_CHARS).is_some() {
+            let _ = write!(
+                message,
+                " (the key has {} characters; shown cut short)",
+                self.key.chars().count()
+            );
+        }
         if let Some(nearest) = &self.nearest {
             let _ = write!(message, " — did you mean `{nearest}`?");
         }
@@ -638,39 +657,57 @@ fn pointer<'v>(root: &'v Value, pointer: &str) -> Option<&'v Value> {
     Some(target)
 }
 
+/// Keys longer than this get no suggestion: no field name is that long, and the search
+/// must cost little for a key of any size (a 2 MB key in a file or a remote document).
+const SUGGEST_MAX_CHARS: usize = 64;
+
 /// The name among `names` closest to `key`, if one is close enough to be a typo.
 pub(crate) fn nearest<'a>(key: &str, names: impl Iterator<Item = &'a str>) -> Option<String> {
-    let key_lower = key.to_lowercase();
+    if key.chars().nth(SUGGEST_MAX_CHARS).is_some() {
+        return None;
+    }
+    let key: Vec<char> = key.to_lowercase().chars().collect();
     names
-        .map(|name| (distance(&key_lower, &name.to_lowercase()), name))
-        .filter(|(d, name)| *d <= (key.chars().count().min(name.chars().count()) / 3).max(1))
+        .filter(|name| name.chars().nth(SUGGEST_MAX_CHARS).is_none())
+        .filter_map(|name| {
+            let lower: Vec<char> = name.to_lowercase().chars().collect();
+            let max = (key.len().min(lower.len()) / 3).max(1);
+            distance_within(&key, &lower, max).map(|d| (d, name))
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, name)| name.to_owned())
 }
 
-/// Edit distance, counting an adjacent transposition as one edit.
-fn distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in rows.iter_mut().enumerate() {
-        row[0] = i;
+/// The edit distance between `a` and `b`, counting an adjacent transposition as one
+/// edit, when it is at most `max`; `None` when it is more.
+///
+/// Lengths further apart than `max` are refused before any work (the distance is at least
+/// their difference), and only the three rows the transposition step reads are kept.
+fn distance_within(a: &[char], b: &[char], max: usize) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > max {
+        return None;
     }
-    for (j, cell) in rows[0].iter_mut().enumerate() {
-        *cell = j;
-    }
+    // Rows i-2, i-1 and i of the full table.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current: Vec<usize> = vec![0; b.len() + 1];
     for i in 1..=a.len() {
+        current[0] = i;
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut d = (rows[i - 1][j] + 1)
-                .min(rows[i][j - 1] + 1)
-                .min(rows[i - 1][j - 1] + cost);
+            let mut d = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d = d.min(rows[i - 2][j - 2] + 1);
+                d = d.min(before[j - 2] + 1);
             }
-            rows[i][j] = d;
+            current[j] = d;
         }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
     }
-    rows[a.len()][b.len()]
+    let d = previous[b.len()];
+    (d <= max).then_some(d)
 }
 
 #[cfg(test)]
@@ -824,6 +861,55 @@ mod tests {
             Some("api_key")
         );
         assert_eq!(nearest("database", names.into_iter()), None);
-        assert_eq!(distance("ab", "ba"), 1);
+        assert_eq!(distance_within(&chars("ab"), &chars("ba"), 1), Some(1));
+        assert_eq!(
+            nearest(&"a".repeat(65), ["a".repeat(65).as_str()].into_iter()),
+            None
+        );
+    }
+
+    fn chars(s: &str) -> Vec<char> {
+        s.chars().collect()
+    }
+
+    /// The full table, every row kept: what `distance_within` must agree with.
+    fn full_distance(a: &[char], b: &[char]) -> usize {
+        let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for (i, row) in rows.iter_mut().enumerate() {
+            row[0] = i;
+        }
+        for (j, cell) in rows[0].iter_mut().enumerate() {
+            *cell = j;
+        }
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut d = (rows[i - 1][j] + 1)
+                    .min(rows[i][j - 1] + 1)
+                    .min(rows[i - 1][j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    d = d.min(rows[i - 2][j - 2] + 1);
+                }
+                rows[i][j] = d;
+            }
+        }
+        rows[a.len()][b.len()]
+    }
+
+    proptest::proptest! {
+        /// Small alphabets make near misses (and transpositions) common.
+        #[test]
+        fn bounded_distance_is_the_full_one_within_its_bound(
+            a in "[abcé_]{0,12}",
+            b in "[abcé_]{0,12}",
+            max in 0usize..8,
+        ) {
+            let (a, b) = (chars(&a), chars(&b));
+            let full = full_distance(&a, &b);
+            proptest::prop_assert_eq!(
+                distance_within(&a, &b, max),
+                (full <= max).then_some(full)
+            );
+        }
     }
 }

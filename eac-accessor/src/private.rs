@@ -122,6 +122,29 @@ impl<T> NestedSecrets for Nested<crate::Secret<T>> {
     }
 }
 
+/// The answer for containers of [`Secret`](crate::Secret) that the derive cannot see,
+/// behind a type alias: the field itself, or every element or map value (`key.*`).
+macro_rules! secrets_inside {
+    ($($(#[$attr:meta])* [$($params:tt)*] $ty:ty => $suffix:literal;)*) => {$(
+        $(#[$attr])*
+        impl<$($params)*> NestedSecrets for Nested<$ty> {
+            fn secret_paths_under(&self, key: &str) -> Vec<String> {
+                vec![join_key(key, $suffix)]
+            }
+        }
+    )*};
+}
+
+secrets_inside! {
+    [T] Option<crate::Secret<T>> => "";
+    [T] Vec<crate::Secret<T>> => "*";
+    [T] std::collections::VecDeque<crate::Secret<T>> => "*";
+    [T] Box<[crate::Secret<T>]> => "*";
+    [T, const N: usize] [crate::Secret<T>; N] => "*";
+    [K, T, S] std::collections::HashMap<K, crate::Secret<T>, S> => "*";
+    [K, T] std::collections::BTreeMap<K, crate::Secret<T>> => "*";
+}
+
 /// The answer for any other field: no secrets inside.
 pub trait LeafSecrets {
     /// Nothing.

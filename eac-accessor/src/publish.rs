@@ -108,7 +108,7 @@ pub(crate) fn scope(
         unknown
             .iter()
             .map(|u| {
-                let error = Error::new(ErrorKind::UnknownKey, u.message()).with_key(&u.key);
+                let error = Error::new(ErrorKind::UnknownKey, u.message()).with_key(u.shown_key());
                 match provenance.source_of(&u.key) {
                     Some(source) => error.with_source(source),
                     None => error,
@@ -297,6 +297,11 @@ impl std::fmt::Debug for Candidate {
 }
 
 /// The result of a dry run: nothing was published and nobody was told.
+///
+/// An overlay that sets a secret is reported as a change of that key ("secret set"),
+/// whatever the value, so that a preview never tells whether a guess equals the current
+/// secret: `would_publish` is then true even when the value is the same (a reload would
+/// find nothing new and publish nothing).
 #[derive(Debug, Clone, serde::Serialize)]
 #[non_exhaustive]
 pub struct Preview {
@@ -527,12 +532,15 @@ impl Inner {
     /// error, and the classified diff against the current snapshot.
     pub(crate) fn preview(&self, candidate: Candidate) -> Preview {
         let current = self.current.load_full();
+        // The keys where the overlay sets a secret: reported as set, never compared.
+        let mut secrets_set = Vec::new();
         let layers = source::load_layers(&self.sources).and_then(|mut layers| {
             if let Candidate::Overlay(overlay) = candidate {
                 let name = SourceName::Memory("preview overlay".to_owned());
                 if let Some(errors) = dotted_keys(&overlay, &name) {
                     return Err(errors);
                 }
+                secrets_set = diff::secret_keys_set(&overlay, &self.secrets);
                 layers.push(Layer::from_serialize(name, &overlay).map_err(|e| vec![e])?);
             }
             Ok(layers)
@@ -542,7 +550,8 @@ impl Inner {
             Err(errors) => return Preview::rejected(current.version, errors, Diff::default()),
         };
         let hash = ContentHash::of(scoped.document());
-        if hash == current.hash && !scoped.is_rejected() {
+        // Equal hashes with a secret set would tell that the guess is right.
+        if hash == current.hash && !scoped.is_rejected() && secrets_set.is_empty() {
             return Preview {
                 would_publish: false,
                 unchanged: true,
@@ -573,15 +582,13 @@ impl Inner {
             .map(|e| e.as_slice().to_vec())
             .unwrap_or_default();
         let sections: Vec<&'static str> = self.specs.iter().map(|s| s.path).collect();
-        let diff = diff::diff(
-            &current.document,
-            &document,
-            &diff::Context {
-                secrets: &self.secrets,
-                sections: &sections,
-                errors: &errors,
-            },
-        );
+        let cx = diff::Context {
+            secrets: &self.secrets,
+            sections: &sections,
+            errors: &errors,
+        };
+        let mut diff = diff::diff(&current.document, &document, &cx);
+        diff::secrets_set(&mut diff, &secrets_set, &current.document, &document, &cx);
         if errors.is_empty() {
             Preview {
                 would_publish: true,

@@ -56,7 +56,9 @@ pub trait EaCSection: DeserializeOwned + JsonSchema + Send + Sync + 'static {
     /// an error naming the key, its source and the nearest field.
     const ALLOW_UNKNOWN_KEYS: bool = false;
 
-    /// Dotted paths of secret fields, relative to the section (`["api_key"]`).
+    /// Dotted paths of secret fields, relative to the section (`["api_key"]`); a
+    /// segment `*` stands for any element of a list or key of a map (`"keys.*"`,
+    /// `"routes.*.token"`).
     ///
     /// Their values never appear in errors, logs, diffs or `Debug` output of eac's types.
     fn secret_paths() -> Vec<String> {

@@ -161,13 +161,7 @@ impl Snapshot {
 
     /// The merged document with every secret field's value replaced by `"[redacted]"`.
     pub fn redacted_document(&self) -> Value {
-        let mut document = Value::clone(&self.document);
-        for secret in self.secrets.iter() {
-            if let Some(v) = document.pointer_mut(&dotted_to_pointer(secret)) {
-                *v = Value::from("[redacted]");
-            }
-        }
-        document
+        redact("", &self.document, &self.secrets)
     }
 
     /// Which source set the value at dotted `key`, and the sources it overrode; `None`

@@ -10,16 +10,51 @@ use crate::error::{Error, ErrorKind, pointer_to_dotted};
 use crate::keys::schema_type;
 use crate::section::{SectionSpec, join_key};
 
-/// Whether `key` is a secret, lies inside one, or contains one.
+/// Whether dotted `key` is a secret, lies inside one, or contains one.
+///
+/// A secret path's segment `*` stands for any one element of a list or key of a map
+/// (`tokens.*` for a map of secrets, `routes.*.api_key` for a list of sections).
 pub(crate) fn touches_secret(secrets: &[String], key: &str) -> bool {
-    secrets.iter().any(|s| {
-        s == key
-            || key
-                .strip_prefix(s.as_str())
-                .is_some_and(|r| r.starts_with('.'))
-            || key.is_empty()
-            || s.strip_prefix(key).is_some_and(|r| r.starts_with('.'))
+    touches_secret_at(secrets, &dotted_segments(key))
+}
+
+/// [`touches_secret`] for a key given as its segments, for a walk that knows them (a
+/// map key may hold a dot).
+pub(crate) fn touches_secret_at<S: AsRef<str>>(secrets: &[String], key: &[S]) -> bool {
+    secrets.iter().any(|secret| {
+        let mut pattern = secret.split('.');
+        for segment in key {
+            match pattern.next() {
+                // `key` lies inside the secret.
+                None => return true,
+                Some(p) if p == "*" || p == segment.as_ref() => {}
+                Some(_) => return false,
+            }
+        }
+        // `key` is the secret, or holds it.
+        true
     })
+}
+
+/// Whether the key given as its segments is a secret or lies inside one.
+pub(crate) fn is_secret_at<S: AsRef<str>>(secrets: &[String], key: &[S]) -> bool {
+    secrets.iter().any(|secret| {
+        let pattern: Vec<&str> = secret.split('.').collect();
+        pattern.len() <= key.len()
+            && pattern
+                .iter()
+                .zip(key)
+                .all(|(p, segment)| *p == "*" || *p == segment.as_ref())
+    })
+}
+
+/// `a.b.c` as its segments; none for the empty key (the whole document).
+pub(crate) fn dotted_segments(key: &str) -> Vec<&str> {
+    if key.is_empty() {
+        Vec::new()
+    } else {
+        key.split('.').collect()
+    }
 }
 
 /// Every schema violation of the section's value, as errors keyed by absolute dotted path.
@@ -30,19 +65,26 @@ pub(crate) fn schema_errors(spec: &SectionSpec, value: &Value) -> Vec<Error> {
     spec.validator
         .iter_errors(value)
         .flat_map(|e| {
-            let key = join_key(spec.path, &pointer_to_dotted(e.instance_path().as_str()));
-            describe(spec, key, e.kind(), e.instance())
+            let pointer = e.instance_path().as_str();
+            let key = join_key(spec.path, &pointer_to_dotted(pointer));
+            // The pointer's own segments: a map key with a dot is one segment there.
+            let mut segments = dotted_segments(spec.path)
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<Vec<_>>();
+            segments.extend(
+                pointer
+                    .split('/')
+                    .skip(1)
+                    .map(|seg| seg.replace("~1", "/").replace("~0", "~")),
+            );
+            let secret = touches_secret_at(&spec.secrets, &segments);
+            describe(key, secret, e.kind(), e.instance())
         })
         .collect()
 }
 
-fn describe(
-    spec: &SectionSpec,
-    key: String,
-    kind: &ValidationErrorKind,
-    found: &Value,
-) -> Vec<Error> {
-    let secret = touches_secret(&spec.secrets, &key);
+fn describe(key: String, secret: bool, kind: &ValidationErrorKind, found: &Value) -> Vec<Error> {
     let found_text = || found_text(found, secret);
     let schema =
         |message: String| vec![Error::new(ErrorKind::Schema, message).with_key(key.clone())];
@@ -153,10 +195,20 @@ pub(crate) fn deserialize_error(
     spec: &SectionSpec,
     e: &serde_path_to_error::Error<serde_json::Error>,
 ) -> Error {
-    let rel = e.path().to_string();
-    let rel = if rel == "." { String::new() } else { rel };
-    let key = join_key(spec.path, &rel);
-    let message = if touches_secret(&spec.secrets, &key) {
+    use serde_path_to_error::Segment;
+    let mut segments: Vec<String> = dotted_segments(spec.path)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    segments.extend(e.path().iter().map(|segment| match segment {
+        Segment::Seq { index } => index.to_string(),
+        Segment::Map { key } => key.clone(),
+        Segment::Enum { variant } => variant.clone(),
+        Segment::Unknown => "?".to_owned(),
+    }));
+    // Dotted like a schema error's key (`list.1`, not serde's `list[1]`).
+    let key = segments.join(".");
+    let message = if touches_secret_at(&spec.secrets, &segments) {
         "the value does not fit the field's type (secret, value hidden)".to_owned()
     } else {
         e.inner().to_string()
@@ -177,6 +229,30 @@ mod tests {
         assert!(!touches_secret(&secrets, "upstream.url"));
         assert!(!touches_secret(&secrets, "upstream.api_key_id"));
         assert!(!touches_secret(&secrets, "up"));
+    }
+
+    #[test]
+    fn a_star_is_any_one_element_or_map_key() {
+        let secrets = vec!["up.keys.*".to_owned(), "up.routes.*.token".to_owned()];
+        for key in [
+            "up",
+            "up.keys",
+            "up.keys.0",
+            "up.keys.a.b",
+            "up.routes.3.token",
+        ] {
+            assert!(touches_secret(&secrets, key), "{key}");
+        }
+        assert!(!touches_secret(&secrets, "up.routes.3.path"));
+        assert!(!touches_secret(&secrets, "up.url"));
+        assert!(is_secret_at(&secrets, &["up", "keys", "x"]));
+        assert!(!is_secret_at(&secrets, &["up", "keys"]));
+        // A map key with a dot is one segment.
+        assert!(is_secret_at(&secrets, &["up", "routes", "a.b", "token"]));
+        assert!(!touches_secret_at(
+            &secrets,
+            &["up", "routes", "a.b", "path"]
+        ));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{DeriveInput, GenericParam, Ident, Visibility};
 
-use crate::ast::{self, Field, Input};
+use crate::ast::{self, Field, Input, What};
 use crate::errors::Errors;
 use crate::valid;
 
@@ -133,22 +133,30 @@ fn impl_section(input: &Input<'_>, body: TokenStream) -> TokenStream {
     }
 }
 
-/// `secret_paths()`: the secret fields, and the secrets of fields whose type is a section.
+/// `secret_paths()`: the secret fields, the `Secret`s inside each field's type (`*` for
+/// any element of a list or key of a map), and the secrets of the sections found there.
 fn secret_paths(fields: &[Field<'_>]) -> TokenStream {
     if fields.is_empty() {
         return TokenStream::new();
     }
     let pushes = fields.iter().map(|field| {
-        let key = &field.key;
         if field.is_secret() {
-            quote!(paths.push(__eac::String::from(#key));)
-        } else {
-            let ty = field.ty;
-            // Picks `T::secret_paths()` when the field's type is a section, nothing otherwise.
-            quote! {
-                paths.extend((&__eac::Nested::<#ty>::new()).secret_paths_under(#key));
-            }
+            let key = &field.key;
+            return quote!(paths.push(__eac::String::from(#key)););
         }
+        // `valid` reported a type whose secrets cannot be placed.
+        let places = field.secret_places().unwrap_or_default();
+        let pushes = places.iter().map(|place| {
+            let key = field.key_of(place);
+            match place.what {
+                What::Secret => quote!(paths.push(__eac::String::from(#key));),
+                // Picks `T::secret_paths()` when the type is a section, nothing otherwise.
+                What::Nested(ty) => quote! {
+                    paths.extend((&__eac::Nested::<#ty>::new()).secret_paths_under(#key));
+                },
+            }
+        });
+        quote!(#(#pushes)*)
     });
     quote! {
         fn secret_paths() -> __eac::Vec<__eac::String> {

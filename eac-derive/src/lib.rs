@@ -69,9 +69,15 @@ use syn::{DeriveInput, parse_macro_input};
 ///
 /// # What it generates
 ///
-/// - `impl EaCSection`: `PATH`, `ALLOW_UNKNOWN_KEYS`, `secret_paths()` (the secret
-///   fields, every field typed `eac_accessor::Secret<T>`, and the secrets of every field
-///   whose type is itself a section, under that field's key), `validate()`.
+/// - `impl EaCSection`: `PATH`, `ALLOW_UNKNOWN_KEYS`, `secret_paths()`, `validate()`.
+///   The secret paths are the `#[eac(secret)]` fields, every `eac_accessor::Secret<T>`
+///   in a field's type, and the secrets of every section in a field's type, under that
+///   field's key. The derive looks through `Option`, `Box`, `Arc` and `Rc` (same key),
+///   lists, sets, arrays and map values (`*`: every element, every key) and tuples
+///   (`0`, `1`, …): `Vec<Secret<String>>` gives `keys.*`, `BTreeMap<String, Route>`
+///   gives `routes.*.token`. A `Secret` anywhere else in a field's type (inside a
+///   generic type of your own, or as a map key) is a compile error naming the field:
+///   mark such a field `#[eac(secret)]` to hide it whole.
 /// - `Type::lens()`: a lens on the whole section with one method per field, each
 ///   returning a lens on that field. A field whose type also derives `EaCSection` gives a
 ///   lens with that type's field methods, so lenses compose:
@@ -87,10 +93,12 @@ use syn::{DeriveInput, parse_macro_input};
 ///
 /// # Limitations
 ///
-/// - Nested secrets are found by type, where the type is known: a field of type
-///   `Option<T>`, `Vec<T>` or a map of sections, or, in a generic struct, a field whose
-///   type depends on a type parameter, does not bring the secrets of the sections inside
-///   it. Mark such a field `#[eac(secret)]` as a whole when it holds secrets.
+/// - Secrets are found by type, where the type is known: in a generic struct, a field
+///   whose type is a type parameter (or holds one, like `Vec<T>`) does not bring the
+///   secrets of what `T` becomes; a type alias hides the sections inside containers
+///   (`type Routes = Vec<Route>`), though not a `Secret` directly inside `Option`, `Vec`,
+///   `VecDeque`, `Box<[_]>`, an array, `HashMap` or `BTreeMap`. Mark such a field
+///   `#[eac(secret)]` as a whole when it holds secrets.
 /// - Lenses go through struct fields only, not into `Option`, collections or enums;
 ///   use `Lens::map` from there.
 /// - The generated code names the crate `::eac_accessor`: depend on it under that name.

@@ -28,6 +28,9 @@ pub(crate) fn check(input: &Input<'_>, errors: &mut Errors) {
                 ),
             ));
         }
+        if let Err(error) = field.secret_places() {
+            errors.push(error);
+        }
         if let (Some(secret), true) = (&field.attrs.secret, field.flatten) {
             errors.push(syn::Error::new_spanned(
                 secret,

@@ -58,11 +58,16 @@ fn path_is_given_or_the_snake_case_type_name() {
 fn secret_paths_follow_serde_names_and_nested_sections() {
     assert_eq!(Upstream::secret_paths(), ["api_key"]);
     assert!(HttpConfig::secret_paths().is_empty());
-    // A field whose type is a section brings its secrets, under the field's key; an
-    // `Option` of one does not (documented limitation).
+    // A field whose type is a section brings its secrets, under the field's key, and so
+    // does an `Option` of one.
     assert_eq!(
         App::secret_paths(),
-        ["primary-upstream.api_key", "session-secret", "tls_key"]
+        [
+            "primary-upstream.api_key",
+            "backup.api_key",
+            "session-secret",
+            "tls_key"
+        ]
     );
 }
 

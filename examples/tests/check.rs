@@ -69,3 +69,47 @@ fn the_exported_schema_is_draft_07_and_validates_the_bundled_config() {
         "an unknown section passed"
     );
 }
+
+/// Issue 25: a 2 MB key in the folder is reported briefly, cut short with its length;
+/// the "did you mean" search used to build a table of hundreds of MB for it (still busy
+/// after 60 s). Bounded by its own deadline, the run must end long before it.
+#[test]
+fn check_reports_a_huge_unknown_key_cut_short() {
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "k".repeat(2 << 20);
+    let text = APP.replace("[greeting]\n", &format!("[greeting]\n{huge} = 1\n"));
+    std::fs::write(dir.path().join("app.toml"), text).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_live_server"))
+        .arg("--config-dir")
+        .arg(dir.path())
+        .arg("--state-dir")
+        .arg(state.path().join("never"))
+        .arg("--check")
+        .stdout(out.reopen().unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start live_server");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`--check` was still busy after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = std::fs::read_to_string(out.path()).unwrap();
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert!(stdout.len() < 1000, "{} bytes of output", stdout.len());
+    assert!(
+        stdout.contains("the key has 2097161 characters"),
+        "{stdout}"
+    );
+}

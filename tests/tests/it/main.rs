@@ -14,6 +14,7 @@ mod redaction;
 mod reject;
 mod reload;
 mod resolve;
+mod secret_containers;
 mod secrets;
 mod sources;
 mod subscribe;

@@ -1,7 +1,7 @@
 //! A secret's value never appears in errors, events, status or Debug output.
 
 use eac_accessor::{
-    EaCAccessor, Origin,
+    Candidate, EaCAccessor, Origin,
     source::{Dir, Env},
 };
 use eac_tests::{ConfigDir, SECRET, Upstream, app_with};
@@ -96,5 +96,33 @@ fn a_broken_file_around_a_secret_does_not_quote_it() {
         "parse error",
         &format!("{errors} {errors:?}"),
         "unterminated-s3cr3t",
+    );
+}
+
+/// Issue 25: a preview of an overlay that sets a secret reports "secret set" whatever the
+/// value — the right guess and a wrong one give the same report, so a preview is no
+/// oracle for the current secret (it used to say `unchanged` for the right one).
+#[test]
+fn a_preview_never_tells_whether_a_guess_equals_the_secret() {
+    let dir = ConfigDir::with_app();
+    let accessor = accessor_for(&dir).unwrap();
+    let report = |overlay: serde_json::Value| {
+        let preview = accessor.preview(Candidate::Overlay(overlay));
+        serde_json::to_value(&preview).unwrap()
+    };
+    let guess = |key: &str| serde_json::json!({"upstream": {"api_key": key}});
+    let right = report(guess(SECRET));
+    let wrong = report(guess("a-wrong-guess-of-16"));
+    assert_eq!(right, wrong);
+    insta::assert_snapshot!(
+        accessor.preview(Candidate::Overlay(guess(SECRET))).diff.to_string(),
+        @r#"~ upstream.api_key: "[redacted]" → "[redacted]"  [safe: secret set (never compared with the current value)]"#
+    );
+
+    // The same beside a change that is not secret.
+    let with_greeting = |key: &str| serde_json::json!({"upstream": {"api_key": key}, "greeting": {"message": "other"}});
+    assert_eq!(
+        report(with_greeting(SECRET)),
+        report(with_greeting("a-wrong-guess-of-16"))
     );
 }

@@ -281,3 +281,22 @@ fn a_section_can_allow_unknown_keys_for_itself_alone() {
     assert_eq!(errors.as_slice()[0].key(), Some("http.prot"));
     const { assert!(Labels::ALLOW_UNKNOWN_KEYS && !Http::ALLOW_UNKNOWN_KEYS) };
 }
+
+/// Issue 25: a 2 MB unknown key (in a section and at the top) costs no "did you mean"
+/// table, and its error shows the key cut short, with its length — never the whole key.
+#[test]
+fn a_huge_unknown_key_is_reported_cut_short_with_its_length() {
+    let dir = with_http();
+    let accessor = five_sections(&dir, Env::prefixed("APP_").vars::<&str, &str>([])).unwrap();
+    let huge = "k".repeat(2 << 20);
+    dir.write(
+        "http.toml",
+        &format!("[http]\nport = 8080\n{huge} = 1\n[{huge}x]\ny = 2\n"),
+    );
+    let errors = accessor.reload(Origin::Refresh).unwrap_err();
+    let text = dir.scrub(&errors.to_string());
+    assert!(text.len() < 1000, "{} bytes", text.len());
+    let keys: Vec<_> = errors.as_slice().iter().filter_map(|e| e.key()).collect();
+    assert_eq!(keys.len(), 2, "{text}");
+    insta::assert_snapshot!(text.replace(&"k".repeat(60), "k{60}"));
+}
