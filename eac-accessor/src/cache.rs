@@ -8,7 +8,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use arc_swap::cache::Cache;
 
-use crate::accessor::{EaCAccessor, Inner};
+use crate::accessor::EaCAccessor;
+use crate::publish::Publisher;
 use crate::section::EaCSection;
 use crate::snapshot::Snapshot;
 
@@ -68,7 +69,7 @@ pub struct CachedReader {
 
 /// The accessor's slot, as arc-swap's `Cache` wants it: something that derefs to it.
 #[derive(Clone)]
-struct Current(Arc<Inner>);
+struct Current(Arc<Publisher>);
 
 impl Deref for Current {
     type Target = ArcSwap<Snapshot>;
@@ -93,7 +94,7 @@ impl EaCAccessor {
     /// for when to use it, and when not.
     pub fn cached(&self) -> CachedReader {
         CachedReader {
-            cache: Cache::new(Current(Arc::clone(&self.inner))),
+            cache: Cache::new(Current(Arc::clone(&self.publisher))),
         }
     }
 

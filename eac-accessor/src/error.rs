@@ -317,6 +317,15 @@ pub(crate) fn pointer_to_dotted(pointer: &str) -> String {
         .join(".")
 }
 
+/// `base.rel`, or whichever of the two is not empty.
+pub(crate) fn join_key(base: &str, rel: &str) -> String {
+    match (base.is_empty(), rel.is_empty()) {
+        (_, true) => base.to_owned(),
+        (true, false) => rel.to_owned(),
+        (false, false) => format!("{base}.{rel}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

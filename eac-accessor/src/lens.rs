@@ -109,7 +109,8 @@ use tokio::sync::watch;
 
 use crate::__private::{FieldMarker, HasLenses, Redacted};
 use crate::accessor::EaCAccessor;
-use crate::section::{EaCSection, join_key};
+use crate::error::join_key;
+use crate::section::EaCSection;
 use crate::snapshot::Snapshot;
 use crate::subscribe::{Closed, Subscription};
 use crate::validate::touches_secret;

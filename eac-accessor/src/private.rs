@@ -19,7 +19,7 @@ pub use crate::lens::{Field as LensField, Lens, Root};
 pub use crate::section::{EaCSection, FieldErrors};
 pub use crate::snapshot::Snapshot;
 
-use crate::section::join_key;
+use crate::error::join_key;
 
 /// What `EaCSection` asks of a type besides its own items, in one trait, so that a type
 /// missing a derive gets one error that says what to add.

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::error::{Error, ErrorKind, dotted_to_pointer};
+use crate::error::{Error, ErrorKind, dotted_to_pointer, join_key};
 use crate::keys::SectionKeys;
 use crate::validate;
 
@@ -190,7 +190,7 @@ fn build_section<T: EaCSection>(
     spec: &SectionSpec,
     value: &Value,
 ) -> Result<AnySection, Vec<Error>> {
-    let errors = validate::schema_errors(spec, value);
+    let errors = validate::schema_errors(spec.path, &spec.validator, &spec.secrets, value);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -199,7 +199,13 @@ fn build_section<T: EaCSection>(
     let section = match T::deserialize(value) {
         Ok(section) => section,
         Err(_) => match serde_path_to_error::deserialize::<_, T>(value) {
-            Err(e) => return Err(vec![validate::deserialize_error(spec, &e)]),
+            Err(e) => {
+                return Err(vec![validate::deserialize_error(
+                    spec.path,
+                    &spec.secrets,
+                    &e,
+                )]);
+            }
             Ok(section) => section,
         },
     };
@@ -212,13 +218,4 @@ fn build_section<T: EaCSection>(
             .collect());
     }
     Ok(Arc::new(section))
-}
-
-/// `base.rel`, or whichever of the two is not empty.
-pub(crate) fn join_key(base: &str, rel: &str) -> String {
-    match (base.is_empty(), rel.is_empty()) {
-        (_, true) => base.to_owned(),
-        (true, false) => rel.to_owned(),
-        (false, false) => format!("{base}.{rel}"),
-    }
 }

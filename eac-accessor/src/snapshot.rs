@@ -13,7 +13,7 @@ use crate::diff::redact;
 use crate::error::{SourceName, dotted_to_pointer};
 use crate::hash::ContentHash;
 use crate::keys::Keys;
-use crate::resolve::{ResolvedKey, Slot};
+use crate::resolve::slot::{ResolvedKey, ResolvedSlot};
 use crate::section::{AnySection, EaCSection};
 use crate::source::explain::Kept;
 
@@ -129,7 +129,7 @@ pub struct Snapshot {
     pub(crate) kept: Arc<Kept>,
     pub(crate) keys: Arc<Keys>,
     /// The resolvers' values, in registration order.
-    pub(crate) resolved: Box<[Slot]>,
+    pub(crate) resolved: Box<[ResolvedSlot]>,
 }
 
 impl Snapshot {
@@ -249,7 +249,7 @@ impl Snapshot {
     #[inline]
     pub fn resolved<R: Send + Sync + 'static>(&self) -> Option<&R> {
         // The downcast is the type check: one per value, no separate id compare.
-        self.resolved.iter().find_map(Slot::get)
+        self.resolved.iter().find_map(ResolvedSlot::get)
     }
 
     /// The value of type `R` through a [`ResolvedKey`]: as [`resolved`](Snapshot::resolved),
@@ -303,7 +303,7 @@ impl Snapshot {
         Some(self.slot(TypeId::of::<R>())?.built_at())
     }
 
-    pub(crate) fn slot(&self, id: TypeId) -> Option<&Slot> {
+    pub(crate) fn slot(&self, id: TypeId) -> Option<&ResolvedSlot> {
         self.resolved.iter().find(|s| s.type_id() == id)
     }
 

@@ -6,9 +6,9 @@
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
+use crate::error::join_key;
 use crate::error::{Error, ErrorKind, pointer_to_dotted};
 use crate::keys::schema_type;
-use crate::section::{SectionSpec, join_key};
 
 /// Whether dotted `key` is a secret, lies inside one, or contains one.
 ///
@@ -58,17 +58,22 @@ pub(crate) fn dotted_segments(key: &str) -> Vec<&str> {
 }
 
 /// Every schema violation of the section's value, as errors keyed by absolute dotted path.
-pub(crate) fn schema_errors(spec: &SectionSpec, value: &Value) -> Vec<Error> {
-    if spec.validator.is_valid(value) {
+pub(crate) fn schema_errors(
+    path: &str,
+    validator: &jsonschema::Validator,
+    secrets: &[String],
+    value: &Value,
+) -> Vec<Error> {
+    if validator.is_valid(value) {
         return Vec::new();
     }
-    spec.validator
+    validator
         .iter_errors(value)
         .flat_map(|e| {
             let pointer = e.instance_path().as_str();
-            let key = join_key(spec.path, &pointer_to_dotted(pointer));
+            let key = join_key(path, &pointer_to_dotted(pointer));
             // The pointer's own segments: a map key with a dot is one segment there.
-            let mut segments = dotted_segments(spec.path)
+            let mut segments = dotted_segments(path)
                 .into_iter()
                 .map(str::to_owned)
                 .collect::<Vec<_>>();
@@ -78,7 +83,7 @@ pub(crate) fn schema_errors(spec: &SectionSpec, value: &Value) -> Vec<Error> {
                     .skip(1)
                     .map(|seg| seg.replace("~1", "/").replace("~0", "~")),
             );
-            let secret = touches_secret_at(&spec.secrets, &segments);
+            let secret = touches_secret_at(secrets, &segments);
             describe(key, secret, e.kind(), e.instance())
         })
         .collect()
@@ -192,11 +197,12 @@ fn found_text(found: &Value, secret: bool) -> String {
 
 /// A serde failure after the schema passed (rare: the schema and type disagree).
 pub(crate) fn deserialize_error(
-    spec: &SectionSpec,
+    path: &str,
+    secrets: &[String],
     e: &serde_path_to_error::Error<serde_json::Error>,
 ) -> Error {
     use serde_path_to_error::Segment;
-    let mut segments: Vec<String> = dotted_segments(spec.path)
+    let mut segments: Vec<String> = dotted_segments(path)
         .into_iter()
         .map(str::to_owned)
         .collect();
@@ -208,7 +214,7 @@ pub(crate) fn deserialize_error(
     }));
     // Dotted like a schema error's key (`list.1`, not serde's `list[1]`).
     let key = segments.join(".");
-    let message = if touches_secret_at(&spec.secrets, &segments) {
+    let message = if touches_secret_at(secrets, &segments) {
         "the value does not fit the field's type (secret, value hidden)".to_owned()
     } else {
         e.inner().to_string()

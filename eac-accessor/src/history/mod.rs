@@ -33,7 +33,7 @@ pub struct HistoryEntry {
     /// What caused it.
     pub origin: Origin,
     /// When it was published.
-    #[serde(serialize_with = "crate::accessor::unix_seconds")]
+    #[serde(serialize_with = "crate::json_time::unix_seconds")]
     pub published_at: SystemTime,
     /// The paths of the sections that changed from the version before.
     pub changed: Vec<String>,
@@ -58,7 +58,7 @@ impl std::fmt::Debug for HistoryEntry {
 #[non_exhaustive]
 pub struct Rejection {
     /// When it was rejected.
-    #[serde(serialize_with = "crate::accessor::unix_seconds")]
+    #[serde(serialize_with = "crate::json_time::unix_seconds")]
     pub at: SystemTime,
     /// What caused the reload.
     pub origin: Origin,

@@ -488,10 +488,10 @@ impl ReloadCoordinator {
                 .await
                 .map(Triggered::Reloaded),
             ReloadMode::Manual => {
-                let accessor = self.inner.accessor.clone();
+                let publisher = Arc::clone(&self.inner.accessor.publisher);
                 let preview = tokio::task::spawn_blocking(move || {
-                    let preview = accessor.preview(Candidate::Sources);
-                    accessor.note_pending(origin, &preview).map(|()| preview)
+                    let preview = publisher.preview(Candidate::Sources);
+                    publisher.keep_pending(origin, &preview).map(|()| preview)
                 })
                 .await
                 .unwrap_or_else(|e| {
@@ -665,12 +665,12 @@ impl Coordinator {
         }
         // Decided under the writer lock: either the run commits, or it is abandoned.
         let decision = Arc::new(Mutex::new(Decision::Open));
-        let accessor = self.accessor.clone();
+        let publisher = Arc::clone(&self.accessor.publisher);
         let commit = Arc::clone(&decision);
         let closed = Arc::clone(&self.closed);
         let mut task = tokio::task::spawn_blocking(move || {
             reading.store(true, Ordering::SeqCst);
-            accessor.reload_if(origin, &|| {
+            publisher.reload(origin, &|| {
                 let mut d = lock(&commit);
                 if *d == Decision::Abandoned || closed.load(Ordering::SeqCst) {
                     false
@@ -754,9 +754,9 @@ impl Coordinator {
     }
 
     async fn auto_rollback(&self, previous: Arc<Snapshot>, failed: u64, why: String) -> Errors {
-        let accessor = self.accessor.clone();
+        let publisher = Arc::clone(&self.accessor.publisher);
         let restore = Arc::clone(&previous);
-        let rolled = tokio::task::spawn_blocking(move || accessor.restore(&restore, failed)).await;
+        let rolled = tokio::task::spawn_blocking(move || publisher.restore(&restore, failed)).await;
         let previous = previous.version();
         let message = match &rolled {
             Ok(Ok(outcome)) => format!(
@@ -769,8 +769,11 @@ impl Coordinator {
             Err(e) => format!("{why}; the rollback task failed: {e}"),
         };
         let errors: Errors = Error::new(ErrorKind::HealthCheck, message).into();
-        self.accessor
-            .note_failure(Origin::AutoRollback { from: previous }, &errors);
+        self.accessor.publisher.reject(
+            &Origin::AutoRollback { from: previous },
+            &errors,
+            Duration::ZERO,
+        );
         errors
     }
 }

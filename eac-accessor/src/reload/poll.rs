@@ -252,7 +252,7 @@ impl ReloadCoordinator {
             if now != told {
                 told = now;
                 if let Some(status) = source.status() {
-                    coordinator.accessor().note_source(status);
+                    coordinator.accessor().publisher.source_changed(status);
                 }
             }
         };

@@ -1,7 +1,6 @@
 //! One built value, and what happens to it once it is replaced: dropped with the last
 //! snapshot that holds it, or drained by a hook after the drain window.
 
-use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -11,6 +10,7 @@ use tokio::time::Instant;
 use tokio::runtime::Handle;
 
 use super::Drain;
+use super::slot::Held;
 
 /// What every value of one resolver shares: its drain hook and window, and how many
 /// replaced values are still alive.
@@ -54,11 +54,6 @@ impl<R: Send + 'static> Instance<R> {
             runtime: Handle::try_current().ok(),
         }
     }
-}
-
-/// The type-erased side of an [`Instance`]: being told it was replaced.
-pub(crate) trait Held: Any + Send + Sync {
-    fn replaced(&self);
 }
 
 impl<R: Send + Sync + 'static> Held for Instance<R> {

@@ -71,25 +71,28 @@
 
 mod build;
 mod instance;
+pub(crate) mod slot;
 
 pub use build::{BuildAsyncFn, BuildFn};
 #[doc(hidden)]
 pub use build::{BuildFuture, Built};
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::fmt;
 use std::future::Future;
-use std::marker::PhantomData;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::error::{Error, ErrorKind, Errors, dotted_to_pointer};
 use crate::snapshot::Snapshot;
 
-use instance::{Held, Instance, Shared};
+use instance::{Instance, Shared};
+pub use slot::ResolvedKey;
+pub(crate) use slot::ResolvedSlot;
 
 /// Why a resolver could not build its value: a message, and the key at fault if known.
 ///
@@ -250,72 +253,6 @@ impl<R> fmt::Debug for Resolver<R> {
     }
 }
 
-/// A typed handle to the value of type `R` that a resolver builds, for the hottest
-/// reads: [`Snapshot::resolved_by`] costs what a section read costs, where
-/// [`Snapshot::resolved`] looks through the snapshot's values.
-///
-/// Declare one as a `static` (it is `const`-constructible) and share it: it only
-/// remembers where `R` was last found, so one key serves any number of accessors, and a
-/// stale guess costs a search, never a wrong answer.
-pub struct ResolvedKey<R> {
-    pub(crate) hint: AtomicUsize,
-    value: PhantomData<fn() -> R>,
-}
-
-impl<R> ResolvedKey<R> {
-    /// A key for the value of type `R`.
-    pub const fn new() -> ResolvedKey<R> {
-        ResolvedKey {
-            hint: AtomicUsize::new(0),
-            value: PhantomData,
-        }
-    }
-}
-
-impl<R> Default for ResolvedKey<R> {
-    fn default() -> ResolvedKey<R> {
-        ResolvedKey::new()
-    }
-}
-
-impl<R> fmt::Debug for ResolvedKey<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResolvedKey")
-            .field("type", &std::any::type_name::<R>())
-            .finish()
-    }
-}
-
-/// A resolver's value as a snapshot holds it.
-#[derive(Clone)]
-pub(crate) struct Slot {
-    type_id: TypeId,
-    /// The value itself, an `R`, for reads: one downcast away. Declared before `held`
-    /// so that it is dropped first: the last slot's drop leaves the instance the only
-    /// owner of the value, to hand it to the drain hook.
-    value: Arc<dyn Any + Send + Sync>,
-    /// Its `Instance<R>`, to mark it replaced and drain it.
-    held: Arc<dyn Held>,
-    built_at: u64,
-    took: Duration,
-    built_when: SystemTime,
-}
-
-impl Slot {
-    #[inline]
-    pub(crate) fn get<R: Send + Sync + 'static>(&self) -> Option<&R> {
-        self.value.downcast_ref::<R>()
-    }
-
-    pub(crate) fn type_id(&self) -> TypeId {
-        self.type_id
-    }
-
-    pub(crate) fn built_at(&self) -> u64 {
-        self.built_at
-    }
-}
-
 /// A registered resolver, its value's type erased.
 pub(crate) trait Resolve: Send + Sync {
     fn name(&self) -> &str;
@@ -323,7 +260,7 @@ pub(crate) trait Resolve: Send + Sync {
     fn inputs(&self) -> &[(TypeId, &'static str)];
     fn pointers(&self) -> &[String];
     fn replaced_alive(&self) -> usize;
-    fn build(&self, candidate: &Snapshot) -> Result<Slot, ResolveError>;
+    fn build(&self, candidate: &Snapshot) -> Result<ResolvedSlot, ResolveError>;
 }
 
 struct Registered<R> {
@@ -353,7 +290,7 @@ impl<R: Send + Sync + 'static> Resolve for Registered<R> {
         self.shared.replaced_alive()
     }
 
-    fn build(&self, candidate: &Snapshot) -> Result<Slot, ResolveError> {
+    fn build(&self, candidate: &Snapshot) -> Result<ResolvedSlot, ResolveError> {
         let started = Instant::now();
         let value = catch_unwind(AssertUnwindSafe(|| match (self.resolver.run)(candidate)? {
             Built::Now(result) => result,
@@ -362,7 +299,7 @@ impl<R: Send + Sync + 'static> Resolve for Registered<R> {
         .unwrap_or_else(|_| Err(ResolveError::new("the resolver panicked")))?;
         let value = Arc::new(value);
         let instance = Arc::new(Instance::new(Arc::clone(&value), Arc::clone(&self.shared)));
-        Ok(Slot {
+        Ok(ResolvedSlot {
             type_id: TypeId::of::<R>(),
             value,
             held: instance,
@@ -515,10 +452,10 @@ pub struct ResolverStatus {
     /// The version whose configuration built the value now current.
     pub built_at_version: u64,
     /// When that value was built.
-    #[serde(serialize_with = "crate::accessor::unix_seconds")]
+    #[serde(serialize_with = "crate::json_time::unix_seconds")]
     pub built_at: SystemTime,
     /// How long building it took (serialized as `build_ms`).
-    #[serde(rename = "build_ms", serialize_with = "crate::accessor::millis")]
+    #[serde(rename = "build_ms", serialize_with = "crate::json_time::millis")]
     pub build_time: Duration,
     /// Replaced values still alive: held by a request's snapshot, or waiting out the
     /// drain window.

@@ -75,7 +75,7 @@ fn optional_unix_seconds<S: serde::Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     match t {
-        Some(t) => crate::accessor::unix_seconds(t, s),
+        Some(t) => crate::json_time::unix_seconds(t, s),
         None => s.serialize_none(),
     }
 }

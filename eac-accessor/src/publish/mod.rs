@@ -5,71 +5,35 @@
 //! any step leaves the current snapshot as it was: there is no partial publish.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
+use arc_swap::ArcSwap;
 use serde_json::Value;
+use tokio::sync::{broadcast, watch};
 
-use crate::accessor::Inner;
+use crate::cell::Follow;
 use crate::diff::{self, Diff};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::hash::ContentHash;
+use crate::history::History;
 use crate::keys::Keys;
 use crate::metrics;
 use crate::resolve;
+use crate::resolve::Resolve;
+use crate::section::AnySection;
 use crate::section::SectionSpec;
 use crate::snapshot::{Origin, Snapshot};
+use crate::source::Source;
 use crate::source::explain::{self, Kept};
 use crate::source::{self, Layer, Merged};
+pub use crate::status::Outcome;
+use crate::status::{PendingChange, Status, lock_status};
+use crate::subscribe::Callbacks;
 use crate::subscribe::Event;
 
 /// A readiness hook: sees the fully built candidate and may refuse it with a reason.
 pub(crate) type Hook = dyn Fn(&Snapshot) -> Result<(), String> + Send + Sync;
-
-/// What a reload did when it did not reject the candidate.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// A new version is now current.
-    Published {
-        /// The new snapshot.
-        snapshot: Arc<Snapshot>,
-        /// The paths of the sections whose value changed.
-        changed: Vec<&'static str>,
-    },
-    /// The sources say what the current version says; nothing was published.
-    Unchanged {
-        /// The snapshot that stays current.
-        snapshot: Arc<Snapshot>,
-    },
-}
-
-impl Outcome {
-    /// The snapshot current after the reload.
-    pub fn snapshot(&self) -> &Arc<Snapshot> {
-        match self {
-            Outcome::Published { snapshot, .. } | Outcome::Unchanged { snapshot } => snapshot,
-        }
-    }
-
-    /// The version current after the reload.
-    pub fn version(&self) -> u64 {
-        self.snapshot().version()
-    }
-
-    /// Whether a new version was published.
-    pub fn is_published(&self) -> bool {
-        matches!(self, Outcome::Published { .. })
-    }
-
-    /// `"published"` or `"unchanged"`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Published { .. } => "published",
-            Outcome::Unchanged { .. } => "unchanged",
-        }
-    }
-}
 
 /// A merged candidate holding only what registered sections own, with a copy of its
 /// sources' input and the unknown keys that reject it.
@@ -335,7 +299,7 @@ fn dotted_keys(overlay: &Value, source: &SourceName) -> Option<Vec<Error>> {
     fn walk(value: &Value, path: &str, source: &SourceName, out: &mut Vec<Error>) {
         let Value::Object(map) = value else { return };
         for (key, value) in map {
-            let child = crate::section::join_key(path, key);
+            let child = crate::error::join_key(path, key);
             if key.contains('.') {
                 out.push(
                     Error::new(
@@ -360,7 +324,35 @@ pub(crate) fn into_errors(errors: Vec<Error>) -> Errors {
     Errors::from_vec(errors).unwrap_or_else(|| Error::new(ErrorKind::Parse, "unknown error").into())
 }
 
-impl Inner {
+/// The write side of an accessor: the current snapshot's one writer, and everything
+/// it keeps about what it published and refused (history, status, events).
+///
+/// [`EaCAccessor`](crate::EaCAccessor) reads through it; the reload coordinator calls it
+/// directly. Every publish goes through [`reload`](Publisher::reload) or
+/// [`republish`](Publisher::republish), every refusal through
+/// [`reject`](Publisher::reject).
+pub(crate) struct Publisher {
+    pub(crate) current: ArcSwap<Snapshot>,
+    pub(crate) specs: Box<[SectionSpec]>,
+    pub(crate) secrets: Arc<[String]>,
+    /// The keys the sections own: everything else is not configuration.
+    pub(crate) keys: Arc<Keys>,
+    pub(crate) sources: Box<[Box<dyn Source>]>,
+    pub(crate) hooks: Box<[(String, Box<Hook>)]>,
+    pub(crate) resolvers: Box<[Box<dyn Resolve>]>,
+    /// Serializes writers; holds the fingerprint of the sources the current version was
+    /// read from, when it was.
+    pub(crate) writer: Mutex<Option<u64>>,
+    pub(crate) watchers: Box<[watch::Sender<(u64, AnySection)>]>,
+    /// One [`SectionCell`](crate::SectionCell) per section, in registration order.
+    pub(crate) cells: Box<[Box<dyn Follow>]>,
+    pub(crate) callbacks: Arc<Mutex<Callbacks>>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) status: Mutex<Status>,
+    pub(crate) history: Mutex<History>,
+}
+
+impl Publisher {
     /// Reads the sources and publishes what they say, if it is new and valid.
     ///
     /// `commit` is asked, under the writer lock, right before the store; when it says no
@@ -623,54 +615,102 @@ impl Inner {
     fn record(&self, origin: &Origin, result: &Result<Outcome, Errors>, started: Instant) {
         let took = started.elapsed();
         let version = self.current.load().version;
-        let (outcome, event) = match result {
+        let event = match result {
             Ok(Outcome::Published { snapshot, changed }) => {
                 tracing::info!(version, hash = %snapshot.hash, %origin, ?changed, "configuration published");
-                (
-                    "published",
-                    Event::Published {
-                        version,
-                        hash: snapshot.hash,
-                        origin: origin.clone(),
-                        changed: changed.clone(),
-                    },
-                )
+                Event::Published {
+                    version,
+                    hash: snapshot.hash,
+                    origin: origin.clone(),
+                    changed: changed.clone(),
+                }
             }
             Ok(Outcome::Unchanged { .. }) => {
                 tracing::debug!(version, %origin, "configuration unchanged");
-                (
-                    "unchanged",
-                    Event::Unchanged {
-                        version,
-                        origin: origin.clone(),
-                    },
-                )
+                Event::Unchanged {
+                    version,
+                    origin: origin.clone(),
+                }
             }
-            Err(errors) => {
-                tracing::warn!(version, %origin, %errors, "configuration rejected; keeping the current version");
-                (
-                    "rejected",
-                    Event::Rejected {
-                        version,
-                        origin: origin.clone(),
-                        errors: errors.clone(),
-                    },
-                )
-            }
+            Err(errors) => return self.reject(origin, errors, took),
         };
-        self.status
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(origin, result, took);
-        if let Err(errors) = result {
-            self.history
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push_rejection(origin, version, errors);
+        lock_status(&self.status).record(origin, result, took);
+        if let Ok(outcome) = result {
+            metrics::record(outcome.as_str(), version, took);
         }
-        metrics::record(outcome, version, took);
         // No receiver is not an error: events are for whoever listens.
         let _ = self.events.send(event);
+    }
+
+    /// Records a rejection wherever one shows — the log, the status (last reload and last
+    /// rejection), the kept rejections, the event stream and the metrics — whether the
+    /// pipeline refused a candidate, a pending change was invalid, or a version failed
+    /// its health check after the publish.
+    pub(crate) fn reject(&self, origin: &Origin, errors: &Errors, took: Duration) {
+        let version = self.current.load().version;
+        tracing::warn!(version, %origin, %errors, "configuration rejected; keeping the current version");
+        lock_status(&self.status).record(origin, &Err(errors.clone()), took);
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_rejection(origin, version, errors);
+        metrics::record("rejected", version, took);
+        let _ = self.events.send(Event::Rejected {
+            version,
+            origin: origin.clone(),
+            errors: errors.clone(),
+        });
+    }
+
+    /// Tells the event stream that a background source changed state.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn source_changed(&self, status: crate::source::SourceStatus) {
+        let _ = self.events.send(Event::Source { status });
+    }
+
+    /// Puts `previous` back as a new version (origin auto-rollback), only while `failed`
+    /// is still the current version.
+    pub(crate) fn restore(&self, previous: &Snapshot, failed: u64) -> Result<Outcome, Errors> {
+        self.republish(
+            Arc::clone(&previous.document),
+            previous.version,
+            Origin::AutoRollback {
+                from: previous.version,
+            },
+            Some(failed),
+        )
+    }
+
+    /// Keeps a dry run of the sources as the pending change (manual reload mode): a
+    /// valid change is shown in the status and sent as [`Event::Pending`]; an invalid
+    /// one is rejected; the same content as now clears the pending change.
+    pub(crate) fn keep_pending(&self, origin: Origin, preview: &Preview) -> Result<(), Errors> {
+        let version = self.current.load().version();
+        if let Some(errors) = Errors::from_vec(preview.errors.clone()) {
+            lock_status(&self.status).pending = None;
+            self.reject(&origin, &errors, Duration::ZERO);
+            return Err(errors);
+        }
+        let mut status = lock_status(&self.status);
+        if preview.unchanged {
+            status.pending = None;
+            status.differs_from_sources = false;
+            return Ok(());
+        }
+        tracing::info!(version, %origin, "change pending: publish it with a refresh");
+        status.pending = Some(PendingChange {
+            at: SystemTime::now(),
+            origin: origin.clone(),
+            diff: preview.diff.clone(),
+        });
+        status.differs_from_sources = true;
+        drop(status);
+        let _ = self.events.send(Event::Pending {
+            version,
+            origin,
+            diff: preview.diff.clone(),
+        });
+        Ok(())
     }
 }
 

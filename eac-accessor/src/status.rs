@@ -1,0 +1,166 @@
+//! What reloads did and what the accessor reports about itself: the outcome of one
+//! reload, the current version, the last reloads, a pending change.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::diff::Diff;
+use crate::error::{Error, Errors};
+use crate::hash::ContentHash;
+use crate::history::StoreStatus;
+use crate::resolve::ResolverStatus;
+use crate::snapshot::{Origin, Snapshot};
+use crate::source::SourceStatus;
+
+/// What a reload did when it did not reject the candidate.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// A new version is now current.
+    Published {
+        /// The new snapshot.
+        snapshot: Arc<Snapshot>,
+        /// The paths of the sections whose value changed.
+        changed: Vec<&'static str>,
+    },
+    /// The sources say what the current version says; nothing was published.
+    Unchanged {
+        /// The snapshot that stays current.
+        snapshot: Arc<Snapshot>,
+    },
+}
+
+impl Outcome {
+    /// The snapshot current after the reload.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        match self {
+            Outcome::Published { snapshot, .. } | Outcome::Unchanged { snapshot } => snapshot,
+        }
+    }
+
+    /// The version current after the reload.
+    pub fn version(&self) -> u64 {
+        self.snapshot().version()
+    }
+
+    /// Whether a new version was published.
+    pub fn is_published(&self) -> bool {
+        matches!(self, Outcome::Published { .. })
+    }
+
+    /// `"published"` or `"unchanged"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Published { .. } => "published",
+            Outcome::Unchanged { .. } => "unchanged",
+        }
+    }
+}
+
+/// The current version and the last reloads' results, for status pages and health checks.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct Status {
+    /// The version readers see.
+    pub version: u64,
+    /// Its content hash.
+    pub hash: ContentHash,
+    /// When it was published.
+    #[serde(serialize_with = "crate::json_time::unix_seconds")]
+    pub published_at: SystemTime,
+    /// The most recent reload, whatever its outcome.
+    pub last_reload: Option<ReloadReport>,
+    /// The most recent rejected reload.
+    pub last_rejection: Option<ReloadReport>,
+    /// A valid change found in the sources but not published (manual reload mode).
+    pub pending: Option<PendingChange>,
+    /// Whether the running version differs from what the sources say: after a
+    /// rollback, a start on the last good version, or with a pending change.
+    pub differs_from_sources: bool,
+    /// The durable history store's state, when there is one.
+    pub history_store: Option<StoreStatus>,
+    /// The state of each source that fetches in the background (a remote document, an
+    /// etcd prefix), in merge order; empty when every source is read on demand.
+    pub sources: Vec<SourceStatus>,
+    /// Each resolver's current value: the version that built it, when and how fast, and
+    /// how many replaced values are still alive.
+    pub resolvers: Vec<ResolverStatus>,
+}
+
+/// A change found in the sources and validated, waiting for an operator's refresh.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct PendingChange {
+    /// When it was found.
+    #[serde(serialize_with = "crate::json_time::unix_seconds")]
+    pub at: SystemTime,
+    /// What found it (a file change, a poll, a signal).
+    pub origin: Origin,
+    /// The classified changes from the running version (secrets redacted).
+    pub diff: Diff,
+}
+
+/// What one reload did.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct ReloadReport {
+    /// When it finished.
+    #[serde(serialize_with = "crate::json_time::unix_seconds")]
+    pub at: SystemTime,
+    /// What caused it.
+    pub origin: Origin,
+    /// `"published"`, `"unchanged"` or `"rejected"`.
+    pub outcome: &'static str,
+    /// The version current after it.
+    pub version: u64,
+    /// How long it took (serialized as `duration_ms`).
+    #[serde(rename = "duration_ms", serialize_with = "crate::json_time::millis")]
+    pub duration: Duration,
+    /// Every problem, when rejected (empty otherwise).
+    pub errors: Vec<Error>,
+}
+
+impl Status {
+    pub(crate) fn record(
+        &mut self,
+        origin: &Origin,
+        result: &Result<Outcome, Errors>,
+        took: Duration,
+    ) {
+        let (outcome, errors) = match result {
+            Ok(outcome) => {
+                let snapshot = outcome.snapshot();
+                // A rollback serves what the sources no longer say; anything else was
+                // read from them.
+                self.differs_from_sources = matches!(
+                    origin,
+                    Origin::Rollback { .. } | Origin::AutoRollback { .. }
+                );
+                if !self.differs_from_sources {
+                    self.pending = None;
+                }
+                self.version = snapshot.version;
+                self.hash = snapshot.hash;
+                self.published_at = snapshot.published_at;
+                (outcome.as_str(), Vec::new())
+            }
+            Err(errors) => ("rejected", errors.as_slice().to_vec()),
+        };
+        let report = ReloadReport {
+            at: SystemTime::now(),
+            origin: origin.clone(),
+            outcome,
+            version: self.version,
+            duration: took,
+            errors,
+        };
+        if report.outcome == "rejected" {
+            self.last_rejection = Some(report.clone());
+        }
+        self.last_reload = Some(report);
+    }
+}
+
+pub(crate) fn lock_status(m: &Mutex<Status>) -> std::sync::MutexGuard<'_, Status> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
