@@ -25,220 +25,17 @@ use crate::section::AnySection;
 use crate::section::SectionSpec;
 use crate::snapshot::{Origin, Snapshot};
 use crate::source::Source;
-use crate::source::explain::{self, Kept};
-use crate::source::{self, Layer, Merged};
+use crate::source::{self, Layer};
 pub use crate::status::Outcome;
 use crate::status::{PendingChange, Status, lock_status};
 use crate::subscribe::Callbacks;
 use crate::subscribe::Event;
 
-/// A readiness hook: sees the fully built candidate and may refuse it with a reason.
-pub(crate) type Hook = dyn Fn(&Snapshot) -> Result<(), String> + Send + Sync;
+mod prepare;
+mod scope;
 
-/// A merged candidate holding only what registered sections own, with a copy of its
-/// sources' input and the unknown keys that reject it.
-pub(crate) struct Scoped {
-    merged: Merged,
-    kept: Arc<Kept>,
-    unknown: Vec<Error>,
-}
-
-impl Scoped {
-    /// The candidate document: no unknown key, no `$schema`.
-    pub(crate) fn document(&self) -> &Value {
-        &self.merged.document
-    }
-
-    /// Whether an unknown key rejects the candidate.
-    fn is_rejected(&self) -> bool {
-        !self.unknown.is_empty()
-    }
-}
-
-/// Merges the layers and removes every key no registered section owns; each removed key
-/// becomes an error unless `keys` allows it or `allow_all` (a document eac stored itself).
-pub(crate) fn scope(
-    layers: Vec<Layer>,
-    keys: &Keys,
-    allow_all: bool,
-) -> Result<Scoped, Vec<Error>> {
-    let kept = Arc::new(explain::keep(&layers));
-    let mut merged = source::merge(layers)?;
-    let unknown = keys.scope(&mut merged.document);
-    let unknown = if allow_all || unknown.is_empty() {
-        Vec::new()
-    } else {
-        let provenance = kept.provenance();
-        unknown
-            .iter()
-            .map(|u| {
-                let error = Error::new(ErrorKind::UnknownKey, u.message()).with_key(u.shown_key());
-                match provenance.source_of(&u.key) {
-                    Some(source) => error.with_source(source),
-                    None => error,
-                }
-            })
-            .collect()
-    };
-    Ok(Scoped {
-        merged,
-        kept,
-        unknown,
-    })
-}
-
-/// The version after `current`; past `u64::MAX` nothing more can be published.
-pub(crate) fn next_version(current: u64) -> Result<u64, Errors> {
-    current.checked_add(1).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Limit,
-            format!(
-                "no version number is left after {current}: nothing more can be published \
-                 (start on a fresh durable history)"
-            ),
-        )
-        .into()
-    })
-}
-
-/// Validates every section of a scoped candidate and builds the snapshot it would be.
-///
-/// Reports every problem of every section; errors about a key name the source that set
-/// it, and a missing key names the sources that set its section.
-pub(crate) fn prepare(
-    specs: &[SectionSpec],
-    secrets: &Arc<[String]>,
-    keys: &Arc<Keys>,
-    candidate: Scoped,
-    hash: ContentHash,
-    version: u64,
-    origin: Origin,
-) -> Result<Snapshot, Errors> {
-    let Scoped {
-        merged,
-        kept,
-        unknown: mut errors,
-    } = candidate;
-    let empty = Value::Object(serde_json::Map::new());
-    let mut sections = Vec::with_capacity(specs.len());
-    let mut provenance = None;
-    for spec in specs {
-        let value = merged.document.pointer(&spec.pointer);
-        match spec.build(value.unwrap_or(&empty)) {
-            Ok(section) => sections.push((spec.type_id, spec.path, section)),
-            Err(found)
-                if value.is_none() && found.iter().all(|e| e.kind() == ErrorKind::MissingKey) =>
-            {
-                errors.push(absent_section(spec, &found));
-            }
-            Err(found) => {
-                let setters = kept.setters_of(spec.path);
-                let provenance = provenance.get_or_insert_with(|| kept.provenance());
-                errors.extend(found.into_iter().map(|e| match (e.kind(), e.key()) {
-                    (ErrorKind::MissingKey, Some(key)) => missing_key(spec, key, &setters),
-                    _ if e.source.is_some() => e,
-                    (_, key) => match key.and_then(|k| provenance.source_of(k)) {
-                        Some(source) => e.with_source(source),
-                        None => e,
-                    },
-                }));
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Err(into_errors(errors));
-    }
-    Ok(Snapshot {
-        version,
-        hash,
-        published_at: SystemTime::now(),
-        origin,
-        document: Arc::new(merged.document),
-        sections: sections.into_boxed_slice(),
-        secrets: Arc::clone(secrets),
-        kept,
-        keys: Arc::clone(keys),
-        resolved: Box::default(),
-    })
-}
-
-/// "`upstream.api_key`: missing (required by section `upstream`, set by file `app.toml`)":
-/// a missing key is blamed on the sources of its section, never on a sibling's variable.
-fn missing_key(spec: &SectionSpec, key: &str, setters: &[SourceName]) -> Error {
-    let error = Error::new(
-        ErrorKind::MissingKey,
-        format!(
-            "missing (required by section `{}`, set by {})",
-            spec.path,
-            list(setters.iter().map(ToString::to_string).collect())
-        ),
-    )
-    .with_key(key);
-    // The file where the section is written, rather than an overlay that set a sibling.
-    let source = setters
-        .iter()
-        .rev()
-        .find(|s| !matches!(s, SourceName::Env(_)))
-        .or(setters.last());
-    match source {
-        Some(source) => error.with_source(source.clone()),
-        None => error,
-    }
-}
-
-/// One error for a required section that no source sets, instead of one per key.
-fn absent_section(spec: &SectionSpec, missing: &[Error]) -> Error {
-    let fields = missing
-        .iter()
-        .filter_map(|e| e.key())
-        .map(|k| {
-            let field = k.strip_prefix(spec.path).and_then(|r| r.strip_prefix('.'));
-            format!("`{}`", field.unwrap_or(k))
-        })
-        .collect();
-    Error::new(
-        ErrorKind::MissingKey,
-        format!(
-            "missing (no source sets section `{}`, which requires {})",
-            spec.path,
-            list(fields)
-        ),
-    )
-    .with_key(spec.path)
-}
-
-/// `a`, `a and b`, `a, b and c`.
-fn list(mut items: Vec<String>) -> String {
-    match items.len() {
-        0 => "no source".to_owned(),
-        1 => items.remove(0),
-        _ => {
-            let last = items.pop().unwrap_or_default();
-            format!("{} and {last}", items.join(", "))
-        }
-    }
-}
-
-/// Runs the readiness hooks in order; every refusal is reported.
-pub(crate) fn check_hooks(
-    hooks: &[(String, Box<Hook>)],
-    candidate: &Snapshot,
-) -> Result<(), Errors> {
-    let errors: Vec<Error> = hooks
-        .iter()
-        .filter_map(|(name, hook)| {
-            let verdict = catch_unwind(AssertUnwindSafe(|| hook(candidate)))
-                .unwrap_or_else(|_| Err("the hook panicked".to_owned()));
-            verdict.err().map(|why| {
-                Error::new(
-                    ErrorKind::Veto,
-                    format!("readiness hook `{name}` refused: {why}"),
-                )
-            })
-        })
-        .collect();
-    Errors::from_vec(errors).map_or(Ok(()), Err)
-}
+pub(crate) use prepare::{Hook, check_hooks, next_version, prepare};
+pub(crate) use scope::{Scoped, into_errors, scope};
 
 /// What to preview.
 #[derive(Clone)]
@@ -318,10 +115,6 @@ fn dotted_keys(overlay: &Value, source: &SourceName) -> Option<Vec<Error>> {
     let mut errors = Vec::new();
     walk(overlay, "", source, &mut errors);
     (!errors.is_empty()).then_some(errors)
-}
-
-pub(crate) fn into_errors(errors: Vec<Error>) -> Errors {
-    Errors::from_vec(errors).unwrap_or_else(|| Error::new(ErrorKind::Parse, "unknown error").into())
 }
 
 /// The write side of an accessor: the current snapshot's one writer, and everything
@@ -718,14 +511,6 @@ impl Publisher {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn lists_read_as_prose() {
-        let list = |items: &[&str]| super::list(items.iter().map(|s| (*s).to_owned()).collect());
-        assert_eq!(list(&[]), "no source");
-        assert_eq!(list(&["a"]), "a");
-        assert_eq!(list(&["a", "b", "c"]), "a, b and c");
-    }
 
     #[test]
     fn dotted_overlay_keys_are_found_at_any_depth_without_their_values() {

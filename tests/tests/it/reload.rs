@@ -493,3 +493,39 @@ fn the_reload_mode_and_max_wait_come_from_the_environment() {
     );
     assert!(error.to_string().contains("`auto` or `manual`"), "{error}");
 }
+
+/// The publishes run on blocking threads; the health check's verdict is recorded on the
+/// runtime's thread — this test's, where its local recorder counts it.
+#[tokio::test]
+async fn a_health_check_rollback_is_counted_as_a_rejection() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let (reloads, source) = setup(config());
+    reloads.health_check("no-shouting", |snapshot| async move {
+        if snapshot.section::<Features>().shout {
+            Err("shouting breaks the downstream parser".to_owned())
+        } else {
+            Ok(())
+        }
+    });
+    source.set(doc("two", true));
+    reloads.refresh(Origin::Refresh, false).await.unwrap_err();
+    let rejected: u64 = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| {
+            key.key().name() == "eac_reload_total"
+                && key.key().labels().any(|l| l.value() == "rejected")
+        })
+        .map(|(.., value)| match value {
+            DebugValue::Counter(n) => n,
+            other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(rejected, 1, "the failed health check is a counted rejection");
+    let status = reloads.accessor().status();
+    assert_eq!(status.last_reload.unwrap().outcome, "rejected");
+}

@@ -1,0 +1,68 @@
+//! The first step of a publish: merge the layers, keep only what registered sections
+//! own, and say which keys were left out.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::error::{Error, ErrorKind, Errors};
+use crate::keys::Keys;
+use crate::source::explain::{self, Kept};
+use crate::source::{self, Layer, Merged};
+
+/// A merged candidate holding only what registered sections own, with a copy of its
+/// sources' input and the unknown keys that reject it.
+pub(crate) struct Scoped {
+    pub(super) merged: Merged,
+    pub(super) kept: Arc<Kept>,
+    pub(super) unknown: Vec<Error>,
+}
+
+impl Scoped {
+    /// The candidate document: no unknown key, no `$schema`.
+    pub(crate) fn document(&self) -> &Value {
+        &self.merged.document
+    }
+
+    /// Whether an unknown key rejects the candidate.
+    pub(super) fn is_rejected(&self) -> bool {
+        !self.unknown.is_empty()
+    }
+}
+
+/// Merges the layers and removes every key no registered section owns; each removed key
+/// becomes an error unless `keys` allows it or `allow_all` (a document eac stored itself).
+pub(crate) fn scope(
+    layers: Vec<Layer>,
+    keys: &Keys,
+    allow_all: bool,
+) -> Result<Scoped, Vec<Error>> {
+    let kept = Arc::new(explain::keep(&layers));
+    let mut merged = source::merge(layers)?;
+    let unknown = keys.scope(&mut merged.document);
+    let unknown = if allow_all || unknown.is_empty() {
+        Vec::new()
+    } else {
+        let provenance = kept.provenance();
+        unknown
+            .iter()
+            .map(|u| {
+                let error = Error::new(ErrorKind::UnknownKey, u.message()).with_key(u.shown_key());
+                match provenance.source_of(&u.key) {
+                    Some(source) => error.with_source(source),
+                    None => error,
+                }
+            })
+            .collect()
+    };
+    Ok(Scoped {
+        merged,
+        kept,
+        unknown,
+    })
+}
+
+/// Every error in one [`Errors`]; an empty list cannot happen, but says so if it does.
+pub(crate) fn into_errors(errors: Vec<Error>) -> Errors {
+    Errors::from_vec(errors).unwrap_or_else(|| Error::new(ErrorKind::Parse, "unknown error").into())
+}
