@@ -454,8 +454,7 @@ mod tests {
         );
     }
 
-    /// figment's `merge` of the same maps: what the sources were merged with before,
-    /// the reference [`merge`] must agree with.
+    /// figment's `merge` of the same maps: the reference [`merge`] must agree with.
     fn figment_merge(layers: &[Dict]) -> Value {
         use figment::Figment;
         use figment::providers::Serialized;

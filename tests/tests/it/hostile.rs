@@ -1,4 +1,4 @@
-//! Hostile input, bounded (issue 18): YAML alias bombs and deep nesting rejected before
+//! Hostile input, bounded: YAML alias bombs and deep nesting rejected before
 //! they cost memory, huge files never read whole, odd bytes given clear answers, and
 //! every parser path property-tested with generated hostile documents.
 //!

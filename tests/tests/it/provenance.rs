@@ -1,5 +1,5 @@
 //! Which source set what: a missing key blamed on its section's sources, env values
-//! typed by the schema, and `Snapshot::source_of` (issue 14 findings 3–5, issue 18 item 5).
+//! typed by the schema, and `Snapshot::source_of`.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -20,7 +20,7 @@ fn accessor(dir: &ConfigDir, env: Env) -> Result<EaCAccessor, eac_accessor::Erro
 
 #[test]
 fn a_missing_key_is_blamed_on_its_section_never_on_a_siblings_variable() {
-    // Issue 14, finding 4: the error named APP_UPSTREAM__URL, which set a sibling.
+    // The error names the section's sources, not APP_UPSTREAM__URL, which sets a sibling.
     let dir = ConfigDir::new();
     dir.write(
         "app.toml",
@@ -62,7 +62,7 @@ fn a_section_no_source_sets_is_one_error() {
 
 #[test]
 fn env_values_are_read_as_the_schema_types_them() {
-    // Issue 14, finding 5: a numeric-looking secret was read as an integer.
+    // A numeric-looking secret is read as the string its schema says.
     let dir = ConfigDir::with_app();
     let env = Env::prefixed("APP_").vars([
         ("APP_UPSTREAM__API_KEY", "12345678901234567"),
@@ -93,7 +93,7 @@ fn an_env_value_of_the_wrong_type_names_the_variable_and_the_type() {
 
 #[test]
 fn a_variable_that_is_not_utf8_is_rejected_at_start_naming_it() {
-    // Issue 18, item 5: the file's value used to win silently.
+    // The file's value must not win silently over a variable that cannot be read.
     let dir = ConfigDir::with_app();
     let latin1 = OsStr::from_bytes(b"caf\xe9");
     let env = Env::prefixed("APP_").vars_os([

@@ -1,4 +1,4 @@
-//! No secret in any `Debug` or `Display` of eac's types (issue 14, finding 3): every
+//! No secret in any `Debug` or `Display` of eac's types: every
 //! public type that can carry a value, formatted with a secret inside.
 
 use std::sync::{Arc, Mutex};

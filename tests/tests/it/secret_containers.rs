@@ -1,4 +1,4 @@
-//! Secrets inside containers (issue 25): every element of a list, every value of a map,
+//! Secrets inside containers: every element of a list, every value of a map,
 //! an `Option`, a tuple's member and the secrets of sections in a list or a map stay
 //! out of errors, diffs, previews and documents.
 

@@ -99,9 +99,9 @@ fn a_broken_file_around_a_secret_does_not_quote_it() {
     );
 }
 
-/// Issue 25: a preview of an overlay that sets a secret reports "secret set" whatever the
-/// value — the right guess and a wrong one give the same report, so a preview is no
-/// oracle for the current secret (it used to say `unchanged` for the right one).
+/// A preview of an overlay that sets a secret reports "secret set" whatever the value —
+/// the right guess and a wrong one give the same report, so a preview is no oracle for
+/// the current secret.
 #[test]
 fn a_preview_never_tells_whether_a_guess_equals_the_secret() {
     let dir = ConfigDir::with_app();

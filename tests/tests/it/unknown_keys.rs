@@ -1,5 +1,5 @@
 //! Only what a registered section owns is configuration: one rule for unknown keys in
-//! files, overlays and the environment (issue 14 findings 1–2, issue 18 item 4).
+//! files, overlays and the environment.
 
 use eac_accessor::source::{Dir, Env};
 use eac_accessor::{Candidate, EaCAccessor, EaCSection, ErrorKind, Origin, SourceName};
@@ -44,7 +44,7 @@ fn a_misspelled_section_is_rejected_with_the_nearest_name() {
     let dir = with_http();
     let accessor = five_sections(&dir, Env::prefixed("APP_").vars::<&str, &str>([])).unwrap();
     assert_eq!(accessor.load().section::<Http>().port, 8080);
-    // Issue 14, finding 2: `[htpp]` used to publish a new version that nothing read.
+    // A misspelled table is not a new version that nothing reads.
     dir.write("http.toml", "[htpp]\nport = 9090\n[http]\nport = 8080\n");
     let errors = accessor.reload(Origin::Refresh).unwrap_err();
     assert_eq!(accessor.load().version(), 1);
@@ -57,7 +57,7 @@ fn a_misspelled_section_is_rejected_with_the_nearest_name() {
 
 #[test]
 fn a_misspelled_field_is_rejected_with_the_nearest_field_and_its_value_never_shown() {
-    // `Upstream` has no `deny_unknown_fields`: the typo used to go live silently.
+    // `Upstream` has no `deny_unknown_fields`: the typo must not go live silently.
     let dir = ConfigDir::new();
     let typo_value = "typo-s3cr3t-value";
     dir.write(
@@ -109,7 +109,7 @@ fn a_literal_dotted_key_in_a_preview_overlay_is_rejected() {
 
 #[test]
 fn env_variables_that_map_to_no_section_key_are_never_shown() {
-    // Issue 14, finding 1: the service's own SVC_ variables became configuration.
+    // The service's own SVC_ variables never become configuration.
     let dir = ConfigDir::with_app();
     let state = ConfigDir::new();
     let token = "adm1n-t0ken-value";
@@ -282,7 +282,7 @@ fn a_section_can_allow_unknown_keys_for_itself_alone() {
     const { assert!(Labels::ALLOW_UNKNOWN_KEYS && !Http::ALLOW_UNKNOWN_KEYS) };
 }
 
-/// Issue 25: a 2 MB unknown key (in a section and at the top) costs no "did you mean"
+/// A 2 MB unknown key (in a section and at the top) costs no "did you mean"
 /// table, and its error shows the key cut short, with its length — never the whole key.
 #[test]
 fn a_huge_unknown_key_is_reported_cut_short_with_its_length() {
