@@ -133,7 +133,7 @@ impl Types {
 /// Where an environment variable lands: the key as the schema spells it, and what the
 /// schema says is there.
 #[derive(Debug)]
-pub(crate) struct Target<'k> {
+pub(crate) struct KeyTarget<'k> {
     /// The key's segments, from the top of the document.
     pub(crate) path: Vec<String>,
     keys: &'k Keys,
@@ -141,7 +141,7 @@ pub(crate) struct Target<'k> {
     nodes: Vec<&'k Value>,
 }
 
-impl<'k> Target<'k> {
+impl<'k> KeyTarget<'k> {
     /// The types the schema allows at the key.
     pub(crate) fn types(&self) -> Types {
         self.keys.walker(self.section_index).types(&self.nodes)
@@ -267,7 +267,7 @@ impl Keys {
 
     /// Where the key `parts` (as an environment variable spells it: any case) lands, if
     /// a section owns it.
-    pub(crate) fn target(&self, parts: &[String]) -> Option<Target<'_>> {
+    pub(crate) fn target(&self, parts: &[String]) -> Option<KeyTarget<'_>> {
         let mut node = &self.tree;
         let mut path = Vec::new();
         let mut found = None;
@@ -298,7 +298,7 @@ impl Keys {
             path.push(name);
             nodes = children;
         }
-        Some(Target {
+        Some(KeyTarget {
             path,
             keys: self,
             section_index: i,
@@ -806,7 +806,7 @@ mod tests {
     fn targets_follow_the_schema_in_any_case() {
         let keys = keys(false);
         let parts = |s: &str| s.split("__").map(str::to_owned).collect::<Vec<_>>();
-        let key = |t: Target<'_>| t.path.join(".");
+        let key = |t: KeyTarget<'_>| t.path.join(".");
         let t = keys.target(&parts("UPSTREAM__API_KEY")).expect("a field");
         assert_eq!(t.path, ["upstream", "api_key"]);
         assert!(t.types().string && !t.types().integer);

@@ -568,7 +568,7 @@ fn debug_values<T: ?Sized + fmt::Debug>(
 /// it was (a sibling changed), nor for a rejected or unchanged candidate. Dropping it
 /// unregisters it; clones share the registration.
 pub struct FieldWatch<T> {
-    rx: watch::Receiver<Slot<T>>,
+    rx: watch::Receiver<Latest<T>>,
     seen: T,
     key_path: Arc<str>,
     secret: bool,
@@ -576,7 +576,7 @@ pub struct FieldWatch<T> {
 }
 
 /// The latest value, the version that set it, and the last version looked at.
-struct Slot<T> {
+struct Latest<T> {
     checked: u64,
     version: u64,
     value: T,
@@ -656,7 +656,7 @@ impl<T> fmt::Debug for FieldWatch<T> {
 }
 
 /// Offers the value `version` has at the watched key; keeps it if it is newer and differs.
-fn offer<T: Clone + PartialEq>(sender: &watch::Sender<Slot<T>>, version: u64, value: &T) {
+fn offer<T: Clone + PartialEq>(sender: &watch::Sender<Latest<T>>, version: u64, value: &T) {
     sender.send_if_modified(|slot| {
         if version <= slot.checked {
             return false;
@@ -702,7 +702,7 @@ impl EaCAccessor {
     {
         let first = self.load_full();
         let value = lens.get(&first).clone();
-        let sender = Arc::new(watch::Sender::new(Slot {
+        let sender = Arc::new(watch::Sender::new(Latest {
             checked: first.version(),
             version: first.version(),
             value: value.clone(),
@@ -883,7 +883,7 @@ mod tests {
 
     #[test]
     fn offer_keeps_versions_in_order() {
-        let sender = watch::Sender::new(Slot {
+        let sender = watch::Sender::new(Latest {
             checked: 1,
             version: 1,
             value: 'a',

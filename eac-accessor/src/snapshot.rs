@@ -15,7 +15,7 @@ use crate::hash::ContentHash;
 use crate::keys::Keys;
 use crate::resolve::slot::{ResolvedKey, ResolvedSlot};
 use crate::section::{AnySection, EaCSection};
-use crate::source::explain::Kept;
+use crate::source::provenance::Kept;
 
 /// What caused a version to be published.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

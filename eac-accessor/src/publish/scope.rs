@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Errors};
 use crate::keys::Keys;
-use crate::source::explain::{self, Kept};
+use crate::source::provenance::{self, Kept};
 use crate::source::{self, Layer, Merged};
 
 /// A merged candidate holding only what registered sections own, with a copy of its
@@ -37,7 +37,7 @@ pub(crate) fn scope(
     keys: &Keys,
     allow_all: bool,
 ) -> Result<Scoped, Vec<Error>> {
-    let kept = Arc::new(explain::keep(&layers));
+    let kept = Arc::new(provenance::keep(&layers));
     let mut merged = source::merge(layers)?;
     let unknown = keys.scope(&mut merged.document);
     let unknown = if allow_all || unknown.is_empty() {

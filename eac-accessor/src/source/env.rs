@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::{Layer, Source};
 use crate::error::{Error, ErrorKind, SourceName};
-use crate::keys::{KeysSlot, Target, Types};
+use crate::keys::{KeyTarget, KeysSlot, Types};
 
 /// Environment variables with a prefix, nested by a separator: `APP_LIMITS__MAX_BODY_BYTES=5`
 /// sets `limits.max_body_bytes` to `5`.
@@ -212,7 +212,7 @@ impl Source for Env {
 }
 
 /// `text` as the schema's type at `target` says; as a string when it does not read so.
-fn coerce(text: &str, target: &Target<'_>) -> Value {
+fn coerce(text: &str, target: &KeyTarget<'_>) -> Value {
     coerce_as(text, target.types(), &|| target.item_types())
 }
 
@@ -424,7 +424,7 @@ mod tests {
             ])
             .load()
             .unwrap();
-        let kept = super::super::explain::keep(&layers);
+        let kept = super::super::provenance::keep(&layers);
         let merged = super::super::merge(layers).unwrap();
         assert_eq!(
             merged.document,

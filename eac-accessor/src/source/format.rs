@@ -13,7 +13,7 @@ use std::path::Path;
 
 use super::Dict;
 use super::limits::ParseLimits;
-use super::scan::{self, Breach};
+use super::prescan::{self, Breach};
 use crate::error::ErrorKind;
 
 /// The text formats a source can be written in.
@@ -54,9 +54,9 @@ impl Format {
     pub(super) fn parse(self, text: &str, limits: &ParseLimits) -> Result<Dict, Refusal> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let scanned = match self {
-            Format::Toml => scan::toml(text, limits),
-            Format::Yaml => scan::yaml(text, limits),
-            Format::Json => scan::json(text, limits),
+            Format::Toml => prescan::toml(text, limits),
+            Format::Yaml => prescan::yaml(text, limits),
+            Format::Json => prescan::json(text, limits),
         };
         scanned.map_err(|breach| self.breach(breach, limits))?;
         match self {

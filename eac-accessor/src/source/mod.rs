@@ -34,14 +34,14 @@ mod cache;
 mod env;
 #[cfg(feature = "etcd")]
 pub mod etcd;
-pub(crate) mod explain;
 mod file;
 mod format;
 #[cfg(feature = "http")]
 mod http;
 mod limits;
 mod memory;
-mod scan;
+mod prescan;
+pub(crate) mod provenance;
 mod status;
 
 pub use cache::LastGood;
@@ -322,7 +322,7 @@ pub(crate) fn load_layers(sources: &[Box<dyn Source>]) -> Result<Vec<Layer>, Vec
 ///
 /// Each layer is parsed straight into JSON values and moved into the result, never
 /// copied; where a value came from is worked out only when an error needs it, from the
-/// layers' input kept with the candidate ([`explain::Kept`]).
+/// layers' input kept with the candidate ([`provenance::Kept`]).
 pub(crate) fn merge(layers: Vec<Layer>) -> Result<Merged, Vec<Error>> {
     let mut merged: Option<Dict> = None;
     let mut errors = Vec::new();
@@ -381,7 +381,7 @@ mod tests {
             "APP_T__Z".to_owned(),
         )])));
         let layers = vec![a, b, env];
-        let kept = explain::keep(&layers);
+        let kept = provenance::keep(&layers);
         let merged = merge(layers).unwrap();
         assert_eq!(
             merged.document,
@@ -425,7 +425,7 @@ mod tests {
             ),
             layer("c", Format::Json, r#"{"s": {"x": {"other": 2}}}"#),
         ];
-        let kept = explain::keep(&layers);
+        let kept = provenance::keep(&layers);
         let merged = merge(layers).unwrap();
         assert_eq!(
             merged.document["servers"][1],

@@ -525,7 +525,10 @@ async fn a_health_check_rollback_is_counted_as_a_rejection() {
             other => panic!("{other:?}"),
         })
         .sum();
-    assert_eq!(rejected, 1, "the failed health check is a counted rejection");
+    assert_eq!(
+        rejected, 1,
+        "the failed health check is a counted rejection"
+    );
     let status = reloads.accessor().status();
     assert_eq!(status.last_reload.unwrap().outcome, "rejected");
 }
