@@ -8,6 +8,7 @@ mod history;
 mod hostile;
 mod metrics;
 mod newcomer;
+mod optional_section;
 mod provenance;
 mod publish;
 mod redaction;
