@@ -25,7 +25,10 @@ use crate::snapshot::Snapshot;
 ///
 /// A loop or a long-lived task that reads configuration many times and owns its reader
 /// (`&mut self`): a worker thread, a connection's task, a per-thread `thread_local!`.
-/// Compared with [`EaCAccessor::load`] it skips arc-swap's debt slot on every read.
+/// Compared with [`EaCAccessor::load`] it skips arc-swap's debt slot on every read:
+/// 11 instructions against 59 (`BENCHMARKS.md`). Inside a request that
+/// `eac_tower::EaCLayer` pinned, read the pinned snapshot instead (see
+/// [`SectionCell`](crate::SectionCell)'s "Which read to use where").
 ///
 /// # When not to
 ///
@@ -117,6 +120,10 @@ impl EaCAccessor {
 
 /// A reader of one section that keeps the section it last read: while nothing was
 /// published, a read is one pointer comparison and no lookup.
+///
+/// A read of a field costs 14 instructions, against 57 through a
+/// [`SectionCell`](crate::SectionCell) and 86 through `load().section::<T>()`
+/// (`BENCHMARKS.md`; the table in `SectionCell`'s docs says which read goes where).
 ///
 /// Made by [`EaCAccessor::cached_section`]. Everything said of [`CachedReader`] holds
 /// (it keeps the last snapshot until read again; one per thread or task), and one

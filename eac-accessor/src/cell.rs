@@ -76,19 +76,38 @@ pub(crate) fn new_cell<T: EaCSection>(snapshot: &Arc<Snapshot>, index: usize) ->
 /// [`snapshot`](SectionGuard::snapshot) it came from, so other sections of the same
 /// version are one call away.
 ///
-/// # Compared with the other reads
+/// # Which read to use where
 ///
-/// - [`EaCAccessor::load`](crate::EaCAccessor::load) +
-///   [`Snapshot::section`](crate::Snapshot::section): the general read; the section is
-///   looked up in the snapshot (a hint, a type check) on every read.
-/// - `SectionCell<T>`: the same guarantees for one section, without the lookup. It is
-///   `Clone + Send + Sync` — keep one in the application state, share it between
-///   threads. It holds only the current version, as the accessor does: an old one is
-///   freed once its last reader lets go. (A cell kept after its accessor is dropped
-///   stops there: it holds the last version, and nothing updates it.)
-/// - [`CachedSection`](crate::CachedSection): fewer instructions still (a pointer
-///   comparison), but owned by one thread or task, and it holds the version it last
-///   read until it reads again.
+/// | where | read | instructions per read |
+/// |---|---|---:|
+/// | inside a request that `eac_tower::EaCLayer` pinned | the pinned snapshot: `eac_tower::Section<T>`, `Pinned`, `eac_tower::pinned(&request)` + [`Snapshot::section`](crate::Snapshot::section) | about 27: the lookup alone |
+/// | outside a request: a background task, a consumer loop shared by tasks, startup | `SectionCell<T>` | 57 |
+/// | anywhere, several sections of one version | [`EaCAccessor::load`](crate::EaCAccessor::load) + [`Snapshot::section`](crate::Snapshot::section) | 86 |
+/// | one thread's or task's own hot loop | [`CachedSection<T>`](crate::CachedSection) | 14 |
+///
+/// (Callgrind, one read of one field, `BENCHMARKS.md` of 2026-12-01; dynamic-config's
+/// `current()` is 68. The 27 is the general read's 86 less the 59 of its `load()`,
+/// which `EaCLayer` pays once per request, not per read; finding the pinned snapshot in
+/// the request's extensions, once per extractor, comes on top and is not measured.)
+///
+/// - **Inside a request, read what the layer pinned, not a cell.** The pinned snapshot
+///   is the request's version from its first read to its last; a cell loaded in the
+///   middle of a request may already hold a newer one, so the request would see two
+///   versions. It is cheaper too: the load was paid once per request, and a read is
+///   only the section's lookup. `eac_tower`'s docs show a middleware that does this.
+/// - **`SectionCell<T>` is for code that no request pinned anything for**: the general
+///   read's guarantees for one section, without its lookup. It is `Clone + Send + Sync`
+///   — keep one in a task's state, share it between threads. It holds only the current
+///   version, as the accessor does: an old one is freed once its last reader lets go. (A
+///   cell kept after its accessor is dropped stops there: it holds the last version,
+///   and nothing updates it.)
+/// - **The general read** looks the section up in the snapshot (a hint, a type check)
+///   on every read; it is the one to use for several sections that must be of one
+///   version, outside a request.
+/// - **[`CachedSection`](crate::CachedSection)**: fewer instructions still (a pointer
+///   comparison while nothing changed), but owned by one thread or task (`&mut self`),
+///   and it holds the version it last read until it reads again — for a loop that reads
+///   often, not for a request that reads once.
 ///
 /// # Consistency
 ///

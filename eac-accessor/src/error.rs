@@ -120,8 +120,9 @@ impl fmt::Display for ErrorKind {
 
 /// One problem with a candidate configuration: what went wrong, for which key, in which source.
 ///
-/// Messages never contain the value of a secret field.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Messages never contain the value of a secret field. `{:?}` reads like `{}` (so does
+/// `main` returning `Err`); `{:#?}` shows the fields.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
     key: Option<String>,
@@ -198,6 +199,22 @@ impl fmt::Display for Error {
     }
 }
 
+/// Reads like [`Display`](fmt::Display): `main` returning `Err`, `unwrap` and `expect`
+/// print `Debug`, and a person reads it. The alternate form (`{:#?}`) shows the fields.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return fmt::Display::fmt(self, f);
+        }
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("key", &self.key)
+            .field("source", &self.source)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
 impl std::error::Error for Error {}
 
 impl serde::Serialize for Error {
@@ -216,8 +233,17 @@ impl serde::Serialize for Error {
 /// Every problem found in one candidate configuration; never empty.
 ///
 /// A candidate is checked as a whole, so a rejection reports all of its problems at
-/// once rather than the first one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// once rather than the first one, one line each. `{:?}` reads like `{}`, so a `main`
+/// that returns `Result<(), Errors>` prints, when the configuration is wrong:
+///
+/// ```text
+/// Error: configuration rejected, 2 errors:
+///   - `limtis` in file `/etc/my-service/app.toml`: unknown section: no registered section is at this key — did you mean `limits`?
+///   - `limits.max_body_bytes` in file `/etc/my-service/app.toml`: expected a value >= 1, found integer 0
+/// ```
+///
+/// `{:#?}` shows each error's fields (kind, key, source, message).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Errors(Vec<Error>);
 
 impl Errors {
@@ -286,6 +312,16 @@ impl fmt::Display for Errors {
                 Ok(())
             }
         }
+    }
+}
+
+/// Reads like [`Display`](fmt::Display), one line per error; `{:#?}` shows the fields.
+impl fmt::Debug for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return fmt::Display::fmt(self, f);
+        }
+        f.debug_tuple("Errors").field(&self.0).finish()
     }
 }
 
@@ -363,5 +399,23 @@ mod tests {
             "configuration rejected, 2 errors:\n  - bad\n  - `a.b`: missing"
         );
         assert!(Errors::from_vec(vec![]).is_none());
+    }
+
+    #[test]
+    fn debug_reads_like_display_and_the_alternate_form_shows_the_fields() {
+        let e = Error::new(ErrorKind::Validation, "must not be empty")
+            .with_key("greeting.message")
+            .with_source(SourceName::EnvVar("APP_GREETING__MESSAGE".into()));
+        let errs = Errors::from(e.clone());
+        assert_eq!(format!("{e:?}"), e.to_string());
+        assert_eq!(format!("{errs:?}"), errs.to_string());
+        let fields = format!("{errs:#?}");
+        for part in [
+            "kind: Validation",
+            "greeting.message",
+            "APP_GREETING__MESSAGE",
+        ] {
+            assert!(fields.contains(part), "{part} in {fields}");
+        }
     }
 }

@@ -1,4 +1,73 @@
 //! axum extractors for the pinned snapshot, one section of it, and a resolver's value.
+//!
+//! # Reading configuration in a request
+//!
+//! Inside a request that [`EaCLayer`](crate::EaCLayer) pinned, read the pinned snapshot —
+//! [`Section<T>`], [`Pinned`], or [`pinned`](crate::pinned) in a middleware — rather than
+//! an `eac_accessor::SectionCell` or `EaCAccessor::load`: it is the request's version
+//! from its first read to its last, and a read is only the section's lookup (about 27
+//! instructions; the layer paid the load once, where a cell pays 57 per read —
+//! `BENCHMARKS.md`). A middleware and the handler behind it read the same version:
+//!
+//! ```
+//! use axum::{Router, body::Body, extract::Request, middleware::{self, Next}};
+//! use axum::{response::{IntoResponse, Response}, routing::get};
+//! use eac_accessor::{EaCAccessor, EaCSection, Origin, source::{Format, Memory}};
+//! use eac_tower::{EaCLayer, Section, pinned};
+//! use http::StatusCode;
+//! use tower::ServiceExt;
+//!
+//! #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+//! struct Features {
+//!     maintenance: bool,
+//! }
+//!
+//! #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+//! struct Greeting {
+//!     message: String,
+//! }
+//!
+//! /// 503 while `[features] maintenance` is on in this request's version.
+//! async fn maintenance(request: Request, next: Next) -> Response {
+//!     let on = pinned(&request).is_some_and(|s| s.section::<Features>().maintenance);
+//!     if on {
+//!         return StatusCode::SERVICE_UNAVAILABLE.into_response();
+//!     }
+//!     next.run(request).await
+//! }
+//!
+//! async fn hello(greeting: Section<Greeting>) -> String {
+//!     greeting.message.clone() // the version the middleware read
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let toml = |on| format!("[features]\nmaintenance = {on}\n[greeting]\nmessage = \"hi\"\n");
+//! let doc = Memory::new("app", Format::Toml, toml(false));
+//! let accessor = EaCAccessor::builder()
+//!     .section::<Features>()
+//!     .section::<Greeting>()
+//!     .source(doc.clone())
+//!     .build()?;
+//! let app = Router::new()
+//!     .route("/", get(hello))
+//!     .layer(middleware::from_fn(maintenance))
+//!     .layer(EaCLayer::new(accessor.clone())); // the outermost layer: it pins first
+//!
+//! let response = app.clone().oneshot(Request::new(Body::empty())).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! doc.set(toml(true));
+//! accessor.reload(Origin::Refresh)?;
+//! let response = app.oneshot(Request::new(Body::empty())).await?;
+//! assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Outside a request (a background task, a queue consumer) read an
+//! `eac_accessor::SectionCell`; in one thread's own hot loop, an
+//! `eac_accessor::CachedSection` (14 instructions). `SectionCell`'s docs have the table.
 
 use std::fmt;
 use std::marker::PhantomData;

@@ -32,6 +32,20 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Which read to use where
+//!
+//! | where | read | instructions per read |
+//! |---|---|---:|
+//! | inside a request `EaCLayer` pinned: a handler, a middleware behind the layer | the pinned snapshot: `Section<T>`, `Pinned`, [`pinned`] | about 27 (the lookup; the layer loads once per request) |
+//! | outside a request: a background task, a consumer loop | `eac_accessor::SectionCell<T>` | 57 |
+//! | one thread's or task's own hot loop | `eac_accessor::CachedSection<T>` | 14 |
+//!
+//! (Callgrind, `BENCHMARKS.md`, 2026-12-01; dynamic-config's `current()` is 68.) In a
+//! request, the pinned snapshot is also the only read that stays on the request's
+//! version: a cell read halfway through may hold a version published since. The
+//! `extract` module shows a middleware and a handler reading one version; `SectionCell`'s
+//! docs explain each read.
 
 /// The README's Rust examples, compiled as doctests so that they keep compiling.
 #[cfg(all(doctest, feature = "axum"))]

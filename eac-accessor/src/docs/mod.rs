@@ -74,6 +74,66 @@
 //! `limits.max_body_bytes` = 2048, set by env var `APP_LIMITS__MAX_BODY_BYTES`, overriding 1048576 from file `app.toml`
 //! ```
 //!
+//! # An optional section
+//!
+//! A registered section that no source sets is built from an empty table, so a section
+//! may be absent exactly when every one of its fields may be: a section whose fields
+//! are all required is rejected as missing (`` `upstream`: missing (no source sets
+//! section `upstream`, which requires `url` and `api_key`) ``). Three ways to let it be
+//! absent, as the value it should then have decides:
+//!
+//! - **`#[serde(default)]` on the struct**, with a `Default`: absent, the section is its
+//!   default; a source that sets some of its keys overrides those, the default fills the
+//!   rest. Its schema requires none of its fields (schemars reads serde's attribute),
+//!   and still checks the types and ranges of the keys that are set. Best when the
+//!   defaults are the code's own.
+//! - **An `Option<T>` field** (or several): absent is `None`, which a lens reads as
+//!   such, so the code tells "not configured" from a value. `#[serde(default)]` on one
+//!   field does the same with that field's `Default`.
+//! - **A [`Defaults`](crate::source::Defaults) source, put first**: the defaults are part
+//!   of the document, so they are validated, shown in the status, diffed, and named by
+//!   [`Snapshot::source_of`](crate::Snapshot::source_of) (as `defaults`); the struct
+//!   keeps its fields required.
+//!
+//! A section that becomes absent again (its file removed) goes back to that value in a
+//! new version, and its subscribers are told, like any change.
+//!
+//! ```
+//! use eac_accessor::prelude::*;
+//!
+//! #[derive(Debug, PartialEq, serde::Deserialize, schemars::JsonSchema, EaCSection)]
+//! #[serde(default)] // absent, or a key of it absent: `Default` fills it
+//! struct Cache {
+//!     #[schemars(range(min = 1))]
+//!     ttl_seconds: u64,
+//!     /// `None` unless a source names one.
+//!     redis_url: Option<String>,
+//! }
+//!
+//! impl Default for Cache {
+//!     fn default() -> Self {
+//!         Cache { ttl_seconds: 60, redis_url: None }
+//!     }
+//! }
+//!
+//! let doc = Memory::new("app", Format::Toml, ""); // no `[cache]` at all
+//! let config = EaCAccessor::builder().section::<Cache>().source(doc.clone()).build()?;
+//! assert_eq!(*config.load().section::<Cache>(), Cache::default());
+//!
+//! doc.set("[cache]\nredis_url = \"redis://cache.internal\"\n"); // one key set
+//! config.reload(Origin::Refresh)?;
+//! let snapshot = config.load();
+//! assert_eq!(Cache::lens().ttl_seconds().get(&snapshot), &60); // still the default
+//! assert_eq!(
+//!     Cache::lens().redis_url().get(&snapshot).as_deref(),
+//!     Some("redis://cache.internal")
+//! );
+//!
+//! doc.set("[cache]\nttl_seconds = 0\n"); // a key that is set is still checked
+//! assert!(config.reload(Origin::Refresh).is_err());
+//! # Ok::<(), eac_accessor::Errors>(())
+//! ```
+//!
 //! # Secrets
 //!
 //! Fields listed by [`EaCSection::secret_paths`](crate::EaCSection::secret_paths) never

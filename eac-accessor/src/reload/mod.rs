@@ -18,7 +18,8 @@
 //! - **health checks** after each publish: when one fails within the window, the
 //!   previous version is republished (origin `auto-rollback`) and the refresh reports why.
 //!
-//! Every task it starts ([`FileWatcher`]s) stops on [`shutdown`](ReloadCoordinator::shutdown).
+//! Every task it starts ([`FileWatcher`]s, pollers) stops on
+//! [`shutdown`](ReloadCoordinator::shutdown); a `FileWatcher` also stops when dropped.
 //!
 //! ```no_run
 //! use eac_accessor::{EaCAccessor, Origin, source::Dir};
@@ -27,7 +28,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let accessor = EaCAccessor::builder().source(Dir::new("/etc/app")).build()?;
 //! let reloads = ReloadCoordinator::new(accessor, ReloadConfig::from_env()?);
-//! let _watcher = reloads.watch_dir("/etc/app")?;   // live within a second of a save
+//! let _watcher = reloads.watch_dir("/etc/app")?;   // live within a second of a save, until dropped
 //! let outcome = reloads.refresh(Origin::Refresh, false).await?; // or on demand
 //! reloads.shutdown().await;
 //! # Ok(()) }
@@ -564,11 +565,15 @@ impl ReloadCoordinator {
             .map(|(d, _)| d)
     }
 
-    /// Watches a configuration folder and reloads after each change, debounced; see
-    /// [`FileWatcher`]. Needs a Tokio runtime.
+    /// Watches a configuration folder and reloads after each change, debounced, until the
+    /// returned [`FileWatcher`] is dropped (or stopped, or this coordinator shut down).
+    /// Needs a Tokio runtime.
     pub fn watch_dir(&self, dir: impl AsRef<Path>) -> Result<FileWatcher, Error> {
         let (watcher, stopper) = watch::start(self.clone(), dir.as_ref())?;
-        lock(&self.inner.tasks).push(stopper);
+        let mut tasks = lock(&self.inner.tasks);
+        // The tasks of watchers dropped since: nothing left to stop.
+        tasks.retain(|task| !task.is_finished());
+        tasks.push(stopper);
         Ok(watcher)
     }
 

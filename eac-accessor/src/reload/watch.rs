@@ -39,9 +39,24 @@ pub struct WatchStatus {
     pub mode: &'static str,
 }
 
-/// A running watch of one folder; stops when [`ReloadCoordinator::shutdown`] is called
-/// (or with [`stop`](FileWatcher::stop)).
+/// A running watch of one folder, made by [`ReloadCoordinator::watch_dir`]; it stops
+/// when dropped, as notify's watchers do — keep it for as long as edits should go live.
+///
+/// Dropping it, [`stop`](FileWatcher::stop) and [`ReloadCoordinator::shutdown`] each end
+/// the watch: its task ends and the file-system watch it held is released (a receiver
+/// from [`status`](FileWatcher::status) then sees its sender gone); a reload it had
+/// already started is not waited for. Only `shutdown` waits for the task to end.
+///
+/// ```no_run
+/// # use eac_accessor::reload::ReloadCoordinator;
+/// # async fn run(reloads: ReloadCoordinator) -> Result<(), eac_accessor::Error> {
+/// let watcher = reloads.watch_dir("/etc/app")?; // `let _ = …` would stop it at once
+/// // … serve; edits under /etc/app go live …
+/// drop(watcher); // no more reloads from file changes
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
+#[must_use = "a FileWatcher stops watching when dropped: keep it (`let _watcher = …`)"]
 pub struct FileWatcher {
     status: watch::Receiver<WatchStatus>,
     stop: watch::Sender<bool>,
@@ -53,9 +68,16 @@ impl FileWatcher {
         self.status.clone()
     }
 
-    /// Asks the watcher to stop. [`ReloadCoordinator::shutdown`] also waits for it.
+    /// Asks the watcher to stop, keeping the handle (and its [`status`](FileWatcher::status)).
+    /// Dropping the watcher does the same; [`ReloadCoordinator::shutdown`] also waits for it.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for FileWatcher {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -70,6 +92,11 @@ impl Stopper {
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn new(stop: watch::Sender<bool>, task: JoinHandle<()>) -> Stopper {
         Stopper { stop, task }
+    }
+
+    /// Whether the task has ended (its watcher was dropped or stopped).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.task.is_finished()
     }
 
     pub(crate) async fn stop(self) {

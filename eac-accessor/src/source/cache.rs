@@ -50,6 +50,42 @@ impl LastGood {
         }
     }
 
+    /// The cache of the remote document at `url`, in the folder `state_dir`: the file
+    /// `remote-<fingerprint>.cache`, named by [`Http::fingerprint`](super::Http::fingerprint)
+    /// — the layout `live_server` keeps in its state dir. (Feature `http`.)
+    ///
+    /// One file per URL as requested, its query in full: pointing a service at another
+    /// URL never starts it from the other document, while a URL's credentials (changed by
+    /// a rotation) and fragment name the same file. Several remotes share a folder
+    /// without clashing. A URL that [`Http::new`](super::Http::new) refuses is refused
+    /// here with the same error.
+    ///
+    /// ```
+    /// use eac_accessor::source::{Http, LastGood};
+    ///
+    /// let state = tempfile::tempdir()?;
+    /// let url = "http://ops:s3cret@config.internal/app.toml?env=prod";
+    /// let remote = Http::new(url)?.cache(LastGood::in_dir(state.path(), url)?);
+    ///
+    /// let cache = LastGood::in_dir(state.path(), url)?;
+    /// let name = format!("remote-{}.cache", remote.fingerprint());
+    /// assert_eq!(cache.path(), state.path().join(&name));
+    /// let rotated = "http://ops:n3w@config.internal/app.toml?env=prod";
+    /// assert_eq!(LastGood::in_dir(state.path(), rotated)?, cache);
+    /// let staging = "http://config.internal/app.toml?env=staging";
+    /// assert_ne!(LastGood::in_dir(state.path(), staging)?, cache);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "http")]
+    pub fn in_dir(state_dir: impl AsRef<Path>, url: &str) -> Result<LastGood, Error> {
+        let fingerprint = super::http::target::fingerprint(url)?;
+        Ok(LastGood::new(
+            state_dir
+                .as_ref()
+                .join(format!("remote-{fingerprint}.cache")),
+        ))
+    }
+
     /// Reads at most `cap` bytes of the cache file (default 16 MiB); a larger file is
     /// skipped as corrupt.
     pub fn max_size(mut self, cap: SizeCap) -> LastGood {

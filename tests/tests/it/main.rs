@@ -8,6 +8,7 @@ mod history;
 mod hostile;
 mod metrics;
 mod newcomer;
+mod optional_section;
 mod provenance;
 mod publish;
 mod redaction;
@@ -20,6 +21,7 @@ mod sources;
 mod subscribe;
 mod unknown_keys;
 mod watch;
+mod watch_drop;
 
 use eac_accessor::{Builder, EaCAccessor, Errors, source::Dir};
 use eac_tests::{ConfigDir, Features, Greeting, Limits, Upstream};

@@ -7,7 +7,8 @@
 //! [`ReloadCoordinator::poll`](crate::reload::ReloadCoordinator::poll) poll it.
 
 mod connection;
-mod target;
+// `LastGood::in_dir` names its file by a URL's fingerprint, as `Http::fingerprint` does.
+pub(super) mod target;
 #[cfg(feature = "https")]
 mod tls;
 
@@ -164,10 +165,7 @@ impl Http {
     /// # Ok::<(), eac_accessor::Error>(())
     /// ```
     pub fn new(url: &str) -> Result<Http, Error> {
-        let parsed = target::parse(url).map_err(|why| {
-            Error::new(ErrorKind::Parse, format!("not a usable URL: {why}"))
-                .with_source(SourceName::Url(target::shown(url)))
-        })?;
+        let parsed = target::parse_url(url)?;
         let mut headers = Vec::new();
         if let Some(credentials) = parsed.credentials {
             use base64::Engine as _;
@@ -219,11 +217,10 @@ impl Http {
 
     /// A hash of the URL as requested, its query in full (credentials and fragment left
     /// out), stable across runs: it tells apart two URLs that [`url`](Http::url) shows
-    /// alike, e.g. to name one cache file per URL. It tells URLs apart; it is no digest
-    /// that keeps a token of the query secret.
+    /// alike, e.g. to name one cache file per URL ([`LastGood::in_dir`] does). It tells
+    /// URLs apart; it is no digest that keeps a token of the query secret.
     pub fn fingerprint(&self) -> crate::ContentHash {
-        let url = self.config.target.unredacted();
-        crate::ContentHash::of(&serde_json::Value::from(url))
+        self.config.target.fingerprint()
     }
 
     fn source_name(&self) -> SourceName {

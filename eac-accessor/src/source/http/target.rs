@@ -10,6 +10,9 @@ use std::net::IpAddr;
 
 use fluent_uri::{Uri, UriRef};
 
+use crate::ContentHash;
+use crate::error::{Error, ErrorKind, SourceName};
+
 /// What stands in for each query value of a shown URL.
 pub(super) const REDACTED: &str = "<redacted>";
 
@@ -52,6 +55,12 @@ impl Target {
     pub(super) fn unredacted(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}{}", self.authority, self.path_and_query)
+    }
+
+    /// A hash of the whole URL ([`unredacted`](Target::unredacted)): one name per URL as
+    /// requested, the same in every run, whatever its credentials or fragment.
+    pub(super) fn fingerprint(&self) -> ContentHash {
+        ContentHash::of(&serde_json::Value::from(self.unredacted()))
     }
 
     /// Whether the host is this machine's loopback (`localhost`, `127.0.0.0/8`, `::1`):
@@ -131,6 +140,19 @@ pub(super) fn parse(url: &str) -> Result<Parsed, &'static str> {
         credentials,
         shown,
     })
+}
+
+/// Parses `url` like [`parse`]; the error names the URL as shown.
+pub(super) fn parse_url(url: &str) -> Result<Parsed, Error> {
+    parse(url).map_err(|why| {
+        Error::new(ErrorKind::Parse, format!("not a usable URL: {why}"))
+            .with_source(SourceName::Url(shown(url)))
+    })
+}
+
+/// [`Target::fingerprint`] of the URL `url`, which must parse.
+pub(in crate::source) fn fingerprint(url: &str) -> Result<ContentHash, Error> {
+    Ok(parse_url(url)?.target.fingerprint())
 }
 
 /// `url` as it may be shown: without credentials, fragment or query values. Any

@@ -282,9 +282,11 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
     if let Err(e) = signals.running(reloads.clone(), stop_tx).await {
         return fail(e);
     }
-    if let Err(e) = reloads.watch_dir(options.config_dir_absolute()) {
-        return fail(e);
-    }
+    // Watches until dropped, at the end of this function: after the shutdown below.
+    let _watcher = match reloads.watch_dir(options.config_dir_absolute()) {
+        Ok(watcher) => watcher,
+        Err(e) => return fail(e),
+    };
     if let Some(remote) = &remote
         && let Err(e) = remote::poll(&reloads, remote)
     {

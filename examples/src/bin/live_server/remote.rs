@@ -25,8 +25,9 @@ pub(crate) async fn start(
         remote = remote.bearer_token(token);
     }
     if let Some(dir) = state_dir {
-        let file = dir.join(cache_file_name(&remote));
-        remote = remote.cache(LastGood::new(file));
+        // One cache per URL, so that pointing `--remote` elsewhere never starts from
+        // another document.
+        remote = remote.cache(LastGood::in_dir(dir, url).map_err(|e| e.to_string())?);
     }
     // A start from the cache is logged by the source, and shown in the status.
     match remote.start().await {
@@ -49,12 +50,6 @@ fn trust(remote: Http, ca: &Path) -> Result<Http, String> {
 #[cfg(not(feature = "https"))]
 fn trust(_: Http, _: &Path) -> Result<Http, String> {
     Err("--remote-ca needs live_server built with the `https` feature of eac-examples".into())
-}
-
-/// One cache per URL, so that pointing `--remote` elsewhere never starts from another
-/// document: keyed by the URL's query in full, which the shown URL redacts.
-fn cache_file_name(remote: &Http) -> String {
-    format!("remote-{}.cache", remote.fingerprint())
 }
 
 /// Polls `remote` every `EAC_REFRESH_POLL_INTERVAL_MS` (default 30000; 0 disables).
