@@ -30,7 +30,6 @@
 //! [`Dir::limits`], [`Memory::limits`], [`Layer::with_limits`]); exceeding one rejects
 //! the candidate with an [`ErrorKind::Limit`] error naming the source and the limit.
 
-mod cache;
 mod env;
 #[cfg(feature = "etcd")]
 pub mod etcd;
@@ -38,13 +37,13 @@ mod file;
 mod format;
 #[cfg(feature = "http")]
 mod http;
+mod last_good;
 mod limits;
 mod memory;
 mod prescan;
 pub(crate) mod provenance;
 mod status;
 
-pub use cache::LastGood;
 pub use env::Env;
 #[cfg(feature = "etcd")]
 pub use etcd::{Etcd, EtcdOptions, EtcdWatch, FleetMember};
@@ -52,6 +51,7 @@ pub use file::{Dir, File};
 pub use format::Format;
 #[cfg(feature = "http")]
 pub use http::{Fetched, Http, Started};
+pub use last_good::LastGood;
 pub use limits::{ParseLimits, SizeCap};
 pub use memory::{Defaults, Memory};
 pub use status::SourceStatus;

@@ -72,8 +72,8 @@ use std::time::{Duration, SystemTime};
 
 use etcd_client::{Client, ConnectOptions};
 
-use super::cache::LastGood;
 use super::format::Format;
+use super::last_good::LastGood;
 use super::limits::{ParseLimits, SizeCap};
 use super::status::SourceStatus;
 use super::{Dict, Layer, Source};
