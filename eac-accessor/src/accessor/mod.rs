@@ -24,7 +24,7 @@ pub use builder::Builder;
 
 /// The central handle to live configuration: cheap to clone, shared by every part of a service.
 ///
-/// It holds the current [`Snapshot`] in an [`ArcSwap`]: reading is one atomic load, with
+/// It holds the current [`Snapshot`] in an [`ArcSwap`](arc_swap::ArcSwap): reading is one atomic load, with
 /// no lock, and never waits for a reload. Reloads run the whole pipeline on a candidate
 /// and swap it in only when every check passed.
 ///

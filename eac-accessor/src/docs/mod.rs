@@ -13,6 +13,18 @@
 //! changed are told. A resolver that cannot build rejects the candidate like a schema
 //! error.
 //!
+//! ## One way through the code
+//!
+//! A reload reads one way: trigger → [`ReloadCoordinator`](crate::reload::ReloadCoordinator)
+//! (single flight, cooldown, backoff, timeout, health checks) → the accessor's publisher
+//! (`publish/`: `scope` merges and drops unknown keys, `prepare` checks and builds, the
+//! publisher stores, records history, notifies) → the `ArcSwap`. Every refusal — a
+//! rejected candidate, an invalid pending change, a failed health check — is recorded in
+//! one place, so the status, the kept rejections, the event stream and
+//! `eac_reload_total{outcome="rejected"}` always agree. The [`EaCAccessor`](crate::EaCAccessor)
+//! handle reads; its `reload` and `rollback_to` are a library's direct path to the same
+//! publisher, and nothing eac ships calls them behind the coordinator.
+//!
 //! # Guarantees
 //!
 //! 1. A published snapshot is fully valid; there is never a partial publish.

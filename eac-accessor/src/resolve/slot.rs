@@ -14,8 +14,8 @@ pub(crate) trait Held: Any + Send + Sync {
 }
 
 /// A typed handle to the value of type `R` that a resolver builds, for the hottest
-/// reads: [`Snapshot::resolved_by`] costs what a section read costs, where
-/// [`Snapshot::resolved`] looks through the snapshot's values.
+/// reads: [`Snapshot::resolved_by`](crate::Snapshot::resolved_by) costs what a section read costs, where
+/// [`Snapshot::resolved`](crate::Snapshot::resolved) looks through the snapshot's values.
 ///
 /// Declare one as a `static` (it is `const`-constructible) and share it: it only
 /// remembers where `R` was last found, so one key serves any number of accessors, and a
