@@ -2,10 +2,13 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Records one reload's outcome.
-pub(crate) fn record(outcome: &'static str, version: u64, took: Duration) {
+/// Records one reload's outcome; `took` is how long its pipeline ran, when it ran one (a
+/// failed health check or an invalid pending change is a rejection without a run).
+pub(crate) fn record(outcome: &'static str, version: u64, took: Option<Duration>) {
     metrics::counter!("eac_reload_total", "outcome" => outcome).increment(1);
-    metrics::histogram!("eac_publish_duration_seconds").record(took.as_secs_f64());
+    if let Some(took) = took {
+        metrics::histogram!("eac_publish_duration_seconds").record(took.as_secs_f64());
+    }
     let ok = outcome != "rejected";
     metrics::gauge!("eac_config_last_reload_successful").set(if ok { 1.0 } else { 0.0 });
     if ok {

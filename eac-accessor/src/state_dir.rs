@@ -225,7 +225,10 @@ pub(crate) fn open_private(options: &mut OpenOptions, path: &Path) -> io::Result
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
-        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        // Non-blocking too: a FIFO planted under a file's name would hang the open; a
+        // regular file reads and writes the same either way.
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        options.custom_flags(flags.bits() as i32);
     }
     let file = options.open(path).map_err(|e| explain_link(path, e))?;
     #[cfg(unix)]
@@ -350,6 +353,19 @@ mod tests {
         .unwrap_err();
         assert!(error.to_string().contains("symbolic link"), "{error}");
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    }
+
+    #[test]
+    fn a_planted_fifo_is_refused_not_waited_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("history.eac");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let error = read_private(&fifo).unwrap_err();
+        assert!(error.to_string().contains("not a regular file"), "{error}");
     }
 
     #[test]

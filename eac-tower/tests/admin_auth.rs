@@ -491,8 +491,9 @@ async fn without_a_coordinator_refresh_and_rollback_say_to_pass_one() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn rollback_goes_through_the_coordinator() {
+/// A server whose admin routes go through a coordinator with an hour of cooldown, and
+/// that coordinator.
+async fn with_an_hour_of_cooldown() -> (Server, ReloadCoordinator) {
     let mut reloads = None;
     let server = Server::start_on("127.0.0.1:0", |setup| {
         let mut timings = ReloadConfig::default();
@@ -508,7 +509,12 @@ async fn rollback_goes_through_the_coordinator() {
         )
     })
     .await;
-    let reloads = reloads.unwrap();
+    (server, reloads.unwrap())
+}
+
+#[tokio::test]
+async fn rollback_goes_through_the_coordinator() {
+    let (server, reloads) = with_an_hour_of_cooldown().await;
     // Version 2 by the library's direct path: the coordinator has published nothing.
     server.write(&app_toml("2048", &format!("\"{SECRET}\"")));
     reloads.accessor().reload(Origin::Refresh).unwrap();
@@ -672,22 +678,7 @@ async fn the_admin_nests_in_a_router_with_application_state() {
 
 #[tokio::test]
 async fn refresh_goes_through_the_coordinator() {
-    let mut reloads = None;
-    let server = Server::start_on("127.0.0.1:0", |setup| {
-        let mut timings = ReloadConfig::default();
-        timings.cooldown = Duration::from_secs(3600);
-        let coordinator = ReloadCoordinator::new(setup.accessor.clone(), timings);
-        let config = both_tokens()
-            .coordinator(&coordinator)
-            .shutdown_signal(setup.until_stopped());
-        reloads = Some(coordinator);
-        Router::new().nest(
-            admin::DEFAULT_PREFIX,
-            admin::router(setup.accessor.clone(), config),
-        )
-    })
-    .await;
-    let reloads = reloads.unwrap();
+    let (server, reloads) = with_an_hour_of_cooldown().await;
 
     server.write(&app_toml("2048", &format!("\"{SECRET}\"")));
     let reply = server

@@ -21,13 +21,14 @@ fn live_server_starts_from_the_cache_that_last_good_in_dir_names() {
     let state = tempfile::tempdir().unwrap();
     // Stored under the credentials of before a rotation: they do not name the file.
     let stored_with = format!("http://ops:old-pass@{addr}/app.toml?env=prod");
-    LastGood::in_dir(state.path(), &stored_with)
+    let checked = eac_accessor::StateDir::open(state.path().join("state")).unwrap();
+    LastGood::in_dir(&checked, &stored_with)
         .unwrap()
         .store(Format::Toml, "[greeting]\nmessage = \"from the cache\"\n")
         .unwrap();
 
     let config = ConfigDir::with_app();
-    let server = Launch::new(config.path(), state.path())
+    let server = Launch::new(config.path(), checked.path())
         .arg("--remote")
         .arg(&format!("http://ops:new-pass@{addr}/app.toml?env=prod"))
         .start();
@@ -37,7 +38,7 @@ fn live_server_starts_from_the_cache_that_last_good_in_dir_names() {
     server.terminate();
 
     // Another query is another document: no cache, so no start.
-    let (code, stderr) = Launch::new(config.path(), state.path())
+    let (code, stderr) = Launch::new(config.path(), checked.path())
         .arg("--remote")
         .arg(&format!("http://{addr}/app.toml?env=staging"))
         .run_to_end();

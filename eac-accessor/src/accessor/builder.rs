@@ -186,11 +186,11 @@ impl Builder {
             Ok(inner) => {
                 let snapshot = inner.current.load();
                 tracing::info!(version = snapshot.version, hash = %snapshot.hash, origin = %snapshot.origin, "configuration published at startup");
-                metrics::record("published", snapshot.version, started.elapsed());
+                metrics::record("published", snapshot.version, Some(started.elapsed()));
             }
             Err(errors) => {
                 tracing::error!(%errors, "configuration rejected at startup");
-                metrics::record("rejected", 0, started.elapsed());
+                metrics::record("rejected", 0, Some(started.elapsed()));
             }
         }
         Ok(EaCAccessor {

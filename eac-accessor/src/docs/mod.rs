@@ -185,12 +185,12 @@ pub mod metrics {
     //!
     //! | name | type | meaning |
     //! |---|---|---|
-    //! | `eac_reload_total{outcome}` | counter | reloads by outcome: `published`, `unchanged`, `rejected` |
+    //! | `eac_reload_total{outcome}` | counter | reloads by outcome: `published`, `unchanged`, `rejected` (a failed health check and an invalid pending change count as `rejected`) |
     //! | `eac_config_last_reload_successful` | gauge | 1 when the last reload published or found nothing new, 0 when rejected |
     //! | `eac_config_last_reload_success_timestamp_seconds` | gauge | Unix time of the last successful reload |
     //! | `eac_snapshot_version` | gauge | the version readers see |
     //! | `eac_history_write_failures_total` | counter | failed writes of the durable history store (a full disk); the store catches up at the next write that succeeds |
-    //! | `eac_publish_duration_seconds` | histogram | time from reading the sources to the store or the rejection |
+    //! | `eac_publish_duration_seconds` | histogram | time from reading the sources to the store or the rejection (pipeline runs only) |
     //!
     //! Per source that fetches in the background (`source="<URL>"` for `source::Http`,
     //! feature `http`, as `Http::url` shows it: no credentials, every query value redacted):

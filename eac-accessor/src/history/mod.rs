@@ -352,5 +352,17 @@ mod tests {
             u64::MAX,
             "the current version stays"
         );
+        // And after a restart: the last version is still known, not a number to reuse.
+        drop(accessor);
+        let again = EaCAccessor::builder()
+            .section::<Limits>()
+            .source(doc.clone())
+            .durable_history(&state)
+            .build()
+            .unwrap_err();
+        assert!(
+            again.to_string().contains("no version number is left"),
+            "{again}"
+        );
     }
 }

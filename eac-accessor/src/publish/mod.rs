@@ -425,11 +425,11 @@ impl Publisher {
                     origin: origin.clone(),
                 }
             }
-            Err(errors) => return self.reject(origin, errors, took),
+            Err(errors) => return self.reject(origin, errors, Some(took)),
         };
         lock_status(&self.status).record(origin, result, took);
         if let Ok(outcome) = result {
-            metrics::record(outcome.as_str(), version, took);
+            metrics::record(outcome.as_str(), version, Some(took));
         }
         // No receiver is not an error: events are for whoever listens.
         let _ = self.events.send(event);
@@ -439,10 +439,12 @@ impl Publisher {
     /// rejection), the kept rejections, the event stream and the metrics — whether the
     /// pipeline refused a candidate, a pending change was invalid, or a version failed
     /// its health check after the publish.
-    pub(crate) fn reject(&self, origin: &Origin, errors: &Errors, took: Duration) {
+    ///
+    /// `took` is how long the pipeline ran, when the rejection ended a run.
+    pub(crate) fn reject(&self, origin: &Origin, errors: &Errors, took: Option<Duration>) {
         let version = self.current.load().version;
         tracing::warn!(version, %origin, %errors, "configuration rejected; keeping the current version");
-        lock_status(&self.status).record(origin, &Err(errors.clone()), took);
+        lock_status(&self.status).record(origin, &Err(errors.clone()), took.unwrap_or_default());
         self.history
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -481,7 +483,7 @@ impl Publisher {
         let version = self.current.load().version();
         if let Some(errors) = Errors::from_vec(preview.errors.clone()) {
             lock_status(&self.status).pending = None;
-            self.reject(&origin, &errors, Duration::ZERO);
+            self.reject(&origin, &errors, None);
             return Err(errors);
         }
         let mut status = lock_status(&self.status);

@@ -530,7 +530,8 @@ impl ReloadCoordinator {
 
     /// Republishes kept version `version` as a new version, like
     /// [`EaCAccessor::rollback_to`], in turn with this coordinator's runs: after the run
-    /// under way (so that the rollback is not undone by it), never after
+    /// under way (so that the rollback is not undone by it; a trigger that comes later
+    /// reloads what the sources say, as after any rollback), never after
     /// [`shutdown`](ReloadCoordinator::shutdown), and starting the cooldown a publish
     /// starts. An operator's call: it is never throttled.
     pub async fn rollback_to(&self, version: u64) -> Result<Outcome, Errors> {
@@ -774,11 +775,9 @@ impl Coordinator {
             Err(e) => format!("{why}; the rollback task failed: {e}"),
         };
         let errors: Errors = Error::new(ErrorKind::HealthCheck, message).into();
-        self.accessor.publisher.reject(
-            &Origin::AutoRollback { from: previous },
-            &errors,
-            Duration::ZERO,
-        );
+        self.accessor
+            .publisher
+            .reject(&Origin::AutoRollback { from: previous }, &errors, None);
         errors
     }
 }

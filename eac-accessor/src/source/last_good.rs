@@ -42,7 +42,9 @@ const MAGIC: &str = "eac-last-good v1";
 
 impl LastGood {
     /// A cache kept in the file at `path` (its folder is created owner-only on the first
-    /// store, when missing). The file is never read or written through a symbolic link.
+    /// store, when missing). The file is never read or written through a symbolic link;
+    /// an existing folder is not checked — keep it in a [`StateDir`] (see
+    /// [`in_dir`](LastGood::in_dir)), where no other user can plant a cache.
     pub fn new(path: impl Into<PathBuf>) -> LastGood {
         LastGood {
             path: path.into(),
@@ -61,28 +63,28 @@ impl LastGood {
     /// here with the same error.
     ///
     /// ```
+    /// use eac_accessor::StateDir;
     /// use eac_accessor::source::{Http, LastGood};
     ///
-    /// let state = tempfile::tempdir()?;
+    /// # let tmp = tempfile::tempdir()?;
+    /// let state = StateDir::open(tmp.path().join("state"))?; // checked, owner-only
     /// let url = "http://ops:s3cret@config.internal/app.toml?env=prod";
-    /// let remote = Http::new(url)?.cache(LastGood::in_dir(state.path(), url)?);
+    /// let remote = Http::new(url)?.cache(LastGood::in_dir(&state, url)?);
     ///
-    /// let cache = LastGood::in_dir(state.path(), url)?;
+    /// let cache = LastGood::in_dir(&state, url)?;
     /// let name = format!("remote-{}.cache", remote.fingerprint());
-    /// assert_eq!(cache.path(), state.path().join(&name));
+    /// assert_eq!(cache.path(), state.join(&name));
     /// let rotated = "http://ops:n3w@config.internal/app.toml?env=prod";
-    /// assert_eq!(LastGood::in_dir(state.path(), rotated)?, cache);
+    /// assert_eq!(LastGood::in_dir(&state, rotated)?, cache);
     /// let staging = "http://config.internal/app.toml?env=staging";
-    /// assert_ne!(LastGood::in_dir(state.path(), staging)?, cache);
+    /// assert_ne!(LastGood::in_dir(&state, staging)?, cache);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[cfg(feature = "http")]
-    pub fn in_dir(state_dir: impl AsRef<Path>, url: &str) -> Result<LastGood, Error> {
+    pub fn in_dir(state_dir: &StateDir, url: &str) -> Result<LastGood, Error> {
         let fingerprint = super::http::target::fingerprint(url)?;
         Ok(LastGood::new(
-            state_dir
-                .as_ref()
-                .join(format!("remote-{fingerprint}.cache")),
+            state_dir.join(format!("remote-{fingerprint}.cache")),
         ))
     }
 

@@ -159,13 +159,18 @@ pub(in crate::source) fn fingerprint(url: &str) -> Result<ContentHash, Error> {
 /// string: one that cannot be parsed loses everything from its scheme's `//` up to
 /// its last `@`, and any control character.
 pub(super) fn shown(url: &str) -> String {
-    if let Ok(parsed) = parse(url) {
+    // An `@` the parser did not read as credentials ends a password it took for
+    // something else (`http://ops:1234/abc@h/`: port 1234, path `/abc@h/`): cut it too.
+    if let Ok(parsed) = parse(url)
+        && (parsed.credentials.is_some() || !url.contains('@'))
+    {
         return parsed.shown;
     }
     let mut rest = url;
     let mut out = String::new();
     if let Some(at) = rest.rfind('@') {
-        let start = rest.find("//").map_or(0, |i| i + 2).min(at);
+        // Only a `//` before the `@` opens the credentials: one after it is a path's.
+        let start = rest[..at].find("//").map_or(0, |i| i + 2);
         out.push_str(&rest[..start]);
         rest = &rest[at + 1..];
     }
@@ -261,6 +266,19 @@ pub(super) fn redirect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_the_parser_misreads_never_shows() {
+        for (url, password) in [
+            ("http:/ops:hunter2@h//x", "hunter2"),
+            ("user:pw123@h/a?u=http://x", "pw123"),
+            ("http://ops:1234/abc@h/x", "1234/abc"),
+            ("http://ops:1234?x@h", "1234"),
+        ] {
+            let shown = shown(url);
+            assert!(!shown.contains(password), "{url} shown as {shown}");
+        }
+    }
     use proptest::prelude::*;
 
     fn target(url: &str) -> Target {

@@ -238,9 +238,10 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
         Err(e) => return fail(format_args!("cannot handle signals: {e}")),
     };
     // Before anything in it is read: the caches (remote, etcd) and the history.
-    if let Err(e) = options.open_state_dir() {
-        return fail(e);
-    }
+    let state = match options.open_state_dir() {
+        Ok(state) => state,
+        Err(e) => return fail(e),
+    };
     let etcd = match EtcdSource::connect(&options).await {
         Ok(etcd) => etcd,
         Err(e) => return fail(e),
@@ -260,13 +261,7 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
         Err(e) => return fail(e),
     };
     let remote = match &options.remote {
-        Some(url) => match remote::start(
-            url,
-            options.remote_ca.as_deref(),
-            Some(&options.state_dir()),
-        )
-        .await
-        {
+        Some(url) => match remote::start(url, options.remote_ca.as_deref(), Some(&state)).await {
             Ok(r) => Some(r),
             Err(e) => return fail(e),
         },

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use eac_accessor::StateDir;
 use eac_accessor::reload::{PollConfig, ReloadCoordinator};
 use eac_accessor::source::{Http, LastGood, Started};
 
@@ -15,7 +16,7 @@ const TOKEN_ENV: &str = "EAC_REMOTE_TOKEN";
 pub(crate) async fn start(
     url: &str,
     ca: Option<&Path>,
-    state_dir: Option<&Path>,
+    state_dir: Option<&StateDir>,
 ) -> Result<Http, String> {
     let mut remote = Http::new(url).map_err(|e| e.to_string())?;
     if let Some(ca) = ca {
