@@ -52,6 +52,9 @@
 //!   each version was, going back, and seeing a change before it lands.
 //! - [`resolve`]: values built from sections (rule sets, clients, pools), rebuilt once
 //!   per change, checked before the swap, kept in the snapshot, drained after.
+//! - `fleet` (feature `etcd`): each instance's record in a fleet's view of who serves
+//!   what, beside the `source::Etcd` prefix it reads.
+//! - [`StateDir`]: the checked folder of a service's durable history and caches.
 //! - [`reload`]: the reload coordinator (single flight, cooldown, backoff, timeout,
 //!   health checks with auto-rollback) and file watching.
 //! - [`SectionWatch`], [`EaCAccessor::on_change`], [`EaCAccessor::events`]: being told.
@@ -68,6 +71,8 @@ mod cell;
 pub mod diff;
 pub mod docs;
 mod error;
+#[cfg(feature = "etcd")]
+pub mod fleet;
 mod hash;
 pub mod history;
 mod json_time;

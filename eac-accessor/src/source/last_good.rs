@@ -44,7 +44,7 @@ impl LastGood {
     /// A cache kept in the file at `path` (its folder is created owner-only on the first
     /// store, when missing). The file is never read or written through a symbolic link;
     /// an existing folder is not checked — keep it in a [`StateDir`] (see
-    /// [`in_dir`](LastGood::in_dir)), where no other user can plant a cache.
+    /// `in_dir`, feature `http`), where no other user can plant a cache.
     pub fn new(path: impl Into<PathBuf>) -> LastGood {
         LastGood {
             path: path.into(),

@@ -46,7 +46,7 @@ mod status;
 
 pub use env::Env;
 #[cfg(feature = "etcd")]
-pub use etcd::{Etcd, EtcdOptions, EtcdWatch, FleetMember};
+pub use etcd::{Etcd, EtcdOptions, EtcdWatch};
 pub use file::{Dir, File};
 pub use format::Format;
 #[cfg(feature = "http")]

@@ -58,11 +58,9 @@
 //! # Ok(()) }
 //! ```
 
-mod fleet;
 mod read;
 mod watch;
 
-pub use fleet::FleetMember;
 pub use watch::EtcdWatch;
 
 use std::collections::BTreeMap;
@@ -80,7 +78,7 @@ use super::{Dict, Layer, Source};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 
 /// The name part (after the prefix) under which eac keeps one record per instance.
-const INSTANCES: &str = ".instances/";
+pub(crate) const INSTANCES: &str = ".instances/";
 
 /// Where and how to reach etcd, and what to read there.
 ///
@@ -96,12 +94,12 @@ const INSTANCES: &str = ".instances/";
 #[derive(Debug, Clone)]
 pub struct EtcdOptions {
     endpoints: Vec<String>,
-    prefix: String,
+    pub(crate) prefix: String,
     document: Option<String>,
     connect_timeout: Duration,
-    request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     keep_alive: (Duration, Duration),
-    backoff: (Duration, Duration),
+    pub(crate) backoff: (Duration, Duration),
     max_value: SizeCap,
     max_total: SizeCap,
     limits: ParseLimits,
@@ -210,7 +208,7 @@ impl EtcdOptions {
 /// [module docs](self).
 #[derive(Clone)]
 pub struct Etcd {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for Etcd {
@@ -224,8 +222,8 @@ impl fmt::Debug for Etcd {
 }
 
 pub(crate) struct Shared {
-    options: EtcdOptions,
-    client: Client,
+    pub(crate) options: EtcdOptions,
+    pub(crate) client: Client,
     state: Mutex<State>,
 }
 

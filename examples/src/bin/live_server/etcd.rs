@@ -25,7 +25,7 @@ pub(crate) struct Running {
     #[cfg(feature = "etcd")]
     tasks: Option<(
         eac_accessor::source::EtcdWatch,
-        eac_accessor::source::FleetMember,
+        eac_accessor::fleet::FleetMember,
     )>,
 }
 

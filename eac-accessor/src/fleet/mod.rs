@@ -1,5 +1,7 @@
-//! The fleet view: each instance keeps a record under a lease, so every instance (and an
-//! operator with `etcdctl get --prefix <prefix>.instances/`) sees who serves what.
+//! The fleet: each instance keeps a record under a lease at `<prefix>.instances/<id>`,
+//! so every instance (and an operator with `etcdctl get --prefix <prefix>.instances/`)
+//! sees who serves what. Needs the `etcd` feature; the prefix is read and watched by
+//! [`source::Etcd`](crate::source::Etcd).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -8,8 +10,9 @@ use etcd_client::PutOptions;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
-use super::{Etcd, INSTANCES, Shared};
 use crate::accessor::EaCAccessor;
+use crate::source::Etcd;
+use crate::source::etcd::{INSTANCES, Shared};
 use crate::subscribe::Event;
 
 /// This instance's membership in the fleet view: a record at `<prefix>.instances/<id>`
