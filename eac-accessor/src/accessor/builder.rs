@@ -420,6 +420,7 @@ impl Builder {
             version: snapshot.version,
             hash: snapshot.hash,
             published_at: snapshot.published_at,
+            origin: snapshot.origin.clone(),
             last_reload: None,
             last_rejection: None,
             pending: None,
