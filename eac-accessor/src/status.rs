@@ -68,14 +68,26 @@ pub struct Status {
     /// When it was published.
     #[serde(serialize_with = "crate::json_time::unix_seconds")]
     pub published_at: SystemTime,
-    /// The most recent reload, whatever its outcome.
+    /// What published it (the start, a poll, a file change, a rollback…): the served
+    /// version's own origin, which a later rejected or unchanged reload leaves as it
+    /// is. The last reload's origin, whatever its outcome, is in
+    /// [`last_reload`](Status::last_reload).
+    pub origin: Origin,
+    /// The most recent reload, whatever its outcome: a rejected one leaves the version
+    /// above as it was.
     pub last_reload: Option<ReloadReport>,
     /// The most recent rejected reload.
     pub last_rejection: Option<ReloadReport>,
     /// A valid change found in the sources but not published (manual reload mode).
     pub pending: Option<PendingChange>,
-    /// Whether the running version differs from what the sources say: after a
-    /// rollback, a start on the last good version, or with a pending change.
+    /// Whether the running version differs, on purpose, from what the sources say:
+    /// after a rollback, a start on the last good version, or with a pending change.
+    ///
+    /// A rejected reload leaves it as it was: when an edit to a file is rejected, the
+    /// file holds the rejected edit and the running version is the last good one, yet
+    /// this stays `false` — the rejection shows in [`last_reload`](Status::last_reload)
+    /// and [`last_rejection`](Status::last_rejection) instead, and the next valid edit
+    /// of the file is published as usual.
     pub differs_from_sources: bool,
     /// The durable history store's state, when there is one.
     pub history_store: Option<StoreStatus>,
@@ -142,6 +154,7 @@ impl Status {
                 self.version = snapshot.version;
                 self.hash = snapshot.hash;
                 self.published_at = snapshot.published_at;
+                self.origin = snapshot.origin.clone();
                 (outcome.as_str(), Vec::new())
             }
             Err(errors) => ("rejected", errors.as_slice().to_vec()),

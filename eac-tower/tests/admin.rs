@@ -5,7 +5,9 @@ mod admin_harness;
 use std::time::Duration;
 
 use admin_harness::{Auth, SECRET, Server, TOKEN, app_toml, stable};
-use eac_tower::admin::AdminConfig;
+use axum::Router;
+use eac_accessor::Origin;
+use eac_tower::admin::{self, AdminConfig};
 
 #[tokio::test]
 async fn without_tokens_everything_is_closed() {
@@ -170,5 +172,62 @@ async fn the_event_stream_reports_a_refresh() {
     );
     assert!(stream.seen.contains(r#""version":2"#), "{}", stream.seen);
     drop(stream);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn status_keeps_the_served_versions_origin_after_a_rejected_reload() {
+    let mut kept = None;
+    let server = Server::start_on("127.0.0.1:0", |setup| {
+        kept = Some(setup.accessor.clone());
+        let config = AdminConfig::new().token(Some(TOKEN));
+        Router::new().nest(
+            admin::DEFAULT_PREFIX,
+            admin::router(setup.accessor.clone(), config),
+        )
+    })
+    .await;
+    let accessor = kept.unwrap();
+    // A poll publishes version 2…
+    let url = "http://config.internal/app.toml";
+    server.write(&app_toml("2048", &format!("\"{SECRET}\"")));
+    let published = accessor.reload(Origin::Poll { url: url.into() }).unwrap();
+    assert_eq!(published.version(), 2);
+    // …then a bad edit of the file is rejected, and sits there.
+    server.write(&app_toml("0", &format!("\"{SECRET}\"")));
+    let path = server.dir.path().join("app.toml");
+    accessor
+        .reload(Origin::FileChange { path: path.clone() })
+        .unwrap_err();
+
+    let status = accessor.status();
+    assert_eq!(status.version, 2);
+    assert_eq!(status.origin, Origin::Poll { url: url.into() });
+    assert_eq!(
+        status.last_reload.as_ref().map(|r| (&r.origin, r.outcome)),
+        Some((&Origin::FileChange { path }, "rejected"))
+    );
+    assert!(
+        !status.differs_from_sources,
+        "a rejected edit is no pending change"
+    );
+
+    let (code, json) = server.json("GET", "/status", Some(TOKEN), "").await;
+    assert_eq!(code, 200, "{json}");
+    // The served version: published by the poll, at its own time.
+    assert_eq!(json["version"], 2);
+    assert_eq!(json["version_origin"]["kind"], "poll", "{json}");
+    assert_eq!(json["version_origin"]["url"], url);
+    let published_at = published
+        .snapshot()
+        .published_at()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert_eq!(json["published_at"].as_f64(), Some(published_at));
+    // The last attempt: the file change, rejected.
+    assert_eq!(json["origin"]["kind"], "file_change", "{json}");
+    assert_eq!(json["outcome"], "rejected");
+    assert_eq!(json["differs_from_sources"], false);
     server.stop().await;
 }

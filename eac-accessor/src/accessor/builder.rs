@@ -42,6 +42,9 @@ pub struct Builder {
     source_fallback: bool,
     allow_unknown_keys: bool,
     keys: KeysSlot,
+    /// The remote sources added, for [`Builder::build_async`] to start.
+    #[cfg(feature = "http")]
+    remotes: Vec<source::Http>,
 }
 
 impl Default for Builder {
@@ -61,6 +64,8 @@ impl Default for Builder {
             source_fallback: true,
             allow_unknown_keys: false,
             keys: KeysSlot::default(),
+            #[cfg(feature = "http")]
+            remotes: Vec::new(),
         }
     }
 }
@@ -89,6 +94,10 @@ impl Builder {
         let mut source = source;
         if let Some(env) = (&mut source as &mut dyn std::any::Any).downcast_mut::<Env>() {
             env.bind(Arc::clone(&self.keys));
+        }
+        #[cfg(feature = "http")]
+        if let Some(http) = (&source as &dyn std::any::Any).downcast_ref::<source::Http>() {
+            self.remotes.push(http.clone());
         }
         self.sources.push(Box::new(source));
         self
@@ -179,6 +188,23 @@ impl Builder {
     ///
     /// With a durable history, versions continue from the last stored one (and identical
     /// content keeps its version number).
+    ///
+    /// # On an async runtime
+    ///
+    /// `build` is synchronous and blocks its thread until version 1 is published: it
+    /// reads every file, parses, validates, runs the readiness hooks and the resolvers'
+    /// builds, and writes the durable history (with an `fsync`). Called from async code
+    /// it works on either kind of Tokio runtime — it never panics for being there — but
+    /// it holds that worker for as long (milliseconds for a few local files, longer
+    /// with a slow disk or a slow resolver), and on a current-thread runtime nothing
+    /// else runs meanwhile. Before the service accepts work that is usually fine; else
+    /// use [`build_async`](Builder::build_async), which runs it on Tokio's blocking pool.
+    ///
+    /// `build` never touches the network. A remote source (`source::Http`, feature
+    /// `http`) serves what it fetched last; one that was never `start`ed has nothing
+    /// yet, and `build` fails with a [`SourceMissing`](crate::ErrorKind::SourceMissing)
+    /// error naming its URL ("not fetched yet"). [`build_async`](Builder::build_async)
+    /// starts such sources itself.
     pub fn build(self) -> Result<EaCAccessor, Errors> {
         let started = Instant::now();
         let result = self.build_inner(started);
@@ -196,6 +222,68 @@ impl Builder {
         Ok(EaCAccessor {
             publisher: Arc::new(result?),
         })
+    }
+
+    /// [`build`](Builder::build) from async code: starts every remote source that was
+    /// not started yet (`source::Http` with feature `http`: one fetch each, all at once,
+    /// or its last-good cache, as `Http::start` does), then builds on Tokio's blocking
+    /// pool, so that no worker thread is held while files are read and checked.
+    ///
+    /// Fails with every start that failed (each naming its URL, without credentials),
+    /// else with what `build` returns. Must be awaited on a Tokio runtime; elsewhere it
+    /// fails with an error that says so.
+    ///
+    /// ```
+    /// use eac_accessor::{EaCAccessor, EaCSection, source::{Format, Memory}};
+    ///
+    /// #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+    /// struct Greeting {
+    ///     message: String,
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), eac_accessor::Errors> {
+    /// let accessor = EaCAccessor::builder()
+    ///     .section::<Greeting>()
+    ///     // An `Http` source added here would be fetched first.
+    ///     .source(Memory::new("app.toml", Format::Toml, "[greeting]\nmessage = \"hi\"\n"))
+    ///     .build_async()
+    ///     .await?;
+    /// assert_eq!(accessor.load().section::<Greeting>().message, "hi");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn build_async(self) -> Result<EaCAccessor, Errors> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Errors::from(Error::new(
+                crate::ErrorKind::Io,
+                "`build_async` needs a Tokio runtime: await it on one, or call `build`",
+            )));
+        }
+        #[cfg(feature = "http")]
+        {
+            let started = Instant::now();
+            let starts = self.remotes.iter().map(source::Http::start_unless_started);
+            let failed: Vec<Error> = futures_util::future::join_all(starts)
+                .await
+                .into_iter()
+                .filter_map(Result::err)
+                .collect();
+            if let Some(errors) = Errors::from_vec(failed) {
+                tracing::error!(%errors, "configuration rejected at startup: a remote source could not be started");
+                metrics::record("rejected", 0, started.elapsed());
+                return Err(errors);
+            }
+        }
+        match tokio::task::spawn_blocking(move || self.build()).await {
+            Ok(result) => result,
+            // A readiness hook or a resolver panicked: the caller's panic, as with `build`.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(Errors::from(Error::new(
+                crate::ErrorKind::Io,
+                "the runtime shut down while the configuration was being built",
+            ))),
+        }
     }
 
     /// Runs the whole pipeline on the sources — read, merge, unknown keys, schema,
@@ -332,6 +420,7 @@ impl Builder {
             version: snapshot.version,
             hash: snapshot.hash,
             published_at: snapshot.published_at,
+            origin: snapshot.origin.clone(),
             last_reload: None,
             last_rejection: None,
             pending: None,

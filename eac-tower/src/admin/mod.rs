@@ -3,7 +3,7 @@
 //!
 //! | route | token | answers |
 //! |---|---|---|
-//! | `GET status` | read or admin¹ | version, hash, the last reload's outcome, time and errors |
+//! | `GET status` | read or admin¹ | the served version (hash, origin, time) and the last reload's outcome, time and errors: [fields](#get-status) |
 //! | `GET history` | read or admin¹ | the kept versions (hash, origin, time, changed sections) and rejections |
 //! | `GET events` | read or admin¹ | server-sent events: each publish, unchanged reload and rejection |
 //! | `GET diff?from=A[&to=B]` | read or admin¹ | the classified changes between two kept versions, secrets redacted |
@@ -18,6 +18,47 @@
 //!
 //! Refresh and rollback go through the process's [`ReloadCoordinator`]
 //! ([`AdminConfig::coordinator`]); an admin given none answers them 501, saying so.
+//!
+//! # `GET status`
+//!
+//! A JSON object ([`EaCAccessor::status`], plus the sections). Two things are told
+//! apart: the **served version** — what readers see now — and the **last reload** —
+//! the last attempt, whatever its outcome. A rejected reload changes the second, never
+//! the first: after a rejected file edit, `origin` is `file_change` and `outcome`
+//! `rejected`, while `version`, `hash`, `published_at` and `version_origin` still
+//! describe the version that is served (published by a poll, say). Times are Unix
+//! seconds (with a fraction); durations are milliseconds.
+//!
+//! The served version:
+//!
+//! | field | what it holds |
+//! |---|---|
+//! | `version` | the version readers see (the number in the `x-eac-version` header) |
+//! | `hash` | its content hash, as `history` shows it |
+//! | `published_at` | when it was published |
+//! | `version_origin` | what published it: `{"kind": "startup"}`, `"refresh"`, `"file_change"` (with `path`), `"signal"` (`name`), `"poll"` (`url`, credentials stripped), `"etcd"` (`keys`, `revision`), `"rollback"` / `"auto_rollback"` (`from`: the version republished), `"other"` (`reason`) |
+//! | `sections` | the paths of the registered sections |
+//!
+//! The last reload (DESIGN's contract: these stay the last attempt's):
+//!
+//! | field | what it holds |
+//! |---|---|
+//! | `outcome` | `"published"`, `"unchanged"` or `"rejected"` |
+//! | `time` | when it finished |
+//! | `origin` | what caused it (same shape as `version_origin`); not the served version's origin when it was rejected or found nothing new |
+//! | `errors` | every problem when rejected, else `[]`: each with `kind`, `key` (dotted), `pointer` (JSON pointer), `source` (the file, variable or URL) and `message`, a secret's value never shown |
+//! | `last_reload` | the same as one object: `at`, `origin`, `outcome`, `version` (current after it), `duration_ms`, `errors`; `null` only before any reload |
+//! | `last_rejection` | the most recent rejected reload, same shape, kept after later successes; `null` if none |
+//!
+//! The rest:
+//!
+//! | field | what it holds |
+//! |---|---|
+//! | `pending` | manual reload mode: a valid change found but not published — `at`, `origin` (what found it) and `diff` (`changes`, each classified, secrets redacted); `null` otherwise |
+//! | `differs_from_sources` | `true` when the served version differs from the sources on purpose: after a rollback, a start on the last good version, or with a `pending` change. A rejected reload leaves it as it was: a rejected edit sitting in a file does not make it `true` (the file holds the edit, the served version is the last good one) — that shows as `outcome: "rejected"` and in `last_rejection`, until the next valid edit is published |
+//! | `history_store` | the durable history's state, `null` without one: `path`, `error` (the last write's, while behind), `unsaved` (versions not on disk yet), `failures`, `served_before` (what the store served before, when not this) |
+//! | `sources` | each source that fetches in the background (a remote document, an etcd prefix), in merge order: `kind`, `name`, `up`, `serving_cache`, `last_fetch`, `last_success`, `last_result` (`"modified"`, `"not_modified"`, `"error"`), `last_error`, the counts `modified`, `not_modified`, `errors`, and `details` (an HTTP status, an ETag, an etcd revision…); `[]` when every source is read on demand |
+//! | `resolvers` | each resolver's current value: `name`, `reads` (section paths), `built_at_version`, `built_at`, `build_ms`, `replaced_alive` (replaced values still held or draining) |
 //!
 //! # The dashboard
 //!

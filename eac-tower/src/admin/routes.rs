@@ -78,6 +78,7 @@ pub(super) async fn status(State(state): State<AdminState>) -> Json<Value> {
         "version": status.version,
         "hash": status.hash,
         "published_at": unix(status.published_at),
+        "version_origin": status.origin,
         "outcome": last.map(|r| r.outcome),
         "time": last.map(|r| unix(r.at)),
         "origin": last.map(|r| &r.origin),

@@ -3,7 +3,8 @@
 //!
 //! [`Http`] fetches in the background and keeps what it fetched: the pipeline's
 //! [`load`](super::Source::load) reads that text and never touches the network. Fetch
-//! once with [`Http::start`] before building the accessor, then let
+//! once with [`Http::start`] before building the accessor (or let
+//! [`Builder::build_async`](crate::Builder::build_async) start it), then let
 //! [`ReloadCoordinator::poll`](crate::reload::ReloadCoordinator::poll) poll it.
 
 mod connection;
@@ -406,6 +407,16 @@ impl Http {
         status.serving_cache = true;
         metrics::gauge!("eac_source_serving_cache", "source" => self.config.name.clone()).set(1.0);
         Ok(Started::FromCache(error))
+    }
+
+    /// [`start`](Http::start), unless the source already holds a document (it was
+    /// started, or fetched): for `Builder::build_async`, which starts what the caller
+    /// did not.
+    pub(crate) async fn start_unless_started(&self) -> Result<(), Error> {
+        if self.lock().doc.is_some() {
+            return Ok(());
+        }
+        self.start().await.map(drop)
     }
 
     /// Fetches the document once, conditionally; on a new document, keeps it for the
