@@ -85,12 +85,6 @@ async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
         }
         let started = Instant::now();
         let ended = watch_once(&shared, &reloads).await;
-        // A watch that lasted is healthy: what ended it starts the backoff afresh. One
-        // that ends at once again and again (a server cancelling every watch) backs off
-        // further each time.
-        if started.elapsed() >= backoff.max {
-            backoff.reset();
-        }
         match ended {
             Ended::Resync => resync = true,
             Ended::Failed(e) => {
@@ -98,7 +92,7 @@ async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
                 shared.note_error(&e);
             }
         }
-        tokio::time::sleep(backoff.next()).await;
+        tokio::time::sleep(backoff.after_watch(started.elapsed())).await;
     }
 }
 
@@ -255,6 +249,16 @@ impl Backoff {
         self.current = self.base;
     }
 
+    /// The wait after a watch that lasted `lasted`: a watch that lasted is healthy, and
+    /// what ended it starts the backoff afresh; one that ends at once again and again (a
+    /// server cancelling every watch) backs off further each time, never a tight loop.
+    fn after_watch(&mut self, lasted: Duration) -> Duration {
+        if lasted >= self.max {
+            self.reset();
+        }
+        self.next()
+    }
+
     /// A wait in `[current/2, current]`, then doubles `current` up to the max.
     fn next(&mut self) -> Duration {
         self.seed ^= self.seed << 13;
@@ -264,5 +268,34 @@ impl Backoff {
         let wait = nanos / 2 + self.seed % (nanos / 2 + 1);
         self.current = (self.current * 2).min(self.max);
         Duration::from_nanos(wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watches_cancelled_at_once_back_off_and_a_lasting_one_starts_afresh() {
+        let (base, max) = (Duration::from_millis(100), Duration::from_secs(5));
+        let mut backoff = Backoff::new((base, max));
+        let waits: Vec<Duration> = (0..10)
+            .map(|_| backoff.after_watch(Duration::ZERO))
+            .collect();
+        // Each wait is at least half the current step, and the step doubles up to max.
+        for (i, wait) in waits.iter().enumerate() {
+            let step = (base * 2u32.pow(i as u32)).min(max);
+            assert!(
+                *wait >= step / 2 && *wait <= step,
+                "wait {i}: {wait:?} (step {step:?})"
+            );
+        }
+        let total: Duration = waits.iter().sum();
+        assert!(
+            total >= Duration::from_secs(10),
+            "ten cancelled watches waited {total:?}"
+        );
+        // A watch that lasted the max resets: the next wait is back at the base.
+        assert!(backoff.after_watch(max) <= base);
     }
 }
