@@ -271,7 +271,7 @@ impl Builder {
                 .collect();
             if let Some(errors) = Errors::from_vec(failed) {
                 tracing::error!(%errors, "configuration rejected at startup: a remote source could not be started");
-                metrics::record("rejected", 0, started.elapsed());
+                metrics::record("rejected", 0, Some(started.elapsed()));
                 return Err(errors);
             }
         }
