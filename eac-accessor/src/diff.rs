@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`Class::Safe`] | a value changed, same type, and the schema accepts it |
 //! | [`Class::Warning`] | a key was added, or an optional key removed (a default now applies) |
+//! | [`Class::Restart`] | a safe or warning change to a field read only at start (`#[eac(restart)]`): it applies after a restart |
 //! | [`Class::Breaking`] | a type changed, a required key or a whole section was removed, or the schema rejects the new value |
 //!
 //! Arrays are compared whole. A secret's change is listed, its values are not.
@@ -24,6 +25,9 @@ pub enum Class {
     Safe,
     /// A key added, or an optional key removed.
     Warning,
+    /// A change of a field read only at start (`#[eac(restart)]`): published, but it
+    /// applies only after the service restarts.
+    Restart,
     /// A type change, a required key or a section removed, or a value the schema rejects.
     Breaking,
 }
@@ -33,6 +37,7 @@ impl fmt::Display for Class {
         f.write_str(match self {
             Class::Safe => "safe",
             Class::Warning => "warning",
+            Class::Restart => "restart",
             Class::Breaking => "breaking",
         })
     }
@@ -118,6 +123,8 @@ impl fmt::Display for Diff {
 /// What the classification needs to know about the candidate.
 pub(crate) struct Context<'a> {
     pub(crate) secrets: &'a [String],
+    /// The fields read only at start.
+    pub(crate) restarts: &'a [String],
     pub(crate) sections: &'a [&'static str],
     /// The candidate's validation errors, if it was rejected.
     pub(crate) errors: &'a [Error],
@@ -154,6 +161,16 @@ fn walk(
         (Some(a), Some(b)) if a == b => {}
         (old, new) => out.push(classify(path, old, new, cx)),
     }
+}
+
+/// Whether `key` is a field read only at start, or inside one.
+pub(crate) fn needs_restart(key: &str, restarts: &[String]) -> bool {
+    restarts.iter().any(|r| {
+        key == r
+            || key
+                .strip_prefix(r.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
 }
 
 fn classify(
@@ -211,6 +228,11 @@ fn classify(
             "the schema does not accept the new value".to_owned(),
         ),
         _ => (ChangeKind::Changed, Class::Safe, "value changed".to_owned()),
+    };
+    let (class, reason) = if class < Class::Breaking && needs_restart(&key, cx.restarts) {
+        (Class::Restart, format!("{reason}; applies after a restart"))
+    } else {
+        (class, reason)
     };
     Change {
         old: old.map(|v| redact_at(path, v, cx.secrets)),

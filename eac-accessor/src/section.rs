@@ -65,6 +65,14 @@ pub trait EaCSection: DeserializeOwned + JsonSchema + Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Dotted paths of the fields read only at start (`#[eac(restart)]`), relative to the
+    /// section: a change there is published like any other, classified
+    /// [`Class::Restart`](crate::Class::Restart) in diffs, and listed in
+    /// [`Status::restart_needed`](crate::Status::restart_needed) until the process restarts.
+    fn restart_paths() -> Vec<String> {
+        Vec::new()
+    }
+
     /// The JSON Schema every candidate value of the section must satisfy.
     fn schema() -> Value {
         schemars::schema_for!(Self).to_value()
@@ -134,6 +142,8 @@ pub(crate) struct SectionSpec {
     pub(crate) keys: SectionKeys,
     /// Absolute dotted paths of secret fields.
     pub(crate) secrets: Vec<String>,
+    /// Absolute dotted paths of the fields read only at start.
+    pub(crate) restarts: Vec<String>,
     build: fn(&SectionSpec, &Value) -> Result<AnySection, Vec<Error>>,
 }
 
@@ -164,7 +174,12 @@ impl SectionSpec {
             .into_iter()
             .map(|p| join_key(T::PATH, &p))
             .collect();
+        let restarts = T::restart_paths()
+            .into_iter()
+            .map(|p| join_key(T::PATH, &p))
+            .collect();
         Ok(SectionSpec {
+            restarts,
             type_id: TypeId::of::<T>(),
             type_name: std::any::type_name::<T>(),
             path: T::PATH,

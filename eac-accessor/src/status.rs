@@ -89,6 +89,11 @@ pub struct Status {
     /// and [`last_rejection`](Status::last_rejection) instead, and the next valid edit
     /// of the file is published as usual.
     pub differs_from_sources: bool,
+    /// The fields read only at start (`#[eac(restart)]`) whose published value differs
+    /// from the one this process started on: "a restart is needed to apply" them. The new
+    /// values are published (the next start uses them); the running service does not read
+    /// them until then.
+    pub restart_needed: Vec<String>,
     /// The durable history store's state, when there is one.
     pub history_store: Option<StoreStatus>,
     /// The state of each source that fetches in the background (a remote document, an

@@ -19,14 +19,16 @@ pub(crate) struct Attrs {
     pub(crate) validate: Option<(syn::Path, ExprPath)>,
     /// `secret`.
     pub(crate) secret: Option<syn::Path>,
+    /// `restart`: the field is read only at start; a change needs a restart to apply.
+    pub(crate) restart: Option<syn::Path>,
     /// `debug`: generate a `Debug` that redacts the secret fields.
     pub(crate) debug: Option<syn::Path>,
     /// `allow_unknown_keys`: keys no field owns are ignored, not rejected.
     pub(crate) allow_unknown_keys: Option<syn::Path>,
 }
 
-const KEYS: &str =
-    "`path`, `validate`, `debug` and `allow_unknown_keys` on the struct, `secret` on a field";
+const KEYS: &str = "`path`, `validate`, `debug` and `allow_unknown_keys` on the struct, \
+    `secret` and `restart` on a field";
 
 /// Reads every `#[eac(...)]` in `attrs`; a malformed one is reported and skipped.
 pub(crate) fn eac(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
@@ -49,6 +51,9 @@ pub(crate) fn eac(attrs: &[Attribute], errors: &mut Errors) -> Attrs {
             } else if key.is_ident("secret") {
                 flag(&meta)?;
                 set(&mut out.secret, key.clone(), &key, "secret")
+            } else if key.is_ident("restart") {
+                flag(&meta)?;
+                set(&mut out.restart, key.clone(), &key, "restart")
             } else if key.is_ident("debug") {
                 flag(&meta)?;
                 set(&mut out.debug, key.clone(), &key, "debug")

@@ -46,6 +46,7 @@ fn dummy(code: TokenStream) -> TokenStream {
 fn section(input: &Input<'_>) -> TokenStream {
     let fields = input.fields.as_deref().unwrap_or_default();
     let secrets = secret_paths(fields);
+    let restarts = restart_paths(fields);
     let validate = input.attrs.validate.as_ref().map(|(_, function)| {
         let span = function.span();
         quote_spanned! {span=>
@@ -60,7 +61,10 @@ fn section(input: &Input<'_>) -> TokenStream {
         )
     });
     let slot = slot(input);
-    let section = impl_section(input, quote!(#allow_unknown_keys #secrets #validate #slot));
+    let section = impl_section(
+        input,
+        quote!(#allow_unknown_keys #secrets #restarts #validate #slot),
+    );
     let lenses = lenses(input, fields);
     let debug = input.attrs.debug.is_some().then(|| debug(input, fields));
     quote!(#section #lenses #debug)
@@ -129,6 +133,23 @@ fn impl_section(input: &Input<'_>, body: TokenStream) -> TokenStream {
         impl #impl_generics __eac::EaCSection for #ident #ty_generics #where_clause {
             const PATH: &'static str = #path;
             #body
+        }
+    }
+}
+
+/// `restart_paths()`: the keys of the fields marked `#[eac(restart)]`, when there are any.
+fn restart_paths(fields: &[Field<'_>]) -> TokenStream {
+    let keys: Vec<&String> = fields
+        .iter()
+        .filter(|f| f.attrs.restart.is_some())
+        .map(|f| &f.key)
+        .collect();
+    if keys.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        fn restart_paths() -> __eac::Vec<__eac::String> {
+            __eac::Vec::from([#(__eac::String::from(#keys)),*])
         }
     }
 }

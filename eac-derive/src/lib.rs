@@ -62,6 +62,7 @@ use syn::{DeriveInput, parse_macro_input};
 /// | `#[eac(debug)]` | struct | also generate `Debug`, printing `[redacted]` for secret fields (instead of `#[derive(Debug)]`) |
 /// | `#[eac(allow_unknown_keys)]` | struct | keys in the section that no field owns are ignored (dropped, never shown) instead of rejecting the candidate: `EaCSection::ALLOW_UNKNOWN_KEYS` |
 /// | `#[eac(secret)]` | field | the field's value is never shown: `EaCSection::secret_paths()` lists it; the `Debug` of `#[eac(debug)]` prints `[redacted]` |
+/// | `#[eac(restart)]` | field | the field is read only at start (a listen port, a pool size): a change is published, classified `restart` in diffs and previews, and listed in `Status::restart_needed` until the process restarts: `EaCSection::restart_paths()` lists it |
 ///
 /// Keys follow serde: `#[serde(rename = "..")]` and `#[serde(rename_all = "..")]` change
 /// the key a field is read from, and so its secret path and its lens's key path;

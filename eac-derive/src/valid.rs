@@ -79,6 +79,12 @@ fn check_generics(input: &Input<'_>, errors: &mut Errors) {
 }
 
 fn check_container(input: &Input<'_>, errors: &mut Errors) {
+    if let Some(restart) = &input.attrs.restart {
+        errors.push(syn::Error::new_spanned(
+            restart,
+            "#[eac(restart)] marks a field, not the struct: put it on each field read only at start",
+        ));
+    }
     if let Some(secret) = &input.attrs.secret {
         errors.push(syn::Error::new_spanned(
             secret,

@@ -334,6 +334,11 @@ impl Builder {
             .iter()
             .flat_map(|s| s.secrets.iter().cloned())
             .collect();
+        let restarts: Arc<[String]> = self
+            .specs
+            .iter()
+            .flat_map(|s| s.restarts.iter().cloned())
+            .collect();
         let keys = Arc::new(Keys::new(
             self.specs.iter().map(|s| s.keys.clone()).collect(),
             self.allow_unknown_keys,
@@ -425,6 +430,7 @@ impl Builder {
             last_rejection: None,
             pending: None,
             differs_from_sources: false,
+            restart_needed: Vec::new(),
             history_store: None,
             sources: Vec::new(),
             resolvers: Vec::new(),
@@ -463,9 +469,11 @@ impl Builder {
             history.push_rejection(&Origin::Startup, snapshot.version, &errors);
         }
         Ok(Publisher {
+            started_on: Arc::clone(&snapshot.document),
             current: ArcSwap::new(snapshot),
             specs: self.specs.into_boxed_slice(),
             secrets,
+            restarts,
             keys,
             sources: self.sources.into_boxed_slice(),
             hooks: self.hooks.into_boxed_slice(),

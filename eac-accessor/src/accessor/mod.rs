@@ -154,6 +154,7 @@ impl EaCAccessor {
             &b,
             &crate::diff::Context {
                 secrets: &self.publisher.secrets,
+                restarts: &self.publisher.restarts,
                 sections: &sections,
                 errors: &[],
             },
@@ -238,6 +239,17 @@ impl EaCAccessor {
             .collect();
         status.resolvers =
             resolve::status(&self.publisher.resolvers, &self.publisher.current.load());
+        let current = self.publisher.current.load();
+        status.restart_needed = self
+            .publisher
+            .restarts
+            .iter()
+            .filter(|key| {
+                let pointer = crate::error::dotted_to_pointer(key);
+                self.publisher.started_on.pointer(&pointer) != current.document.pointer(&pointer)
+            })
+            .cloned()
+            .collect();
         status
     }
 

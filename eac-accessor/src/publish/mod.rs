@@ -128,6 +128,11 @@ pub(crate) struct Publisher {
     pub(crate) current: ArcSwap<Snapshot>,
     pub(crate) specs: Box<[SectionSpec]>,
     pub(crate) secrets: Arc<[String]>,
+    /// The fields read only at start.
+    pub(crate) restarts: Arc<[String]>,
+    /// The document this process started on: a restart-only field that differs from it
+    /// needs a restart to apply.
+    pub(crate) started_on: Arc<Value>,
     /// The keys the sections own: everything else is not configuration.
     pub(crate) keys: Arc<Keys>,
     pub(crate) sources: Box<[Box<dyn Source>]>,
@@ -369,6 +374,7 @@ impl Publisher {
         let sections: Vec<&'static str> = self.specs.iter().map(|s| s.path).collect();
         let cx = diff::Context {
             secrets: &self.secrets,
+            restarts: &self.restarts,
             sections: &sections,
             errors: &errors,
         };

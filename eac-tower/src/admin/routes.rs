@@ -87,6 +87,7 @@ pub(super) async fn status(State(state): State<AdminState>) -> Json<Value> {
         "last_rejection": status.last_rejection,
         "pending": status.pending,
         "differs_from_sources": status.differs_from_sources,
+        "restart_needed": status.restart_needed,
         "history_store": status.history_store,
         "sources": status.sources,
         "resolvers": status.resolvers,

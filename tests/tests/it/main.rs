@@ -15,6 +15,7 @@ mod redaction;
 mod reject;
 mod reload;
 mod resolve;
+mod restart;
 mod secret_containers;
 mod secrets;
 mod sources;

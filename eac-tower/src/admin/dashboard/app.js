@@ -129,9 +129,13 @@
       fill($("pending"), "No pending change.");
       $("pending").className = "muted";
     }
+    const restart = s.restart_needed || [];
     fill($("drift"), s.differs_from_sources
       ? el("p", { class: "note warn" }, "The running version differs from what the sources hold now (a rollback, or a change not yet published).")
-      : null);
+      : null,
+      restart.length
+        ? el("p", { class: "note warn", id: "restart-needed" }, `A restart is needed to apply: ${restart.join(", ")}`)
+        : null);
     const st = s.history_store;
     if (st) {
       const bad = st.failures > 0 || st.error;
