@@ -56,16 +56,10 @@ fn on_loopback_reads_are_open_and_mutations_need_the_token() {
 
 /// `GET path` naming `host`, as a browser sends it for a page of that name.
 fn read_for_host(address: SocketAddr, path: &str, host: &str) -> support::Response {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    std::io::Write::write_all(
-        &mut stream,
-        format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
+    support::exchange(
+        address,
+        &format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"),
     )
-    .unwrap();
-    support::read_response(&mut stream).unwrap()
 }
 
 #[test]
@@ -236,20 +230,13 @@ fn at_most_64_event_streams_then_503_until_one_closes() {
 
 /// A POST with a JSON body; the whole response.
 fn post_json(address: SocketAddr, path: &str, body: &str) -> support::Response {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    std::io::Write::write_all(
-        &mut stream,
-        format!(
+    support::exchange(
+        address,
+        &format!(
             "POST {path} HTTP/1.1\r\nhost: localhost\r\nx-eac-refresh-token: {TOKEN}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
-        )
-        .as_bytes(),
+        ),
     )
-    .unwrap();
-    support::read_response(&mut stream).unwrap()
 }
 
 #[test]

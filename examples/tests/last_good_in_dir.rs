@@ -4,19 +4,13 @@
 mod support;
 
 use eac_accessor::source::{Format, LastGood};
-use eac_examples::doc_server::DocServer;
 use eac_tests::ConfigDir;
 use support::{Auth, Launch};
 
 #[test]
 fn live_server_starts_from_the_cache_that_last_good_in_dir_names() {
     // A remote that is down: live_server must start from the cache or refuse.
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let remote = runtime
-        .block_on(DocServer::start("127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    let addr = remote.addr();
-    runtime.block_on(remote.stop());
+    let addr = support::gone_remote();
 
     let state = tempfile::tempdir().unwrap();
     // Stored under the credentials of before a rotation: they do not name the file.

@@ -133,12 +133,7 @@ fn live_server_follows_a_remote_document_and_starts_from_its_cache() {
 
 #[test]
 fn live_server_without_its_remote_or_a_cache_refuses_to_start_naming_the_url() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let remote = runtime
-        .block_on(DocServer::start("127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    let addr = remote.addr();
-    runtime.block_on(remote.stop());
+    let addr = support::gone_remote();
     let config = ConfigDir::with_app();
     let state = tempfile::tempdir().unwrap();
     let (code, stderr) = Launch::new(config.path(), state.path())

@@ -112,9 +112,8 @@ impl History {
     /// process serves (its config folder), to notice a state dir that served another.
     pub(crate) fn open(dir: &Path, limit: usize, label: Option<String>) -> Result<History, Error> {
         let mut history = History::new(limit);
-        // Its own error (the folder, what is wrong, the fix) rather than the store's.
-        crate::StateDir::open(dir)?;
-        let (store, records, _skipped) = Store::open(dir, history.limit).map_err(|e| {
+        let state = crate::StateDir::open(dir)?;
+        let (store, records, _skipped) = Store::open(&state, history.limit).map_err(|e| {
             Error::new(
                 crate::ErrorKind::Io,
                 format!("cannot open the history store in `{}`: {e}", dir.display()),
@@ -319,7 +318,8 @@ mod tests {
         let state = tempfile::tempdir().unwrap();
         let state = state.path().join("state");
         {
-            let (mut store, _, _) = Store::open(&state, 10).unwrap();
+            let dir = crate::StateDir::open(&state).unwrap();
+            let (mut store, _, _) = Store::open(&dir, 10).unwrap();
             let record = Record {
                 version: u64::MAX - 1,
                 hash: String::new(),

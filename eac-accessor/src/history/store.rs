@@ -51,8 +51,8 @@ pub(crate) struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`, returning it with every intact record, oldest
     /// first, and how many corrupt or torn ones were skipped.
-    pub(crate) fn open(dir: &Path, limit: usize) -> io::Result<(Store, Vec<Record>, usize)> {
-        StateDir::open(dir).map_err(|e| io::Error::other(e.message().to_owned()))?;
+    pub(crate) fn open(dir: &StateDir, limit: usize) -> io::Result<(Store, Vec<Record>, usize)> {
+        let dir = dir.path();
         let lock = lock_dir(dir)?;
         let path = dir.join(FILE_NAME);
         let bytes = state_dir::read_private(&path)?.unwrap_or_default();
@@ -240,6 +240,11 @@ mod tests {
         builder.tempdir().unwrap()
     }
 
+    /// The store in `path`, checked as a state dir first.
+    fn open_at(path: &Path, limit: usize) -> io::Result<(Store, Vec<Record>, usize)> {
+        Store::open(&StateDir::open(path).unwrap(), limit)
+    }
+
     fn record(version: u64) -> Record {
         Record {
             version,
@@ -253,7 +258,7 @@ mod tests {
     }
 
     fn write_three(dir: &Path) -> (Vec<u8>, usize) {
-        let (mut store, _, _) = Store::open(dir, 10).unwrap();
+        let (mut store, _, _) = open_at(dir, 10).unwrap();
         let mut kept = Vec::new();
         for v in 1..=3 {
             store.append(&record(v), &kept).unwrap();
@@ -267,8 +272,8 @@ mod tests {
     #[test]
     fn a_second_store_on_the_same_folder_is_refused_naming_the_holder() {
         let dir = private_dir();
-        let first = Store::open(dir.path(), 10).unwrap();
-        let error = Store::open(dir.path(), 10).unwrap_err();
+        let first = open_at(dir.path(), 10).unwrap();
+        let error = open_at(dir.path(), 10).unwrap_err();
         let message = error.to_string();
         assert!(
             message.contains(&dir.path().display().to_string()),
@@ -279,14 +284,14 @@ mod tests {
             "{message}"
         );
         drop(first);
-        Store::open(dir.path(), 10).expect("the lock is free once the holder is gone");
+        open_at(dir.path(), 10).expect("the lock is free once the holder is gone");
     }
 
     #[test]
     fn reopening_reads_every_record_back() {
         let dir = private_dir();
         write_three(dir.path());
-        let (_, records, skipped) = Store::open(dir.path(), 10).unwrap();
+        let (_, records, skipped) = open_at(dir.path(), 10).unwrap();
         assert_eq!(skipped, 0);
         assert_eq!(records, [record(1), record(2), record(3)]);
     }
@@ -299,13 +304,13 @@ mod tests {
         for cut in start..bytes.len() {
             let case = private_dir();
             fs::write(case.path().join(FILE_NAME), &bytes[..cut]).unwrap();
-            let (mut store, records, skipped) = Store::open(case.path(), 10).unwrap();
+            let (mut store, records, skipped) = open_at(case.path(), 10).unwrap();
             assert_eq!(records, [record(1), record(2)], "cut at {cut}");
             assert_eq!(skipped, usize::from(cut > start), "cut at {cut}");
             // And the store is usable afterwards: a new record follows the good ones.
             store.append(&record(4), &records).unwrap();
             drop(store);
-            let (_, again, skipped) = Store::open(case.path(), 10).unwrap();
+            let (_, again, skipped) = open_at(case.path(), 10).unwrap();
             assert_eq!(again, [record(1), record(2), record(4)], "cut at {cut}");
             assert_eq!(skipped, 0);
         }
@@ -320,7 +325,7 @@ mod tests {
             broken[at] ^= 0x20;
             let case = private_dir();
             fs::write(case.path().join(FILE_NAME), &broken).unwrap();
-            let (_, records, skipped) = Store::open(case.path(), 10).unwrap();
+            let (_, records, skipped) = open_at(case.path(), 10).unwrap();
             assert_eq!(records, [record(1), record(2)], "flipped byte {at}");
             assert!(skipped >= 1, "flipped byte {at}");
         }
@@ -334,7 +339,7 @@ mod tests {
         bytes[second_start + HEADER + 3] ^= 0x01;
         let _ = last_len;
         fs::write(dir.path().join(FILE_NAME), &bytes).unwrap();
-        let (_, records, skipped) = Store::open(dir.path(), 10).unwrap();
+        let (_, records, skipped) = open_at(dir.path(), 10).unwrap();
         assert_eq!(records, [record(1), record(3)]);
         assert_eq!(skipped, 1);
     }
@@ -365,7 +370,7 @@ mod tests {
             bytes.extend(encode(r).unwrap());
         }
         fs::write(dir.path().join(FILE_NAME), &bytes).unwrap();
-        let (_, records, skipped) = Store::open(dir.path(), 10).unwrap();
+        let (_, records, skipped) = open_at(dir.path(), 10).unwrap();
         assert_eq!(records, [record(3)]);
         assert_eq!(skipped, out_of_range.len());
     }
@@ -381,7 +386,7 @@ mod tests {
         for name in [LOCK_NAME, FILE_NAME] {
             let planted = state.join(name);
             std::os::unix::fs::symlink(&victim, &planted).unwrap();
-            let error = Store::open(&state, 10).unwrap_err();
+            let error = open_at(&state, 10).unwrap_err();
             assert!(
                 error.to_string().contains("symbolic link"),
                 "{name}: {error}"
@@ -389,7 +394,7 @@ mod tests {
             assert_eq!(fs::read_to_string(&victim).unwrap(), "precious", "{name}");
             fs::remove_file(&planted).unwrap();
         }
-        Store::open(&state, 10).expect("opens once the links are gone");
+        open_at(&state, 10).expect("opens once the links are gone");
     }
 
     #[cfg(unix)]
@@ -407,7 +412,7 @@ mod tests {
     #[test]
     fn the_file_is_compacted_to_the_limit() {
         let dir = private_dir();
-        let (mut store, _, _) = Store::open(dir.path(), 3).unwrap();
+        let (mut store, _, _) = open_at(dir.path(), 3).unwrap();
         let mut kept: Vec<Record> = Vec::new();
         for v in 1..=20 {
             store.append(&record(v), &kept).unwrap();
@@ -416,7 +421,7 @@ mod tests {
             kept.drain(..start);
         }
         drop(store);
-        let (_, records, _) = Store::open(dir.path(), 3).unwrap();
+        let (_, records, _) = open_at(dir.path(), 3).unwrap();
         assert_eq!(records, [record(18), record(19), record(20)]);
         let size = fs::metadata(dir.path().join(FILE_NAME)).unwrap().len() as usize;
         assert!(

@@ -26,6 +26,20 @@ pub fn app_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
     (config, eac_tests::private_dir())
 }
 
+/// The address of a remote document server that was started and stopped: nothing
+/// answers there any more (a remote that is down).
+pub fn gone_remote() -> SocketAddr {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let remote = runtime
+        .block_on(eac_examples::doc_server::DocServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .unwrap();
+    let addr = remote.addr();
+    runtime.block_on(remote.stop());
+    addr
+}
+
 /// How to start one `live_server`.
 #[derive(Debug, Clone)]
 pub struct Launch {
@@ -297,6 +311,22 @@ pub fn write_request(stream: &mut TcpStream, method: &str, path: &str, auth: Aut
     .unwrap();
 }
 
+/// A connection to `address` whose reads give up after 10 s.
+pub fn connect(address: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Sends `request` exactly as written (head and body) and reads the whole response.
+pub fn exchange(address: SocketAddr, request: &str) -> Response {
+    let mut stream = connect(address);
+    stream.write_all(request.as_bytes()).unwrap();
+    read_response(&mut stream).unwrap()
+}
+
 /// Reads a whole response (the server closes after it).
 pub fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
     let mut response = String::new();
@@ -322,10 +352,7 @@ pub fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
 impl Server {
     /// One request to `address`.
     pub fn request_to(address: SocketAddr, method: &str, path: &str, auth: Auth) -> Response {
-        let mut stream = TcpStream::connect(address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let mut stream = connect(address);
         write_request(&mut stream, method, path, auth);
         read_response(&mut stream).unwrap()
     }

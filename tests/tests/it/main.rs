@@ -22,7 +22,6 @@ mod sources;
 mod subscribe;
 mod unknown_keys;
 mod watch;
-mod watch_drop;
 
 use eac_accessor::{Builder, EaCAccessor, Errors, source::Dir};
 use eac_tests::{ConfigDir, Features, Greeting, Limits, Upstream};

@@ -98,6 +98,13 @@ struct Config {
     tls: Option<tls::Roots>,
 }
 
+impl Config {
+    /// The names of the headers sent: never their values, which hold tokens.
+    fn header_names(&self) -> Vec<&str> {
+        self.headers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// What `load` returns.
@@ -541,12 +548,7 @@ impl Http {
         if std::mem::replace(&mut self.lock().warned_in_clear, true) {
             return;
         }
-        let headers: Vec<&str> = self
-            .config
-            .headers
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let headers = self.config.header_names();
         tracing::warn!(
             source = %self.config.name,
             headers = %headers.join(", "),
@@ -1016,12 +1018,7 @@ impl Source for Http {
 impl fmt::Debug for Http {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never a header's value: tokens live there.
-        let headers: Vec<&str> = self
-            .config
-            .headers
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect();
+        let headers = self.config.header_names();
         let mut f = f.debug_struct("Http");
         f.field("url", &self.config.name)
             .field("headers", &headers)
