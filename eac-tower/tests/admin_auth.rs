@@ -143,15 +143,8 @@ async fn serve(bind: &str, open: Option<&'static str>) -> Server {
         "EAC_ADMIN_OPEN_READS" => open.map(str::to_owned),
         _ => None,
     };
-    Server::start_on(bind, move |setup| {
-        let config = AdminConfig::from_vars_for(setup.bound, vars)
-            .unwrap()
-            .coordinator(&setup.reloads)
-            .shutdown_signal(setup.until_stopped());
-        Router::new().nest(
-            admin::DEFAULT_PREFIX,
-            admin::router(setup.accessor.clone(), config),
-        )
+    Server::start_configured(bind, move |bound| {
+        AdminConfig::from_vars_for(bound, vars).unwrap()
     })
     .await
 }

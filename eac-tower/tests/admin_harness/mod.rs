@@ -137,8 +137,16 @@ impl Server {
     /// rolling back through [`Setup::reloads`], its event streams ended when the server
     /// stops.
     pub async fn start(config: AdminConfig) -> Server {
-        Server::start_on("127.0.0.1:0", move |setup| {
-            let config = config
+        Server::start_configured("127.0.0.1:0", move |_| config).await
+    }
+
+    /// The same on `bind`, with the config `config` makes for the address bound.
+    pub async fn start_configured(
+        bind: &str,
+        config: impl FnOnce(SocketAddr) -> AdminConfig,
+    ) -> Server {
+        Server::start_on(bind, move |setup| {
+            let config = config(setup.bound)
                 .coordinator(&setup.reloads)
                 .shutdown_signal(setup.until_stopped());
             Router::new().nest(
