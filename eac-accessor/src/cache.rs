@@ -223,13 +223,19 @@ mod tests {
         const PATH: &'static str = "limits";
     }
 
-    #[test]
-    fn a_cached_reader_sees_a_new_version_on_its_next_read() -> Result<(), Errors> {
+    /// An accessor on `[limits] max = 1`, and the document to change it.
+    fn limits_at_one() -> Result<(EaCAccessor, Memory), Errors> {
         let doc = Memory::new("m", Format::Toml, "[limits]\nmax = 1\n");
         let accessor = EaCAccessor::builder()
             .section::<Limits>()
             .source(doc.clone())
             .build()?;
+        Ok((accessor, doc))
+    }
+
+    #[test]
+    fn a_cached_reader_sees_a_new_version_on_its_next_read() -> Result<(), Errors> {
+        let (accessor, doc) = limits_at_one()?;
         let mut reader = accessor.cached();
         let first = Arc::clone(reader.load());
         assert_eq!((first.version(), first.section::<Limits>().max), (1, 1));
@@ -246,11 +252,7 @@ mod tests {
 
     #[test]
     fn a_cached_section_sees_a_new_version_on_its_next_read() -> Result<(), Errors> {
-        let doc = Memory::new("m", Format::Toml, "[limits]\nmax = 1\n");
-        let accessor = EaCAccessor::builder()
-            .section::<Limits>()
-            .source(doc.clone())
-            .build()?;
+        let (accessor, doc) = limits_at_one()?;
         let mut limits = accessor.cached_section::<Limits>();
         assert_eq!(limits.load().max, 1);
         doc.set("[limits]\nmax = 2\n");
@@ -261,11 +263,7 @@ mod tests {
 
     #[test]
     fn a_cached_reader_drops_the_old_snapshot_once_it_reads_the_new_one() -> Result<(), Errors> {
-        let doc = Memory::new("m", Format::Toml, "[limits]\nmax = 1\n");
-        let accessor = EaCAccessor::builder()
-            .section::<Limits>()
-            .source(doc.clone())
-            .build()?;
+        let (accessor, doc) = limits_at_one()?;
         let mut reader = accessor.cached();
         let old = Arc::downgrade(reader.load());
         doc.set("[limits]\nmax = 2\n");

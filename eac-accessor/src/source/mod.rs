@@ -359,15 +359,16 @@ fn merge_into(base: &mut Dict, over: Dict) {
 mod tests {
     use super::*;
 
+    /// A layer of `text` from a memory source named `name`.
+    pub(super) fn layer(name: &str, format: Format, text: &str) -> Layer {
+        Layer::text(SourceName::Memory(name.into()), format, text.to_owned())
+    }
+
     #[test]
     fn later_layers_win_and_provenance_names_them() {
-        let a = Layer::text(
-            SourceName::Memory("a".into()),
-            Format::Toml,
-            "[s]\nx = 1\ny = 2\n",
-        );
-        let b = Layer::text(
-            SourceName::Memory("b".into()),
+        let a = layer("a", Format::Toml, "[s]\nx = 1\ny = 2\n");
+        let b = layer(
+            "b",
             Format::Json,
             r#"{"s": {"y": 3, "extra": {"deep": true}}}"#,
         );
@@ -408,9 +409,6 @@ mod tests {
 
     #[test]
     fn provenance_follows_what_replaced_a_parent() {
-        let layer = |name: &str, format, text: &str| {
-            Layer::text(SourceName::Memory(name.into()), format, text.to_owned())
-        };
         let layers = vec![
             layer(
                 "a",

@@ -225,21 +225,14 @@ fn child<'d>(value: &'d Value, segment: &str) -> Option<&'d Value> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Format, Layer, merge};
+    use super::super::tests::layer;
+    use super::super::{Format, merge};
     use super::*;
 
     #[test]
     fn kept_layers_answer_every_value_at_a_key_in_order() {
-        let a = Layer::text(
-            SourceName::Memory("a".into()),
-            Format::Toml,
-            "[s]\nx = 1\ny = 2\n",
-        );
-        let b = Layer::text(
-            SourceName::Memory("b".into()),
-            Format::Json,
-            r#"{"s": {"y": 3}}"#,
-        );
+        let a = layer("a", Format::Toml, "[s]\nx = 1\ny = 2\n");
+        let b = layer("b", Format::Json, r#"{"s": {"y": 3}}"#);
         let layers = vec![a, b];
         let kept = keep(&layers);
         merge(layers).unwrap();
