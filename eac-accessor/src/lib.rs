@@ -91,6 +91,7 @@ pub mod source;
 mod state_dir;
 mod status;
 mod subscribe;
+mod sync;
 pub mod testing;
 mod validate;
 

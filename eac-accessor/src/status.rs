@@ -1,7 +1,7 @@
 //! What reloads did and what the accessor reports about itself: the outcome of one
 //! reload, the current version, the last reloads, a pending change.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::diff::Diff;
@@ -177,8 +177,4 @@ impl Status {
         }
         self.last_reload = Some(report);
     }
-}
-
-pub(crate) fn lock_status(m: &Mutex<Status>) -> std::sync::MutexGuard<'_, Status> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -4,6 +4,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::sync::lock;
+
 use tokio::sync::watch;
 
 use crate::error::Errors;
@@ -191,10 +193,7 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(callbacks) = self.callbacks.upgrade() {
-            callbacks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(self.id);
+            lock(&callbacks).remove(self.id);
         }
     }
 }

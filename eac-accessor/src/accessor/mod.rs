@@ -15,8 +15,9 @@ use crate::publish::{Candidate, Outcome, Preview, Publisher};
 use crate::resolve;
 use crate::section::EaCSection;
 use crate::snapshot::{Origin, Snapshot};
-use crate::status::{Status, lock_status};
+use crate::status::Status;
 use crate::subscribe::{Event, SectionChange, SectionWatch, Subscription};
+use crate::sync::lock;
 
 mod builder;
 
@@ -110,29 +111,17 @@ impl EaCAccessor {
 
     /// The kept versions, oldest first.
     pub fn history(&self) -> Vec<HistoryEntry> {
-        self.publisher
-            .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entries()
+        lock(&self.publisher.history).entries()
     }
 
     /// The kept rejections, oldest first.
     pub fn rejections(&self) -> Vec<Rejection> {
-        self.publisher
-            .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .rejections()
+        lock(&self.publisher.history).rejections()
     }
 
     /// The classified diff between two kept versions (secrets redacted).
     pub fn diff_versions(&self, from: u64, to: u64) -> Result<Diff, Errors> {
-        let history = self
-            .publisher
-            .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let history = lock(&self.publisher.history);
         let find = |v: u64| {
             history
                 .get(v)
@@ -202,12 +191,7 @@ impl EaCAccessor {
                 version: new.version(),
             })
         });
-        let id = self
-            .publisher
-            .callbacks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .add(index, callback);
+        let id = lock(&self.publisher.callbacks).add(index, callback);
         Subscription {
             callbacks: Arc::downgrade(&self.publisher.callbacks),
             id,
@@ -224,13 +208,8 @@ impl EaCAccessor {
 
     /// The current version and what the last reload did.
     pub fn status(&self) -> Status {
-        let mut status = lock_status(&self.publisher.status).clone();
-        status.history_store = self
-            .publisher
-            .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .store_status();
+        let mut status = lock(&self.publisher.status).clone();
+        status.history_store = lock(&self.publisher.history).store_status();
         status.sources = self
             .publisher
             .sources
@@ -256,11 +235,7 @@ impl EaCAccessor {
     /// Writes the versions the durable history store missed after failed writes (a full
     /// disk), as the next publish also does. Call it before shutting down.
     pub fn sync_history(&self) -> Result<(), Error> {
-        self.publisher
-            .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .sync()
+        lock(&self.publisher.history).sync()
     }
 
     /// The dotted paths of the registered sections, in registration order.

@@ -27,9 +27,10 @@ use crate::snapshot::{Origin, Snapshot};
 use crate::source::Source;
 use crate::source::{self, Layer};
 pub use crate::status::Outcome;
-use crate::status::{PendingChange, Status, lock_status};
+use crate::status::{PendingChange, Status};
 use crate::subscribe::Callbacks;
 use crate::subscribe::Event;
+use crate::sync::lock;
 
 mod prepare;
 mod scope;
@@ -162,7 +163,7 @@ impl Publisher {
     ) -> Result<Outcome, Errors> {
         // One writer at a time keeps versions consecutive; readers never take this lock.
         // It guards the fingerprint of the sources the current version was read from.
-        let mut last_read = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last_read = lock(&self.writer);
         let started = Instant::now();
         let result = match source::load_layers(&self.sources) {
             Err(errors) => Err(into_errors(errors)),
@@ -231,11 +232,8 @@ impl Publisher {
             .collect();
         let paths: Vec<&'static str> = changed.iter().map(|&i| self.specs[i].path).collect();
         // Durable history first: a crash after it never reuses this version number.
-        let unsaved = self
-            .history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(&snapshot, paths.iter().map(|p| (*p).to_owned()).collect());
+        let unsaved =
+            lock(&self.history).push(&snapshot, paths.iter().map(|p| (*p).to_owned()).collect());
         self.current.store(Arc::clone(&snapshot));
         for cell in self.cells.iter() {
             cell.follow(&snapshot);
@@ -259,7 +257,7 @@ impl Publisher {
     /// check and readiness hook.
     pub(crate) fn rollback_to(&self, version: u64, origin: Origin) -> Result<Outcome, Errors> {
         let document = {
-            let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            let history = lock(&self.history);
             history
                 .get(version)
                 .map(|e| Arc::clone(&e.document))
@@ -292,7 +290,7 @@ impl Publisher {
         origin: Origin,
         only_if_current: Option<u64>,
     ) -> Result<Outcome, Errors> {
-        let mut last_read = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last_read = lock(&self.writer);
         let started = Instant::now();
         let current = self.current.load().version;
         let result = match only_if_current {
@@ -398,11 +396,7 @@ impl Publisher {
             let (_, _, section) = &new.sections[i];
             self.watchers[i].send_replace((new.version, Arc::clone(section)));
         }
-        let callbacks = self
-            .callbacks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .for_sections(changed);
+        let callbacks = lock(&self.callbacks).for_sections(changed);
         for callback in callbacks {
             if catch_unwind(AssertUnwindSafe(|| callback(old, new))).is_err() {
                 tracing::error!(version = new.version, "an on_change callback panicked");
@@ -433,7 +427,7 @@ impl Publisher {
             }
             Err(errors) => return self.reject(origin, errors, Some(took)),
         };
-        lock_status(&self.status).record(origin, result, took);
+        lock(&self.status).record(origin, result, took);
         if let Ok(outcome) = result {
             metrics::record(outcome.as_str(), version, Some(took));
         }
@@ -450,11 +444,8 @@ impl Publisher {
     pub(crate) fn reject(&self, origin: &Origin, errors: &Errors, took: Option<Duration>) {
         let version = self.current.load().version;
         tracing::warn!(version, %origin, %errors, "configuration rejected; keeping the current version");
-        lock_status(&self.status).record(origin, &Err(errors.clone()), took.unwrap_or_default());
-        self.history
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_rejection(origin, version, errors);
+        lock(&self.status).record(origin, &Err(errors.clone()), took.unwrap_or_default());
+        lock(&self.history).push_rejection(origin, version, errors);
         metrics::record("rejected", version, took);
         let _ = self.events.send(Event::Rejected {
             version,
@@ -488,11 +479,11 @@ impl Publisher {
     pub(crate) fn keep_pending(&self, origin: Origin, preview: &Preview) -> Result<(), Errors> {
         let version = self.current.load().version();
         if let Some(errors) = Errors::from_vec(preview.errors.clone()) {
-            lock_status(&self.status).pending = None;
+            lock(&self.status).pending = None;
             self.reject(&origin, &errors, None);
             return Err(errors);
         }
-        let mut status = lock_status(&self.status);
+        let mut status = lock(&self.status);
         if preview.unchanged {
             status.pending = None;
             status.differs_from_sources = false;

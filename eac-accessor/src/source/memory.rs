@@ -4,6 +4,7 @@ use std::sync::{Arc, RwLock};
 
 use super::{Format, Layer, ParseLimits, Source};
 use crate::error::{Error, SourceName};
+use crate::sync::{read, write};
 
 /// Defaults given in code, serialized once; put them first so every other source wins.
 ///
@@ -83,13 +84,13 @@ impl Memory {
 
     /// Replaces the text; the next reload reads it.
     pub fn set(&self, text: impl Into<Arc<str>>) {
-        *self.text.write().unwrap_or_else(|p| p.into_inner()) = text.into();
+        *write(&self.text) = text.into();
     }
 }
 
 impl Source for Memory {
     fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
-        let text = Arc::clone(&self.text.read().unwrap_or_else(|p| p.into_inner()));
+        let text = Arc::clone(&read(&self.text));
         let name = SourceName::Memory(self.name.clone());
         Ok(vec![
             Layer::text(name, self.format, text).with_limits(self.limits),
