@@ -195,7 +195,7 @@ impl DocServer {
     }
 
     fn script(&self) -> std::sync::MutexGuard<'_, Script> {
-        self.script.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.script)
     }
 
     /// Serves `document` from now on.
@@ -296,7 +296,7 @@ async fn serve_connection<I>(io: I, script: Arc<Mutex<Script>>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    script.lock().unwrap_or_else(|p| p.into_inner()).connections += 1;
+    lock(&script).connections += 1;
     let service = service_fn(move |request| {
         let script = Arc::clone(&script);
         async move { Ok::<_, Infallible>(respond(&script, request).await) }
@@ -355,7 +355,7 @@ async fn respond(script: &Mutex<Script>, request: Request<Incoming>) -> Response
         at: std::time::Instant::now(),
     };
     let (answer, document, validators, always_new, served) = {
-        let mut s = script.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(script);
         let answer = s.answer.clone();
         if let Some(times) = s.times.as_mut() {
             *times = times.saturating_sub(1);
@@ -423,12 +423,13 @@ async fn respond(script: &Mutex<Script>, request: Request<Incoming>) -> Response
     response
 }
 
+/// The script, as it is even when a handler panicked while holding it.
+fn lock(script: &Mutex<Script>) -> std::sync::MutexGuard<'_, Script> {
+    script.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn record(script: &Mutex<Script>, seen: Seen) {
-    script
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .seen
-        .push(seen);
+    lock(script).seen.push(seen);
 }
 
 fn document_response(
@@ -442,7 +443,7 @@ fn document_response(
     let hash = fnv(&body);
     let etag = format!("\"{hash:016x}\"");
     let modified = {
-        let mut s = script.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = lock(script);
         match s.modified {
             Some((h, at)) if h == hash => at,
             _ => {
