@@ -109,5 +109,5 @@ pub use secret::Secret;
 pub use section::{EaCSection, FieldErrors};
 pub use snapshot::{KeySource, Origin, Overridden, Snapshot};
 pub use state_dir::StateDir;
-pub use status::{PendingChange, ReloadReport, Status};
+pub use status::{HeldBack, PendingChange, ReloadReport, Status};
 pub use subscribe::{Closed, Event, SectionChange, SectionWatch, Subscription};

@@ -19,3 +19,8 @@ pub(crate) fn record(outcome: &'static str, version: u64, took: Option<Duration>
     }
     metrics::gauge!("eac_snapshot_version").set(version as f64);
 }
+
+/// How many inputs are held back now (rejected while the rest of a change was published).
+pub(crate) fn held_back(inputs: usize) {
+    metrics::gauge!("eac_inputs_held_back").set(inputs as f64);
+}

@@ -96,12 +96,33 @@ pub struct Status {
     pub restart_needed: Vec<String>,
     /// The durable history store's state, when there is one.
     pub history_store: Option<StoreStatus>,
+    /// The inputs held back: each was rejected, and the running version was built with
+    /// its last accepted content in its place, so that it blocked only itself (a bad
+    /// remote document does not block a file edit). Each stays here until it changes and
+    /// passes; empty when every input is live.
+    pub held_back: Vec<HeldBack>,
     /// The state of each source that fetches in the background (a remote document, an
     /// etcd prefix), in merge order; empty when every source is read on demand.
     pub sources: Vec<SourceStatus>,
     /// Each resolver's current value: the version that built it, when and how fast, and
     /// how many replaced values are still alive.
     pub resolvers: Vec<ResolverStatus>,
+}
+
+/// An input (a file, a remote document, an etcd key) whose content was rejected while
+/// the rest of a change was published: the running version holds its last accepted
+/// content instead.
+#[derive(Debug, Clone, serde::Serialize)]
+#[non_exhaustive]
+pub struct HeldBack {
+    /// The input, as errors name it (`file `conf/app.toml``, `URL `https://…``,
+    /// `etcd:/eac/app/limits`); credentials are never part of it.
+    pub input: String,
+    /// Since when its current content has been held back.
+    #[serde(serialize_with = "crate::json_time::unix_seconds")]
+    pub since: SystemTime,
+    /// Why it was rejected.
+    pub errors: Vec<Error>,
 }
 
 /// A change found in the sources and validated, waiting for an operator's refresh.
@@ -135,6 +156,9 @@ pub struct ReloadReport {
     pub duration: Duration,
     /// Every problem, when rejected (empty otherwise).
     pub errors: Vec<Error>,
+    /// The inputs held back when it finished, unless it was rejected (see
+    /// [`Status::held_back`]).
+    pub held_back: Vec<String>,
 }
 
 impl Status {
@@ -144,7 +168,7 @@ impl Status {
         result: &Result<Outcome, Errors>,
         took: Duration,
     ) {
-        let (outcome, errors) = match result {
+        let (outcome, errors, held_back) = match result {
             Ok(outcome) => {
                 let snapshot = outcome.snapshot();
                 // A rollback serves what the sources no longer say; anything else was
@@ -160,9 +184,10 @@ impl Status {
                 self.hash = snapshot.hash;
                 self.published_at = snapshot.published_at;
                 self.origin = snapshot.origin.clone();
-                (outcome.as_str(), Vec::new())
+                let held = self.held_back.iter().map(|h| h.input.clone()).collect();
+                (outcome.as_str(), Vec::new(), held)
             }
-            Err(errors) => ("rejected", errors.as_slice().to_vec()),
+            Err(errors) => ("rejected", errors.as_slice().to_vec(), Vec::new()),
         };
         let report = ReloadReport {
             at: SystemTime::now(),
@@ -171,6 +196,7 @@ impl Status {
             version: self.version,
             duration: took,
             errors,
+            held_back,
         };
         if report.outcome == "rejected" {
             self.last_rejection = Some(report.clone());

@@ -60,6 +60,19 @@ pub enum Event {
         /// The source's state now (no secret in it).
         status: crate::source::SourceStatus,
     },
+    /// An input was rejected and held back: the rest of the change was published
+    /// (see [`Status::held_back`](crate::Status::held_back)); sent after its
+    /// [`Published`](Event::Published).
+    HeldBack {
+        /// The version published without it.
+        version: u64,
+        /// What caused the reload.
+        origin: Origin,
+        /// The input, as errors name it (a file, a URL without credentials, an etcd key).
+        input: String,
+        /// Why it was rejected.
+        errors: Errors,
+    },
     /// A candidate was rejected; the current version stays.
     Rejected {
         /// The version still current.

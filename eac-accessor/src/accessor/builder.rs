@@ -431,6 +431,7 @@ impl Builder {
             pending: None,
             differs_from_sources: false,
             restart_needed: Vec::new(),
+            held_back: Vec::new(),
             history_store: None,
             sources: Vec::new(),
             resolvers: Vec::new(),

@@ -25,6 +25,7 @@ use crate::section::AnySection;
 use crate::section::SectionSpec;
 use crate::snapshot::{Origin, Snapshot};
 use crate::source::Source;
+use crate::source::provenance::{self, Kept};
 use crate::source::{self, Layer};
 pub use crate::status::Outcome;
 use crate::status::{PendingChange, Status};
@@ -32,10 +33,12 @@ use crate::subscribe::Callbacks;
 use crate::subscribe::Event;
 use crate::sync::lock;
 
+mod isolate;
 mod prepare;
 mod scope;
 
 pub(crate) use prepare::{Hook, check_hooks, next_version, prepare};
+use scope::scope_kept;
 pub(crate) use scope::{Scoped, into_errors, scope};
 
 /// What to preview.
@@ -175,18 +178,83 @@ impl Publisher {
             }
             Ok(layers) => {
                 let read = source::fingerprint(&layers);
-                let scoped = scope(layers, &self.keys, false);
+                let kept = Arc::new(provenance::keep(&layers));
+                let scoped = scope_kept(layers, Arc::clone(&kept), &self.keys, false);
                 let result = self.publish_scoped(scoped, origin.clone(), commit);
+                let (result, held) = match result {
+                    Err(errors) => self.hold_back(errors, &kept, *last_read, &origin, commit),
+                    ok => (ok, Vec::new()),
+                };
                 if result.is_ok() {
                     *last_read = Some(read);
-                    // What the sources said is now the running configuration.
+                    // What the sources said is now the running configuration, but for
+                    // the inputs held back (they were told first).
                     self.sources.iter().for_each(|s| s.committed());
+                    self.show_held_back(&origin, &held);
                 }
                 result
             }
         };
         self.record(&origin, &result, started);
         result
+    }
+
+    /// A bad input blocks only itself (see [`isolate`]): when every error of a rejected
+    /// candidate is pinned on an input, each source is told, and — while the current
+    /// version was read from the sources — the candidate is built again with those
+    /// inputs' accepted content. The rebuilt candidate's result replaces the rejection
+    /// when it publishes a change; when it changes nothing, only bad inputs changed and
+    /// the rejection stands. Returns the result and the inputs held back.
+    fn hold_back(
+        &self,
+        errors: Errors,
+        candidate: &Kept,
+        read_before: Option<u64>,
+        origin: &Origin,
+        commit: &dyn Fn() -> bool,
+    ) -> (Result<Outcome, Errors>, Vec<(SourceName, Errors)>) {
+        let Some(culprits) = isolate::culprits(&errors, candidate, &self.specs) else {
+            return (Err(errors), Vec::new());
+        };
+        for (input, why) in &culprits {
+            self.sources.iter().for_each(|s| s.rejected(input, why));
+        }
+        if read_before.is_none() {
+            return (Err(errors), Vec::new());
+        }
+        let inputs: Vec<SourceName> = culprits.iter().map(|(input, _)| input.clone()).collect();
+        let current = self.current.load_full();
+        let layers = candidate.layers_holding_back(&current.kept, &inputs, isolate::input_of);
+        let again = self.publish_scoped(scope(layers, &self.keys, false), origin.clone(), commit);
+        match again {
+            Ok(published @ Outcome::Published { .. }) => (Ok(published), culprits),
+            Ok(Outcome::Unchanged { .. }) => {
+                let mut status = lock(&self.status);
+                status.held_back = isolate::held_back(&culprits, &status.held_back);
+                (Err(errors), Vec::new())
+            }
+            Err(_) => (Err(errors), Vec::new()),
+        }
+    }
+
+    /// Shows the inputs held back by a publish from the sources (none clears the list):
+    /// the status, a log line and an event for each, the gauge.
+    fn show_held_back(&self, origin: &Origin, held: &[(SourceName, Errors)]) {
+        let version = self.current.load().version;
+        {
+            let mut status = lock(&self.status);
+            status.held_back = isolate::held_back(held, &status.held_back);
+        }
+        metrics::held_back(held.len());
+        for (input, errors) in held {
+            tracing::warn!(version, %origin, %input, %errors, "input rejected and held back; the rest of the change was published");
+            let _ = self.events.send(Event::HeldBack {
+                version,
+                origin: origin.clone(),
+                input: input.to_string(),
+                errors: errors.clone(),
+            });
+        }
     }
 
     fn publish_scoped(

@@ -38,6 +38,16 @@ pub(crate) fn scope(
     allow_all: bool,
 ) -> Result<Scoped, Vec<Error>> {
     let kept = Arc::new(provenance::keep(&layers));
+    scope_kept(layers, kept, keys, allow_all)
+}
+
+/// [`scope`], with the copy of the layers' input made already.
+pub(super) fn scope_kept(
+    layers: Vec<Layer>,
+    kept: Arc<Kept>,
+    keys: &Keys,
+    allow_all: bool,
+) -> Result<Scoped, Vec<Error>> {
     let mut merged = source::merge(layers)?;
     let unknown = keys.scope(&mut merged.document);
     let unknown = if allow_all || unknown.is_empty() {

@@ -86,6 +86,17 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
     /// here. The default does nothing.
     fn committed(&self) {}
 
+    /// Says that `input`, one of the inputs the last [`load`](Source::load) returned (a
+    /// file, a remote document, an etcd key), was rejected for `errors`; called before
+    /// [`committed`](Source::committed) when the rest of the candidate was published
+    /// without it, or instead of it when the candidate was rejected whole. Each source is
+    /// told about every such input, and keeps what concerns its own: a remote source
+    /// shows the rejection in its status and does not cache that document. The default
+    /// does nothing.
+    fn rejected(&self, input: &SourceName, errors: &Errors) {
+        let _ = (input, errors);
+    }
+
     /// Asked at start when the candidate read from the sources was rejected (`why`): a
     /// source that keeps a last-known-good copy, and that the errors implicate,
     /// switches to it, says so in its status, and returns `true`; the candidate is then

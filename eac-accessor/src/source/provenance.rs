@@ -85,6 +85,38 @@ impl Kept {
             .collect()
     }
 
+    /// The layers again, in merge order, except that every layer whose input `input_of`
+    /// finds in `held` is replaced by the layers of that input in `accepted` (none when
+    /// `accepted` has none), at the place of its first layer here.
+    pub(crate) fn layers_holding_back(
+        &self,
+        accepted: &Kept,
+        held: &[SourceName],
+        input_of: impl Fn(&SourceName) -> Option<SourceName>,
+    ) -> Vec<Layer> {
+        let is_held = |name: &SourceName| input_of(name).filter(|input| held.contains(input));
+        let mut layers = Vec::with_capacity(self.0.len());
+        let mut placed: Vec<SourceName> = Vec::new();
+        for layer in &self.0 {
+            let Some(input) = is_held(&layer.name) else {
+                layers.push(layer.to_layer());
+                continue;
+            };
+            if placed.contains(&input) {
+                continue;
+            }
+            layers.extend(
+                accepted
+                    .0
+                    .iter()
+                    .filter(|old| is_held(&old.name).as_ref() == Some(&input))
+                    .map(KeptLayer::to_layer),
+            );
+            placed.push(input);
+        }
+        layers
+    }
+
     /// Answers "which source set this key?" about the merge of these layers.
     pub(crate) fn provenance(&self) -> Provenance<'_> {
         Provenance {
@@ -95,6 +127,22 @@ impl Kept {
 }
 
 impl KeptLayer {
+    /// The layer this was kept from, as it was read.
+    fn to_layer(&self) -> Layer {
+        let mut layer = match &self.content {
+            KeptContent::Parsed(data) => Layer::parsed(
+                self.name.clone(),
+                data.clone(),
+                super::dict_fingerprint(data),
+            ),
+            KeptContent::Text(format, text, limits) => {
+                Layer::text(self.name.clone(), *format, Arc::clone(text)).with_limits(*limits)
+            }
+        };
+        layer.env_vars = self.env_vars.clone();
+        layer
+    }
+
     /// `f` of the value at dotted `key`, if this layer has one. A text that no longer
     /// parses (it parsed when the snapshot was made, so this does not happen) has none.
     fn with_value_at<R>(&self, key: &str, f: impl FnOnce(&Value) -> R) -> Option<R> {

@@ -6,6 +6,7 @@ mod durable;
 mod etcd;
 mod history;
 mod hostile;
+mod isolation;
 mod metrics;
 mod newcomer;
 mod optional_section;
