@@ -28,7 +28,7 @@ use crate::source::Source;
 use crate::source::provenance::{self, Kept};
 use crate::source::{self, Layer};
 pub use crate::status::Outcome;
-use crate::status::{PendingChange, Status};
+use crate::status::{HeldBack, PendingChange, Status};
 use crate::subscribe::Callbacks;
 use crate::subscribe::Event;
 use crate::sync::lock;
@@ -80,6 +80,10 @@ pub struct Preview {
     pub errors: Vec<Error>,
     /// The classified changes from the current version to the candidate.
     pub diff: Diff,
+    /// The inputs left out of the candidate because they were rejected (see
+    /// [`Status::held_back`](crate::Status::held_back)): the preview is of the rest of
+    /// the change. Empty when every input is in it.
+    pub held_back: Vec<HeldBack>,
 }
 
 impl Preview {
@@ -90,6 +94,7 @@ impl Preview {
             version,
             errors,
             diff,
+            held_back: Vec::new(),
         }
     }
 }
@@ -386,8 +391,13 @@ impl Publisher {
 
     /// Runs the pipeline on a candidate without storing it: would it publish, every
     /// error, and the classified diff against the current snapshot.
+    ///
+    /// A dry run of the sources holds back bad inputs as a reload would (see
+    /// [`isolate`]): when it does, the preview is of the rest of the change, and
+    /// [`Preview::held_back`] names what it left out.
     pub(crate) fn preview(&self, candidate: Candidate) -> Preview {
         let current = self.current.load_full();
+        let from_sources = matches!(candidate, Candidate::Sources);
         // The keys where the overlay sets a secret: reported as set, never compared.
         let mut secrets_set = Vec::new();
         let layers = source::load_layers(&self.sources).and_then(|mut layers| {
@@ -401,7 +411,40 @@ impl Publisher {
             }
             Ok(layers)
         });
-        let scoped = match layers.and_then(|layers| scope(layers, &self.keys, false)) {
+        let layers = match layers {
+            Ok(layers) => layers,
+            Err(errors) => return Preview::rejected(current.version, errors, Diff::default()),
+        };
+        let kept = Arc::new(provenance::keep(&layers));
+        let scoped = scope_kept(layers, Arc::clone(&kept), &self.keys, false);
+        let preview = self.dry_run(scoped, &current, &secrets_set);
+        let culprits = match Errors::from_vec(preview.errors.clone()) {
+            Some(errors) if from_sources && lock(&self.writer).is_some() => {
+                isolate::culprits(&errors, &kept, &self.specs)
+            }
+            _ => None,
+        };
+        let Some(culprits) = culprits else {
+            return preview;
+        };
+        let inputs: Vec<SourceName> = culprits.iter().map(|(input, _)| input.clone()).collect();
+        let layers = kept.layers_holding_back(&current.kept, &inputs, isolate::input_of);
+        let mut rest = self.dry_run(scope(layers, &self.keys, false), &current, &secrets_set);
+        if !rest.would_publish {
+            return preview;
+        }
+        rest.held_back = isolate::held_back(&culprits, &lock(&self.status).held_back);
+        rest
+    }
+
+    /// [`preview`](Publisher::preview) of one scoped candidate.
+    fn dry_run(
+        &self,
+        scoped: Result<Scoped, Vec<Error>>,
+        current: &Arc<Snapshot>,
+        secrets_set: &[Vec<String>],
+    ) -> Preview {
+        let scoped = match scoped {
             Ok(scoped) => scoped,
             Err(errors) => return Preview::rejected(current.version, errors, Diff::default()),
         };
@@ -414,6 +457,7 @@ impl Publisher {
                 version: current.version,
                 errors: Vec::new(),
                 diff: Diff::default(),
+                held_back: Vec::new(),
             };
         }
         let document = scoped.document().clone();
@@ -430,7 +474,7 @@ impl Publisher {
                 )
             })
             .and_then(|mut candidate| {
-                resolve::resolve_all(&self.resolvers, Some(&current), &mut candidate)?;
+                resolve::resolve_all(&self.resolvers, Some(current), &mut candidate)?;
                 check_hooks(&self.hooks, &candidate)
             });
         let errors = result
@@ -445,7 +489,7 @@ impl Publisher {
             errors: &errors,
         };
         let mut diff = diff::diff(&current.document, &document, &cx);
-        diff::secrets_set(&mut diff, &secrets_set, &current.document, &document, &cx);
+        diff::secrets_set(&mut diff, secrets_set, &current.document, &document, &cx);
         if errors.is_empty() {
             Preview {
                 would_publish: true,
@@ -453,6 +497,7 @@ impl Publisher {
                 version: current.version,
                 errors,
                 diff,
+                held_back: Vec::new(),
             }
         } else {
             Preview::rejected(current.version, errors, diff)
@@ -552,6 +597,7 @@ impl Publisher {
             return Err(errors);
         }
         let mut status = lock(&self.status);
+        status.held_back = preview.held_back.clone();
         if preview.unchanged {
             status.pending = None;
             status.differs_from_sources = false;

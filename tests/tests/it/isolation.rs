@@ -2,7 +2,7 @@
 //! content while the rest of a change is published, and is retried when it changes.
 
 use eac_accessor::source::{File, Format, Memory};
-use eac_accessor::{EaCAccessor, ErrorKind, Event, Origin, SourceName};
+use eac_accessor::{Candidate, EaCAccessor, ErrorKind, Event, Origin, SourceName};
 use eac_tests::{ConfigDir, Greeting, Limits, Upstream};
 
 use crate::four_sections;
@@ -183,4 +183,35 @@ fn after_a_rollback_a_bad_input_rejects_the_whole_candidate() {
     dir.write("app.toml", &LOCAL.replace("hello", "third"));
     accessor.reload(Origin::Refresh).unwrap_err();
     assert_eq!(accessor.load().section::<Greeting>().message, "hello");
+}
+
+#[test]
+fn a_dry_run_of_the_sources_holds_back_as_a_reload_would() {
+    let (accessor, dir, remote) = file_and_remote();
+    remote.set(REMOTE.replace("api_key = \"0123456789\"", "api_key = 7"));
+    dir.write("app.toml", &LOCAL.replace("shout = false", "shout = true"));
+
+    let preview = accessor.preview(Candidate::Sources);
+    assert!(
+        preview.would_publish && preview.errors.is_empty(),
+        "{preview:?}"
+    );
+    assert_eq!(preview.held_back.len(), 1);
+    assert_eq!(
+        preview.held_back[0].input,
+        SourceName::Memory("remote".into()).to_string()
+    );
+    let changed: Vec<&str> = preview
+        .diff
+        .changes
+        .iter()
+        .map(|c| c.key.as_str())
+        .collect();
+    assert_eq!(changed, ["features.shout"]);
+    assert_eq!(accessor.load().version(), 1, "a dry run publishes nothing");
+
+    // An overlay's own errors are never held back: they are what the dry run is about.
+    let overlay = serde_json::json!({"limits": {"max_body_bytes": 0}});
+    let preview = accessor.preview(Candidate::Overlay(overlay));
+    assert!(!preview.would_publish && !preview.errors.is_empty());
 }
