@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::entry::Key;
-use super::{Fetched, Shared, lock, record};
+use super::{Fetched, Shared, lock};
 use crate::source::Format;
 
 /// The cache file's document: the configuration keys of the prefix at one revision.
@@ -28,7 +28,7 @@ impl Shared {
         let Some(cache) = &self.options.cache else {
             return false;
         };
-        let Some((_, text)) = cache.load() else {
+        let Some((_, text)) = self.background.load_cache(cache) else {
             return false;
         };
         let cached: Cached = match serde_json::from_str(&text) {
@@ -62,8 +62,7 @@ impl Shared {
             from_cache: true,
         });
         state.seen = cached.revision;
-        state.status.serving_cache = true;
-        record(&state.status, None);
+        self.background.serving_cache(true);
         true
     }
 
@@ -90,9 +89,7 @@ impl Shared {
         };
         let text = serde_json::to_string(&cached).unwrap_or_default();
         // Over the cache's cap, `store` keeps the previous cache (the loader would
-        // refuse the new one): said here as a warning.
-        if let Err(e) = cache.store(Format::Json, &text) {
-            tracing::warn!(error = %e, "etcd: cannot write the last-known-good cache");
-        }
+        // refuse the new one): said in a warning and the status.
+        self.background.store_cache(cache, Format::Json, &text);
     }
 }

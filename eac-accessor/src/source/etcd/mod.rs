@@ -69,10 +69,10 @@ pub use watch::EtcdWatch;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
 
 use etcd_client::{Client, ConnectOptions};
 
+use super::background::{Background, Found};
 use super::status::SourceStatus;
 use super::{Layer, Source};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
@@ -103,6 +103,7 @@ pub(crate) struct Shared {
     pub(crate) options: EtcdOptions,
     pub(crate) client: Client,
     state: Mutex<State>,
+    background: Background,
 }
 
 struct State {
@@ -116,7 +117,6 @@ struct State {
     compacted: u64,
     /// Instance id → its record.
     fleet: BTreeMap<String, serde_json::Value>,
-    status: SourceStatus,
 }
 
 /// The configuration keys of the prefix at one revision.
@@ -153,7 +153,7 @@ impl Etcd {
             shared: Arc::new(shared),
         };
         if let Err(e) = etcd.shared.read_at(0).await {
-            etcd.shared.note_error(&e);
+            etcd.shared.background.failed(&e, |_| {});
             if !etcd.shared.start_from_cache() {
                 return Err(e);
             }
@@ -192,8 +192,8 @@ impl Shared {
                 Error::new(ErrorKind::Io, format!("cannot use the endpoints: {e}"))
                     .with_source(name.clone())
             })?;
-        let status = SourceStatus::new("etcd", name.to_string());
         Ok(Shared {
+            background: Background::new("etcd", name.to_string()),
             options,
             client,
             state: Mutex::new(State {
@@ -206,7 +206,6 @@ impl Shared {
                 seen: 0,
                 compacted: 0,
                 fleet: BTreeMap::new(),
-                status,
             }),
         })
     }
@@ -222,7 +221,7 @@ impl Shared {
     /// Reads the prefix at `revision` (0: the latest) and keeps it; returns the keys that
     /// changed since the state held before, if any.
     async fn read_at(&self, revision: i64) -> Result<Option<(Vec<String>, i64)>, Error> {
-        lock(&self.state).status.last_fetch = Some(SystemTime::now());
+        self.background.asked();
         let read = self.read_pages(revision).await?;
         Ok(self.store(read, revision == 0))
     }
@@ -272,7 +271,14 @@ impl Shared {
             )
             .collect();
         changed.sort();
-        let first = state.current.revision == 0 || state.current.from_cache;
+        let found = if state.current.revision == 0 || !changed.is_empty() {
+            Found::Modified
+        } else if state.current.from_cache {
+            // What the cache holds is what the cluster holds: served as read.
+            Found::Served
+        } else {
+            Found::NotModified
+        };
         state.current = Arc::new(Fetched {
             revision,
             entries,
@@ -293,59 +299,9 @@ impl Shared {
             state.seen = state.seen.max(revision);
         }
         state.fleet = fleet;
-        let now = SystemTime::now();
-        let status = &mut state.status;
-        status.up = true;
-        status.last_success = Some(now);
-        status.last_error = None;
-        let result = if changed.is_empty() && !first {
-            status.not_modified += 1;
-            "not_modified"
-        } else {
-            status.modified += 1;
-            "modified"
-        };
-        status.last_result = Some(result);
-        record(status, Some(result));
-        (result == "modified").then_some((changed, revision))
-    }
-
-    fn note_error(&self, error: &Error) {
-        let mut state = lock(&self.state);
-        let status = &mut state.status;
-        status.up = false;
-        status.errors += 1;
-        status.last_result = Some("error");
-        status.last_error = Some(error.to_string());
-        record(status, Some("error"));
-    }
-
-    fn note_up(&self) {
-        let mut state = lock(&self.state);
-        state.status.up = true;
-        state.status.last_success = Some(SystemTime::now());
-        state.status.last_error = None;
-        record(&state.status, None);
-    }
-}
-
-/// The source's metrics, after a change of `status` (and a request's `result`).
-fn record(status: &SourceStatus, result: Option<&'static str>) {
-    let source = status.name.clone();
-    metrics::gauge!("eac_source_up", "source" => source.clone())
-        .set(f64::from(u8::from(status.up)));
-    metrics::gauge!("eac_source_serving_cache", "source" => source.clone())
-        .set(f64::from(u8::from(status.serving_cache)));
-    if let Some(at) = status.last_success {
-        let at = at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        metrics::gauge!("eac_source_last_success_timestamp_seconds", "source" => source.clone())
-            .set(at.as_secs_f64());
-    }
-    if let Some(result) = result {
-        metrics::counter!("eac_source_requests_total", "source" => source, "result" => result)
-            .increment(1);
+        // Under the state's lock: no status shows this state beside the last read's result.
+        self.background.answered(found, |_| {});
+        (found == Found::Modified).then_some((changed, revision))
     }
 }
 
@@ -421,12 +377,12 @@ impl Source for Etcd {
         if state.current.revision == rejected.revision {
             // The cache holds that very revision: nothing else to try.
             state.current = rejected;
-            state.status.serving_cache = false;
+            shared.background.serving_cache(false);
             return false;
         }
         let rejected = rejected.revision;
         tracing::warn!(prefix = %prefix, revision = rejected, errors = %why, "what etcd held at start was rejected: starting from the last-known-good cache");
-        state.status.last_error = Some(format!(
+        shared.background.fell_back(format!(
             "the prefix at revision {rejected} was rejected at start; serving the last-known-good cache: {why}"
         ));
         true
@@ -438,12 +394,10 @@ impl Source for Etcd {
             let Some(loaded) = state.loaded.take() else {
                 return;
             };
-            state.status.serving_cache = loaded.from_cache;
-            record(&state.status, None);
-            state
-                .status
-                .details
-                .insert("committed_revision".into(), loaded.revision.into());
+            self.shared.background.serving_cache(loaded.from_cache);
+            self.shared.background.details(|details| {
+                details.insert("committed_revision".into(), loaded.revision.into());
+            });
             loaded
         };
         self.shared.cache(&loaded);
@@ -451,7 +405,7 @@ impl Source for Etcd {
 
     fn status(&self) -> Option<SourceStatus> {
         let state = lock(&self.shared.state);
-        let mut status = state.status.clone();
+        let mut status = self.shared.background.status();
         status
             .details
             .insert("revision".into(), state.current.revision.into());

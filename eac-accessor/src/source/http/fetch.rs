@@ -2,7 +2,7 @@
 //! place), then one conditional `GET` per poll, following redirects, on a kept connection.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -11,8 +11,9 @@ use http_body_util::{BodyExt, Empty};
 
 use super::connection::{self, Connection, copy_request};
 use super::target::{self, Target};
-use super::{Doc, Fetched, Http, INVALID_HEADER, Started, status_of, text_hash};
+use super::{Doc, Fetched, Http, INVALID_HEADER, Started};
 use crate::error::{Error, ErrorKind, SourceName};
+use crate::source::background::{Found, text_hash};
 use crate::source::{Format, SizeCap};
 
 impl Http {
@@ -49,7 +50,8 @@ impl Http {
         let Some(cache) = self.config.cache.clone() else {
             return Err(error);
         };
-        let cached = tokio::task::spawn_blocking(move || cache.load())
+        let background = Arc::clone(&self.background);
+        let cached = tokio::task::spawn_blocking(move || background.load_cache(&cache))
             .await
             .ok()
             .flatten();
@@ -57,20 +59,15 @@ impl Http {
             return Err(error);
         };
         tracing::warn!(source = %self.config.name, %error, "the remote cannot be had: starting from the last-good cache");
-        let hash = text_hash(&text);
-        let mut state = self.lock();
-        state.cached = Some(hash);
-        state.doc = Some(Arc::new(Doc {
+        self.lock().doc = Some(Arc::new(Doc {
             format,
+            hash: text_hash(&text),
             text: text.into(),
-            hash,
             from_cache: true,
             etag: None,
             last_modified: None,
         }));
-        let status = status_of(&mut state, &self.config.name);
-        status.serving_cache = true;
-        metrics::gauge!("eac_source_serving_cache", "source" => self.config.name.clone()).set(1.0);
+        self.background.serving_cache(true);
         Ok(Started::FromCache(error))
     }
 
@@ -96,10 +93,7 @@ impl Http {
                 None => (None, None),
             }
         };
-        {
-            let mut state = self.lock();
-            status_of(&mut state, &self.config.name).last_fetch = Some(SystemTime::now());
-        }
+        self.background.asked();
         let answer = match tokio::time::timeout(
             self.config.timeout,
             self.request(etag.as_ref(), last_modified.as_ref()),
@@ -111,7 +105,7 @@ impl Http {
         };
         match answer {
             Ok(Answer::NotModified(code)) => {
-                self.record_success("not_modified", code, None);
+                self.record_success(Found::NotModified, code, None);
                 Ok(Fetched::NotModified)
             }
             Ok(Answer::Body {
@@ -127,7 +121,7 @@ impl Http {
                     // Still the document rejected at start (a server without validators):
                     // nothing new, the cache stays.
                     drop(state);
-                    self.record_success("not_modified", code, etag.as_ref());
+                    self.record_success(Found::NotModified, code, etag.as_ref());
                     return Ok(Fetched::NotModified);
                 }
                 state.rejected_at_start = None;
@@ -144,13 +138,12 @@ impl Http {
                     last_modified,
                 }));
                 drop(state);
-                let result = if same { "not_modified" } else { "modified" };
-                self.record_success(result, code, etag.as_ref());
                 if same {
                     // The very text already served: what is served now came from a fetch.
-                    self.set_serving_cache(false);
+                    self.record_success(Found::Served, code, etag.as_ref());
                     Ok(Fetched::NotModified)
                 } else {
+                    self.record_success(Found::Modified, code, etag.as_ref());
                     Ok(Fetched::Modified)
                 }
             }
@@ -227,64 +220,22 @@ impl Http {
         .with_source(self.source_name())
     }
 
-    fn record_success(&self, result: &'static str, code: StatusCode, etag: Option<&HeaderValue>) {
-        let now = SystemTime::now();
-        let name = self.config.name.clone();
-        let mut state = self.lock();
-        let status = status_of(&mut state, &name);
-        status.up = true;
-        status.last_success = Some(now);
-        status.last_result = Some(result);
-        status.last_error = None;
-        if result == "modified" {
-            status.modified += 1;
-        } else {
-            status.not_modified += 1;
-        }
-        status
-            .details
-            .insert("http_status".into(), code.as_u16().into());
-        let serving_cache = status.serving_cache;
-        if let Some(etag) = etag.and_then(|e| e.to_str().ok()) {
-            status.details.insert("etag".into(), etag.into());
-        }
-        drop(state);
-        let secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        metrics::counter!("eac_source_requests_total", "source" => name.clone(), "result" => result)
-            .increment(1);
-        metrics::gauge!("eac_source_up", "source" => name.clone()).set(1.0);
-        metrics::gauge!("eac_source_serving_cache", "source" => name.clone())
-            .set(if serving_cache { 1.0 } else { 0.0 });
-        metrics::gauge!("eac_source_last_success_timestamp_seconds", "source" => name).set(secs);
+    fn record_success(&self, found: Found, code: StatusCode, etag: Option<&HeaderValue>) {
+        self.background.answered(found, |details| {
+            details.insert("http_status".into(), code.as_u16().into());
+            if let Some(etag) = etag.and_then(|e| e.to_str().ok()) {
+                details.insert("etag".into(), etag.into());
+            }
+        });
     }
 
     fn record_error(&self, error: &Error, code: Option<StatusCode>) {
-        let name = self.config.name.clone();
-        tracing::warn!(source = %name, %error, "fetching the remote document failed");
-        let mut state = self.lock();
-        let status = status_of(&mut state, &name);
-        status.up = false;
-        status.last_result = Some("error");
-        status.last_error = Some(error.to_string());
-        status.errors += 1;
-        let serving_cache = status.serving_cache;
-        match code {
-            Some(code) => status
-                .details
-                .insert("http_status".into(), code.as_u16().into()),
-            None => status.details.remove("http_status"),
-        };
-        drop(state);
-        metrics::counter!("eac_source_requests_total", "source" => name.clone(), "result" => "error")
-            .increment(1);
-        metrics::gauge!("eac_source_up", "source" => name.clone()).set(0.0);
-        metrics::gauge!("eac_source_serving_cache", "source" => name).set(if serving_cache {
-            1.0
-        } else {
-            0.0
+        tracing::warn!(source = %self.config.name, %error, "fetching the remote document failed");
+        self.background.failed(error, |details| {
+            match code {
+                Some(code) => details.insert("http_status".into(), code.as_u16().into()),
+                None => details.remove("http_status"),
+            };
         });
     }
 

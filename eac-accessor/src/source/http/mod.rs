@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
 
+use super::background::{Background, text_hash};
 use super::{Format, LastGood, Layer, ParseLimits, SizeCap, Source, SourceStatus};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use connection::Connection;
@@ -72,6 +73,7 @@ use target::Target;
 pub struct Http {
     config: Arc<Config>,
     state: Arc<Mutex<State>>,
+    background: Arc<Background>,
 }
 
 #[derive(Clone)]
@@ -109,9 +111,6 @@ struct State {
     doc: Option<Arc<Doc>>,
     /// What the last `load` returned, until `committed` caches it.
     loaded: Option<Arc<Doc>>,
-    /// The checksum of what the cache file holds, as far as this process knows.
-    cached: Option<u64>,
-    status: Option<SourceStatus>,
     /// The connection the last fetch left open, for the next one.
     idle: Option<Connection>,
     /// The hash of the document fetched at start and rejected, while the cache is
@@ -184,6 +183,7 @@ impl Http {
             headers.push((header::AUTHORIZATION, value));
         }
         Ok(Http {
+            background: Arc::new(Background::new("http", parsed.shown.clone())),
             config: Arc::new(Config {
                 name: parsed.shown,
                 target: parsed.target,
@@ -239,16 +239,6 @@ impl Http {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn set_serving_cache(&self, on: bool) {
-        let mut state = self.lock();
-        let status = status_of(&mut state, &self.config.name);
-        if status.serving_cache != on {
-            status.serving_cache = on;
-            metrics::gauge!("eac_source_serving_cache", "source" => self.config.name.clone())
-                .set(if on { 1.0 } else { 0.0 });
-        }
     }
 
     /// Sends `Authorization: Bearer <token>` (replacing a `user:pass@` of the URL). The
@@ -374,16 +364,6 @@ impl Http {
 /// The marker for a header value that could not be built (never sent).
 const INVALID_HEADER: &str = "\u{0}invalid";
 
-fn status_of<'a>(state: &'a mut State, name: &str) -> &'a mut SourceStatus {
-    state
-        .status
-        .get_or_insert_with(|| SourceStatus::new("http", name))
-}
-
-fn text_hash(text: &str) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
-}
-
 impl Source for Http {
     fn load(&self) -> Result<Vec<Layer>, Vec<Error>> {
         let mut state = self.lock();
@@ -405,44 +385,20 @@ impl Source for Http {
     }
 
     fn committed(&self) {
-        let (doc, cached) = {
-            let mut state = self.lock();
-            let Some(doc) = state.loaded.take() else {
-                return;
-            };
-            (doc, state.cached)
+        let Some(doc) = self.lock().loaded.take() else {
+            return;
         };
         if doc.from_cache {
             return;
         }
-        self.set_serving_cache(false);
-        if cached == Some(doc.hash) {
-            return;
-        }
-        let Some(cache) = &self.config.cache else {
-            return;
-        };
-        match cache.store(doc.format, &doc.text) {
-            Ok(()) => {
-                let mut state = self.lock();
-                state.cached = Some(doc.hash);
-                status_of(&mut state, &self.config.name)
-                    .details
-                    .remove("cache_error");
-            }
-            Err(error) => {
-                tracing::warn!(source = %self.config.name, %error, "the last-good cache could not be written");
-                let mut state = self.lock();
-                status_of(&mut state, &self.config.name)
-                    .details
-                    .insert("cache_error".into(), error.to_string().into());
-            }
+        self.background.serving_cache(false);
+        if let Some(cache) = &self.config.cache {
+            self.background.store_cache(cache, doc.format, &doc.text);
         }
     }
 
     fn status(&self) -> Option<SourceStatus> {
-        let mut state = self.lock();
-        Some(status_of(&mut state, &self.config.name).clone())
+        Some(self.background.status())
     }
 
     /// The document fetched at start was rejected: serve the cache instead, as when the
@@ -460,7 +416,7 @@ impl Source for Http {
             Some(doc) if !doc.from_cache => doc,
             _ => return false,
         };
-        let Some((format, text)) = cache.load() else {
+        let Some((format, text)) = self.background.load_cache(cache) else {
             return false;
         };
         let hash = text_hash(&text);
@@ -470,7 +426,6 @@ impl Source for Http {
         }
         tracing::warn!(source = %self.config.name, errors = %why, "the fetched document was rejected at start: starting from the last-good cache");
         let mut state = self.lock();
-        state.cached = Some(hash);
         state.rejected_at_start = Some(fetched.hash);
         state.doc = Some(Arc::new(Doc {
             format,
@@ -482,11 +437,10 @@ impl Source for Http {
             etag: fetched.etag.clone(),
             last_modified: fetched.last_modified.clone(),
         }));
-        status_of(&mut state, &self.config.name).last_error = Some(format!(
+        drop(state);
+        self.background.fell_back(format!(
             "the document fetched at start was rejected; serving the last-good cache: {why}"
         ));
-        drop(state);
-        self.set_serving_cache(true);
         true
     }
 }
