@@ -30,6 +30,8 @@
 //! [`Dir::limits`], [`Memory::limits`], [`Layer::with_limits`]); exceeding one rejects
 //! the candidate with an [`ErrorKind::Limit`] error naming the source and the limit.
 
+#[cfg(any(feature = "http", feature = "etcd"))]
+mod background;
 mod env;
 #[cfg(feature = "etcd")]
 pub mod etcd;

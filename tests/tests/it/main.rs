@@ -4,6 +4,8 @@ mod concurrency;
 mod durable;
 #[cfg(feature = "etcd")]
 mod etcd;
+#[cfg(feature = "etcd")]
+mod etcd_cache;
 mod history;
 mod hostile;
 mod isolation;

@@ -77,7 +77,7 @@ async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "etcd: cannot read the prefix; retrying");
-                    shared.note_error(&e);
+                    shared.background.failed(&e, |_| {});
                     tokio::time::sleep(backoff.next()).await;
                     continue;
                 }
@@ -89,7 +89,7 @@ async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
             Ended::Resync => resync = true,
             Ended::Failed(e) => {
                 tracing::warn!(error = %e, "etcd: watch interrupted; reconnecting");
-                shared.note_error(&e);
+                shared.background.failed(&e, |_| {});
             }
         }
         tokio::time::sleep(backoff.after_watch(started.elapsed())).await;
@@ -174,7 +174,7 @@ async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator) -> Ended {
             return Ended::Resync;
         }
         if response.created() {
-            shared.note_up();
+            shared.background.reached();
         }
         if let Some(revision) = on_events(shared, &response) {
             match shared.read_at(revision).await {
@@ -191,8 +191,8 @@ async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator) -> Ended {
 /// configuration keys changed.
 fn on_events(shared: &Shared, response: &WatchResponse) -> Option<i64> {
     let mut config_revision = None;
+    shared.background.asked();
     let mut state = lock(&shared.state);
-    state.status.last_fetch = Some(SystemTime::now());
     for event in response.events() {
         let Some(kv) = event.kv() else { continue };
         state.seen = state.seen.max(kv.mod_revision());
