@@ -52,6 +52,9 @@
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+#[macro_use]
+mod macros;
+
 #[cfg(feature = "axum")]
 pub mod admin;
 #[cfg(feature = "axum")]

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use eac_accessor::{EaCAccessor, Snapshot};
 use http::{Request, Response, StatusCode};
-use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::live::LiveValue;
@@ -78,44 +77,9 @@ impl std::fmt::Debug for LiveTimeoutLayer {
     }
 }
 
-impl<S> Layer<S> for LiveTimeoutLayer {
-    type Service = LiveTimeout<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        LiveTimeout {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The service of [`LiveTimeoutLayer`].
-#[derive(Clone, Debug)]
-pub struct LiveTimeout<S> {
-    inner: S,
-    layer: LiveTimeoutLayer,
-}
-
-impl<S> LiveTimeout<S> {
-    /// Wraps `inner` with the timeout `layer` describes.
-    pub fn new(inner: S, layer: LiveTimeoutLayer) -> Self {
-        LiveTimeout { inner, layer }
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+define_live_service! {
+    /// The service of [`LiveTimeoutLayer`].
+    pub struct LiveTimeout<S> for LiveTimeoutLayer;
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LiveTimeout<S>
