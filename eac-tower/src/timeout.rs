@@ -2,11 +2,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use eac_accessor::{EaCAccessor, Snapshot};
 use http::{Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 use tower_service::Service;
 
 use crate::live::LiveValue;
@@ -85,12 +87,11 @@ define_live_service! {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LiveTimeout<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
     ResBody: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -98,19 +99,47 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let limit = self.layer.value.get(&request);
-        let status = self.layer.status;
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            match tokio::time::timeout(limit, future).await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::debug!(?limit, "request timed out");
-                    let mut response = Response::new(ResBody::default());
-                    *response.status_mut() = status;
-                    Ok(response)
-                }
-            }
-        })
+        ResponseFuture {
+            inner: self.inner.call(request),
+            sleep: tokio::time::sleep(limit),
+            limit,
+            status: self.layer.status,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`LiveTimeout`]: the inner service's, or an empty answer
+    /// with the timeout's status once the limit has passed.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Sleep,
+        limit: Duration,
+        status: StatusCode,
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The inner future first: an answer ready at the limit is still given.
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            return Poll::Ready(result);
+        }
+        ready!(this.sleep.poll(cx));
+        tracing::debug!(limit = ?this.limit, "request timed out");
+        let mut response = Response::new(B::default());
+        *response.status_mut() = *this.status;
+        Poll::Ready(Ok(response))
     }
 }
 
@@ -120,7 +149,7 @@ mod tests {
     use eac_accessor::Origin;
     use eac_accessor::source::{Format, Memory};
     use std::convert::Infallible;
-    use tower::{ServiceBuilder, ServiceExt, service_fn};
+    use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
     fn doc(ms: u64) -> String {
         format!("[limits]\nrequest_timeout_ms = {ms}\n")
@@ -159,6 +188,28 @@ mod tests {
         let response = service.oneshot(Request::new(())).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.body(), "done");
+    }
+
+    // Named, the response future asks nothing of the inner one but to be a future: a
+    // handler that holds an `Rc` across an await is timed out as any other.
+    #[tokio::test(start_paused = true)]
+    async fn a_handler_whose_future_is_not_send_is_timed_out() {
+        let accessor = EaCAccessor::builder()
+            .section::<Limits>()
+            .source(Memory::new("m", Format::Toml, doc(10)))
+            .build()
+            .unwrap();
+        let mut service = LiveTimeoutLayer::new(accessor, |_| Duration::from_millis(10)).layer(
+            service_fn(|_: Request<()>| async {
+                let held = std::rc::Rc::new(());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                drop(held);
+                Ok::<_, Infallible>(Response::new(String::new()))
+            }),
+        );
+        let future: ResponseFuture<_> = service.call(Request::new(()));
+        let response = future.await.unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
     }
 
     #[tokio::test(start_paused = true)]
