@@ -61,6 +61,8 @@ pub mod admin;
 pub mod body_limit;
 #[cfg(feature = "axum")]
 pub mod extract;
+#[cfg(test)]
+mod fixture;
 #[cfg(feature = "axum")]
 mod live;
 pub mod pin;

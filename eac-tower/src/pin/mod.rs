@@ -98,21 +98,14 @@ where
 mod tests {
     use super::*;
     use crate::ServiceBuilderExt;
-    use eac_accessor::source::{Format, Memory};
-    use eac_accessor::{EaCSection, Origin};
+    use crate::fixture::{Greeting, greeting};
+    use eac_accessor::Origin;
+    use eac_accessor::source::Memory;
     use std::convert::Infallible;
     use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
-    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-    struct Greeting {
-        message: String,
-    }
-    impl EaCSection for Greeting {
-        const PATH: &'static str = "greeting";
-    }
-
     fn accessor() -> (EaCAccessor, Memory) {
-        let doc = Memory::new("m", Format::Toml, "[greeting]\nmessage = \"one\"\n");
+        let doc = greeting("one");
         let accessor = EaCAccessor::builder()
             .section::<Greeting>()
             .source(doc.clone())
