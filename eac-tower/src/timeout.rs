@@ -161,15 +161,16 @@ mod tests {
         request_timeout_ms: u64,
     }
 
+    fn accessor(source: Memory) -> EaCAccessor {
+        let builder = EaCAccessor::builder().section::<Limits>();
+        builder.source(source).build().unwrap()
+    }
+
     // Virtual time: the handler "takes" 100 ms without the test waiting for it.
     #[tokio::test(start_paused = true)]
     async fn the_timeout_follows_a_publish_without_rebuilding_the_service() {
         let source = Memory::new("m", Format::Toml, doc(10));
-        let accessor = EaCAccessor::builder()
-            .section::<Limits>()
-            .source(source.clone())
-            .build()
-            .unwrap();
+        let accessor = accessor(source.clone());
         let service = ServiceBuilder::new()
             .layer(crate::EaCLayer::new(accessor.clone()))
             .layer(LiveTimeoutLayer::new(accessor.clone(), |s| {
@@ -194,11 +195,7 @@ mod tests {
     // handler that holds an `Rc` across an await is timed out as any other.
     #[tokio::test(start_paused = true)]
     async fn a_handler_whose_future_is_not_send_is_timed_out() {
-        let accessor = EaCAccessor::builder()
-            .section::<Limits>()
-            .source(Memory::new("m", Format::Toml, doc(10)))
-            .build()
-            .unwrap();
+        let accessor = accessor(Memory::new("m", Format::Toml, doc(10)));
         let mut service = LiveTimeoutLayer::new(accessor, |_| Duration::from_millis(10)).layer(
             service_fn(|_: Request<()>| async {
                 let held = std::rc::Rc::new(());
@@ -214,11 +211,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_status_of_a_timeout_is_configurable() {
-        let accessor = EaCAccessor::builder()
-            .section::<Limits>()
-            .source(Memory::new("m", Format::Toml, doc(10)))
-            .build()
-            .unwrap();
+        let accessor = accessor(Memory::new("m", Format::Toml, doc(10)));
         let service = ServiceBuilder::new()
             .layer(
                 LiveTimeoutLayer::new(accessor, |_| Duration::from_millis(10))

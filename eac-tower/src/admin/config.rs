@@ -1,4 +1,5 @@
-//! The admin's settings: tokens, read policy, limits, and what a refresh goes through.
+//! The admin's settings: tokens, read policy, limits, and what a refresh goes through;
+//! they build the state the routes share.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -7,54 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eac_accessor::reload::ReloadCoordinator;
-use eac_accessor::{Error, ErrorKind, Errors, Origin, Outcome, SourceName};
+use eac_accessor::{EaCAccessor, Error, ErrorKind, Errors, SourceName};
 use futures_util::FutureExt;
 use tokio::sync::Semaphore;
 
-use super::auth::{Reads, Token};
-use super::events::Shutdown;
+use super::auth::{Policy, RateLimit, Reads, Token};
+use super::events::{Shutdown, Streams};
 use super::metrics::RenderFn;
+use super::state::{AdminState, Refresh, RefreshFn};
 use super::{MAX_STREAMS_ENV, OPEN_READS_ENV, READ_TOKEN_ENV, TOKEN_ENV};
 
 /// The largest `EAC_ADMIN_MAX_STREAMS` accepted.
 const MAX_STREAMS_LIMIT: usize = 100_000;
-
-/// What a refresh runs: given `force`, a future of the reload's result.
-pub type RefreshFn = Arc<
-    dyn Fn(bool) -> Pin<Box<dyn Future<Output = Result<Outcome, Errors>> + Send>> + Send + Sync,
->;
-
-/// What `POST refresh` and `POST rollback` go through.
-#[derive(Clone)]
-pub(super) enum Refresh {
-    /// Nothing: both answer 501, saying to pass the coordinator. The admin never reloads
-    /// or rolls back the accessor itself, behind the back of the coordinator that the
-    /// process's other triggers go through.
-    Off,
-    /// The caller's function for a refresh; a rollback still needs a coordinator.
-    With(RefreshFn),
-    /// A coordinator: its refresh, with origin [`Origin::Refresh`], and its rollback.
-    Coordinator(ReloadCoordinator),
-}
-
-impl Refresh {
-    /// Runs a refresh (the routes answer before, when it is [`Refresh::Off`]).
-    pub(super) async fn run(&self, force: bool) -> Result<Outcome, Errors> {
-        match self {
-            Refresh::Coordinator(coordinator) => coordinator.refresh(Origin::Refresh, force).await,
-            Refresh::With(refresh) => refresh(force).await,
-            Refresh::Off => Err(Error::new(ErrorKind::Io, "no refresh is wired").into()),
-        }
-    }
-
-    /// How long a refresh that is not forced must still wait, when known.
-    pub(super) fn throttled_for(&self) -> Option<Duration> {
-        match self {
-            Refresh::Coordinator(coordinator) => coordinator.throttled_for(),
-            _ => None,
-        }
-    }
-}
 
 /// Settings of the admin service: tokens, read policy and limits.
 ///
@@ -71,17 +36,17 @@ impl Refresh {
 /// ```
 #[derive(Clone)]
 pub struct AdminConfig {
-    pub(super) token: Option<Token>,
-    pub(super) read_token: Option<Token>,
-    pub(super) reads: Reads,
-    pub(super) body_limit: usize,
-    pub(super) burst: u32,
-    pub(super) refill: Duration,
-    pub(super) refresh: Refresh,
-    pub(super) max_streams: usize,
-    pub(super) keep_alive: Duration,
-    pub(super) shutdown: Option<Shutdown>,
-    pub(super) metrics: Option<RenderFn>,
+    token: Option<Token>,
+    read_token: Option<Token>,
+    reads: Reads,
+    body_limit: usize,
+    burst: u32,
+    refill: Duration,
+    refresh: Refresh,
+    max_streams: usize,
+    keep_alive: Duration,
+    shutdown: Option<Shutdown>,
+    metrics: Option<RenderFn>,
 }
 
 impl AdminConfig {
@@ -313,7 +278,8 @@ impl AdminConfig {
     }
 
     /// Makes `POST refresh` and `POST rollback` go through `coordinator` (single flight,
-    /// cooldown, backoff, health checks), a refresh with origin [`Origin::Refresh`].
+    /// cooldown, backoff, health checks), a refresh with origin
+    /// [`Origin::Refresh`](eac_accessor::Origin::Refresh).
     ///
     /// Without it, both answer 501 saying to pass it (a refresh can also be wired with
     /// [`refresh_with`](AdminConfig::refresh_with)): the admin never reloads or rolls
@@ -343,6 +309,43 @@ impl AdminConfig {
     pub fn refresh_with(mut self, refresh: RefreshFn) -> AdminConfig {
         self.refresh = Refresh::With(refresh);
         self
+    }
+
+    /// The state the routes share, for `accessor`, and the body limit in bytes; warns of
+    /// settings that leave every route closed or refresh and rollback unwired.
+    pub(super) fn into_state(self, accessor: EaCAccessor) -> (AdminState, usize) {
+        let policy = Policy {
+            admin: self.token,
+            read: self.read_token,
+            reads: self.reads,
+        };
+        if policy.reads == Reads::Closed && policy.admin.is_none() && policy.read.is_none() {
+            tracing::warn!(
+                "admin reads are closed and no token is set: every admin route answers 403 \
+                 (set {READ_TOKEN_ENV} or {TOKEN_ENV})"
+            );
+        }
+        if policy.admin.is_some() && !matches!(self.refresh, Refresh::Coordinator(_)) {
+            tracing::warn!(
+                "the admin has no reload coordinator: POST rollback (and POST refresh, unless \
+                 wired with AdminConfig::refresh_with) answer 501; pass it with \
+                 AdminConfig::coordinator"
+            );
+        }
+        let state = AdminState {
+            refresh: self.refresh,
+            accessor,
+            policy: Arc::new(policy),
+            limit: Arc::new(RateLimit::new(self.burst, self.refill)),
+            streams: Streams {
+                slots: Arc::new(Semaphore::new(self.max_streams)),
+                max: self.max_streams,
+                keep_alive: self.keep_alive,
+                shutdown: self.shutdown,
+            },
+            metrics: self.metrics,
+        };
+        (state, self.body_limit)
     }
 }
 

@@ -206,9 +206,10 @@ mod router;
 mod routes;
 mod state;
 
-pub use config::{AdminConfig, RefreshFn};
+pub use config::AdminConfig;
 pub use metrics::{RenderFn, SECONDS_BUCKETS};
 pub use router::{nested, router};
+pub use state::RefreshFn;
 
 /// Where [`router`] is usually nested.
 pub const DEFAULT_PREFIX: &str = "/_internal/eac";

@@ -9,7 +9,6 @@ use axum::routing::{get, post};
 use eac_accessor::EaCAccessor;
 
 use super::config::AdminConfig;
-use super::state::AdminState;
 use super::{auth, dashboard, events, metrics, reply, routes};
 
 /// The admin routes for `accessor`, to nest under a prefix of a router of any state
@@ -21,8 +20,8 @@ pub fn router<S>(accessor: EaCAccessor, config: AdminConfig) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let body_limit = config.body_limit;
-    let state = AdminState::new(accessor, config);
+    let (state, body_limit) = config.into_state(accessor);
+    let policy = Arc::clone(&state.policy);
     // A read route added here is guarded by the read policy; a mutating one below by
     // the admin token (and must take a rate-limit token itself, after its body is read).
     let reads = Router::new()
@@ -31,18 +30,12 @@ where
         .route("/events", get(events::events))
         .route("/diff", get(routes::diff))
         .route("/metrics", get(metrics::metrics))
-        .route_layer(from_fn_with_state(
-            Arc::clone(&state.policy),
-            auth::require_read,
-        ));
+        .route_layer(from_fn_with_state(policy.clone(), auth::require_read));
     let mutations = Router::new()
         .route("/refresh", post(routes::refresh))
         .route("/rollback", post(routes::rollback))
         .route("/preview", post(routes::preview))
-        .route_layer(from_fn_with_state(
-            Arc::clone(&state.policy),
-            auth::require_admin,
-        ));
+        .route_layer(from_fn_with_state(policy, auth::require_admin));
     // Every answer of the data routes, refusals included, is kept by no cache: it holds
     // the configuration, or says who may read it. The dashboard's files hold no data:
     // outside both guards, with headers of their own.

@@ -13,9 +13,8 @@ use eac_accessor::{Candidate, EaCAccessor, ErrorKind, Errors, Outcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::config::Refresh;
 use super::reply::{error, retry_after};
-use super::state::AdminState;
+use super::state::{AdminState, Refresh};
 
 /// The 501 of a refresh or a rollback on an admin given no coordinator to go through.
 fn unwired(action: &str) -> Response {

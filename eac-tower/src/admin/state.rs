@@ -1,20 +1,21 @@
 //! What the admin routes share: the accessor, the access policy, the rate limit, what a
 //! refresh goes through, the event streams' settings and the metrics page.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::FromRef;
-use eac_accessor::EaCAccessor;
-use tokio::sync::Semaphore;
+use eac_accessor::reload::ReloadCoordinator;
+use eac_accessor::{EaCAccessor, Error, ErrorKind, Errors, Origin, Outcome};
 
-use super::auth::{Policy, RateLimit, Reads};
-use super::config::{AdminConfig, Refresh};
+use super::auth::{Policy, RateLimit};
 use super::events::Streams;
 use super::metrics::RenderFn;
-use super::{READ_TOKEN_ENV, TOKEN_ENV};
 
-/// What every admin route shares, built once by [`router`](super::router) and cloned
-/// into each request.
+/// What every admin route shares, built once from the [`AdminConfig`](super::AdminConfig)
+/// given to [`router`](super::router) and cloned into each request.
 #[derive(Clone)]
 pub(super) struct AdminState {
     pub(super) accessor: EaCAccessor,
@@ -25,40 +26,39 @@ pub(super) struct AdminState {
     pub(super) metrics: Option<RenderFn>,
 }
 
-impl AdminState {
-    /// The state of an admin for `accessor` under `config`; warns of settings that leave
-    /// every route closed or refresh and rollback unwired.
-    pub(super) fn new(accessor: EaCAccessor, config: AdminConfig) -> AdminState {
-        let policy = Policy {
-            admin: config.token,
-            read: config.read_token,
-            reads: config.reads,
-        };
-        if policy.reads == Reads::Closed && policy.admin.is_none() && policy.read.is_none() {
-            tracing::warn!(
-                "admin reads are closed and no token is set: every admin route answers 403 \
-                 (set {READ_TOKEN_ENV} or {TOKEN_ENV})"
-            );
+/// What a refresh runs: given `force`, a future of the reload's result.
+pub type RefreshFn = Arc<
+    dyn Fn(bool) -> Pin<Box<dyn Future<Output = Result<Outcome, Errors>> + Send>> + Send + Sync,
+>;
+
+/// What `POST refresh` and `POST rollback` go through.
+#[derive(Clone)]
+pub(super) enum Refresh {
+    /// Nothing: both answer 501, saying to pass the coordinator. The admin never reloads
+    /// or rolls back the accessor itself, behind the back of the coordinator that the
+    /// process's other triggers go through.
+    Off,
+    /// The caller's function for a refresh; a rollback still needs a coordinator.
+    With(RefreshFn),
+    /// A coordinator: its refresh, with origin [`Origin::Refresh`], and its rollback.
+    Coordinator(ReloadCoordinator),
+}
+
+impl Refresh {
+    /// Runs a refresh (the routes answer before, when it is [`Refresh::Off`]).
+    pub(super) async fn run(&self, force: bool) -> Result<Outcome, Errors> {
+        match self {
+            Refresh::Coordinator(coordinator) => coordinator.refresh(Origin::Refresh, force).await,
+            Refresh::With(refresh) => refresh(force).await,
+            Refresh::Off => Err(Error::new(ErrorKind::Io, "no refresh is wired").into()),
         }
-        if policy.admin.is_some() && !matches!(config.refresh, Refresh::Coordinator(_)) {
-            tracing::warn!(
-                "the admin has no reload coordinator: POST rollback (and POST refresh, unless \
-                 wired with AdminConfig::refresh_with) answer 501; pass it with \
-                 AdminConfig::coordinator"
-            );
-        }
-        AdminState {
-            refresh: config.refresh,
-            accessor,
-            policy: Arc::new(policy),
-            limit: Arc::new(RateLimit::new(config.burst, config.refill)),
-            streams: Streams {
-                slots: Arc::new(Semaphore::new(config.max_streams)),
-                max: config.max_streams,
-                keep_alive: config.keep_alive,
-                shutdown: config.shutdown,
-            },
-            metrics: config.metrics,
+    }
+
+    /// How long a refresh that is not forced must still wait, when known.
+    pub(super) fn throttled_for(&self) -> Option<Duration> {
+        match self {
+            Refresh::Coordinator(coordinator) => coordinator.throttled_for(),
+            _ => None,
         }
     }
 }
