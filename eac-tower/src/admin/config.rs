@@ -295,7 +295,7 @@ impl AdminConfig {
     /// the application's recorder.
     ///
     /// eac never installs a recorder: install one (with `metrics-exporter-prometheus`,
-    /// default features off, and [`SECONDS_BUCKETS`] for the `_seconds` histograms) and
+    /// default features off, and [`SECONDS_BUCKETS`](super::SECONDS_BUCKETS) for the `_seconds` histograms) and
     /// pass `move || handle.render()`. Without it, `GET metrics` answers 404 saying so.
     /// `render` runs on a blocking thread, once per scrape.
     pub fn metrics(mut self, render: impl Fn() -> String + Send + Sync + 'static) -> AdminConfig {

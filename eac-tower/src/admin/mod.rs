@@ -195,6 +195,9 @@
 //! (`authorization: { credentials_file: … }` in the scrape config, which sends it as
 //! `Authorization: Bearer`). Keep `EAC_REFRESH_ENDPOINT_TOKEN` for the people and jobs
 //! that may change the configuration.
+//!
+//! [`ReloadCoordinator`]: eac_accessor::reload::ReloadCoordinator
+//! [`EaCAccessor::status`]: eac_accessor::EaCAccessor::status
 
 mod auth;
 mod config;
