@@ -1,43 +1,16 @@
 //! `EaCLayer` per-request cost against tower-http's `AddExtensionLayer` inserting an
-//! `Arc` of the same snapshot. Run: `cargo bench -p eac-tower --bench layer`.
+//! `Arc` of the same snapshot, and `LiveTimeoutLayer` behind `EaCLayer`. Run: `cargo bench -p eac-tower --bench layer`.
 
-use std::convert::Infallible;
-use std::hint::black_box;
+mod fixture;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use eac_accessor::EaCAccessor;
-use eac_accessor::source::{Format, Memory};
-use eac_tower::{EaCLayer, PinnedSnapshot};
-use futures_util::FutureExt;
-use http::{Request, Response};
-use tower::{Layer, Service, ServiceExt, service_fn};
+use eac_tower::{EaCLayer, LiveTimeoutLayer, PinnedSnapshot};
+use tower::{Layer, ServiceBuilder, service_fn};
 use tower_http::add_extension::AddExtensionLayer;
 
-fn accessor() -> EaCAccessor {
-    let doc = "[greeting]\nmessage = \"hello\"\n[limits]\nmax_body_bytes = 1048576\n";
-    // No section is read: the layer pins whatever is published.
-    EaCAccessor::builder()
-        .source(Memory::new("bench", Format::Toml, doc))
-        .allow_unknown_keys(true)
-        .build()
-        .expect("valid")
-}
-
-async fn handler(request: Request<()>) -> Result<Response<()>, Infallible> {
-    black_box(request.extensions().get::<PinnedSnapshot>());
-    Ok(Response::new(()))
-}
-
-/// One request through `service`, polled to completion without a runtime (all ready).
-fn once<S>(service: &mut S)
-where
-    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
-{
-    let ready = service.ready().now_or_never().expect("ready").expect("ok");
-    let response = ready.call(Request::new(())).now_or_never().expect("done");
-    black_box(response.expect("ok"));
-}
+use fixture::{accessor, clock, handler, once};
 
 fn bench(c: &mut Criterion) {
     let accessor = accessor();
@@ -47,6 +20,14 @@ fn bench(c: &mut Criterion) {
         .version_header(false)
         .layer(service_fn(handler));
     let mut add_extension = AddExtensionLayer::new(snapshot).layer(service_fn(handler));
+    let mut eac_timeout = ServiceBuilder::new()
+        .layer(EaCLayer::new(accessor.clone()).version_header(false))
+        .layer(LiveTimeoutLayer::new(accessor.clone(), |_| {
+            Duration::from_secs(30)
+        }))
+        .service(service_fn(handler));
+    let clock = clock();
+    let _clock = clock.enter();
 
     let mut group = c.benchmark_group("per_request");
     group.measurement_time(Duration::from_secs(3));
@@ -55,6 +36,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| once(&mut eac_no_header))
     });
     group.bench_function("add_extension", |b| b.iter(|| once(&mut add_extension)));
+    group.bench_function("eac_layer_no_header_live_timeout", |b| {
+        b.iter(|| once(&mut eac_timeout))
+    });
     group.finish();
 
     // Under `cargo test` the benches only smoke-run; the ratios need `cargo bench`.

@@ -3,37 +3,25 @@
 //! variant with two N's and subtracts, so that setup cancels out.
 //!
 //! Variants: `add-extension` (tower-http inserting an `Arc` of the snapshot), `eac`
-//! (`EaCLayer`, header off), `eac-header` (`EaCLayer` with the `x-eac-version` header).
+//! (`EaCLayer`, header off), `eac-header` (`EaCLayer` with the `x-eac-version` header),
+//! `eac-timeout` (`EaCLayer`, header off, then `LiveTimeoutLayer`).
 //! Without a variant (as `cargo bench` and `cargo test --benches` run it), each runs 1000
 //! requests, as a smoke test; `variants` prints their names.
 
+mod fixture;
+
 use std::convert::Infallible;
 use std::hint::black_box;
+use std::time::Duration;
 
-use eac_accessor::EaCAccessor;
-use eac_accessor::source::{Format, Memory};
-use eac_tower::{EaCLayer, PinnedSnapshot};
-use futures_util::FutureExt;
+use eac_tower::{EaCLayer, LiveTimeoutLayer, PinnedSnapshot};
 use http::{Request, Response};
-use tower::{Layer, Service, ServiceExt, service_fn};
+use tower::{Layer, Service, ServiceBuilder, service_fn};
 use tower_http::add_extension::AddExtensionLayer;
 
-const VARIANTS: &[&str] = &["add-extension", "eac", "eac-header"];
+use fixture::{accessor, clock, handler, once};
 
-fn accessor() -> EaCAccessor {
-    let doc = "[greeting]\nmessage = \"hello\"\n[limits]\nmax_body_bytes = 1048576\n";
-    // No section is read: the layer pins whatever is published.
-    EaCAccessor::builder()
-        .source(Memory::new("bench", Format::Toml, doc))
-        .allow_unknown_keys(true)
-        .build()
-        .expect("valid")
-}
-
-async fn handler(request: Request<()>) -> Result<Response<()>, Infallible> {
-    black_box(request.extensions().get::<PinnedSnapshot>());
-    Ok(Response::new(()))
-}
+const VARIANTS: &[&str] = &["add-extension", "eac", "eac-header", "eac-timeout"];
 
 /// `n` requests through `service`, each polled to completion without a runtime.
 fn requests<S>(n: u64, mut service: S)
@@ -41,9 +29,7 @@ where
     S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
 {
     for _ in 0..black_box(n) {
-        let ready = service.ready().now_or_never().expect("ready").expect("ok");
-        let response = ready.call(Request::new(())).now_or_never().expect("done");
-        black_box(response.expect("ok"));
+        once(&mut service);
     }
 }
 
@@ -61,6 +47,17 @@ fn run(variant: &str, n: u64) {
                 .layer(service_fn(handler)),
         ),
         "eac-header" => requests(n, EaCLayer::new(accessor).layer(service_fn(handler))),
+        "eac-timeout" => {
+            let clock = clock();
+            let _clock = clock.enter();
+            requests(
+                n,
+                ServiceBuilder::new()
+                    .layer(EaCLayer::new(accessor.clone()).version_header(false))
+                    .layer(LiveTimeoutLayer::new(accessor, |_| Duration::from_secs(30)))
+                    .service(service_fn(handler)),
+            )
+        }
         other => panic!("unknown variant `{other}`; one of {VARIANTS:?}"),
     }
 }

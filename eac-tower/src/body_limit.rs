@@ -10,7 +10,6 @@ use eac_accessor::{EaCAccessor, Snapshot};
 use http::{Request, StatusCode, header};
 use http_body_util::Limited;
 use pin_project_lite::pin_project;
-use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::live::LiveValue;
@@ -65,44 +64,9 @@ impl std::fmt::Debug for LiveBodyLimitLayer {
     }
 }
 
-impl<S> Layer<S> for LiveBodyLimitLayer {
-    type Service = LiveBodyLimit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        LiveBodyLimit {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The service of [`LiveBodyLimitLayer`].
-#[derive(Clone, Debug)]
-pub struct LiveBodyLimit<S> {
-    inner: S,
-    layer: LiveBodyLimitLayer,
-}
-
-impl<S> LiveBodyLimit<S> {
-    /// Wraps `inner` with the limit `layer` describes.
-    pub fn new(inner: S, layer: LiveBodyLimitLayer) -> Self {
-        LiveBodyLimit { inner, layer }
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+define_live_service! {
+    /// The service of [`LiveBodyLimitLayer`].
+    pub struct LiveBodyLimit<S> for LiveBodyLimitLayer;
 }
 
 impl<S> Service<Request<Body>> for LiveBodyLimit<S>

@@ -283,17 +283,10 @@ mod tests {
     use axum::body::{Body, to_bytes};
     use axum::routing::get;
     use eac_accessor::EaCAccessor;
-    use eac_accessor::source::{Format, Memory};
     use http::Request;
     use tower::ServiceExt;
 
-    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-    struct Greeting {
-        message: String,
-    }
-    impl EaCSection for Greeting {
-        const PATH: &'static str = "greeting";
-    }
+    use crate::fixture::{Greeting, greeting};
 
     #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
     struct Unregistered {}
@@ -310,11 +303,7 @@ mod tests {
                 "shout",
                 |g: &Greeting| Ok(Shout(g.message.to_uppercase())),
             ))
-            .source(Memory::new(
-                "m",
-                Format::Toml,
-                "[greeting]\nmessage = \"hi\"\n",
-            ))
+            .source(greeting("hi"))
             .build()
             .unwrap()
     }

@@ -52,12 +52,17 @@
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
+#[macro_use]
+mod macros;
+
 #[cfg(feature = "axum")]
 pub mod admin;
 #[cfg(feature = "axum")]
 pub mod body_limit;
 #[cfg(feature = "axum")]
 pub mod extract;
+#[cfg(test)]
+mod fixture;
 #[cfg(feature = "axum")]
 mod live;
 pub mod pin;

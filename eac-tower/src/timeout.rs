@@ -2,12 +2,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use eac_accessor::{EaCAccessor, Snapshot};
 use http::{Request, Response, StatusCode};
-use tower_layer::Layer;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 use tower_service::Service;
 
 use crate::live::LiveValue;
@@ -78,55 +79,19 @@ impl std::fmt::Debug for LiveTimeoutLayer {
     }
 }
 
-impl<S> Layer<S> for LiveTimeoutLayer {
-    type Service = LiveTimeout<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        LiveTimeout {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The service of [`LiveTimeoutLayer`].
-#[derive(Clone, Debug)]
-pub struct LiveTimeout<S> {
-    inner: S,
-    layer: LiveTimeoutLayer,
-}
-
-impl<S> LiveTimeout<S> {
-    /// Wraps `inner` with the timeout `layer` describes.
-    pub fn new(inner: S, layer: LiveTimeoutLayer) -> Self {
-        LiveTimeout { inner, layer }
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+define_live_service! {
+    /// The service of [`LiveTimeoutLayer`].
+    pub struct LiveTimeout<S> for LiveTimeoutLayer;
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for LiveTimeout<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
     ResBody: Default,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -134,19 +99,47 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let limit = self.layer.value.get(&request);
-        let status = self.layer.status;
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            match tokio::time::timeout(limit, future).await {
-                Ok(result) => result,
-                Err(_) => {
-                    tracing::debug!(?limit, "request timed out");
-                    let mut response = Response::new(ResBody::default());
-                    *response.status_mut() = status;
-                    Ok(response)
-                }
-            }
-        })
+        ResponseFuture {
+            inner: self.inner.call(request),
+            sleep: tokio::time::sleep(limit),
+            limit,
+            status: self.layer.status,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`LiveTimeout`]: the inner service's, or an empty answer
+    /// with the timeout's status once the limit has passed.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Sleep,
+        limit: Duration,
+        status: StatusCode,
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Default,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        // The inner future first: an answer ready at the limit is still given.
+        if let Poll::Ready(result) = this.inner.poll(cx) {
+            return Poll::Ready(result);
+        }
+        ready!(this.sleep.poll(cx));
+        tracing::debug!(limit = ?this.limit, "request timed out");
+        let mut response = Response::new(B::default());
+        *response.status_mut() = *this.status;
+        Poll::Ready(Ok(response))
     }
 }
 
@@ -156,7 +149,7 @@ mod tests {
     use eac_accessor::Origin;
     use eac_accessor::source::{Format, Memory};
     use std::convert::Infallible;
-    use tower::{ServiceBuilder, ServiceExt, service_fn};
+    use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
     fn doc(ms: u64) -> String {
         format!("[limits]\nrequest_timeout_ms = {ms}\n")
@@ -168,15 +161,16 @@ mod tests {
         request_timeout_ms: u64,
     }
 
+    fn accessor(source: Memory) -> EaCAccessor {
+        let builder = EaCAccessor::builder().section::<Limits>();
+        builder.source(source).build().unwrap()
+    }
+
     // Virtual time: the handler "takes" 100 ms without the test waiting for it.
     #[tokio::test(start_paused = true)]
     async fn the_timeout_follows_a_publish_without_rebuilding_the_service() {
         let source = Memory::new("m", Format::Toml, doc(10));
-        let accessor = EaCAccessor::builder()
-            .section::<Limits>()
-            .source(source.clone())
-            .build()
-            .unwrap();
+        let accessor = accessor(source.clone());
         let service = ServiceBuilder::new()
             .layer(crate::EaCLayer::new(accessor.clone()))
             .layer(LiveTimeoutLayer::new(accessor.clone(), |s| {
@@ -197,13 +191,27 @@ mod tests {
         assert_eq!(response.body(), "done");
     }
 
+    // Named, the response future asks nothing of the inner one but to be a future: a
+    // handler that holds an `Rc` across an await is timed out as any other.
+    #[tokio::test(start_paused = true)]
+    async fn a_handler_whose_future_is_not_send_is_timed_out() {
+        let accessor = accessor(Memory::new("m", Format::Toml, doc(10)));
+        let mut service = LiveTimeoutLayer::new(accessor, |_| Duration::from_millis(10)).layer(
+            service_fn(|_: Request<()>| async {
+                let held = std::rc::Rc::new(());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                drop(held);
+                Ok::<_, Infallible>(Response::new(String::new()))
+            }),
+        );
+        let future: ResponseFuture<_> = service.call(Request::new(()));
+        let response = future.await.unwrap();
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_status_of_a_timeout_is_configurable() {
-        let accessor = EaCAccessor::builder()
-            .section::<Limits>()
-            .source(Memory::new("m", Format::Toml, doc(10)))
-            .build()
-            .unwrap();
+        let accessor = accessor(Memory::new("m", Format::Toml, doc(10)));
         let service = ServiceBuilder::new()
             .layer(
                 LiveTimeoutLayer::new(accessor, |_| Duration::from_millis(10))

@@ -4,7 +4,7 @@ mod admin_harness;
 
 use std::time::Duration;
 
-use admin_harness::{Auth, SECRET, Server, TOKEN, app_toml, stable};
+use admin_harness::{Auth, SECRET, Server, TOKEN, admin_token, app_toml, listed_versions, stable};
 use axum::Router;
 use eac_accessor::Origin;
 use eac_tower::admin::{self, AdminConfig};
@@ -59,7 +59,7 @@ async fn open_reads_answer_without_a_token_and_mutations_stay_off() {
 
 #[tokio::test]
 async fn refresh_rollback_and_status_with_the_token() {
-    let server = Server::start(AdminConfig::new().token(Some(TOKEN))).await;
+    let server = Server::start(admin_token()).await;
     let (status, _) = server.json("POST", "/refresh", None, "").await;
     assert_eq!(status, 401);
     let (status, _) = server.json("POST", "/refresh", Some("wrong"), "").await;
@@ -99,12 +99,7 @@ async fn refresh_rollback_and_status_with_the_token() {
     let (status, _) = server.json("POST", "/rollback?to=x", Some(TOKEN), "").await;
     assert_eq!(status, 400);
     let (_, history) = server.json("GET", "/history", Some(TOKEN), "").await;
-    let versions: Vec<u64> = history["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["version"].as_u64().unwrap())
-        .collect();
+    let versions = listed_versions(&history);
     assert_eq!(versions, [3, 2, 1]);
     assert_eq!(history["versions"][0]["origin"]["kind"], "rollback");
     server.stop().await;
@@ -112,7 +107,7 @@ async fn refresh_rollback_and_status_with_the_token() {
 
 #[tokio::test]
 async fn preview_answers_the_classified_diff_and_publishes_nothing() {
-    let server = Server::start(AdminConfig::new().token(Some(TOKEN))).await;
+    let server = Server::start(admin_token()).await;
     let overlay =
         r#"{"limits": {"max_body_bytes": 4096}, "upstream": {"api_key": "an0ther-s3cr3t"}}"#;
     let (status, body) = server.json("POST", "/preview", Some(TOKEN), overlay).await;
@@ -135,19 +130,14 @@ async fn preview_answers_the_classified_diff_and_publishes_nothing() {
 
 #[tokio::test]
 async fn oversized_bodies_get_413_and_bursts_get_429() {
-    let server = Server::start(
-        AdminConfig::new()
-            .token(Some(TOKEN))
-            .body_limit(256)
-            .rate_limit(3, Duration::from_secs(3600)),
-    )
-    .await;
+    let config = admin_token().body_limit(256);
+    let server = Server::start(config.rate_limit(3, Duration::from_secs(3600))).await;
     let big = format!(r#"{{"limits": {{"pad": "{}"}}}}"#, "x".repeat(1024));
-    let (status, _) = server.call("POST", "/preview", Some(TOKEN), &big).await;
+    let (status, _) = server.json("POST", "/preview", Some(TOKEN), &big).await;
     assert_eq!(status, 413);
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        statuses.push(server.call("POST", "/refresh", Some(TOKEN), "").await.0);
+        statuses.push(server.json("POST", "/refresh", Some(TOKEN), "").await.0);
     }
     // The oversized body was refused before the rate limit counted it.
     assert_eq!(statuses, [200, 200, 200, 429]);
@@ -156,13 +146,13 @@ async fn oversized_bodies_get_413_and_bursts_get_429() {
 
 #[tokio::test]
 async fn the_event_stream_reports_a_refresh() {
-    let server = Server::start(AdminConfig::new().token(Some(TOKEN))).await;
+    let server = Server::start(admin_token()).await;
     let (reply, stream) = server.open_stream(Auth::Header(TOKEN)).await;
     assert_eq!(reply.status, 200);
     let mut stream = stream.unwrap();
 
     server.write(&app_toml("4096", &format!("\"{SECRET}\"")));
-    let (status, _) = server.call("POST", "/refresh", Some(TOKEN), "").await;
+    let (status, _) = server.json("POST", "/refresh", Some(TOKEN), "").await;
     assert_eq!(status, 200);
     stream.read_until("\n\n").await;
     assert!(
@@ -180,7 +170,7 @@ async fn status_keeps_the_served_versions_origin_after_a_rejected_reload() {
     let mut kept = None;
     let server = Server::start_on("127.0.0.1:0", |setup| {
         kept = Some(setup.accessor.clone());
-        let config = AdminConfig::new().token(Some(TOKEN));
+        let config = admin_token();
         Router::new().nest(
             admin::DEFAULT_PREFIX,
             admin::router(setup.accessor.clone(), config),

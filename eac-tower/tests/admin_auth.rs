@@ -7,7 +7,9 @@ mod admin_harness;
 
 use std::time::Duration;
 
-use admin_harness::{Auth, READ_TOKEN, SECRET, Server, TOKEN, app_toml, exact_request};
+use admin_harness::{
+    Auth, READ_TOKEN, SECRET, Server, TOKEN, app_toml, both_tokens, exact_request,
+};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
@@ -24,10 +26,11 @@ const MUTATIONS: [(&str, &str); 3] = [
     ("/preview", r#"{"limits": {"max_body_bytes": 7}}"#),
 ];
 
-fn both_tokens() -> AdminConfig {
-    AdminConfig::new()
-        .token(Some(TOKEN))
-        .read_token(Some(READ_TOKEN))
+/// The read-only token set, and a short keep-alive so that the server notices a client
+/// that went away at its next write.
+async fn keeping_streams_alive() -> Server {
+    let config = AdminConfig::new().read_token(Some(READ_TOKEN));
+    Server::start(config.keep_alive(Duration::from_millis(50))).await
 }
 
 #[tokio::test]
@@ -367,51 +370,29 @@ async fn every_admin_answer_is_kept_by_no_cache() {
         check(path, server.send("GET", path, read, "").await);
         check(path, server.send("GET", path, Auth::None, "").await);
     }
-    check(
-        "/diff?from=x",
-        server.send("GET", "/diff?from=x", read, "").await,
-    );
-    check(
-        "/diff?from=99",
-        server.send("GET", "/diff?from=99", read, "").await,
-    );
+    for path in ["/diff?from=x", "/diff?from=99"] {
+        check(path, server.send("GET", path, read, "").await);
+    }
     let (stream, held) = server.open_stream(read).await;
     check("/events", stream);
     check("/events", server.open_stream(read).await.0);
     drop(held);
     check("/events", server.open_stream(Auth::None).await.0);
     let preview = r#"{"limits": {"max_body_bytes": 7}}"#;
-    check(
-        "/preview",
-        server.send("POST", "/preview", admin, preview).await,
-    );
-    check(
-        "/preview",
-        server.send("POST", "/preview", admin, "[]").await,
-    );
-    check(
-        "/preview",
-        server
-            .send("POST", "/preview", admin, &"x".repeat(65))
-            .await,
-    );
-    check("/refresh", server.send("POST", "/refresh", admin, "").await);
-    check(
-        "/rollback",
-        server.send("POST", "/rollback?to=1", admin, "").await,
-    );
-    check(
-        "/rollback",
-        server.send("POST", "/rollback?to=x", admin, "").await,
-    );
-    check(
-        "/rollback",
-        server.send("POST", "/rollback?to=99", admin, "").await,
-    );
-    check(
-        "/rollback",
-        server.send("POST", "/rollback?to=1", admin, "").await,
-    );
+    let over_the_limit = "x".repeat(65);
+    for (path, body) in [
+        ("/preview", preview),
+        ("/preview", "[]"),
+        ("/preview", over_the_limit.as_str()),
+        ("/refresh", ""),
+        ("/rollback?to=1", ""),
+        ("/rollback?to=x", ""),
+        ("/rollback?to=99", ""),
+        ("/rollback?to=1", ""),
+    ] {
+        let route = path.split('?').next().unwrap();
+        check(route, server.send("POST", path, admin, body).await);
+    }
     for (method, path) in [
         ("POST", "/refresh"),
         ("POST", "/rollback?to=1"),
@@ -421,14 +402,10 @@ async fn every_admin_answer_is_kept_by_no_cache() {
         check(path, server.send(method, path, Auth::None, "").await);
     }
     check("/refresh", server.send("GET", "/refresh", admin, "").await);
-    check(
-        "/refresh",
-        unwired.send("POST", "/refresh", admin, "").await,
-    );
-    check(
-        "/rollback",
-        unwired.send("POST", "/rollback?to=1", admin, "").await,
-    );
+    for path in ["/refresh", "/rollback?to=1"] {
+        let route = path.split('?').next().unwrap();
+        check(route, unwired.send("POST", path, admin, "").await);
+    }
     let status = format!("{}/status", admin::DEFAULT_PREFIX);
     check(
         "/status",
@@ -545,14 +522,8 @@ async fn rollback_goes_through_the_coordinator() {
 
 #[tokio::test]
 async fn streams_are_bounded_and_a_closed_one_frees_its_slot() {
-    // The default bound (64); a short keep-alive so that the server notices a client
-    // that went away at its next write.
-    let server = Server::start(
-        AdminConfig::new()
-            .read_token(Some(READ_TOKEN))
-            .keep_alive(Duration::from_millis(50)),
-    )
-    .await;
+    // The default bound (64).
+    let server = keeping_streams_alive().await;
     let mut streams = Vec::new();
     for i in 0..64 {
         let (reply, stream) = server.open_stream(Auth::Header(READ_TOKEN)).await;
@@ -585,12 +556,7 @@ async fn streams_are_bounded_and_a_closed_one_frees_its_slot() {
 
 #[tokio::test]
 async fn a_quiet_stream_sends_keep_alive_comments() {
-    let server = Server::start(
-        AdminConfig::new()
-            .read_token(Some(READ_TOKEN))
-            .keep_alive(Duration::from_millis(50)),
-    )
-    .await;
+    let server = keeping_streams_alive().await;
     let (_, stream) = server.open_stream(Auth::Bearer(READ_TOKEN)).await;
     let mut stream = stream.unwrap();
     stream.read_until(": keep-alive\n\n").await;
@@ -707,31 +673,10 @@ async fn refresh_goes_through_the_coordinator() {
     server.stop().await;
 }
 
-/// Collects every log line written while it is the default subscriber.
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 // One thread: the server's tasks log to this test's subscriber.
 #[tokio::test(flavor = "current_thread")]
 async fn no_log_line_holds_a_token() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let logs = admin_harness::capture_logs();
 
     let vars = |name: &str| match name {
         "EAC_REFRESH_ENDPOINT_TOKEN" => Some(format!("{TOKEN}\n")),
@@ -765,7 +710,7 @@ async fn no_log_line_holds_a_token() {
     // The admin token from the variable works without its trailing newline.
     assert_eq!(statuses, [200, 200, 200, 403, 403, 200, 401, 401, 200]);
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     // The capture works: the audit line of the refresh and the open-reads warning are here.
     assert!(logs.contains("admin refresh"), "{logs}");
     assert!(logs.contains("EAC_ADMIN_OPEN_READS=1"), "{logs}");

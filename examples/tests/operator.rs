@@ -19,6 +19,11 @@ fn sed_like(dir: &Path, message: &str) {
     std::fs::rename(tmp, dir.join("app.toml")).unwrap();
 }
 
+/// The entries of an answer of `GET history`, newest first.
+fn listed(history: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    history["versions"].as_array().into_iter().flatten()
+}
+
 #[test]
 fn a_relative_config_dir_reloads() {
     let root = tempfile::tempdir().unwrap();
@@ -271,14 +276,9 @@ fn a_sigterm_while_a_slow_reload_builds_exits_within_the_grace_and_publishes_not
     std::fs::remove_file(config.path().join("rules.toml")).unwrap();
     let restarted = Launch::new(config.path(), state.path()).start();
     let history = restarted.get("/_internal/eac/history", Auth::None);
-    let origins: Vec<&str> = history["versions"]
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .filter_map(|e| e["origin"]["kind"].as_str())
-                .collect()
-        })
-        .unwrap_or_default();
+    let origins: Vec<&str> = listed(&history)
+        .filter_map(|e| e["origin"]["kind"].as_str())
+        .collect();
     assert!(!origins.is_empty(), "{history}");
     assert!(
         !origins.contains(&"signal"),
@@ -382,11 +382,8 @@ fn a_full_state_dir_disk_is_reported_and_the_history_has_no_gap_after_a_restart(
     server.terminate();
     let server = launch.start();
     let history = server.get("/_internal/eac/history", Auth::None);
-    let versions: Vec<u64> = history["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["version"].as_u64().unwrap())
+    let versions: Vec<u64> = listed(&history)
+        .filter_map(|v| v["version"].as_u64())
         .collect();
     assert_eq!(versions, [5, 4, 3, 2, 1], "{history}");
     server.terminate();

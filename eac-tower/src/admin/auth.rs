@@ -2,7 +2,7 @@
 //! routes.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::reply::error;
-use super::{AdminState, OPEN_READS_ENV, READ_TOKEN_ENV, TOKEN_ENV, TOKEN_HEADER};
+use super::{OPEN_READS_ENV, READ_TOKEN_ENV, TOKEN_ENV, TOKEN_HEADER};
 
 /// An expected token, kept only as its SHA-256 so that comparing is constant-time and
 /// does not leak the length.
@@ -126,11 +126,10 @@ fn unauthorized(message: String) -> Response {
 /// - Reads closed and no token set on the server: 403, as no token can open them.
 /// - Reads closed otherwise: 401, saying which token to send.
 pub(super) async fn require_read(
-    State(state): State<AdminState>,
+    State(policy): State<Arc<Policy>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let policy = &state.policy;
     if policy.access(request.headers()) >= Access::Read {
         return next.run(request).await;
     }
@@ -227,11 +226,10 @@ fn foreign_host(host: Option<&str>) -> String {
 /// 403, anything else 401. Without a configured admin token the routes are off: every
 /// caller gets 403, as no token can open them.
 pub(super) async fn require_admin(
-    State(state): State<AdminState>,
+    State(policy): State<Arc<Policy>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let policy = &state.policy;
     match policy.access(request.headers()) {
         Access::Admin => next.run(request).await,
         Access::Read => error(

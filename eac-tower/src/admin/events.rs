@@ -11,12 +11,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use eac_accessor::EaCAccessor;
 use futures_util::StreamExt;
 use futures_util::future::Shared;
 use tokio::sync::Semaphore;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::AdminState;
 use super::reply::{error, retry_after};
 
 /// A shutdown signal that every stream can wait on.
@@ -39,8 +39,10 @@ pub(crate) struct Streams {
 ///
 /// The stream holds one slot from here until its body is dropped (the client went away,
 /// or the server shut down); without a free slot the answer is 503 with `Retry-After`.
-pub(super) async fn events(State(state): State<AdminState>) -> Response {
-    let streams = &state.streams;
+pub(super) async fn events(
+    State(streams): State<Streams>,
+    State(accessor): State<EaCAccessor>,
+) -> Response {
     let Ok(slot) = Arc::clone(&streams.slots).try_acquire_owned() else {
         let mut response = error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -54,7 +56,7 @@ pub(super) async fn events(State(state): State<AdminState>) -> Response {
             .insert(header::RETRY_AFTER, retry_after(STREAM_RETRY_AFTER));
         return response;
     };
-    let receiver = state.accessor.events();
+    let receiver = accessor.events();
     // The slot travels with the stream, so it is freed exactly when the body is dropped.
     let stream =
         futures_util::stream::unfold((receiver, slot), |(mut receiver, slot)| async move {

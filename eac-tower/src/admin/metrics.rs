@@ -11,7 +11,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AdminState;
 use super::reply::error;
 
 /// What renders the metrics page: the whole Prometheus text exposition.
@@ -45,8 +44,8 @@ pub const SECONDS_BUCKETS: &[f64] = &[
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// `GET metrics`: the rendered page, or 404 saying how to turn it on.
-pub(super) async fn metrics(State(state): State<AdminState>) -> Response {
-    let Some(render) = state.metrics.clone() else {
+pub(super) async fn metrics(State(render): State<Option<RenderFn>>) -> Response {
+    let Some(render) = render else {
         return error(
             StatusCode::NOT_FOUND,
             "metrics are off: install a Prometheus recorder in the application \

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::reply::{error, retry_after};
-use super::{AdminState, Refresh};
+use super::state::{AdminState, Refresh};
 
 /// The 501 of a refresh or a rollback on an admin given no coordinator to go through.
 fn unwired(action: &str) -> Response {

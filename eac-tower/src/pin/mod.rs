@@ -63,20 +63,7 @@ impl<S> EaCService<S> {
         EaCLayer::new(accessor)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    define_inner_service_accessors!();
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for EaCService<S>
@@ -111,21 +98,14 @@ where
 mod tests {
     use super::*;
     use crate::ServiceBuilderExt;
-    use eac_accessor::source::{Format, Memory};
-    use eac_accessor::{EaCSection, Origin};
+    use crate::fixture::{Greeting, greeting};
+    use eac_accessor::Origin;
+    use eac_accessor::source::Memory;
     use std::convert::Infallible;
     use tower::{Layer, ServiceBuilder, ServiceExt, service_fn};
 
-    #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-    struct Greeting {
-        message: String,
-    }
-    impl EaCSection for Greeting {
-        const PATH: &'static str = "greeting";
-    }
-
     fn accessor() -> (EaCAccessor, Memory) {
-        let doc = Memory::new("m", Format::Toml, "[greeting]\nmessage = \"one\"\n");
+        let doc = greeting("one");
         let accessor = EaCAccessor::builder()
             .section::<Greeting>()
             .source(doc.clone())

@@ -55,6 +55,16 @@ pub const TOKEN: &str = "t0ken-for-tests";
 /// The read-only token.
 pub const READ_TOKEN: &str = "r3ad-t0ken-for-tests";
 
+/// The admin token set, reads and mutations behind it.
+pub fn admin_token() -> AdminConfig {
+    AdminConfig::new().token(Some(TOKEN))
+}
+
+/// The admin token and the read-only token set.
+pub fn both_tokens() -> AdminConfig {
+    admin_token().read_token(Some(READ_TOKEN))
+}
+
 pub fn app_toml(max: &str, key: &str) -> String {
     format!("[limits]\nmax_body_bytes = {max}\n[upstream]\napi_key = {key}\n")
 }
@@ -67,6 +77,17 @@ pub enum Auth<'a> {
     Header(&'a str),
     /// As `Authorization: Bearer`.
     Bearer(&'a str),
+}
+
+impl Auth<'_> {
+    /// `request` with the token in its place.
+    fn carried_by(self, request: http::request::Builder) -> http::request::Builder {
+        match self {
+            Auth::None => request,
+            Auth::Header(token) => request.header(admin::TOKEN_HEADER, token),
+            Auth::Bearer(token) => request.header("authorization", format!("Bearer {token}")),
+        }
+    }
 }
 
 impl<'a> From<Option<&'a str>> for Auth<'a> {
@@ -225,12 +246,7 @@ impl Server {
         let request = hyper::Request::builder()
             .method(method)
             .uri(format!("http://{}{full_path}", self.address));
-        let request = match auth {
-            Auth::None => request,
-            Auth::Header(token) => request.header(admin::TOKEN_HEADER, token),
-            Auth::Bearer(token) => request.header("authorization", format!("Bearer {token}")),
-        };
-        request
+        auth.carried_by(request)
             .body(Full::new(Bytes::from(body.to_owned())))
             .unwrap()
     }
@@ -301,18 +317,6 @@ impl Server {
         reply
     }
 
-    /// The old shape: status and body text.
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: &str,
-    ) -> (u16, String) {
-        let reply = self.send(method, path, token, body).await;
-        (reply.status.as_u16(), reply.text)
-    }
-
     /// Status and body as JSON (a string when it is not JSON).
     pub async fn json(
         &self,
@@ -330,31 +334,23 @@ impl Server {
         let path = format!("{}/events", admin::DEFAULT_PREFIX);
         let request = self.request("GET", &path, auth, "");
         let response = self.client.request(request).await.unwrap();
-        let (parts, body) = response.into_parts();
-        if parts.status == StatusCode::OK {
-            assert_eq!(parts.headers["content-type"], "text/event-stream");
-            let reply = Reply {
-                status: parts.status,
-                headers: parts.headers,
-                text: String::new(),
-            };
-            (
-                reply,
-                Some(Stream {
-                    body,
-                    seen: String::new(),
-                }),
-            )
-        } else {
-            let bytes = body.collect().await.unwrap().to_bytes();
-            let reply = Reply {
-                status: parts.status,
-                headers: parts.headers,
-                text: String::from_utf8(bytes.to_vec()).unwrap(),
-            };
+        if response.status() != StatusCode::OK {
+            let reply = Server::reply(response).await;
             assert_no_leak(&format!("{reply:?}"));
-            (reply, None)
+            return (reply, None);
         }
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let (parts, body) = response.into_parts();
+        let reply = Reply {
+            status: parts.status,
+            headers: parts.headers,
+            text: String::new(),
+        };
+        let stream = Stream {
+            body,
+            seen: String::new(),
+        };
+        (reply, Some(stream))
     }
 
     /// Tells the server to stop (ending its event streams) and waits until it has.
@@ -414,11 +410,48 @@ impl Stream {
     }
 }
 
+/// What the `tracing` subscriber [`capture_logs`] set writes, kept in a file.
+pub struct Logs {
+    file: tempfile::NamedTempFile,
+    _default: tracing::subscriber::DefaultGuard,
+}
+
+impl Logs {
+    /// Every line written so far.
+    pub fn text(&self) -> String {
+        std::fs::read_to_string(self.file.path()).unwrap()
+    }
+}
+
+/// Sets, on this thread until the [`Logs`] it returns drops, a subscriber that writes
+/// every event down to TRACE to a file.
+pub fn capture_logs() -> Logs {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let writer = std::sync::Arc::new(file.reopen().unwrap());
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(writer)
+        .finish();
+    Logs {
+        file,
+        _default: tracing::subscriber::set_default(subscriber),
+    }
+}
+
 /// No answer holds the configuration's secret or either token.
 pub fn assert_no_leak(text: &str) {
     for value in [SECRET, TOKEN, READ_TOKEN] {
         assert!(!text.contains(value), "leaked {value:?}: {text}");
     }
+}
+
+/// The version numbers an answer of `GET history` lists, newest first.
+pub fn listed_versions(history: &Value) -> Vec<u64> {
+    let listed = history["versions"].as_array().into_iter().flatten();
+    listed
+        .filter_map(|entry| entry["version"].as_u64())
+        .collect()
 }
 
 /// Replaces what changes from run to run (times, hashes, paths) for snapshots.
@@ -458,10 +491,7 @@ pub fn exact_request(
         Some(host) => request.header("host", host),
         None => request,
     };
-    let request = match auth {
-        Auth::None => request,
-        Auth::Header(token) => request.header(admin::TOKEN_HEADER, token),
-        Auth::Bearer(token) => request.header("authorization", format!("Bearer {token}")),
-    };
-    request.body(Full::new(Bytes::new())).unwrap()
+    auth.carried_by(request)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
