@@ -68,7 +68,7 @@ pub use watch::EtcdWatch;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use etcd_client::{Client, ConnectOptions};
 
@@ -76,6 +76,7 @@ use super::background::{Background, Found};
 use super::status::SourceStatus;
 use super::{Layer, Source};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
+use crate::sync::lock;
 use entry::{Entry, Key, instance_record, unreadable};
 
 /// The name part (after the prefix) under which eac keeps one record per instance.
@@ -310,10 +311,6 @@ fn prefix_name(prefix: &str) -> SourceName {
         key: prefix.to_owned(),
         revision: None,
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Source for Etcd {

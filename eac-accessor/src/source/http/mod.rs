@@ -238,7 +238,7 @@ impl Http {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Sends `Authorization: Bearer <token>` (replacing a `user:pass@` of the URL). The
