@@ -221,9 +221,7 @@ impl Publisher {
         let Some(culprits) = isolate::culprits(&errors, candidate, &self.specs) else {
             return (Err(errors), Vec::new());
         };
-        for (input, why) in &culprits {
-            self.sources.iter().for_each(|s| s.rejected(input, why));
-        }
+        self.sources.iter().for_each(|s| s.rejected(&culprits));
         if read_before.is_none() {
             return (Err(errors), Vec::new());
         }

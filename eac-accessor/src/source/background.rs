@@ -5,8 +5,9 @@
 //!
 //! The metrics, per source, labelled `source="<name>"` (the name of its status):
 //! `eac_source_up`, `eac_source_serving_cache`,
-//! `eac_source_last_success_timestamp_seconds` and `eac_source_requests_total{result}`
-//! (`modified`, `not_modified`, `error`).
+//! `eac_source_last_success_timestamp_seconds`, `eac_source_requests_total{result}`
+//! (`modified`, `not_modified`, `error`) and `eac_source_rejected_total` (documents
+//! rejected).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -15,7 +16,7 @@ use std::time::SystemTime;
 use super::format::Format;
 use super::last_good::LastGood;
 use super::status::SourceStatus;
-use crate::error::Error;
+use crate::error::{Error, Errors};
 
 /// What only one kind of source knows, in its status (an HTTP status, a revision).
 pub(crate) type Details = BTreeMap<String, serde_json::Value>;
@@ -111,6 +112,29 @@ impl Background {
         status.errors += 1;
         details(&mut status.details);
         record(status, Some("error"));
+    }
+
+    /// What the source returned was rejected for `errors`; `new` when that document
+    /// had not been rejected before (it is counted once).
+    pub(crate) fn rejected(&self, errors: &Errors, new: bool) {
+        let mut state = self.lock();
+        let status = &mut state.status;
+        status.last_result = Some("rejected");
+        status.rejection = errors.as_slice().to_vec();
+        if new {
+            status.rejected += 1;
+            metrics::counter!("eac_source_rejected_total", "source" => status.name.clone())
+                .increment(1);
+        }
+    }
+
+    /// What the source returned is now served: an earlier rejection is over.
+    pub(crate) fn accepted(&self) {
+        let mut state = self.lock();
+        state.status.rejection.clear();
+        if state.status.last_result == Some("rejected") {
+            state.status.last_result = Some("modified");
+        }
     }
 
     /// Whether what is served now came from the last-good cache.

@@ -88,15 +88,15 @@ pub trait Source: Send + Sync + fmt::Debug + 'static {
     /// here. The default does nothing.
     fn committed(&self) {}
 
-    /// Says that `input`, one of the inputs the last [`load`](Source::load) returned (a
-    /// file, a remote document, an etcd key), was rejected for `errors`; called before
+    /// Says which inputs the last [`load`](Source::load) returned (files, remote
+    /// documents, etcd keys) were rejected, each with its errors; called before
     /// [`committed`](Source::committed) when the rest of the candidate was published
-    /// without it, or instead of it when the candidate was rejected whole. Each source is
-    /// told about every such input, and keeps what concerns its own: a remote source
-    /// shows the rejection in its status and does not cache that document. The default
-    /// does nothing.
-    fn rejected(&self, input: &SourceName, errors: &Errors) {
-        let _ = (input, errors);
+    /// without them, or instead of it when the candidate was rejected whole. Every source
+    /// is told about every rejected input and keeps what concerns its own: a remote
+    /// source shows the rejection in its status and does not cache that document. The
+    /// default does nothing.
+    fn rejected(&self, inputs: &[(SourceName, Errors)]) {
+        let _ = inputs;
     }
 
     /// Asked at start when the candidate read from the sources was rejected (`why`): a
@@ -144,6 +144,9 @@ impl fmt::Debug for Layer {
 
 enum Content {
     Parsed(Dict),
+    /// An input the source could not read or parse (an etcd value that is not valid
+    /// YAML): the merge reports its error, naming it, so that it blocks only itself.
+    Failed(Error),
     Text {
         format: Format,
         /// Shared, not copied, with the source that holds it and with the snapshot's
@@ -208,6 +211,7 @@ impl Layer {
     pub fn parse_now(self) -> Result<Layer, Error> {
         match self.content {
             Content::Parsed(_) => Ok(self),
+            Content::Failed(ref error) => Err(error.clone()),
             Content::Text {
                 format,
                 ref text,
@@ -232,6 +236,18 @@ impl Layer {
         Ok(Layer::parsed(name, data, fingerprint))
     }
 
+    /// A layer that fails the merge with `error` (which names `name`).
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(crate) fn failed(name: SourceName, error: Error) -> Layer {
+        let fingerprint = xxhash_rust::xxh3::xxh3_64(error.to_string().as_bytes());
+        Layer {
+            name,
+            content: Content::Failed(error),
+            fingerprint,
+            env_vars: None,
+        }
+    }
+
     pub(crate) fn parsed(name: SourceName, data: Dict, fingerprint: u64) -> Layer {
         Layer {
             name,
@@ -249,6 +265,7 @@ impl Layer {
     fn into_dict(self) -> Result<Dict, Error> {
         match self.content {
             Content::Parsed(data) => Ok(data),
+            Content::Failed(error) => Err(error),
             Content::Text {
                 format,
                 text,

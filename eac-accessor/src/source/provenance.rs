@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Content, Dict, EnvVarNames, Format, Layer, ParseLimits};
-use crate::error::SourceName;
+use crate::error::{Error, SourceName};
 
 /// A copy of every layer's input, in merge order, kept with the snapshot it became.
 ///
@@ -25,6 +25,7 @@ struct KeptLayer {
 
 enum KeptContent {
     Parsed(Dict),
+    Failed(Error),
     Text(Format, Arc<str>, ParseLimits),
 }
 
@@ -47,6 +48,7 @@ pub(crate) fn keep(layers: &[Layer]) -> Kept {
                 env_vars: layer.env_vars.clone(),
                 content: match &layer.content {
                     Content::Parsed(data) => KeptContent::Parsed(data.clone()),
+                    Content::Failed(error) => KeptContent::Failed(error.clone()),
                     Content::Text {
                         format,
                         text,
@@ -138,6 +140,7 @@ impl KeptLayer {
             KeptContent::Text(format, text, limits) => {
                 Layer::text(self.name.clone(), *format, Arc::clone(text)).with_limits(*limits)
             }
+            KeptContent::Failed(error) => Layer::failed(self.name.clone(), error.clone()),
         };
         layer.env_vars = self.env_vars.clone();
         layer
@@ -153,6 +156,7 @@ impl KeptLayer {
                 parsed = format.parse(text, limits).ok()?;
                 &parsed
             }
+            KeptContent::Failed(_) => return None,
         };
         find_in(data, key).map(f)
     }
@@ -237,6 +241,7 @@ impl Provenance<'_> {
             KeptContent::Text(format, text, limits) => self.parsed[index]
                 .get_or_init(|| format.parse(text, limits).ok())
                 .as_ref(),
+            KeptContent::Failed(_) => None,
         }
     }
 }

@@ -35,7 +35,8 @@ pub struct SourceStatus {
     /// When it last answered successfully.
     #[serde(serialize_with = "optional_unix_seconds")]
     pub last_success: Option<SystemTime>,
-    /// The last fetch's result: `"modified"`, `"not_modified"` or `"error"`.
+    /// The last fetch's result: `"modified"`, `"not_modified"` or `"error"`; `"rejected"`
+    /// when what it fetched was rejected since.
     pub last_result: Option<&'static str>,
     /// The last error, naming the source, never a secret.
     pub last_error: Option<String>,
@@ -45,6 +46,13 @@ pub struct SourceStatus {
     pub not_modified: u64,
     /// Fetches that failed.
     pub errors: u64,
+    /// Documents it fetched that were rejected (each counted once, however many reloads
+    /// read it).
+    pub rejected: u64,
+    /// Why what it serves now was rejected, naming each key; empty when it was accepted.
+    /// A rejected input is held back (see [`Status::held_back`](crate::Status::held_back))
+    /// or rejected the reload whole.
+    pub rejection: Vec<crate::Error>,
     /// What only this kind of source knows (an HTTP status, an ETag, an etcd revision,
     /// the fleet of instances).
     pub details: BTreeMap<String, serde_json::Value>,
@@ -65,6 +73,8 @@ impl SourceStatus {
             modified: 0,
             not_modified: 0,
             errors: 0,
+            rejected: 0,
+            rejection: Vec::new(),
             details: BTreeMap::new(),
         }
     }

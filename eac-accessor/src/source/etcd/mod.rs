@@ -118,6 +118,8 @@ struct State {
     compacted: u64,
     /// Instance id → its record.
     fleet: BTreeMap<String, serde_json::Value>,
+    /// The revision of the last read with a rejected key, until a read is committed.
+    rejected: Option<i64>,
 }
 
 /// The configuration keys of the prefix at one revision.
@@ -207,6 +209,7 @@ impl Shared {
                 seen: 0,
                 compacted: 0,
                 fleet: BTreeMap::new(),
+                rejected: None,
             }),
         })
     }
@@ -321,26 +324,23 @@ impl Source for Etcd {
             state.loaded = Some(Arc::clone(&current));
             current
         };
-        let mut layers = Vec::with_capacity(fetched.entries.len());
-        let mut errors = Vec::new();
-        for entry in &fetched.entries {
-            match &entry.parsed {
-                Ok((data, fingerprint)) => layers.push(Layer::parsed(
-                    SourceName::Etcd {
-                        key: entry.key.clone(),
-                        revision: Some(entry.mod_revision),
-                    },
-                    data.clone(),
-                    *fingerprint,
-                )),
-                Err(e) => errors.push(e.clone()),
-            }
-        }
-        if errors.is_empty() {
-            Ok(layers)
-        } else {
-            Err(errors)
-        }
+        // A key whose value does not parse fails the merge, naming it: it blocks only
+        // itself, like any other bad input.
+        let layers = fetched
+            .entries
+            .iter()
+            .map(|entry| {
+                let name = SourceName::Etcd {
+                    key: entry.key.clone(),
+                    revision: Some(entry.mod_revision),
+                };
+                match &entry.parsed {
+                    Ok((data, fingerprint)) => Layer::parsed(name, data.clone(), *fingerprint),
+                    Err(e) => Layer::failed(name, e.clone()),
+                }
+            })
+            .collect();
+        Ok(layers)
     }
 
     /// What was read from etcd at start was rejected: serve the last-known-good cache
@@ -391,6 +391,8 @@ impl Source for Etcd {
             let Some(loaded) = state.loaded.take() else {
                 return;
             };
+            state.rejected = None;
+            self.shared.background.accepted();
             self.shared.background.serving_cache(loaded.from_cache);
             self.shared.background.details(|details| {
                 details.insert("committed_revision".into(), loaded.revision.into());
@@ -398,6 +400,31 @@ impl Source for Etcd {
             loaded
         };
         self.shared.cache(&loaded);
+    }
+
+    /// A key of the prefix was rejected: shown in the status, counted once per
+    /// revision, and the prefix as read is neither committed nor cached (what `load`
+    /// returned is forgotten).
+    fn rejected(&self, inputs: &[(SourceName, Errors)]) {
+        let prefix = self.shared.options.prefix.as_str();
+        let ours: Vec<Error> = inputs
+            .iter()
+            .filter(|(input, _)| {
+                matches!(input, SourceName::Etcd { key, .. } if key.starts_with(prefix))
+            })
+            .flat_map(|(_, errors)| errors.iter().cloned())
+            .collect();
+        let Some(errors) = Errors::from_vec(ours) else {
+            return;
+        };
+        let new = {
+            let mut state = lock(&self.shared.state);
+            let Some(loaded) = state.loaded.take() else {
+                return;
+            };
+            state.rejected.replace(loaded.revision) != Some(loaded.revision)
+        };
+        self.shared.background.rejected(&errors, new);
     }
 
     fn status(&self) -> Option<SourceStatus> {

@@ -116,6 +116,8 @@ struct State {
     /// The hash of the document fetched at start and rejected, while the cache is
     /// served in its place.
     rejected_at_start: Option<u64>,
+    /// The hash of the last document rejected, until one is accepted.
+    rejected: Option<u64>,
     /// Whether credentials in clear text were warned of (once per source).
     warned_in_clear: bool,
 }
@@ -388,6 +390,8 @@ impl Source for Http {
         let Some(doc) = self.lock().loaded.take() else {
             return;
         };
+        self.lock().rejected = None;
+        self.background.accepted();
         if doc.from_cache {
             return;
         }
@@ -395,6 +399,23 @@ impl Source for Http {
         if let Some(cache) = &self.config.cache {
             self.background.store_cache(cache, doc.format, &doc.text);
         }
+    }
+
+    /// The document was rejected: shown in the status, counted once, and never cached
+    /// (what `load` returned is forgotten, so `committed` does not store it).
+    fn rejected(&self, inputs: &[(SourceName, Errors)]) {
+        let ours = self.source_name();
+        let Some((_, errors)) = inputs.iter().find(|(input, _)| *input == ours) else {
+            return;
+        };
+        let new = {
+            let mut state = self.lock();
+            let Some(doc) = state.loaded.take() else {
+                return;
+            };
+            state.rejected.replace(doc.hash) != Some(doc.hash)
+        };
+        self.background.rejected(errors, new);
     }
 
     fn status(&self) -> Option<SourceStatus> {
