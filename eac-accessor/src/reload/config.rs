@@ -100,7 +100,7 @@ impl ReloadConfig {
     /// it, its value and what was expected; every such variable is reported. A blank
     /// variable counts as unset. Read through [`EnvSettings`].
     pub fn from_env() -> Result<ReloadConfig, Errors> {
-        Self::read(EnvSettings::from_env())
+        Self::from_vars(|name| std::env::var(name).ok())
     }
 
     /// Like [`from_env`](ReloadConfig::from_env), reading variables through `var`.
@@ -117,10 +117,7 @@ impl ReloadConfig {
     /// assert_eq!(errors.len(), 2);
     /// ```
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<ReloadConfig, Errors> {
-        Self::read(EnvSettings::from_vars(var))
-    }
-
-    fn read(mut env: EnvSettings<impl Fn(&str) -> Option<String>>) -> Result<ReloadConfig, Errors> {
+        let mut env = EnvSettings::from_vars(var);
         let mut config = ReloadConfig::default();
         for (name, slot) in [
             ("EAC_REFRESH_COOLDOWN_MS", &mut config.cooldown),

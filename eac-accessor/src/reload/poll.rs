@@ -100,15 +100,12 @@ impl PollConfig {
     /// what was expected; every such variable is reported. A blank variable counts as
     /// unset. Read through [`EnvSettings`].
     pub fn from_env() -> Result<PollConfig, Errors> {
-        Self::read(EnvSettings::from_env())
+        Self::from_vars(|name| std::env::var(name).ok())
     }
 
     /// Like [`from_env`](PollConfig::from_env), reading variables through `var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<PollConfig, Errors> {
-        Self::read(EnvSettings::from_vars(var))
-    }
-
-    fn read(mut env: EnvSettings<impl Fn(&str) -> Option<String>>) -> Result<PollConfig, Errors> {
+        let mut env = EnvSettings::from_vars(var);
         let mut config = PollConfig::default();
         let interval = env.parse(INTERVAL_ENV, |v| {
             millis(v).map_err(|e| format!("{}; 0 disables polling", e.message()))

@@ -607,24 +607,17 @@ mod tests {
         drop(clients);
     }
 
-    fn vars(set: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            set.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
-
     #[test]
     fn every_bad_variable_of_the_reloads_and_the_serve_loop_is_reported_at_once() {
         let errors = settings(
-            vars(&[
-                ("EAC_REFRESH_COOLDOWN_MS", "1s"),
-                ("EAC_WATCH_DEBOUNCE_MS", "50"),
-                ("EAC_MAX_CONNECTIONS", "0"),
-                ("EAC_HEADER_READ_TIMEOUT_MS", "30s"),
-                ("EAC_SHUTDOWN_GRACE_MS", "-1"),
-            ]),
+            |name| match name {
+                "EAC_REFRESH_COOLDOWN_MS" => Some("1s".into()),
+                "EAC_WATCH_DEBOUNCE_MS" => Some("50".into()),
+                "EAC_MAX_CONNECTIONS" => Some("0".into()),
+                "EAC_HEADER_READ_TIMEOUT_MS" => Some("30s".into()),
+                "EAC_SHUTDOWN_GRACE_MS" => Some("-1".into()),
+                _ => None,
+            },
             4096,
         )
         .unwrap_err();
@@ -640,11 +633,12 @@ mod tests {
     #[test]
     fn the_serve_settings_default_and_cap_connections_below_the_descriptors() {
         let (reload, serve) = settings(
-            vars(&[
-                ("EAC_MAX_CONNECTIONS", "100000"),
-                ("EAC_SHUTDOWN_GRACE_MS", " 500 "),
-                ("EAC_HEADER_READ_TIMEOUT_MS", ""),
-            ]),
+            |name| match name {
+                "EAC_MAX_CONNECTIONS" => Some("100000".into()),
+                "EAC_SHUTDOWN_GRACE_MS" => Some(" 500 ".into()),
+                "EAC_HEADER_READ_TIMEOUT_MS" => Some(String::new()),
+                _ => None,
+            },
             4096,
         )
         .unwrap();
