@@ -57,6 +57,8 @@
 //! - [`StateDir`]: the checked folder of a service's durable history and caches.
 //! - [`reload`]: the reload coordinator (single flight, cooldown, backoff, timeout,
 //!   health checks with auto-rollback) and file watching.
+//! - [`settings`]: the process's own settings (timings, limits) from environment
+//!   variables, every bad one reported at once.
 //! - [`SectionWatch`], [`EaCAccessor::on_change`], [`EaCAccessor::events`]: being told.
 //! - [`metrics`](crate::docs::metrics): the names of the counters and gauges.
 //! - [`testing`]: redacted, path-scrubbed renderings for snapshot tests of your config.
@@ -66,6 +68,7 @@
 #[path = "private.rs"]
 pub mod __private;
 mod accessor;
+mod backoff;
 mod cache;
 mod cell;
 pub mod diff;
@@ -86,6 +89,7 @@ pub mod resolve;
 mod schema;
 mod secret;
 mod section;
+pub mod settings;
 mod snapshot;
 pub mod source;
 mod state_dir;

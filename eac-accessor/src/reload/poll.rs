@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{MAX_MS, ReloadCoordinator, lock, watch::Stopper};
-use crate::error::{Error, ErrorKind, SourceName};
+use super::{ReloadCoordinator, lock, watch::Stopper};
+use crate::backoff::Backoff;
+use crate::error::{Error, ErrorKind, Errors, SourceName};
+use crate::settings::{EnvSettings, millis};
 use crate::snapshot::Origin;
 use crate::source::{Fetched, Http, Source};
 
@@ -37,7 +39,7 @@ use crate::source::{Fetched, Http, Source};
 /// assert_eq!(config.interval, Duration::from_secs(5));
 /// assert_eq!(config.jitter, 0.1);
 /// assert!(PollConfig::default().enabled());
-/// # Ok::<(), eac_accessor::Error>(())
+/// # Ok::<(), eac_accessor::Errors>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -94,41 +96,31 @@ impl PollConfig {
     /// The defaults, overridden by `EAC_REFRESH_POLL_INTERVAL_MS` (whole milliseconds,
     /// 0 disables) and `EAC_REFRESH_POLL_JITTER_PCT` (a fraction, 0.0–0.9).
     ///
-    /// A variable that is set but out of range is an error naming it.
-    pub fn from_env() -> Result<PollConfig, Error> {
+    /// A variable that is set but out of range is an error naming it, its value and
+    /// what was expected; every such variable is reported. A blank variable counts as
+    /// unset. Read through [`EnvSettings`].
+    pub fn from_env() -> Result<PollConfig, Errors> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
     /// Like [`from_env`](PollConfig::from_env), reading variables through `var`.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<PollConfig, Error> {
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<PollConfig, Errors> {
+        let mut env = EnvSettings::from_vars(var);
         let mut config = PollConfig::default();
-        if let Some(value) = var(INTERVAL_ENV) {
-            match value.trim().parse::<u64>() {
-                Ok(ms) if ms <= MAX_MS => config.interval = Duration::from_millis(ms),
-                _ => {
-                    return Err(Error::new(
-                        ErrorKind::Parse,
-                        format!(
-                            "expected a whole number of milliseconds, at most {MAX_MS} (0 disables polling)"
-                        ),
-                    )
-                    .with_source(SourceName::EnvVar(INTERVAL_ENV.to_owned())));
-                }
-            }
+        let interval = env.parse(INTERVAL_ENV, |v| {
+            millis(v).map_err(|e| format!("{}; 0 disables polling", e.message()))
+        });
+        if let Some(interval) = interval {
+            config.interval = interval;
         }
-        if let Some(value) = var(JITTER_ENV) {
-            match value.trim().parse::<f64>() {
-                Ok(j) if (0.0..=0.9).contains(&j) => config.jitter = j,
-                _ => {
-                    return Err(Error::new(
-                        ErrorKind::Parse,
-                        "expected a fraction from 0.0 to 0.9 (0.2 is ±20%)",
-                    )
-                    .with_source(SourceName::EnvVar(JITTER_ENV.to_owned())));
-                }
-            }
+        let jitter = env.parse(JITTER_ENV, |v| match v.parse::<f64>() {
+            Ok(j) if (0.0..=0.9).contains(&j) => Ok(j),
+            _ => Err("a fraction from 0.0 to 0.9 (0.2 is ±20%)"),
+        });
+        if let Some(jitter) = jitter {
+            config.jitter = jitter;
         }
-        Ok(config)
+        env.finish(config)
     }
 }
 
@@ -136,17 +128,18 @@ impl PollConfig {
 #[derive(Debug)]
 pub(crate) struct Schedule {
     config: PollConfig,
-    failures: u32,
-    seed: u64,
+    /// Steps of `interval × 2ⁿ` after `n` failures, up to the longest wait.
+    backoff: Backoff,
 }
 
 impl Schedule {
     pub(crate) fn new(config: PollConfig, seed: u64) -> Schedule {
-        Schedule {
-            config,
-            failures: 0,
-            seed: seed | 1,
-        }
+        let backoff = Backoff::with_seed(
+            config.interval.saturating_mul(2),
+            config.backoff_max.max(config.interval),
+            seed,
+        );
+        Schedule { config, backoff }
     }
 
     /// The wait before the next poll, after one that worked (`ok`) or failed.
@@ -155,27 +148,13 @@ impl Schedule {
         let jitter = self.config.jitter.clamp(0.0, 0.9);
         let floor = interval.mul_f64(1.0 - jitter);
         let wait = if ok {
-            self.failures = 0;
-            floor + interval.mul_f64(2.0 * jitter * self.uniform())
+            self.backoff.reset();
+            self.backoff.between(floor, interval.mul_f64(1.0 + jitter))
         } else {
-            self.failures = self.failures.saturating_add(1);
-            let ceiling = interval
-                .saturating_mul(1 << self.failures.min(20))
-                .min(self.config.backoff_max.max(interval));
-            floor + (ceiling.saturating_sub(floor)).mul_f64(self.uniform())
+            let ceiling = self.backoff.fail();
+            self.backoff.between(floor, ceiling)
         };
         wait.max(MIN_WAIT)
-    }
-
-    /// Uniform in [0, 1].
-    fn uniform(&mut self) -> f64 {
-        // splitmix64: jitter only needs to differ between processes.
-        self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.seed;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / ((1u64 << 53) - 1) as f64
     }
 }
 
@@ -203,13 +182,6 @@ pub(crate) async fn run<F, Fut>(
             _ = stop.changed() => return,
         }
     }
-}
-
-fn seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
-        ^ u64::from(std::process::id()).rotate_left(32)
 }
 
 impl ReloadCoordinator {
@@ -260,7 +232,7 @@ impl ReloadCoordinator {
         let first_ok = source.status().is_some_and(|s| s.up);
         let tell = std::sync::Arc::new(std::sync::Mutex::new(tell));
         let task = runtime.spawn(run(
-            Schedule::new(config, seed()),
+            Schedule::new(config, fastrand::u64(..)),
             stop_rx,
             first_ok,
             move || {
@@ -425,11 +397,31 @@ mod tests {
             PollConfig::from_vars(|n| (n == name).then(|| value.to_owned())).unwrap_err()
         };
         assert_eq!(
-            bad(JITTER_ENV, "0.95").source(),
+            bad(JITTER_ENV, "0.95").as_slice()[0].source(),
             Some(&SourceName::EnvVar(JITTER_ENV.into()))
         );
         assert!(bad(INTERVAL_ENV, "soon").to_string().contains(INTERVAL_ENV));
         let off = PollConfig::from_vars(|n| (n == INTERVAL_ENV).then(|| "0".into())).unwrap();
         assert!(!off.enabled());
+    }
+
+    #[test]
+    fn both_bad_variables_are_reported_at_once() {
+        let errors = PollConfig::from_vars(|n| match n {
+            INTERVAL_ENV => Some("30s".into()),
+            JITTER_ENV => Some("0.95".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        let shown: Vec<String> = errors.iter().map(Error::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "env var `EAC_REFRESH_POLL_INTERVAL_MS`: got `30s`, expected a whole number of \
+                 milliseconds, at most 86400000 (a day); 0 disables polling",
+                "env var `EAC_REFRESH_POLL_JITTER_PCT`: got `0.95`, expected a fraction from 0.0 \
+                 to 0.9 (0.2 is ±20%)",
+            ]
+        );
     }
 }

@@ -255,10 +255,10 @@ impl Task {
                         let config = self.coordinator.config();
                         let now = Instant::now();
                         let latest = pending.as_ref().map_or_else(
-                            || super::later(now, config.max_wait),
+                            || super::throttle::later(now, config.max_wait),
                             |(_, _, latest)| *latest,
                         );
-                        let at = super::later(now, config.debounce).min(latest);
+                        let at = super::throttle::later(now, config.debounce).min(latest);
                         pending = Some((path, at, latest));
                     }
                     self.status.send_modify(|s| s.busy = pending.is_some());

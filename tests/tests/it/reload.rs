@@ -469,7 +469,7 @@ fn env_toggles_are_read_and_bad_values_name_the_variable() {
         ReloadConfig::from_vars(|name| (name == "EAC_REFRESH_BACKOFF_MS").then(|| "soon".into()))
             .unwrap_err();
     assert_eq!(
-        error.source(),
+        error.as_slice()[0].source(),
         Some(&SourceName::EnvVar("EAC_REFRESH_BACKOFF_MS".into()))
     );
 }
@@ -488,7 +488,7 @@ fn the_reload_mode_and_max_wait_come_from_the_environment() {
         ReloadConfig::from_vars(|name| (name == "EAC_RELOAD_MODE").then(|| "sometimes".into()))
             .unwrap_err();
     assert_eq!(
-        error.source(),
+        error.as_slice()[0].source(),
         Some(&SourceName::EnvVar("EAC_RELOAD_MODE".into()))
     );
     assert!(error.to_string().contains("`auto` or `manual`"), "{error}");

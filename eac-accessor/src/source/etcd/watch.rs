@@ -1,13 +1,14 @@
 //! The watch task: events in, a read at the batch's revision, a trigger out.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use etcd_client::{EventType, WatchOptions, WatchResponse};
 use tokio::task::JoinHandle;
 
 use super::read::too_large;
 use super::{Etcd, Key, Shared, instance_record, lock};
+use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::reload::ReloadCoordinator;
 use crate::snapshot::Origin;
@@ -60,7 +61,8 @@ enum Ended {
 }
 
 async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
-    let mut backoff = Backoff::new(shared.options.backoff);
+    let (base, max) = shared.options.backoff;
+    let mut backoff = Backoff::new(base, max);
     // Started from something other than a full read (nothing yet): read everything first.
     let mut resync = {
         let state = lock(&shared.state);
@@ -78,7 +80,7 @@ async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
                 Err(e) => {
                     tracing::warn!(error = %e, "etcd: cannot read the prefix; retrying");
                     shared.background.failed(&e, |_| {});
-                    tokio::time::sleep(backoff.next()).await;
+                    tokio::time::sleep(backoff.equal_jitter()).await;
                     continue;
                 }
             }
@@ -92,7 +94,7 @@ async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
                 shared.background.failed(&e, |_| {});
             }
         }
-        tokio::time::sleep(backoff.after_watch(started.elapsed())).await;
+        tokio::time::sleep(after_watch(&mut backoff, started.elapsed())).await;
     }
 }
 
@@ -223,52 +225,14 @@ async fn trigger(reloads: &ReloadCoordinator, keys: Vec<String>, revision: i64) 
     }
 }
 
-/// Exponential backoff with jitter, per source.
-struct Backoff {
-    base: Duration,
-    max: Duration,
-    current: Duration,
-    seed: u64,
-}
-
-impl Backoff {
-    fn new((base, max): (Duration, Duration)) -> Backoff {
-        let seed = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64)
-            | 1;
-        Backoff {
-            base,
-            max,
-            current: base,
-            seed,
-        }
+/// The wait after a watch that lasted `lasted`: a watch that lasted is healthy, and
+/// what ended it starts the backoff afresh; one that ends at once again and again (a
+/// server cancelling every watch) backs off further each time, never a tight loop.
+fn after_watch(backoff: &mut Backoff, lasted: Duration) -> Duration {
+    if lasted >= backoff.max() {
+        backoff.reset();
     }
-
-    fn reset(&mut self) {
-        self.current = self.base;
-    }
-
-    /// The wait after a watch that lasted `lasted`: a watch that lasted is healthy, and
-    /// what ended it starts the backoff afresh; one that ends at once again and again (a
-    /// server cancelling every watch) backs off further each time, never a tight loop.
-    fn after_watch(&mut self, lasted: Duration) -> Duration {
-        if lasted >= self.max {
-            self.reset();
-        }
-        self.next()
-    }
-
-    /// A wait in `[current/2, current]`, then doubles `current` up to the max.
-    fn next(&mut self) -> Duration {
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let nanos = self.current.as_nanos() as u64;
-        let wait = nanos / 2 + self.seed % (nanos / 2 + 1);
-        self.current = (self.current * 2).min(self.max);
-        Duration::from_nanos(wait)
-    }
+    backoff.equal_jitter()
 }
 
 #[cfg(test)]
@@ -278,9 +242,9 @@ mod tests {
     #[test]
     fn watches_cancelled_at_once_back_off_and_a_lasting_one_starts_afresh() {
         let (base, max) = (Duration::from_millis(100), Duration::from_secs(5));
-        let mut backoff = Backoff::new((base, max));
+        let mut backoff = Backoff::new(base, max);
         let waits: Vec<Duration> = (0..10)
-            .map(|_| backoff.after_watch(Duration::ZERO))
+            .map(|_| after_watch(&mut backoff, Duration::ZERO))
             .collect();
         // Each wait is at least half the current step, and the step doubles up to max.
         for (i, wait) in waits.iter().enumerate() {
@@ -296,6 +260,6 @@ mod tests {
             "ten cancelled watches waited {total:?}"
         );
         // A watch that lasted the max resets: the next wait is back at the base.
-        assert!(backoff.after_watch(max) <= base);
+        assert!(after_watch(&mut backoff, max) <= base);
     }
 }

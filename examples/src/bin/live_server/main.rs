@@ -21,7 +21,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use eac_accessor::lens::Lens;
-use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
+use eac_accessor::reload::ReloadCoordinator;
 use eac_accessor::source::{Dir, Env, Http};
 use eac_accessor::{Builder, EaCAccessor};
 use eac_tower::admin::{self, AdminConfig};
@@ -34,7 +34,7 @@ use tower::ServiceBuilder;
 use etcd::EtcdSource;
 use options::Options;
 use sections::{Access, Features, Greeting, Limits, Upstream};
-use serve::{Listener, ServeConfig};
+use serve::Listener;
 use signals::Signals;
 
 /// The sections and sources, shared by serving, `--check` and `--print-schema`: the
@@ -251,15 +251,11 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(e),
     };
-    let mut reload_config = match ReloadConfig::from_env() {
+    let (mut reload_config, serve_config) = match serve::settings_from_env() {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
     reload_config.mode = options.reload;
-    let serve_config = match ServeConfig::from_env() {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
     let remote = match &options.remote {
         Some(url) => match remote::start(url, options.remote_ca.as_deref(), Some(&state)).await {
             Ok(r) => Some(r),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use eac_accessor::StateDir;
 use eac_accessor::reload::ReloadMode;
+use eac_accessor::settings::millis;
 
 /// The variables read at start besides the flags' fallbacks, listed in `--help`.
 const ENVIRONMENT: &str = "\
@@ -131,15 +132,8 @@ pub(crate) struct Options {
 
     /// How long a replaced resolver value (the compiled `[access] rules`) is kept after
     /// a newer version replaces it, at least; it goes when no request holds it either.
-    #[arg(long = "drain-ms", env = "EAC_REFRESH_DRAIN_MS", value_name = "MS", default_value = "0", value_parser = parse_millis, hide_default_value = true)]
+    #[arg(long = "drain-ms", env = "EAC_REFRESH_DRAIN_MS", value_name = "MS", default_value = "0", value_parser = millis, hide_default_value = true)]
     pub(crate) drain: Duration,
-}
-
-fn parse_millis(value: &str) -> Result<Duration, String> {
-    value
-        .parse()
-        .map(Duration::from_millis)
-        .map_err(|e| format!("expected milliseconds, a whole number: {e}"))
 }
 
 fn bundled_config() -> PathBuf {
@@ -199,6 +193,22 @@ mod tests {
     #[test]
     fn the_parser_is_well_formed() {
         Options::command().debug_assert();
+    }
+
+    #[test]
+    fn drain_takes_whole_milliseconds_up_to_a_day() {
+        let parse = |ms: &str| Options::try_parse_from(["live_server", "--drain-ms", ms]);
+        assert_eq!(parse("250").unwrap().drain, Duration::from_millis(250));
+        for bad in ["2s", "86400001"] {
+            let error = parse(bad).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("invalid value '{bad}' for '--drain-ms <MS>'"))
+                    && error.contains(
+                        "expected a whole number of milliseconds, at most 86400000 (a day)"
+                    ),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -31,6 +31,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use bytes::Bytes;
+use eac_accessor::Errors;
+use eac_accessor::reload::ReloadConfig;
+use eac_accessor::settings::EnvSettings;
 use futures_util::StreamExt;
 use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response};
@@ -52,7 +55,7 @@ const DESCRIPTORS_PER_CONNECTION: u64 = 2;
 /// room (that connection's task only has to drop its socket: microseconds).
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
-/// Timeouts and limits of the serve loop, from the environment.
+/// Timeouts and limits of the serve loop, from the environment ([`settings_from_env`]).
 #[derive(Debug, Clone)]
 pub(crate) struct ServeConfig {
     /// A request head must be complete within this (`EAC_HEADER_READ_TIMEOUT_MS`).
@@ -63,39 +66,59 @@ pub(crate) struct ServeConfig {
     pub(crate) grace: Duration,
 }
 
-fn millis(name: &str, default: u64) -> Result<Duration, String> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{name}: expected a whole number of milliseconds")),
-        _ => Ok(Duration::from_millis(default)),
+const MAX_CONNECTIONS_ENV: &str = "EAC_MAX_CONNECTIONS";
+const HEADER_READ_TIMEOUT_ENV: &str = "EAC_HEADER_READ_TIMEOUT_MS";
+const GRACE_ENV: &str = "EAC_SHUTDOWN_GRACE_MS";
+
+/// The reload coordinator's settings and the serve loop's, from the environment: every
+/// bad variable of both is reported at once.
+pub(crate) fn settings_from_env() -> Result<(ReloadConfig, ServeConfig), Errors> {
+    settings(|name| std::env::var(name).ok(), raise_descriptor_limit())
+}
+
+fn settings(
+    var: impl Fn(&str) -> Option<String>,
+    descriptors: u64,
+) -> Result<(ReloadConfig, ServeConfig), Errors> {
+    let reload = ReloadConfig::from_vars(&var);
+    let serve = ServeConfig::read(EnvSettings::from_vars(&var), descriptors);
+    let errors = [reload.as_ref().err(), serve.as_ref().err()]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .cloned()
+        .collect();
+    match Errors::from_vec(errors) {
+        Some(errors) => Err(errors),
+        None => Ok((reload?, serve?)),
     }
 }
 
 impl ServeConfig {
-    /// Raises the soft descriptor limit to the hard one (logging both), then reads the
-    /// environment; the connection cap stays below the descriptor limit.
-    pub(crate) fn from_env() -> Result<ServeConfig, String> {
-        let descriptors = raise_descriptor_limit();
+    /// The settings `env` gives, with `descriptors` open files allowed (the connection
+    /// cap stays below that).
+    fn read(
+        mut env: EnvSettings<impl Fn(&str) -> Option<String>>,
+        descriptors: u64,
+    ) -> Result<ServeConfig, Errors> {
         // The cap must bite before the descriptors run out: past them, accept fails and
         // no connection can be made room for.
         let room =
             (descriptors.saturating_sub(RESERVED_DESCRIPTORS) / DESCRIPTORS_PER_CONNECTION).max(16);
-        let max_connections = match std::env::var("EAC_MAX_CONNECTIONS") {
-            Ok(v) if !v.trim().is_empty() => {
-                let n: u64 = v
-                    .trim()
-                    .parse()
-                    .map_err(|_| "EAC_MAX_CONNECTIONS: expected a whole number".to_owned())?;
-                if n == 0 {
-                    return Err(
-                        "EAC_MAX_CONNECTIONS=0 would refuse every connection: give at \
-                         least 1, or unset it for the default (half the descriptor limit)"
-                            .to_owned(),
-                    );
-                }
+        let requested = env.parse(MAX_CONNECTIONS_ENV, |v| {
+            v.parse::<u64>()
+                .map_err(|_| "a whole number of connections")
+        });
+        let max_connections = match requested {
+            Some(0) => {
+                env.reject(
+                    MAX_CONNECTIONS_ENV,
+                    "EAC_MAX_CONNECTIONS=0 would refuse every connection: give at least 1, or \
+                     unset it for the default (half the descriptor limit)",
+                );
+                room
+            }
+            Some(n) => {
                 if n > room {
                     tracing::warn!(
                         requested = n,
@@ -105,21 +128,26 @@ impl ServeConfig {
                 }
                 n.min(room)
             }
-            _ => room,
+            None => room,
         };
-        let header_read_timeout = millis("EAC_HEADER_READ_TIMEOUT_MS", 30_000)?;
-        if header_read_timeout.is_zero() {
-            return Err(
-                "EAC_HEADER_READ_TIMEOUT_MS=0 would drop every connection before its \
-                 first request: give the longest wait for a request head in milliseconds, or \
-                 unset it for the default (30000)"
-                    .to_owned(),
-            );
-        }
-        Ok(ServeConfig {
+        let default_header_read_timeout = Duration::from_secs(30);
+        let header_read_timeout = match env.millis(HEADER_READ_TIMEOUT_ENV) {
+            Some(Duration::ZERO) => {
+                env.reject(
+                    HEADER_READ_TIMEOUT_ENV,
+                    "EAC_HEADER_READ_TIMEOUT_MS=0 would drop every connection before its \
+                     first request: give the longest wait for a request head in milliseconds, \
+                     or unset it for the default (30000)",
+                );
+                default_header_read_timeout
+            }
+            other => other.unwrap_or(default_header_read_timeout),
+        };
+        let grace = env.millis(GRACE_ENV).unwrap_or(Duration::from_secs(10));
+        env.finish(ServeConfig {
             header_read_timeout,
             max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
-            grace: millis("EAC_SHUTDOWN_GRACE_MS", 10_000)?,
+            grace,
         })
     }
 }
@@ -577,5 +605,46 @@ mod tests {
         }
         assert_eq!(started, 50);
         drop(clients);
+    }
+
+    #[test]
+    fn every_bad_variable_of_the_reloads_and_the_serve_loop_is_reported_at_once() {
+        let errors = settings(
+            |name| match name {
+                "EAC_REFRESH_COOLDOWN_MS" => Some("1s".into()),
+                "EAC_WATCH_DEBOUNCE_MS" => Some("50".into()),
+                "EAC_MAX_CONNECTIONS" => Some("0".into()),
+                "EAC_HEADER_READ_TIMEOUT_MS" => Some("30s".into()),
+                "EAC_SHUTDOWN_GRACE_MS" => Some("-1".into()),
+                _ => None,
+            },
+            4096,
+        )
+        .unwrap_err();
+        insta::assert_snapshot!(errors, @r"
+        configuration rejected, 4 errors:
+          - env var `EAC_REFRESH_COOLDOWN_MS`: got `1s`, expected a whole number of milliseconds, at most 86400000 (a day)
+          - env var `EAC_MAX_CONNECTIONS`: EAC_MAX_CONNECTIONS=0 would refuse every connection: give at least 1, or unset it for the default (half the descriptor limit)
+          - env var `EAC_HEADER_READ_TIMEOUT_MS`: got `30s`, expected a whole number of milliseconds, at most 86400000 (a day)
+          - env var `EAC_SHUTDOWN_GRACE_MS`: got `-1`, expected a whole number of milliseconds, at most 86400000 (a day)
+        ");
+    }
+
+    #[test]
+    fn the_serve_settings_default_and_cap_connections_below_the_descriptors() {
+        let (reload, serve) = settings(
+            |name| match name {
+                "EAC_MAX_CONNECTIONS" => Some("100000".into()),
+                "EAC_SHUTDOWN_GRACE_MS" => Some(" 500 ".into()),
+                "EAC_HEADER_READ_TIMEOUT_MS" => Some(String::new()),
+                _ => None,
+            },
+            4096,
+        )
+        .unwrap();
+        assert_eq!(reload, ReloadConfig::default());
+        assert_eq!(serve.max_connections, (4096 - 256) / 2);
+        assert_eq!(serve.header_read_timeout, Duration::from_secs(30));
+        assert_eq!(serve.grace, Duration::from_millis(500));
     }
 }
