@@ -85,6 +85,9 @@ struct Coordinator {
     closed: Arc<AtomicBool>,
     /// A reload owed to a trigger that a backoff held back; see `defer`.
     deferred: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The remote documents polled: a forced refresh fetches them again first.
+    #[cfg(feature = "http")]
+    polled: Mutex<Vec<crate::source::Http>>,
 }
 
 /// What [`ReloadCoordinator::trigger`] did with a detected change.
@@ -115,6 +118,8 @@ impl ReloadCoordinator {
                 abandoned: Mutex::new(Abandoned::default()),
                 closed: Arc::new(AtomicBool::new(false)),
                 deferred: Mutex::new(None),
+                #[cfg(feature = "http")]
+                polled: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -147,7 +152,9 @@ impl ReloadCoordinator {
 
     /// Reloads now, or joins a run that has not begun reading its sources yet (so the
     /// result always reflects what the sources held when this was called). `force`
-    /// skips the cooldown and backoff. Publishes in either [`ReloadMode`].
+    /// skips the cooldown and backoff, and first fetches every polled remote document
+    /// again without conditions ([`refetch`](Self::refetch)). Publishes in either
+    /// [`ReloadMode`].
     ///
     /// Returns the run's outcome; [`ErrorKind::Throttled`] when not forced during a
     /// cooldown or backoff (a refresh that came while a run read waits out the cooldown
@@ -156,6 +163,9 @@ impl ReloadCoordinator {
     /// was put back. A refresh refused because a run abandoned at the build timeout is
     /// still reading is not lost: it runs by itself as soon as that read returns.
     pub async fn refresh(&self, origin: Origin, force: bool) -> Result<Outcome, Errors> {
+        if force {
+            self.refetch().await;
+        }
         // Whether this trigger came while a run was reading: it is owed a run whose
         // reads start after it, which the throttle that run set must not refuse.
         let mut queued = false;
@@ -204,6 +214,24 @@ impl ReloadCoordinator {
             }
             // That run read before this trigger: wait for it, then run anew.
             queued = true;
+        }
+    }
+
+    /// Fetches every remote document this coordinator polls again, at once and without
+    /// conditions (no `If-None-Match`, no `If-Modified-Since`), each within its timeout:
+    /// what a forced refresh and `live_server`'s SIGHUP do before reading the sources,
+    /// so that they serve what the servers hold now, not what the last poll found. A
+    /// failed fetch leaves the document fetched last (and says so in the source's
+    /// status). Does nothing without polled sources.
+    pub async fn refetch(&self) {
+        #[cfg(feature = "http")]
+        {
+            let polled: Vec<_> = lock(&self.inner.polled).clone();
+            for source in polled {
+                if let Err(error) = source.refetch().await {
+                    tracing::warn!(source = %source.url(), %error, "a forced refresh could not fetch the remote document; using the one fetched last");
+                }
+            }
         }
     }
 

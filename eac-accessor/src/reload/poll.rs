@@ -214,6 +214,7 @@ impl ReloadCoordinator {
             )
             .with_source(SourceName::Url(source.url().to_owned()))
         })?;
+        lock(&self.inner.polled).push(source.clone());
         let (stop_tx, stop_rx) = watch::channel(false);
         let coordinator = self.clone();
         let source = source.clone();

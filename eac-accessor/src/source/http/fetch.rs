@@ -86,11 +86,23 @@ impl Http {
     ///
     /// Errors name the URL (without credentials), never a token.
     pub async fn fetch(&self) -> Result<Fetched, Error> {
+        self.fetch_with(true).await
+    }
+
+    /// Fetches the document again without conditions (no `If-None-Match`, no
+    /// `If-Modified-Since`), as a forced refresh does; otherwise like
+    /// [`fetch`](Http::fetch): a body equal to the document held is
+    /// [`Fetched::NotModified`].
+    pub async fn refetch(&self) -> Result<Fetched, Error> {
+        self.fetch_with(false).await
+    }
+
+    async fn fetch_with(&self, conditional: bool) -> Result<Fetched, Error> {
         let (etag, last_modified) = {
             let state = self.lock();
             match state.doc.as_deref() {
-                Some(d) => (d.etag.clone(), d.last_modified.clone()),
-                None => (None, None),
+                Some(d) if conditional => (d.etag.clone(), d.last_modified.clone()),
+                _ => (None, None),
             }
         };
         self.background.asked();
@@ -310,7 +322,7 @@ impl Http {
                         .format_of(&response, &target)
                         .map_err(|e| (e, Some(code)))?;
                     let etag = response.headers().get(header::ETAG).cloned();
-                    let last_modified = response.headers().get(header::LAST_MODIFIED).cloned();
+                    let last_modified = strong_last_modified(response.headers());
                     let text = read_body(response, config.cap, &self.source_name())
                         .await
                         .map_err(|e| (e, Some(code)))?;
@@ -424,6 +436,24 @@ impl Http {
         )
         .with_source(self.source_name()))
     }
+}
+
+/// The response's `Last-Modified`, when it is a strong validator: at least a second
+/// before the response's `Date` (or now, without one). A document changed within the
+/// second it was fetched in has the same `Last-Modified` as the one fetched, so a
+/// conditional request with it would be answered `304` (RFC 9110 §8.8.2.2): without one,
+/// the next poll fetches in full and compares the content.
+fn strong_last_modified(headers: &http::HeaderMap) -> Option<HeaderValue> {
+    let value = headers.get(header::LAST_MODIFIED)?;
+    let modified = httpdate::parse_http_date(value.to_str().ok()?).ok()?;
+    let date = headers
+        .get(header::DATE)
+        .and_then(|d| httpdate::parse_http_date(d.to_str().ok()?).ok())
+        .unwrap_or_else(std::time::SystemTime::now);
+    let strong = modified
+        .checked_add(Duration::from_secs(1))
+        .is_some_and(|later| later <= date);
+    strong.then(|| value.clone())
 }
 
 enum Answer {

@@ -90,6 +90,9 @@ async fn reload(reloads: ReloadCoordinator) {
     let origin = Origin::Signal {
         name: "SIGHUP".into(),
     };
+    // Like a forced refresh: what the remote servers hold now, not what the last poll
+    // found.
+    reloads.refetch().await;
     match reloads.trigger(origin).await {
         Ok(Triggered::Reloaded(outcome)) => tracing::info!(
             outcome = outcome.as_str(),
