@@ -168,6 +168,15 @@ pub fn app_with(key_line: &str, new_line: &str) -> String {
     APP_TOML.replacen(key_line, new_line, 1)
 }
 
+/// [`APP_TOML`] with `[upstream] api_key` set to `value`, TOML as written (`"\"key\""`,
+/// `"[\"key\"]"`, or something that does not parse).
+pub fn app_with_api_key(value: &str) -> String {
+    app_with(
+        &format!("api_key = \"{SECRET}\""),
+        &format!("api_key = {value}"),
+    )
+}
+
 /// A small tmpfs mounted for a test (to fill a disk up), unmounted on drop.
 ///
 /// Mounting needs root: CI runs as root; elsewhere the constructor panics saying so.
