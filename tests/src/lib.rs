@@ -3,6 +3,8 @@
 
 /// A real etcd for the `etcd` feature's tests.
 pub mod etcd;
+/// What the latency benches share.
+pub mod latency;
 
 use std::path::{Path, PathBuf};
 
