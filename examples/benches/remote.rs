@@ -5,49 +5,38 @@
 
 use std::time::{Duration, Instant};
 
+use eac_accessor::EaCAccessor;
 use eac_accessor::reload::{PollConfig, ReloadConfig, ReloadCoordinator};
 use eac_accessor::source::{Http, Source};
-use eac_accessor::{EaCAccessor, EaCSection};
 use eac_examples::doc_server::{DocServer, Document, Validators};
-
-#[derive(serde::Deserialize, schemars::JsonSchema)]
-struct Counter {
-    n: u64,
-}
-
-impl EaCSection for Counter {
-    const PATH: &'static str = "counter";
-}
+use eac_tests::latency::{Counter, counter_toml, ms, percentile, quick, runtime, until_counter};
 
 const CHANGES: u64 = 100;
 const POLL: Duration = Duration::from_millis(20);
 const FETCHES: usize = 500;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 /// A document of about 60 KB: the counter and 2,000 other keys.
 fn document(n: u64) -> String {
-    let mut text = format!("[counter]\nn = {n}\n\n[other]\n");
+    let mut text = counter_toml(n) + "\n[other]\n";
     for i in 0..2000 {
         text.push_str(&format!("key_{i:04} = \"a value of some length, {i}\"\n"));
     }
     text
 }
 
-async fn change_to_visible(changes: u64) {
+/// A server of [`document`]`(0)` and a remote source that has fetched it.
+async fn started() -> (DocServer, Http) {
     let server = DocServer::start("127.0.0.1:0".parse().expect("an address"))
         .await
         .expect("a server");
     server.set(Document::text("application/toml", document(0)));
     let remote = Http::new(&server.url("/app.toml")).expect("a URL");
     remote.start().await.expect("first fetch");
+    (server, remote)
+}
+
+async fn change_to_visible(changes: u64) {
+    let (server, remote) = started().await;
     let accessor = EaCAccessor::builder()
         .section::<Counter>()
         .allow_unknown_keys(true)
@@ -65,15 +54,7 @@ async fn change_to_visible(changes: u64) {
     let mut latencies = Vec::with_capacity(changes as usize);
     for n in 1..=changes {
         server.set(Document::text("application/toml", document(n)));
-        loop {
-            tokio::time::timeout(Duration::from_secs(5), watch.changed())
-                .await
-                .expect("visible within 5 s")
-                .expect("accessor alive");
-            if watch.latest().1.n == n {
-                break;
-            }
-        }
+        until_counter(&mut watch, n).await;
         let visible = Instant::now();
         // The poll that carried the change: the last request answered 200.
         let carried = server
@@ -98,12 +79,7 @@ async fn change_to_visible(changes: u64) {
 }
 
 async fn poll_costs(fetches: usize) {
-    let server = DocServer::start("127.0.0.1:0".parse().expect("an address"))
-        .await
-        .expect("a server");
-    server.set(Document::text("application/toml", document(0)));
-    let remote = Http::new(&server.url("/app.toml")).expect("a URL");
-    remote.start().await.expect("first fetch");
+    let (server, remote) = started().await;
 
     // A 304: the request and its answer, nothing parsed.
     let mut not_modified = Vec::with_capacity(fetches);
@@ -142,13 +118,8 @@ async fn poll_costs(fetches: usize) {
 }
 
 fn main() {
-    let quick = !std::env::args().any(|a| a == "--bench");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
+    let quick = quick();
+    runtime().block_on(async {
         change_to_visible(if quick { 3 } else { CHANGES }).await;
         poll_costs(if quick { 5 } else { FETCHES }).await;
     });

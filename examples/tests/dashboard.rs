@@ -1,19 +1,22 @@
 //! The dashboard in a real browser: headless Chromium driven through WebDriver (the W3C
-//! JSON protocol over plain HTTP/1.1) against `live_server` bound to `0.0.0.0`, where
-//! admin reads need a token.
+//! JSON protocol, sent with hyper's HTTP/1.1 client) against `live_server` bound to
+//! `0.0.0.0`, where admin reads need a token.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`apt-get install -y chromium
 //! chromium-driver`); without them the test fails and says so.
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use bytes::Bytes;
 use eac_tests::{APP_TOML, SECRET};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use support::{Auth, Launch, Server, TOKEN};
 
@@ -28,62 +31,12 @@ fn on_path(names: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// One HTTP/1.1 exchange: status and body (chromedriver keeps connections open, so the
-/// body is read by its `content-length`).
-fn http(address: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> (u16, String) {
-    let mut stream = TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 64 * 1024];
-    let (head_end, length) = loop {
-        let n = stream.read(&mut buf).expect("read the answer");
-        assert!(n > 0, "the connection closed before the answer's head");
-        raw.extend_from_slice(&buf[..n]);
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-            let length = head.lines().find_map(|l| {
-                l.strip_prefix("content-length:")
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-            });
-            break (end + 4, length);
-        }
-    };
-    match length {
-        Some(length) => {
-            while raw.len() < head_end + length {
-                let n = stream.read(&mut buf).expect("read the body");
-                assert!(n > 0, "the connection closed mid-body");
-                raw.extend_from_slice(&buf[..n]);
-            }
-        }
-        None => {
-            stream.read_to_end(&mut raw).expect("read the body");
-        }
-    }
-    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let body = String::from_utf8_lossy(&raw[head_end..]).into_owned();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, body)
-}
-
 /// A chromedriver process and one browser session; both ended on drop.
 struct Browser {
     driver: Child,
     address: SocketAddr,
+    /// Runs the WebDriver exchanges, one at a time.
+    runtime: tokio::runtime::Runtime,
     session: String,
     _profile: tempfile::TempDir,
 }
@@ -111,9 +64,14 @@ impl Browser {
         let driver = command.spawn().expect("start chromedriver");
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let profile = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let mut browser = Browser {
             driver,
             address,
+            runtime,
             session: String::new(),
             _profile: profile,
         };
@@ -148,9 +106,37 @@ impl Browser {
         browser
     }
 
+    /// One WebDriver exchange on a connection of its own: the status and the JSON answer.
     fn raw(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let (status, text) = http(self.address, method, path, body);
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, self.address.to_string())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(
+                body.map(Value::to_string).unwrap_or_default(),
+            )))
+            .unwrap();
+        let exchange = async {
+            let stream = tokio::net::TcpStream::connect(self.address)
+                .await
+                .expect("connect to chromedriver");
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .expect("an HTTP/1.1 connection");
+            let connection = tokio::spawn(connection);
+            let response = sender.send_request(request).await.expect("an answer");
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.expect("its body");
+            connection.abort();
+            (status, body.to_bytes())
+        };
+        let (status, body) = self
+            .runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(60), exchange).await })
+            .unwrap_or_else(|_| panic!("WebDriver {method} {path}: no answer within 60 s"));
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     /// A command of this session; its `value`, or a panic naming the WebDriver error.
@@ -261,7 +247,9 @@ impl Browser {
 
     fn screenshot(&self, to: &Path) {
         let encoded = self.cmd("GET", "/screenshot", Value::Null);
-        let png = base64_decode(encoded.as_str().expect("base64 PNG"));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().expect("base64 PNG"))
+            .expect("a base64 screenshot");
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::write(to, png).unwrap();
@@ -285,29 +273,6 @@ impl Drop for Browser {
     }
 }
 
-fn base64_decode(text: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let digits: Vec<u8> = text.bytes().filter_map(value).collect();
-    digits
-        .chunks(4)
-        .flat_map(|c| {
-            let n = c
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, d)| n | (u32::from(*d) << (18 - 6 * i)));
-            let bytes = n.to_be_bytes();
-            bytes[1..c.len()].to_vec()
-        })
-        .collect()
-}
-
 /// Console entries that are errors (`SEVERE`), as text.
 fn errors(entries: &[Value]) -> Vec<String> {
     entries
@@ -319,10 +284,8 @@ fn errors(entries: &[Value]) -> Vec<String> {
 
 #[test]
 fn the_dashboard_follows_the_server_live_and_rolls_back_in_a_real_browser() {
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
+    let (config, state) = support::app_dirs();
     let file = config.path().join("app.toml");
-    std::fs::write(&file, APP_TOML).unwrap();
     // Bound to 0.0.0.0: reads need a token, even through loopback.
     let server = Launch::new(config.path(), state.path())
         .listen("0.0.0.0:0")
@@ -483,9 +446,7 @@ fn the_dashboard_shows_a_remote_source_its_etag_hits_and_when_it_is_down() {
         "application/toml",
         "[greeting]\nmessage = \"from the config service\"\n",
     ));
-    let config = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP_TOML).unwrap();
+    let (config, state) = support::app_dirs();
     let url = remote.url("/app.toml");
     let server = Launch::new(config.path(), state.path())
         .arg("--remote")
@@ -519,15 +480,8 @@ fn the_dashboard_shows_a_remote_source_its_etag_hits_and_when_it_is_down() {
 #[cfg(feature = "etcd")]
 #[test]
 fn the_dashboard_shows_which_instance_of_an_etcd_fleet_serves_which_version() {
-    use eac_tests::etcd::EtcdServer;
-
     const PREFIX: &str = "/eac/dashboard/";
-    let etcd = EtcdServer::start();
-    let mut client = etcd.blocking_client(PREFIX);
-    client.put("greeting", r#"{"message": "from etcd"}"#);
-
-    let config = tempfile::tempdir().unwrap();
-    std::fs::write(config.path().join("app.toml"), APP_TOML).unwrap();
+    let (etcd, mut client, config) = support::etcd_fleet_ground(PREFIX, "from etcd");
     let (state_a, state_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let launch = |state: &Path| {
         Launch::new(config.path(), state)

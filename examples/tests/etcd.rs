@@ -22,15 +22,10 @@ fn without_the_etcd_feature_etcd_is_refused_saying_how_to_get_it() {
 #[cfg(feature = "etcd")]
 #[test]
 fn three_instances_on_one_etcd_serve_every_put_and_refuse_every_bad_one() {
-    use eac_tests::etcd::EtcdServer;
     use support::Auth;
 
     const PREFIX: &str = "/eac/e2e/";
-    let etcd = EtcdServer::start();
-    let mut client = etcd.blocking_client(PREFIX);
-    client.put("greeting", r#"{"message": "from etcd"}"#);
-
-    let (config, _unused_state) = support::app_dirs();
+    let (etcd, mut client, config) = support::etcd_fleet_ground(PREFIX, "from etcd");
     let states: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let fleet: Vec<_> = states
         .iter()

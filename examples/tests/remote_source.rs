@@ -3,12 +3,12 @@
 //! bodies, refused credentials, a rejected document, the last-good cache, secrets,
 //! connection reuse — and, with the `https` feature, TLS with a private CA.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use eac_accessor::reload::{PollConfig, ReloadConfig, ReloadCoordinator};
+use eac_accessor::reload::{PollConfig, ReloadConfig, ReloadCoordinator, Triggered};
 use eac_accessor::source::{Fetched, Format, Http, LastGood, Memory, SizeCap, Source, Started};
-use eac_accessor::{EaCAccessor, ErrorKind, Event, Origin};
+use eac_accessor::{EaCAccessor, ErrorKind, Errors, Event, Origin};
 use eac_examples::doc_server::{Answer, DocServer, Document, Seen, Validators};
 use eac_tests::Greeting;
 
@@ -28,12 +28,68 @@ async fn server(text: &str) -> DocServer {
     server
 }
 
-fn accessor(remote: &Http) -> EaCAccessor {
+/// An accessor of the greeting alone, read from `source`.
+fn build(source: impl Source) -> Result<EaCAccessor, Errors> {
     EaCAccessor::builder()
         .section::<Greeting>()
-        .source(remote.clone())
+        .source(source)
         .build()
+}
+
+fn accessor(remote: &Http) -> EaCAccessor {
+    build(remote.clone()).unwrap()
+}
+
+/// Serves the document with the greeting `message`.
+fn set(server: &DocServer, message: &str) {
+    server.set(Document::text("application/toml", doc(message)));
+}
+
+/// A reload for a poll of `remote` that found a new document.
+async fn polled(reloads: &ReloadCoordinator, remote: &Http) -> Result<Triggered, Errors> {
+    reloads
+        .trigger(Origin::Poll {
+            url: remote.url().to_owned(),
+        })
+        .await
+}
+
+/// The next event, within 10 s.
+async fn next_event(events: &mut tokio::sync::broadcast::Receiver<Event>, what: &str) -> Event {
+    tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect(what)
         .unwrap()
+}
+
+/// A cache file in a folder of its own, holding the greeting `message` if given.
+fn cache_holding(message: Option<&str>) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("remote.cache");
+    if let Some(message) = message {
+        LastGood::new(&cache)
+            .store(Format::Toml, &doc(message))
+            .unwrap();
+    }
+    (dir, cache)
+}
+
+/// The remote `/app.toml` of `server`.
+fn http(server: &DocServer) -> Http {
+    Http::new(&server.url("/app.toml")).unwrap()
+}
+
+/// Starts `remote` (its first fetch), then builds an accessor on it.
+async fn started(remote: &Http) -> EaCAccessor {
+    remote.start().await.unwrap();
+    accessor(remote)
+}
+
+/// Asserts that a reload publishes nothing new: `accessor` still serves `message`.
+#[track_caller]
+fn assert_last_good_stays(accessor: &EaCAccessor, message: &str) {
+    assert!(!accessor.reload(Origin::Refresh).unwrap().is_published());
+    assert_eq!(self::message(accessor), message);
 }
 
 fn message(accessor: &EaCAccessor) -> String {
@@ -70,7 +126,7 @@ fn cached_text(path: &Path) -> Option<String> {
 #[tokio::test]
 async fn an_etag_hit_is_a_304_that_publishes_and_parses_nothing() {
     let server = server(&doc("one")).await;
-    let remote = Http::new(&server.url("/app.toml")).unwrap();
+    let remote = http(&server);
     assert_eq!(remote.start().await.unwrap(), Started::Fetched);
     let accessor = accessor(&remote);
     let etag = remote.status().unwrap().details["etag"]
@@ -104,7 +160,7 @@ async fn an_etag_hit_is_a_304_that_publishes_and_parses_nothing() {
 
     // A weak ETag is sent back exactly as received too.
     server.validators(Validators::WeakEtag);
-    server.set(Document::text("application/toml", doc("two")));
+    set(&server, "two");
     assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
     assert_eq!(remote.fetch().await.unwrap(), Fetched::NotModified);
     let last = server.seen().pop().unwrap();
@@ -120,9 +176,8 @@ async fn an_etag_hit_is_a_304_that_publishes_and_parses_nothing() {
 async fn last_modified_alone_makes_the_request_conditional() {
     let server = server(&doc("one")).await;
     server.validators(Validators::LastModifiedOnly);
-    let remote = Http::new(&server.url("/app.toml")).unwrap();
-    remote.start().await.unwrap();
-    let accessor = accessor(&remote);
+    let remote = http(&server);
+    let accessor = started(&remote).await;
 
     assert_eq!(remote.fetch().await.unwrap(), Fetched::NotModified);
     let seen = server.seen();
@@ -131,15 +186,10 @@ async fn last_modified_alone_makes_the_request_conditional() {
     assert_eq!(seen[1].status, 304);
 
     // A new document has a later date: a 200.
-    server.set(Document::text("application/toml", doc("two")));
+    set(&server, "two");
     assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
     let reloads = reloads(&accessor, Duration::ZERO);
-    reloads
-        .trigger(Origin::Poll {
-            url: remote.url().to_owned(),
-        })
-        .await
-        .unwrap();
+    polled(&reloads, &remote).await.unwrap();
     assert_eq!(message(&accessor), "two");
     server.stop().await;
 }
@@ -147,16 +197,15 @@ async fn last_modified_alone_makes_the_request_conditional() {
 #[tokio::test]
 async fn server_errors_back_off_then_recover() {
     let server = server(&doc("one")).await;
-    let remote = Http::new(&server.url("/app.toml")).unwrap();
-    remote.start().await.unwrap();
-    let accessor = accessor(&remote);
+    let remote = http(&server);
+    let accessor = started(&remote).await;
     let reloads = reloads(&accessor, Duration::ZERO);
 
     server.answer_times(Answer::Status(500), 2);
     reloads.poll(&remote, poll_every(25)).unwrap();
     until("two 500s", || server.requests() >= 3).await;
     server.answer_times(Answer::Status(503), 2);
-    server.set(Document::text("application/toml", doc("two")));
+    set(&server, "two");
     until("the new document is live", || message(&accessor) == "two").await;
     reloads.shutdown().await;
 
@@ -194,11 +243,8 @@ async fn server_errors_back_off_then_recover() {
 #[tokio::test]
 async fn a_hanging_server_times_out_and_the_last_good_stays() {
     let server = server(&doc("one")).await;
-    let remote = Http::new(&server.url("/app.toml"))
-        .unwrap()
-        .timeout(Duration::from_millis(300));
-    remote.start().await.unwrap();
-    let accessor = accessor(&remote);
+    let remote = http(&server).timeout(Duration::from_millis(300));
+    let accessor = started(&remote).await;
 
     server.answer(Answer::Hang);
     let started = Instant::now();
@@ -211,53 +257,53 @@ async fn a_hanging_server_times_out_and_the_last_good_stays() {
     );
     assert!(err.to_string().contains(&server.url("/app.toml")), "{err}");
     assert!(!remote.status().unwrap().up);
-    let outcome = accessor.reload(Origin::Refresh).unwrap();
-    assert!(!outcome.is_published());
-    assert_eq!(message(&accessor), "one");
+    assert_last_good_stays(&accessor, "one");
     server.stop().await; // drops the hanging connection
+}
+
+/// A remote (as `setup` makes it) started on the greeting "one", then a document with
+/// `message`, answered as `answer` says: the fetch fails with `kind`, saying `says`, and
+/// nothing new is published.
+async fn a_failed_fetch_keeps_the_last_good(
+    setup: impl FnOnce(Http) -> Http,
+    message: &str,
+    answer: Option<Answer>,
+    kind: ErrorKind,
+    says: &str,
+) {
+    let server = server(&doc("one")).await;
+    let remote = setup(http(&server));
+    let accessor = started(&remote).await;
+
+    set(&server, message);
+    if let Some(answer) = answer {
+        server.answer(answer);
+    }
+    let err = remote.fetch().await.unwrap_err();
+    assert_eq!(err.kind(), kind);
+    assert!(err.message().contains(says), "{err}");
+    assert_last_good_stays(&accessor, "one");
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_truncated_body_publishes_nothing() {
-    let server = server(&doc("one")).await;
-    let remote = Http::new(&server.url("/app.toml")).unwrap();
-    remote.start().await.unwrap();
-    let accessor = accessor(&remote);
-
-    server.set(Document::text("application/toml", doc("two, longer")));
-    server.answer(Answer::Truncated);
-    let err = remote.fetch().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Io);
-    assert!(err.message().contains("could not be read whole"), "{err}");
-    assert!(!accessor.reload(Origin::Refresh).unwrap().is_published());
-    assert_eq!(message(&accessor), "one");
-    server.stop().await;
+    let truncated = Some(Answer::Truncated);
+    let (kind, says) = (ErrorKind::Io, "could not be read whole");
+    a_failed_fetch_keeps_the_last_good(|r| r, "two, longer", truncated, kind, says).await;
 }
 
 #[tokio::test]
 async fn an_oversized_body_is_refused() {
-    let server = server(&doc("one")).await;
-    let remote = Http::new(&server.url("/app.toml"))
-        .unwrap()
-        .max_size(SizeCap::bytes_exact(64));
-    remote.start().await.unwrap();
-    let accessor = accessor(&remote);
-
-    server.set(Document::text("application/toml", doc(&"x".repeat(100))));
-    let err = remote.fetch().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Limit);
-    assert!(err.message().contains("64 bytes"), "{err}");
-    assert!(!accessor.reload(Origin::Refresh).unwrap().is_published());
-    assert_eq!(message(&accessor), "one");
-    server.stop().await;
+    let capped = |remote: Http| remote.max_size(SizeCap::bytes_exact(64));
+    let (kind, says) = (ErrorKind::Limit, "64 bytes");
+    a_failed_fetch_keeps_the_last_good(capped, &"x".repeat(100), None, kind, says).await;
 }
 
 #[tokio::test]
 async fn refused_credentials_are_a_distinct_error_without_a_retry_storm() {
     let server = server(&doc("one")).await;
-    let remote = Http::new(&server.url("/app.toml"))
-        .unwrap()
-        .bearer_token("tok-s3cret");
+    let remote = http(&server).bearer_token("tok-s3cret");
     remote.start().await.unwrap();
     assert_eq!(
         server.seen()[0].authorization.as_deref(),
@@ -293,27 +339,18 @@ async fn refused_credentials_are_a_distinct_error_without_a_retry_storm() {
 
 #[tokio::test]
 async fn a_document_that_fails_validation_is_rejected_and_never_cached() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("remote.cache");
+    let (_dir, cache) = cache_holding(None);
     let server = server(&doc("one")).await;
-    let remote = Http::new(&server.url("/app.toml"))
-        .unwrap()
-        .cache(LastGood::new(&cache));
-    remote.start().await.unwrap();
-    let accessor = accessor(&remote);
+    let remote = http(&server).cache(LastGood::new(&cache));
+    let accessor = started(&remote).await;
     // Published, so cached.
     assert_eq!(cached_text(&cache).as_deref(), Some(doc("one").as_str()));
     let written = std::fs::metadata(&cache).unwrap().modified().unwrap();
 
-    server.set(Document::text("application/toml", doc(""))); // message must not be empty
+    set(&server, ""); // message must not be empty
     assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
     let reloads = reloads(&accessor, Duration::ZERO);
-    let errors = reloads
-        .trigger(Origin::Poll {
-            url: remote.url().to_owned(),
-        })
-        .await
-        .unwrap_err();
+    let errors = polled(&reloads, &remote).await.unwrap_err();
     assert!(errors.has(ErrorKind::Schema), "{errors}");
     assert_eq!(message(&accessor), "one");
     assert_eq!(cached_text(&cache).as_deref(), Some(doc("one").as_str()));
@@ -323,22 +360,16 @@ async fn a_document_that_fails_validation_is_rejected_and_never_cached() {
     );
 
     // A good one again is published and cached.
-    server.set(Document::text("application/toml", doc("three")));
+    set(&server, "three");
     remote.fetch().await.unwrap();
-    reloads
-        .trigger(Origin::Poll {
-            url: remote.url().to_owned(),
-        })
-        .await
-        .unwrap();
+    polled(&reloads, &remote).await.unwrap();
     assert_eq!(cached_text(&cache).as_deref(), Some(doc("three").as_str()));
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_server_down_at_start_starts_from_the_cache_at_once_and_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("remote.cache");
+    let (_dir, cache) = cache_holding(None);
     let server = server(&doc("cached")).await;
     let addr = server.addr();
     let url = server.url("/app.toml");
@@ -371,7 +402,7 @@ async fn a_server_down_at_start_starts_from_the_cache_at_once_and_recovers() {
     // said by an event; nothing new is published.
     let mut events = accessor.events();
     let server = DocServer::start(addr).await.unwrap();
-    server.set(Document::text("application/toml", doc("cached")));
+    set(&server, "cached");
     let reloads = reloads(&accessor, Duration::ZERO);
     reloads.poll(&remote, poll_every(20)).unwrap();
     // The poller starts by saying where the source stands: down, serving its cache.
@@ -398,15 +429,10 @@ async fn a_server_down_at_start_starts_from_the_cache_at_once_and_recovers() {
 
 #[tokio::test]
 async fn a_slow_server_at_start_falls_back_to_the_cache_within_the_start_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("remote.cache");
-    LastGood::new(&cache)
-        .store(eac_accessor::source::Format::Toml, &doc("cached"))
-        .unwrap();
+    let (_dir, cache) = cache_holding(Some("cached"));
     let server = server(&doc("fresh")).await;
     server.answer(Answer::Hang);
-    let remote = Http::new(&server.url("/app.toml"))
-        .unwrap()
+    let remote = http(&server)
         .cache(LastGood::new(&cache))
         .start_wait(Duration::from_millis(200));
     let started = Instant::now();
@@ -423,11 +449,7 @@ async fn a_slow_server_at_start_falls_back_to_the_cache_within_the_start_wait() 
 
 #[tokio::test]
 async fn a_corrupt_cache_is_skipped_and_never_published() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("remote.cache");
-    LastGood::new(&cache)
-        .store(eac_accessor::source::Format::Toml, &doc("cached"))
-        .unwrap();
+    let (_dir, cache) = cache_holding(Some("cached"));
     let torn = std::fs::read_to_string(&cache)
         .unwrap()
         .replace("cached", "cachex");
@@ -446,10 +468,7 @@ async fn a_corrupt_cache_is_skipped_and_never_published() {
         "{shown}"
     );
     assert!(!shown.contains("hunter2"), "{shown}");
-    let built = EaCAccessor::builder()
-        .section::<Greeting>()
-        .source(remote)
-        .build();
+    let built = build(remote);
     assert!(built.is_err(), "nothing to publish");
 }
 
@@ -469,8 +488,7 @@ async fn tokens_and_url_credentials_never_show() {
         server.seen()[0].authorization.as_deref(),
         Some("Basic b3BzOmh1bnRlcjI=")
     );
-    let with_token = Http::new(&server.url("/app.toml"))
-        .unwrap()
+    let with_token = http(&server)
         .timeout(Duration::from_millis(300))
         .bearer_token("tok-s3cret")
         .header("x-api-key".parse().unwrap(), "key-s3cret");
@@ -490,7 +508,7 @@ async fn tokens_and_url_credentials_never_show() {
     let reloads = reloads(&accessor, Duration::ZERO);
     let mut shown = Vec::new();
     // A new document, so that no answer below is a 304.
-    server.set(Document::text("application/toml", doc("two")));
+    set(&server, "two");
     for answer in [
         Answer::Status(401),
         Answer::Status(500),
@@ -509,10 +527,7 @@ async fn tokens_and_url_credentials_never_show() {
     // Each poller says its source is down.
     let mut told = 0;
     while told < 2 {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
-            .await
-            .expect("source events")
-            .unwrap();
+        let event = next_event(&mut events, "source events").await;
         if matches!(event, Event::Source { .. }) {
             told += 1;
         }
@@ -546,9 +561,7 @@ async fn tokens_and_url_credentials_never_show() {
 async fn redirects_are_followed_a_few_times() {
     let server = server(&doc("one")).await;
     server.answer_times(Answer::Redirect("/moved/app.toml".into()), 1);
-    let remote = Http::new(&server.url("/app.toml"))
-        .unwrap()
-        .max_redirects(2);
+    let remote = http(&server).max_redirects(2);
     remote.start().await.unwrap();
     let seen = server.seen();
     assert_eq!(statuses(&seen), [302, 200]);
@@ -627,7 +640,7 @@ async fn a_relative_location_with_a_url_in_its_query_stays_relative() {
     );
 
     // A path relative to the folder, its query holding a URL too.
-    server.set(Document::text("application/toml", doc("two")));
+    set(&server, "two");
     server.answer_times(Answer::Redirect("v2.toml?next=https://x/".into()), 1);
     assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
     assert_eq!(server.seen()[3].path, "/conf/v2.toml?next=https://x/");
@@ -673,23 +686,15 @@ async fn query_values_and_the_credentials_of_a_bad_url_never_show() {
     let mut events = accessor.events();
     let reloads = reloads(&accessor, Duration::ZERO);
     let mut texts = Vec::new();
-    server.set(Document::text("application/toml", doc("two")));
-    reloads
-        .trigger(Origin::Poll {
-            url: remote.url().to_owned(),
-        })
-        .await
-        .unwrap();
+    set(&server, "two");
+    polled(&reloads, &remote).await.unwrap();
     server.answer(Answer::Status(500));
     let err = remote.fetch().await.unwrap_err();
     texts.push(format!("{err} {err:?}"));
     reloads.poll(&remote, poll_every(10)).unwrap();
     // The publish of `two`, then the poller saying its source is down.
     loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
-            .await
-            .expect("events")
-            .unwrap();
+        let event = next_event(&mut events, "events").await;
         texts.push(serde_json::to_string(&event).unwrap());
         if matches!(event, Event::Source { .. }) {
             break;
@@ -706,34 +711,15 @@ async fn query_values_and_the_credentials_of_a_bad_url_never_show() {
     server.stop().await;
 }
 
-/// Collects what a `tracing` subscriber writes, for the warnings a user would read.
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn a_token_over_plain_http_to_a_remote_host_is_warned_of_once() {
-    let logs = Logs::default();
-    let writer = logs.clone();
+    // What the subscriber writes goes to a file: the warnings as a user would read them.
+    let log = tempfile::NamedTempFile::new().unwrap();
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
+        .with_writer(std::sync::Mutex::new(log.reopen().unwrap()))
         .with_ansi(false)
         .finish();
+    let logs = || std::fs::read_to_string(log.path()).unwrap();
     // This test's runtime has one thread: the subscriber sees all its source does.
     let _guard = tracing::subscriber::set_default(subscriber);
     const WARNING: &str = "credentials are sent in clear text";
@@ -748,7 +734,7 @@ async fn a_token_over_plain_http_to_a_remote_host_is_warned_of_once() {
         remote.start().await.unwrap();
         remote.fetch().await.unwrap();
     }
-    assert!(!logs.text().contains(WARNING), "{}", logs.text());
+    assert!(!logs().contains(WARNING), "{}", logs());
     server.stop().await;
 
     // A host of another network (TEST-NET-2): warned at start, once, whatever the fetch
@@ -766,7 +752,7 @@ async fn a_token_over_plain_http_to_a_remote_host_is_warned_of_once() {
         let _ = remote.fetch().await;
         let _ = remote.start().await;
     }
-    let text = logs.text();
+    let text = logs();
     let warnings: Vec<&str> = text.lines().filter(|l| l.contains(WARNING)).collect();
     assert_eq!(warnings.len(), 2, "{text}");
     for line in &warnings {
@@ -783,9 +769,8 @@ async fn a_token_over_plain_http_to_a_remote_host_is_warned_of_once() {
 async fn a_server_that_always_changes_sees_a_bounded_request_rate() {
     let server = server("[greeting]\nmessage = \"v{n}\"\n").await;
     server.always_new(true);
-    let remote = Http::new(&server.url("/app.toml")).unwrap();
-    remote.start().await.unwrap();
-    let accessor = accessor(&remote);
+    let remote = http(&server);
+    let accessor = started(&remote).await;
     // Polls every millisecond; each new document waits for its reload, which honours
     // the 100 ms cooldown.
     let reloads = reloads(&accessor, Duration::from_millis(100));
@@ -805,22 +790,14 @@ async fn a_server_that_always_changes_sees_a_bounded_request_rate() {
 
 #[tokio::test]
 async fn a_document_rejected_at_start_starts_from_the_cache_and_polling_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("remote.cache");
-    LastGood::new(&cache)
-        .store(eac_accessor::source::Format::Toml, &doc("cached"))
-        .unwrap();
+    let (_dir, cache) = cache_holding(Some("cached"));
     let server = server(&doc("")).await; // message must not be empty
     let url = server.url("/app.toml");
 
     // Without a cache, the start fails, naming the URL.
     let uncached = Http::new(&url).unwrap();
     assert_eq!(uncached.start().await.unwrap(), Started::Fetched);
-    let errors = EaCAccessor::builder()
-        .section::<Greeting>()
-        .source(uncached)
-        .build()
-        .unwrap_err();
+    let errors = build(uncached).unwrap_err();
     assert!(errors.has(ErrorKind::Schema), "{errors}");
     assert!(errors.to_string().contains(&url), "{errors}");
 
@@ -851,10 +828,8 @@ async fn a_document_rejected_at_start_starts_from_the_cache_and_polling_goes_on(
     let fine = DocServer::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    fine.set(Document::text("application/toml", doc("fine")));
-    let untouched = Http::new(&fine.url("/app.toml"))
-        .unwrap()
-        .cache(LastGood::new(&cache));
+    set(&fine, "fine");
+    let untouched = http(&fine).cache(LastGood::new(&cache));
     untouched.start().await.unwrap();
     let local = Memory::new("local.toml", Format::Toml, "[greeting\n");
     let errors = EaCAccessor::builder()
@@ -882,7 +857,7 @@ async fn a_document_rejected_at_start_starts_from_the_cache_and_polling_goes_on(
     assert_eq!(message(&accessor), "cached");
 
     // A good document is published, cached, and no longer served from the cache.
-    server.set(Document::text("application/toml", doc("fixed")));
+    set(&server, "fixed");
     until("the fixed document", || message(&accessor) == "fixed").await;
     until("cached", || {
         cached_text(&cache).as_deref() == Some(doc("fixed").as_str())
@@ -897,20 +872,20 @@ async fn a_document_rejected_at_start_starts_from_the_cache_and_polling_goes_on(
 async fn polls_reuse_one_connection_and_replace_a_closed_one() {
     let server = server(&doc("one")).await;
     let addr = server.addr();
-    let remote = Http::new(&server.url("/app.toml")).unwrap();
+    let remote = http(&server);
     remote.start().await.unwrap();
     for _ in 0..3 {
         assert_eq!(remote.fetch().await.unwrap(), Fetched::NotModified);
     }
     assert_eq!((server.requests(), server.connections()), (4, 1));
-    server.set(Document::text("application/toml", doc("two")));
+    set(&server, "two");
     assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
     assert_eq!((server.requests(), server.connections()), (5, 1));
 
     // The server goes away and comes back: the closed connection is replaced.
     server.stop().await;
     let server = DocServer::start(addr).await.unwrap();
-    server.set(Document::text("application/toml", doc("three")));
+    set(&server, "three");
     assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
     assert_eq!(remote.fetch().await.unwrap(), Fetched::NotModified);
     assert_eq!((server.requests(), server.connections()), (2, 1));
@@ -930,11 +905,17 @@ mod https {
         server
     }
 
-    #[tokio::test]
-    async fn a_private_ca_is_trusted_over_real_tls() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A folder for CA files, a private CA, and a TLS server it signed serving the
+    /// greeting "one".
+    async fn tls_fixture() -> (tempfile::TempDir, PrivateCa, DocServer) {
         let ca = PrivateCa::new("eac test CA");
         let server = tls_server(&ca, &doc("one")).await;
+        (tempfile::tempdir().unwrap(), ca, server)
+    }
+
+    #[tokio::test]
+    async fn a_private_ca_is_trusted_over_real_tls() {
+        let (dir, ca, server) = tls_fixture().await;
         let url = server.url("/app.toml");
         assert!(url.starts_with("https://127.0.0.1:"), "{url}");
         let remote = Http::new(&url)
@@ -955,7 +936,7 @@ mod https {
         assert_eq!(statuses(&server.seen()), [200, 304]);
 
         // A change is fetched and published.
-        server.set(Document::text("application/toml", doc("two")));
+        set(&server, "two");
         let reloads = reloads(&accessor, Duration::ZERO);
         reloads.poll(&remote, poll_every(10)).unwrap();
         until("the new document", || message(&accessor) == "two").await;
@@ -976,14 +957,11 @@ mod https {
 
     #[tokio::test]
     async fn an_https_redirect_keeps_its_origin_and_never_goes_to_plain_http() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = PrivateCa::new("eac test CA");
-        let server = tls_server(&ca, &doc("one")).await;
+        let (dir, ca, server) = tls_fixture().await;
         let plain = super::server(&doc("plain")).await;
         let port = server.addr().port();
         let remote = |allow: bool| {
-            Http::new(&server.url("/app.toml"))
-                .unwrap()
+            http(&server)
                 .ca_file(ca.write(dir.path()))
                 .unwrap()
                 .cross_origin_redirects(allow)
@@ -1018,9 +996,7 @@ mod https {
 
     #[tokio::test]
     async fn an_untrusted_certificate_fails_naming_the_url_never_the_token() {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = PrivateCa::new("eac test CA");
-        let server = tls_server(&ca, &doc("one")).await;
+        let (dir, ca, server) = tls_fixture().await;
         let url = server.url("/app.toml");
         let other = PrivateCa::new("another CA").write(dir.path());
         for remote in [
@@ -1050,28 +1026,32 @@ mod https {
         server.stop().await;
     }
 
+    /// Writes `text` to `name` in `dir`: its path.
+    fn pem(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
     #[test]
     fn a_bad_ca_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         let url = "https://config.internal/app.toml";
-        let key_only = dir.path().join("key.pem");
-        std::fs::write(
-            &key_only,
+        let key_only = pem(
+            &dir,
+            "key.pem",
             "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
-        )
-        .unwrap();
-        let broken = dir.path().join("broken.pem");
-        std::fs::write(
-            &broken,
+        );
+        let broken = pem(
+            &dir,
+            "broken.pem",
             "-----BEGIN CERTIFICATE-----\n!!not base64!!\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
-        let not_a_cert = dir.path().join("not-a-cert.pem");
-        std::fs::write(
-            &not_a_cert,
+        );
+        let not_a_cert = pem(
+            &dir,
+            "not-a-cert.pem",
             "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n",
-        )
-        .unwrap();
+        );
         let missing = dir.path().join("missing.pem");
         for (file, kind, says) in [
             (&key_only, ErrorKind::Parse, "no `BEGIN CERTIFICATE` block"),

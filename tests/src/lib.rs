@@ -3,6 +3,8 @@
 
 /// A real etcd for the `etcd` feature's tests.
 pub mod etcd;
+/// What the latency benches share.
+pub mod latency;
 
 use std::path::{Path, PathBuf};
 
@@ -166,6 +168,15 @@ impl Default for ConfigDir {
 pub fn app_with(key_line: &str, new_line: &str) -> String {
     assert!(APP_TOML.contains(key_line), "fixture has no `{key_line}`");
     APP_TOML.replacen(key_line, new_line, 1)
+}
+
+/// [`APP_TOML`] with `[upstream] api_key` set to `value`, TOML as written (`"\"key\""`,
+/// `"[\"key\"]"`, or something that does not parse).
+pub fn app_with_api_key(value: &str) -> String {
+    app_with(
+        &format!("api_key = \"{SECRET}\""),
+        &format!("api_key = {value}"),
+    )
 }
 
 /// A small tmpfs mounted for a test (to fill a disk up), unmounted on drop.

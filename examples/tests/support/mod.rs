@@ -21,9 +21,34 @@ pub const READ_TOKEN: &str = "e2e-read-token";
 
 /// A config dir holding the standard `app.toml`, and an empty state dir.
 pub fn app_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
+    (config_dir(), eac_tests::private_dir())
+}
+
+/// A config dir holding the standard `app.toml`.
+pub fn config_dir() -> tempfile::TempDir {
     let config = tempfile::tempdir().unwrap();
     std::fs::write(config.path().join("app.toml"), eac_tests::APP_TOML).unwrap();
-    (config, eac_tests::private_dir())
+    config
+}
+
+/// What a fleet of `live_server`s on etcd shares: a real etcd whose `prefix` holds the
+/// greeting `message`, a client of it, and a config dir holding the standard `app.toml`.
+#[cfg(feature = "etcd")]
+pub fn etcd_fleet_ground(
+    prefix: &str,
+    message: &str,
+) -> (
+    eac_tests::etcd::EtcdServer,
+    eac_tests::etcd::BlockingClient,
+    tempfile::TempDir,
+) {
+    let etcd = eac_tests::etcd::EtcdServer::start();
+    let mut client = etcd.blocking_client(prefix);
+    client.put(
+        "greeting",
+        serde_json::json!({ "message": message }).to_string(),
+    );
+    (etcd, client, config_dir())
 }
 
 /// The address of a remote document server that was started and stopped: nothing

@@ -45,20 +45,43 @@ fn greeting(message: &str) -> String {
     serde_json::json!({ "message": message }).to_string()
 }
 
+/// A running etcd, a client of it, and a config dir holding the standard `app.toml`.
+async fn started() -> (EtcdServer, Client, ConfigDir) {
+    let server = EtcdServer::start();
+    let c = client(&server).await;
+    (server, c, ConfigDir::with_app())
+}
+
+/// Puts `value` at `key` under the prefix.
+async fn put(c: &mut Client, key: &str, value: impl Into<Vec<u8>>) -> etcd_client::PutResponse {
+    c.put(format!("{PREFIX}{key}"), value, None)
+        .await
+        .unwrap_or_else(|e| panic!("put {PREFIX}{key}: {e}"))
+}
+
 /// Puts `message` as the `greeting` section under the prefix.
 async fn put_greeting(c: &mut Client, message: &str) -> etcd_client::PutResponse {
-    c.put(format!("{PREFIX}greeting"), greeting(message), None)
-        .await
-        .expect("put the greeting")
+    put(c, "greeting", greeting(message)).await
+}
+
+/// A last-good cache, not written yet, in a folder of its own (kept while the cache is).
+fn last_good() -> (tempfile::TempDir, LastGood) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = LastGood::new(dir.path().join("etcd.cache"));
+    (dir, cache)
+}
+
+/// The four sections on the files, then etcd above them.
+fn build(dir: &ConfigDir, etcd: Etcd) -> Result<EaCAccessor, eac_accessor::Errors> {
+    crate::four_sections()
+        .source(Dir::new(dir.path()))
+        .source(etcd)
+        .build()
 }
 
 /// The files, then etcd above them, with a coordinator that reloads without cooldown.
 fn fleet_member(dir: &ConfigDir, etcd: &Etcd) -> (EaCAccessor, ReloadCoordinator) {
-    let accessor = crate::four_sections()
-        .source(Dir::new(dir.path()))
-        .source(etcd.clone())
-        .build()
-        .expect("build on files + etcd");
+    let accessor = build(dir, etcd.clone()).expect("build on files + etcd");
     let mut config = ReloadConfig::default();
     config.cooldown = Duration::ZERO;
     config.backoff = Duration::from_millis(10);
@@ -78,6 +101,16 @@ async fn watched(
     (accessor, reloads, watch)
 }
 
+/// [`watched`], once its etcd source reports up.
+async fn watched_up(
+    server: &EtcdServer,
+    dir: &ConfigDir,
+) -> (EaCAccessor, ReloadCoordinator, EtcdWatch) {
+    let (accessor, reloads, watch) = watched(server, dir).await;
+    assert!(until(LIVE, || etcd_status(&accessor).up).await);
+    (accessor, reloads, watch)
+}
+
 fn message(accessor: &EaCAccessor) -> String {
     accessor.load().section::<Greeting>().message.clone()
 }
@@ -93,21 +126,16 @@ fn etcd_status(accessor: &EaCAccessor) -> SourceStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initial_load_reads_every_key_of_the_prefix_at_one_revision() {
-    let server = EtcdServer::start();
-    let mut c = client(&server).await;
+    let (server, mut c, dir) = started().await;
     put_greeting(&mut c, "from etcd").await;
-    c.put(
-        format!("{PREFIX}limits.toml"),
+    put(
+        &mut c,
+        "limits.toml",
         "max_body_bytes = 10\nrequest_timeout_ms = 20\n",
-        None,
     )
-    .await
-    .unwrap();
+    .await;
     // eac's own records are not configuration.
-    c.put(format!("{PREFIX}.notes"), "not json", None)
-        .await
-        .unwrap();
-    let dir = ConfigDir::with_app();
+    put(&mut c, ".notes", "not json").await;
 
     let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
     let (accessor, _reloads) = fleet_member(&dir, &etcd);
@@ -123,10 +151,8 @@ async fn initial_load_reads_every_key_of_the_prefix_at_one_revision() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_goes_live_with_its_key_and_revision_as_origin() {
-    let server = EtcdServer::start();
-    let mut c = client(&server).await;
+    let (server, mut c, dir) = started().await;
     put_greeting(&mut c, "one").await;
-    let dir = ConfigDir::with_app();
     let (accessor, _reloads, watch) = watched(&server, &dir).await;
 
     let put = put_greeting(&mut c, "two").await;
@@ -144,9 +170,7 @@ async fn a_put_goes_live_with_its_key_and_revision_as_origin() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_key_transaction_is_one_version() {
-    let server = EtcdServer::start();
-    let mut c = client(&server).await;
-    let dir = ConfigDir::with_app();
+    let (server, mut c, dir) = started().await;
     let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
     let (accessor, reloads) = fleet_member(&dir, &etcd);
     let mut events = accessor.events();
@@ -182,10 +206,8 @@ async fn a_multi_key_transaction_is_one_version() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_key_gives_way_to_the_files() {
-    let server = EtcdServer::start();
-    let mut c = client(&server).await;
+    let (server, mut c, dir) = started().await;
     put_greeting(&mut c, "from etcd").await;
-    let dir = ConfigDir::with_app();
     let (accessor, _reloads, watch) = watched(&server, &dir).await;
     assert_eq!(message(&accessor), "from etcd");
 
@@ -196,9 +218,7 @@ async fn a_deleted_key_gives_way_to_the_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_value_is_rejected_naming_key_and_revision_and_the_last_good_stays() {
-    let server = EtcdServer::start();
-    let mut c = client(&server).await;
-    let dir = ConfigDir::with_app();
+    let (server, mut c, dir) = started().await;
     let (accessor, _reloads, watch) = watched(&server, &dir).await;
     let good = accessor.load_full();
 
@@ -206,8 +226,11 @@ async fn a_bad_value_is_rejected_naming_key_and_revision_and_the_last_good_stays
         (greeting(""), ErrorKind::Schema),
         ("{\"message\": ".to_owned(), ErrorKind::Parse),
     ] {
-        let put = c.put(format!("{PREFIX}greeting"), bad, None).await.unwrap();
-        let revision = put.header().unwrap().revision();
+        let revision = put(&mut c, "greeting", bad)
+            .await
+            .header()
+            .unwrap()
+            .revision();
         let rejected = until(LIVE, || {
             accessor.status().last_rejection.is_some_and(|r| {
                 r.origin
@@ -273,10 +296,8 @@ async fn after_a_compaction_the_watch_reads_everything_again_and_loses_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_killed_and_restarted_serving_throughout_then_resynced() {
-    let mut server = EtcdServer::start();
-    let dir = ConfigDir::with_app();
-    let (accessor, _reloads, watch) = watched(&server, &dir).await;
-    assert!(until(LIVE, || etcd_status(&accessor).up).await);
+    let (mut server, _c, dir) = started().await;
+    let (accessor, _reloads, watch) = watched_up(&server, &dir).await;
     let served = accessor.load().version();
 
     server.kill();
@@ -296,10 +317,8 @@ async fn etcd_killed_and_restarted_serving_throughout_then_resynced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_etcd_is_reported_down_within_the_keep_alive_bound() {
-    let mut server = EtcdServer::start();
-    let dir = ConfigDir::with_app();
-    let (accessor, _reloads, watch) = watched(&server, &dir).await;
-    assert!(until(LIVE, || etcd_status(&accessor).up).await);
+    let (mut server, _c, dir) = started().await;
+    let (accessor, _reloads, watch) = watched_up(&server, &dir).await;
 
     server.pause();
     let paused = Instant::now();
@@ -351,12 +370,9 @@ async fn the_fleet_view_shows_an_instance_while_it_lives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_down_at_start_starts_from_the_last_known_good_cache() {
-    let mut server = EtcdServer::start();
-    let mut c = client(&server).await;
+    let (mut server, mut c, dir) = started().await;
     put_greeting(&mut c, "cached").await;
-    let dir = ConfigDir::with_app();
-    let cache_dir = tempfile::tempdir().unwrap();
-    let cache = LastGood::new(cache_dir.path().join("etcd.cache"));
+    let (_cache_dir, cache) = last_good();
     let with_cache = |endpoint| options(endpoint).cache(cache.clone());
 
     // A first instance publishes what etcd holds: that is cached.
@@ -399,12 +415,9 @@ async fn etcd_down_at_start_starts_from_the_last_known_good_cache() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefix_rejected_at_start_starts_from_the_last_known_good_cache() {
-    let server = EtcdServer::start();
-    let mut c = client(&server).await;
+    let (server, mut c, dir) = started().await;
     put_greeting(&mut c, "cached").await;
-    let dir = ConfigDir::with_app();
-    let cache_dir = tempfile::tempdir().unwrap();
-    let cache = LastGood::new(cache_dir.path().join("etcd.cache"));
+    let (_cache_dir, cache) = last_good();
     let with_cache = || options(server.endpoint()).cache(cache.clone());
     {
         let etcd = Etcd::connect(with_cache()).await.unwrap();
@@ -413,9 +426,7 @@ async fn a_prefix_rejected_at_start_starts_from_the_last_known_good_cache() {
     }
     // A bad put while no instance runs: the next start reads it, rejects it, and starts
     // from the cache rather than not at all.
-    c.put(format!("{PREFIX}greeting"), r#"{"message": 5}"#, None)
-        .await
-        .unwrap();
+    put(&mut c, "greeting", r#"{"message": 5}"#).await;
     let etcd = Etcd::connect(with_cache()).await.unwrap();
     let (accessor, reloads) = fleet_member(&dir, &etcd);
     assert_eq!(message(&accessor), "cached");
@@ -441,15 +452,9 @@ async fn a_prefix_rejected_at_start_starts_from_the_last_known_good_cache() {
     watch.stop().await;
 
     // Without a cache, a rejected prefix still fails the start, naming the key.
-    c.put(format!("{PREFIX}greeting"), r#"{"message": 5}"#, None)
-        .await
-        .unwrap();
+    put(&mut c, "greeting", r#"{"message": 5}"#).await;
     let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
-    let err = crate::four_sections()
-        .source(Dir::new(dir.path()))
-        .source(etcd)
-        .build()
-        .unwrap_err();
+    let err = build(&dir, etcd).unwrap_err();
     assert!(
         err.to_string().contains(&format!("{PREFIX}greeting")),
         "{err}"
@@ -462,9 +467,7 @@ async fn the_document_layout_reads_one_key_as_the_whole_document() {
     let mut c = client(&server).await;
     let document =
         "[greeting]\nmessage = \"whole\"\n[limits]\nmax_body_bytes = 7\nrequest_timeout_ms = 7\n";
-    c.put(format!("{PREFIX}app.toml"), document, None)
-        .await
-        .unwrap();
+    put(&mut c, "app.toml", document).await;
     // Another key under the prefix is not part of this document.
     put_greeting(&mut c, "ignored").await;
     let dir = ConfigDir::with_app();
@@ -476,13 +479,7 @@ async fn the_document_layout_reads_one_key_as_the_whole_document() {
     assert_eq!(accessor.load().section::<Limits>().max_body_bytes, 7);
 
     let watch = etcd.watch(&reloads);
-    c.put(
-        format!("{PREFIX}app.toml"),
-        document.replace("whole", "edited"),
-        None,
-    )
-    .await
-    .unwrap();
+    put(&mut c, "app.toml", document.replace("whole", "edited")).await;
     assert!(until(LIVE, || message(&accessor) == "edited").await);
     watch.stop().await;
 }
@@ -497,9 +494,7 @@ async fn etcd_values_of_dot_records_are_never_fetched_nor_watched() {
     // Records of eac's own under `<prefix>.`: 24 MiB the configuration never needs.
     let big = "x".repeat(MIB);
     for i in 0..24 {
-        c.put(format!("{PREFIX}.x/{i}"), big.clone(), None)
-            .await
-            .unwrap();
+        put(&mut c, &format!(".x/{i}"), big.clone()).await;
     }
     let before = server.grpc_sent_bytes();
 
@@ -507,7 +502,7 @@ async fn etcd_values_of_dot_records_are_never_fetched_nor_watched() {
     let (accessor, _reloads, watch) = watched(&server, &dir).await;
     assert_eq!(message(&accessor), "from etcd");
     // One more while watched, then a change of the configuration after it.
-    c.put(format!("{PREFIX}.x/late"), big, None).await.unwrap();
+    put(&mut c, ".x/late", big).await;
     put_greeting(&mut c, "two").await;
     assert!(until(LIVE, || message(&accessor) == "two").await);
     watch.stop().await;
@@ -526,9 +521,7 @@ async fn etcd_prefix_over_the_total_cap_fails_naming_the_prefix_and_the_cap() {
     put_greeting(&mut c, "from etcd").await;
     let pad = serde_json::json!({ "pad": "x".repeat(30_000) }).to_string();
     for i in 0..3 {
-        c.put(format!("{PREFIX}big{i}"), pad.clone(), None)
-            .await
-            .unwrap();
+        put(&mut c, &format!("big{i}"), pad.clone()).await;
     }
     let capped = options(server.endpoint()).max_total_size(SizeCap::bytes_exact(64 * 1024));
     let err = Etcd::connect(capped).await.unwrap_err();
@@ -609,11 +602,7 @@ async fn etcd_value_over_the_decode_bound_is_refused_naming_its_key() {
         .await
         .unwrap();
     let dir = ConfigDir::with_app();
-    let err = crate::four_sections()
-        .source(Dir::new(dir.path()))
-        .source(etcd)
-        .build()
-        .unwrap_err();
+    let err = build(&dir, etcd).unwrap_err();
     let error = err.iter().next().expect("one error");
     assert_eq!(error.kind(), ErrorKind::Limit, "{err}");
     assert!(
@@ -626,12 +615,9 @@ async fn etcd_value_over_the_decode_bound_is_refused_naming_its_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_prefix_too_large_for_the_cache_leaves_the_last_cache() {
-    let server = EtcdServer::start();
-    let mut c = client(&server).await;
+    let (server, mut c, dir) = started().await;
     put_greeting(&mut c, "cached").await;
-    let dir = ConfigDir::with_app();
-    let cache_dir = tempfile::tempdir().unwrap();
-    let cache = LastGood::new(cache_dir.path().join("etcd.cache"));
+    let (_cache_dir, cache) = last_good();
     let build = |etcd: Etcd| {
         crate::four_sections()
             .allow_unknown_keys(true)
@@ -648,9 +634,7 @@ async fn etcd_prefix_too_large_for_the_cache_leaves_the_last_cache() {
     // 17 MiB of configuration: more than the cache loader reads (16 MiB).
     let pad = serde_json::json!({ "pad": "x".repeat(1400 * 1024) }).to_string();
     for i in 0..12 {
-        c.put(format!("{PREFIX}big{i}"), pad.clone(), None)
-            .await
-            .unwrap();
+        put(&mut c, &format!("big{i}"), pad.clone()).await;
     }
     put_greeting(&mut c, "large").await;
     let second = build(Etcd::connect(with_cache()).await.unwrap());
@@ -673,8 +657,7 @@ async fn etcd_cluster_gone_back_in_revisions_is_read_afresh() {
         put_greeting(&mut c, &format!("old {i}")).await;
     }
     let dir = ConfigDir::with_app();
-    let (accessor, _reloads, watch) = watched(&server, &dir).await;
-    assert!(until(LIVE, || etcd_status(&accessor).up).await);
+    let (accessor, _reloads, watch) = watched_up(&server, &dir).await;
     assert_eq!(message(&accessor), "old 29");
 
     // A new cluster at the same address: its revisions start again at 1.

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use eac_accessor::source::Dir;
 use eac_accessor::{Candidate, ChangeKind, Class, EaCAccessor, ErrorKind, Event, Origin, Outcome};
-use eac_tests::{APP_TOML, ConfigDir, Greeting, SECRET, app_with};
+use eac_tests::{APP_TOML, ConfigDir, Greeting, SECRET, app_with, app_with_api_key};
 use serde_json::json;
 
 use crate::{accessor_for, four_sections};
@@ -256,13 +256,7 @@ fn preview_leaves_the_version_and_subscribers_untouched() {
 fn diff_between_kept_versions_redacts_secrets() {
     let dir = ConfigDir::with_app();
     let accessor = accessor_for(&dir).unwrap();
-    dir.write(
-        "app.toml",
-        &app_with(
-            &format!("api_key = \"{SECRET}\""),
-            "api_key = \"another-secret-42\"",
-        ),
-    );
+    dir.write("app.toml", &app_with_api_key("\"another-secret-42\""));
     accessor.reload(Origin::Refresh).unwrap();
     let diff = accessor.diff_versions(1, 2).unwrap();
     assert_eq!(diff.changes.len(), 1);

@@ -21,6 +21,13 @@ fn config() -> ReloadConfig {
     config
 }
 
+/// [`config`] with a build timeout of 50 ms.
+fn timing_out() -> ReloadConfig {
+    let mut config = config();
+    config.build_timeout = Duration::from_millis(50);
+    config
+}
+
 fn setup(config: ReloadConfig) -> (ReloadCoordinator, Memory) {
     let source = Memory::new("app", Format::Toml, doc("one", false));
     (coordinator(source.clone(), config), source)
@@ -36,6 +43,43 @@ fn coordinator(source: impl Source, config: ReloadConfig) -> ReloadCoordinator {
         .build()
         .unwrap();
     ReloadCoordinator::new(accessor, config)
+}
+
+/// An unforced (`false`) or forced refresh that must publish: the version it published.
+async fn published(reloads: &ReloadCoordinator, forced: bool) -> u64 {
+    reloads
+        .refresh(Origin::Refresh, forced)
+        .await
+        .unwrap()
+        .version()
+}
+
+/// A refresh running on a task of its own.
+type Spawned = tokio::task::JoinHandle<Result<eac_accessor::Outcome, eac_accessor::Errors>>;
+
+/// An unforced refresh on a task of its own.
+fn spawn_refresh(reloads: &ReloadCoordinator) -> Spawned {
+    let reloads = reloads.clone();
+    tokio::spawn(async move { reloads.refresh(Origin::Refresh, false).await })
+}
+
+/// A health check that fails every snapshot with `[features] shout` on.
+fn no_shouting(reloads: &ReloadCoordinator) {
+    reloads.health_check("no-shouting", |snapshot| async move {
+        if snapshot.section::<Features>().shout {
+            Err("shouting breaks the downstream parser".to_owned())
+        } else {
+            Ok(())
+        }
+    });
+}
+
+/// The next event, within 10 s.
+async fn next_event(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Event {
+    tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -59,14 +103,7 @@ async fn a_cooldown_refuses_unforced_refreshes_until_it_passes() {
     config.cooldown = Duration::from_secs(30);
     let (reloads, source) = setup(config);
     source.set(doc("two", false));
-    assert_eq!(
-        reloads
-            .refresh(Origin::Refresh, false)
-            .await
-            .unwrap()
-            .version(),
-        2
-    );
+    assert_eq!(published(&reloads, false).await, 2);
 
     source.set(doc("three", false));
     let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
@@ -75,25 +112,11 @@ async fn a_cooldown_refuses_unforced_refreshes_until_it_passes() {
     assert_eq!(reloads.accessor().load().version(), 2);
 
     // Forced: goes through at once.
-    assert_eq!(
-        reloads
-            .refresh(Origin::Refresh, true)
-            .await
-            .unwrap()
-            .version(),
-        3
-    );
+    assert_eq!(published(&reloads, true).await, 3);
 
     source.set(doc("four", false));
     tokio::time::advance(Duration::from_secs(30)).await;
-    assert_eq!(
-        reloads
-            .refresh(Origin::Refresh, false)
-            .await
-            .unwrap()
-            .version(),
-        4
-    );
+    assert_eq!(published(&reloads, false).await, 4);
 }
 
 #[tokio::test(start_paused = true)]
@@ -124,14 +147,7 @@ async fn failures_back_off_exponentially_with_jitter_and_a_success_resets() {
 
     tokio::time::advance(Duration::from_secs(2)).await;
     source.set(doc("fixed", false));
-    assert_eq!(
-        reloads
-            .refresh(Origin::Refresh, false)
-            .await
-            .unwrap()
-            .version(),
-        2
-    );
+    assert_eq!(published(&reloads, false).await, 2);
     assert_eq!(
         reloads.throttled_for(),
         None,
@@ -149,12 +165,23 @@ struct Held {
 }
 
 impl Held {
-    fn new(inner: &Memory) -> Held {
+    fn new(inner: Memory) -> Held {
         Held {
-            inner: inner.clone(),
+            inner,
             shut: Arc::default(),
             reads: Arc::default(),
         }
+    }
+
+    /// Sets the document the reads find.
+    fn set(&self, document: String) {
+        self.inner.set(document);
+    }
+
+    /// Shuts the gate, with `document` for the read that will wait at it.
+    fn hold(&self, document: String) {
+        self.set(document);
+        self.shut(true);
     }
 
     fn shut(&self, on: bool) {
@@ -185,23 +212,20 @@ impl Source for Held {
     }
 }
 
-/// A coordinator over a [`Held`] source, with `config`.
-fn held(config: ReloadConfig) -> (ReloadCoordinator, Memory, Held) {
-    let inner = Memory::new("app", Format::Toml, doc("one", false));
-    let source = Held::new(&inner);
-    (coordinator(source.clone(), config), inner, source)
+/// A coordinator over a [`Held`] source, with `config`, and its accessor.
+fn held(config: ReloadConfig) -> (ReloadCoordinator, EaCAccessor, Held) {
+    let source = Held::new(Memory::new("app", Format::Toml, doc("one", false)));
+    let reloads = coordinator(source.clone(), config);
+    let accessor = reloads.accessor().clone();
+    (reloads, accessor, source)
 }
 
 #[tokio::test]
 async fn a_run_over_the_build_timeout_publishes_nothing_even_when_it_finishes_later() {
-    let mut config = config();
-    config.build_timeout = Duration::from_millis(50);
-    let (reloads, inner, source) = held(config);
-    let accessor = reloads.accessor().clone();
+    let (reloads, accessor, source) = held(timing_out());
     let mut events = accessor.events();
 
-    source.shut(true);
-    inner.set(doc("late", false));
+    source.hold(doc("late", false));
     let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
     assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
     // While the abandoned run still waits on its source, no new run piles up behind it.
@@ -215,18 +239,12 @@ async fn a_run_over_the_build_timeout_publishes_nothing_even_when_it_finishes_la
     // Let the abandoned run finish: it must not publish, and the refused refresh then
     // runs by itself.
     source.shut(false);
-    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let event = next_event(&mut events).await;
     let Event::Rejected { errors, .. } = event else {
         panic!("expected a rejection, got {event:?}")
     };
     assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
-    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let event = next_event(&mut events).await;
     assert!(
         matches!(event, Event::Published { version: 2, .. }),
         "{event:?}"
@@ -236,10 +254,7 @@ async fn a_run_over_the_build_timeout_publishes_nothing_even_when_it_finishes_la
 
 #[tokio::test]
 async fn an_edit_made_while_an_abandoned_run_reads_goes_live_when_the_read_returns() {
-    let mut config = config();
-    config.build_timeout = Duration::from_millis(50);
-    let (reloads, inner, source) = held(config);
-    let accessor = reloads.accessor().clone();
+    let (reloads, accessor, source) = held(timing_out());
     let mut versions = accessor.subscribe::<Greeting>();
 
     // A slow read outlives the build timeout and is abandoned.
@@ -247,7 +262,7 @@ async fn an_edit_made_while_an_abandoned_run_reads_goes_live_when_the_read_retur
     let errors = reloads.refresh(Origin::Refresh, false).await.unwrap_err();
     assert_eq!(errors.as_slice()[0].kind(), ErrorKind::Timeout);
     // A good edit, and its trigger, arrive while that read still blocks.
-    inner.set(doc("good edit", false));
+    source.set(doc("good edit", false));
     let errors = reloads
         .trigger(Origin::FileChange {
             path: "app.toml".into(),
@@ -265,24 +280,17 @@ async fn an_edit_made_while_an_abandoned_run_reads_goes_live_when_the_read_retur
 
 #[tokio::test]
 async fn a_refresh_never_joins_a_run_that_read_before_it() {
-    let (reloads, inner, source) = held(config());
-    source.shut(true);
-    inner.set(doc("two", false));
-    let first = tokio::spawn({
-        let reloads = reloads.clone();
-        async move { reloads.refresh(Origin::Refresh, false).await }
-    });
+    let (reloads, _, source) = held(config());
+    source.hold(doc("two", false));
+    let first = spawn_refresh(&reloads);
     // Wait until that run is reading (blocked on the gate).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while reloads.runs() == 0 {
         assert!(std::time::Instant::now() < deadline);
         tokio::task::yield_now().await;
     }
-    inner.set(doc("three", false));
-    let second = tokio::spawn({
-        let reloads = reloads.clone();
-        async move { reloads.refresh(Origin::Refresh, false).await }
-    });
+    source.set(doc("three", false));
+    let second = spawn_refresh(&reloads);
     source.shut(false);
     let first = first.await.unwrap().unwrap();
     let second = second.await.unwrap().unwrap();
@@ -312,24 +320,19 @@ async fn goes_live_by_itself(
     assert_eq!(now.version(), version);
 }
 
-/// Starts a refresh whose run reads (`inner` as it is now) and is held there, then a
+/// Starts a refresh whose run reads (`source`'s document as it is now) and is held there, then a
 /// second refresh, after an edit to `edit`, that comes while the first run is held:
 /// the two refreshes, and the held source to let go.
 async fn a_refresh_behind_a_held_run(
     reloads: &ReloadCoordinator,
-    inner: &Memory,
     source: &Held,
     edit: String,
-) -> [tokio::task::JoinHandle<Result<eac_accessor::Outcome, eac_accessor::Errors>>; 2] {
+) -> [Spawned; 2] {
     source.shut(true);
-    let refresh = || {
-        let reloads = reloads.clone();
-        tokio::spawn(async move { reloads.refresh(Origin::Refresh, false).await })
-    };
-    let first = refresh();
+    let first = spawn_refresh(reloads);
     source.until_reads(2).await; // the build's read, then this run's
-    inner.set(edit);
-    let second = refresh();
+    source.set(edit);
+    let second = spawn_refresh(reloads);
     // On this one-thread runtime, the second refresh runs up to its wait on the first.
     tokio::task::yield_now().await;
     [first, second]
@@ -339,10 +342,9 @@ async fn a_refresh_behind_a_held_run(
 async fn a_refresh_that_came_while_a_run_read_waits_out_the_cooldown_that_run_set() {
     let mut config = config();
     config.cooldown = Duration::from_millis(300);
-    let (reloads, inner, source) = held(config);
-    inner.set(doc("two", false));
-    let [first, second] =
-        a_refresh_behind_a_held_run(&reloads, &inner, &source, doc("three", false)).await;
+    let (reloads, _, source) = held(config);
+    source.set(doc("two", false));
+    let [first, second] = a_refresh_behind_a_held_run(&reloads, &source, doc("three", false)).await;
     source.shut(false);
     let first = first.await.unwrap().unwrap();
     assert_eq!(first.snapshot().section::<Greeting>().message, "two");
@@ -356,12 +358,10 @@ async fn a_refresh_that_came_while_a_run_read_waits_out_the_cooldown_that_run_se
 
 #[tokio::test]
 async fn a_refresh_that_came_while_a_failing_run_read_runs_by_itself_after_the_backoff() {
-    let (reloads, inner, source) = held(config());
-    let accessor = reloads.accessor().clone();
+    let (reloads, accessor, source) = held(config());
     let mut greetings = accessor.subscribe::<Greeting>();
-    inner.set("[greeting]\nmessage = 5\n".to_owned()); // not a string: rejected
-    let [first, second] =
-        a_refresh_behind_a_held_run(&reloads, &inner, &source, doc("fixed", false)).await;
+    source.set("[greeting]\nmessage = 5\n".to_owned()); // not a string: rejected
+    let [first, second] = a_refresh_behind_a_held_run(&reloads, &source, doc("fixed", false)).await;
     source.shut(false);
     assert!(
         first.await.unwrap().is_err(),
@@ -377,15 +377,10 @@ async fn a_refresh_that_came_while_a_failing_run_read_runs_by_itself_after_the_b
 
 #[tokio::test]
 async fn a_run_still_building_at_shutdown_publishes_nothing() {
-    let (reloads, inner, source) = held(config());
-    let accessor = reloads.accessor().clone();
+    let (reloads, accessor, source) = held(config());
     let mut events = accessor.events();
-    source.shut(true);
-    inner.set(doc("too late", false));
-    let run = tokio::spawn({
-        let reloads = reloads.clone();
-        async move { reloads.refresh(Origin::Refresh, false).await }
-    });
+    source.hold(doc("too late", false));
+    let run = spawn_refresh(&reloads);
     source.until_reads(2).await;
     reloads.shutdown().await;
     source.shut(false);
@@ -402,13 +397,7 @@ async fn a_run_still_building_at_shutdown_publishes_nothing() {
 async fn a_failing_health_check_rolls_back_automatically() {
     let (reloads, source) = setup(config());
     let accessor = reloads.accessor().clone();
-    reloads.health_check("no-shouting", |snapshot| async move {
-        if snapshot.section::<Features>().shout {
-            Err("shouting breaks the downstream parser".to_owned())
-        } else {
-            Ok(())
-        }
-    });
+    no_shouting(&reloads);
     let mut events = accessor.events();
 
     source.set(doc("two", true));
@@ -451,13 +440,21 @@ async fn a_failing_health_check_rolls_back_automatically() {
     );
 }
 
+/// The reload settings from an environment holding just `vars`.
+fn from_vars(vars: &[(&str, &str)]) -> Result<ReloadConfig, eac_accessor::Errors> {
+    ReloadConfig::from_vars(|name| {
+        vars.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+}
+
 #[test]
 fn env_toggles_are_read_and_bad_values_name_the_variable() {
-    let config = ReloadConfig::from_vars(|name| match name {
-        "EAC_REFRESH_COOLDOWN_MS" => Some("1500".into()),
-        "EAC_WATCH_DEBOUNCE_MS" => Some("20".into()),
-        _ => None,
-    })
+    let config = from_vars(&[
+        ("EAC_REFRESH_COOLDOWN_MS", "1500"),
+        ("EAC_WATCH_DEBOUNCE_MS", "20"),
+    ])
     .unwrap();
     assert_eq!(config.cooldown, Duration::from_millis(1500));
     assert_eq!(config.max_wait, Duration::from_secs(1), "default max wait");
@@ -465,9 +462,7 @@ fn env_toggles_are_read_and_bad_values_name_the_variable() {
     assert_eq!(config.debounce, Duration::from_millis(20));
     assert_eq!(config.backoff, ReloadConfig::default().backoff);
 
-    let error =
-        ReloadConfig::from_vars(|name| (name == "EAC_REFRESH_BACKOFF_MS").then(|| "soon".into()))
-            .unwrap_err();
+    let error = from_vars(&[("EAC_REFRESH_BACKOFF_MS", "soon")]).unwrap_err();
     assert_eq!(
         error.as_slice()[0].source(),
         Some(&SourceName::EnvVar("EAC_REFRESH_BACKOFF_MS".into()))
@@ -476,17 +471,14 @@ fn env_toggles_are_read_and_bad_values_name_the_variable() {
 
 #[test]
 fn the_reload_mode_and_max_wait_come_from_the_environment() {
-    let config = ReloadConfig::from_vars(|name| match name {
-        "EAC_RELOAD_MODE" => Some("Manual".into()),
-        "EAC_WATCH_MAX_WAIT_MS" => Some("300".into()),
-        _ => None,
-    })
+    let config = from_vars(&[
+        ("EAC_RELOAD_MODE", "Manual"),
+        ("EAC_WATCH_MAX_WAIT_MS", "300"),
+    ])
     .unwrap();
     assert_eq!(config.mode, ReloadMode::Manual);
     assert_eq!(config.max_wait, Duration::from_millis(300));
-    let error =
-        ReloadConfig::from_vars(|name| (name == "EAC_RELOAD_MODE").then(|| "sometimes".into()))
-            .unwrap_err();
+    let error = from_vars(&[("EAC_RELOAD_MODE", "sometimes")]).unwrap_err();
     assert_eq!(
         error.as_slice()[0].source(),
         Some(&SourceName::EnvVar("EAC_RELOAD_MODE".into()))
@@ -503,13 +495,7 @@ async fn a_health_check_rollback_is_counted_as_a_rejection() {
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
     let (reloads, source) = setup(config());
-    reloads.health_check("no-shouting", |snapshot| async move {
-        if snapshot.section::<Features>().shout {
-            Err("shouting breaks the downstream parser".to_owned())
-        } else {
-            Ok(())
-        }
-    });
+    no_shouting(&reloads);
     source.set(doc("two", true));
     reloads.refresh(Origin::Refresh, false).await.unwrap_err();
     let rejected: u64 = snapshotter

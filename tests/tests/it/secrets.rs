@@ -1,15 +1,24 @@
 //! A secret's value never appears in errors, events, status or Debug output.
 
 use eac_accessor::{
-    Candidate, EaCAccessor, Origin,
+    Candidate, EaCAccessor, Errors, Origin,
     source::{Dir, Env},
 };
-use eac_tests::{ConfigDir, SECRET, Upstream, app_with};
+use eac_tests::{ConfigDir, SECRET, Upstream, app_with_api_key};
 
 use crate::accessor_for;
 
 fn assert_hidden(what: &str, text: &str, secret: &str) {
     assert!(!text.contains(secret), "{what} leaked the secret: {text}");
+}
+
+/// The errors of a reload, from the standard files, after `api_key` was set to `value`
+/// (TOML as written), which must be refused.
+fn refused_api_key(value: &str) -> Errors {
+    let dir = ConfigDir::with_app();
+    let accessor = accessor_for(&dir).unwrap();
+    dir.write("app.toml", &app_with_api_key(value));
+    accessor.reload(Origin::Refresh).unwrap_err()
 }
 
 #[test]
@@ -19,13 +28,7 @@ fn a_secret_of_the_wrong_type_is_reported_without_its_value() {
     let mut events = accessor.events();
     // The secret becomes an array of strings: wrong type, and jsonschema would echo it.
     let leaked = "n3w-s3cr3t-l34k";
-    dir.write(
-        "app.toml",
-        &app_with(
-            &format!("api_key = \"{SECRET}\""),
-            &format!("api_key = [\"{leaked}\"]"),
-        ),
-    );
+    dir.write("app.toml", &app_with_api_key(&format!("[\"{leaked}\"]")));
     let errors = accessor.reload(Origin::Refresh).unwrap_err();
     let e = &errors.as_slice()[0];
     assert_eq!(e.key(), Some("upstream.api_key"));
@@ -48,13 +51,7 @@ fn a_secret_of_the_wrong_type_is_reported_without_its_value() {
 
 #[test]
 fn a_secret_breaking_a_length_rule_is_reported_without_its_value() {
-    let dir = ConfigDir::with_app();
-    let accessor = accessor_for(&dir).unwrap();
-    dir.write(
-        "app.toml",
-        &app_with(&format!("api_key = \"{SECRET}\""), "api_key = \"tiny1\""),
-    );
-    let errors = accessor.reload(Origin::Refresh).unwrap_err();
+    let errors = refused_api_key("\"tiny1\"");
     assert_hidden("Display", &errors.to_string(), "tiny1");
 }
 
@@ -81,17 +78,8 @@ fn a_secret_from_an_env_var_is_never_shown() {
 
 #[test]
 fn a_broken_file_around_a_secret_does_not_quote_it() {
-    let dir = ConfigDir::with_app();
-    let accessor = accessor_for(&dir).unwrap();
     // An unterminated string: TOML's own message would quote the line.
-    dir.write(
-        "app.toml",
-        &app_with(
-            &format!("api_key = \"{SECRET}\""),
-            "api_key = \"unterminated-s3cr3t",
-        ),
-    );
-    let errors = accessor.reload(Origin::Refresh).unwrap_err();
+    let errors = refused_api_key("\"unterminated-s3cr3t");
     assert_hidden(
         "parse error",
         &format!("{errors} {errors:?}"),

@@ -95,6 +95,44 @@ impl Watched {
             .expect("the watcher is running");
     }
 
+    /// Writes `name` in the folder.
+    fn write(&self, name: &str, contents: impl AsRef<[u8]>) {
+        std::fs::write(self.path(name), contents).unwrap();
+    }
+
+    /// Renames `from` to `to` in the folder.
+    fn rename(&self, from: &str, to: &str) {
+        std::fs::rename(self.path(from), self.path(to)).unwrap();
+    }
+
+    /// Removes the file `name` from the folder.
+    fn remove(&self, name: &str) {
+        std::fs::remove_file(self.path(name)).unwrap();
+    }
+
+    /// Writes `app.toml`, then waits until the watcher has handled it.
+    async fn edit(&self, contents: impl AsRef<[u8]>) {
+        self.write("app.toml", contents);
+        self.settle().await;
+    }
+
+    /// Waits until the watcher has handled every event so far, then asserts that the
+    /// accessor serves `message` at `version`.
+    async fn settled_at(&self, version: u64, message: &str) {
+        self.settle().await;
+        assert_eq!(
+            (self.version(), self.message().as_str()),
+            (version, message)
+        );
+    }
+
+    /// Edits the greeting's message to `text`, waits until the watcher has handled it,
+    /// and asserts that it is served at `version`.
+    async fn edit_message(&self, text: &str, version: u64) {
+        self.write("app.toml", message_toml(text));
+        self.settled_at(version, text).await;
+    }
+
     async fn stop(self) {
         self.reloads.shutdown().await;
     }
@@ -107,17 +145,14 @@ fn message_toml(text: &str) -> String {
 #[tokio::test]
 async fn an_in_place_write_publishes_once() {
     let w = Watched::start().await;
-    std::fs::write(w.path("app.toml"), message_toml("in place")).unwrap();
-    w.settle().await;
-    assert_eq!((w.version(), w.message().as_str()), (2, "in place"));
+    w.edit_message("in place", 2).await;
     w.stop().await;
 }
 
 #[tokio::test]
 async fn identical_content_publishes_nothing() {
     let w = Watched::start().await;
-    std::fs::write(w.path("app.toml"), APP_TOML).unwrap();
-    w.settle().await;
+    w.edit(APP_TOML).await;
     assert_eq!(w.version(), 1);
     assert!(
         w.watcher.status().borrow().reloads >= 1,
@@ -129,10 +164,9 @@ async fn identical_content_publishes_nothing() {
 #[tokio::test]
 async fn write_temp_then_rename_publishes_once() {
     let w = Watched::start().await;
-    std::fs::write(w.path("app.toml.tmp"), message_toml("renamed")).unwrap();
-    std::fs::rename(w.path("app.toml.tmp"), w.path("app.toml")).unwrap();
-    w.settle().await;
-    assert_eq!((w.version(), w.message().as_str()), (2, "renamed"));
+    w.write("app.toml.tmp", message_toml("renamed"));
+    w.rename("app.toml.tmp", "app.toml");
+    w.settled_at(2, "renamed").await;
     w.stop().await;
 }
 
@@ -142,15 +176,14 @@ async fn vim_style_saves_publish_once_each() {
     for (i, text) in ["vim one", "vim two", "vim three"].into_iter().enumerate() {
         // vim: write a probe file, rename the original to a backup, write the new file,
         // delete the backup; a swap file changes throughout.
-        std::fs::write(w.path("4913"), "").unwrap();
-        std::fs::remove_file(w.path("4913")).unwrap();
-        std::fs::write(w.path(".app.toml.swp"), "swap").unwrap();
-        std::fs::rename(w.path("app.toml"), w.path("app.toml~")).unwrap();
-        std::fs::write(w.path("app.toml"), message_toml(text)).unwrap();
-        std::fs::remove_file(w.path("app.toml~")).unwrap();
-        std::fs::remove_file(w.path(".app.toml.swp")).unwrap();
-        w.settle().await;
-        assert_eq!((w.version(), w.message().as_str()), (i as u64 + 2, text));
+        w.write("4913", "");
+        w.remove("4913");
+        w.write(".app.toml.swp", "swap");
+        w.rename("app.toml", "app.toml~");
+        w.write("app.toml", message_toml(text));
+        w.remove("app.toml~");
+        w.remove(".app.toml.swp");
+        w.settled_at(i as u64 + 2, text).await;
     }
     w.stop().await;
 }
@@ -158,14 +191,13 @@ async fn vim_style_saves_publish_once_each() {
 #[tokio::test]
 async fn jetbrains_safe_write_publishes_once_and_its_temp_files_are_ignored() {
     let w = Watched::start().await;
-    std::fs::write(w.path("app.toml___jb_tmp___"), message_toml("jetbrains")).unwrap();
+    w.write("app.toml___jb_tmp___", message_toml("jetbrains"));
     w.settle().await;
     assert_eq!(w.version(), 1, "a ___jb_tmp___ file alone changes nothing");
-    std::fs::rename(w.path("app.toml"), w.path("app.toml___jb_old___")).unwrap();
-    std::fs::rename(w.path("app.toml___jb_tmp___"), w.path("app.toml")).unwrap();
-    std::fs::remove_file(w.path("app.toml___jb_old___")).unwrap();
-    w.settle().await;
-    assert_eq!((w.version(), w.message().as_str()), (2, "jetbrains"));
+    w.rename("app.toml", "app.toml___jb_old___");
+    w.rename("app.toml___jb_tmp___", "app.toml");
+    w.remove("app.toml___jb_old___");
+    w.settled_at(2, "jetbrains").await;
     w.stop().await;
 }
 
@@ -191,15 +223,14 @@ async fn a_configmap_symlink_swap_publishes_once() {
     symlink(second.file_name().unwrap(), dir.join("..data_tmp")).unwrap();
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
     std::fs::remove_dir_all(&first).unwrap();
-    w.settle().await;
-    assert_eq!((w.version(), w.message().as_str()), (2, "configmap"));
+    w.settled_at(2, "configmap").await;
     w.stop().await;
 }
 
 #[tokio::test]
 async fn delete_then_recreate_keeps_the_last_good_version_meanwhile() {
     let w = Watched::start().await;
-    std::fs::remove_file(w.path("app.toml")).unwrap();
+    w.remove("app.toml");
     w.settle().await;
     assert_eq!(
         (w.version(), w.message().as_str()),
@@ -213,21 +244,16 @@ async fn delete_then_recreate_keeps_the_last_good_version_meanwhile() {
         "the emptied folder says it holds no configuration file"
     );
 
-    std::fs::write(w.path("app.toml"), message_toml("recreated")).unwrap();
-    w.settle().await;
-    assert_eq!((w.version(), w.message().as_str()), (2, "recreated"));
+    w.edit_message("recreated", 2).await;
     w.stop().await;
 }
 
 #[tokio::test]
 async fn an_empty_file_mid_save_is_never_published() {
     let w = Watched::start().await;
-    std::fs::write(w.path("app.toml"), "").unwrap();
-    w.settle().await;
-    assert_eq!((w.version(), w.message().as_str()), (1, "hello"));
-    std::fs::write(w.path("app.toml"), message_toml("complete")).unwrap();
-    w.settle().await;
-    assert_eq!((w.version(), w.message().as_str()), (2, "complete"));
+    w.write("app.toml", "");
+    w.settled_at(1, "hello").await;
+    w.edit_message("complete", 2).await;
     w.stop().await;
 }
 
@@ -244,13 +270,9 @@ async fn the_folder_removed_and_recreated_is_followed() {
     );
 
     std::fs::create_dir(w.dir()).unwrap();
-    std::fs::write(w.path("app.toml"), message_toml("back")).unwrap();
-    w.settle().await;
-    assert_eq!((w.version(), w.message().as_str()), (2, "back"));
+    w.edit_message("back", 2).await;
     // And it is still watched afterwards.
-    std::fs::write(w.path("app.toml"), message_toml("again")).unwrap();
-    w.settle().await;
-    assert_eq!((w.version(), w.message().as_str()), (3, "again"));
+    w.edit_message("again", 3).await;
     w.stop().await;
 }
 
@@ -259,7 +281,7 @@ async fn shutdown_stops_the_watcher() {
     let w = Watched::start().await;
     let mut status = w.watcher.status();
     w.reloads.shutdown().await;
-    std::fs::write(w.path("app.toml"), message_toml("after stop")).unwrap();
+    w.write("app.toml", message_toml("after stop"));
     assert!(
         status.changed().await.is_err(),
         "the watcher task has ended"
@@ -278,7 +300,7 @@ async fn polling_instead_of_events_also_publishes_once() {
 
     // The folder's parent is not polled, so wait on the section instead of a marker.
     let mut greeting = w.reloads.accessor().subscribe::<Greeting>();
-    std::fs::write(w.path("app.toml"), message_toml("polled")).unwrap();
+    w.write("app.toml", message_toml("polled"));
     tokio::time::timeout(Duration::from_secs(10), greeting.changed())
         .await
         .expect("seen by polling within 10 s")
@@ -329,8 +351,7 @@ async fn in_manual_mode_an_edit_is_pending_until_a_refresh() {
     let w = Watched::start_with(|c| c.mode = ReloadMode::Manual).await;
     let accessor = w.reloads.accessor().clone();
     let mut events = accessor.events();
-    std::fs::write(w.path("app.toml"), message_toml("pending edit")).unwrap();
-    w.settle().await;
+    w.edit(message_toml("pending edit")).await;
     // Detected and validated, not served.
     assert_eq!((w.version(), w.message().as_str()), (1, "hello"));
     let status = accessor.status();
@@ -350,8 +371,7 @@ async fn in_manual_mode_an_edit_is_pending_until_a_refresh() {
     );
 
     // A broken edit is rejected, and nothing is pending any more.
-    std::fs::write(w.path("app.toml"), "[greeting]\nmessage = 5\n").unwrap();
-    w.settle().await;
+    w.edit("[greeting]\nmessage = 5\n").await;
     let status = accessor.status();
     assert!(status.pending.is_none());
     assert_eq!(
@@ -361,8 +381,7 @@ async fn in_manual_mode_an_edit_is_pending_until_a_refresh() {
     assert_eq!(w.version(), 1);
 
     // Fixed again, then published by an operator's refresh.
-    std::fs::write(w.path("app.toml"), message_toml("pending edit")).unwrap();
-    w.settle().await;
+    w.edit(message_toml("pending edit")).await;
     assert!(accessor.status().pending.is_some());
     assert_eq!(w.version(), 1);
     let outcome = w.reloads.refresh(Origin::Refresh, false).await.unwrap();
