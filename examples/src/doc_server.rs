@@ -52,6 +52,11 @@ pub enum Validators {
     WeakEtag,
     /// Only `Last-Modified`.
     LastModifiedOnly,
+    /// Only `Last-Modified`, the second the document changed as a static file server
+    /// sends a file's modification time (`python3 -m http.server`): two changes within
+    /// one second share it, and a request whose `If-Modified-Since` is that second is
+    /// answered `304` whatever the document is now.
+    FileTime,
     /// Neither: every request gets the whole document.
     None,
 }
@@ -448,13 +453,17 @@ fn document_response(
             Some((h, at)) if h == hash => at,
             _ => {
                 // HTTP dates have whole seconds: a change within the same second as the
-                // last one still gets a later date.
+                // last one still gets a later date. The document is dated a few seconds
+                // back, as a file edited before it is served: a `Last-Modified` within
+                // the second of the response is a weak validator that clients do not
+                // send back (RFC 9110 §8.8.2.2). `FileTime` dates it honestly instead.
                 let now = SystemTime::now();
-                let at = match s.modified {
-                    Some((_, last)) if now <= last + Duration::from_secs(1) => {
-                        last + Duration::from_secs(1)
+                let at = match (validators, s.modified) {
+                    (Validators::FileTime, _) => now,
+                    (_, Some((_, last))) => {
+                        (last + Duration::from_secs(1)).max(now - Duration::from_secs(5))
                     }
-                    _ => now,
+                    (_, None) => now - Duration::from_secs(5),
                 };
                 s.modified = Some((hash, at));
                 at
@@ -465,7 +474,7 @@ fn document_response(
     let etag = match validators {
         Validators::Both => Some(etag),
         Validators::WeakEtag => Some(format!("W/{etag}")),
-        Validators::LastModifiedOnly | Validators::None => None,
+        Validators::LastModifiedOnly | Validators::FileTime | Validators::None => None,
     };
     let send_date = validators != Validators::None;
     let unchanged = match (&etag, request.get(header::IF_NONE_MATCH)) {

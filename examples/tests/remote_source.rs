@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use eac_accessor::reload::{PollConfig, ReloadConfig, ReloadCoordinator, Triggered};
-use eac_accessor::source::{Fetched, Format, Http, LastGood, Memory, SizeCap, Source, Started};
+use eac_accessor::source::{
+    Fetched, File, Format, Http, LastGood, Memory, SizeCap, Source, Started,
+};
 use eac_accessor::{EaCAccessor, ErrorKind, Errors, Event, Origin};
 use eac_examples::doc_server::{Answer, DocServer, Document, Seen, Validators};
-use eac_tests::Greeting;
+use eac_tests::{Features, Greeting};
 
 #[cfg(feature = "https")]
 #[path = "support/tls.rs"]
@@ -191,6 +193,129 @@ async fn last_modified_alone_makes_the_request_conditional() {
     let reloads = reloads(&accessor, Duration::ZERO);
     polled(&reloads, &remote).await.unwrap();
     assert_eq!(message(&accessor), "two");
+    server.stop().await;
+}
+
+/// Waits for the start of the next second of the clock: HTTP dates have whole seconds,
+/// and a test of what happens within one second starts at its beginning.
+async fn a_fresh_second() {
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    tokio::time::sleep(Duration::from_nanos(u64::from(1_000_000_000 - into))).await;
+}
+
+#[tokio::test]
+async fn a_change_within_the_second_of_a_fetch_is_fetched() {
+    // A static server dating the document by the second it changed, with no ETag.
+    let server = server(&doc("one")).await;
+    server.validators(Validators::FileTime);
+    let remote = http(&server);
+    a_fresh_second().await;
+    let accessor = started(&remote).await;
+    // Changed within the second of that fetch: the same `Last-Modified`.
+    set(&server, "two");
+    let reloads = reloads(&accessor, Duration::ZERO);
+    reloads.poll(&remote, poll_every(20)).unwrap();
+    until("the change is live", || message(&accessor) == "two").await;
+    // The first poll asked without a condition the server would have answered 304.
+    let seen = server.seen();
+    assert_eq!(seen[1].if_modified_since, None, "{seen:?}");
+    assert_eq!(seen[1].status, 200);
+    reloads.shutdown().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_forced_refresh_fetches_the_remote_document_at_once() {
+    let server = server(&doc("one")).await;
+    let remote = http(&server);
+    let accessor = started(&remote).await;
+    let reloads = reloads(&accessor, Duration::ZERO);
+    // Polled, but not before an hour has passed.
+    reloads
+        .poll(&remote, PollConfig::every(Duration::from_secs(3600)))
+        .unwrap();
+    set(&server, "two");
+    let outcome = reloads.refresh(Origin::Refresh, true).await.unwrap();
+    assert!(outcome.is_published());
+    assert_eq!(message(&accessor), "two");
+    let seen = server.seen();
+    let last = seen.last().unwrap();
+    assert_eq!(
+        (
+            last.if_none_match.as_deref(),
+            last.if_modified_since.as_deref()
+        ),
+        (None, None)
+    );
+    assert_eq!(
+        seen.len(),
+        2,
+        "one fetch at start, one for the forced refresh"
+    );
+    // A refresh that is not forced reads what was fetched last.
+    set(&server, "three");
+    reloads.refresh(Origin::Refresh, false).await.unwrap();
+    assert_eq!(message(&accessor), "two");
+    reloads.shutdown().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_remote_document_does_not_block_a_file_edit() {
+    let (_cache_dir, cache) = cache_holding(None);
+    let server = server(&doc("one")).await;
+    let remote = http(&server).cache(LastGood::new(&cache));
+    remote.start().await.unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let app = files.path().join("app.toml");
+    std::fs::write(&app, "[features]\nshout = false\n").unwrap();
+    let accessor = EaCAccessor::builder()
+        .section::<Greeting>()
+        .section::<Features>()
+        .source(File::new(&app))
+        .source(remote.clone())
+        .build()
+        .unwrap();
+    let reloads = reloads(&accessor, Duration::ZERO);
+
+    // The remote document turns bad: rejected, and shown at its source.
+    set(&server, "");
+    assert_eq!(remote.fetch().await.unwrap(), Fetched::Modified);
+    polled(&reloads, &remote).await.unwrap_err();
+    let status = remote.status().unwrap();
+    assert_eq!(status.last_result, Some("rejected"));
+    assert_eq!(status.rejected, 1);
+    assert_eq!(status.rejection[0].key(), Some("greeting.message"));
+
+    // A file edit is published all the same, with the remote's last good greeting.
+    std::fs::write(&app, "[features]\nshout = true\n").unwrap();
+    // As a file event does: after the backoff the rejection set.
+    let Triggered::Reloaded(outcome) = reloads.trigger(Origin::Refresh).await.unwrap() else {
+        panic!("auto mode reloads");
+    };
+    assert!(outcome.is_published());
+    assert!(accessor.load().section::<Features>().shout);
+    assert_eq!(message(&accessor), "one");
+    let held = accessor.status().held_back;
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].input, format!("URL `{}`", remote.url()));
+    // Still the one rejection of that document; the cache keeps the good one.
+    assert_eq!(remote.status().unwrap().rejected, 1);
+    assert_eq!(cached_text(&cache).as_deref(), Some(doc("one").as_str()));
+
+    // Fixed, it goes live and is cached; the rejection is over.
+    set(&server, "two");
+    remote.fetch().await.unwrap();
+    polled(&reloads, &remote).await.unwrap();
+    assert_eq!(message(&accessor), "two");
+    assert!(accessor.status().held_back.is_empty());
+    let status = remote.status().unwrap();
+    assert!(status.rejection.is_empty() && status.last_result != Some("rejected"));
+    assert_eq!(cached_text(&cache).as_deref(), Some(doc("two").as_str()));
+    reloads.shutdown().await;
     server.stop().await;
 }
 

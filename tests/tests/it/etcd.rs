@@ -9,7 +9,7 @@ use eac_accessor::source::{
 };
 use eac_accessor::{EaCAccessor, ErrorKind, Origin};
 use eac_tests::etcd::{EtcdServer, TcpProxy};
-use eac_tests::{ConfigDir, Greeting, Limits};
+use eac_tests::{ConfigDir, Features, Greeting, Limits};
 use etcd_client::{Client, CompactionOptions, Txn, TxnOp};
 
 const PREFIX: &str = "/eac/test/";
@@ -254,6 +254,42 @@ async fn a_bad_value_is_rejected_naming_key_and_revision_and_the_last_good_stays
         assert_eq!(accessor.load().version(), good.version());
         assert_eq!(message(&accessor), "hello");
     }
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_key_blocks_only_itself_a_good_put_of_another_key_goes_live() {
+    let (server, mut c, dir) = started().await;
+    let (accessor, _reloads, watch) = watched_up(&server, &dir).await;
+    put_greeting(&mut c, "from etcd").await;
+    assert!(until(LIVE, || message(&accessor) == "from etcd").await);
+
+    // A value that does not parse: only it changed, so the reload is rejected.
+    let bad = put(&mut c, "greeting", "{\"message\": ").await;
+    let bad = bad.header().unwrap().revision();
+    assert!(until(LIVE, || accessor.status().last_rejection.is_some()).await);
+    let status = etcd_status(&accessor);
+    assert_eq!(status.last_result, Some("rejected"));
+    assert!(
+        status.rejection[0]
+            .to_string()
+            .contains(&format!("etcd:{PREFIX}greeting@{bad}"))
+    );
+
+    // A good put of another key goes live; the bad key keeps its last good value.
+    put(&mut c, "features", "{\"shout\": true}").await;
+    assert!(until(LIVE, || accessor.load().section::<Features>().shout).await);
+    assert_eq!(message(&accessor), "from etcd");
+    let held = accessor.status().held_back;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].input, format!("etcd:{PREFIX}greeting"));
+    assert_eq!(held[0].errors[0].kind(), ErrorKind::Parse);
+
+    // Fixed, it goes live and nothing is held back.
+    put_greeting(&mut c, "fixed").await;
+    assert!(until(LIVE, || message(&accessor) == "fixed").await);
+    assert!(accessor.status().held_back.is_empty());
+    assert!(etcd_status(&accessor).rejection.is_empty());
     watch.stop().await;
 }
 
