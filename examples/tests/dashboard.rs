@@ -462,6 +462,34 @@ fn the_dashboard_shows_a_remote_source_its_etag_hits_and_when_it_is_down() {
         t.contains(&url) && t.contains("up") && !t.contains(" 0 not modified")
     });
     assert!(panel.contains("http"), "{panel}");
+    // A bad remote document blocks only itself: it shows as rejected at its source, and
+    // a file edit is published without it, the page listing it as held back.
+    remote.set(eac_examples::doc_server::Document::text(
+        "application/toml",
+        "[greeting]\nmessage = \"\"\n",
+    ));
+    browser.until("#sources", "the rejection at the source", |t| {
+        t.contains("rejected")
+    });
+    std::fs::write(
+        config.path().join("app.toml"),
+        eac_tests::app_with("request_timeout_ms = 5000", "request_timeout_ms = 4000"),
+    )
+    .unwrap();
+    let held = browser.until("#drift", "the remote document held back", |t| {
+        t.contains("Held back") && t.contains(&url)
+    });
+    assert!(held.contains("greeting.message"), "{held}");
+    let answer = server.get("/", Auth::None);
+    assert_eq!(
+        (&answer["message"], &answer["version"]),
+        (&"from the config service".into(), &2.into())
+    );
+    remote.set(eac_examples::doc_server::Document::text(
+        "application/toml",
+        "[greeting]\nmessage = \"from the config service\"\n",
+    ));
+    browser.until("#drift", "nothing held back", |t| !t.contains("Held back"));
     // The config service goes away: the panel says the source is down, the server keeps
     // serving its version.
     drop(remote);

@@ -232,11 +232,22 @@ impl Publisher {
         match again {
             Ok(published @ Outcome::Published { .. }) => (Ok(published), culprits),
             Ok(Outcome::Unchanged { .. }) => {
+                // Only bad inputs changed: a rejection, as without holding back. An input
+                // held back already is said to be so with its new errors.
                 let mut status = lock(&self.status);
-                status.held_back = isolate::held_back(&culprits, &status.held_back);
+                for held in &mut status.held_back {
+                    if let Some((_, why)) =
+                        culprits.iter().find(|(i, _)| i.to_string() == held.input)
+                    {
+                        held.errors = why.as_slice().to_vec();
+                    }
+                }
                 (Err(errors), Vec::new())
             }
-            Err(_) => (Err(errors), Vec::new()),
+            Err(again) => {
+                tracing::info!(%again, "holding back the rejected inputs did not give a valid candidate");
+                (Err(errors), Vec::new())
+            }
         }
     }
 

@@ -86,7 +86,9 @@ impl Background {
         if found == Found::Served {
             status.serving_cache = false;
         }
-        status.last_result = Some(result);
+        // Nothing new since a rejected document: what it holds is still the rejected one.
+        let still_rejected = found != Found::Modified && !status.rejection.is_empty();
+        status.last_result = Some(if still_rejected { "rejected" } else { result });
         details(&mut status.details);
         record(status, Some(result));
     }

@@ -67,6 +67,7 @@ pub(super) async fn events(
                             eac_accessor::Event::Published { .. } => "published",
                             eac_accessor::Event::Unchanged { .. } => "unchanged",
                             eac_accessor::Event::Rejected { .. } => "rejected",
+                            eac_accessor::Event::HeldBack { .. } => "held_back",
                             eac_accessor::Event::Source { .. } => "source",
                             _ => "other",
                         };

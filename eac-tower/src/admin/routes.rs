@@ -88,6 +88,7 @@ pub(super) async fn status(State(state): State<AdminState>) -> Json<Value> {
         "pending": status.pending,
         "differs_from_sources": status.differs_from_sources,
         "restart_needed": status.restart_needed,
+        "held_back": status.held_back,
         "history_store": status.history_store,
         "sources": status.sources,
         "resolvers": status.resolvers,

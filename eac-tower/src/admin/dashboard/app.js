@@ -130,7 +130,13 @@
       $("pending").className = "muted";
     }
     const restart = s.restart_needed || [];
-    fill($("drift"), s.differs_from_sources
+    const held = s.held_back || [];
+    fill($("drift"), held.length
+      ? el("div", { class: "note warn", id: "held-back" },
+        "Held back (rejected; the rest of the change was published, these keep their last good content):",
+        el("ul", {}, held.map((h) => el("li", {}, el("strong", {}, h.input), el("ul", { class: "errors" }, errorList(h.errors))))))
+      : null,
+      s.differs_from_sources
       ? el("p", { class: "note warn" }, "The running version differs from what the sources hold now (a rollback, or a change not yet published).")
       : null,
       restart.length
@@ -180,8 +186,11 @@
           el("strong", {}, src.kind), " ", el("code", {}, src.name)),
         el("div", { class: "muted" },
           `last fetch ${time(src.last_fetch)} (${src.last_result || "none"}); last success ${time(src.last_success)}; ` +
-          `${src.modified} modified, ${src.not_modified} not modified, ${src.errors} error(s)`),
+          `${src.modified} modified, ${src.not_modified} not modified, ${src.errors} error(s), ${src.rejected || 0} rejected`),
         src.last_error ? el("div", { class: "note warn" }, src.last_error) : null,
+        (src.rejection || []).length
+          ? el("div", { class: "note warn" }, "What it holds now was rejected:", el("ul", { class: "errors" }, errorList(src.rejection)))
+          : null,
         Object.entries(src.details || {}).map(([k, v]) => detail(k, v)))));
     $("sources").className = "";
   }
