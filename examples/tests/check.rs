@@ -43,6 +43,25 @@ fn check_exits_0_on_a_good_folder_and_1_with_every_error_on_a_broken_one() {
 }
 
 #[test]
+fn check_reports_every_file_s_errors_though_one_does_not_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("app.toml"), APP).unwrap();
+    std::fs::write(dir.path().join("b.toml"), "[features\nshout = true\n").unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[limits]\nmax_body_bytes = 0\nrequest_timeout_ms = 5000\n",
+    )
+    .unwrap();
+    let (code, out) = check(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("[dir]/b.toml"), "the syntax error: {out}");
+    assert!(
+        out.contains("limits.max_body_bytes") && out.contains("[dir]/c.toml"),
+        "the other file's error: {out}"
+    );
+}
+
+#[test]
 fn the_exported_schema_is_draft_07_and_validates_the_bundled_config() {
     let (code, stdout, _) = Launch::bare().arg("--print-schema").output();
     assert_eq!(code, Some(0));

@@ -48,6 +48,7 @@ pub(crate) fn prepare(
         merged,
         kept,
         unknown: mut errors,
+        partial,
     } = candidate;
     let empty = Value::Object(serde_json::Map::new());
     let mut sections = Vec::with_capacity(specs.len());
@@ -74,6 +75,12 @@ pub(crate) fn prepare(
                 }));
             }
         }
+    }
+    if partial {
+        // Inputs that did not parse were left out: what they would have set is missing
+        // and a section's own check may fail for it. Only the other inputs' own errors
+        // are theirs.
+        errors.retain(|e| !matches!(e.kind(), ErrorKind::MissingKey | ErrorKind::Validation));
     }
     if !errors.is_empty() {
         return Err(into_errors(errors));

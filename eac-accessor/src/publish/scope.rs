@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::error::{Error, ErrorKind, Errors};
+use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::keys::Keys;
 use crate::source::provenance::{self, Kept};
 use crate::source::{self, Layer, Merged};
@@ -16,6 +16,10 @@ pub(crate) struct Scoped {
     pub(super) merged: Merged,
     pub(super) kept: Arc<Kept>,
     pub(super) unknown: Vec<Error>,
+    /// Some inputs did not parse and were left out: the candidate is rejected, and is
+    /// checked only for what the other inputs hold (not for what the missing ones would
+    /// have set).
+    pub(super) partial: bool,
 }
 
 impl Scoped {
@@ -48,7 +52,22 @@ pub(super) fn scope_kept(
     keys: &Keys,
     allow_all: bool,
 ) -> Result<Scoped, Vec<Error>> {
-    let mut merged = source::merge(layers)?;
+    let (mut merged, mut unreadable) = match source::merge(layers) {
+        Ok(merged) => (merged, Vec::new()),
+        // Every input's errors at once: the inputs that do not parse are left out, and
+        // the rest is checked too (`partial`).
+        Err(errors) => {
+            let failed: Vec<&SourceName> = errors.iter().filter_map(Error::source).collect();
+            if failed.is_empty() {
+                return Err(errors);
+            }
+            match source::merge(kept.layers_without(&failed)) {
+                Ok(merged) => (merged, errors),
+                Err(_) => return Err(errors),
+            }
+        }
+    };
+    let partial = !unreadable.is_empty();
     let unknown = keys.scope(&mut merged.document);
     let unknown = if allow_all || unknown.is_empty() {
         Vec::new()
@@ -65,10 +84,12 @@ pub(super) fn scope_kept(
             })
             .collect()
     };
+    unreadable.extend(unknown);
     Ok(Scoped {
         merged,
         kept,
-        unknown,
+        unknown: unreadable,
+        partial,
     })
 }
 

@@ -87,6 +87,15 @@ impl Kept {
             .collect()
     }
 
+    /// The layers again, in merge order, but for those named in `left_out`.
+    pub(crate) fn layers_without(&self, left_out: &[&SourceName]) -> Vec<Layer> {
+        self.0
+            .iter()
+            .filter(|layer| !left_out.contains(&&layer.name))
+            .map(KeptLayer::to_layer)
+            .collect()
+    }
+
     /// The layers again, in merge order, except that every layer whose input `input_of`
     /// finds in `held` is replaced by the layers of that input in `accepted` (none when
     /// `accepted` has none), at the place of its first layer here.

@@ -215,3 +215,24 @@ fn a_dry_run_of_the_sources_holds_back_as_a_reload_would() {
     let preview = accessor.preview(Candidate::Overlay(overlay));
     assert!(!preview.would_publish && !preview.errors.is_empty());
 }
+
+#[test]
+fn every_input_s_errors_are_reported_though_one_does_not_parse() {
+    let (accessor, dir, remote) = file_and_remote();
+    dir.write("app.toml", "[greeting\nmessage = \"broken\"\n");
+    remote.set(REMOTE.replace("max_body_bytes = 1024", "max_body_bytes = 0"));
+    let errors = accessor.reload(Origin::Refresh).unwrap_err();
+    let kinds: Vec<(ErrorKind, Option<&str>)> =
+        errors.iter().map(|e| (e.kind(), e.key())).collect();
+    // The file's syntax error, and the remote document's value: nothing about the keys
+    // the unreadable file would have set.
+    assert_eq!(
+        kinds,
+        [
+            (ErrorKind::Parse, None),
+            (ErrorKind::Schema, Some("limits.max_body_bytes"))
+        ],
+        "{errors}"
+    );
+    assert_eq!(accessor.load().version(), 1);
+}
