@@ -469,7 +469,7 @@ fn the_dashboard_shows_a_remote_source_its_etag_hits_and_when_it_is_down() {
         "[greeting]\nmessage = \"\"\n",
     ));
     browser.until("#sources", "the rejection at the source", |t| {
-        t.contains("rejected")
+        t.contains("(rejected)") && t.contains("1 rejected")
     });
     std::fs::write(
         config.path().join("app.toml"),

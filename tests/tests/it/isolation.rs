@@ -11,18 +11,23 @@ const LOCAL: &str = "[greeting]\nmessage = \"hello\"\n\n[features]\nshout = fals
 const REMOTE: &str = "[limits]\nmax_body_bytes = 1024\nrequest_timeout_ms = 500\n\n\
                       [upstream]\nurl = \"https://a.example\"\napi_key = \"0123456789\"\n";
 
+/// An accessor over `files` of `dir`, then `remote`, valid at start.
+fn over(dir: &ConfigDir, files: &[&str], remote: &Memory) -> EaCAccessor {
+    files
+        .iter()
+        .fold(four_sections(), |b, f| b.source(File::new(dir.file(f))))
+        .source(remote.clone())
+        .build()
+        .expect("valid at start")
+}
+
 /// An accessor over a file (greeting, features) and a document standing for a remote
 /// one (limits, upstream), both valid.
 fn file_and_remote() -> (EaCAccessor, ConfigDir, Memory) {
     let dir = ConfigDir::new();
     dir.write("app.toml", LOCAL);
     let remote = Memory::new("remote", Format::Toml, REMOTE);
-    let accessor = four_sections()
-        .source(File::new(dir.file("app.toml")))
-        .source(remote.clone())
-        .build()
-        .expect("valid at start");
-    (accessor, dir, remote)
+    (over(&dir, &["app.toml"], &remote), dir, remote)
 }
 
 #[test]
@@ -104,11 +109,7 @@ fn an_error_spanning_two_inputs_rejects_the_whole_candidate() {
         Format::Toml,
         "[limits]\nmax_body_bytes = 1\nrequest_timeout_ms = 1\n[upstream]\napi_key = \"0123456789\"\n",
     );
-    let accessor = four_sections()
-        .source(File::new(dir.file("app.toml")))
-        .source(remote.clone())
-        .build()
-        .expect("valid at start");
+    let accessor = over(&dir, &["app.toml"], &remote);
 
     remote.set(
         "[limits]\nmax_body_bytes = 1\nrequest_timeout_ms = 1\n[upstream]\napi_key = \"short\"\n",
@@ -141,12 +142,7 @@ fn two_bad_inputs_are_each_held_back() {
         Format::Toml,
         "[upstream]\nurl = \"https://a.example\"\napi_key = \"0123456789\"\n",
     );
-    let accessor = four_sections()
-        .source(File::new(dir.file("app.toml")))
-        .source(File::new(dir.file("limits.toml")))
-        .source(remote.clone())
-        .build()
-        .expect("valid at start");
+    let accessor = over(&dir, &["app.toml", "limits.toml"], &remote);
 
     dir.write(
         "limits.toml",
