@@ -11,6 +11,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
 use crate::accessor::EaCAccessor;
+use crate::backoff::Backoff;
 use crate::source::Etcd;
 use crate::source::etcd::{INSTANCES, Shared};
 use crate::subscribe::Event;
@@ -103,12 +104,38 @@ async fn run(
 ) {
     let key = format!("{}{INSTANCES}{id}", shared.options.prefix);
     let mut events = accessor.events();
-    let retry = shared.options.backoff.0.max(Duration::from_millis(100));
+    let (base, max) = shared.options.backoff;
+    // Like the watch: a failed attempt waits longer each time, so an outage costs a few
+    // attempts, not ten a second.
+    let mut backoff = Backoff::new(base.max(Duration::from_millis(100)), max);
+    // Said once when the record goes, once when it is back: an outage is two log lines.
+    let mut lost = false;
     loop {
-        if let Err(e) = member(&shared, &accessor, &key, ttl, &lease_slot, &mut events).await {
-            tracing::warn!(error = %e, key, "etcd: fleet record lost; registering again");
+        let registered = || {
+            if std::mem::take(&mut lost) {
+                tracing::info!(key, "etcd: fleet record registered again");
+            }
+            backoff.reset();
+        };
+        let result = member(
+            &shared,
+            &accessor,
+            &key,
+            ttl,
+            &lease_slot,
+            &mut events,
+            registered,
+        )
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(e) if !lost => {
+                lost = true;
+                tracing::warn!(error = %e, key, "etcd: fleet record lost; registering again with backoff");
+            }
+            Err(e) => tracing::debug!(error = %e, key, "etcd: fleet record still not registered"),
         }
-        tokio::time::sleep(retry).await;
+        tokio::time::sleep(backoff.equal_jitter()).await;
     }
 }
 
@@ -120,6 +147,7 @@ async fn member(
     ttl: i64,
     lease_slot: &std::sync::atomic::AtomicI64,
     events: &mut tokio::sync::broadcast::Receiver<Event>,
+    registered: impl FnOnce(),
 ) -> Result<(), etcd_client::Error> {
     let timeout = shared.options.request_timeout;
     let within = |what: &'static str| {
@@ -159,6 +187,7 @@ async fn member(
         }
     };
     put(&mut kv).await?;
+    registered();
     let (mut keeper, mut answers) = tokio::time::timeout(timeout, leases.keep_alive(lease))
         .await
         .map_err(within("keep-alive"))??;

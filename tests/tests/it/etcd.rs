@@ -1,6 +1,7 @@
 //! The etcd source against a real `etcd` (feature `etcd`): each test starts its own
 //! member on free loopback ports and stops it.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
@@ -402,6 +403,64 @@ async fn the_fleet_view_shows_an_instance_while_it_lives() {
     // A heartbeat or a record is never a reload.
     assert_eq!(watching.load().version(), 1);
     watch.stop().await;
+}
+
+/// Every log line of this process from now on (a test runs alone in its process under
+/// nextest, the README's runner).
+fn captured_logs() -> impl Fn() -> String {
+    let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = Arc::clone(&lines);
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || LogSink(Arc::clone(&sink)))
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    move || String::from_utf8_lossy(&lines.lock().unwrap()).into_owned()
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_outage_costs_the_fleet_record_two_log_lines() {
+    let logs = captured_logs();
+    let count = |what: &str| logs().matches(what).count();
+    let server = EtcdServer::start();
+    let proxy = TcpProxy::start(server.port());
+    let dir = ConfigDir::with_app();
+    let etcd = Etcd::connect(options(proxy.endpoint())).await.unwrap();
+    let (accessor, _reloads) = fleet_member(&dir, &etcd);
+    let member = etcd.join_fleet_with_ttl(&accessor, "a", Duration::from_secs(3));
+
+    proxy.cut();
+    assert!(
+        until(LIVE, || count("fleet record lost") == 1).await,
+        "{}",
+        logs()
+    );
+    // The outage goes on: the record is tried again, with backoff and without a word.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+    assert!(
+        until(Duration::from_secs(15), || count(
+            "fleet record registered again"
+        ) == 1)
+        .await,
+        "{}",
+        logs()
+    );
+    assert_eq!(count("fleet record lost"), 1, "{}", logs());
+    member.leave().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
