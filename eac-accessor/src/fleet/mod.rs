@@ -160,16 +160,24 @@ async fn member(
         .id();
     lease_slot.store(lease, std::sync::atomic::Ordering::SeqCst);
     let mut kv = shared.client.kv_client();
-    let put = |kv: &mut etcd_client::KvClient| {
+    // What the record says, but for when it was written: a member at rest writes nothing.
+    let state = || {
         let snapshot = accessor.load_full();
-        let record = serde_json::json!({
+        let (applied, nack) = shared.acknowledged();
+        serde_json::json!({
             "version": snapshot.version(),
             "hash": snapshot.hash().to_string(),
             "pid": std::process::id(),
-            "updated": SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        });
+            "applied_revision": applied.map(|(revision, _)| revision),
+            "applied_at": applied.map(|(_, at)| {
+                at.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64())
+            }),
+            "nack": nack,
+        })
+    };
+    let put = |kv: &mut etcd_client::KvClient, mut record: serde_json::Value| {
+        record["updated"] = unix(SystemTime::now()).into();
         let mut kv = kv.clone();
         let key = key.to_owned();
         async move {
@@ -186,7 +194,8 @@ async fn member(
             .map(drop)
         }
     };
-    put(&mut kv).await?;
+    let mut written = state();
+    put(&mut kv, written.clone()).await?;
     registered();
     let (mut keeper, mut answers) = tokio::time::timeout(timeout, leases.keep_alive(lease))
         .await
@@ -203,11 +212,31 @@ async fn member(
                     return Err(etcd_client::Error::LeaseKeepAliveError("lease expired".into()));
                 }
             }
+            // After each reload: the version served, the ACK of the revision applied or
+            // the NACK of the one rejected — written when any of it changed.
             event = events.recv() => match event {
-                Ok(Event::Published { .. }) | Err(RecvError::Lagged(_)) => put(&mut kv).await?,
+                Ok(
+                    Event::Published { .. }
+                    | Event::Unchanged { .. }
+                    | Event::Rejected { .. }
+                    | Event::HeldBack { .. },
+                )
+                | Err(RecvError::Lagged(_)) => {
+                    let now = state();
+                    if now != written {
+                        put(&mut kv, now.clone()).await?;
+                        written = now;
+                    }
+                }
                 Ok(_) => {}
                 Err(RecvError::Closed) => return Ok(()),
             },
         }
     }
+}
+
+/// Seconds since the Unix epoch.
+fn unix(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

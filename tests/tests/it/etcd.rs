@@ -405,6 +405,70 @@ async fn the_fleet_view_shows_an_instance_while_it_lives() {
     watch.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_acks_the_revision_it_applied_and_nacks_the_one_it_rejected() {
+    let (server, mut c, dir) = started().await;
+    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    let watch = etcd.watch(&reloads);
+    let member = etcd.join_fleet(&accessor, "a");
+    let record = || etcd_status(&accessor).details["fleet"].get("a").cloned();
+
+    let good = put_greeting(&mut c, "one")
+        .await
+        .header()
+        .unwrap()
+        .revision();
+    assert!(
+        until(LIVE, || record()
+            .is_some_and(|r| r["applied_revision"] == good))
+        .await,
+        "{:?}",
+        record()
+    );
+    let served = accessor.load().version();
+    assert!(record().unwrap()["nack"].is_null());
+
+    // A bad value: NACKed with the key, its revision and what was expected; nothing
+    // else changes.
+    let bad = put(&mut c, "greeting", greeting(""))
+        .await
+        .header()
+        .unwrap()
+        .revision();
+    assert!(
+        until(LIVE, || record()
+            .is_some_and(|r| r["nack"]["revision"] == bad))
+        .await,
+        "{:?}",
+        record()
+    );
+    let nacked = record().unwrap();
+    assert_eq!(nacked["applied_revision"], good);
+    assert_eq!(nacked["version"], served);
+    let error = &nacked["nack"]["errors"][0];
+    assert_eq!(error["key"], "greeting.message");
+    assert_eq!(error["source"], format!("etcd:{PREFIX}greeting@{bad}"));
+    assert_eq!(accessor.load().version(), served);
+
+    // A good put clears the NACK and is ACKed.
+    let fixed = put_greeting(&mut c, "two")
+        .await
+        .header()
+        .unwrap()
+        .revision();
+    assert!(
+        until(LIVE, || record()
+            .is_some_and(|r| r["applied_revision"] == fixed))
+        .await,
+        "{:?}",
+        record()
+    );
+    assert!(record().unwrap()["nack"].is_null());
+    member.leave().await;
+    watch.stop().await;
+}
+
 /// Every log line of this process from now on (a test runs alone in its process under
 /// nextest, the README's runner).
 fn captured_logs() -> impl Fn() -> String {

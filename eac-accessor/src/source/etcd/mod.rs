@@ -69,6 +69,7 @@ pub use watch::EtcdWatch;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use etcd_client::{Client, ConnectOptions};
 
@@ -120,6 +121,29 @@ struct State {
     fleet: BTreeMap<String, serde_json::Value>,
     /// The revision of the last read with a rejected key, until a read is committed.
     rejected: Option<i64>,
+    /// The ACK: the revision of the prefix that what is served reflects, and when it was
+    /// applied (a revision read from the cluster, not the cache).
+    applied: Option<(i64, SystemTime)>,
+    /// The NACK: the latest revision read and rejected, until a later one is applied.
+    nack: Option<Nack>,
+}
+
+/// A revision of the prefix that was read and rejected: a fleet member's NACK.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Nack {
+    pub(crate) revision: i64,
+    #[serde(serialize_with = "crate::json_time::unix_seconds")]
+    pub(crate) at: SystemTime,
+    /// Each naming its key as `etcd:<key>@<revision>`; a secret's value never shown.
+    pub(crate) errors: Errors,
+}
+
+impl Shared {
+    /// The ACK (applied revision and when) and the NACK, for the fleet record.
+    pub(crate) fn acknowledged(&self) -> (Option<(i64, SystemTime)>, Option<Nack>) {
+        let state = lock(&self.state);
+        (state.applied, state.nack.clone())
+    }
 }
 
 /// The configuration keys of the prefix at one revision.
@@ -210,6 +234,8 @@ impl Shared {
                 compacted: 0,
                 fleet: BTreeMap::new(),
                 rejected: None,
+                applied: None,
+                nack: None,
             }),
         })
     }
@@ -392,6 +418,16 @@ impl Source for Etcd {
                 return;
             };
             state.rejected = None;
+            if !loaded.from_cache {
+                state.applied = Some((loaded.revision, SystemTime::now()));
+                if state
+                    .nack
+                    .as_ref()
+                    .is_some_and(|n| n.revision <= loaded.revision)
+                {
+                    state.nack = None;
+                }
+            }
             self.shared.background.accepted();
             self.shared.background.serving_cache(loaded.from_cache);
             self.shared.background.details(|details| {
@@ -422,6 +458,11 @@ impl Source for Etcd {
             let Some(loaded) = state.loaded.take() else {
                 return;
             };
+            state.nack = Some(Nack {
+                revision: loaded.revision,
+                at: SystemTime::now(),
+                errors: errors.clone(),
+            });
             state.rejected.replace(loaded.revision) != Some(loaded.revision)
         };
         self.shared.background.rejected(&errors, new);
