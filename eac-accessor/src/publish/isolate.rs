@@ -47,11 +47,26 @@ pub(super) fn culprits(
     candidate: &Kept,
     specs: &[SectionSpec],
 ) -> Option<Vec<(SourceName, Errors)>> {
+    // When inputs could not be read, the rest was checked without them, and what they
+    // would have set may make another input's value look wrong: hold back only those,
+    // and let the candidate built without them decide the rest.
+    let unreadable = |e: &&Error| {
+        matches!(
+            e.kind(),
+            ErrorKind::Parse | ErrorKind::Limit | ErrorKind::Io
+        )
+    };
+    let pinned: Vec<&Error> = if errors.iter().any(|e| unreadable(&e)) {
+        errors.iter().filter(unreadable).collect()
+    } else {
+        errors.iter().collect()
+    };
     let mut found: Vec<(SourceName, Vec<Error>)> = Vec::new();
-    for error in errors.iter() {
+    for error in pinned {
         let input = match error.kind() {
             ErrorKind::Parse
             | ErrorKind::Limit
+            | ErrorKind::Io
             | ErrorKind::Schema
             | ErrorKind::UnknownKey
             | ErrorKind::Deserialize => input_of(error.source()?)?,
@@ -89,7 +104,7 @@ fn section_input(key: &str, candidate: &Kept, specs: &[SectionSpec]) -> Option<S
 }
 
 /// The status entries for the inputs held back now: an input held back before keeps the
-/// time it was first held back.
+/// time it was first held back, whatever content it has had since.
 pub(super) fn held_back(now: &[(SourceName, Errors)], before: &[HeldBack]) -> Vec<HeldBack> {
     now.iter()
         .map(|(input, errors)| {

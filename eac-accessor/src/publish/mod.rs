@@ -90,20 +90,26 @@ impl Publisher {
         // It guards the fingerprint of the sources the current version was read from.
         let mut last_read = lock(&self.writer);
         let started = Instant::now();
-        let result = match source::load_layers(&self.sources) {
-            Err(errors) => Err(into_errors(errors)),
-            // Every source says exactly what it said last time: nothing to parse.
+        let result;
+        let held = match source::load_layers(&self.sources) {
+            Err(errors) => {
+                result = Err(into_errors(errors));
+                Vec::new()
+            }
+            // Every source says exactly what it said last time: nothing to parse, and
+            // what was held back stays so.
             Ok(layers) if *last_read == Some(source::fingerprint(&layers)) => {
-                Ok(Outcome::Unchanged {
+                result = Ok(Outcome::Unchanged {
                     snapshot: self.current.load_full(),
-                })
+                });
+                Vec::new()
             }
             Ok(layers) => {
                 let read = source::fingerprint(&layers);
                 let kept = Arc::new(provenance::keep(&layers));
                 let scoped = scope_kept(layers, Arc::clone(&kept), &self.keys, false);
-                let result = self.publish_scoped(scoped, origin.clone(), commit);
-                let (result, held) = match result {
+                let held;
+                (result, held) = match self.publish_scoped(scoped, origin.clone(), commit) {
                     Err(errors) => self.hold_back(errors, &kept, *last_read, &origin, commit),
                     ok => (ok, Vec::new()),
                 };
@@ -112,12 +118,16 @@ impl Publisher {
                     // What the sources said is now the running configuration, but for
                     // the inputs held back (they were told first).
                     self.sources.iter().for_each(|s| s.committed());
-                    self.show_held_back(&origin, &held);
+                    let mut status = lock(&self.status);
+                    status.held_back = isolate::held_back(&held, &status.held_back);
                 }
-                result
+                held
             }
         };
         self.record(&origin, &result, started);
+        if result.is_ok() {
+            self.tell_held_back(&origin, &held);
+        }
         result
     }
 
@@ -149,18 +159,24 @@ impl Publisher {
         match again {
             Ok(published @ Outcome::Published { .. }) => (Ok(published), culprits),
             Ok(Outcome::Unchanged { .. }) => {
-                // Only bad inputs changed: a rejection, as without holding back. An input
-                // held back already is said to be so with its new errors.
+                // Only bad inputs changed: a rejection, as without holding back. Of the
+                // inputs held back, those still rejected stay listed, with their new
+                // errors; one that went back to its accepted content is live again.
                 let mut status = lock(&self.status);
-                for held in &mut status.held_back {
-                    if let Some((_, why)) =
-                        culprits.iter().find(|(i, _)| i.to_string() == held.input)
-                    {
+                let before = std::mem::take(&mut status.held_back);
+                status.held_back = before
+                    .into_iter()
+                    .filter_map(|mut held| {
+                        let (_, why) =
+                            culprits.iter().find(|(i, _)| i.to_string() == held.input)?;
                         held.errors = why.as_slice().to_vec();
-                    }
-                }
+                        Some(held)
+                    })
+                    .collect();
                 (Err(errors), Vec::new())
             }
+            // Past the build timeout (or shut down): that is the answer.
+            Err(again) if again.has(ErrorKind::Timeout) => (Err(again), Vec::new()),
             Err(again) => {
                 tracing::info!(%again, "holding back the rejected inputs did not give a valid candidate");
                 (Err(errors), Vec::new())
@@ -168,15 +184,11 @@ impl Publisher {
         }
     }
 
-    /// Shows the inputs held back by a publish from the sources (none clears the list):
-    /// the status, a log line and an event for each, the gauge.
-    fn show_held_back(&self, origin: &Origin, held: &[(SourceName, Errors)]) {
+    /// Tells of the inputs a reload held back, after its own event: a log line and an
+    /// event for each, and the gauge (the status was set before the reload's report).
+    fn tell_held_back(&self, origin: &Origin, held: &[(SourceName, Errors)]) {
         let version = self.current.load().version;
-        {
-            let mut status = lock(&self.status);
-            status.held_back = isolate::held_back(held, &status.held_back);
-        }
-        metrics::held_back(held.len());
+        metrics::held_back(lock(&self.status).held_back.len());
         for (input, errors) in held {
             tracing::warn!(version, %origin, %input, %errors, "input rejected and held back; the rest of the change was published");
             let _ = self.events.send(Event::HeldBack {

@@ -111,6 +111,9 @@ impl Publisher {
     /// [`isolate`]): when it does, the preview is of the rest of the change, and
     /// [`Preview::held_back`] names what it left out.
     pub(crate) fn preview(&self, candidate: Candidate) -> Preview {
+        // As a writer: reading the sources tells them what is read (and, below, what
+        // was rejected), which must not fall between a reload's read and its commit.
+        let writer = lock(&self.writer);
         let current = self.current.load_full();
         let from_sources = matches!(candidate, Candidate::Sources);
         // The keys where the overlay sets a secret: reported as set, never compared.
@@ -134,14 +137,16 @@ impl Publisher {
         let scoped = scope_kept(layers, Arc::clone(&kept), &self.keys, false);
         let preview = self.dry_run(scoped, &current, &secrets_set);
         let culprits = match Errors::from_vec(preview.errors.clone()) {
-            Some(errors) if from_sources && lock(&self.writer).is_some() => {
-                isolate::culprits(&errors, &kept, &self.specs)
-            }
+            Some(errors) if from_sources => isolate::culprits(&errors, &kept, &self.specs),
             _ => None,
         };
         let Some(culprits) = culprits else {
             return preview;
         };
+        self.sources.iter().for_each(|s| s.rejected(&culprits));
+        if writer.is_none() {
+            return preview;
+        }
         let inputs: Vec<SourceName> = culprits.iter().map(|(input, _)| input.clone()).collect();
         let layers = kept.layers_holding_back(&current.kept, &inputs, isolate::input_of);
         let mut rest = self.dry_run(scope(layers, &self.keys, false), &current, &secrets_set);

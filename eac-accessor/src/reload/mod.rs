@@ -220,18 +220,28 @@ impl ReloadCoordinator {
     /// Fetches every remote document this coordinator polls again, at once and without
     /// conditions (no `If-None-Match`, no `If-Modified-Since`), each within its timeout:
     /// what a forced refresh and `live_server`'s SIGHUP do before reading the sources,
-    /// so that they serve what the servers hold now, not what the last poll found. A
+    /// so that they serve what the servers hold now, not what the last poll found. They
+    /// are fetched together, and a source that is down is skipped (its poller goes on
+    /// trying): an outage never delays a refresh by more than one fetch's timeout. A
     /// failed fetch leaves the document fetched last (and says so in the source's
     /// status). Does nothing without polled sources.
     pub async fn refetch(&self) {
         #[cfg(feature = "http")]
         {
-            let polled: Vec<_> = lock(&self.inner.polled).clone();
-            for source in polled {
+            use crate::source::Source;
+            // At once, and not from a source that is down: an outage must not delay the
+            // refresh (its poller goes on trying).
+            let polled: Vec<_> = lock(&self.inner.polled)
+                .iter()
+                .filter(|s| s.status().is_some_and(|s| s.up))
+                .cloned()
+                .collect();
+            let fetches = polled.iter().map(|source| async move {
                 if let Err(error) = source.refetch().await {
                     tracing::warn!(source = %source.url(), %error, "a forced refresh could not fetch the remote document; using the one fetched last");
                 }
-            }
+            });
+            futures_util::future::join_all(fetches).await;
         }
     }
 

@@ -237,7 +237,6 @@ impl Layer {
     }
 
     /// A layer that fails the merge with `error` (which names `name`).
-    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     pub(crate) fn failed(name: SourceName, error: Error) -> Layer {
         let fingerprint = xxhash_rust::xxh3::xxh3_64(error.to_string().as_bytes());
         Layer {

@@ -277,10 +277,16 @@ async fn a_bad_key_blocks_only_itself_a_good_put_of_another_key_goes_live() {
             .contains(&format!("etcd:{PREFIX}greeting@{bad}"))
     );
 
-    // A good put of another key goes live; the bad key keeps its last good value.
-    put(&mut c, "features", "{\"shout\": true}").await;
+    // A good put of another key goes live; the bad key keeps its last good value. The
+    // read is committed (its revision, beside the bad key's NACK).
+    let features = put(&mut c, "features", "{\"shout\": true}").await;
+    let features = features.header().unwrap().revision();
     assert!(until(LIVE, || accessor.load().section::<Features>().shout).await);
     assert_eq!(message(&accessor), "from etcd");
+    assert_eq!(
+        etcd_status(&accessor).details["committed_revision"],
+        features
+    );
     let held = accessor.status().held_back;
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0].input, format!("etcd:{PREFIX}greeting"));

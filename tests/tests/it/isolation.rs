@@ -232,3 +232,17 @@ fn every_input_s_errors_are_reported_though_one_does_not_parse() {
     );
     assert_eq!(accessor.load().version(), 1);
 }
+
+#[test]
+fn a_file_that_cannot_be_read_blocks_only_itself() {
+    let (accessor, dir, remote) = file_and_remote();
+    // Not UTF-8: the file is unreadable, not merely invalid.
+    std::fs::write(dir.file("app.toml"), [0xff, 0xfe, 0x00]).unwrap();
+    remote.set(REMOTE.replace("request_timeout_ms = 500", "request_timeout_ms = 700"));
+    assert!(accessor.reload(Origin::Refresh).unwrap().is_published());
+    assert_eq!(accessor.load().section::<Limits>().request_timeout_ms, 700);
+    assert_eq!(accessor.load().section::<Greeting>().message, "hello");
+    let held = accessor.status().held_back;
+    assert_eq!(held.len(), 1);
+    assert!(held[0].input.contains("app.toml"), "{held:?}");
+}

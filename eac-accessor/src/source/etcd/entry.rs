@@ -8,7 +8,7 @@ use crate::error::{Error, ErrorKind, SourceName};
 use crate::source::{Dict, Format};
 
 /// One configuration key of the prefix, as read.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Entry {
     pub(super) key: String,
     pub(super) mod_revision: i64,

@@ -124,8 +124,13 @@ struct State {
     /// The ACK: the revision of the prefix that what is served reflects, and when it was
     /// applied (a revision read from the cluster, not the cache).
     applied: Option<(i64, SystemTime)>,
-    /// The NACK: the latest revision read and rejected, until a later one is applied.
+    /// The NACK: the keys of the prefix rejected, at the latest revision that changed
+    /// one of them, until none is held back.
     nack: Option<Nack>,
+    /// The keys held back in what `load` returned last (their accepted value is served).
+    held: Vec<String>,
+    /// What was committed last, as served: the accepted value of a held-back key.
+    committed: Option<Arc<Fetched>>,
 }
 
 /// A revision of the prefix that was read and rejected: a fleet member's NACK.
@@ -153,6 +158,32 @@ pub(crate) struct Fetched {
     entries: Vec<Entry>,
     /// Read from the last-known-good cache, not from the cluster.
     from_cache: bool,
+}
+
+impl Fetched {
+    /// This read as served when `held` keys are held back: each with its entry in
+    /// `accepted` (what was served before), or left out when it had none.
+    fn holding_back(&self, held: &[String], accepted: Option<&Fetched>) -> Fetched {
+        let entries = self
+            .entries
+            .iter()
+            .filter_map(|entry| {
+                if !held.contains(&entry.key) {
+                    return Some(entry.clone());
+                }
+                accepted?
+                    .entries
+                    .iter()
+                    .find(|e| e.key == entry.key)
+                    .cloned()
+            })
+            .collect();
+        Fetched {
+            revision: self.revision,
+            entries,
+            from_cache: self.from_cache,
+        }
+    }
 }
 
 impl Etcd {
@@ -236,6 +267,8 @@ impl Shared {
                 rejected: None,
                 applied: None,
                 nack: None,
+                held: Vec::new(),
+                committed: None,
             }),
         })
     }
@@ -348,6 +381,8 @@ impl Source for Etcd {
             let mut state = lock(&self.shared.state);
             let current = Arc::clone(&state.current);
             state.loaded = Some(Arc::clone(&current));
+            // What is held back is said of each read anew.
+            state.held.clear();
             current
         };
         // A key whose value does not parse fails the merge, naming it: it blocks only
@@ -411,59 +446,81 @@ impl Source for Etcd {
         true
     }
 
+    /// What `load` returned is served, but for the keys held back: the ACK of its
+    /// revision, the NACK kept while keys are held back, and the last-good cache of the
+    /// prefix as served (a held-back key with its accepted value).
     fn committed(&self) {
-        let loaded = {
+        let served = {
             let mut state = lock(&self.shared.state);
             let Some(loaded) = state.loaded.take() else {
                 return;
             };
             state.rejected = None;
+            let held = std::mem::take(&mut state.held);
             if !loaded.from_cache {
                 state.applied = Some((loaded.revision, SystemTime::now()));
-                if state
-                    .nack
-                    .as_ref()
-                    .is_some_and(|n| n.revision <= loaded.revision)
-                {
+                if held.is_empty() {
                     state.nack = None;
                 }
             }
-            self.shared.background.accepted();
-            self.shared.background.serving_cache(loaded.from_cache);
+            let served = if held.is_empty() {
+                loaded
+            } else {
+                let accepted = state.committed.clone();
+                Arc::new(loaded.holding_back(&held, accepted.as_deref()))
+            };
+            state.committed = Some(Arc::clone(&served));
+            if held.is_empty() {
+                self.shared.background.accepted();
+            }
+            self.shared.background.serving_cache(served.from_cache);
             self.shared.background.details(|details| {
-                details.insert("committed_revision".into(), loaded.revision.into());
+                details.insert("committed_revision".into(), served.revision.into());
             });
-            loaded
+            served
         };
-        self.shared.cache(&loaded);
+        self.shared.cache(&served);
     }
 
-    /// A key of the prefix was rejected: shown in the status, counted once per
-    /// revision, and the prefix as read is neither committed nor cached (what `load`
-    /// returned is forgotten).
+    /// Keys of the prefix were rejected: shown in the status (counted once per
+    /// revision), the NACK, and held back when the rest is committed.
     fn rejected(&self, inputs: &[(SourceName, Errors)]) {
         let prefix = self.shared.options.prefix.as_str();
-        let ours: Vec<Error> = inputs
+        let ours: Vec<(&str, &Errors)> = inputs
             .iter()
-            .filter(|(input, _)| {
-                matches!(input, SourceName::Etcd { key, .. } if key.starts_with(prefix))
+            .filter_map(|(input, errors)| match input {
+                SourceName::Etcd { key, .. } if key.starts_with(prefix) => {
+                    Some((key.as_str(), errors))
+                }
+                _ => None,
             })
-            .flat_map(|(_, errors)| errors.iter().cloned())
             .collect();
-        let Some(errors) = Errors::from_vec(ours) else {
+        let Some(errors) =
+            Errors::from_vec(ours.iter().flat_map(|(_, e)| e.iter().cloned()).collect())
+        else {
             return;
         };
         let new = {
             let mut state = lock(&self.shared.state);
-            let Some(loaded) = state.loaded.take() else {
+            let Some(loaded) = state.loaded.clone() else {
                 return;
             };
+            state.held = ours.iter().map(|(key, _)| (*key).to_owned()).collect();
+            // The revision that last changed a rejected key: a later put of another key
+            // is applied, and ACKed, beside it.
+            let revision = loaded
+                .entries
+                .iter()
+                .filter(|e| state.held.contains(&e.key))
+                .map(|e| e.mod_revision)
+                .max()
+                .unwrap_or(loaded.revision);
             state.nack = Some(Nack {
-                revision: loaded.revision,
+                revision,
                 at: SystemTime::now(),
                 errors: errors.clone(),
             });
-            state.rejected.replace(loaded.revision) != Some(loaded.revision)
+            state.rejected.replace(revision) != Some(revision)
         };
         self.shared.background.rejected(&errors, new);
     }

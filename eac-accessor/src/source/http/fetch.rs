@@ -141,6 +141,8 @@ impl Http {
                     .doc
                     .as_deref()
                     .is_some_and(|d| d.hash == hash && d.format == format);
+                // The very text held but rejected: nothing new, and not what is served.
+                let held_back = same && state.rejected == Some(hash);
                 state.doc = Some(Arc::new(Doc {
                     format,
                     text: text.into(),
@@ -150,7 +152,10 @@ impl Http {
                     last_modified,
                 }));
                 drop(state);
-                if same {
+                if held_back {
+                    self.record_success(Found::NotModified, code, etag.as_ref());
+                    Ok(Fetched::NotModified)
+                } else if same {
                     // The very text already served: what is served now came from a fetch.
                     self.record_success(Found::Served, code, etag.as_ref());
                     Ok(Fetched::NotModified)
