@@ -1121,7 +1121,7 @@ mod https {
 
     #[tokio::test]
     async fn an_untrusted_certificate_fails_naming_the_url_never_the_token() {
-        let (dir, ca, server) = tls_fixture().await;
+        let (dir, _ca, server) = tls_fixture().await;
         let url = server.url("/app.toml");
         let other = PrivateCa::new("another CA").write(dir.path());
         for remote in [
