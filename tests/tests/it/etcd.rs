@@ -419,36 +419,30 @@ async fn a_member_acks_the_revision_it_applied_and_nacks_the_one_it_rejected() {
     let watch = etcd.watch(&reloads);
     let member = etcd.join_fleet(&accessor, "a");
     let record = || etcd_status(&accessor).details["fleet"].get("a").cloned();
+    // The revision a put wrote, once the record says `field` is at it.
+    let recorded = async |field: &str, revision: i64| {
+        let at = |r: &serde_json::Value| field.split('.').fold(r, |r, f| &r[f]) == revision;
+        assert!(
+            until(LIVE, || record().is_some_and(|r| at(&r))).await,
+            "{field}: {:?}",
+            record()
+        );
+        revision
+    };
+    let revision = |put: etcd_client::PutResponse| put.header().unwrap().revision();
 
-    let good = put_greeting(&mut c, "one")
-        .await
-        .header()
-        .unwrap()
-        .revision();
-    assert!(
-        until(LIVE, || record()
-            .is_some_and(|r| r["applied_revision"] == good))
-        .await,
-        "{:?}",
-        record()
-    );
+    let good = recorded(
+        "applied_revision",
+        revision(put_greeting(&mut c, "one").await),
+    )
+    .await;
     let served = accessor.load().version();
     assert!(record().unwrap()["nack"].is_null());
 
     // A bad value: NACKed with the key, its revision and what was expected; nothing
     // else changes.
-    let bad = put(&mut c, "greeting", greeting(""))
-        .await
-        .header()
-        .unwrap()
-        .revision();
-    assert!(
-        until(LIVE, || record()
-            .is_some_and(|r| r["nack"]["revision"] == bad))
-        .await,
-        "{:?}",
-        record()
-    );
+    let bad = revision(put(&mut c, "greeting", greeting("")).await);
+    recorded("nack.revision", bad).await;
     let nacked = record().unwrap();
     assert_eq!(nacked["applied_revision"], good);
     assert_eq!(nacked["version"], served);
@@ -458,18 +452,11 @@ async fn a_member_acks_the_revision_it_applied_and_nacks_the_one_it_rejected() {
     assert_eq!(accessor.load().version(), served);
 
     // A good put clears the NACK and is ACKed.
-    let fixed = put_greeting(&mut c, "two")
-        .await
-        .header()
-        .unwrap()
-        .revision();
-    assert!(
-        until(LIVE, || record()
-            .is_some_and(|r| r["applied_revision"] == fixed))
-        .await,
-        "{:?}",
-        record()
-    );
+    recorded(
+        "applied_revision",
+        revision(put_greeting(&mut c, "two").await),
+    )
+    .await;
     assert!(record().unwrap()["nack"].is_null());
     member.leave().await;
     watch.stop().await;
