@@ -98,8 +98,11 @@ pub struct Status {
     pub history_store: Option<StoreStatus>,
     /// The inputs held back: each was rejected, and the running version was built with
     /// its last accepted content in its place, so that it blocked only itself (a bad
-    /// remote document does not block a file edit). Each stays here until it changes and
-    /// passes; empty when every input is live.
+    /// remote document does not block a file edit); in manual reload mode, the inputs
+    /// left out of the [`pending`](Status::pending) change. Each stays here until it
+    /// changes and passes; empty when every input is live. While it is listed,
+    /// [`differs_from_sources`](Status::differs_from_sources) stays as it was: this list
+    /// is where the difference shows.
     pub held_back: Vec<HeldBack>,
     /// The state of each source that fetches in the background (a remote document, an
     /// etcd prefix), in merge order; empty when every source is read on demand.
