@@ -34,6 +34,7 @@ fn three_instances_on_one_etcd_serve_every_put_and_refuse_every_bad_one() {
                 .arg("--etcd")
                 .arg(&etcd.endpoint())
                 .env("EAC_ETCD_PREFIX", PREFIX)
+                .env("EAC_FLEET_STALE_MS", "300")
                 .start()
         })
         .collect();
@@ -75,6 +76,43 @@ fn three_instances_on_one_etcd_serve_every_put_and_refuse_every_bad_one() {
     for record in source["details"]["fleet"].as_object().unwrap().values() {
         assert!(versions.contains(&record["version"]), "{record}");
     }
+
+    // The fleet view, on any member: each one NACKED the bad put.
+    let members_are = |state: &'static str| {
+        move |f: &serde_json::Value| {
+            f["members"]
+                .as_array()
+                .is_some_and(|m| m.len() == 3 && m.iter().all(|m| m["state"] == state))
+        }
+    };
+    let view = fleet[1].until("/_internal/eac/fleet", members_are("NACKED"));
+    assert_eq!(view["revision"], bad);
+    assert_eq!(
+        view["members"][0]["nack"]["errors"][0]["source"],
+        named.as_str()
+    );
+    // A good put: every member applies it and is SYNCED.
+    let good = client.put("greeting", r#"{"message": "third"}"#);
+    let view = fleet[2].until("/_internal/eac/fleet", members_are("SYNCED"));
+    assert_eq!(view["revision"], good);
+    assert!(view["members"][0]["nack"].is_null());
+
+    // One is paused (SIGSTOP): behind a put, it is SYNCING, then STALE after the stale
+    // window (EAC_FLEET_STALE_MS, 300 ms here), and SYNCED once it runs again.
+    fleet[2].signal("STOP");
+    let behind = client.put("greeting", r#"{"message": "fourth"}"#);
+    let state_of_paused = |state: &'static str| {
+        move |f: &serde_json::Value| {
+            f["revision"] == behind
+                && f["members"].as_array().is_some_and(|m| {
+                    m.iter().filter(|m| m["state"] == "SYNCED").count() == 2
+                        && m.iter().any(|m| m["state"] == state)
+                })
+        }
+    };
+    fleet[0].until("/_internal/eac/fleet", state_of_paused("STALE"));
+    fleet[2].signal("CONT");
+    fleet[0].until("/_internal/eac/fleet", members_are("SYNCED"));
 
     // One stops: it leaves the fleet view at once.
     let mut fleet = fleet;

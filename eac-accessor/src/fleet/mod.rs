@@ -3,6 +3,8 @@
 //! sees who serves what. Needs the `etcd` feature; the prefix is read and watched by
 //! [`source::Etcd`](crate::source::Etcd).
 
+pub(crate) mod view;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

@@ -6,6 +6,7 @@
 //! | `GET status` | read or admin¹ | the served version (hash, origin, time) and the last reload's outcome, time and errors: [fields](#get-status) |
 //! | `GET history` | read or admin¹ | the kept versions (hash, origin, time, changed sections) and rejections |
 //! | `GET events` | read or admin¹ | server-sent events: each publish, unchanged reload and rejection |
+//! | `GET fleet` | read or admin¹ | with an etcd prefix: `{"revision", "members": [{"id", "state", "version", "hash", "applied_revision", "applied_at", "nack"}], "releases"}`, each member `SYNCED`, `NACKED`, `SYNCING` or `STALE` (behind longer than the stale window); 404 without etcd |
 //! | `GET diff?from=A[&to=B]` | read or admin¹ | the classified changes between two kept versions, secrets redacted |
 //! | `GET metrics` | read or admin¹ | the application's metrics in the Prometheus text format ([`AdminConfig::metrics`]) |
 //! | `GET /` (and `dashboard/app.js`, `dashboard/app.css`) | none | the [dashboard](#the-dashboard) page; it holds no data |

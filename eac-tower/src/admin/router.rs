@@ -27,6 +27,7 @@ where
     let reads = Router::new()
         .route("/status", get(routes::status))
         .route("/history", get(routes::history))
+        .route("/fleet", get(routes::fleet))
         .route("/events", get(events::events))
         .route("/diff", get(routes::diff))
         .route("/metrics", get(metrics::metrics))

@@ -96,6 +96,24 @@ pub(super) async fn status(State(state): State<AdminState>) -> Json<Value> {
     }))
 }
 
+/// `GET fleet`: each member of the etcd fleet with its state (`SYNCED`, `NACKED`,
+/// `SYNCING`, `STALE`), as every member computes it; 404 when this instance reads no
+/// etcd prefix.
+pub(super) async fn fleet(State(state): State<AdminState>) -> Response {
+    let status = state.accessor.status();
+    let view = status
+        .sources
+        .iter()
+        .find_map(|s| s.details.get("fleet_view").cloned());
+    match view {
+        Some(view) => Json(view).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no fleet: this instance reads no etcd prefix (live_server --etcd URL)",
+        ),
+    }
+}
+
 pub(super) async fn history(State(state): State<AdminState>) -> Json<Value> {
     let versions: Vec<Value> = state
         .accessor

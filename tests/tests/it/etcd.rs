@@ -438,11 +438,15 @@ async fn a_member_acks_the_revision_it_applied_and_nacks_the_one_it_rejected() {
     .await;
     let served = accessor.load().version();
     assert!(record().unwrap()["nack"].is_null());
+    // The fleet view, as this member computes it.
+    let state = || etcd_status(&accessor).details["fleet_view"]["members"][0]["state"].clone();
+    assert!(until(LIVE, || state() == "SYNCED").await, "{:?}", state());
 
     // A bad value: NACKed with the key, its revision and what was expected; nothing
     // else changes.
     let bad = revision(put(&mut c, "greeting", greeting("")).await);
     recorded("nack.revision", bad).await;
+    assert!(until(LIVE, || state() == "NACKED").await, "{:?}", state());
     let nacked = record().unwrap();
     assert_eq!(nacked["applied_revision"], good);
     assert_eq!(nacked["version"], served);
@@ -458,6 +462,7 @@ async fn a_member_acks_the_revision_it_applied_and_nacks_the_one_it_rejected() {
     )
     .await;
     assert!(record().unwrap()["nack"].is_null());
+    assert!(until(LIVE, || state() == "SYNCED").await, "{:?}", state());
     member.leave().await;
     watch.stop().await;
 }

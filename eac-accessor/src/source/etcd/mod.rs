@@ -119,6 +119,8 @@ struct State {
     compacted: u64,
     /// Instance id → its record.
     fleet: BTreeMap<String, serde_json::Value>,
+    /// When the configuration revision read last was first seen here.
+    changed_at: SystemTime,
     /// The revision of the last read with a rejected key, until a read is committed.
     rejected: Option<i64>,
     /// The ACK: the revision of the prefix that what is served reflects, and when it was
@@ -264,6 +266,7 @@ impl Shared {
                 seen: 0,
                 compacted: 0,
                 fleet: BTreeMap::new(),
+                changed_at: SystemTime::now(),
                 rejected: None,
                 applied: None,
                 nack: None,
@@ -342,6 +345,9 @@ impl Shared {
         } else {
             Found::NotModified
         };
+        if found == Found::Modified {
+            state.changed_at = SystemTime::now();
+        }
         state.current = Arc::new(Fetched {
             revision,
             entries,
@@ -550,6 +556,16 @@ impl Source for Etcd {
         status
             .details
             .insert("fleet".into(), serde_json::json!(state.fleet));
+        status.details.insert(
+            "fleet_view".into(),
+            crate::fleet::view::view(
+                state.current.revision,
+                state.changed_at,
+                &state.fleet,
+                self.shared.options.stale,
+                SystemTime::now(),
+            ),
+        );
         Some(status)
     }
 }

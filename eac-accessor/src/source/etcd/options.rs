@@ -29,6 +29,7 @@ pub struct EtcdOptions {
     pub(super) max_total: SizeCap,
     pub(super) limits: ParseLimits,
     pub(super) cache: Option<LastGood>,
+    pub(super) stale: Duration,
 }
 
 impl EtcdOptions {
@@ -54,7 +55,16 @@ impl EtcdOptions {
             max_total: SizeCap::mib(64),
             limits: ParseLimits::default(),
             cache: None,
+            stale: Duration::from_secs(5),
         }
+    }
+
+    /// How long a fleet member may be behind the prefix's latest revision before the
+    /// fleet view calls it `STALE` rather than `SYNCING` (default 5 s; live_server reads
+    /// `EAC_FLEET_STALE_MS`).
+    pub fn stale_after(mut self, window: Duration) -> EtcdOptions {
+        self.stale = window;
+        self
     }
 
     /// Reads one key, `<prefix><name>`, as the whole document (document layout), in the

@@ -39,6 +39,11 @@ impl EtcdSource {
         {
             use eac_accessor::source::{Etcd, EtcdOptions, LastGood};
             let mut etcd_options = EtcdOptions::new(&options.etcd, &options.etcd_prefix);
+            let mut settings = eac_accessor::settings::EnvSettings::from_env();
+            if let Some(stale) = settings.millis("EAC_FLEET_STALE_MS") {
+                etcd_options = etcd_options.stale_after(stale);
+            }
+            settings.finish(()).map_err(|e| e.to_string())?;
             // `--check` opens no state dir: it reads etcd or fails.
             if !options.check {
                 let cache = LastGood::new(options.state_dir().join("etcd.cache"));

@@ -1,0 +1,135 @@
+//! The fleet view: each member's state, computed the same way by every instance from
+//! the members' records and the prefix's latest configuration revision — Istio's
+//! `proxy-status` for eac.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+
+/// A member applied the latest revision.
+pub(crate) const SYNCED: &str = "SYNCED";
+/// A member rejected the latest revision (its NACK names it).
+pub(crate) const NACKED: &str = "NACKED";
+/// A member is behind the latest revision, for less than the stale window.
+pub(crate) const SYNCING: &str = "SYNCING";
+/// A member is behind the latest revision for longer than the stale window.
+pub(crate) const STALE: &str = "STALE";
+
+/// What the fleet looks like from here: `{"revision", "members": [{"id", "state",
+/// "version", "hash", "applied_revision", "applied_at", "nack"}], "releases": []}`.
+///
+/// `latest` is the prefix's latest configuration revision, seen by this instance at
+/// `latest_seen`; a member behind it for `stale` or more is `STALE`. Members whose lease
+/// ran out have no record, so they are not listed.
+pub(crate) fn view(
+    latest: i64,
+    latest_seen: SystemTime,
+    records: &BTreeMap<String, Value>,
+    stale: Duration,
+    now: SystemTime,
+) -> Value {
+    let behind_for = now.duration_since(latest_seen).unwrap_or_default();
+    let members: Vec<Value> = records
+        .iter()
+        .map(|(id, record)| {
+            let state = state(record, latest, behind_for, stale);
+            json!({
+                "id": id,
+                "state": state,
+                "version": record["version"],
+                "hash": record["hash"],
+                "applied_revision": record["applied_revision"],
+                "applied_at": record["applied_at"],
+                "nack": record["nack"],
+            })
+        })
+        .collect();
+    json!({ "revision": latest, "members": members, "releases": [] })
+}
+
+/// One member's state: `NACKED` wins over being behind.
+fn state(record: &Value, latest: i64, behind_for: Duration, stale: Duration) -> &'static str {
+    let nacked = record["nack"]["revision"].as_i64();
+    let applied = record["applied_revision"].as_i64();
+    if nacked.is_some_and(|n| n >= latest) {
+        NACKED
+    } else if applied.is_some_and(|a| a >= latest) {
+        SYNCED
+    } else if behind_for < stale {
+        SYNCING
+    } else {
+        STALE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(applied: Option<i64>, nack: Option<i64>) -> Value {
+        json!({
+            "version": 3,
+            "hash": "abc",
+            "applied_revision": applied,
+            "applied_at": 1.5,
+            "nack": nack.map(|revision| json!({"revision": revision, "errors": []})),
+        })
+    }
+
+    #[test]
+    fn each_member_s_state_follows_from_its_record_and_the_latest_revision() {
+        let stale = Duration::from_secs(5);
+        let seen = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let records = BTreeMap::from([
+            ("a".to_owned(), record(Some(10), None)),
+            ("b".to_owned(), record(Some(9), Some(10))),
+            ("c".to_owned(), record(Some(9), None)),
+            ("d".to_owned(), record(None, None)),
+            // A NACK of an older revision, then the latest applied: synced.
+            ("e".to_owned(), record(Some(10), Some(8))),
+        ]);
+        let states = |now| {
+            let view = view(10, seen, &records, stale, now);
+            assert_eq!(view["revision"], 10);
+            view["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["id"].as_str().unwrap().to_owned(),
+                        m["state"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let soon = seen + Duration::from_secs(1);
+        let later = seen + Duration::from_secs(6);
+        let pairs = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            states(soon),
+            pairs(&[
+                ("a", SYNCED),
+                ("b", NACKED),
+                ("c", SYNCING),
+                ("d", SYNCING),
+                ("e", SYNCED)
+            ])
+        );
+        assert_eq!(
+            states(later),
+            pairs(&[
+                ("a", SYNCED),
+                ("b", NACKED),
+                ("c", STALE),
+                ("d", STALE),
+                ("e", SYNCED)
+            ])
+        );
+    }
+}
