@@ -582,6 +582,28 @@ fn the_dashboard_shows_which_instance_of_an_etcd_fleet_serves_which_version() {
     }
     browser.until(&row(&id_b), "B still marked", |t| t.contains("differs"));
     browser.screenshot(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-fleet.png"));
+    for id in [&id_a, &id_b] {
+        browser.until(&row(id), "the instance SYNCED", |t| t.contains("SYNCED"));
+    }
+
+    // A bad put: both instances NACK it; a click on the NACK shows its errors.
+    client.put("greeting", r#"{"message": ""}"#);
+    for id in [&id_a, &id_b] {
+        browser.until(&row(id), "the instance NACKED", |t| {
+            t.contains("NACKED") && t.contains("NACK of revision")
+        });
+    }
+    browser.click(&format!("{} details.nack summary", row(&id_b)));
+    browser.until(&row(&id_b), "the NACK's errors", |t| {
+        t.contains("greeting.message") && t.contains(&format!("etcd:{PREFIX}greeting@"))
+    });
+    // Fixed: SYNCED again, the NACK gone.
+    client.put("greeting", r#"{"message": "third"}"#);
+    for id in [&id_a, &id_b] {
+        browser.until(&row(id), "SYNCED again", |t| {
+            t.contains("SYNCED") && !t.contains("NACK")
+        });
+    }
 
     // B dies without leaving: its row goes once its lease runs out. live_server takes
     // the fleet's default lease (10 s) and has no flag to shorten it, hence the wait.

@@ -191,12 +191,14 @@
         (src.rejection || []).length
           ? el("div", { class: "note warn" }, "What it holds now was rejected:", el("ul", { class: "errors" }, errorList(src.rejection)))
           : null,
-        Object.entries(src.details || {}).map(([k, v]) => detail(k, v)))));
+        Object.entries(src.details || {}).map(([k, v]) => detail(k, v, src.details)))));
     $("sources").className = "";
   }
-  function detail(key, v) {
+  function detail(key, v, details) {
     const label = key.replace(/_/g, " ");
-    if (key === "fleet" && v && typeof v === "object" && !Array.isArray(v)) return fleet(v);
+    // The fleet view's states are shown in the fleet table.
+    if (key === "fleet_view") return null;
+    if (key === "fleet" && v && typeof v === "object" && !Array.isArray(v)) return fleet(v, details.fleet_view);
     if (Array.isArray(v) && v.length && typeof v[0] === "object" && v[0] !== null) {
       const cols = [...new Set(v.flatMap((row) => Object.keys(row)))];
       return el("div", { class: `detail detail-${key}` }, el("h4", {}, label),
@@ -211,9 +213,12 @@
   // The fleet view: instance id → the record it keeps in etcd. Version numbers count each
   // process's own publishes, so what tells an instance serving other configuration apart
   // is its hash: a row whose hash is not the running one is the odd one out.
-  function fleet(records) {
+  // With the fleet view, each instance's state (SYNCED, NACKED, SYNCING, STALE) and,
+  // on a click, the errors of its NACK.
+  function fleet(records, view) {
     const ids = Object.keys(records).sort();
-    const known = ["version", "hash", "pid", "updated"];
+    const states = Object.fromEntries(((view && view.members) || []).map((m) => [m.id, m]));
+    const known = ["version", "hash", "pid", "updated", "applied_revision", "applied_at", "nack"];
     const extra = [...new Set(ids.flatMap((id) => Object.keys(records[id] || {})))].filter((k) => !known.includes(k));
     const odd = ids.filter((id) => (records[id] || {}).hash !== currentHash);
     const summary = !ids.length
@@ -223,19 +228,29 @@
         : el("span", { class: "muted" }, `${ids.length} instance(s), all serving this configuration`);
     return el("div", { class: "detail detail-fleet" }, el("h4", {}, "fleet"), summary,
       ids.length ? el("table", { class: "fleet" },
-        el("thead", {}, el("tr", {}, ["instance", "version", "hash", "pid", "updated", ...extra].map((c) => el("th", {}, c.replace(/_/g, " "))))),
+        el("thead", {}, el("tr", {}, ["instance", "state", "version", "hash", "applied revision", "pid", "updated", ...extra].map((c) => el("th", {}, c.replace(/_/g, " "))))),
         el("tbody", {}, ids.map((id) => {
           const r = records[id] || {};
           const differs = odd.includes(id);
           return el("tr", { class: differs ? "differs" : "", "data-instance": id },
             el("td", {}, el("code", { class: "instance" }, id)),
+            fleetState(states[id] || {}),
             el("td", { class: "fleet-version nowrap" }, el("strong", {}, String(r.version ?? "–")),
               differs ? [" ", el("span", { class: "pill warning small" }, "differs")] : null),
             el("td", {}, r.hash ? el("code", { title: String(r.hash) }, String(r.hash).slice(0, 8)) : "–"),
+            el("td", { class: "nowrap" }, String(r.applied_revision ?? "–")),
             el("td", { class: "nowrap" }, String(r.pid ?? "–")),
             el("td", { class: "nowrap", title: time(r.updated) }, time(r.updated).replace(/^.*· /, "")),
             extra.map((k) => el("td", {}, typeof r[k] === "object" ? JSON.stringify(r[k]) : String(r[k] ?? "–"))));
         }))) : null);
+  }
+  function fleetState(member) {
+    const state = member.state || "–";
+    const kind = { SYNCED: "published", NACKED: "rejected", SYNCING: "pending", STALE: "warning" }[state] || "";
+    const nack = member.nack;
+    return el("td", { class: "fleet-state" }, pill(state, kind),
+      nack ? el("details", { class: "nack" }, el("summary", {}, `NACK of revision ${nack.revision}`),
+        el("ul", { class: "errors" }, errorList(nack.errors))) : null);
   }
   function renderResolvers(resolvers) {
     if (!resolvers.length) {
