@@ -12,6 +12,7 @@ use eac_accessor::{EaCAccessor, ErrorKind, Origin};
 use eac_tests::etcd::{EtcdServer, TcpProxy};
 use eac_tests::{ConfigDir, Features, Greeting, Limits};
 use etcd_client::{Client, CompactionOptions, Txn, TxnOp};
+use metrics_util::debugging::DebugValue;
 
 const PREFIX: &str = "/eac/test/";
 
@@ -464,6 +465,68 @@ async fn a_member_acks_the_revision_it_applied_and_nacks_the_one_it_rejected() {
     assert!(record().unwrap()["nack"].is_null());
     assert!(until(LIVE, || state() == "SYNCED").await, "{:?}", state());
     member.leave().await;
+    watch.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_and_rejected_revisions_and_the_propagation_are_measured() {
+    // The process's recorder (a test runs alone in its process under nextest): the
+    // reloads run on blocking threads.
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::set_global_recorder(recorder).expect("the only recorder");
+    // A snapshot drains histograms and counters: what they recorded is kept here.
+    let propagated = std::cell::Cell::new(false);
+    let nacks = std::cell::Cell::new(0);
+    let value = |name: &str| {
+        let snapshot = snapshotter.snapshot().into_vec();
+        for (key, .., value) in &snapshot {
+            if let (true, DebugValue::Counter(n)) = (key.key().name() == "eac_nacks_total", value) {
+                nacks.set(nacks.get() + n);
+            }
+        }
+        propagated.set(
+            propagated.get()
+                || snapshot.iter().any(|(key, .., value)| {
+                    key.key().name() == "eac_fleet_propagation_seconds"
+                        && matches!(value, DebugValue::Histogram(s) if !s.is_empty())
+                }),
+        );
+        snapshot
+            .into_iter()
+            .find(|(key, ..)| key.key().name() == name)
+            .map(|(.., value)| value)
+    };
+    let (server, mut c, dir) = started().await;
+    let (accessor, _reloads, watch) = watched_up(&server, &dir).await;
+
+    let good = put_greeting(&mut c, "measured")
+        .await
+        .header()
+        .unwrap()
+        .revision();
+    assert!(until(LIVE, || message(&accessor) == "measured").await);
+    assert!(
+        until(LIVE, || matches!(value("eac_applied_revision"), Some(DebugValue::Gauge(g)) if g.into_inner() == good as f64)).await,
+        "{:?}",
+        value("eac_applied_revision")
+    );
+    assert!(propagated.get(), "no propagation measured");
+
+    let bad = put(&mut c, "greeting", greeting(""))
+        .await
+        .header()
+        .unwrap()
+        .revision();
+    assert!(until(LIVE, || matches!(value("eac_rejected_revision"), Some(DebugValue::Gauge(g)) if g.into_inner() == bad as f64)).await);
+    // Set right after the gauge: seen by the next snapshot at the latest.
+    assert!(
+        until(LIVE, || {
+            value("eac_nacks_total");
+            nacks.get() == 1
+        })
+        .await
+    );
     watch.stop().await;
 }
 

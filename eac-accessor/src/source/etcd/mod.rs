@@ -37,7 +37,11 @@
 //! Per source, labelled `source="etcd:<prefix>"`, as for the remote HTTP source:
 //! `eac_source_up`, `eac_source_last_success_timestamp_seconds`,
 //! `eac_source_requests_total{result}` (`modified`, `not_modified`, `error`: one per read
-//! of the prefix or failed watch) and `eac_source_serving_cache`.
+//! of the prefix or failed watch) and `eac_source_serving_cache`. For the fleet:
+//! `eac_applied_revision` (the revision of the prefix served), `eac_rejected_revision` and
+//! `eac_nacks_total` (revisions rejected), and `eac_fleet_propagation_seconds{from}`, the
+//! time from this instance's receipt of a change (`from="receipt"`) to its readers
+//! seeing it.
 //!
 //! ```no_run
 //! use eac_accessor::EaCAccessor;
@@ -464,6 +468,16 @@ impl Source for Etcd {
             state.rejected = None;
             let held = std::mem::take(&mut state.held);
             if !loaded.from_cache {
+                let new = state
+                    .applied
+                    .is_none_or(|(applied, _)| applied < loaded.revision);
+                if new {
+                    // From this instance's receipt of the change to its readers seeing it.
+                    let took = state.changed_at.elapsed().unwrap_or_default();
+                    metrics::histogram!("eac_fleet_propagation_seconds", "from" => "receipt")
+                        .record(took.as_secs_f64());
+                    metrics::gauge!("eac_applied_revision").set(loaded.revision as f64);
+                }
                 state.applied = Some((loaded.revision, SystemTime::now()));
                 if held.is_empty() {
                     state.nack = None;
@@ -528,6 +542,14 @@ impl Source for Etcd {
             });
             state.rejected.replace(revision) != Some(revision)
         };
+        let revision = lock(&self.shared.state)
+            .nack
+            .as_ref()
+            .map_or(0, |n| n.revision);
+        metrics::gauge!("eac_rejected_revision").set(revision as f64);
+        if new {
+            metrics::counter!("eac_nacks_total").increment(1);
+        }
         self.shared.background.rejected(&errors, new);
     }
 
