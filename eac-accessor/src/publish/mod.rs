@@ -76,7 +76,50 @@ pub(crate) struct Publisher {
     pub(crate) history: Mutex<History>,
 }
 
+thread_local! {
+    /// Whether this thread holds the writer lock: a callback run by a publish that calls
+    /// back into the accessor (a preview) must not wait for it.
+    static WRITING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The writer lock, and this thread marked as holding it until dropped.
+pub(crate) struct Writing<'p> {
+    guard: std::sync::MutexGuard<'p, Option<u64>>,
+}
+
+impl std::ops::Deref for Writing<'_> {
+    type Target = Option<u64>;
+    fn deref(&self) -> &Option<u64> {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Writing<'_> {
+    fn deref_mut(&mut self) -> &mut Option<u64> {
+        &mut self.guard
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        WRITING.with(|w| w.set(false));
+    }
+}
+
 impl Publisher {
+    /// Takes the writer lock (one writer at a time keeps versions consecutive).
+    fn write(&self) -> Writing<'_> {
+        let guard = lock(&self.writer);
+        WRITING.with(|w| w.set(true));
+        Writing { guard }
+    }
+
+    /// The writer lock, unless this thread holds it already (a callback of a publish
+    /// calling back into the accessor): then `None`, and the caller works without it.
+    pub(super) fn write_unless_writing(&self) -> Option<Writing<'_>> {
+        (!WRITING.with(std::cell::Cell::get)).then(|| self.write())
+    }
+
     /// Reads the sources and publishes what they say, if it is new and valid.
     ///
     /// `commit` is asked, under the writer lock, right before the store; when it says no
@@ -88,7 +131,7 @@ impl Publisher {
     ) -> Result<Outcome, Errors> {
         // One writer at a time keeps versions consecutive; readers never take this lock.
         // It guards the fingerprint of the sources the current version was read from.
-        let mut last_read = lock(&self.writer);
+        let mut last_read = self.write();
         let started = Instant::now();
         let result;
         let held = match source::load_layers(&self.sources) {
@@ -301,7 +344,7 @@ impl Publisher {
         origin: Origin,
         only_if_current: Option<u64>,
     ) -> Result<Outcome, Errors> {
-        let mut last_read = lock(&self.writer);
+        let mut last_read = self.write();
         let started = Instant::now();
         let current = self.current.load().version;
         let result = match only_if_current {

@@ -113,7 +113,9 @@ impl Publisher {
     pub(crate) fn preview(&self, candidate: Candidate) -> Preview {
         // As a writer: reading the sources tells them what is read (and, below, what
         // was rejected), which must not fall between a reload's read and its commit.
-        let writer = lock(&self.writer);
+        // Called back from a publish's callback on its own thread, it is within that
+        // writer's run: it reads without holding back (nothing to tell the sources).
+        let writer = self.write_unless_writing();
         let current = self.current.load_full();
         let from_sources = matches!(candidate, Candidate::Sources);
         // The keys where the overlay sets a secret: reported as set, never compared.
@@ -141,6 +143,9 @@ impl Publisher {
             _ => None,
         };
         let Some(culprits) = culprits else {
+            return preview;
+        };
+        let Some(writer) = writer else {
             return preview;
         };
         self.sources.iter().for_each(|s| s.rejected(&culprits));

@@ -246,3 +246,20 @@ fn a_file_that_cannot_be_read_blocks_only_itself() {
     assert_eq!(held.len(), 1);
     assert!(held[0].input.contains("app.toml"), "{held:?}");
 }
+
+#[test]
+fn a_preview_from_a_change_callback_does_not_wait_for_the_publish_that_runs_it() {
+    let (accessor, dir, _remote) = file_and_remote();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let _subscription = accessor.on_change::<Greeting, _>({
+        let (accessor, seen) = (accessor.clone(), std::sync::Arc::clone(&seen));
+        move |_| {
+            let preview = accessor.preview(Candidate::Sources);
+            *seen.lock().unwrap() = Some(preview.version);
+        }
+    });
+    dir.write("app.toml", &LOCAL.replace("hello", "edited"));
+    assert!(accessor.reload(Origin::Refresh).unwrap().is_published());
+    // Run inside the publish (its writer still held), once the new version is current.
+    assert_eq!(*seen.lock().unwrap(), Some(2));
+}
