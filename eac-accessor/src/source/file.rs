@@ -84,11 +84,7 @@ impl Source for File {
                 Error::new(ErrorKind::SourceMissing, "required file does not exist")
                     .with_source(SourceName::File(self.path.clone())),
             ]),
-            // Unreadable (too large, not UTF-8, no known format, an I/O error): the merge
-            // reports it, naming the file, so that it blocks only itself.
-            Err(ReadError::Other(e)) => {
-                Ok(vec![Layer::failed(SourceName::File(self.path.clone()), e)])
-            }
+            Err(ReadError::Other(e)) => Err(vec![e]),
         }
     }
 }
@@ -180,8 +176,7 @@ impl Source for Dir {
                 Ok(layer) => layers.push(layer),
                 // Removed between listing and reading: it is simply not there.
                 Err(ReadError::Missing) => {}
-                // The merge reports it, naming the file: it blocks only itself.
-                Err(ReadError::Other(e)) => layers.push(Layer::failed(SourceName::File(path), e)),
+                Err(ReadError::Other(e)) => errors.push(e),
             }
         }
         if errors.is_empty() && layers.is_empty() {

@@ -329,6 +329,17 @@ impl fmt::Debug for Merged {
     }
 }
 
+/// The file a source's one error names, when it says the file could not be read.
+fn unreadable_input(errors: &[Error]) -> Option<SourceName> {
+    let [error] = errors else { return None };
+    match (error.kind(), error.source()) {
+        (ErrorKind::Parse | ErrorKind::Limit | ErrorKind::Io, Some(name @ SourceName::File(_))) => {
+            Some(name.clone())
+        }
+        _ => None,
+    }
+}
+
 /// Reads every source; reports every source's errors at once.
 pub(crate) fn load_layers(sources: &[Box<dyn Source>]) -> Result<Vec<Layer>, Vec<Error>> {
     let mut layers = Vec::new();
@@ -336,7 +347,13 @@ pub(crate) fn load_layers(sources: &[Box<dyn Source>]) -> Result<Vec<Layer>, Vec
     for source in sources {
         match source.load() {
             Ok(mut l) => layers.append(&mut l),
-            Err(mut e) => errors.append(&mut e),
+            // A source that is one input (a file) and could not read it (too large, not
+            // UTF-8, an I/O error): the merge reports it, naming it, so that it blocks
+            // only itself. A missing required file, or a folder, rejects as before.
+            Err(e) => match unreadable_input(&e) {
+                Some(name) => layers.extend(e.into_iter().map(|e| Layer::failed(name.clone(), e))),
+                None => errors.extend(e),
+            },
         }
     }
     if errors.is_empty() {
