@@ -41,6 +41,16 @@ fn three_instances_on_one_etcd_serve_every_put_and_refuse_every_bad_one() {
     for server in &fleet {
         assert_eq!(server.get("/", Auth::None)["message"], "from etcd");
     }
+    // Started one after the other (each one's record moves the cluster's revision), they
+    // read the same configuration: the last one sees every member SYNCED.
+    let members_are = |state: &'static str| {
+        move |f: &serde_json::Value| {
+            f["members"]
+                .as_array()
+                .is_some_and(|m| m.len() == 3 && m.iter().all(|m| m["state"] == state))
+        }
+    };
+    fleet[2].until("/_internal/eac/fleet", members_are("SYNCED"));
 
     // A put is live on every instance.
     client.put("greeting", r#"{"message": "second"}"#);
@@ -78,13 +88,6 @@ fn three_instances_on_one_etcd_serve_every_put_and_refuse_every_bad_one() {
     }
 
     // The fleet view, on any member: each one NACKED the bad put.
-    let members_are = |state: &'static str| {
-        move |f: &serde_json::Value| {
-            f["members"]
-                .as_array()
-                .is_some_and(|m| m.len() == 3 && m.iter().all(|m| m["state"] == state))
-        }
-    };
     let view = fleet[1].until("/_internal/eac/fleet", members_are("NACKED"));
     assert_eq!(view["revision"], bad);
     assert_eq!(

@@ -167,6 +167,17 @@ pub(crate) struct Fetched {
 }
 
 impl Fetched {
+    /// The revision that last changed the configuration it holds: the highest
+    /// `mod_revision` of its keys. Every member that read the same content says the same,
+    /// whatever the cluster's revision was when it read (instance records move that).
+    pub(crate) fn config_revision(&self) -> i64 {
+        self.entries
+            .iter()
+            .map(|e| e.mod_revision)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// This read as served when `held` keys are held back: each with its entry in
     /// `accepted` (what was served before), or left out when it had none.
     fn holding_back(&self, held: &[String], accepted: Option<&Fetched>) -> Fetched {
@@ -467,28 +478,28 @@ impl Source for Etcd {
             };
             state.rejected = None;
             let held = std::mem::take(&mut state.held);
-            if !loaded.from_cache {
-                let new = state
-                    .applied
-                    .is_none_or(|(applied, _)| applied < loaded.revision);
-                if new {
-                    // From this instance's receipt of the change to its readers seeing it.
-                    let took = state.changed_at.elapsed().unwrap_or_default();
-                    metrics::histogram!("eac_fleet_propagation_seconds", "from" => "receipt")
-                        .record(took.as_secs_f64());
-                    metrics::gauge!("eac_applied_revision").set(loaded.revision as f64);
-                }
-                state.applied = Some((loaded.revision, SystemTime::now()));
-                if held.is_empty() {
-                    state.nack = None;
-                }
-            }
             let served = if held.is_empty() {
                 loaded
             } else {
                 let accepted = state.committed.clone();
                 Arc::new(loaded.holding_back(&held, accepted.as_deref()))
             };
+            if !served.from_cache {
+                // The configuration served, a held-back key at its accepted revision.
+                let revision = served.config_revision();
+                let new = state.applied.is_none_or(|(applied, _)| applied < revision);
+                if new {
+                    // From this instance's receipt of the change to its readers seeing it.
+                    let took = state.changed_at.elapsed().unwrap_or_default();
+                    metrics::histogram!("eac_fleet_propagation_seconds", "from" => "receipt")
+                        .record(took.as_secs_f64());
+                    metrics::gauge!("eac_applied_revision").set(revision as f64);
+                }
+                state.applied = Some((revision, SystemTime::now()));
+                if held.is_empty() {
+                    state.nack = None;
+                }
+            }
             state.committed = Some(Arc::clone(&served));
             if held.is_empty() {
                 self.shared.background.accepted();
@@ -534,7 +545,7 @@ impl Source for Etcd {
                 .filter(|e| state.held.contains(&e.key))
                 .map(|e| e.mod_revision)
                 .max()
-                .unwrap_or(loaded.revision);
+                .unwrap_or_else(|| loaded.config_revision());
             state.nack = Some(Nack {
                 revision,
                 at: SystemTime::now(),
@@ -581,7 +592,7 @@ impl Source for Etcd {
         status.details.insert(
             "fleet_view".into(),
             crate::fleet::view::view(
-                state.current.revision,
+                state.current.config_revision(),
                 state.changed_at,
                 &state.fleet,
                 self.shared.options.stale,
