@@ -89,6 +89,12 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Whether an input with this error could not be read at all (its size, its bytes,
+    /// its syntax): nothing in it could be checked.
+    pub(crate) fn is_unreadable(self) -> bool {
+        matches!(self, ErrorKind::Parse | ErrorKind::Limit | ErrorKind::Io)
+    }
+
     /// A short, stable, lower-case name (`"schema"`, `"parse"`, …) for logs and JSON.
     pub fn as_str(self) -> &'static str {
         match self {

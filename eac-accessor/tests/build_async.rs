@@ -107,26 +107,14 @@ async fn build_async_starts_a_remote_source_never_started() {
     assert!(errors.to_string().contains("not fetched yet"), "{errors}");
     assert_eq!(server.requests(), 0);
 
-    let accessor = EaCAccessor::builder()
-        .section::<Greeting>()
-        .source(remote.clone())
-        .build_async()
-        .await
-        .unwrap();
-    assert_eq!(
-        accessor.load().section::<Greeting>().message,
-        "from the server"
-    );
+    let accessor = built_async_on(remote.clone()).await;
     assert_eq!(accessor.load().origin(), &Origin::Startup);
     assert_eq!(server.requests(), 1, "one fetch at start");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn build_async_leaves_a_started_source_alone() {
-    let server = DocServer::start().await;
-    let remote = Http::new(&server.url).unwrap();
-    remote.start().await.unwrap();
-    assert_eq!(server.requests(), 1);
+/// The greeting accessor on `remote`, built with `build_async`, serving the server's
+/// document.
+async fn built_async_on(remote: Http) -> EaCAccessor {
     let accessor = EaCAccessor::builder()
         .section::<Greeting>()
         .source(remote)
@@ -137,6 +125,16 @@ async fn build_async_leaves_a_started_source_alone() {
         accessor.load().section::<Greeting>().message,
         "from the server"
     );
+    accessor
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_async_leaves_a_started_source_alone() {
+    let server = DocServer::start().await;
+    let remote = Http::new(&server.url).unwrap();
+    remote.start().await.unwrap();
+    assert_eq!(server.requests(), 1);
+    built_async_on(remote).await;
     assert_eq!(server.requests(), 1, "no second fetch");
 }
 

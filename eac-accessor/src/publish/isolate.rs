@@ -50,12 +50,7 @@ pub(super) fn culprits(
     // When inputs could not be read, the rest was checked without them, and what they
     // would have set may make another input's value look wrong: hold back only those,
     // and let the candidate built without them decide the rest.
-    let unreadable = |e: &&Error| {
-        matches!(
-            e.kind(),
-            ErrorKind::Parse | ErrorKind::Limit | ErrorKind::Io
-        )
-    };
+    let unreadable = |e: &&Error| e.kind().is_unreadable();
     let pinned: Vec<&Error> = if errors.iter().any(|e| unreadable(&e)) {
         errors.iter().filter(unreadable).collect()
     } else {

@@ -206,16 +206,12 @@ impl Publisher {
                 // inputs held back, those still rejected stay listed, with their new
                 // errors; one that went back to its accepted content is live again.
                 let mut status = lock(&self.status);
-                let before = std::mem::take(&mut status.held_back);
-                status.held_back = before
-                    .into_iter()
-                    .filter_map(|mut held| {
-                        let (_, why) =
-                            culprits.iter().find(|(i, _)| i.to_string() == held.input)?;
-                        held.errors = why.as_slice().to_vec();
-                        Some(held)
-                    })
-                    .collect();
+                let listed = |input: &SourceName| {
+                    let shown = input.to_string();
+                    status.held_back.iter().any(|h| h.input == shown)
+                };
+                let still: Vec<_> = culprits.into_iter().filter(|(i, _)| listed(i)).collect();
+                status.held_back = isolate::held_back(&still, &status.held_back);
                 (Err(errors), Vec::new())
             }
             // Past the build timeout (or shut down): that is the answer.

@@ -329,15 +329,17 @@ impl fmt::Debug for Merged {
     }
 }
 
-/// The file a source's one error names, when it says the file could not be read.
-fn unreadable_input(errors: &[Error]) -> Option<SourceName> {
-    let [error] = errors else { return None };
-    match (error.kind(), error.source()) {
-        (ErrorKind::Parse | ErrorKind::Limit | ErrorKind::Io, Some(name @ SourceName::File(_))) => {
-            Some(name.clone())
-        }
-        _ => None,
-    }
+/// A source's one error saying that the one file it reads could not be read, as a layer
+/// that fails the merge naming that file; any other errors as they are.
+fn unreadable_file(mut errors: Vec<Error>) -> Result<Layer, Vec<Error>> {
+    let name = match errors.as_slice() {
+        [error] if error.kind().is_unreadable() => match error.source() {
+            Some(name @ SourceName::File(_)) => name.clone(),
+            _ => return Err(errors),
+        },
+        _ => return Err(errors),
+    };
+    Ok(Layer::failed(name, errors.remove(0)))
 }
 
 /// Reads every source; reports every source's errors at once.
@@ -350,9 +352,9 @@ pub(crate) fn load_layers(sources: &[Box<dyn Source>]) -> Result<Vec<Layer>, Vec
             // A source that is one input (a file) and could not read it (too large, not
             // UTF-8, an I/O error): the merge reports it, naming it, so that it blocks
             // only itself. A missing required file, or a folder, rejects as before.
-            Err(e) => match unreadable_input(&e) {
-                Some(name) => layers.extend(e.into_iter().map(|e| Layer::failed(name.clone(), e))),
-                None => errors.extend(e),
+            Err(e) => match unreadable_file(e) {
+                Ok(failed) => layers.push(failed),
+                Err(e) => errors.extend(e),
             },
         }
     }

@@ -530,14 +530,14 @@ async fn applied_and_rejected_revisions_and_the_propagation_are_measured() {
     watch.stop().await;
 }
 
-/// Every log line of this process from now on (a test runs alone in its process under
+/// Every log line of this process from now on, debug and up (a test runs alone in its process under
 /// nextest, the README's runner).
 fn captured_logs() -> impl Fn() -> String {
     let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
     let sink = Arc::clone(&lines);
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(tracing::Level::DEBUG)
         .with_writer(move || LogSink(Arc::clone(&sink)))
         .finish();
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
@@ -573,8 +573,13 @@ async fn an_etcd_outage_costs_the_fleet_record_two_log_lines() {
         "{}",
         logs()
     );
-    // The outage goes on: the record is tried again, with backoff and without a word.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The outage goes on: the record is tried again, with backoff, saying so only at
+    // debug level.
+    assert!(
+        until(LIVE, || count("fleet record still not registered") >= 2).await,
+        "{}",
+        logs()
+    );
     proxy.restore();
     assert!(
         until(Duration::from_secs(15), || count(

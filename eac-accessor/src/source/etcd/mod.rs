@@ -125,8 +125,6 @@ struct State {
     fleet: BTreeMap<String, serde_json::Value>,
     /// When the configuration revision read last was first seen here.
     changed_at: SystemTime,
-    /// The revision of the last read with a rejected key, until a read is committed.
-    rejected: Option<i64>,
     /// The ACK: the revision of the prefix that what is served reflects, and when it was
     /// applied (a revision read from the cluster, not the cache).
     applied: Option<(i64, SystemTime)>,
@@ -282,7 +280,6 @@ impl Shared {
                 compacted: 0,
                 fleet: BTreeMap::new(),
                 changed_at: SystemTime::now(),
-                rejected: None,
                 applied: None,
                 nack: None,
                 held: Vec::new(),
@@ -476,7 +473,6 @@ impl Source for Etcd {
             let Some(loaded) = state.loaded.take() else {
                 return;
             };
-            state.rejected = None;
             let held = std::mem::take(&mut state.held);
             let served = if held.is_empty() {
                 loaded
@@ -531,7 +527,7 @@ impl Source for Etcd {
         else {
             return;
         };
-        let new = {
+        let (revision, new) = {
             let mut state = lock(&self.shared.state);
             let Some(loaded) = state.loaded.clone() else {
                 return;
@@ -546,17 +542,15 @@ impl Source for Etcd {
                 .map(|e| e.mod_revision)
                 .max()
                 .unwrap_or_else(|| loaded.config_revision());
+            // Counted once: the same NACK again (another key's put read beside it) is not new.
+            let new = state.nack.as_ref().is_none_or(|n| n.revision != revision);
             state.nack = Some(Nack {
                 revision,
                 at: SystemTime::now(),
                 errors: errors.clone(),
             });
-            state.rejected.replace(revision) != Some(revision)
+            (revision, new)
         };
-        let revision = lock(&self.shared.state)
-            .nack
-            .as_ref()
-            .map_or(0, |n| n.revision);
         metrics::gauge!("eac_rejected_revision").set(revision as f64);
         if new {
             metrics::counter!("eac_nacks_total").increment(1);
