@@ -69,6 +69,40 @@ pub fn millis(value: &str) -> Result<Duration, Error> {
     }
 }
 
+/// Parses a duration written with its unit: `250ms`, `10s`, `2m` (whole numbers; at
+/// most a day), as flags such as `live_server put --wait=10s` take it.
+///
+/// ```
+/// use std::time::Duration;
+/// use eac_accessor::settings::duration;
+///
+/// assert_eq!(duration("250ms").unwrap(), Duration::from_millis(250));
+/// assert_eq!(duration("2m").unwrap(), Duration::from_secs(120));
+/// assert!(duration("10").unwrap_err().to_string().contains("expected a whole number with a unit"));
+/// ```
+pub fn duration(value: &str) -> Result<Duration, Error> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let unit_ms = match unit {
+        "ms" => Some(1),
+        "s" => Some(1_000),
+        "m" => Some(60_000),
+        _ => None,
+    };
+    let ms = unit_ms.and_then(|unit| number.parse::<u64>().ok()?.checked_mul(unit));
+    match ms {
+        Some(ms) if ms <= MAX_MILLIS => Ok(Duration::from_millis(ms)),
+        _ => Err(Error::new(
+            ErrorKind::Parse,
+            "expected a whole number with a unit, `ms`, `s` or `m` (`250ms`, `10s`, `2m`), \
+             at most a day",
+        )),
+    }
+}
+
 /// Reads settings from environment variables (or any lookup), keeping an error for
 /// each variable that is set but bad; [`finish`](EnvSettings::finish) reports them all.
 ///

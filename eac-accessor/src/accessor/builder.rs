@@ -311,6 +311,66 @@ impl Builder {
         self.build_inner(Instant::now()).map(drop)
     }
 
+    /// Whether a section is registered at `path` (dotted: `server.http`).
+    pub(crate) fn has_section(&self, path: &str) -> bool {
+        self.specs.iter().any(|s| s.path == path)
+    }
+
+    /// The registered sections' paths, in registration order.
+    pub(crate) fn section_paths(&self) -> Vec<&'static str> {
+        self.specs.iter().map(|s| s.path).collect()
+    }
+
+    /// [`check`](Builder::check) for a part of a configuration: a section that no source
+    /// sets at all is not required (another place holds it), while every section a
+    /// source sets is checked whole — schema, `validate`, unknown keys — and so is every
+    /// resolver whose sections are all there. Readiness hooks run only when no section
+    /// was left out (they see the whole configuration). What `live_server put` checks a
+    /// fleet's prefix with: members take the sections it lacks from their files.
+    ///
+    /// ```
+    /// use eac_accessor::{EaCAccessor, EaCSection, source::{Format, Memory}};
+    ///
+    /// #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+    /// struct Limits { max_body_bytes: u64 }
+    /// #[derive(serde::Deserialize, schemars::JsonSchema, EaCSection)]
+    /// struct Greeting { message: String }
+    ///
+    /// let only_limits = || Memory::new("prefix", Format::Toml, "[limits]\nmax_body_bytes = 10\n");
+    /// let builder = || EaCAccessor::builder().section::<Limits>().section::<Greeting>();
+    /// assert!(builder().source(only_limits()).check().is_err()); // `greeting` is missing
+    /// assert!(builder().source(only_limits()).check_partial().is_ok());
+    /// ```
+    pub fn check_partial(mut self) -> Result<(), Errors> {
+        let document = source::load_layers(&self.sources)
+            .and_then(source::merge)
+            .map(|merged| merged.document);
+        if let Ok(document) = document {
+            let empty = serde_json::Value::Object(serde_json::Map::new());
+            let absent: Vec<TypeId> = self
+                .specs
+                .iter()
+                .filter(|s| document.pointer(&s.pointer).is_none() && s.build(&empty).is_err())
+                .map(|s| s.type_id)
+                .collect();
+            if !absent.is_empty() {
+                let kept: Vec<bool> = self
+                    .specs
+                    .iter()
+                    .map(|s| !absent.contains(&s.type_id))
+                    .collect();
+                let mut keep = kept.iter().copied();
+                self.specs.retain(|_| keep.next().unwrap_or(true));
+                let mut keep = kept.iter().copied();
+                self.cells.retain(|_| keep.next().unwrap_or(true));
+                self.resolvers
+                    .retain(|r| r.inputs().iter().all(|(id, _)| !absent.contains(id)));
+                self.hooks.clear();
+            }
+        }
+        self.check()
+    }
+
     /// The JSON Schema (draft-07) of every registered section, nested at its path: the
     /// document that editors' language servers read to check and complete a config file
     /// (`# yaml-language-server: $schema=…`, `#:schema …` in TOML, `"$schema"` in JSON).

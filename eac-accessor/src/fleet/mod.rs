@@ -3,7 +3,10 @@
 //! sees who serves what. Needs the `etcd` feature; the prefix is read and watched by
 //! [`source::Etcd`](crate::source::Etcd).
 
+mod put;
 pub(crate) mod view;
+
+pub use put::{FleetAnswer, PreparedPut, PutError, SectionPut, Written};
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -170,11 +173,13 @@ async fn member(
             "version": snapshot.version(),
             "hash": snapshot.hash().to_string(),
             "pid": std::process::id(),
-            "applied_revision": applied.map(|(revision, _)| revision),
-            "applied_at": applied.map(|(_, at)| {
-                at.duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64())
-            }),
+            "applied_revision": applied.map(|a| a.revision),
+            "applied_at": applied.map(|a| unix_f64(a.at)),
+            // How long the revision applied took to get here, and from what.
+            "propagation": applied.map(|a| serde_json::json!({
+                "seconds": a.took.as_secs_f64(),
+                "from": a.from,
+            })),
             "nack": nack,
         })
     };
@@ -235,6 +240,12 @@ async fn member(
             },
         }
     }
+}
+
+/// Seconds since the Unix epoch, fractional.
+pub(crate) fn unix_f64(at: SystemTime) -> f64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Seconds since the Unix epoch.

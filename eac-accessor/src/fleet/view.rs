@@ -17,23 +17,38 @@ pub(crate) const SYNCING: &str = "SYNCING";
 pub(crate) const STALE: &str = "STALE";
 
 /// What the fleet looks like from here: `{"revision", "members": [{"id", "state",
-/// "version", "hash", "applied_revision", "applied_at", "nack"}], "releases": []}`.
+/// "version", "hash", "applied_revision", "applied_at", "propagation", "nack"}],
+/// "applied": {"count", "of", "slowest_seconds"}, "releases": [{"id", "revision", "at",
+/// "sections", "by"}]}`.
 ///
-/// `latest` is the prefix's latest configuration revision, seen by this instance at
-/// `latest_seen`; a member behind it for `stale` or more is `STALE`. Members whose lease
-/// ran out have no record, so they are not listed.
+/// `latest` is the prefix's latest configuration revision, seen at `latest_seen`; a
+/// member behind it for `stale` or more is `STALE`. Members whose lease ran out have no
+/// record, so they are not listed. `applied` counts the members that applied `latest`
+/// and the slowest one's propagation; `releases` are the writers' records, newest first.
 pub(crate) fn view(
     latest: i64,
     latest_seen: SystemTime,
     records: &BTreeMap<String, Value>,
+    releases: &BTreeMap<String, Value>,
     stale: Duration,
     now: SystemTime,
 ) -> Value {
     let behind_for = now.duration_since(latest_seen).unwrap_or_default();
+    let mut applied = 0;
+    let mut slowest: Option<f64> = None;
     let members: Vec<Value> = records
         .iter()
         .map(|(id, record)| {
             let state = state(record, latest, behind_for, stale);
+            if state == SYNCED {
+                applied += 1;
+                // The propagation of the revision applied, when it is the latest.
+                if record["applied_revision"].as_i64() == Some(latest)
+                    && let Some(took) = record["propagation"]["seconds"].as_f64()
+                {
+                    slowest = Some(slowest.map_or(took, |s| s.max(took)));
+                }
+            }
             json!({
                 "id": id,
                 "state": state,
@@ -41,11 +56,69 @@ pub(crate) fn view(
                 "hash": record["hash"],
                 "applied_revision": record["applied_revision"],
                 "applied_at": record["applied_at"],
+                "propagation": record["propagation"],
                 "nack": record["nack"],
             })
         })
         .collect();
-    json!({ "revision": latest, "members": members, "releases": [] })
+    let mut releases: Vec<Value> = releases
+        .iter()
+        .map(|(id, r)| {
+            json!({
+                "id": id,
+                "revision": r["revision"],
+                "at": r["at"],
+                "sections": r["sections"],
+                "by": r["by"],
+            })
+        })
+        .collect();
+    releases.sort_by_key(|r| std::cmp::Reverse(r["revision"].as_i64().unwrap_or(0)));
+    releases.truncate(SHOWN_RELEASES);
+    json!({
+        "revision": latest,
+        "members": members,
+        "applied": {"count": applied, "of": records.len(), "slowest_seconds": slowest},
+        "releases": releases,
+    })
+}
+
+/// The releases a view lists, newest first.
+pub(crate) const SHOWN_RELEASES: usize = 10;
+
+/// When `latest` appeared, as far as the records tell, for a reader that was not
+/// watching (`live_server fleet`): the time its release record gives, else the first
+/// ACK or NACK of it; `None` when nothing says.
+pub(crate) fn first_seen(
+    latest: i64,
+    records: &BTreeMap<String, Value>,
+    releases: &BTreeMap<String, Value>,
+) -> Option<SystemTime> {
+    let at = |seconds: f64| {
+        Duration::try_from_secs_f64(seconds)
+            .ok()
+            .map(|d| SystemTime::UNIX_EPOCH + d)
+    };
+    if let Some(released) = releases
+        .values()
+        .find(|r| r["revision"].as_i64() == Some(latest))
+        .and_then(|r| r["at"].as_f64())
+    {
+        return at(released);
+    }
+    records
+        .values()
+        .filter_map(|r| {
+            if r["applied_revision"].as_i64() >= Some(latest) {
+                r["applied_at"].as_f64()
+            } else if r["nack"]["revision"].as_i64() >= Some(latest) {
+                r["nack"]["at"].as_f64()
+            } else {
+                None
+            }
+        })
+        .filter_map(at)
+        .min()
 }
 
 /// One member's state: `NACKED` wins over being behind.
@@ -90,7 +163,7 @@ mod tests {
             ("e".to_owned(), record(Some(10), Some(8))),
         ]);
         let states = |now| {
-            let view = view(10, seen, &records, stale, now);
+            let view = view(10, seen, &records, &BTreeMap::new(), stale, now);
             assert_eq!(view["revision"], 10);
             view["members"]
                 .as_array()

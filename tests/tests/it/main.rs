@@ -6,6 +6,8 @@ mod durable;
 mod etcd;
 #[cfg(feature = "etcd")]
 mod etcd_cache;
+#[cfg(feature = "etcd")]
+mod etcd_put;
 mod history;
 mod hostile;
 mod isolation;

@@ -3,39 +3,44 @@
 
 use std::sync::Arc;
 
-use super::{INSTANCES, Shared};
+use super::{INSTANCES, RELEASES, Shared};
 use crate::error::{Error, ErrorKind, SourceName};
 use crate::source::{Dict, Format};
 
 /// One configuration key of the prefix, as read.
 #[derive(Debug, Clone)]
-pub(super) struct Entry {
-    pub(super) key: String,
-    pub(super) mod_revision: i64,
+pub(crate) struct Entry {
+    pub(crate) key: String,
+    pub(crate) mod_revision: i64,
     /// The value's text, for the cache (empty when it did not parse).
     pub(super) text: Arc<str>,
     /// A hash of the value as read: a key rewritten on another cluster may come back at
     /// the same revision with another value.
     pub(super) value_hash: u64,
-    pub(super) parsed: Result<(Dict, u64), Error>,
+    pub(crate) parsed: Result<(Dict, u64), Error>,
 }
 
 /// What a key under the prefix is.
-pub(super) enum Key<'k> {
+pub(crate) enum Key<'k> {
     /// A configuration key, by its name after the prefix (`None`: not UTF-8).
     Config(Option<&'k str>),
     /// An instance's record, by its id.
     Instance(&'k str),
+    /// A writer's record of a release, by its id.
+    Release(&'k str),
     Ignored,
 }
 
 impl Shared {
-    pub(super) fn classify<'k>(&self, key: &'k [u8]) -> Key<'k> {
+    pub(crate) fn classify<'k>(&self, key: &'k [u8]) -> Key<'k> {
         let Some(rest) = key.strip_prefix(self.options.prefix.as_bytes()) else {
             return Key::Ignored;
         };
         if let Some(id) = rest.strip_prefix(INSTANCES.as_bytes()) {
             return std::str::from_utf8(id).map_or(Key::Ignored, Key::Instance);
+        }
+        if let Some(id) = rest.strip_prefix(RELEASES.as_bytes()) {
+            return std::str::from_utf8(id).map_or(Key::Ignored, Key::Release);
         }
         if rest.starts_with(b".") || rest.is_empty() {
             return Key::Ignored;
@@ -51,7 +56,7 @@ impl Shared {
 
     /// One configuration key; `value` is `None` when it was over the decode bound, and
     /// so never read.
-    pub(super) fn entry(
+    pub(crate) fn entry(
         &self,
         name: Option<&str>,
         key: &[u8],
@@ -85,7 +90,12 @@ impl Shared {
     }
 
     /// Parses one value into the document it contributes.
-    fn parse(&self, name: &str, value: &[u8], source: &SourceName) -> Result<(Dict, u64), Error> {
+    pub(crate) fn parse(
+        &self,
+        name: &str,
+        value: &[u8],
+        source: &SourceName,
+    ) -> Result<(Dict, u64), Error> {
         let cap = self.options.max_value;
         if value.len() as u64 > cap.bytes() {
             return Err(cap.exceeded(source));
@@ -147,8 +157,17 @@ fn split_extension(name: &str) -> (&str, Format) {
     (name, Format::Json)
 }
 
-pub(super) fn instance_record(value: &[u8]) -> serde_json::Value {
+pub(crate) fn instance_record(value: &[u8]) -> serde_json::Value {
     serde_json::from_slice(value).unwrap_or_else(|_| unreadable())
+}
+
+/// A release's record as kept: its value with `"revision"`, the revision it released.
+pub(crate) fn release_record(value: &[u8], mod_revision: i64) -> serde_json::Value {
+    let mut record = instance_record(value);
+    if let Some(map) = record.as_object_mut() {
+        map.insert("revision".into(), mod_revision.into());
+    }
+    record
 }
 
 pub(super) fn unreadable() -> serde_json::Value {

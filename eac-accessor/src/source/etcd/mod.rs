@@ -62,9 +62,9 @@
 //! # Ok(()) }
 //! ```
 mod cached;
-mod entry;
+pub(crate) mod entry;
 mod options;
-mod read;
+pub(crate) mod read;
 mod watch;
 
 pub use options::EtcdOptions;
@@ -73,7 +73,7 @@ pub use watch::EtcdWatch;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use etcd_client::{Client, ConnectOptions};
 
@@ -82,10 +82,14 @@ use super::status::SourceStatus;
 use super::{Layer, Source};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::sync::lock;
-use entry::{Entry, Key, instance_record, unreadable};
+use entry::{Entry, Key, instance_record, release_record, unreadable};
 
 /// The name part (after the prefix) under which eac keeps one record per instance.
 pub(crate) const INSTANCES: &str = ".instances/";
+
+/// The name part under which writers record their writes: `<prefix>.releases/<id>`,
+/// written in the same transaction as what they released.
+pub(crate) const RELEASES: &str = ".releases/";
 
 /// An etcd prefix as a [`Source`]: a cheap handle, cloned into the builder and kept to
 /// [`watch`](Etcd::watch) and [`join_fleet`](Etcd::join_fleet); see the
@@ -123,11 +127,14 @@ struct State {
     compacted: u64,
     /// Instance id → its record.
     fleet: BTreeMap<String, serde_json::Value>,
+    /// Release id → its record, with `"revision"` (its mod_revision) added.
+    releases: BTreeMap<String, serde_json::Value>,
     /// When the configuration revision read last was first seen here.
     changed_at: SystemTime,
-    /// The ACK: the revision of the prefix that what is served reflects, and when it was
-    /// applied (a revision read from the cluster, not the cache).
-    applied: Option<(i64, SystemTime)>,
+    /// The ACK: the revision of the prefix that what is served reflects, when it was
+    /// applied and how long it took to get here (a revision read from the cluster, not
+    /// the cache).
+    applied: Option<Applied>,
     /// The NACK: the keys of the prefix rejected, at the latest revision that changed
     /// one of them, until none is held back.
     nack: Option<Nack>,
@@ -135,6 +142,18 @@ struct State {
     held: Vec<String>,
     /// What was committed last, as served: the accepted value of a held-back key.
     committed: Option<Arc<Fetched>>,
+}
+
+/// A revision of the prefix applied: a fleet member's ACK.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Applied {
+    pub(crate) revision: i64,
+    pub(crate) at: SystemTime,
+    /// From the writer's record of the release (`put`), or from this instance's receipt
+    /// of the change, to its readers seeing it.
+    pub(crate) took: Duration,
+    /// `"release"` or `"receipt"`: where `took` is measured from.
+    pub(crate) from: &'static str,
 }
 
 /// A revision of the prefix that was read and rejected: a fleet member's NACK.
@@ -147,9 +166,35 @@ pub(crate) struct Nack {
     pub(crate) errors: Errors,
 }
 
+impl State {
+    /// The ACK of `revision`, applied now: timed from the writer's record of it when
+    /// there is one (a `put`, whose record shares its revision), else from this
+    /// instance's receipt of the change.
+    fn propagated(&self, revision: i64) -> Applied {
+        let now = SystemTime::now();
+        let released = self.releases.values().find_map(|r| {
+            (r["revision"].as_i64() == Some(revision))
+                .then(|| r["at"].as_f64())
+                .flatten()
+                .and_then(|at| Duration::try_from_secs_f64(at).ok())
+                .map(|at| SystemTime::UNIX_EPOCH + at)
+        });
+        let (since, from) = match released {
+            Some(at) => (at, "release"),
+            None => (self.changed_at, "receipt"),
+        };
+        Applied {
+            revision,
+            at: now,
+            took: now.duration_since(since).unwrap_or_default(),
+            from,
+        }
+    }
+}
+
 impl Shared {
-    /// The ACK (applied revision and when) and the NACK, for the fleet record.
-    pub(crate) fn acknowledged(&self) -> (Option<(i64, SystemTime)>, Option<Nack>) {
+    /// The ACK (applied revision, when and how fast) and the NACK, for the fleet record.
+    pub(crate) fn acknowledged(&self) -> (Option<Applied>, Option<Nack>) {
         let state = lock(&self.state);
         (state.applied, state.nack.clone())
     }
@@ -279,6 +324,7 @@ impl Shared {
                 seen: 0,
                 compacted: 0,
                 fleet: BTreeMap::new(),
+                releases: BTreeMap::new(),
                 changed_at: SystemTime::now(),
                 applied: None,
                 nack: None,
@@ -292,7 +338,7 @@ impl Shared {
         prefix_name(&self.options.prefix)
     }
 
-    fn io_error(&self, what: &str, e: impl fmt::Display) -> Error {
+    pub(crate) fn io_error(&self, what: &str, e: impl fmt::Display) -> Error {
         Error::new(ErrorKind::Io, format!("{what}: {e}")).with_source(self.name())
     }
 
@@ -324,6 +370,12 @@ impl Shared {
                     .as_deref()
                     .map_or_else(unreadable, instance_record);
                 fleet.insert(id.to_owned(), record);
+            }
+        }
+        let mut releases = BTreeMap::new();
+        for raw in &read.releases {
+            if let (Key::Release(id), Some(value)) = (self.classify(&raw.key), &raw.value) {
+                releases.insert(id.to_owned(), release_record(value, raw.mod_revision));
             }
         }
         let mut state = lock(&self.state);
@@ -380,6 +432,7 @@ impl Shared {
             state.seen = state.seen.max(revision);
         }
         state.fleet = fleet;
+        state.releases = releases;
         // Under the state's lock: no status shows this state beside the last read's result.
         self.background.answered(found, |_| {});
         (found == Found::Modified).then_some((changed, revision))
@@ -483,15 +536,21 @@ impl Source for Etcd {
             if !served.from_cache {
                 // The configuration served, a held-back key at its accepted revision.
                 let revision = served.config_revision();
-                let new = state.applied.is_none_or(|(applied, _)| applied < revision);
-                if new {
-                    // From this instance's receipt of the change to its readers seeing it.
-                    let took = state.changed_at.elapsed().unwrap_or_default();
-                    metrics::histogram!("eac_fleet_propagation_seconds", "from" => "receipt")
-                        .record(took.as_secs_f64());
-                    metrics::gauge!("eac_applied_revision").set(revision as f64);
+                match state.applied {
+                    // Applied already (or the prefix went back: a key deleted, a cluster
+                    // restored): not a new change to time.
+                    Some(ref mut applied) if applied.revision >= revision => {
+                        applied.revision = revision;
+                        applied.at = SystemTime::now();
+                    }
+                    _ => {
+                        let applied = state.propagated(revision);
+                        metrics::histogram!("eac_fleet_propagation_seconds", "from" => applied.from)
+                            .record(applied.took.as_secs_f64());
+                        metrics::gauge!("eac_applied_revision").set(revision as f64);
+                        state.applied = Some(applied);
+                    }
                 }
-                state.applied = Some((revision, SystemTime::now()));
                 if held.is_empty() {
                     state.nack = None;
                 }
@@ -589,6 +648,7 @@ impl Source for Etcd {
                 state.current.config_revision(),
                 state.changed_at,
                 &state.fleet,
+                &state.releases,
                 self.shared.options.stale,
                 SystemTime::now(),
             ),

@@ -20,7 +20,7 @@ use crate::source::{LastGood, ParseLimits, SizeCap};
 pub struct EtcdOptions {
     pub(super) endpoints: Vec<String>,
     pub(crate) prefix: String,
-    pub(super) document: Option<String>,
+    pub(crate) document: Option<String>,
     pub(super) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(super) keep_alive: (Duration, Duration),
@@ -29,7 +29,7 @@ pub struct EtcdOptions {
     pub(super) max_total: SizeCap,
     pub(super) limits: ParseLimits,
     pub(super) cache: Option<LastGood>,
-    pub(super) stale: Duration,
+    pub(crate) stale: Duration,
 }
 
 impl EtcdOptions {

@@ -9,7 +9,7 @@
 
 use etcd_client::{GetOptions, GetResponse, KvClient};
 
-use super::{INSTANCES, Shared};
+use super::{INSTANCES, RELEASES, Shared};
 use crate::error::{Error, ErrorKind};
 
 /// Keys asked for in one page; fewer while a page would be over the decode bound.
@@ -21,22 +21,27 @@ const OVERHEAD: u64 = 64 * 1024;
 /// The most instance records read; more are left out of the fleet view, with a warning.
 const MAX_INSTANCES: u64 = 10_000;
 
+/// The most release records read (a writer keeps the newest few; more are left out).
+const MAX_RELEASES: u64 = 1_000;
+
 /// The largest response of instance records decoded: a record is a line of JSON.
 const INSTANCE_MESSAGE: usize = 1024 * 1024;
 
 /// One key read: its value, or `None` when the value alone is over the decode bound
 /// (then only its key and revision were fetched).
-pub(super) struct Raw {
-    pub(super) key: Vec<u8>,
-    pub(super) mod_revision: i64,
-    pub(super) value: Option<Vec<u8>>,
+pub(crate) struct Raw {
+    pub(crate) key: Vec<u8>,
+    pub(crate) mod_revision: i64,
+    pub(crate) value: Option<Vec<u8>>,
 }
 
 /// What one read of the prefix found, at one revision.
-pub(super) struct Read {
-    pub(super) revision: i64,
-    pub(super) config: Vec<Raw>,
-    pub(super) instances: Vec<Raw>,
+pub(crate) struct Read {
+    pub(crate) revision: i64,
+    pub(crate) config: Vec<Raw>,
+    pub(crate) instances: Vec<Raw>,
+    /// The writers' records (`<prefix>.releases/`).
+    pub(crate) releases: Vec<Raw>,
 }
 
 /// What a range may still hold before it is refused.
@@ -55,13 +60,13 @@ enum Stop {
 impl Shared {
     /// The largest response the watch and the configuration reads decode: one value at
     /// its cap, with its key and header.
-    pub(super) fn message_cap(&self) -> usize {
+    pub(crate) fn message_cap(&self) -> usize {
         usize::try_from(self.options.max_value.bytes().saturating_add(OVERHEAD))
             .unwrap_or(usize::MAX)
     }
 
     /// The key ranges `[start, end)` that hold the configuration.
-    pub(super) fn config_ranges(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub(crate) fn config_ranges(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
         let prefix = self.options.prefix.as_bytes();
         let with = |tail: &[u8]| [prefix, tail].concat();
         match &self.options.document {
@@ -75,15 +80,24 @@ impl Shared {
     }
 
     /// The key range of the instance records.
-    pub(super) fn instance_range(&self) -> (Vec<u8>, Vec<u8>) {
-        let start = [self.options.prefix.as_bytes(), INSTANCES.as_bytes()].concat();
+    pub(crate) fn instance_range(&self) -> (Vec<u8>, Vec<u8>) {
+        self.records_range(INSTANCES)
+    }
+
+    /// The key range of the release records.
+    pub(crate) fn release_range(&self) -> (Vec<u8>, Vec<u8>) {
+        self.records_range(RELEASES)
+    }
+
+    fn records_range(&self, name: &str) -> (Vec<u8>, Vec<u8>) {
+        let start = [self.options.prefix.as_bytes(), name.as_bytes()].concat();
         let end = prefix_end(&start);
         (start, end)
     }
 
     /// Reads the configuration and the instance records at `revision` (0: the latest,
     /// then every page at the revision of the first).
-    pub(super) async fn read_pages(&self, revision: i64) -> Result<Read, Error> {
+    pub(crate) async fn read_pages(&self, revision: i64) -> Result<Read, Error> {
         let mut revision = revision;
         let mut kv = self
             .client
@@ -115,35 +129,45 @@ impl Shared {
             }
         }
         let mut kv = kv.max_decoding_message_size(INSTANCE_MESSAGE);
+        let instances = self
+            .records(&mut kv, self.instance_range(), MAX_INSTANCES, &mut revision)
+            .await?;
+        let releases = self
+            .records(&mut kv, self.release_range(), MAX_RELEASES, &mut revision)
+            .await?;
+        Ok(Read {
+            revision,
+            config,
+            instances,
+            releases,
+        })
+    }
+
+    /// Reads eac's records in `range`, at most `most` of them (with a warning past that).
+    async fn records(
+        &self,
+        kv: &mut KvClient,
+        (start, end): (Vec<u8>, Vec<u8>),
+        most: u64,
+        revision: &mut i64,
+    ) -> Result<Vec<Raw>, Error> {
         let mut budget = Budget {
             bytes: u64::MAX,
-            keys: MAX_INSTANCES,
+            keys: most,
         };
-        let mut instances = Vec::new();
-        let (start, end) = self.instance_range();
+        let mut out = Vec::new();
         match self
-            .range(
-                &mut kv,
-                start,
-                end,
-                &mut revision,
-                &mut budget,
-                &mut instances,
-            )
+            .range(kv, start.clone(), end, revision, &mut budget, &mut out)
             .await
         {
             Ok(()) => {}
             Err(Stop::Failed(e)) => return Err(e),
             Err(Stop::Budget) => tracing::warn!(
-                prefix = %self.options.prefix,
-                "etcd: more than {MAX_INSTANCES} instance records; the fleet view shows the first"
+                range = %String::from_utf8_lossy(&start),
+                "etcd: more than {most} records; the first are kept"
             ),
         }
-        Ok(Read {
-            revision,
-            config,
-            instances,
-        })
+        Ok(out)
     }
 
     /// Reads `[start, end)` page by page into `out`, at `revision` (fixed by the first

@@ -7,7 +7,7 @@ use etcd_client::{EventType, WatchOptions, WatchResponse};
 use tokio::task::JoinHandle;
 
 use super::read::too_large;
-use super::{Etcd, Key, Shared, instance_record, lock};
+use super::{Etcd, Key, Shared, instance_record, lock, release_record};
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::reload::ReloadCoordinator;
@@ -99,12 +99,13 @@ async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
 }
 
 /// One watch stream, from the last revision seen + 1, until it ends: a watch of each
-/// configuration range and one of the instance records, so that no value of another
+/// configuration range, one of the instance records and one of the release records, so that no value of another
 /// record under `<prefix>.` is ever sent.
 async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator) -> Ended {
     let from = lock(&shared.state).seen + 1;
     let mut ranges = shared.config_ranges();
     ranges.push(shared.instance_range());
+    ranges.push(shared.release_range());
     let watch = |(start, end): (Vec<u8>, Vec<u8>)| {
         (
             start,
@@ -210,6 +211,17 @@ fn on_events(shared: &Shared, response: &WatchResponse) -> Option<i64> {
                 }
                 EventType::Delete => {
                     state.fleet.remove(id);
+                }
+            },
+            // Before the configuration it released is read and committed (the same
+            // batch): its time is where the propagation is measured from.
+            Key::Release(id) => match event.event_type() {
+                EventType::Put => {
+                    let record = release_record(kv.value(), kv.mod_revision());
+                    state.releases.insert(id.to_owned(), record);
+                }
+                EventType::Delete => {
+                    state.releases.remove(id);
                 }
             },
             Key::Ignored => {}

@@ -8,9 +8,24 @@ use crate::options::Options;
 
 /// What a build without the feature answers to `--etcd`.
 #[cfg(not(feature = "etcd"))]
-const NEEDS_FEATURE: &str = "--etcd needs the `etcd` feature, which this build lacks; run \
+pub(crate) const NEEDS_FEATURE: &str = "--etcd needs the `etcd` feature, which this build lacks; run \
      `cargo run --release -p eac-examples --features etcd --bin live_server -- --etcd URL` \
      (building it needs `protoc`: `apt-get install protobuf-compiler`)";
+
+/// The options for `endpoints` and `prefix`, with `EAC_FLEET_STALE_MS` (the fleet view's
+/// stale window) read from the environment.
+#[cfg(feature = "etcd")]
+pub(crate) fn etcd_options(
+    endpoints: &[String],
+    prefix: &str,
+) -> Result<eac_accessor::source::EtcdOptions, String> {
+    let mut options = eac_accessor::source::EtcdOptions::new(endpoints, prefix);
+    let mut settings = eac_accessor::settings::EnvSettings::from_env();
+    if let Some(stale) = settings.millis("EAC_FLEET_STALE_MS") {
+        options = options.stale_after(stale);
+    }
+    settings.finish(options).map_err(|e| e.to_string())
+}
 
 /// The etcd source when `--etcd` was given.
 #[derive(Debug, Default)]
@@ -37,13 +52,8 @@ impl EtcdSource {
         }
         #[cfg(feature = "etcd")]
         {
-            use eac_accessor::source::{Etcd, EtcdOptions, LastGood};
-            let mut etcd_options = EtcdOptions::new(&options.etcd, &options.etcd_prefix);
-            let mut settings = eac_accessor::settings::EnvSettings::from_env();
-            if let Some(stale) = settings.millis("EAC_FLEET_STALE_MS") {
-                etcd_options = etcd_options.stale_after(stale);
-            }
-            settings.finish(()).map_err(|e| e.to_string())?;
+            use eac_accessor::source::{Etcd, LastGood};
+            let mut etcd_options = etcd_options(&options.etcd, &options.etcd_prefix)?;
             // `--check` opens no state dir: it reads etcd or fails.
             if !options.check {
                 let cache = LastGood::new(options.state_dir().join("etcd.cache"));

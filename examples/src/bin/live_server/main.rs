@@ -5,6 +5,7 @@
 //! `live_server --help` lists every flag and environment variable.
 
 mod etcd;
+mod fleet;
 mod options;
 mod remote;
 mod rules;
@@ -37,18 +38,25 @@ use sections::{Access, Features, Greeting, Limits, Upstream};
 use serve::Listener;
 use signals::Signals;
 
-/// The sections and sources, shared by serving, `--check` and `--print-schema`: the
-/// files, then the remote document (`--remote`) and the etcd prefix (`--etcd`), then
-/// the env overlay.
-fn builder(options: &Options, remote: Option<&Http>, etcd: &EtcdSource) -> Builder {
-    let builder = EaCAccessor::builder()
+/// The sections and the resolver (its replaced values kept `drain` at least), without
+/// sources: what every instance validates, and what `put` validates a fleet's prefix
+/// with.
+pub(crate) fn sections(drain: Duration) -> Builder {
+    EaCAccessor::builder()
+        .drain_window(drain)
         .section::<Greeting>()
         .section::<Limits>()
         .section::<Features>()
         .section::<Upstream>()
         .section::<Access>()
-        .drain_window(options.drain)
         .resolver(rules::resolver())
+}
+
+/// The sections and sources, shared by serving, `--check` and `--print-schema`: the
+/// files, then the remote document (`--remote`) and the etcd prefix (`--etcd`), then
+/// the env overlay.
+fn builder(options: &Options, remote: Option<&Http>, etcd: &EtcdSource) -> Builder {
+    let builder = sections(options.drain)
         // As the user typed it, so that messages name the files that way.
         .source(Dir::new(&options.config_dir));
     let builder = match remote {
@@ -185,7 +193,10 @@ async fn run() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let options = Options::parse();
+    let mut options = Options::parse();
+    if let Some(command) = options.command.take() {
+        return fleet::run(command).await;
+    }
     if options.print_schema {
         let schema = builder(&options, None, &EtcdSource::default()).json_schema();
         println!(

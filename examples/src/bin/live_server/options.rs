@@ -134,6 +134,83 @@ pub(crate) struct Options {
     /// a newer version replaces it, at least; it goes when no request holds it either.
     #[arg(long = "drain-ms", env = "EAC_REFRESH_DRAIN_MS", value_name = "MS", default_value = "0", value_parser = millis, hide_default_value = true)]
     pub(crate) drain: Duration,
+
+    /// A fleet tool instead of serving (needs the `etcd` feature).
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+/// The fleet tools: subcommands of the same binary, which open no state dir.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Write one section to a fleet's etcd prefix, safely: validated first with the
+    /// pipeline the instances run (the prefix's sections with this one in place; a
+    /// section the prefix lacks is not required), written in a transaction guarded by
+    /// the revision validated against, and recorded under `<prefix>.releases/`.
+    ///
+    /// Exit codes: 0 written (and, with --wait, every live member ACKed), 1 invalid or
+    /// etcd unreachable (nothing written), 2 usage, 3 a member NACKed, 4 --wait timed
+    /// out, 5 conflict (another write came first; nothing written).
+    Put(PutArgs),
+    /// Print each fleet member's state (SYNCED, SYNCING, NACKED, STALE) and exit 0 only
+    /// if all are SYNCED (1 otherwise, or when etcd cannot be read).
+    Fleet(FleetArgs),
+}
+
+/// Where a fleet's configuration lives.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EtcdArgs {
+    /// etcd endpoints, comma-separated (`http://127.0.0.1:2379`).
+    #[arg(
+        long = "etcd",
+        env = "EAC_ETCD_ENDPOINTS",
+        value_name = "URL[,URL...]",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub(crate) endpoints: Vec<String>,
+
+    /// The fleet's prefix.
+    #[arg(
+        long,
+        env = "EAC_ETCD_PREFIX",
+        value_name = "P",
+        default_value = "/eac/live_server/"
+    )]
+    pub(crate) etcd_prefix: String,
+}
+
+/// `live_server put`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct PutArgs {
+    #[command(flatten)]
+    pub(crate) etcd: EtcdArgs,
+
+    /// The section to write (`limits`; dotted for a nested one).
+    pub(crate) section: String,
+
+    /// The section's keys: a .json, .toml, .yaml or .yml file, or `-` for JSON on stdin.
+    pub(crate) file: PathBuf,
+
+    /// Then wait until every live member has ACKed or NACKed the write, print the
+    /// fleet table, and exit 0 only if all ACKed (3 on a NACK, 4 on timeout).
+    #[arg(long, value_name = "DUR", num_args = 0..=1, require_equals = true, default_missing_value = "30s", value_parser = duration)]
+    pub(crate) wait: Option<Duration>,
+
+    /// Who writes, in the release record (default: the user name).
+    #[arg(long, value_name = "WHO")]
+    pub(crate) by: Option<String>,
+}
+
+/// `live_server fleet`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct FleetArgs {
+    #[command(flatten)]
+    pub(crate) etcd: EtcdArgs,
+}
+
+fn duration(value: &str) -> Result<Duration, String> {
+    eac_accessor::settings::duration(value).map_err(|e| e.to_string())
 }
 
 fn bundled_config() -> PathBuf {
