@@ -129,3 +129,226 @@ fn three_instances_on_one_etcd_serve_every_put_and_refuse_every_bad_one() {
         server.terminate();
     }
 }
+
+/// `live_server put|fleet …` run to its end, `stdin` fed to it: exit code, stdout, stderr.
+#[cfg(feature = "etcd")]
+fn fleet_tool(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_live_server"))
+        .args(args)
+        .env_remove("EAC_ETCD_ENDPOINTS")
+        .env_remove("EAC_ETCD_PREFIX")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run live_server");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn put_validates_writes_and_waits_for_every_member_and_fleet_prints_their_states() {
+    use support::Auth;
+
+    const PREFIX: &str = "/eac/put-e2e/";
+    let (etcd, mut client, config) = support::etcd_fleet_ground(PREFIX, "from etcd");
+    let endpoint = etcd.endpoint();
+    let states: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    // The second member reads values of 64 bytes at most: a longer one it NACKs.
+    let fleet: Vec<_> = states
+        .iter()
+        .enumerate()
+        .map(|(i, state)| {
+            let launch = Launch::new(config.path(), state.path())
+                .arg("--etcd")
+                .arg(&endpoint)
+                .env("EAC_ETCD_PREFIX", PREFIX)
+                .env("EAC_FLEET_STALE_MS", "300");
+            let launch = if i == 1 {
+                launch.env("EAC_ETCD_MAX_VALUE_BYTES", "64")
+            } else {
+                launch
+            };
+            launch.start()
+        })
+        .collect();
+    let tool = |command: &str, rest: &[&str], stdin: &str| {
+        let mut args = vec![
+            command,
+            "--etcd",
+            endpoint.as_str(),
+            "--etcd-prefix",
+            PREFIX,
+        ];
+        args.extend_from_slice(rest);
+        fleet_tool(&args, stdin)
+    };
+    let all_synced = |f: &serde_json::Value| {
+        f["members"]
+            .as_array()
+            .is_some_and(|m| m.len() == 2 && m.iter().all(|m| m["state"] == "SYNCED"))
+    };
+    fleet[1].until("/_internal/eac/fleet", all_synced);
+
+    // `fleet`: one line per member, all SYNCED, exit 0.
+    let (code, out, err) = tool("fleet", &[], "");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.matches("SYNCED").count(), 2, "{out}");
+    assert!(out.contains("applied by 2 of 2 member(s)"), "{out}");
+
+    // An invalid section is refused with every error, exit 1, and nothing is written.
+    let before = client.keys();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("limits.toml");
+    std::fs::write(
+        &bad,
+        "max_body_bytes = 0\nrequest_timeout_ms = 5\nbogus = 1\n",
+    )
+    .unwrap();
+    let (code, out, err) = tool("put", &["limits", bad.to_str().unwrap()], "");
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains("limits: invalid, 2 error(s); nothing written"),
+        "{out}"
+    );
+    assert!(out.contains("`limits.max_body_bytes` in file"), "{out}");
+    assert!(out.contains("`limits.bogus` in file"), "{out}");
+    assert_eq!(client.keys(), before, "nothing written");
+
+    // A valid one, from stdin, with --wait: every member ACKs it, exit 0.
+    let (code, out, err) = tool(
+        "put",
+        &["limits", "-", "--wait=10s", "--by", "e2e"],
+        r#"{"max_body_bytes": 4096, "request_timeout_ms": 5000}"#,
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("ACKed by all 2 member(s)"), "{out}");
+    for server in &fleet {
+        assert_eq!(server.get("/pinned", Auth::None)["max_body_bytes"], 4096);
+    }
+
+    // A value the second member refuses (over its 64-byte cap): its NACK, exit 3.
+    let long = format!(r#"{{"message": "{}"}}"#, "x".repeat(80));
+    let (code, out, err) = tool("put", &["greeting", "-", "--wait=10s"], &long);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(out.contains("NACKed by 1 of 2 member(s)"), "{out}");
+    assert!(out.contains(&format!("etcd:{PREFIX}greeting@")), "{out}");
+    assert_eq!(
+        fleet[0].get("/", Auth::None)["message"],
+        "x".repeat(80).as_str()
+    );
+    assert_eq!(fleet[1].get("/", Auth::None)["message"], "from etcd");
+    let (code, out, _) = tool("fleet", &[], "");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("NACKED"), "{out}");
+
+    // A member paused: a put waits for it and gives up, exit 4, naming it.
+    fleet[0].signal("STOP");
+    let (code, out, err) = tool(
+        "put",
+        &["greeting", "-", "--wait=500ms"],
+        r#"{"message": "short"}"#,
+    );
+    fleet[0].signal("CONT");
+    assert_eq!(code, Some(4), "{out}{err}");
+    assert!(out.contains("no answer within 500ms from: "), "{out}");
+    fleet[0].until("/", |b| b["message"] == "short");
+    fleet[1].until("/_internal/eac/fleet", all_synced);
+
+    // Usage errors are clap's: exit 2.
+    let (code, _, err) = tool("put", &["limits"], "");
+    assert_eq!(code, Some(2), "{err}");
+    for server in fleet {
+        server.terminate();
+    }
+}
+
+#[cfg(feature = "etcd")]
+#[test]
+fn two_puts_at_once_never_overwrite_each_other_unseen() {
+    const PREFIX: &str = "/eac/put-race/";
+    let (etcd, _client, _config) = support::etcd_fleet_ground(PREFIX, "from etcd");
+    let endpoint = etcd.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    // Rounds of two writers started together: each exits 0 (written) or 5 (conflict,
+    // nothing written); when both wrote, the later one had validated against the
+    // earlier one's write — none was overwritten unseen.
+    let mut conflicts = 0;
+    for round in 0..8 {
+        let writers: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|who| {
+                let file = dir.path().join(format!("greeting-{who}-{round}.json"));
+                std::fs::write(&file, format!(r#"{{"message": "{who} {round}"}}"#)).unwrap();
+                let endpoint = endpoint.clone();
+                std::thread::spawn(move || {
+                    let args = [
+                        "put",
+                        "--etcd",
+                        endpoint.as_str(),
+                        "--etcd-prefix",
+                        PREFIX,
+                        "greeting",
+                        file.to_str().unwrap(),
+                    ];
+                    fleet_tool(&args, "")
+                })
+            })
+            .collect();
+        let results: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        let written: Vec<(i64, i64)> = results
+            .iter()
+            .filter_map(|(code, out, err)| match code {
+                Some(0) => {
+                    // "greeting: written at revision R (release …, validated against revision V)"
+                    let number = |after: &str| {
+                        let rest = &out[out.find(after).unwrap() + after.len()..];
+                        rest.split(|c: char| !c.is_ascii_digit())
+                            .next()
+                            .unwrap()
+                            .parse::<i64>()
+                            .unwrap()
+                    };
+                    Some((
+                        number("written at revision "),
+                        number("validated against revision "),
+                    ))
+                }
+                Some(5) => {
+                    assert!(err.contains("conflict"), "{err}");
+                    None
+                }
+                other => panic!("exit {other:?}: {out}{err}"),
+            })
+            .collect();
+        assert!(!written.is_empty(), "round {round}: nothing written");
+        conflicts += 2 - written.len();
+        if let [(r1, v1), (r2, v2)] = written[..] {
+            let (first, second) = if r1 < r2 {
+                ((r1, v1), (r2, v2))
+            } else {
+                ((r2, v2), (r1, v1))
+            };
+            assert!(
+                second.1 >= first.0,
+                "round {round}: {second:?} validated before {first:?} landed"
+            );
+        }
+    }
+    // Not asserted: whether the two ever validated against one revision depends on the
+    // scheduler; the library test forces that case.
+    eprintln!("{conflicts} conflict(s) in 8 rounds");
+}

@@ -349,4 +349,21 @@ impl BlockingClient {
             .header()
             .map_or(0, |h| h.revision())
     }
+
+    /// Every key under the prefix with its mod_revision, in key order.
+    pub fn keys(&mut self) -> Vec<(String, i64)> {
+        let options = etcd_client::GetOptions::new().with_prefix();
+        self.runtime
+            .block_on(self.client.get(self.prefix.as_str(), Some(options)))
+            .expect("get the prefix")
+            .kvs()
+            .iter()
+            .map(|kv| {
+                (
+                    String::from_utf8_lossy(kv.key()).into_owned(),
+                    kv.mod_revision(),
+                )
+            })
+            .collect()
+    }
 }

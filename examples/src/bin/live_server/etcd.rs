@@ -13,7 +13,8 @@ pub(crate) const NEEDS_FEATURE: &str = "--etcd needs the `etcd` feature, which t
      (building it needs `protoc`: `apt-get install protobuf-compiler`)";
 
 /// The options for `endpoints` and `prefix`, with `EAC_FLEET_STALE_MS` (the fleet view's
-/// stale window) read from the environment.
+/// stale window) and `EAC_ETCD_MAX_VALUE_BYTES` (the largest value read) from the
+/// environment.
 #[cfg(feature = "etcd")]
 pub(crate) fn etcd_options(
     endpoints: &[String],
@@ -23,6 +24,13 @@ pub(crate) fn etcd_options(
     let mut settings = eac_accessor::settings::EnvSettings::from_env();
     if let Some(stale) = settings.millis("EAC_FLEET_STALE_MS") {
         options = options.stale_after(stale);
+    }
+    let bytes = |v: &str| match v.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number of bytes, at least 1"),
+    };
+    if let Some(cap) = settings.parse("EAC_ETCD_MAX_VALUE_BYTES", bytes) {
+        options = options.max_value_size(eac_accessor::source::SizeCap::bytes_exact(cap));
     }
     settings.finish(options).map_err(|e| e.to_string())
 }

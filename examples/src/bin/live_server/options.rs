@@ -36,6 +36,12 @@ Remote document (with --remote):
   EAC_REFRESH_POLL_INTERVAL_MS   time between polls (default 30000; 0 disables)
   EAC_REFRESH_POLL_JITTER_PCT    each wait varies by this fraction, 0.0-0.9 (default 0.2)
 
+Fleet on etcd (with --etcd; `put` and `fleet` read them too):
+  EAC_FLEET_STALE_MS             a member behind the latest revision this long is STALE,
+                                 not SYNCING (default 5000)
+  EAC_ETCD_MAX_VALUE_BYTES       the largest value read under the prefix; a larger one is
+                                 rejected naming its key (default 16777216)
+
 Signals: SIGTERM and Ctrl-C stop it gracefully (every request already received is
 answered, with `Connection: close`); SIGHUP reloads like `POST refresh` (in manual
 mode it re-reads and shows the change as pending).";
