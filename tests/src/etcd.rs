@@ -366,4 +366,13 @@ impl BlockingClient {
             })
             .collect()
     }
+
+    /// The cluster's revision now.
+    pub fn revision(&mut self) -> i64 {
+        self.runtime
+            .block_on(self.client.get(self.prefix.as_str(), None))
+            .expect("get")
+            .header()
+            .map_or(0, |h| h.revision())
+    }
 }
