@@ -70,6 +70,7 @@ pub mod __private;
 mod accessor;
 mod backoff;
 mod cache;
+pub mod canary;
 mod cell;
 pub mod diff;
 pub mod docs;

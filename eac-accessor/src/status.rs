@@ -28,13 +28,23 @@ pub enum Outcome {
         /// The snapshot that stays current.
         snapshot: Arc<Snapshot>,
     },
+    /// The candidate is the running canary ([`ReloadMode::Canary`](crate::reload::ReloadMode::Canary)):
+    /// it serves a share of requests while `snapshot` stays current.
+    Canary {
+        /// The snapshot that stays current.
+        snapshot: Arc<Snapshot>,
+        /// The canary's snapshot.
+        canary: Arc<Snapshot>,
+    },
 }
 
 impl Outcome {
     /// The snapshot current after the reload.
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         match self {
-            Outcome::Published { snapshot, .. } | Outcome::Unchanged { snapshot } => snapshot,
+            Outcome::Published { snapshot, .. }
+            | Outcome::Unchanged { snapshot }
+            | Outcome::Canary { snapshot, .. } => snapshot,
         }
     }
 
@@ -53,6 +63,7 @@ impl Outcome {
         match self {
             Outcome::Published { .. } => "published",
             Outcome::Unchanged { .. } => "unchanged",
+            Outcome::Canary { .. } => "canary",
         }
     }
 }
@@ -110,6 +121,8 @@ pub struct Status {
     /// Each resolver's current value: the version that built it, when and how fast, and
     /// how many replaced values are still alive.
     pub resolvers: Vec<ResolverStatus>,
+    /// The canary serving a share of requests, when one runs ([`ReloadMode::Canary`](crate::reload::ReloadMode::Canary)).
+    pub canary: Option<crate::canary::CanaryStatus>,
 }
 
 /// An input (a file, a remote document, an etcd key) whose content was rejected while

@@ -73,6 +73,31 @@ pub enum Event {
         /// Why it was rejected.
         errors: Errors,
     },
+    /// A valid change became the canary: it serves a share of the requests while the
+    /// current version stays (see [`canary`](crate::canary)).
+    CanaryStarted {
+        /// The version still current.
+        version: u64,
+        /// The canary's version.
+        canary: u64,
+        /// What caused it.
+        origin: Origin,
+        /// The share of requests it serves.
+        share: f64,
+    },
+    /// A canary ended: `promoted` (it is now the current version), `aborted` (the judge
+    /// or an operator refused it, with why), or `superseded` (a publish or a change back
+    /// to the current content replaced it).
+    CanaryEnded {
+        /// The version current after it.
+        version: u64,
+        /// The canary's version.
+        canary: u64,
+        /// `promoted`, `aborted` or `superseded`.
+        decision: &'static str,
+        /// Why: the judge's figures, or who decided.
+        why: String,
+    },
     /// A candidate was rejected; the current version stays.
     Rejected {
         /// The version still current.

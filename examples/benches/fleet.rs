@@ -54,7 +54,8 @@ impl Instance {
             .env("EAC_REFRESH_COOLDOWN_MS", "0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Warnings and a failure to start show.
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("start live_server");
         let mut line = String::new();
@@ -130,9 +131,8 @@ fn main() {
 
     let config = tempfile::tempdir().unwrap();
     std::fs::write(config.path().join("app.toml"), APP_TOML).unwrap();
-    let states: Vec<_> = (0..instances)
-        .map(|_| tempfile::tempdir().unwrap())
-        .collect();
+    // Owner-only, as a state dir must be.
+    let states: Vec<_> = (0..instances).map(|_| eac_tests::private_dir()).collect();
     let mut fleet: Vec<Instance> = states
         .iter()
         .map(|s| Instance::start(config.path(), s.path(), &etcd.endpoint()))

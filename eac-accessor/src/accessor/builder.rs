@@ -312,11 +312,13 @@ impl Builder {
     }
 
     /// Whether a section is registered at `path` (dotted: `server.http`).
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     pub(crate) fn has_section(&self, path: &str) -> bool {
         self.specs.iter().any(|s| s.path == path)
     }
 
     /// The registered sections' paths, in registration order.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     pub(crate) fn section_paths(&self) -> Vec<&'static str> {
         self.specs.iter().map(|s| s.path).collect()
     }
@@ -495,6 +497,7 @@ impl Builder {
             history_store: None,
             sources: Vec::new(),
             resolvers: Vec::new(),
+            canary: None,
         };
         let origin = snapshot.origin.clone();
         let snapshot = Arc::new(snapshot);
@@ -546,6 +549,7 @@ impl Builder {
             events: broadcast::channel(256).0,
             status: Mutex::new(status),
             history: Mutex::new(history),
+            canary: crate::publish::CanarySlot::default(),
         })
     }
 }

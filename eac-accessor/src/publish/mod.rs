@@ -33,10 +33,13 @@ use crate::subscribe::Callbacks;
 use crate::subscribe::Event;
 use crate::sync::lock;
 
+mod canary;
 mod isolate;
 mod prepare;
 mod preview;
 mod scope;
+
+pub(crate) use canary::{CanarySlot, Target};
 
 pub(crate) use prepare::{Hook, check_hooks, next_version, prepare};
 pub use preview::{Candidate, Preview};
@@ -74,6 +77,8 @@ pub(crate) struct Publisher {
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) status: Mutex<Status>,
     pub(crate) history: Mutex<History>,
+    /// The canary serving a share of requests, if one runs.
+    pub(crate) canary: CanarySlot,
 }
 
 thread_local! {
@@ -129,9 +134,21 @@ impl Publisher {
         origin: Origin,
         commit: &dyn Fn() -> bool,
     ) -> Result<Outcome, Errors> {
+        self.reload_to(origin, commit, &Target::Current)
+    }
+
+    /// [`reload`](Publisher::reload), publishing a new candidate to `target`: the current
+    /// version, or the canary.
+    pub(crate) fn reload_to(
+        &self,
+        origin: Origin,
+        commit: &dyn Fn() -> bool,
+        target: &Target,
+    ) -> Result<Outcome, Errors> {
         // One writer at a time keeps versions consecutive; readers never take this lock.
         // It guards the fingerprint of the sources the current version was read from.
         let mut last_read = self.write();
+        self.canary.reading();
         let started = Instant::now();
         let result;
         let held = match source::load_layers(&self.sources) {
@@ -152,11 +169,22 @@ impl Publisher {
                 let kept = Arc::new(provenance::keep(&layers));
                 let scoped = scope_kept(layers, Arc::clone(&kept), &self.keys, false);
                 let held;
-                (result, held) = match self.publish_scoped(scoped, origin.clone(), commit) {
-                    Err(errors) => self.hold_back(errors, &kept, *last_read, &origin, commit),
+                (result, held) = match self.publish_scoped(scoped, origin.clone(), commit, target) {
+                    Err(errors) => {
+                        self.hold_back(errors, &kept, *last_read, &origin, commit, target)
+                    }
                     ok => (ok, Vec::new()),
                 };
-                if result.is_ok() {
+                // What the sources say is served (not only canaried, nor refused as a
+                // canary aborted before).
+                let served = match &result {
+                    Ok(Outcome::Published { .. }) => true,
+                    Ok(Outcome::Unchanged { snapshot }) => {
+                        snapshot.hash == self.current.load().hash && !self.canary.was_refused()
+                    }
+                    _ => false,
+                };
+                if served {
                     *last_read = Some(read);
                     // What the sources said is now the running configuration, but for
                     // the inputs held back (they were told first).
@@ -187,6 +215,7 @@ impl Publisher {
         read_before: Option<u64>,
         origin: &Origin,
         commit: &dyn Fn() -> bool,
+        target: &Target,
     ) -> (Result<Outcome, Errors>, Vec<(SourceName, Errors)>) {
         let Some(culprits) = isolate::culprits(&errors, candidate, &self.specs) else {
             return (Err(errors), Vec::new());
@@ -198,9 +227,16 @@ impl Publisher {
         let inputs: Vec<SourceName> = culprits.iter().map(|(input, _)| input.clone()).collect();
         let current = self.current.load_full();
         let layers = candidate.layers_holding_back(&current.kept, &inputs, isolate::input_of);
-        let again = self.publish_scoped(scope(layers, &self.keys, false), origin.clone(), commit);
+        let again = self.publish_scoped(
+            scope(layers, &self.keys, false),
+            origin.clone(),
+            commit,
+            target,
+        );
         match again {
-            Ok(published @ Outcome::Published { .. }) => (Ok(published), culprits),
+            Ok(published @ (Outcome::Published { .. } | Outcome::Canary { .. })) => {
+                (Ok(published), culprits)
+            }
             Ok(Outcome::Unchanged { .. }) => {
                 // Only bad inputs changed: a rejection, as without holding back. Of the
                 // inputs held back, those still rejected stay listed, with their new
@@ -244,20 +280,32 @@ impl Publisher {
         scoped: Result<Scoped, Vec<Error>>,
         origin: Origin,
         commit: &dyn Fn() -> bool,
+        target: &Target,
     ) -> Result<Outcome, Errors> {
         let scoped = scoped.map_err(into_errors)?;
         let current = self.current.load_full();
         let hash = ContentHash::of(scoped.document());
         if hash == current.hash && !scoped.is_rejected() {
+            // Back to what is served: a canary of something else has nothing to prove.
+            self.canary
+                .end_superseded(self, "the change went back to the current version");
             return Ok(Outcome::Unchanged { snapshot: current });
         }
+        if let Target::Canary { .. } = target
+            && !scoped.is_rejected()
+            && let Some(outcome) = self.canary.already(&current, hash)
+        {
+            return Ok(outcome);
+        }
+        // A canary's number is never reused: the next version comes after it.
+        let version = next_version(current.version.max(self.canary.highest_version()))?;
         let mut candidate = prepare(
             &self.specs,
             &self.secrets,
             &self.keys,
             scoped,
             hash,
-            next_version(current.version)?,
+            version,
             origin,
         )?;
         resolve::resolve_all(&self.resolvers, Some(&current), &mut candidate)?;
@@ -271,6 +319,27 @@ impl Publisher {
             .into());
         }
         let snapshot = Arc::new(candidate);
+        if let Target::Canary {
+            config,
+            from_sources,
+        } = target
+        {
+            self.canary
+                .start(self, &current, &snapshot, config, *from_sources);
+            return Ok(Outcome::Canary {
+                snapshot: current,
+                canary: snapshot,
+            });
+        }
+        Ok(self.store(current, snapshot))
+    }
+
+    /// Makes `snapshot` the current version after `current`: the durable history first,
+    /// then the store, the cells, the retired resolvers and the subscribers. A canary
+    /// still running is superseded by it.
+    fn store(&self, current: Arc<Snapshot>, snapshot: Arc<Snapshot>) -> Outcome {
+        self.canary
+            .end_superseded(self, "a newer version was published");
         let changed: Vec<usize> = self
             .specs
             .iter()
@@ -297,10 +366,10 @@ impl Publisher {
         }
 
         self.notify(&current, &snapshot, &changed);
-        Ok(Outcome::Published {
+        Outcome::Published {
             snapshot,
             changed: paths,
-        })
+        }
     }
 
     /// Republishes the document of a kept version as a new version, re-running every
@@ -355,7 +424,7 @@ impl Publisher {
                 let scoped = Layer::from_serialize(name, &*document)
                     .map_err(|e| vec![e])
                     .and_then(|layer| scope(vec![layer], &self.keys, true));
-                self.publish_scoped(scoped, origin.clone(), &|| true)
+                self.publish_scoped(scoped, origin.clone(), &|| true, &Target::Current)
             }
         };
         if result.as_ref().is_ok_and(Outcome::is_published) {
@@ -399,6 +468,11 @@ impl Publisher {
                     version,
                     origin: origin.clone(),
                 }
+            }
+            // Told by the canary's own events.
+            Ok(Outcome::Canary { .. }) => {
+                lock(&self.status).record(origin, result, took);
+                return;
             }
             Err(errors) => return self.reject(origin, errors, Some(took)),
         };

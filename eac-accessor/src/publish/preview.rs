@@ -78,7 +78,7 @@ impl Preview {
 
 /// A key with a dot in an overlay is a mistake for a nested table (`{"upstream.api_key": ..}`
 /// for `{"upstream": {"api_key": ..}}`); taken literally it would be a new top-level key.
-fn dotted_keys(overlay: &Value, source: &SourceName) -> Option<Vec<Error>> {
+pub(super) fn dotted_keys(overlay: &Value, source: &SourceName) -> Option<Vec<Error>> {
     fn walk(value: &Value, path: &str, source: &SourceName, out: &mut Vec<Error>) {
         let Value::Object(map) = value else { return };
         for (key, value) in map {

@@ -29,6 +29,8 @@ pub struct ReloadConfig {
     pub mode: ReloadMode,
     /// How long health checks may take after a publish (default 5 s).
     pub health_window: Duration,
+    /// How a canary runs in [`ReloadMode::Canary`] (and for `POST canary`).
+    pub canary: crate::canary::CanaryConfig,
     /// Poll watched folders at this interval instead of asking the OS for events
     /// (default: events; for network file systems where events do not arrive). Watching
     /// falls back to polling on its own when events cannot be had.
@@ -46,6 +48,7 @@ impl Default for ReloadConfig {
             max_wait: Duration::from_secs(1),
             mode: ReloadMode::Auto,
             health_window: Duration::from_secs(5),
+            canary: crate::canary::CanaryConfig::default(),
             poll_interval: None,
         }
     }
@@ -65,6 +68,11 @@ pub enum ReloadMode {
     /// an [`Event::Pending`](crate::Event::Pending)), and published only by an explicit
     /// [`ReloadCoordinator::refresh`](super::ReloadCoordinator::refresh) (the admin's `POST refresh`).
     Manual,
+    /// A valid change (and a refresh) becomes the [canary](crate::canary): it serves
+    /// [`CanaryConfig::share`](crate::canary::CanaryConfig::share) of the requests while
+    /// the current version serves the rest, and the judge promotes it after the window
+    /// or aborts it on a breach.
+    Canary,
 }
 
 impl std::str::FromStr for ReloadMode {
@@ -74,9 +82,10 @@ impl std::str::FromStr for ReloadMode {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(ReloadMode::Auto),
             "manual" => Ok(ReloadMode::Manual),
+            "canary" => Ok(ReloadMode::Canary),
             _ => Err(Error::new(
                 ErrorKind::Parse,
-                "expected a reload mode: `auto` or `manual`",
+                "expected a reload mode: `auto`, `manual` or `canary`",
             )),
         }
     }
@@ -87,6 +96,7 @@ impl std::fmt::Display for ReloadMode {
         f.write_str(match self {
             ReloadMode::Auto => "auto",
             ReloadMode::Manual => "manual",
+            ReloadMode::Canary => "canary",
         })
     }
 }
@@ -94,7 +104,8 @@ impl std::fmt::Display for ReloadMode {
 impl ReloadConfig {
     /// The defaults, overridden by `EAC_REFRESH_COOLDOWN_MS`, `EAC_REFRESH_BACKOFF_MS`,
     /// `EAC_REFRESH_BUILD_TIMEOUT_MS`, `EAC_WATCH_DEBOUNCE_MS`, `EAC_WATCH_MAX_WAIT_MS`
-    /// (whole milliseconds, at most a day) and `EAC_RELOAD_MODE` (`auto` or `manual`).
+    /// (whole milliseconds, at most a day), `EAC_RELOAD_MODE` (`auto`, `manual` or
+    /// `canary`) and the canary's `EAC_CANARY_*` (see [`CanaryConfig`](crate::canary::CanaryConfig)).
     ///
     /// A variable that is set but not a whole number (or not a mode) is an error naming
     /// it, its value and what was expected; every such variable is reported. A blank
@@ -133,6 +144,7 @@ impl ReloadConfig {
         if let Some(mode) = env.parse(MODE_ENV, str::parse::<ReloadMode>) {
             config.mode = mode;
         }
+        config.canary = crate::canary::CanaryConfig::read(&mut env);
         env.finish(config)
     }
 }

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use futures_util::FutureExt;
 use futures_util::future::Shared;
 
-use super::{Coordinator, ReloadCoordinator, lock};
+use super::{Coordinator, ReloadCoordinator, ReloadMode, lock};
 use crate::error::{Error, ErrorKind, Errors};
-use crate::publish::Outcome;
+use crate::publish::{Outcome, Target};
 use crate::snapshot::Origin;
 
 pub(super) type RunFuture = Shared<Pin<Box<dyn Future<Output = Result<Outcome, Errors>> + Send>>>;
@@ -109,17 +109,29 @@ impl Coordinator {
         let publisher = Arc::clone(&self.accessor.publisher);
         let commit = Arc::clone(&decision);
         let closed = Arc::clone(&self.closed);
+        // In canary mode a new valid candidate becomes the canary, not the current version.
+        let target = match self.config.mode {
+            ReloadMode::Canary => Target::Canary {
+                config: self.config.canary.clone(),
+                from_sources: true,
+            },
+            _ => Target::Current,
+        };
         let mut task = tokio::task::spawn_blocking(move || {
             reading.store(true, Ordering::SeqCst);
-            publisher.reload(origin, &|| {
-                let mut d = lock(&commit);
-                if *d == Decision::Abandoned || closed.load(Ordering::SeqCst) {
-                    false
-                } else {
-                    *d = Decision::Committed;
-                    true
-                }
-            })
+            publisher.reload_to(
+                origin,
+                &|| {
+                    let mut d = lock(&commit);
+                    if *d == Decision::Abandoned || closed.load(Ordering::SeqCst) {
+                        false
+                    } else {
+                        *d = Decision::Committed;
+                        true
+                    }
+                },
+                &target,
+            )
         });
         let joined = match tokio::time::timeout(self.config.build_timeout, &mut task).await {
             Ok(joined) => joined,

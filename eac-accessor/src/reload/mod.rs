@@ -34,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+mod canary;
 mod config;
 mod flight;
 mod health;
@@ -88,6 +89,8 @@ struct Coordinator {
     /// The remote documents polled: a forced refresh fetches them again first.
     #[cfg(feature = "http")]
     polled: Mutex<Vec<crate::source::Http>>,
+    /// The guard of the running canary: its version and task.
+    canary_guard: Mutex<Option<(u64, tokio::task::JoinHandle<()>)>>,
 }
 
 /// What [`ReloadCoordinator::trigger`] did with a detected change.
@@ -120,6 +123,7 @@ impl ReloadCoordinator {
                 deferred: Mutex::new(None),
                 #[cfg(feature = "http")]
                 polled: Mutex::new(Vec::new()),
+                canary_guard: Mutex::new(None),
             }),
         }
     }
@@ -266,7 +270,7 @@ impl ReloadCoordinator {
     /// the [`Status`](crate::Status) (or as a rejection), publishing nothing.
     pub async fn trigger(&self, origin: Origin) -> Result<Triggered, Errors> {
         match self.inner.config.mode {
-            ReloadMode::Auto => self
+            ReloadMode::Auto | ReloadMode::Canary => self
                 .refresh_when_allowed(origin)
                 .await
                 .map(Triggered::Reloaded),
@@ -395,6 +399,10 @@ impl Coordinator {
         let result = self.build(origin, reading).await;
         lock(&self.throttle).record(&result, Instant::now());
         match result {
+            Ok(outcome @ Outcome::Canary { .. }) => {
+                self.guard_canary();
+                Ok(outcome)
+            }
             Ok(Outcome::Published { snapshot, changed }) => {
                 match self.checks.run(&snapshot, self.config.health_window).await {
                     Ok(()) => Ok(Outcome::Published { snapshot, changed }),

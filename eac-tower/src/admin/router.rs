@@ -36,6 +36,9 @@ where
         .route("/refresh", post(routes::refresh))
         .route("/rollback", post(routes::rollback))
         .route("/preview", post(routes::preview))
+        .route("/canary", post(routes::canary))
+        .route("/canary/promote", post(routes::canary_promote))
+        .route("/canary/abort", post(routes::canary_abort))
         .route_layer(from_fn_with_state(policy, auth::require_admin));
     // Every answer of the data routes, refusals included, is kept by no cache: it holds
     // the configuration, or says who may read it. The dashboard's files hold no data:

@@ -218,21 +218,9 @@ pub(super) async fn preview(State(state): State<AdminState>, body: Bytes) -> Res
     if let Some(response) = rate_limit(&state) {
         return response;
     }
-    let overlay: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        Ok(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "expected a JSON object: the overlay document",
-            );
-        }
-        Err(e) => {
-            let at = format!("line {} column {}", e.line(), e.column());
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not JSON (at {at})"),
-            );
-        }
+    let overlay = match overlay(&body) {
+        Ok(overlay) => overlay,
+        Err(response) => return response,
     };
     let accessor = state.accessor.clone();
     match tokio::task::spawn_blocking(move || accessor.preview(Candidate::Overlay(overlay))).await {
@@ -240,6 +228,106 @@ pub(super) async fn preview(State(state): State<AdminState>, body: Bytes) -> Res
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the preview task failed: {e}"),
+        ),
+    }
+}
+
+/// The overlay document of a `POST preview` or `POST canary`, or the answer refusing it.
+fn overlay(body: &Bytes) -> Result<Value, Response> {
+    match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "expected a JSON object: the overlay document",
+        )),
+        Err(e) => {
+            let at = format!("line {} column {}", e.line(), e.column());
+            Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON (at {at})"),
+            ))
+        }
+    }
+}
+
+/// `POST canary` with a JSON overlay: a canary of the sources with the overlay merged
+/// over them, judged like any canary (promoted after its window, aborted on a breach).
+pub(super) async fn canary(
+    State(state): State<AdminState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Refresh::Coordinator(coordinator) = &state.refresh else {
+        return unwired("canary");
+    };
+    if let Some(response) = rate_limit(&state) {
+        return response;
+    }
+    let overlay = match overlay(&body) {
+        Ok(overlay) => overlay,
+        Err(response) => return response,
+    };
+    let result = coordinator.start_canary(overlay).await;
+    let canary = coordinator.canary().map(|c| c.status());
+    let who = who(peer, &headers);
+    answer(
+        &state.accessor,
+        "canary",
+        &who,
+        &result,
+        json!({ "canary": canary }),
+    )
+}
+
+/// `POST canary/promote`: the running canary becomes the current version now.
+pub(super) async fn canary_promote(
+    State(state): State<AdminState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let Refresh::Coordinator(coordinator) = &state.refresh else {
+        return unwired("canary/promote");
+    };
+    if let Some(response) = rate_limit(&state) {
+        return response;
+    }
+    let result = coordinator.promote_canary().await;
+    let who = who(peer, &headers);
+    answer(&state.accessor, "canary promote", &who, &result, json!({}))
+}
+
+/// `POST canary/abort`: the running canary is dropped now; nothing is published.
+pub(super) async fn canary_abort(
+    State(state): State<AdminState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let Refresh::Coordinator(coordinator) = &state.refresh else {
+        return unwired("canary/abort");
+    };
+    if let Some(response) = rate_limit(&state) {
+        return response;
+    }
+    let who = who(peer, &headers);
+    match coordinator.abort_canary().await {
+        Ok(()) => {
+            let current = state.accessor.load();
+            tracing::info!(target: "eac::audit", action = "canary abort", who, outcome = "aborted", version = current.version(), "admin canary abort");
+            Json(json!({
+                "outcome": "aborted",
+                "version": current.version(),
+                "hash": current.hash(),
+                "errors": [],
+            }))
+            .into_response()
+        }
+        Err(errors) => answer(
+            &state.accessor,
+            "canary abort",
+            &who,
+            &Err(errors),
+            json!({}),
         ),
     }
 }

@@ -1,7 +1,11 @@
 use std::future::Future;
 use std::num::NonZeroU64;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
+
+use eac_accessor::canary::{Canary, Role};
 
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
@@ -17,13 +21,45 @@ pin_project! {
         inner: F,
         // The version to stamp, if the header is on: one word (the zero niche) to check.
         version: Option<NonZeroU64>,
+        // While a canary runs: where this request's answer and latency are counted.
+        meter: Option<Meter>,
+    }
+}
+
+/// One request's part in a running canary: its role, and when it started.
+#[derive(Debug)]
+pub(super) struct Meter {
+    canary: Arc<Canary>,
+    role: Role,
+    started: Instant,
+}
+
+impl Meter {
+    pub(super) fn start(canary: Arc<Canary>, role: Role) -> Meter {
+        Meter {
+            canary,
+            role,
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts the answer: a 5xx status, or an error instead of a response, is an error.
+    #[cold]
+    fn done(self, server_error: bool) {
+        self.canary
+            .stats(self.role)
+            .record(self.started.elapsed(), server_error);
     }
 }
 
 impl<F> ResponseFuture<F> {
     #[inline]
-    pub(super) fn new(inner: F, version: Option<NonZeroU64>) -> Self {
-        ResponseFuture { inner, version }
+    pub(super) fn new(inner: F, version: Option<NonZeroU64>, meter: Option<Meter>) -> Self {
+        ResponseFuture {
+            inner,
+            version,
+            meter,
+        }
     }
 }
 
@@ -45,6 +81,15 @@ where
             && let Some(version) = this.version.take()
         {
             stamp(response, version.get());
+        }
+        if this.meter.is_some() && poll.is_ready() {
+            if let Some(meter) = this.meter.take() {
+                let server_error = match &poll {
+                    Poll::Ready(Ok(response)) => response.status().is_server_error(),
+                    _ => true,
+                };
+                meter.done(server_error);
+            }
         }
         poll
     }

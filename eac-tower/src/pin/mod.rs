@@ -7,6 +7,7 @@
 mod future;
 mod layer;
 
+use future::Meter;
 pub use future::ResponseFuture;
 pub use layer::{EaCLayer, ServiceBuilderExt};
 
@@ -14,6 +15,7 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use eac_accessor::canary::{Canary, key_of};
 use eac_accessor::{EaCAccessor, Snapshot};
 use http::{HeaderName, Request, Response};
 use tower_service::Service;
@@ -81,7 +83,8 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let snapshot = self.accessor.load_full();
+        // While a canary runs, the request's key decides which version it sees.
+        let (snapshot, canary) = self.accessor.pin_for(|canary| canary_key(&request, canary));
         // The number, not its header value: formatting it waits for the response.
         // None with the header off (and for a version 0, which no publish makes).
         let version = if self.version_header {
@@ -90,8 +93,44 @@ where
             None
         };
         request.extensions_mut().insert(PinnedSnapshot(snapshot));
-        ResponseFuture::new(self.inner.call(request), version)
+        let meter = canary.map(|(canary, role)| Meter::start(canary, role));
+        ResponseFuture::new(self.inner.call(request), version, meter)
     }
+}
+
+/// A request's key while a canary runs: the canary's key header when the request has
+/// it, else the client's IP address (`ConnectInfo<SocketAddr>` from axum, or a
+/// `SocketAddr` extension), else nothing (every such request hashes alike).
+#[cold]
+fn canary_key<B>(request: &Request<B>, canary: &Canary) -> u64 {
+    if let Some(value) = canary
+        .config()
+        .key_header
+        .as_deref()
+        .and_then(|name| request.headers().get(name))
+    {
+        return key_of(value.as_bytes());
+    }
+    match client_ip(request) {
+        Some(std::net::IpAddr::V4(v4)) => key_of(&v4.octets()),
+        Some(std::net::IpAddr::V6(v6)) => key_of(&v6.octets()),
+        None => key_of(&[]),
+    }
+}
+
+fn client_ip<B>(request: &Request<B>) -> Option<std::net::IpAddr> {
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(address)) =
+        request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        return Some(address.ip());
+    }
+    request
+        .extensions()
+        .get::<std::net::SocketAddr>()
+        .map(std::net::SocketAddr::ip)
 }
 
 #[cfg(test)]

@@ -7,14 +7,18 @@ use std::process::ExitCode;
 use crate::options::Command;
 
 /// `put`: written (and, with `--wait`, ACKed by every live member).
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
 const WRITTEN: u8 = 0;
 /// Invalid, or etcd unreachable: nothing written. `fleet`: not all SYNCED.
 const FAILED: u8 = 1;
 /// A member NACKed the write.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
 const NACKED: u8 = 3;
 /// `--wait` ran out before every member answered.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
 const TIMED_OUT: u8 = 4;
 /// Another write came first: nothing written.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
 const CONFLICT: u8 = 5;
 
 /// Runs a fleet subcommand; its exit code.

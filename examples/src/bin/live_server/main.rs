@@ -142,15 +142,22 @@ fn install_metrics() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
-/// `GET /`: the message (upper-cased when `features.shout`) and the version.
-async fn root(Pinned(snapshot): Pinned) -> Json<Value> {
+/// `GET /`: the message (upper-cased when `features.shout`) and the version; a 500 for
+/// `features.fail_ratio` of the requests.
+async fn root(Pinned(snapshot): Pinned) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let features = snapshot.section::<Features>();
+    if features.fail_ratio > 0.0 && fastrand::f64() < features.fail_ratio {
+        let body = json!({ "error": "failing on purpose (features.fail_ratio)", "version": snapshot.version() });
+        return (http::StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+    }
     let message = &snapshot.section::<Greeting>().message;
-    let message = if snapshot.section::<Features>().shout {
+    let message = if features.shout {
         message.to_uppercase()
     } else {
         message.clone()
     };
-    Json(json!({ "message": message, "version": snapshot.version() }))
+    Json(json!({ "message": message, "version": snapshot.version() })).into_response()
 }
 
 /// `GET /pinned`: two sections read a few milliseconds apart, from the one pinned snapshot.

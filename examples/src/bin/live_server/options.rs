@@ -36,6 +36,18 @@ Remote document (with --remote):
   EAC_REFRESH_POLL_INTERVAL_MS   time between polls (default 30000; 0 disables)
   EAC_REFRESH_POLL_JITTER_PCT    each wait varies by this fraction, 0.0-0.9 (default 0.2)
 
+Canary (with --reload canary, and for POST canary):
+  EAC_CANARY_SHARE               the share of requests the canary serves (default 0.05)
+  EAC_CANARY_WINDOW_MS           judged this long, then promoted (default 60000)
+  EAC_CANARY_KEY_HEADER          keeps a user on one version by this header (default:
+                                 the client's address)
+  EAC_CANARY_MIN_REQUESTS        no verdict before this many canary requests (default 200)
+  EAC_CANARY_MAX_ERROR_RATIO     a canary 5xx share above this aborts it (default 0.01)
+  EAC_CANARY_MAX_ERROR_RATIO_VS_STABLE
+                                 ... or above this multiple of the stable one's (default 2.0)
+  EAC_CANARY_MAX_LATENCY_RATIO   a p99 above this multiple of the stable one's, and 50 ms
+                                 above it, aborts it (default 1.5)
+
 Fleet on etcd (with --etcd; `put` and `fleet` read them too):
   EAC_FLEET_STALE_MS             a member behind the latest revision this long is STALE,
                                  not SYNCING (default 5000)
@@ -99,7 +111,8 @@ pub(crate) struct Options {
     pub(crate) etcd_prefix: String,
 
     /// `auto` publishes a valid change at once; `manual` shows it as pending in the
-    /// status until `POST refresh`.
+    /// status until `POST refresh`; `canary` serves it to a share of the requests first
+    /// (EAC_CANARY_*), promoted after the window unless its errors or latency breach.
     #[arg(long = "reload", env = "EAC_RELOAD_MODE", value_name = "MODE", default_value = "auto", value_parser = parse_mode)]
     pub(crate) reload: ReloadMode,
 

@@ -32,6 +32,11 @@ pub(crate) struct Features {
     /// When true, `GET /` upper-cases the message.
     #[serde(default)]
     pub(crate) shout: bool,
+    /// The share of `GET /` requests answered with a 500 (0.0–1.0, default 0): a
+    /// configuration that validates but hurts, for canaries and gray releases to catch.
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub(crate) fail_ratio: f64,
 }
 
 /// `[upstream]`: where the service would forward, and its secret key.

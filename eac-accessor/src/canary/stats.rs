@@ -1,0 +1,144 @@
+//! What one role's requests met, counted from many threads at once: two atomic adds per
+//! request (a latency bucket and, for a 5xx, the error count).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::judge::Figures;
+
+/// Latency buckets: four per power of two of microseconds (each about 19% wide), from
+/// 1 µs to about an hour; longer lands in the last.
+const BUCKETS: usize = 128;
+
+/// Requests, 5xx answers and a latency histogram of one role (stable or canary) during
+/// one canary's window.
+#[derive(Debug)]
+pub struct RoleStats {
+    errors: AtomicU64,
+    buckets: Box<[AtomicU64; BUCKETS]>,
+}
+
+impl Default for RoleStats {
+    fn default() -> Self {
+        RoleStats {
+            errors: AtomicU64::new(0),
+            buckets: Box::new([const { AtomicU64::new(0) }; BUCKETS]),
+        }
+    }
+}
+
+impl RoleStats {
+    /// Counts one request answered after `latency`, with a 5xx status when `error`.
+    #[inline]
+    pub fn record(&self, latency: Duration, error: bool) {
+        self.buckets[bucket(latency)].fetch_add(1, Ordering::Relaxed);
+        if error {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The latency histogram so far: each bucket's upper bound and count.
+    pub fn histogram(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (upper_bound(i), b.load(Ordering::Relaxed)))
+    }
+
+    /// The figures so far: requests, errors, p99 (a bucket's upper bound).
+    pub fn figures(&self) -> Figures {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let requests: u64 = counts.iter().sum();
+        let p99 = (requests > 0).then(|| {
+            // The smallest bucket holding the 99th percentile request.
+            let rank = requests - requests / 100;
+            let mut seen = 0;
+            let at = counts
+                .iter()
+                .position(|c| {
+                    seen += c;
+                    seen >= rank
+                })
+                .unwrap_or(BUCKETS - 1);
+            upper_bound(at)
+        });
+        let errors = self.errors.load(Ordering::Relaxed).min(requests);
+        Figures::new(requests, errors, p99)
+    }
+}
+
+/// The bucket of a latency: four per power of two of microseconds.
+#[inline]
+fn bucket(latency: Duration) -> usize {
+    let micros = (latency.as_micros() as u64).max(1);
+    let exp = 63 - micros.leading_zeros() as usize;
+    let sub = if exp >= 2 {
+        (micros >> (exp - 2)) as usize & 3
+    } else {
+        (micros as usize) & 3
+    };
+    (exp * 4 + sub).min(BUCKETS - 1)
+}
+
+/// The largest latency bucket `i` holds.
+fn upper_bound(i: usize) -> Duration {
+    let (exp, sub) = (i / 4, (i % 4) as u64);
+    let micros = if exp >= 2 {
+        (4 + sub + 1) << (exp - 2)
+    } else {
+        (1u64 << exp) + 1
+    };
+    Duration::from_micros(micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_grow_with_latency_and_bound_it_within_a_fifth() {
+        let mut last = 0;
+        for micros in [1u64, 2, 3, 5, 10, 100, 999, 1_000, 50_000, 3_000_000] {
+            let b = bucket(Duration::from_micros(micros));
+            assert!(b >= last, "{micros} µs went to bucket {b} after {last}");
+            last = b;
+            let upper = upper_bound(b).as_micros() as u64;
+            assert!(
+                upper >= micros,
+                "{micros} µs above its bucket's bound {upper}"
+            );
+            assert!(
+                upper as f64 <= micros as f64 * 1.5 + 2.0,
+                "{micros} µs: bound {upper}"
+            );
+        }
+        assert_eq!(bucket(Duration::from_secs(1_000_000)), BUCKETS - 1);
+    }
+
+    #[test]
+    fn figures_count_requests_and_errors_and_find_the_p99() {
+        let stats = RoleStats::default();
+        assert_eq!(stats.figures(), Figures::new(0, 0, None));
+        for i in 0..1000 {
+            // 990 fast, 10 slow: the p99 is among the fast ones.
+            let latency = if i < 990 { 1_000 } else { 200_000 };
+            stats.record(Duration::from_micros(latency), i % 100 == 0);
+        }
+        let figures = stats.figures();
+        assert_eq!((figures.requests, figures.errors), (1000, 10));
+        let p99 = figures.p99.unwrap();
+        assert!(
+            p99 >= Duration::from_micros(1_000) && p99 < Duration::from_micros(1_300),
+            "{p99:?}"
+        );
+        // 20 slow of 1000: now the p99 is a slow one.
+        for _ in 0..10 {
+            stats.record(Duration::from_millis(200), false);
+        }
+        assert!(stats.figures().p99.unwrap() >= Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,229 @@
+//! The guard of a canary: it watches the running canary's figures, and promotes it when
+//! its window passed without a breach, or aborts it on a breach (or with too few
+//! requests 30 s past the window). The operator's hand (start, promote, abort) goes
+//! through here too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Coordinator, ReloadCoordinator, health};
+use crate::canary::{Canary, Figures, GRACE, Role, Verdict};
+use crate::error::{Error, ErrorKind, Errors};
+use crate::publish::Outcome;
+use crate::snapshot::Origin;
+use crate::sync::lock;
+
+/// What the guard exported to the metrics so far, to add only what is new.
+#[derive(Default)]
+struct Exported {
+    errors: [u64; 2],
+    buckets: [Vec<u64>; 2],
+}
+
+impl ReloadCoordinator {
+    /// The canary serving a share of requests, if one runs.
+    pub fn canary(&self) -> Option<Arc<Canary>> {
+        self.inner.accessor.canary()
+    }
+
+    /// Starts a canary of what the sources say with `overlay` merged over them, in any
+    /// reload mode (the admin's `POST canary`): judged, promoted or aborted like one a
+    /// change started. A canary already running is replaced.
+    pub async fn start_canary(&self, overlay: Value) -> Result<Outcome, Errors> {
+        let publisher = Arc::clone(&self.inner.accessor.publisher);
+        let config = self.inner.config.canary.clone();
+        let origin = Origin::Other {
+            reason: "canary overlay".into(),
+        };
+        let result =
+            tokio::task::spawn_blocking(move || publisher.canary_with(&overlay, origin, &config))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Error::new(ErrorKind::Io, format!("the canary task failed: {e}")).into())
+                });
+        if let Ok(Outcome::Canary { .. }) = &result {
+            self.inner.guard_canary();
+        }
+        result
+    }
+
+    /// Promotes the running canary now (an operator's call): it becomes the current
+    /// version.
+    pub async fn promote_canary(&self) -> Result<Outcome, Errors> {
+        let canary = self.canary().ok_or_else(no_canary)?;
+        self.inner.promote(&canary, "promoted by hand".into()).await
+    }
+
+    /// Aborts the running canary now (an operator's call): nothing is published, and the
+    /// same content is not canaried again until a source changes.
+    pub async fn abort_canary(&self) -> Result<(), Errors> {
+        let canary = self.canary().ok_or_else(no_canary)?;
+        self.inner
+            .abort(&canary, "canary: aborted by hand".into())
+            .await
+    }
+}
+
+fn no_canary() -> Errors {
+    Error::new(ErrorKind::NotFound, "no canary is running").into()
+}
+
+impl Coordinator {
+    /// Makes sure the running canary, if any, has a guard; one guard per canary.
+    pub(super) fn guard_canary(self: &Arc<Self>) {
+        let Some(canary) = self.accessor.canary() else {
+            return;
+        };
+        let mut guard = lock(&self.canary_guard);
+        if guard
+            .as_ref()
+            .is_some_and(|(version, task)| *version == canary.version() && !task.is_finished())
+        {
+            return;
+        }
+        let coordinator = Arc::clone(self);
+        let version = canary.version();
+        *guard = Some((
+            version,
+            tokio::spawn(async move { coordinator.guard(canary).await }),
+        ));
+    }
+
+    /// Judges `canary` every tick until it is promoted, aborted, or no longer running.
+    async fn guard(self: Arc<Self>, canary: Arc<Canary>) {
+        let window = canary.config().window;
+        let tick = (window / 20).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut exported = Exported::default();
+        loop {
+            tokio::time::sleep(tick).await;
+            let running = self.accessor.canary();
+            export(&canary, &mut exported);
+            if !running.is_some_and(|r| Arc::ptr_eq(&r, &canary)) {
+                return;
+            }
+            let elapsed = canary.elapsed();
+            let stable = canary.stats(Role::Stable).figures();
+            let ours = canary.stats(Role::Canary).figures();
+            match canary.verdict() {
+                Verdict::Breach(why) => {
+                    let _ = self.abort(&canary, why.to_string()).await;
+                    return;
+                }
+                Verdict::Healthy if elapsed >= window => {
+                    let why = format!("the window passed: {}", compared(&stable, &ours));
+                    let _ = self.promote(&canary, why).await;
+                    return;
+                }
+                Verdict::TooFew if elapsed >= window + GRACE => {
+                    let why = format!(
+                        "canary: {} requests by {} s past the window, fewer than the {} needed",
+                        ours.requests,
+                        GRACE.as_secs(),
+                        canary.config().thresholds.min_requests
+                    );
+                    let _ = self.abort(&canary, why).await;
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Promotes `canary`, runs the health checks on it as on any publish, and reads the
+    /// sources again so that they are committed as what is served.
+    async fn promote(
+        self: &Arc<Self>,
+        canary: &Arc<Canary>,
+        why: String,
+    ) -> Result<Outcome, Errors> {
+        let publisher = Arc::clone(&self.accessor.publisher);
+        let previous = self.accessor.load_full();
+        let promoted = Arc::clone(canary);
+        let result = tokio::task::spawn_blocking(move || publisher.promote(&promoted, &why))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Error::new(ErrorKind::Io, format!("the promote task failed: {e}")).into())
+            })?;
+        if let Outcome::Published { snapshot, .. } = &result
+            && let Err(why) = self.checks.run(snapshot, self.config.health_window).await
+        {
+            return Err(
+                health::auto_rollback(&self.accessor, previous, snapshot.version(), why).await,
+            );
+        }
+        if canary.from_sources {
+            // The sources are read again: what they say (the canary's content) is now
+            // what is served, and they are told so.
+            let coordinator = ReloadCoordinator {
+                inner: Arc::clone(self),
+            };
+            let origin = canary.snapshot().origin().clone();
+            tokio::spawn(async move {
+                let _ = coordinator.refresh_when_allowed(origin).await;
+            });
+        }
+        Ok(result)
+    }
+
+    async fn abort(self: &Arc<Self>, canary: &Arc<Canary>, why: String) -> Result<(), Errors> {
+        let publisher = Arc::clone(&self.accessor.publisher);
+        let aborted = Arc::clone(canary);
+        tokio::task::spawn_blocking(move || publisher.abort(&aborted, &why))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Error::new(ErrorKind::Io, format!("the abort task failed: {e}")).into())
+            })
+    }
+}
+
+/// "5xx 0.1% vs 0.2%, p99 4 ms vs 3 ms on 1,204 requests".
+fn compared(stable: &Figures, canary: &Figures) -> String {
+    let p99 = |f: &Figures| {
+        f.p99.map_or("-".to_owned(), |d| {
+            format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+        })
+    };
+    format!(
+        "5xx {:.1}% vs {:.1}%, p99 {} vs {} on {} canary requests",
+        canary.error_ratio() * 100.0,
+        stable.error_ratio() * 100.0,
+        p99(canary),
+        p99(stable),
+        canary.requests
+    )
+}
+
+/// Adds what each role counted since the last export to the metrics:
+/// `eac_canary_requests_total{role}`, `eac_canary_errors_total{role}` and
+/// `eac_canary_latency_seconds{role}` (each bucket's count at its upper bound).
+fn export(canary: &Canary, exported: &mut Exported) {
+    for (i, role) in [Role::Stable, Role::Canary].into_iter().enumerate() {
+        let stats = canary.stats(role);
+        let label = role.as_str();
+        let seen = &mut exported.buckets[i];
+        let mut requests = 0;
+        let latency = metrics::histogram!("eac_canary_latency_seconds", "role" => label);
+        for (j, (upper, count)) in stats.histogram().enumerate() {
+            if seen.len() <= j {
+                seen.push(0);
+            }
+            let new = count.saturating_sub(seen[j]);
+            if new > 0 {
+                latency.record_many(upper.as_secs_f64(), new as usize);
+                requests += new;
+                seen[j] = count;
+            }
+        }
+        if requests > 0 {
+            metrics::counter!("eac_canary_requests_total", "role" => label).increment(requests);
+        }
+        let errors = stats.figures().errors;
+        let new = errors.saturating_sub(exported.errors[i]);
+        if new > 0 {
+            metrics::counter!("eac_canary_errors_total", "role" => label).increment(new);
+            exported.errors[i] = errors;
+        }
+    }
+}
