@@ -159,6 +159,9 @@ impl Publisher {
             // Every source says exactly what it said last time: nothing to parse, and
             // what was held back stays so.
             Ok(layers) if *last_read == Some(source::fingerprint(&layers)) => {
+                // Back to what is served: a canary of something else has nothing to prove.
+                self.canary
+                    .end_superseded(self, "the change went back to the current version");
                 result = Ok(Outcome::Unchanged {
                     snapshot: self.current.load_full(),
                 });

@@ -1,5 +1,6 @@
 //! eac's integration tests, through the public API only (one binary, for link time).
 
+mod canary;
 mod concurrency;
 mod durable;
 #[cfg(feature = "etcd")]
