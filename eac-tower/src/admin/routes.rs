@@ -92,6 +92,7 @@ pub(super) async fn status(State(state): State<AdminState>) -> Json<Value> {
         "history_store": status.history_store,
         "sources": status.sources,
         "resolvers": status.resolvers,
+        "canary": status.canary,
         "sections": state.accessor.section_paths(),
     }))
 }

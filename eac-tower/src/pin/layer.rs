@@ -21,6 +21,7 @@ use super::EaCService;
 pub struct EaCLayer {
     accessor: EaCAccessor,
     version_header: bool,
+    canary: bool,
 }
 
 impl EaCLayer {
@@ -29,7 +30,17 @@ impl EaCLayer {
         EaCLayer {
             accessor,
             version_header: true,
+            canary: true,
         }
+    }
+
+    /// Whether requests take part in a running [canary](eac_accessor::canary) (default:
+    /// yes): a share of them see the canary, and all of them are counted for the judge.
+    /// Turn it off for routes that are not user traffic — an admin surface, health
+    /// probes — which then always see the current version and are not counted.
+    pub fn canary(mut self, on: bool) -> Self {
+        self.canary = on;
+        self
     }
 
     /// Whether responses carry the `x-eac-version` header (default: yes).
@@ -45,6 +56,7 @@ impl<S> Layer<S> for EaCLayer {
     fn layer(&self, inner: S) -> Self::Service {
         let mut service = EaCService::new(inner, self.accessor.clone());
         service.version_header = self.version_header;
+        service.canary = self.canary;
         service
     }
 }

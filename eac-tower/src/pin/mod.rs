@@ -48,6 +48,7 @@ pub struct EaCService<S> {
     inner: S,
     accessor: EaCAccessor,
     version_header: bool,
+    canary: bool,
 }
 
 impl<S> EaCService<S> {
@@ -57,6 +58,7 @@ impl<S> EaCService<S> {
             inner,
             accessor,
             version_header: true,
+            canary: true,
         }
     }
 

@@ -326,9 +326,10 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(e),
             };
+            // The admin surface is not user traffic: never a canary's, never counted.
             listeners.push(Listener {
                 listener,
-                router: admin.layer(EaCLayer::new(accessor.clone())),
+                router: admin.layer(EaCLayer::new(accessor.clone()).canary(false)),
                 name: "admin",
             });
             listeners.push(Listener {
@@ -342,11 +343,13 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(e),
             };
+            // The admin surface is not user traffic: never a canary's, never counted.
+            let admin = admin.layer(EaCLayer::new(accessor.clone()).canary(false));
             listeners.push(Listener {
                 listener: app_listener,
                 router: app(&accessor)
-                    .merge(admin)
-                    .layer(EaCLayer::new(accessor.clone())),
+                    .layer(EaCLayer::new(accessor.clone()))
+                    .merge(admin),
                 name: "application",
             });
         }
