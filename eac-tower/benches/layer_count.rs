@@ -4,7 +4,9 @@
 //!
 //! Variants: `add-extension` (tower-http inserting an `Arc` of the snapshot), `eac`
 //! (`EaCLayer`, header off), `eac-header` (`EaCLayer` with the `x-eac-version` header),
-//! `eac-timeout` (`EaCLayer`, header off, then `LiveTimeoutLayer`).
+//! `eac-timeout` (`EaCLayer`, header off, then `LiveTimeoutLayer`), `eac-canary`
+//! (`EaCLayer`, header off, while a canary runs: each request is given a role, and its
+//! answer and latency are counted).
 //! Without a variant (as `cargo bench` and `cargo test --benches` run it), each runs 1000
 //! requests, as a smoke test; `variants` prints their names.
 
@@ -14,6 +16,7 @@ use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::Duration;
 
+use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
 use eac_tower::{EaCLayer, LiveTimeoutLayer, PinnedSnapshot};
 use http::{Request, Response};
 use tower::{Layer, Service, ServiceBuilder, service_fn};
@@ -21,7 +24,13 @@ use tower_http::add_extension::AddExtensionLayer;
 
 use fixture::{accessor, clock, handler, once};
 
-const VARIANTS: &[&str] = &["add-extension", "eac", "eac-header", "eac-timeout"];
+const VARIANTS: &[&str] = &[
+    "add-extension",
+    "eac",
+    "eac-header",
+    "eac-timeout",
+    "eac-canary",
+];
 
 /// `n` requests through `service`, each polled to completion without a runtime.
 fn requests<S>(n: u64, mut service: S)
@@ -56,6 +65,24 @@ fn run(variant: &str, n: u64) {
                     .layer(EaCLayer::new(accessor.clone()).version_header(false))
                     .layer(LiveTimeoutLayer::new(accessor, |_| Duration::from_secs(30)))
                     .service(service_fn(handler)),
+            )
+        }
+        "eac-canary" => {
+            let runtime = clock();
+            let mut config = ReloadConfig::default();
+            config.canary.window = Duration::from_secs(3600);
+            let reloads = ReloadCoordinator::new(accessor.clone(), config);
+            let overlay = serde_json::json!({ "greeting": { "message": "canary" } });
+            // Started on a runtime that is never driven again: its guard never runs.
+            runtime
+                .block_on(reloads.start_canary(overlay))
+                .expect("a canary");
+            assert!(accessor.canary().is_some());
+            requests(
+                n,
+                EaCLayer::new(accessor)
+                    .version_header(false)
+                    .layer(service_fn(handler)),
             )
         }
         other => panic!("unknown variant `{other}`; one of {VARIANTS:?}"),

@@ -291,7 +291,12 @@ async fn a_healthy_canary_is_promoted_after_its_window_and_subscribers_are_told_
         user += 1;
         service.get(&format!("user-{user}")).await;
     }
-    // A publish like any other: the canary's own version, once.
+    // A publish like any other: the canary's own version, told once (the callbacks run
+    // right after the store, on the publishing thread).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while told.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(told.load(Ordering::SeqCst), 1);
     assert!(service.reloads.canary().is_none());
     for user in 0..50 {

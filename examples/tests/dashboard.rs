@@ -625,3 +625,47 @@ fn the_dashboard_shows_which_instance_of_an_etcd_fleet_serves_which_version() {
     a.terminate();
     drop(b);
 }
+
+#[test]
+fn the_dashboard_shows_a_running_canary_its_figures_and_aborts_it() {
+    let (config, state) = support::app_dirs();
+    let server = Launch::new(config.path(), state.path())
+        .arg("--reload")
+        .arg("canary")
+        .env("EAC_CANARY_SHARE", "1.0")
+        .env("EAC_CANARY_WINDOW_MS", "600000")
+        .start();
+    let browser = Browser::start();
+    browser.go(&format!("http://{}/_internal/eac/", server.address));
+    browser.type_into("#token", TOKEN);
+    browser.click("#token-save");
+    browser.until("#canary", "no canary", |t| t.contains("No canary running"));
+    // Started from the Act card's overlay.
+    browser.type_into("#overlay", r#"{"greeting": {"message": "from a canary"}}"#);
+    browser.click("#canary-start");
+    let panel = browser.until("#canary", "the canary and its share", |t| {
+        t.contains("canary v2") && t.contains("100% of requests")
+    });
+    assert!(
+        panel.contains("stable") && panel.contains("requests"),
+        "{panel}"
+    );
+    browser.until("#banner", "the canary in the banner", |t| {
+        t.contains("Serving version 1") && t.contains("Canary v2")
+    });
+    // Requests it served show in its figures (the page polls while a canary runs).
+    for _ in 0..3 {
+        assert_eq!(server.get("/", Auth::None)["message"], "from a canary");
+    }
+    browser.until("#canary", "three canary requests", |t| {
+        t.lines().any(|l| l.starts_with("canary 3 "))
+    });
+    browser.click("#canary-abort");
+    browser.until("#action-result", "the abort", |t| t.contains("aborted"));
+    browser.until("#canary", "no canary", |t| t.contains("No canary running"));
+    assert_eq!(server.get("/", Auth::None)["message"], "hello");
+    let after = errors(&browser.console());
+    assert!(after.is_empty(), "console errors: {after:?}");
+    drop(browser);
+    server.terminate();
+}

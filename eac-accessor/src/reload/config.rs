@@ -177,7 +177,7 @@ mod tests {
         configuration rejected, 3 errors:
           - env var `EAC_REFRESH_COOLDOWN_MS`: got `1s`, expected a whole number of milliseconds, at most 86400000 (a day)
           - env var `EAC_WATCH_MAX_WAIT_MS`: got `-5`, expected a whole number of milliseconds, at most 86400000 (a day)
-          - env var `EAC_RELOAD_MODE`: got `sometimes`, expected a reload mode: `auto` or `manual`
+          - env var `EAC_RELOAD_MODE`: got `sometimes`, expected a reload mode: `auto`, `manual` or `canary`
         ");
     }
 

@@ -86,7 +86,11 @@ where
     #[inline]
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         // While a canary runs, the request's key decides which version it sees.
-        let (snapshot, canary) = self.accessor.pin_for(|canary| canary_key(&request, canary));
+        let (snapshot, canary) = if self.canary {
+            self.accessor.pin_for(|canary| canary_key(&request, canary))
+        } else {
+            (self.accessor.load_full(), None)
+        };
         // The number, not its header value: formatting it waits for the response.
         // None with the header off (and for a version 0, which no publish makes).
         let version = if self.version_header {

@@ -483,7 +483,10 @@ fn the_reload_mode_and_max_wait_come_from_the_environment() {
         error.as_slice()[0].source(),
         Some(&SourceName::EnvVar("EAC_RELOAD_MODE".into()))
     );
-    assert!(error.to_string().contains("`auto` or `manual`"), "{error}");
+    assert!(
+        error.to_string().contains("`auto`, `manual` or `canary`"),
+        "{error}"
+    );
 }
 
 /// The publishes run on blocking threads; the health check's verdict is recorded on the

@@ -158,15 +158,54 @@
 
     renderSources(s.sources || []);
     renderResolvers(s.resolvers || []);
+    renderCanary(s.canary);
 
     const age = s.time ? ` ${time(s.time).replace(/^.*· /, "")}` : "";
-    if (s.outcome === "rejected") {
+    if (s.canary) {
+      banner(`Serving version ${s.version}. Canary v${s.canary.version} serves ${Math.round(s.canary.share * 1000) / 10}% of requests, judged for ${Math.ceil(s.canary.window_left_ms / 1000)} s more.`, "warn");
+    } else if (s.outcome === "rejected") {
       banner(`Serving version ${s.version}. The last reload was REJECTED${age}: the service keeps the last good version.`, "bad");
     } else if (s.pending) {
       banner(`Serving version ${s.version}. A change is pending: publish it with Refresh now.`, "warn");
     } else {
       banner(`Serving version ${s.version}. Last reload: ${s.outcome || "none"}${age}.`, "good");
     }
+  }
+
+  // The running canary: its version, share and window, and what each version's requests
+  // met (requests, 5xx, p99), stable beside canary.
+  function renderCanary(c) {
+    const node = $("canary");
+    $("canary-promote").disabled = !c;
+    $("canary-abort").disabled = !c;
+    if (!c) {
+      fill(node, "No canary running.");
+      node.className = "muted";
+      return;
+    }
+    const ratio = (f) => f.requests ? `${(100 * f.errors / f.requests).toFixed(1)}%` : "–";
+    const p99 = (f) => f.p99 == null ? "–" : `${f.p99.toFixed(1)} ms`;
+    const row = (name, f) => el("tr", {}, el("td", {}, name), el("td", {}, String(f.requests)), el("td", {}, ratio(f)), el("td", {}, p99(f)));
+    fill(node,
+      el("p", {}, pill(`canary v${c.version}`, "pending"), ` serves ${Math.round(c.share * 1000) / 10}% of requests · `,
+        el("span", { id: "canary-left" }, `${Math.ceil(c.window_left_ms / 1000)} s left in its window`),
+        c.origin ? el("span", { class: "muted" }, ` · ${origin(c.origin)}`) : null),
+      el("table", { class: "canary" },
+        el("thead", {}, el("tr", {}, el("th", {}, "role"), el("th", {}, "requests"), el("th", {}, "5xx"), el("th", {}, "p99"))),
+        el("tbody", {}, row("stable", c.stable), row("canary", c.canary))),
+      el("p", { class: "muted small" }, `aborted when its 5xx share is over ${100 * c.thresholds.max_error_ratio}% or ${c.thresholds.max_error_ratio_vs_stable}× the stable one's, or its p99 over ${c.thresholds.max_latency_ratio}× (and ${c.thresholds.latency_floor} ms above); judged from ${c.thresholds.min_requests} requests`));
+    node.className = "";
+  }
+
+  async function canaryAction(path, body) {
+    try {
+      const r = await call("POST", path, body);
+      const what = r.outcome === "canary" && r.canary ? `canary v${r.canary.version} started` : `${r.outcome}, version ${r.version}`;
+      showResult(el("p", { class: "note good" }, `Canary: ${what}.`));
+    } catch (e) {
+      showResult(failure(e));
+    }
+    load();
   }
 
   // A source that fetches in the background (a remote document, etcd): reachable or
@@ -316,7 +355,8 @@
       renderStatus(s, h);
       renderHistory(h);
       clearTimeout(pollTimer);
-      if ((s.sources || []).length && !document.hidden) pollTimer = setTimeout(load, POLL_MS);
+      // A canary's figures and background sources change without an event: poll them.
+      if (((s.sources || []).length || s.canary) && !document.hidden) pollTimer = setTimeout(load, s.canary ? 1000 : POLL_MS);
       return true;
     } catch (e) {
       if (e.status === 401) needToken(token ? "That token is not accepted here: type the read-only or the admin token." : null);
@@ -524,6 +564,13 @@
   });
   $("refresh").addEventListener("click", refresh);
   $("preview").addEventListener("click", preview);
+  $("canary-start").addEventListener("click", () => {
+    const text = $("overlay").value.trim() || "{}";
+    try { JSON.parse(text); } catch (e) { showResult(el("p", { class: "note bad" }, `Not JSON: ${e.message}`)); return; }
+    canaryAction("/canary", text);
+  });
+  $("canary-promote").addEventListener("click", () => canaryAction("/canary/promote"));
+  $("canary-abort").addEventListener("click", () => canaryAction("/canary/abort"));
   $("diff-form").addEventListener("submit", (event) => {
     event.preventDefault();
     compare($("diff-from").value, $("diff-to").value);
