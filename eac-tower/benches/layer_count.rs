@@ -17,12 +17,24 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
+use eac_accessor::source::{Format, Memory};
+use eac_accessor::{EaCAccessor, EaCSection};
 use eac_tower::{EaCLayer, LiveTimeoutLayer, PinnedSnapshot};
 use http::{Request, Response};
 use tower::{Layer, Service, ServiceBuilder, service_fn};
 use tower_http::add_extension::AddExtensionLayer;
 
 use fixture::{accessor, clock, handler, once};
+
+/// The section the canary's overlay changes.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct Greeting {
+    #[allow(dead_code)]
+    message: String,
+}
+impl EaCSection for Greeting {
+    const PATH: &'static str = "greeting";
+}
 
 const VARIANTS: &[&str] = &[
     "add-extension",
@@ -68,6 +80,16 @@ fn run(variant: &str, n: u64) {
             )
         }
         "eac-canary" => {
+            // A registered section, for the canary's overlay to change.
+            let accessor = EaCAccessor::builder()
+                .section::<Greeting>()
+                .source(Memory::new(
+                    "bench",
+                    Format::Toml,
+                    "[greeting]\nmessage = \"hello\"\n",
+                ))
+                .build()
+                .expect("valid");
             let runtime = clock();
             let mut config = ReloadConfig::default();
             config.canary.window = Duration::from_secs(3600);

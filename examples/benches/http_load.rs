@@ -11,6 +11,11 @@
 //! window, `EAC_LOAD_ROUNDS` (default 5) the reloading windows, `EAC_LOAD_CONNECTIONS`
 //! (default 8) the connections. Every response is checked: status 200, and the
 //! `x-eac-version` header equal to the version in the body (one version per request).
+//!
+//! `EAC_LOAD_MODE=canary`: the other windows run with an in-process canary instead of
+//! reloads (`--reload canary`, a canary started by `POST canary` before each and
+//! aborted after it, serving 5% of the requests: each request has its own
+//! `x-user` key), to measure what a running canary costs the layer and the service.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -41,7 +46,9 @@ impl Window {
 /// One keep-alive connection's loop until `stop`; counts answers that are right.
 fn client(address: SocketAddr, stop: &AtomicBool, ok: &AtomicU64, failed: &AtomicU64) {
     let mut connection: Option<BufReader<TcpStream>> = None;
+    let mut n: u64 = fastrand::u64(..);
     while !stop.load(Ordering::Relaxed) {
+        n = n.wrapping_add(1);
         let reader = match &mut connection {
             Some(reader) => reader,
             None => match TcpStream::connect(address) {
@@ -55,7 +62,7 @@ fn client(address: SocketAddr, stop: &AtomicBool, ok: &AtomicU64, failed: &Atomi
                 }
             },
         };
-        match exchange(reader) {
+        match exchange(reader, n) {
             Ok(true) => {
                 ok.fetch_add(1, Ordering::Relaxed);
             }
@@ -69,10 +76,9 @@ fn client(address: SocketAddr, stop: &AtomicBool, ok: &AtomicU64, failed: &Atomi
 
 /// One `GET /` on a kept-alive connection: `Ok(true)` for a 200 whose header and
 /// body name the same version.
-fn exchange(reader: &mut BufReader<TcpStream>) -> std::io::Result<bool> {
-    reader
-        .get_mut()
-        .write_all(b"GET / HTTP/1.1\r\nhost: load\r\n\r\n")?;
+fn exchange(reader: &mut BufReader<TcpStream>, user: u64) -> std::io::Result<bool> {
+    let request = format!("GET / HTTP/1.1\r\nhost: load\r\nx-user: {user}\r\n\r\n");
+    reader.get_mut().write_all(request.as_bytes())?;
     let mut status = 0;
     let mut length = 0usize;
     let mut header_version = None;
@@ -154,14 +160,43 @@ fn main() {
     };
     let connections: usize = env_or("EAC_LOAD_CONNECTIONS", 8);
 
+    let canary_mode = std::env::var("EAC_LOAD_MODE").is_ok_and(|m| m == "canary");
     let config = tempfile::tempdir().expect("a temp dir");
-    let state = tempfile::tempdir().expect("a temp dir");
+    // Owner-only, as a state dir must be.
+    let state = eac_tests::private_dir();
     let file = config.path().join("app.toml");
     std::fs::write(&file, APP_TOML).expect("write app.toml");
-    let server = Launch::new(config.path(), state.path())
+    let launch = Launch::new(config.path(), state.path())
         // The reloads come from the signals; the watcher only re-reads.
-        .env("EAC_WATCH_DEBOUNCE_MS", "1000")
-        .start();
+        .env("EAC_WATCH_DEBOUNCE_MS", "1000");
+    let server = if canary_mode {
+        launch
+            .arg("--reload")
+            .arg("canary")
+            .env("EAC_CANARY_SHARE", "0.05")
+            .env("EAC_CANARY_WINDOW_MS", "86400000")
+            .env("EAC_CANARY_KEY_HEADER", "x-user")
+            .start()
+    } else {
+        launch.start()
+    };
+    let canaries = AtomicU64::new(0);
+    // Each canary a content of its own: an aborted one is not canaried again.
+    let start_canary = || {
+        let n = canaries.fetch_add(1, Ordering::Relaxed);
+        let body = format!(r#"{{"greeting": {{"message": "canary {n}"}}}}"#);
+        let request = format!(
+            "POST /_internal/eac/canary HTTP/1.1\r\nhost: localhost\r\nx-eac-refresh-token: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            support::TOKEN,
+            body.len()
+        );
+        let answer = support::exchange(server.address, &request);
+        assert_eq!(answer.status, 200, "POST canary: {}", answer.body);
+    };
+    let abort_canary = || {
+        let answer = server.request("POST", "/_internal/eac/canary/abort", Auth::Admin);
+        assert_eq!(answer.status, 200, "POST canary/abort: {}", answer.body);
+    };
 
     let edits = Arc::new(AtomicU64::new(0));
     let reload = |stop: &AtomicBool| {
@@ -188,7 +223,13 @@ fn main() {
     let mut published = 0;
     for _ in 0..rounds {
         let v0 = version();
-        loaded.push(window(&server, connections, seconds, Some(&reload)));
+        if canary_mode {
+            start_canary();
+            loaded.push(window(&server, connections, seconds, None));
+            abort_canary();
+        } else {
+            loaded.push(window(&server, connections, seconds, Some(&reload)));
+        }
         published += version() - v0;
         quiet.push(window(&server, connections, seconds, None));
     }
@@ -203,9 +244,14 @@ fn main() {
     let ratio = ratios[ratios.len() / 2];
     let reload_seconds: f64 = loaded.iter().map(|w| w.seconds).sum();
     let failed: u64 = quiet.iter().chain(&loaded).map(|w| w.failed).sum();
+    let what = if canary_mode {
+        "a canary serving 5%"
+    } else {
+        "20 reloads/s"
+    };
     println!(
         "http_load: {connections} keep-alive connections, GET /, {rounds} rounds of {seconds} s \
-         windows, quiet and 20 reloads/s alternating"
+         windows, quiet and {what} alternating"
     );
     for (i, q) in quiet.iter().enumerate() {
         println!(
@@ -216,7 +262,7 @@ fn main() {
         );
         if let Some(w) = loaded.get(i) {
             println!(
-                "  20 reloads/s      {:>9.0} req/s  ({} ok, {} failed)   ratio to the quiet ones around it {:.3}",
+                "  {what:<17} {:>9.0} req/s  ({} ok, {} failed)   ratio to the quiet ones around it {:.3}",
                 w.rate(),
                 w.ok,
                 w.failed,
@@ -229,7 +275,7 @@ fn main() {
         published as f64 / reload_seconds
     );
     println!(
-        "  throughput with reloads / without, median of {rounds} rounds: {ratio:.3} (target ≥ 0.97); \
+        "  throughput with {what} / without, median of {rounds} rounds: {ratio:.3} (target ≥ 0.97); \
          failed requests: {failed} (target 0)"
     );
     assert_eq!(failed, 0, "failed requests");

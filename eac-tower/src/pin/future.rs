@@ -21,8 +21,9 @@ pin_project! {
         inner: F,
         // The version to stamp, if the header is on: one word (the zero niche) to check.
         version: Option<NonZeroU64>,
-        // While a canary runs: where this request's answer and latency are counted.
-        meter: Option<Meter>,
+        // While a canary runs: where this request's answer and latency are counted (boxed:
+        // one word to check when none runs).
+        meter: Option<Box<Meter>>,
     }
 }
 
@@ -54,7 +55,7 @@ impl Meter {
 
 impl<F> ResponseFuture<F> {
     #[inline]
-    pub(super) fn new(inner: F, version: Option<NonZeroU64>, meter: Option<Meter>) -> Self {
+    pub(super) fn new(inner: F, version: Option<NonZeroU64>, meter: Option<Box<Meter>>) -> Self {
         ResponseFuture {
             inner,
             version,

@@ -15,7 +15,7 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use eac_accessor::canary::{Canary, key_of};
+use eac_accessor::canary::{Canary, Role, key_of};
 use eac_accessor::{EaCAccessor, Snapshot};
 use http::{HeaderName, Request, Response};
 use tower_service::Service;
@@ -85,11 +85,11 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // While a canary runs, the request's key decides which version it sees.
-        let (snapshot, canary) = if self.canary {
-            self.accessor.pin_for(|canary| canary_key(&request, canary))
-        } else {
-            (self.accessor.load_full(), None)
+        // While a canary runs, the request's key decides which version it sees; when none
+        // runs (the common case) this is one relaxed load more than `load_full`.
+        let (snapshot, meter) = match self.canary.then(|| self.accessor.canary()).flatten() {
+            None => (self.accessor.load_full(), None),
+            Some(canary) => canary_pin(&self.accessor, canary, &request),
         };
         // The number, not its header value: formatting it waits for the response.
         // None with the header off (and for a version 0, which no publish makes).
@@ -99,15 +99,29 @@ where
             None
         };
         request.extensions_mut().insert(PinnedSnapshot(snapshot));
-        let meter = canary.map(|(canary, role)| Meter::start(canary, role));
         ResponseFuture::new(self.inner.call(request), version, meter)
     }
+}
+
+/// The version a request sees while `canary` runs, and its meter.
+#[cold]
+#[inline(never)]
+fn canary_pin<B>(
+    accessor: &EaCAccessor,
+    canary: Arc<Canary>,
+    request: &Request<B>,
+) -> (Arc<Snapshot>, Option<Box<Meter>>) {
+    let role = canary.role_of(canary_key(request, &canary));
+    let snapshot = match role {
+        Role::Canary => Arc::clone(canary.snapshot()),
+        Role::Stable => accessor.load_full(),
+    };
+    (snapshot, Some(Box::new(Meter::start(canary, role))))
 }
 
 /// A request's key while a canary runs: the canary's key header when the request has
 /// it, else the client's IP address (`ConnectInfo<SocketAddr>` from axum, or a
 /// `SocketAddr` extension), else nothing (every such request hashes alike).
-#[cold]
 fn canary_key<B>(request: &Request<B>, canary: &Canary) -> u64 {
     if let Some(value) = canary
         .config()
