@@ -206,6 +206,8 @@ impl Builder {
     /// error naming its URL ("not fetched yet"). [`build_async`](Builder::build_async)
     /// starts such sources itself.
     pub fn build(self) -> Result<EaCAccessor, Errors> {
+        // Before the first metric is recorded, to the recorder installed now.
+        metrics::describe();
         let started = Instant::now();
         let result = self.build_inner(started);
         match &result {
@@ -262,6 +264,7 @@ impl Builder {
         }
         #[cfg(feature = "http")]
         {
+            metrics::describe();
             let started = Instant::now();
             let starts = self.remotes.iter().map(source::Http::start_unless_started);
             let failed: Vec<Error> = futures_util::future::join_all(starts)
