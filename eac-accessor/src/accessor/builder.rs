@@ -410,11 +410,11 @@ impl Builder {
         let _ = self.keys.set(Arc::clone(&keys));
         let last = history.last().cloned();
         let prepare_checked = |scoped, hash, version, origin| {
-            let mut snapshot =
-                publish::prepare(&self.specs, &secrets, &keys, scoped, hash, version, origin)?;
-            resolve::resolve_all(&self.resolvers, None, &mut snapshot)?;
-            publish::check_hooks(&self.hooks, &snapshot)?;
-            Ok::<_, Errors>(snapshot)
+            publish::prepare(&self.specs, &secrets, &keys, scoped, hash, version, origin).check(
+                &self.resolvers,
+                None,
+                &self.hooks,
+            )
         };
 
         let read_sources = |read: &mut Option<u64>| {

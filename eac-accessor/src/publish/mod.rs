@@ -38,7 +38,7 @@ mod prepare;
 mod preview;
 mod scope;
 
-pub(crate) use prepare::{Hook, check_hooks, next_version, prepare};
+pub(crate) use prepare::{Hook, next_version, prepare};
 pub use preview::{Candidate, Preview};
 use scope::scope_kept;
 pub(crate) use scope::{Scoped, into_errors, scope};
@@ -251,7 +251,7 @@ impl Publisher {
         if hash == current.hash && !scoped.is_rejected() {
             return Ok(Outcome::Unchanged { snapshot: current });
         }
-        let mut candidate = prepare(
+        let candidate = prepare(
             &self.specs,
             &self.secrets,
             &self.keys,
@@ -259,9 +259,8 @@ impl Publisher {
             hash,
             next_version(current.version)?,
             origin,
-        )?;
-        resolve::resolve_all(&self.resolvers, Some(&current), &mut candidate)?;
-        check_hooks(&self.hooks, &candidate)?;
+        )
+        .check(&self.resolvers, Some(&current), &self.hooks)?;
         if !commit() {
             return Err(Error::new(
                 ErrorKind::Timeout,
