@@ -216,6 +216,10 @@ impl Builder {
                 tracing::info!(version = snapshot.version, hash = %snapshot.hash, origin = %snapshot.origin, "configuration published at startup");
                 metrics::record("published", snapshot.version, Some(started.elapsed()));
             }
+            // Not the configuration: another process owns the state dir.
+            Err(errors) if errors.has(crate::ErrorKind::InUse) => {
+                tracing::error!(%errors, "cannot start: the state dir is in use");
+            }
             Err(errors) => {
                 tracing::error!(%errors, "configuration rejected at startup");
                 metrics::record("rejected", 0, Some(started.elapsed()));
