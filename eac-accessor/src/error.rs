@@ -86,6 +86,9 @@ pub enum ErrorKind {
     HealthCheck,
     /// A remote source refused the credentials sent (HTTP 401 or 403).
     Unauthorized,
+    /// The state dir is another process's: it holds the folder's lock. Not about the
+    /// configuration; the message names the folder and the holder's PID.
+    InUse,
 }
 
 impl ErrorKind {
@@ -114,6 +117,7 @@ impl ErrorKind {
             ErrorKind::Throttled => "throttled",
             ErrorKind::HealthCheck => "health_check",
             ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::InUse => "in_use",
         }
     }
 }
@@ -309,6 +313,8 @@ impl<'a> IntoIterator for &'a Errors {
 impl fmt::Display for Errors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.as_slice() {
+            // The state dir is taken: nothing was wrong with the configuration.
+            [one] if one.kind == ErrorKind::InUse => write!(f, "{one}"),
             [one] => write!(f, "configuration rejected: {one}"),
             many => {
                 write!(f, "configuration rejected, {} errors:", many.len())?;

@@ -60,7 +60,8 @@
 //! - [`settings`]: the process's own settings (timings, limits) from environment
 //!   variables, every bad one reported at once.
 //! - [`SectionWatch`], [`EaCAccessor::on_change`], [`EaCAccessor::events`]: being told.
-//! - [`metrics`](crate::docs::metrics): the names of the counters and gauges.
+//! - [`metrics`]: the metrics eac records, described to your recorder
+//!   ([names and meanings](crate::docs::metrics)).
 //! - [`testing`]: redacted, path-scrubbed renderings for snapshot tests of your config.
 //! - [`docs`]: the pipeline and its guarantees in prose.
 
@@ -82,7 +83,7 @@ pub mod history;
 mod json_time;
 mod keys;
 pub mod lens;
-mod metrics;
+pub mod metrics;
 pub mod prelude;
 mod publish;
 pub mod reload;

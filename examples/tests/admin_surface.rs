@@ -282,3 +282,86 @@ fn neither_the_admin_token_nor_an_unrelated_app_variable_shows_anywhere() {
     }
     server.terminate();
 }
+
+/// `GET /_internal/eac/metrics` passes Prometheus' own linter, `promtool check metrics`:
+/// every family has help text, counters end in `_total`, units are suffixes. The server
+/// reads a remote document (the per-source families), published a change and rejected
+/// one (both outcomes, the histogram).
+#[test]
+fn the_metrics_page_passes_promtool_check_metrics() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    use eac_examples::doc_server::{DocServer, Document};
+
+    let promtool = Command::new("promtool").arg("--version").output();
+    assert!(
+        promtool.is_ok_and(|o| o.status.success()),
+        "`promtool` is missing: install Debian's `prometheus` package (promtool): \
+         `apt-get install -y --no-install-recommends prometheus`"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let remote = runtime
+        .block_on(DocServer::start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    remote.set(Document::text(
+        "application/toml",
+        "[greeting]\nmessage = \"remote\"\n",
+    ));
+    let (config, state) = folders();
+    let server = Launch::new(config.path(), state.path())
+        .arg("--remote")
+        .arg(&remote.url("/app.toml"))
+        .start();
+    std::fs::write(
+        config.path().join("app.toml"),
+        APP.replace("max_body_bytes = 1048576", "max_body_bytes = 2048"),
+    )
+    .unwrap();
+    server.until("/_internal/eac/status", |s| s["version"] == 2);
+    std::fs::write(
+        config.path().join("app.toml"),
+        APP.replace("max_body_bytes = 1048576", "max_body_bytes = 0"),
+    )
+    .unwrap();
+    server.until("/_internal/eac/status", |s| !s["last_rejection"].is_null());
+
+    let page = server.request("GET", "/_internal/eac/metrics", Auth::Read);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.body.as_bytes())
+        .unwrap();
+    let verdict = check.wait_with_output().unwrap();
+    assert_eq!(
+        verdict.status.code(),
+        Some(0),
+        "promtool check metrics:\n{}{}\nthe page:\n{}",
+        String::from_utf8_lossy(&verdict.stdout),
+        String::from_utf8_lossy(&verdict.stderr),
+        page.body
+    );
+    for family in [
+        "eac_reload_total",
+        "eac_publish_duration_seconds",
+        "eac_snapshot_version",
+        "eac_source_requests_total",
+    ] {
+        assert!(
+            page.body.contains(&format!("# HELP {family} ")),
+            "`{family}` has no help text:\n{}",
+            page.body
+        );
+    }
+    server.terminate();
+    runtime.block_on(remote.stop());
+}

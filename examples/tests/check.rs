@@ -61,6 +61,19 @@ fn check_reports_every_file_s_errors_though_one_does_not_parse() {
     );
 }
 
+/// A schema error does not hide the resolvers' errors, and a resolver reports every bad
+/// value it found: all three at once.
+#[test]
+fn check_reports_a_schema_error_and_every_bad_access_rule_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = APP.replace("max_body_bytes = 1048576", "max_body_bytes = 0")
+        + "\n[access]\nrules = [\"/a/{b\", \"/ok/**\", \"^(unclosed\"]\n";
+    std::fs::write(dir.path().join("app.toml"), text).unwrap();
+    let (code, out) = check(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    insta::assert_snapshot!("check_schema_and_rules", out);
+}
+
 #[test]
 fn the_exported_schema_is_draft_07_and_validates_the_bundled_config() {
     let (code, stdout, _) = Launch::bare().arg("--print-schema").output();

@@ -9,6 +9,33 @@ use std::net::TcpStream;
 use eac_tests::{APP_TOML as APP, SECRET};
 use support::{Auth, Launch};
 
+/// A port already bound: refused saying so, with an exit code of its own (7), not as a
+/// bare OS error. `--help` lists the code.
+#[test]
+fn an_address_in_use_is_refused_saying_so() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (config, state) = support::app_dirs();
+    let (code, stderr) = Launch::new(config.path(), state.path())
+        .listen(&address)
+        .run_to_end();
+    assert_eq!(code, Some(7), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "live_server: cannot listen on {address}: the address is in use by another process \
+             (stop it, or give --listen another address)"
+        )),
+        "{stderr}"
+    );
+    drop(taken);
+
+    let (_, help, _) = Launch::bare().arg("--help").output();
+    assert!(
+        help.contains("7  an address to listen on is in use"),
+        "{help}"
+    );
+}
+
 #[test]
 fn live_server_follows_its_files_and_keeps_the_last_good_version() {
     let config = tempfile::tempdir().unwrap();

@@ -63,11 +63,22 @@ fn one_process_per_state_dir() {
     std::fs::write(two.path().join("app.toml"), APP).unwrap();
     let mut first = Launch::new(one.path(), state.path()).start();
     let (code, stderr) = Launch::new(two.path(), state.path()).run_to_end();
-    assert_eq!(code, Some(1), "{stderr}");
+    // Its own exit code and message: the configuration is fine.
+    assert_eq!(code, Some(6), "{stderr}");
+    let said = format!(
+        "live_server: the state dir `{}` is in use by process {}",
+        state.path().display(),
+        first.child.id()
+    );
     assert!(
-        stderr.contains(&state.path().display().to_string())
-            && stderr.contains(&format!("process {}", first.child.id())),
+        stderr.contains(&said),
         "the refusal names the dir and the holder: {stderr}"
+    );
+    assert!(!stderr.contains("configuration rejected"), "{stderr}");
+    let (_, help, _) = Launch::bare().arg("--help").output();
+    assert!(
+        help.contains("6  the state dir is in use by another process"),
+        "{help}"
     );
     // A holder that dies leaves its lock to the next process.
     first.signal("KILL");

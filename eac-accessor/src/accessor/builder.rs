@@ -206,6 +206,8 @@ impl Builder {
     /// error naming its URL ("not fetched yet"). [`build_async`](Builder::build_async)
     /// starts such sources itself.
     pub fn build(self) -> Result<EaCAccessor, Errors> {
+        // Before the first metric is recorded, to the recorder installed now.
+        metrics::describe();
         let started = Instant::now();
         let result = self.build_inner(started);
         match &result {
@@ -213,6 +215,10 @@ impl Builder {
                 let snapshot = inner.current.load();
                 tracing::info!(version = snapshot.version, hash = %snapshot.hash, origin = %snapshot.origin, "configuration published at startup");
                 metrics::record("published", snapshot.version, Some(started.elapsed()));
+            }
+            // Not the configuration: another process owns the state dir.
+            Err(errors) if errors.has(crate::ErrorKind::InUse) => {
+                tracing::error!(%errors, "cannot start: the state dir is in use");
             }
             Err(errors) => {
                 tracing::error!(%errors, "configuration rejected at startup");
@@ -262,6 +268,7 @@ impl Builder {
         }
         #[cfg(feature = "http")]
         {
+            metrics::describe();
             let started = Instant::now();
             let starts = self.remotes.iter().map(source::Http::start_unless_started);
             let failed: Vec<Error> = futures_util::future::join_all(starts)
@@ -409,11 +416,11 @@ impl Builder {
         let _ = self.keys.set(Arc::clone(&keys));
         let last = history.last().cloned();
         let prepare_checked = |scoped, hash, version, origin| {
-            let mut snapshot =
-                publish::prepare(&self.specs, &secrets, &keys, scoped, hash, version, origin)?;
-            resolve::resolve_all(&self.resolvers, None, &mut snapshot)?;
-            publish::check_hooks(&self.hooks, &snapshot)?;
-            Ok::<_, Errors>(snapshot)
+            publish::prepare(&self.specs, &secrets, &keys, scoped, hash, version, origin).check(
+                &self.resolvers,
+                None,
+                &self.hooks,
+            )
         };
 
         let read_sources = |read: &mut Option<u64>| {

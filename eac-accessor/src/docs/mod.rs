@@ -182,6 +182,8 @@
 
 pub mod metrics {
     //! The metrics eac records through the [`metrics`](https://docs.rs/metrics) facade.
+    //! Each is described (help text and unit) to the recorder installed when the accessor
+    //! is built; see [`crate::metrics::describe`].
     //!
     //! | name | type | meaning |
     //! |---|---|---|
@@ -191,6 +193,7 @@ pub mod metrics {
     //! | `eac_snapshot_version` | gauge | the version readers see |
     //! | `eac_history_write_failures_total` | counter | failed writes of the durable history store (a full disk); the store catches up at the next write that succeeds |
     //! | `eac_publish_duration_seconds` | histogram | time from reading the sources to the store or the rejection (pipeline runs only) |
+    //! | `eac_inputs_held_back` | gauge | inputs held back now: rejected while the rest of a change was published |
     //!
     //! Per source that fetches in the background (`source="<URL>"` for `source::Http`,
     //! feature `http`, as `Http::url` shows it: no credentials, every query value redacted):
@@ -201,4 +204,9 @@ pub mod metrics {
     //! | `eac_source_last_success_timestamp_seconds{source}` | gauge | Unix time of the last successful fetch (a `200` or a `304`) |
     //! | `eac_source_requests_total{source,result}` | counter | fetches by result: `modified`, `not_modified` (an ETag or date hit), `error` |
     //! | `eac_source_serving_cache{source}` | gauge | 1 while what the source serves came from its last-known-good cache |
+    //! | `eac_source_rejected_total{source}` | counter | documents the source fetched that were rejected |
+    //!
+    //! With feature `etcd`, for the prefix a `source::Etcd` reads (see its docs):
+    //! `eac_applied_revision` and `eac_rejected_revision` (gauges), `eac_nacks_total`
+    //! (counter) and `eac_fleet_propagation_seconds{from}` (histogram).
 }

@@ -113,11 +113,15 @@ impl History {
     pub(crate) fn open(dir: &Path, limit: usize, label: Option<String>) -> Result<History, Error> {
         let mut history = History::new(limit);
         let state = crate::StateDir::open(dir)?;
-        let (store, records, _skipped) = Store::open(&state, history.limit).map_err(|e| {
-            Error::new(
+        let (store, records, _skipped) = Store::open(&state, history.limit).map_err(|e| match e
+            .kind()
+        {
+            // Another process holds the lock: its message names the folder and the PID.
+            std::io::ErrorKind::WouldBlock => Error::new(crate::ErrorKind::InUse, e.to_string()),
+            _ => Error::new(
                 crate::ErrorKind::Io,
                 format!("cannot open the history store in `{}`: {e}", dir.display()),
-            )
+            ),
         })?;
         let before = records.last().and_then(|r| r.label.clone());
         if let (Some(before), Some(now)) = (&before, &label)

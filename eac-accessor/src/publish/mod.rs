@@ -41,7 +41,7 @@ mod scope;
 
 pub(crate) use canary::{CanarySlot, Target};
 
-pub(crate) use prepare::{Hook, check_hooks, next_version, prepare};
+pub(crate) use prepare::{Hook, next_version, prepare};
 pub use preview::{Candidate, Preview};
 use scope::scope_kept;
 pub(crate) use scope::{Scoped, into_errors, scope};
@@ -302,7 +302,7 @@ impl Publisher {
         }
         // A canary's number is never reused: the next version comes after it.
         let version = next_version(current.version.max(self.canary.highest_version()))?;
-        let mut candidate = prepare(
+        let candidate = prepare(
             &self.specs,
             &self.secrets,
             &self.keys,
@@ -310,9 +310,8 @@ impl Publisher {
             hash,
             version,
             origin,
-        )?;
-        resolve::resolve_all(&self.resolvers, Some(&current), &mut candidate)?;
-        check_hooks(&self.hooks, &candidate)?;
+        )
+        .check(&self.resolvers, Some(&current), &self.hooks)?;
         if !commit() {
             return Err(Error::new(
                 ErrorKind::Timeout,

@@ -1,5 +1,5 @@
 //! From a scoped candidate to the snapshot it would be: schema → deserialize →
-//! validate, then the readiness hooks; and the version number it takes.
+//! validate, then the resolvers and the readiness hooks; and the version number it takes.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use super::scope::{Scoped, into_errors};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::hash::ContentHash;
 use crate::keys::Keys;
+use crate::resolve::{self, Resolve};
 use crate::section::SectionSpec;
 use crate::snapshot::{Origin, Snapshot};
 
@@ -31,7 +32,49 @@ pub(crate) fn next_version(current: u64) -> Result<u64, Errors> {
     })
 }
 
-/// Validates every section of a scoped candidate and builds the snapshot it would be.
+/// A candidate built as far as its sections go: the snapshot holding every section that
+/// built, and every error of the others. [`check`](Prepared::check) finishes it.
+pub(crate) struct Prepared {
+    snapshot: Snapshot,
+    errors: Vec<Error>,
+    /// Some inputs did not parse and were left out (see [`Scoped`]).
+    partial: bool,
+}
+
+impl Prepared {
+    /// Runs the resolvers (reusing `previous`'s values where their sections did not
+    /// change), then the readiness hooks: the snapshot, or every error of every section
+    /// and resolver at once.
+    ///
+    /// On a candidate whose sections did not all build, each resolver whose sections all
+    /// did still runs, so that its errors are reported with theirs; the hooks, which see
+    /// the whole configuration, run only on a complete one. With inputs left out for not
+    /// parsing, no resolver runs: what they would have set is missing, as for a
+    /// section's own `validate`.
+    pub(crate) fn check(
+        self,
+        resolvers: &[Box<dyn Resolve>],
+        previous: Option<&Snapshot>,
+        hooks: &[(String, Box<Hook>)],
+    ) -> Result<Snapshot, Errors> {
+        let Prepared {
+            mut snapshot,
+            mut errors,
+            partial,
+        } = self;
+        if !partial && let Err(found) = resolve::resolve_all(resolvers, previous, &mut snapshot) {
+            errors.extend(found);
+        }
+        if !errors.is_empty() {
+            return Err(into_errors(errors));
+        }
+        check_hooks(hooks, &snapshot)?;
+        Ok(snapshot)
+    }
+}
+
+/// Validates every section of a scoped candidate and builds the snapshot it would be, of
+/// the sections that built.
 ///
 /// Reports every problem of every section; errors about a key name the source that set
 /// it, and a missing key names the sources that set its section.
@@ -43,7 +86,7 @@ pub(crate) fn prepare(
     hash: ContentHash,
     version: u64,
     origin: Origin,
-) -> Result<Snapshot, Errors> {
+) -> Prepared {
     let Scoped {
         merged,
         kept,
@@ -82,10 +125,7 @@ pub(crate) fn prepare(
         // are theirs.
         errors.retain(|e| !matches!(e.kind(), ErrorKind::MissingKey | ErrorKind::Validation));
     }
-    if !errors.is_empty() {
-        return Err(into_errors(errors));
-    }
-    Ok(Snapshot {
+    let snapshot = Snapshot {
         version,
         hash,
         published_at: SystemTime::now(),
@@ -96,7 +136,12 @@ pub(crate) fn prepare(
         kept,
         keys: Arc::clone(keys),
         resolved: Box::default(),
-    })
+    };
+    Prepared {
+        snapshot,
+        errors,
+        partial,
+    }
 }
 
 /// "`upstream.api_key`: missing (required by section `upstream`, set by file `app.toml`)":
@@ -157,10 +202,7 @@ fn list(mut items: Vec<String>) -> String {
 }
 
 /// Runs the readiness hooks in order; every refusal is reported.
-pub(crate) fn check_hooks(
-    hooks: &[(String, Box<Hook>)],
-    candidate: &Snapshot,
-) -> Result<(), Errors> {
+fn check_hooks(hooks: &[(String, Box<Hook>)], candidate: &Snapshot) -> Result<(), Errors> {
     let errors: Vec<Error> = hooks
         .iter()
         .filter_map(|(name, hook)| {

@@ -7,11 +7,10 @@ use serde_json::Value;
 
 use super::isolate;
 use super::scope::{Scoped, scope, scope_kept};
-use super::{Publisher, check_hooks, next_version, prepare};
+use super::{Publisher, next_version, prepare};
 use crate::diff::{self, Diff};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
 use crate::hash::ContentHash;
-use crate::resolve;
 use crate::snapshot::{Origin, Snapshot};
 use crate::source::provenance;
 use crate::source::{self, Layer};
@@ -186,22 +185,19 @@ impl Publisher {
             };
         }
         let document = scoped.document().clone();
-        let result = next_version(current.version)
-            .and_then(|version| {
-                prepare(
-                    &self.specs,
-                    &self.secrets,
-                    &self.keys,
-                    scoped,
-                    hash,
-                    version,
-                    Origin::Refresh,
-                )
-            })
-            .and_then(|mut candidate| {
-                resolve::resolve_all(&self.resolvers, Some(current), &mut candidate)?;
-                check_hooks(&self.hooks, &candidate)
-            });
+        let result = next_version(current.version).and_then(|version| {
+            prepare(
+                &self.specs,
+                &self.secrets,
+                &self.keys,
+                scoped,
+                hash,
+                version,
+                Origin::Refresh,
+            )
+            .check(&self.resolvers, Some(current), &self.hooks)
+            .map(drop)
+        });
         let errors = result
             .err()
             .map(|e| e.as_slice().to_vec())

@@ -94,13 +94,16 @@ use instance::{Instance, Shared};
 pub use slot::ResolvedKey;
 pub(crate) use slot::ResolvedSlot;
 
-/// Why a resolver could not build its value: a message, and the key at fault if known.
+/// Why a resolver could not build its value: a message, and the key at fault if known —
+/// or several such, each reported on its own ([`from_vec`](ResolveError::from_vec)).
 ///
 /// Any [`std::error::Error`] converts into one, so `?` works in a build function. Keep
 /// secrets out of the message: it is shown in the status and logs.
 pub struct ResolveError {
     message: String,
     key: Option<String>,
+    /// Further errors found by the same build, reported beside this one.
+    more: Vec<ResolveError>,
 }
 
 impl ResolveError {
@@ -109,7 +112,46 @@ impl ResolveError {
         ResolveError {
             message: message.to_string(),
             key: None,
+            more: Vec::new(),
         }
+    }
+
+    /// Every error a build found, at once (`None` when there are none): each is
+    /// reported as a rejection of its own, naming its key, so that one pass over a
+    /// configuration shows every bad value.
+    ///
+    /// ```
+    /// use eac_accessor::resolve::ResolveError;
+    ///
+    /// let patterns = ["/ok", "bad", "worse"];
+    /// let errors = patterns
+    ///     .iter()
+    ///     .enumerate()
+    ///     .filter(|(_, p)| !p.starts_with('/'))
+    ///     .map(|(i, p)| ResolveError::new(format!("`{p}` must start with `/`")).at_key(format!("access.rules.{i}")))
+    ///     .collect();
+    /// let error = ResolveError::from_vec(errors).unwrap();
+    /// let keys: Vec<_> = error.iter().map(|e| e.key()).collect();
+    /// assert_eq!(keys, [Some("access.rules.1"), Some("access.rules.2")]);
+    /// ```
+    pub fn from_vec(errors: Vec<ResolveError>) -> Option<ResolveError> {
+        let mut errors = errors.into_iter().flat_map(ResolveError::into_all);
+        let mut first = errors.next()?;
+        first.more = errors.collect();
+        Some(first)
+    }
+
+    /// Each error it holds: itself, then those [`from_vec`](ResolveError::from_vec)
+    /// joined to it.
+    pub fn iter(&self) -> impl Iterator<Item = &ResolveError> {
+        std::iter::once(self).chain(&self.more)
+    }
+
+    fn into_all(mut self) -> Vec<ResolveError> {
+        let more = std::mem::take(&mut self.more);
+        let mut all = vec![self];
+        all.extend(more);
+        all
     }
 
     /// Names the dotted key whose value is at fault (`"access.rules.2"`); the rejection
@@ -138,19 +180,29 @@ impl<E: std::error::Error> From<E> for ResolveError {
 
 impl fmt::Debug for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResolveError")
+        let mut debug = f.debug_struct("ResolveError");
+        debug
             .field("message", &self.message)
-            .field("key", &self.key)
-            .finish()
+            .field("key", &self.key);
+        if !self.more.is_empty() {
+            debug.field("more", &self.more);
+        }
+        debug.finish()
     }
 }
 
 impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.key {
-            Some(key) => write!(f, "{} (at `{key}`)", self.message),
-            None => f.write_str(&self.message),
+        for (i, error) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            match &error.key {
+                Some(key) => write!(f, "{} (at `{key}`)", error.message)?,
+                None => f.write_str(&error.message)?,
+            }
         }
+        Ok(())
     }
 }
 
@@ -376,6 +428,12 @@ pub(crate) fn resolve_all(
     let mut slots = Vec::with_capacity(resolvers.len());
     let mut errors = Vec::new();
     for resolver in resolvers {
+        // A rejected candidate holds only the sections that built: a resolver runs when
+        // every section it reads did.
+        let built = |(id, _): &(TypeId, &str)| candidate.sections.iter().any(|(t, _, _)| t == id);
+        if !resolver.inputs().iter().all(built) {
+            continue;
+        }
         let kept = previous.and_then(|previous| {
             let same = resolver
                 .pointers()
@@ -387,7 +445,7 @@ pub(crate) fn resolve_all(
             Some(slot) => slots.push(slot.clone()),
             None => match resolver.build(candidate) {
                 Ok(slot) => slots.push(slot),
-                Err(e) => errors.push(rejection(resolver.as_ref(), e, candidate)),
+                Err(e) => errors.extend(rejections(resolver.as_ref(), e, candidate)),
             },
         }
     }
@@ -413,32 +471,36 @@ pub(crate) fn retire(previous: &Snapshot, current: &Snapshot) {
     }
 }
 
-fn rejection(resolver: &dyn Resolve, error: ResolveError, candidate: &Snapshot) -> Error {
+/// One rejection for each error the build found, naming the key and its source.
+fn rejections(resolver: &dyn Resolve, error: ResolveError, candidate: &Snapshot) -> Vec<Error> {
     let reads = resolver
         .inputs()
         .iter()
         .map(|(_, p)| format!("`{p}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let e = Error::new(
-        ErrorKind::Resolve,
-        format!(
-            "resolver `{}` (reads {reads}) could not build: {}",
-            resolver.name(),
-            error.message
-        ),
-    );
-    match error.key {
-        Some(key) => {
-            let source = candidate.source_of(&key).map(|s| s.source);
-            let e = e.with_key(key);
-            match source {
-                Some(source) => e.with_source(source),
-                None => e,
+    let rejection = |error: ResolveError| {
+        let e = Error::new(
+            ErrorKind::Resolve,
+            format!(
+                "resolver `{}` (reads {reads}) could not build: {}",
+                resolver.name(),
+                error.message
+            ),
+        );
+        match error.key {
+            Some(key) => {
+                let source = candidate.source_of(&key).map(|s| s.source);
+                let e = e.with_key(key);
+                match source {
+                    Some(source) => e.with_source(source),
+                    None => e,
+                }
             }
+            None => e,
         }
-        None => e,
-    }
+    };
+    error.into_all().into_iter().map(rejection).collect()
 }
 
 /// Each resolver's state, as [`Status::resolvers`](crate::Status::resolvers) shows it.

@@ -95,6 +95,9 @@ fn a_second_accessor_on_a_state_dir_in_use_is_refused_until_the_first_is_gone() 
         message.contains(&format!("process {}", std::process::id())),
         "{message}"
     );
+    // Its own kind, and not said to be the configuration's fault.
+    assert!(errors.has(eac_accessor::ErrorKind::InUse), "{errors:#?}");
+    assert!(message.starts_with("the state dir `"), "{message}");
     drop(first);
     accessor(&dir, state.path());
 }

@@ -301,6 +301,49 @@ async fn a_bad_key_blocks_only_itself_a_good_put_of_another_key_goes_live() {
     watch.stop().await;
 }
 
+/// `features` and `features.yaml` both set section `features`: neither wins silently.
+/// Each is rejected naming the other, at a put and at a start; deleting one lets the
+/// other go live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_keys_of_one_section_are_rejected_naming_both() {
+    let (server, mut c, dir) = started().await;
+    let (accessor, _reloads, watch) = watched_up(&server, &dir).await;
+    let first = put(&mut c, "features", "{\"shout\": true}").await;
+    let first = first.header().unwrap().revision();
+    assert!(until(LIVE, || accessor.load().section::<Features>().shout).await);
+    let version = accessor.load().version();
+
+    let twin = put(&mut c, "features.yaml", "shout: false\n").await;
+    let twin = twin.header().unwrap().revision();
+    assert!(until(LIVE, || accessor.status().last_rejection.is_some()).await);
+    let rejection = accessor.status().last_rejection.unwrap();
+    let errors: Vec<String> = rejection.errors.iter().map(ToString::to_string).collect();
+    let named = |key: &str, revision: i64, other: &str| {
+        errors.iter().any(|e| {
+            e.contains(&format!("etcd:{PREFIX}{key}@{revision}"))
+                && e.contains(&format!("`{PREFIX}{other}`"))
+        })
+    };
+    assert!(named("features.yaml", twin, "features"), "{errors:#?}");
+    assert!(named("features", first, "features.yaml"), "{errors:#?}");
+    assert_eq!(accessor.load().version(), version, "nothing was published");
+    assert!(accessor.load().section::<Features>().shout);
+
+    // A start on both is refused the same way.
+    let etcd = Etcd::connect(options(server.endpoint())).await.unwrap();
+    let errors = build(&dir, etcd).unwrap_err().to_string();
+    assert!(
+        errors.contains(&format!("etcd:{PREFIX}features.yaml@{twin}"))
+            && errors.contains(&format!("`{PREFIX}features`")),
+        "{errors}"
+    );
+
+    c.delete(format!("{PREFIX}features"), None).await.unwrap();
+    assert!(until(LIVE, || !accessor.load().section::<Features>().shout).await);
+    assert!(accessor.status().held_back.is_empty());
+    watch.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_compaction_the_watch_reads_everything_again_and_loses_nothing() {
     let server = EtcdServer::start();

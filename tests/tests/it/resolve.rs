@@ -132,6 +132,69 @@ fn a_failing_build_rejects_the_candidate_naming_resolver_key_and_source() {
     assert_eq!(preview.errors[0].key(), Some("access.prefixes.1"));
 }
 
+/// A rejection reports every error at once: a section that does not build does not
+/// hide the errors of a resolver whose sections did, and a resolver reports each bad
+/// value it found. A resolver reading the section that failed does not run.
+#[test]
+fn a_rejection_reports_the_schema_errors_and_every_resolver_error_at_once() {
+    let bad_prefixes = |access: &Access| {
+        let errors = (access.prefixes.iter().enumerate())
+            .filter(|(_, p)| !p.starts_with('/'))
+            .map(|(i, p)| {
+                ResolveError::new(format!("`{p}` does not start with `/`"))
+                    .at_key(format!("access.prefixes.{i}"))
+            })
+            .collect();
+        ResolveError::from_vec(errors).map_or(
+            Ok(Rules {
+                prefixes: access.prefixes.clone(),
+                alive: Arc::new(AtomicBool::new(true)),
+            }),
+            Err,
+        )
+    };
+    let greeted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&greeted);
+    let source = Memory::new("app.toml", Format::Toml, doc(&["/a"], "hi"));
+    let accessor = EaCAccessor::builder()
+        .section::<Access>()
+        .section::<Greeting>()
+        .resolver(Resolver::new("access rules", bad_prefixes))
+        .resolver(Resolver::new("greeting", move |g: &Greeting| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(g.message.len())
+        }))
+        .source(source.clone())
+        .build()
+        .unwrap();
+    assert_eq!(greeted.load(Ordering::SeqCst), 1);
+
+    // `greeting.message` must not be empty (the schema); two prefixes are bad.
+    source.set(doc(&["a", "/ok", "c"], ""));
+    let errors = accessor.reload(Origin::Refresh).unwrap_err();
+    let found: Vec<(ErrorKind, Option<&str>)> =
+        errors.iter().map(|e| (e.kind(), e.key())).collect();
+    assert_eq!(
+        found,
+        [
+            (ErrorKind::Schema, Some("greeting.message")),
+            (ErrorKind::Resolve, Some("access.prefixes.0")),
+            (ErrorKind::Resolve, Some("access.prefixes.2")),
+        ],
+        "{errors}"
+    );
+    assert_eq!(
+        greeted.load(Ordering::SeqCst),
+        1,
+        "ran on a greeting that failed"
+    );
+    assert_eq!(accessor.load().version(), 1);
+
+    // A preview says the same.
+    let preview = accessor.preview(eac_accessor::Candidate::Sources);
+    assert_eq!(preview.errors.len(), 3, "{:?}", preview.errors);
+}
+
 #[test]
 fn a_resolver_reading_an_unregistered_section_or_a_second_resolver_of_one_type_fail_the_build() {
     let errors = EaCAccessor::builder()

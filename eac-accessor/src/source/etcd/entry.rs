@@ -1,6 +1,7 @@
 //! One key read: what it is (configuration, an instance's record, or neither), and the
 //! document a configuration key's value contributes, in the layout of the options.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::{INSTANCES, RELEASES, Shared};
@@ -138,6 +139,46 @@ impl Shared {
     }
 }
 
+/// For each configuration key that sets the same section as another key (`features`
+/// and `features.yaml`: the names differ by a format's extension only), the error that
+/// rejects it, naming the others. Which one would win is no choice eac makes silently.
+pub(super) fn same_section(entries: &[Entry], prefix: &str) -> HashMap<String, Error> {
+    let mut by_section: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
+    for entry in entries {
+        if let Some(name) = entry.key.strip_prefix(prefix) {
+            by_section
+                .entry(split_extension(name).0)
+                .or_default()
+                .push(entry);
+        }
+    }
+    let mut errors = HashMap::new();
+    for (section, keys) in by_section.into_iter().filter(|(_, k)| k.len() > 1) {
+        for entry in &keys {
+            let others: Vec<String> = keys
+                .iter()
+                .filter(|o| o.key != entry.key)
+                .map(|o| format!("`{}`", o.key))
+                .collect();
+            let source = SourceName::Etcd {
+                key: entry.key.clone(),
+                revision: Some(entry.mod_revision),
+            };
+            let error = Error::new(
+                ErrorKind::Parse,
+                format!(
+                    "section `{section}` is set by this key and by {}: keep one key per section \
+                     (delete the others)",
+                    others.join(" and ")
+                ),
+            )
+            .with_source(source);
+            errors.insert(entry.key.clone(), error);
+        }
+    }
+    errors
+}
+
 /// `limits.toml` → (`limits`, TOML); `limits` → (`limits`, JSON).
 fn split_extension(name: &str) -> (&str, Format) {
     if let Some((stem, ext)) = name.rsplit_once('.')
@@ -184,5 +225,37 @@ mod tests {
         assert_eq!(split_extension("limits.toml"), ("limits", Format::Toml));
         assert_eq!(split_extension("a/b.yml"), ("a/b", Format::Yaml));
         assert_eq!(split_extension("v1.2"), ("v1.2", Format::Json));
+    }
+
+    #[test]
+    fn keys_that_differ_by_a_format_extension_only_set_one_section() {
+        let entry = |key: &str| Entry {
+            key: key.to_owned(),
+            mod_revision: 7,
+            text: Arc::from(""),
+            value_hash: 0,
+            parsed: Ok((Dict::new(), 0)),
+        };
+        let entries = [
+            "features",
+            "features.yaml",
+            "limits.toml",
+            "a/b",
+            "a/b.json",
+            "v1.2",
+        ]
+        .map(|k| entry(&format!("/p/{k}")));
+        let twins = same_section(&entries, "/p/");
+        let mut keys: Vec<&str> = twins.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["/p/a/b", "/p/a/b.json", "/p/features", "/p/features.yaml"]
+        );
+        assert_eq!(
+            twins["/p/features"].to_string(),
+            "etcd:/p/features@7: section `features` is set by this key and by `/p/features.yaml`: \
+             keep one key per section (delete the others)"
+        );
     }
 }

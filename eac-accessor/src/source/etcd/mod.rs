@@ -7,7 +7,8 @@
 //! - **Sections** (the default): every key under the prefix is a section named by the
 //!   rest of the key — `/eac/app/limits` holds the `limits` section as JSON; a key ending
 //!   in `.toml`, `.yaml`/`.yml` or `.json` is read in that format, the extension not part
-//!   of the name; `/` nests (`/eac/app/server/http` is `server.http`).
+//!   of the name; `/` nests (`/eac/app/server/http` is `server.http`). Two keys of one
+//!   section (`limits` and `limits.toml`) are each rejected, naming the other.
 //! - **Document** ([`EtcdOptions::document`]): one key holds the whole document, in the
 //!   format of its extension (JSON without one).
 //!
@@ -457,7 +458,9 @@ impl Source for Etcd {
             current
         };
         // A key whose value does not parse fails the merge, naming it: it blocks only
-        // itself, like any other bad input.
+        // itself, like any other bad input. So do two keys of one section, each naming
+        // the other.
+        let twins = entry::same_section(&fetched.entries, &self.shared.options.prefix);
         let layers = fetched
             .entries
             .iter()
@@ -466,9 +469,12 @@ impl Source for Etcd {
                     key: entry.key.clone(),
                     revision: Some(entry.mod_revision),
                 };
-                match &entry.parsed {
-                    Ok((data, fingerprint)) => Layer::parsed(name, data.clone(), *fingerprint),
-                    Err(e) => Layer::failed(name, e.clone()),
+                match (&entry.parsed, twins.get(&entry.key)) {
+                    (_, Some(twin)) => Layer::failed(name, twin.clone()),
+                    (Ok((data, fingerprint)), None) => {
+                        Layer::parsed(name, data.clone(), *fingerprint)
+                    }
+                    (Err(e), None) => Layer::failed(name, e.clone()),
                 }
             })
             .collect();

@@ -24,7 +24,7 @@ use clap::Parser;
 use eac_accessor::lens::Lens;
 use eac_accessor::reload::ReloadCoordinator;
 use eac_accessor::source::{Dir, Env, Http};
-use eac_accessor::{Builder, EaCAccessor};
+use eac_accessor::{Builder, EaCAccessor, ErrorKind};
 use eac_tower::admin::{self, AdminConfig};
 use eac_tower::{EaCLayer, LiveBodyLimitLayer, LiveTimeoutLayer, Pinned, Section};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -172,9 +172,30 @@ async fn pinned_route(greeting: Section<Greeting>, limits: Section<Limits>) -> J
     }))
 }
 
+/// Exit code: the state dir is another process's (`--help` lists the codes).
+const STATE_DIR_IN_USE: u8 = 6;
+/// Exit code: an address to listen on is taken.
+const ADDRESS_IN_USE: u8 = 7;
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
+    fail_with(1, message)
+}
+
+fn fail_with(code: u8, message: impl std::fmt::Display) -> ExitCode {
     eprintln!("live_server: {message}");
-    ExitCode::FAILURE
+    ExitCode::from(code)
+}
+
+/// Why a listener could not be bound, and the exit code that says so.
+fn cannot_listen(address: SocketAddr, flag: &str, e: &std::io::Error) -> (u8, String) {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        let message = format!(
+            "cannot listen on {address}: the address is in use by another process \
+             (stop it, or give {flag} another address)"
+        );
+        return (ADDRESS_IN_USE, message);
+    }
+    (1, format!("cannot listen on {address}: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -283,6 +304,10 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
     };
     let accessor = match accessor(&options, remote.as_ref(), &etcd) {
         Ok(a) => a,
+        // Another server owns the state dir: not a configuration problem.
+        Err(errors) if errors.has(ErrorKind::InUse) => {
+            return fail_with(STATE_DIR_IN_USE, errors);
+        }
         Err(errors) => return fail(errors),
     };
     let reloads = ReloadCoordinator::new(accessor.clone(), reload_config);
@@ -301,14 +326,14 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
     {
         return fail(e);
     }
-    let bind = |address| async move {
+    let bind = |address, flag| async move {
         TcpListener::bind(address)
             .await
-            .map_err(|e| format!("cannot listen on {address}: {e}"))
+            .map_err(|e| cannot_listen(address, flag, &e))
     };
-    let app_listener = match bind(options.listen).await {
+    let app_listener = match bind(options.listen, "--listen").await {
         Ok(l) => l,
-        Err(e) => return fail(e),
+        Err((code, e)) => return fail_with(code, e),
     };
     let app_address = app_listener.local_addr().unwrap_or(options.listen);
     let mut listeners = Vec::new();
@@ -316,9 +341,9 @@ async fn serve_until_stopped(options: Options) -> ExitCode {
     match options.admin_listen {
         // Its own listener: the application's has no admin routes at all.
         Some(address) => {
-            let listener = match bind(address).await {
+            let listener = match bind(address, "--admin-listen").await {
                 Ok(l) => l,
-                Err(e) => return fail(e),
+                Err((code, e)) => return fail_with(code, e),
             };
             let bound = listener.local_addr().unwrap_or(address);
             admin_address = Some(bound);

@@ -56,7 +56,14 @@ Fleet on etcd (with --etcd; `put` and `fleet` read them too):
 
 Signals: SIGTERM and Ctrl-C stop it gracefully (every request already received is
 answered, with `Connection: close`); SIGHUP reloads like `POST refresh` (in manual
-mode it re-reads and shows the change as pending).";
+mode it re-reads and shows the change as pending).
+
+Exit codes (serving and --check; `put` and `fleet` list their own):
+  0  stopped by a signal, or --check found the configuration valid
+  1  invalid configuration (every error printed), or another failure to start
+  2  usage error
+  6  the state dir is in use by another process (its PID is named)
+  7  an address to listen on is in use";
 
 /// An HTTP server whose behaviour follows its configuration files live.
 #[derive(Debug, Parser)]

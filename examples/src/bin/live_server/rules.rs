@@ -34,7 +34,7 @@ impl Rules {
     }
 }
 
-/// The resolver: a pattern that does not compile rejects the candidate, naming its key.
+/// The resolver: each pattern that does not compile rejects the candidate, naming its key.
 /// A replaced matcher is dropped once no request holds it and `EAC_REFRESH_DRAIN_MS`
 /// has passed, and says so in the log.
 pub(crate) fn resolver() -> Resolver<Rules> {
@@ -49,6 +49,8 @@ fn compile(access: &Access) -> Result<Rules, ResolveError> {
     };
     let mut globs = GlobSetBuilder::new();
     let mut regexes = Vec::new();
+    // Every bad pattern at once, not the first only.
+    let mut bad = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
         let at = |e: &dyn std::fmt::Display| {
             ResolveError::new(format!("pattern `{rule}` does not compile: {e}"))
@@ -56,11 +58,21 @@ fn compile(access: &Access) -> Result<Rules, ResolveError> {
         };
         if rule.starts_with('^') {
             // Checked one by one so that the error names the pattern at fault.
-            regex::Regex::new(rule).map_err(|e| at(&e))?;
-            regexes.push(rule.as_str());
+            match regex::Regex::new(rule) {
+                Ok(_) => regexes.push(rule.as_str()),
+                Err(e) => bad.push(at(&e)),
+            }
         } else {
-            globs.add(Glob::new(rule).map_err(|e| at(&e))?);
+            match Glob::new(rule) {
+                Ok(glob) => {
+                    globs.add(glob);
+                }
+                Err(e) => bad.push(at(&e)),
+            }
         }
+    }
+    if let Some(bad) = ResolveError::from_vec(bad) {
+        return Err(bad);
     }
     let globs = globs.build()?;
     let regexes = RegexSet::new(regexes)?;
@@ -116,5 +128,12 @@ mod tests {
         );
         let e = rules(&["^(unclosed"]).unwrap_err();
         assert_eq!(e.key(), Some("access.rules.0"));
+    }
+
+    #[test]
+    fn every_pattern_that_does_not_compile_is_named() {
+        let e = rules(&["/a/{b", "/ok", "^(unclosed"]).unwrap_err();
+        let keys: Vec<_> = e.iter().map(ResolveError::key).collect();
+        assert_eq!(keys, [Some("access.rules.0"), Some("access.rules.2")]);
     }
 }
