@@ -104,7 +104,9 @@ impl EaCAccessor {
         }
     }
 
-    /// The canary serving a share of requests, if one runs.
+    /// The canary serving a share of requests, if one runs: one relaxed load when none
+    /// does.
+    #[inline]
     pub fn canary(&self) -> Option<Arc<crate::canary::Canary>> {
         self.publisher.canary()
     }

@@ -55,6 +55,12 @@ impl CanarySlot {
         if !self.on.load(Ordering::Relaxed) {
             return None;
         }
+        self.running_now()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn running_now(&self) -> Option<Arc<Canary>> {
         self.running.load_full()
     }
 

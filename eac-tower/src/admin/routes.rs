@@ -221,7 +221,7 @@ pub(super) async fn preview(State(state): State<AdminState>, body: Bytes) -> Res
     }
     let overlay = match overlay(&body) {
         Ok(overlay) => overlay,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let accessor = state.accessor.clone();
     match tokio::task::spawn_blocking(move || accessor.preview(Candidate::Overlay(overlay))).await {
@@ -234,19 +234,19 @@ pub(super) async fn preview(State(state): State<AdminState>, body: Bytes) -> Res
 }
 
 /// The overlay document of a `POST preview` or `POST canary`, or the answer refusing it.
-fn overlay(body: &Bytes) -> Result<Value, Response> {
+fn overlay(body: &Bytes) -> Result<Value, Box<Response>> {
     match serde_json::from_slice(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(error(
+        Ok(_) => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             "expected a JSON object: the overlay document",
-        )),
+        ))),
         Err(e) => {
             let at = format!("line {} column {}", e.line(), e.column());
-            Err(error(
+            Err(Box::new(error(
                 StatusCode::BAD_REQUEST,
                 format!("the body is not JSON (at {at})"),
-            ))
+            )))
         }
     }
 }
@@ -267,7 +267,7 @@ pub(super) async fn canary(
     }
     let overlay = match overlay(&body) {
         Ok(overlay) => overlay,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let result = coordinator.start_canary(overlay).await;
     let canary = coordinator.canary().map(|c| c.status());

@@ -83,14 +83,15 @@ where
         {
             stamp(response, version.get());
         }
-        if this.meter.is_some() && poll.is_ready() {
-            if let Some(meter) = this.meter.take() {
-                let server_error = match &poll {
-                    Poll::Ready(Ok(response)) => response.status().is_server_error(),
-                    _ => true,
-                };
-                meter.done(server_error);
-            }
+        if this.meter.is_some()
+            && poll.is_ready()
+            && let Some(meter) = this.meter.take()
+        {
+            let server_error = match &poll {
+                Poll::Ready(Ok(response)) => response.status().is_server_error(),
+                _ => true,
+            };
+            meter.done(server_error);
         }
         poll
     }
