@@ -330,3 +330,48 @@ async fn a_newer_change_replaces_the_canary() {
     assert!(service.reloads.canary().is_none());
     assert_eq!(service.accessor.load().version(), stable);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_every_request_sees_one_version_while_canaries_come_and_go() {
+    let service = Arc::new(Service::start(config(0.3, Duration::from_secs(600), 200)).await);
+    let stable = service.accessor.load().version();
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let service = Arc::clone(&service);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for i in 0..150 {
+                    let answer = service.get(&format!("client-{c}-{i}")).await;
+                    // One version from the first read to the last, and the header says it.
+                    assert_eq!(answer.read, (answer.version, answer.version));
+                    assert_eq!(answer.status, StatusCode::OK);
+                    seen.push(answer.version);
+                }
+                seen
+            })
+        })
+        .collect();
+    // Meanwhile canaries start, replace one another, and end.
+    let mut canaries = Vec::new();
+    for round in 0..5 {
+        canaries.extend(service.change(&format!("round {round}"), false).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    service.reloads.abort_canary().await.unwrap();
+    let mut seen = Vec::new();
+    for client in clients {
+        seen.extend(client.await.unwrap());
+    }
+    assert_eq!(canaries.len(), 5, "each change started a canary");
+    for version in &seen {
+        assert!(
+            *version == stable || canaries.contains(version),
+            "served {version}, neither the stable version nor a canary"
+        );
+    }
+    assert!(seen.contains(&stable));
+    assert!(
+        seen.iter().any(|v| canaries.contains(v)),
+        "no canary served"
+    );
+}
