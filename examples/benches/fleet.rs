@@ -9,7 +9,7 @@
 //! 4. The fleet at rest: etcd's revision must not move (no member writes).
 //!
 //! `cargo bench -p eac-examples --features etcd --bench fleet [-- --instances 32 --puts 100
-//! --rest-secs 60]` (needs `etcd` on PATH).
+//! --rest-secs 60 --state-tmpfs 1]` (needs `etcd` on PATH).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -347,14 +347,12 @@ impl Shared {
     /// changed since the state held before, if any.
     async fn read_at(&self, revision: i64) -> Result<Option<(Vec<String>, i64)>, Error> {
         self.background.asked();
-        let read = self.read_pages(revision).await?;
+        // A read of the latest state is a resync: the records too. One at a watch
+        // event's revision: the configuration only (the watch delivered the records).
+        let read = self.read_some(revision, revision == 0).await?;
         Ok(self.store(read, revision == 0))
     }
 
-    /// Keeps what a read found; returns the configuration keys that changed, if any. A
-    /// read of the latest state (`latest`) is all there is up to its revision: the watch
-    /// goes on from there, even when that is below what it saw (a cluster restored from a
-    /// backup, or a new one at the same address).
     fn store(&self, read: read::Read, latest: bool) -> Option<(Vec<String>, i64)> {
         let revision = read.revision;
         let mut entries = Vec::new();
@@ -432,8 +430,10 @@ impl Shared {
         } else {
             state.seen = state.seen.max(revision);
         }
-        state.fleet = fleet;
-        state.releases = releases;
+        if read.with_records {
+            state.fleet = fleet;
+            state.releases = releases;
+        }
         // Under the state's lock: no status shows this state beside the last read's result.
         self.background.answered(found, |_| {});
         (found == Found::Modified).then_some((changed, revision))

@@ -42,6 +42,8 @@ pub(crate) struct Read {
     pub(crate) instances: Vec<Raw>,
     /// The writers' records (`<prefix>.releases/`).
     pub(crate) releases: Vec<Raw>,
+    /// Whether the records were read (else the watch's own are kept).
+    pub(crate) with_records: bool,
 }
 
 /// What a range may still hold before it is refused.
@@ -98,6 +100,14 @@ impl Shared {
     /// Reads the configuration and the instance records at `revision` (0: the latest,
     /// then every page at the revision of the first).
     pub(crate) async fn read_pages(&self, revision: i64) -> Result<Read, Error> {
+        self.read_some(revision, true).await
+    }
+
+    /// Reads the configuration at `revision`, and eac's records too when `records`: the
+    /// watch keeps them from its own events, so a change read for a watch event needs
+    /// only the configuration (a fleet of N members would otherwise each read N records
+    /// per change).
+    pub(crate) async fn read_some(&self, revision: i64, records: bool) -> Result<Read, Error> {
         let mut revision = revision;
         let mut kv = self
             .client
@@ -129,17 +139,23 @@ impl Shared {
             }
         }
         let mut kv = kv.max_decoding_message_size(INSTANCE_MESSAGE);
-        let instances = self
-            .records(&mut kv, self.instance_range(), MAX_INSTANCES, &mut revision)
-            .await?;
-        let releases = self
-            .records(&mut kv, self.release_range(), MAX_RELEASES, &mut revision)
-            .await?;
+        let (instances, releases) = if records {
+            let instances = self
+                .records(&mut kv, self.instance_range(), MAX_INSTANCES, &mut revision)
+                .await?;
+            let releases = self
+                .records(&mut kv, self.release_range(), MAX_RELEASES, &mut revision)
+                .await?;
+            (instances, releases)
+        } else {
+            (Vec::new(), Vec::new())
+        };
         Ok(Read {
             revision,
             config,
             instances,
             releases,
+            with_records: records,
         })
     }
 
