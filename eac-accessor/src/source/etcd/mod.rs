@@ -347,8 +347,8 @@ impl Shared {
     /// changed since the state held before, if any.
     async fn read_at(&self, revision: i64) -> Result<Option<(Vec<String>, i64)>, Error> {
         self.background.asked();
-        // A read of the latest state is a resync: the records too. One at a watch
-        // event's revision: the configuration only (the watch delivered the records).
+        // A read of the latest state is a resync: the instance records too. One at a
+        // watch event's revision skips them (the watch delivered them).
         let read = self.read_some(revision, revision == 0).await?;
         Ok(self.store(read, revision == 0))
     }
@@ -432,8 +432,8 @@ impl Shared {
         }
         if read.with_records {
             state.fleet = fleet;
-            state.releases = releases;
         }
+        state.releases = releases;
         // Under the state's lock: no status shows this state beside the last read's result.
         self.background.answered(found, |_| {});
         (found == Found::Modified).then_some((changed, revision))

@@ -42,7 +42,7 @@ pub(crate) struct Read {
     pub(crate) instances: Vec<Raw>,
     /// The writers' records (`<prefix>.releases/`).
     pub(crate) releases: Vec<Raw>,
-    /// Whether the records were read (else the watch's own are kept).
+    /// Whether the instance records were read (else the watch's own are kept).
     pub(crate) with_records: bool,
 }
 
@@ -103,10 +103,11 @@ impl Shared {
         self.read_some(revision, true).await
     }
 
-    /// Reads the configuration at `revision`, and eac's records too when `records`: the
-    /// watch keeps them from its own events, so a change read for a watch event needs
-    /// only the configuration (a fleet of N members would otherwise each read N records
-    /// per change).
+    /// Reads the configuration and the release records at `revision`, and the instance
+    /// records too when `records`: the watch keeps those from its own events, so a
+    /// change read for a watch event skips them (a fleet of N members would otherwise
+    /// each read N records per change). The releases (a few) are read with the
+    /// configuration they released: their own watch's event may come after its.
     pub(crate) async fn read_some(&self, revision: i64, records: bool) -> Result<Read, Error> {
         let mut revision = revision;
         let mut kv = self
@@ -139,17 +140,15 @@ impl Shared {
             }
         }
         let mut kv = kv.max_decoding_message_size(INSTANCE_MESSAGE);
-        let (instances, releases) = if records {
-            let instances = self
-                .records(&mut kv, self.instance_range(), MAX_INSTANCES, &mut revision)
-                .await?;
-            let releases = self
-                .records(&mut kv, self.release_range(), MAX_RELEASES, &mut revision)
-                .await?;
-            (instances, releases)
+        let instances = if records {
+            self.records(&mut kv, self.instance_range(), MAX_INSTANCES, &mut revision)
+                .await?
         } else {
-            (Vec::new(), Vec::new())
+            Vec::new()
         };
+        let releases = self
+            .records(&mut kv, self.release_range(), MAX_RELEASES, &mut revision)
+            .await?;
         Ok(Read {
             revision,
             config,
