@@ -597,13 +597,19 @@ fn the_dashboard_shows_which_instance_of_an_etcd_fleet_serves_which_version() {
     browser.until(&row(&id_b), "the NACK's errors", |t| {
         t.contains("greeting.message") && t.contains(&format!("etcd:{PREFIX}greeting@"))
     });
-    // Fixed: SYNCED again, the NACK gone.
+    // Fixed: SYNCED again, the NACK gone; both applied the latest revision, each with
+    // the time it took.
     client.put("greeting", r#"{"message": "third"}"#);
     for id in [&id_a, &id_b] {
         browser.until(&row(id), "SYNCED again", |t| {
-            t.contains("SYNCED") && !t.contains("NACK")
+            t.contains("SYNCED") && !t.contains("NACK") && t.contains(" ms (receipt)")
         });
     }
+    browser.until(
+        "#fleet-applied",
+        "the latest revision applied by both",
+        |t| t.contains("applied by 2 of 2, the slowest in "),
+    );
 
     // B dies without leaving: its row goes once its lease runs out. live_server takes
     // the fleet's default lease (10 s) and has no flag to shorten it, hence the wait.

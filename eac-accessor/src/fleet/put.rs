@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use etcd_client::{Compare, CompareOp, Txn, TxnOp, WatchOptions};
+use etcd_client::{Compare, CompareOp, EventType, Txn, TxnOp, WatchOptions};
 use serde_json::Value;
 
 use super::view;
@@ -421,12 +421,17 @@ impl Etcd {
     ) -> Result<FleetAnswer, Error> {
         let shared = &self.shared;
         let deadline = tokio::time::Instant::now() + within;
-        // Each change of a record wakes the wait: nothing is polled.
+        // The records once, then each change of one from the watch: nothing is polled,
+        // and a fleet of N members costs N events, not N reads of N records.
+        let read = shared.read_pages(0).await?;
+        let mut records = records(shared, &read.instances, |id, value, _| {
+            (id, crate::source::etcd::entry::instance_record(value))
+        });
         let (start, end) = shared.instance_range();
         let mut client = shared.client.watch_client();
         let options = WatchOptions::new()
             .with_range(end)
-            .with_start_revision(revision);
+            .with_start_revision(read.revision + 1);
         let mut stream = tokio::time::timeout(
             shared.options.request_timeout,
             client.watch(start, Some(options)),
@@ -435,22 +440,42 @@ impl Etcd {
         .map_err(|_| shared.io_error("cannot watch the instance records", "no answer in time"))?
         .map_err(|e| shared.io_error("cannot watch the instance records", e))?;
         loop {
-            let view = self.fleet_view().await?;
-            let answer = answer(revision, view);
-            if answer.waiting.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(answer);
+            let waiting = answer(revision, &records).waiting;
+            if waiting.is_empty() || tokio::time::Instant::now() >= deadline {
+                break;
             }
             match tokio::time::timeout_at(deadline, stream.message()).await {
                 // Time is up: one last look.
                 Err(_) => {}
-                // A record changed: look again.
-                Ok(Ok(Some(_))) => {}
+                Ok(Ok(Some(response))) => {
+                    for event in response.events() {
+                        let Some(kv) = event.kv() else { continue };
+                        let Key::Instance(id) = shared.classify(kv.key()) else {
+                            continue;
+                        };
+                        match event.event_type() {
+                            EventType::Put => {
+                                let record =
+                                    crate::source::etcd::entry::instance_record(kv.value());
+                                records.insert(id.to_owned(), record);
+                            }
+                            EventType::Delete => {
+                                records.remove(id);
+                            }
+                        }
+                    }
+                }
                 Ok(Ok(None)) => {
                     return Err(shared.io_error("the watch ended", "closed by the server"));
                 }
                 Ok(Err(e)) => return Err(shared.io_error("the watch failed", e)),
             }
         }
+        // The view as it is now, for the table; the answer from the same records.
+        let view = self.fleet_view().await?;
+        let mut answer = answer(revision, &records);
+        answer.view = view;
+        Ok(answer)
     }
 
     /// The fleet view, read now from the cluster: `{"revision", "members": [...],
@@ -527,25 +552,24 @@ fn records_of_releases(shared: &Shared, read: &Read) -> BTreeMap<String, Value> 
     })
 }
 
-/// Who ACKed, NACKed or said nothing of `revision`, from a fleet view.
-fn answer(revision: i64, view: Value) -> FleetAnswer {
+/// Who ACKed, NACKed or said nothing of `revision`, from the members' records.
+fn answer(revision: i64, records: &BTreeMap<String, Value>) -> FleetAnswer {
     let mut answer = FleetAnswer {
         acked: Vec::new(),
         nacked: Vec::new(),
         waiting: Vec::new(),
         view: Value::Null,
     };
-    for member in view["members"].as_array().into_iter().flatten() {
-        let id = member["id"].as_str().unwrap_or_default().to_owned();
-        if member["nack"]["revision"].as_i64() >= Some(revision) {
+    for (id, record) in records {
+        let id = id.clone();
+        if record["nack"]["revision"].as_i64() >= Some(revision) {
             answer.nacked.push(id);
-        } else if member["applied_revision"].as_i64() >= Some(revision) {
+        } else if record["applied_revision"].as_i64() >= Some(revision) {
             answer.acked.push(id);
         } else {
             answer.waiting.push(id);
         }
     }
-    answer.view = view;
     answer
 }
 
@@ -556,14 +580,26 @@ mod tests {
 
     #[test]
     fn a_member_nacks_acks_or_is_waited_for() {
-        let view = json!({"members": [
-            {"id": "a", "applied_revision": 12, "nack": null},
-            {"id": "b", "applied_revision": 9, "nack": {"revision": 10}},
-            {"id": "c", "applied_revision": 9, "nack": null},
-            {"id": "d", "applied_revision": 12, "nack": {"revision": 8}},
-            {"id": "e", "applied_revision": null, "nack": null},
-        ]});
-        let answer = answer(10, view);
+        let records = BTreeMap::from([
+            (
+                "a".to_owned(),
+                json!({"applied_revision": 12, "nack": null}),
+            ),
+            (
+                "b".to_owned(),
+                json!({"applied_revision": 9, "nack": {"revision": 10}}),
+            ),
+            ("c".to_owned(), json!({"applied_revision": 9, "nack": null})),
+            (
+                "d".to_owned(),
+                json!({"applied_revision": 12, "nack": {"revision": 8}}),
+            ),
+            (
+                "e".to_owned(),
+                json!({"applied_revision": null, "nack": null}),
+            ),
+        ]);
+        let answer = answer(10, &records);
         assert_eq!(answer.acked, ["a", "d"]);
         assert_eq!(answer.nacked, ["b"]);
         assert_eq!(answer.waiting, ["c", "e"]);

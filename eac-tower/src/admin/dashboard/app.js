@@ -257,7 +257,7 @@
   function fleet(records, view) {
     const ids = Object.keys(records).sort();
     const states = Object.fromEntries(((view && view.members) || []).map((m) => [m.id, m]));
-    const known = ["version", "hash", "pid", "updated", "applied_revision", "applied_at", "nack"];
+    const known = ["version", "hash", "pid", "updated", "applied_revision", "applied_at", "nack", "propagation"];
     const extra = [...new Set(ids.flatMap((id) => Object.keys(records[id] || {})))].filter((k) => !known.includes(k));
     const odd = ids.filter((id) => (records[id] || {}).hash !== currentHash);
     const summary = !ids.length
@@ -265,9 +265,15 @@
       : odd.length
         ? el("span", { class: "note warn" }, `${odd.length} of ${ids.length} instance(s) serve other configuration than this one`)
         : el("span", { class: "muted" }, `${ids.length} instance(s), all serving this configuration`);
-    return el("div", { class: "detail detail-fleet" }, el("h4", {}, "fleet"), summary,
+    const applied = view && view.applied;
+    const latest = applied
+      ? el("span", { class: "muted", id: "fleet-applied" }, ` · revision ${view.revision} applied by ${applied.count} of ${applied.of}`,
+        applied.slowest_seconds != null ? `, the slowest in ${(applied.slowest_seconds * 1000).toFixed(1)} ms` : "")
+      : null;
+    const took = (p) => p && p.seconds != null ? `${(p.seconds * 1000).toFixed(1)} ms (${p.from})` : "–";
+    return el("div", { class: "detail detail-fleet" }, el("h4", {}, "fleet"), summary, latest,
       ids.length ? el("table", { class: "fleet" },
-        el("thead", {}, el("tr", {}, ["instance", "state", "version", "hash", "applied revision", "pid", "updated", ...extra].map((c) => el("th", {}, c.replace(/_/g, " "))))),
+        el("thead", {}, el("tr", {}, ["instance", "state", "version", "hash", "applied revision", "took", "pid", "updated", ...extra].map((c) => el("th", {}, c.replace(/_/g, " "))))),
         el("tbody", {}, ids.map((id) => {
           const r = records[id] || {};
           const differs = odd.includes(id);
@@ -278,6 +284,7 @@
               differs ? [" ", el("span", { class: "pill warning small" }, "differs")] : null),
             el("td", {}, r.hash ? el("code", { title: String(r.hash) }, String(r.hash).slice(0, 8)) : "–"),
             el("td", { class: "nowrap" }, String(r.applied_revision ?? "–")),
+            el("td", { class: "nowrap" }, took(r.propagation)),
             el("td", { class: "nowrap" }, String(r.pid ?? "–")),
             el("td", { class: "nowrap", title: time(r.updated) }, time(r.updated).replace(/^.*· /, "")),
             extra.map((k) => el("td", {}, typeof r[k] === "object" ? JSON.stringify(r[k]) : String(r[k] ?? "–"))));
