@@ -25,6 +25,8 @@ struct Instance {
     child: Child,
     conn: BufReader<TcpStream>,
     address: SocketAddr,
+    /// Its log: kept out of the bench's output (a line per publish), shown if it fails.
+    _log: tempfile::NamedTempFile,
 }
 
 impl Drop for Instance {
@@ -46,6 +48,7 @@ impl Drop for Instance {
 
 impl Instance {
     fn start(config: &std::path::Path, state: &std::path::Path, etcd: &str) -> Instance {
+        let log = tempfile::NamedTempFile::new().expect("a log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_live_server"))
             .args(["--config-dir", config.to_str().unwrap()])
             .args(["--state-dir", state.to_str().unwrap()])
@@ -54,8 +57,7 @@ impl Instance {
             .env("EAC_REFRESH_COOLDOWN_MS", "0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            // Warnings and a failure to start show.
-            .stderr(Stdio::inherit())
+            .stderr(log.reopen().expect("the log file"))
             .spawn()
             .expect("start live_server");
         let mut line = String::new();
@@ -66,13 +68,17 @@ impl Instance {
             .split("http://")
             .nth(1)
             .and_then(|a| a.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
+            .unwrap_or_else(|| {
+                let log = std::fs::read_to_string(log.path()).unwrap_or_default();
+                panic!("no address in {line:?}; its log:\n{log}")
+            });
         let stream = TcpStream::connect(address).unwrap();
         stream.set_nodelay(true).unwrap();
         Instance {
             child,
             conn: BufReader::new(stream),
             address,
+            _log: log,
         }
     }
 

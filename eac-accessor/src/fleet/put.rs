@@ -421,17 +421,13 @@ impl Etcd {
     ) -> Result<FleetAnswer, Error> {
         let shared = &self.shared;
         let deadline = tokio::time::Instant::now() + within;
-        // The records once, then each change of one from the watch: nothing is polled,
-        // and a fleet of N members costs N events, not N reads of N records.
-        let read = shared.read_pages(0).await?;
-        let mut records = records(shared, &read.instances, |id, value, _| {
-            (id, crate::source::etcd::entry::instance_record(value))
-        });
+        // A watch from now (one from a past revision is caught up by etcd's sync loop,
+        // every 100 ms), then the records once: each change of one after that read
+        // comes from the watch. Nothing is polled, and a fleet of N members costs N
+        // events, not N reads of N records.
         let (start, end) = shared.instance_range();
         let mut client = shared.client.watch_client();
-        let options = WatchOptions::new()
-            .with_range(end)
-            .with_start_revision(read.revision + 1);
+        let options = WatchOptions::new().with_range(end);
         let mut stream = tokio::time::timeout(
             shared.options.request_timeout,
             client.watch(start, Some(options)),
@@ -439,6 +435,10 @@ impl Etcd {
         .await
         .map_err(|_| shared.io_error("cannot watch the instance records", "no answer in time"))?
         .map_err(|e| shared.io_error("cannot watch the instance records", e))?;
+        let read = shared.read_pages(0).await?;
+        let mut records = records(shared, &read.instances, |id, value, _| {
+            (id, crate::source::etcd::entry::instance_record(value))
+        });
         loop {
             let waiting = answer(revision, &records).waiting;
             if waiting.is_empty() || tokio::time::Instant::now() >= deadline {
@@ -450,6 +450,10 @@ impl Etcd {
                 Ok(Ok(Some(response))) => {
                     for event in response.events() {
                         let Some(kv) = event.kv() else { continue };
+                        // What the read saw already.
+                        if kv.mod_revision() <= read.revision {
+                            continue;
+                        }
                         let Key::Instance(id) = shared.classify(kv.key()) else {
                             continue;
                         };
