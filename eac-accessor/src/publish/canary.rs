@@ -161,9 +161,15 @@ impl CanarySlot {
 
     /// Takes `canary` out if it is the one running.
     fn take_if(&self, canary: &Arc<Canary>) -> Result<(), Errors> {
+        self.check_running(canary)?;
+        self.take();
+        Ok(())
+    }
+
+    /// Whether `canary` is the one running, or why not.
+    fn check_running(&self, canary: &Arc<Canary>) -> Result<(), Errors> {
         let running = self.running.load_full();
         if running.as_ref().is_some_and(|r| Arc::ptr_eq(r, canary)) {
-            self.take();
             Ok(())
         } else {
             Err(Error::new(
@@ -262,11 +268,14 @@ impl Publisher {
     /// Drops `canary`, recording why as a rejection (the status, the history, the
     /// events); its content is not canaried again until the sources change.
     pub(crate) fn abort(&self, canary: &Arc<Canary>, why: &str) -> Result<(), Errors> {
+        // Under the writer lock nothing else ends it: the rejection is recorded before it
+        // is taken out, so whoever sees it gone sees why.
         let _writer = self.write();
-        self.canary.take_if(canary)?;
+        self.canary.check_running(canary)?;
         *lock(&self.canary.refused) = Some(canary.hash());
         let version = self.current.load().version;
         self.reject(&canary.snapshot().origin, &aborted(why), None);
+        self.canary.take_if(canary)?;
         ended(self, canary, version, "aborted", why.to_owned());
         Ok(())
     }

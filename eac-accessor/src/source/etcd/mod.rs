@@ -126,8 +126,9 @@ struct State {
     seen: i64,
     /// Watches cancelled because their start revision was compacted.
     compacted: u64,
-    /// Instance id → its record.
-    fleet: BTreeMap<String, serde_json::Value>,
+    /// Instance id → its record as written (parsed only when shown: a fleet of N
+    /// members sends each one N records per change, most never looked at).
+    fleet: BTreeMap<String, Arc<[u8]>>,
     /// Release id → its record, with `"revision"` (its mod_revision) added.
     releases: BTreeMap<String, serde_json::Value>,
     /// When the configuration revision read last was first seen here.
@@ -364,10 +365,7 @@ impl Shared {
         let mut fleet = BTreeMap::new();
         for raw in &read.instances {
             if let Key::Instance(id) = self.classify(&raw.key) {
-                let record = raw
-                    .value
-                    .as_deref()
-                    .map_or_else(unreadable, instance_record);
+                let record: Arc<[u8]> = raw.value.as_deref().unwrap_or_default().into();
                 fleet.insert(id.to_owned(), record);
             }
         }
@@ -437,6 +435,16 @@ impl Shared {
         // Under the state's lock: no status shows this state beside the last read's result.
         self.background.answered(found, |_| {});
         (found == Found::Modified).then_some((changed, revision))
+    }
+}
+
+/// An instance's record as shown: its JSON, or `{"unreadable": true}` (also for a value
+/// that was over the decode bound, kept empty).
+fn fleet_record(raw: &[u8]) -> serde_json::Value {
+    if raw.is_empty() {
+        unreadable()
+    } else {
+        instance_record(raw)
     }
 }
 
@@ -645,15 +653,20 @@ impl Source for Etcd {
         status
             .details
             .insert("compacted_watches".into(), state.compacted.into());
+        let fleet: BTreeMap<String, serde_json::Value> = state
+            .fleet
+            .iter()
+            .map(|(id, raw)| (id.clone(), fleet_record(raw)))
+            .collect();
         status
             .details
-            .insert("fleet".into(), serde_json::json!(state.fleet));
+            .insert("fleet".into(), serde_json::json!(fleet));
         status.details.insert(
             "fleet_view".into(),
             crate::fleet::view::view(
                 state.current.config_revision(),
                 state.changed_at,
-                &state.fleet,
+                &fleet,
                 &state.releases,
                 self.shared.options.stale,
                 SystemTime::now(),

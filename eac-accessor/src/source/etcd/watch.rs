@@ -7,7 +7,7 @@ use etcd_client::{EventType, WatchOptions, WatchResponse};
 use tokio::task::JoinHandle;
 
 use super::read::too_large;
-use super::{Etcd, Key, Shared, instance_record, lock, release_record};
+use super::{Etcd, Key, Shared, lock, release_record};
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::reload::ReloadCoordinator;
@@ -204,10 +204,9 @@ fn on_events(shared: &Shared, response: &WatchResponse) -> Option<i64> {
                 config_revision = config_revision.max(Some(kv.mod_revision()));
             }
             Key::Instance(id) => match event.event_type() {
+                // Kept as written: parsed only when the fleet is shown.
                 EventType::Put => {
-                    state
-                        .fleet
-                        .insert(id.to_owned(), instance_record(kv.value()));
+                    state.fleet.insert(id.to_owned(), kv.value().into());
                 }
                 EventType::Delete => {
                     state.fleet.remove(id);
