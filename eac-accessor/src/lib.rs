@@ -53,7 +53,12 @@
 //! - [`resolve`]: values built from sections (rule sets, clients, pools), rebuilt once
 //!   per change, checked before the swap, kept in the snapshot, drained after.
 //! - `fleet` (feature `etcd`): each instance's record in a fleet's view of who serves
-//!   what, beside the `source::Etcd` prefix it reads.
+//!   what (its ACK or NACK of each revision, its state, how long a change took), and a
+//!   safe writer (`Etcd::put_section`: validated, revision-guarded, recorded), beside
+//!   the `source::Etcd` prefix it reads.
+//! - [`canary`]: a new version serving a share of the requests first, judged on its own
+//!   errors and latency against the current version's (`ReloadMode::Canary`); the judge
+//!   a fleet's gray release shares.
 //! - [`StateDir`]: the checked folder of a service's durable history and caches.
 //! - [`reload`]: the reload coordinator (single flight, cooldown, backoff, timeout,
 //!   health checks with auto-rollback) and file watching.
