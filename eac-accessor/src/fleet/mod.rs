@@ -136,9 +136,11 @@ async fn run(
             Ok(()) => return,
             Err(e) if !lost => {
                 lost = true;
-                tracing::warn!(error = %e, key, "etcd: fleet record lost; registering again with backoff");
+                tracing::warn!(error = %crate::source::etcd::readable(&e), key, "etcd: fleet record lost; registering again with backoff");
             }
-            Err(e) => tracing::debug!(error = %e, key, "etcd: fleet record still not registered"),
+            Err(e) => {
+                tracing::debug!(error = %crate::source::etcd::readable(&e), key, "etcd: fleet record still not registered")
+            }
         }
         tokio::time::sleep(backoff.equal_jitter()).await;
     }

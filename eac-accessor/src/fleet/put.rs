@@ -398,7 +398,7 @@ impl PreparedPut {
                     format!("within {timeout:?}"),
                 ))
             })?
-            .map_err(|e| PutError::Etcd(shared.io_error("cannot write", e)))?;
+            .map_err(|e| PutError::Etcd(shared.etcd_error("cannot write", &e)))?;
         if !response.succeeded() {
             return Err(PutError::Conflict { validated });
         }
@@ -434,7 +434,7 @@ impl Etcd {
         )
         .await
         .map_err(|_| shared.io_error("cannot watch the instance records", "no answer in time"))?
-        .map_err(|e| shared.io_error("cannot watch the instance records", e))?;
+        .map_err(|e| shared.etcd_error("cannot watch the instance records", &e))?;
         let read = shared.read_pages(0).await?;
         let mut records = records(shared, &read.instances, |id, value, _| {
             (id, crate::source::etcd::entry::instance_record(value))
@@ -472,7 +472,7 @@ impl Etcd {
                 Ok(Ok(None)) => {
                     return Err(shared.io_error("the watch ended", "closed by the server"));
                 }
-                Ok(Err(e)) => return Err(shared.io_error("the watch failed", e)),
+                Ok(Err(e)) => return Err(shared.etcd_error("the watch failed", &e)),
             }
         }
         // The view as it is now, for the table; the answer from the same records.

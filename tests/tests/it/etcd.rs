@@ -947,3 +947,21 @@ async fn etcd_cluster_gone_back_in_revisions_is_read_afresh() {
     assert!(until(LIVE, || message(&accessor) == "newer").await);
     watch.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_etcd_is_said_in_a_sentence_naming_the_endpoint_and_the_cause() {
+    // A port nothing listens on.
+    let port = eac_tests::etcd::free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let error = Etcd::connect(options(endpoint.clone())).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains(&format!("cannot read the prefix at {endpoint}: ")),
+        "{text}"
+    );
+    assert!(text.to_lowercase().contains("refused"), "{text}");
+    // Never the client's debug text.
+    for debug in ["tonic::", "ConnectError(", "Os {", "Some(", "source:"] {
+        assert!(!text.contains(debug), "`{debug}` in {text}");
+    }
+}

@@ -309,8 +309,11 @@ impl Shared {
         let client = Client::connect(&options.endpoints, Some(connect))
             .await
             .map_err(|e| {
-                Error::new(ErrorKind::Io, format!("cannot use the endpoints: {e}"))
-                    .with_source(name.clone())
+                Error::new(
+                    ErrorKind::Io,
+                    format!("cannot use the endpoints: {}", readable(&e)),
+                )
+                .with_source(name.clone())
             })?;
         Ok(Shared {
             background: Background::new("etcd", name.to_string()),
@@ -342,6 +345,14 @@ impl Shared {
 
     pub(crate) fn io_error(&self, what: &str, e: impl fmt::Display) -> Error {
         Error::new(ErrorKind::Io, format!("{what}: {e}")).with_source(self.name())
+    }
+
+    /// An error of the client, as a sentence: what failed, at which endpoints, and the
+    /// cause read down its chain ("tcp connect error: Connection refused (os error
+    /// 111)") — never the client's debug text.
+    pub(crate) fn etcd_error(&self, what: &str, e: &etcd_client::Error) -> Error {
+        let at = self.options.endpoints.join(", ");
+        self.io_error(&format!("{what} at {at}"), readable(e))
     }
 
     /// Reads the prefix at `revision` (0: the latest) and keeps it; returns the keys that
@@ -446,6 +457,29 @@ fn fleet_record(raw: &[u8]) -> serde_json::Value {
     } else {
         instance_record(raw)
     }
+}
+
+/// An error of the etcd client read down its chain of causes, each said once: the gRPC
+/// status's message, not its debug form.
+pub(crate) fn readable(e: &etcd_client::Error) -> String {
+    use std::error::Error as _;
+    let mut parts = vec![match e {
+        etcd_client::Error::GRpcStatus(status) => status.message().to_owned(),
+        other => other.to_string(),
+    }];
+    let mut cause = match e {
+        etcd_client::Error::GRpcStatus(status) => status.source(),
+        other => other.source(),
+    };
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.retain(|p| !p.is_empty());
+    parts.join(": ")
 }
 
 fn prefix_name(prefix: &str) -> SourceName {

@@ -276,7 +276,7 @@ impl Shared {
                 self.io_error("no answer", format!("within {timeout:?}")),
             )),
             Ok(Err(e)) if too_large(&e) => Err(None),
-            Ok(Err(e)) => Err(Some(self.io_error("cannot read the prefix", e))),
+            Ok(Err(e)) => Err(Some(self.etcd_error("cannot read the prefix", &e))),
             Ok(Ok(response)) => Ok(response),
         }
     }

@@ -137,7 +137,7 @@ async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator) -> Ended {
                 format!("no answer within {:?}", shared.options.request_timeout),
             ));
         }
-        Ok(Err(e)) => return Ended::Failed(shared.io_error("cannot open the watch", e)),
+        Ok(Err(e)) => return Ended::Failed(shared.etcd_error("cannot open the watch", &e)),
         Ok(Ok(stream)) => stream,
     };
     loop {
@@ -151,7 +151,7 @@ async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator) -> Ended {
                 tracing::warn!(error = %e, "etcd: a watch batch over the decode bound; reading everything again");
                 return Ended::Resync;
             }
-            Err(e) => return Ended::Failed(shared.io_error("the watch failed", e)),
+            Err(e) => return Ended::Failed(shared.etcd_error("the watch failed", &e)),
         };
         // The cluster answers below what was seen: restored from a backup or replaced.
         // Its history is not ours; what it holds now is read afresh.
