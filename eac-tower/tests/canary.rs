@@ -335,9 +335,11 @@ async fn a_newer_change_replaces_the_canary() {
 async fn under_load_every_request_sees_one_version_while_canaries_come_and_go() {
     let service = Arc::new(Service::start(config(0.3, Duration::from_secs(600), 200)).await);
     let stable = service.accessor.load().version();
+    let answered = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..8)
         .map(|c| {
             let service = Arc::clone(&service);
+            let answered = Arc::clone(&answered);
             tokio::spawn(async move {
                 let mut seen = Vec::new();
                 for i in 0..150 {
@@ -346,6 +348,7 @@ async fn under_load_every_request_sees_one_version_while_canaries_come_and_go() 
                     assert_eq!(answer.read, (answer.version, answer.version));
                     assert_eq!(answer.status, StatusCode::OK);
                     seen.push(answer.version);
+                    answered.fetch_add(1, Ordering::SeqCst);
                 }
                 seen
             })
@@ -355,7 +358,12 @@ async fn under_load_every_request_sees_one_version_while_canaries_come_and_go() 
     let mut canaries = Vec::new();
     for round in 0..5 {
         canaries.extend(service.change(&format!("round {round}"), false).await);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Each canary serves requests before the next replaces it.
+        let until = answered.load(Ordering::SeqCst) + 40;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while answered.load(Ordering::SeqCst) < until && Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
     }
     service.reloads.abort_canary().await.unwrap();
     let mut seen = Vec::new();

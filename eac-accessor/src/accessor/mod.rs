@@ -77,33 +77,6 @@ impl EaCAccessor {
         self.publisher.current.load()
     }
 
-    /// The snapshot one request should see, and the canary's part in it: while a
-    /// [canary](crate::canary) runs, `key` (called only then, with the canary, whose
-    /// config names the key header) hashes the request's key, which decides whether it
-    /// is one of the canary's; otherwise the current snapshot and `None`. What
-    /// `EaCLayer` pins per request: when no canary runs it costs one relaxed load more
-    /// than [`load_full`](EaCAccessor::load_full).
-    #[inline]
-    pub fn pin_for(
-        &self,
-        key: impl FnOnce(&crate::canary::Canary) -> u64,
-    ) -> (
-        Arc<Snapshot>,
-        Option<(Arc<crate::canary::Canary>, crate::canary::Role)>,
-    ) {
-        match self.publisher.canary() {
-            None => (self.publisher.current.load_full(), None),
-            Some(canary) => {
-                let role = canary.role_of(key(&canary));
-                let snapshot = match role {
-                    crate::canary::Role::Canary => Arc::clone(canary.snapshot()),
-                    crate::canary::Role::Stable => self.publisher.current.load_full(),
-                };
-                (snapshot, Some((canary, role)))
-            }
-        }
-    }
-
     /// The canary serving a share of requests, if one runs: one relaxed load when none
     /// does.
     #[inline]

@@ -4,8 +4,8 @@
 //!
 //! In [`ReloadMode::Canary`](crate::reload::ReloadMode::Canary) a valid change (a file, a
 //! remote document, etcd, a refresh) becomes the *canary* instead of the current
-//! version: [`EaCAccessor::pin_for`](crate::EaCAccessor::pin_for) gives each request one of
-//! the two, sticky by a key (a header, else the client address), so one user sees one
+//! version: `EaCLayer` (eac-tower), through [`EaCAccessor::canary`](crate::EaCAccessor::canary)
+//! and [`Canary::role_of`], gives each request one of the two, sticky by a key (a header, else the client address), so one user sees one
 //! version for the whole window. Everything else — `load()`, cells, cached readers,
 //! subscribers, `status.version` — stays on the stable version until the canary is
 //! promoted; an aborted canary publishes nothing and the same content is not canaried
@@ -14,6 +14,7 @@
 mod judge;
 mod stats;
 
+pub(crate) use judge::compared;
 pub use judge::{Breach, Figures, Thresholds, Verdict, judge};
 pub use stats::RoleStats;
 

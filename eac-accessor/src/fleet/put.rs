@@ -331,7 +331,8 @@ impl PreparedPut {
         let shared = &etcd.shared;
         let prefix = &shared.options.prefix;
         let key = format!("{prefix}{}", put.key_name());
-        // Every key read stays as read (a delete included), and no key was written since.
+        // Every key read stays as read (a delete included), and no key was written since
+        // (a key created after the read, the section's own included, is newer than it).
         let compared: Vec<(&[u8], i64)> = if read.config.len() <= MOST_COMPARED {
             read.config
                 .iter()
@@ -344,11 +345,6 @@ impl PreparedPut {
             .into_iter()
             .map(|(k, r)| Compare::mod_revision(k, CompareOp::Equal, r))
             .collect();
-        compares.push(Compare::mod_revision(
-            key.as_bytes(),
-            CompareOp::Equal,
-            replaced_revision(replaced, key.as_bytes()),
-        ));
         for (start, end) in shared.config_ranges() {
             compares
                 .push(Compare::mod_revision(start, CompareOp::Less, validated + 1).with_range(end));
@@ -513,14 +509,6 @@ impl Etcd {
             SystemTime::now(),
         ))
     }
-}
-
-/// The mod_revision `key` had when read (0: absent).
-fn replaced_revision(replaced: &[(Vec<u8>, i64)], key: &[u8]) -> i64 {
-    replaced
-        .iter()
-        .find(|(k, _)| k.as_slice() == key)
-        .map_or(0, |(_, r)| *r)
 }
 
 /// The section's own keys out of the document its key contributes.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Coordinator, ReloadCoordinator, health};
-use crate::canary::{Canary, Figures, GRACE, Role, Verdict};
+use crate::canary::{Canary, GRACE, Role, Verdict, compared};
 use crate::error::{Error, ErrorKind, Errors};
 use crate::publish::Outcome;
 use crate::snapshot::Origin;
@@ -176,23 +176,6 @@ impl Coordinator {
                 Err(Error::new(ErrorKind::Io, format!("the abort task failed: {e}")).into())
             })
     }
-}
-
-/// "5xx 0.1% vs 0.2%, p99 4 ms vs 3 ms on 1,204 requests".
-fn compared(stable: &Figures, canary: &Figures) -> String {
-    let p99 = |f: &Figures| {
-        f.p99.map_or("-".to_owned(), |d| {
-            format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-        })
-    };
-    format!(
-        "5xx {:.1}% vs {:.1}%, p99 {} vs {} on {} canary requests",
-        canary.error_ratio() * 100.0,
-        stable.error_ratio() * 100.0,
-        p99(canary),
-        p99(stable),
-        canary.requests
-    )
 }
 
 /// Adds what each role counted since the last export to the metrics:

@@ -32,6 +32,21 @@ fn unwired(action: &str) -> Response {
 /// in seconds until the next call is allowed. The token was checked before (in
 /// [`require_admin`](super::auth::require_admin)), so that callers without it cannot use
 /// up the operator's allowance; the body limit too, so an oversized body costs nothing.
+/// The coordinator a route acts through, once the rate limit let the call in; or the
+/// answer refusing it (no coordinator wired, or too many calls).
+fn wired<'s>(
+    state: &'s AdminState,
+    action: &str,
+) -> Result<&'s eac_accessor::reload::ReloadCoordinator, Box<Response>> {
+    let Refresh::Coordinator(coordinator) = &state.refresh else {
+        return Err(Box::new(unwired(action)));
+    };
+    match rate_limit(state) {
+        Some(response) => Err(Box::new(response)),
+        None => Ok(coordinator),
+    }
+}
+
 fn rate_limit(state: &AdminState) -> Option<Response> {
     let wait = state.limit.try_acquire().err()?;
     let mut response = error(
@@ -192,12 +207,10 @@ pub(super) async fn rollback(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    let Refresh::Coordinator(coordinator) = &state.refresh else {
-        return unwired("rollback");
+    let coordinator = match wired(&state, "rollback") {
+        Ok(coordinator) => coordinator,
+        Err(response) => return *response,
     };
-    if let Some(response) = rate_limit(&state) {
-        return response;
-    }
     let Some(to) = query.to.as_deref().and_then(|t| t.parse::<u64>().ok()) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -259,12 +272,10 @@ pub(super) async fn canary(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Refresh::Coordinator(coordinator) = &state.refresh else {
-        return unwired("canary");
+    let coordinator = match wired(&state, "canary") {
+        Ok(coordinator) => coordinator,
+        Err(response) => return *response,
     };
-    if let Some(response) = rate_limit(&state) {
-        return response;
-    }
     let overlay = match overlay(&body) {
         Ok(overlay) => overlay,
         Err(response) => return *response,
@@ -287,12 +298,10 @@ pub(super) async fn canary_promote(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    let Refresh::Coordinator(coordinator) = &state.refresh else {
-        return unwired("canary/promote");
+    let coordinator = match wired(&state, "canary/promote") {
+        Ok(coordinator) => coordinator,
+        Err(response) => return *response,
     };
-    if let Some(response) = rate_limit(&state) {
-        return response;
-    }
     let result = coordinator.promote_canary().await;
     let who = who(peer, &headers);
     answer(&state.accessor, "canary promote", &who, &result, json!({}))
@@ -304,12 +313,10 @@ pub(super) async fn canary_abort(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    let Refresh::Coordinator(coordinator) = &state.refresh else {
-        return unwired("canary/abort");
+    let coordinator = match wired(&state, "canary/abort") {
+        Ok(coordinator) => coordinator,
+        Err(response) => return *response,
     };
-    if let Some(response) = rate_limit(&state) {
-        return response;
-    }
     let who = who(peer, &headers);
     match coordinator.abort_canary().await {
         Ok(()) => {
