@@ -58,6 +58,15 @@ pub enum Origin {
         /// The version whose content was republished.
         from: u64,
     },
+    /// A fleet's gray release changed what this member serves: `canary <release>` when
+    /// a canary applied the release's staged candidate, `abort <release>` when it went
+    /// back to the prefix's configuration.
+    Release {
+        /// `canary` or `abort`.
+        step: String,
+        /// The release's id (under `<prefix>.releases/`).
+        release: String,
+    },
     /// Anything else, described in words.
     Other {
         /// What happened.
@@ -82,6 +91,7 @@ impl fmt::Display for Origin {
             }
             Origin::Rollback { from } => write!(f, "rollback from {from}"),
             Origin::AutoRollback { from } => write!(f, "auto-rollback from {from}"),
+            Origin::Release { step, release } => write!(f, "{step} {release}"),
             Origin::Other { reason } => f.write_str(reason),
         }
     }

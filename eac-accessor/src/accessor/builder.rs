@@ -557,6 +557,7 @@ impl Builder {
             status: Mutex::new(status),
             history: Mutex::new(history),
             canary: crate::publish::CanarySlot::default(),
+            meter: crate::canary::MeterSlot::default(),
         })
     }
 }

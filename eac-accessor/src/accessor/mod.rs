@@ -84,6 +84,15 @@ impl EaCAccessor {
         self.publisher.canary()
     }
 
+    /// While a fleet's gray release runs on this instance (feature `etcd`): where a layer in front of the service counts every
+    /// request (its latency, and whether it failed with a 5xx status), for the
+    /// release's judge to compare the canaries with the stable members. One relaxed load
+    /// when none runs.
+    #[inline]
+    pub fn meter(&self) -> Option<Arc<crate::canary::RoleStats>> {
+        self.publisher.meter.get()
+    }
+
     /// The current snapshot as an owned `Arc`, to keep as long as needed.
     #[inline]
     pub fn load_full(&self) -> Arc<Snapshot> {

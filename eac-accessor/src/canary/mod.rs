@@ -16,6 +16,7 @@ mod stats;
 
 pub(crate) use judge::compared;
 pub use judge::{Breach, Figures, Thresholds, Verdict, judge};
+pub(crate) use stats::MeterSlot;
 pub use stats::RoleStats;
 
 use std::sync::Arc;

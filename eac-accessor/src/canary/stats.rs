@@ -1,8 +1,11 @@
 //! What one role's requests met, counted from many threads at once: two atomic adds per
 //! request (a latency bucket and, for a 5xx, the error count).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
 
 use super::judge::Figures;
 
@@ -45,6 +48,35 @@ impl RoleStats {
             .map(|(i, b)| (upper_bound(i), b.load(Ordering::Relaxed)))
     }
 
+    /// The latency buckets that counted a request, by index, and the errors: what a
+    /// fleet member reports of a gray release, merged by the judge with
+    /// [`RoleStats::from_counts`].
+    pub fn counts(&self) -> (Vec<(usize, u64)>, u64) {
+        let buckets = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i, b.load(Ordering::Relaxed)))
+            .filter(|(_, c)| *c > 0)
+            .collect();
+        (buckets, self.errors.load(Ordering::Relaxed))
+    }
+
+    /// Stats holding the sum of several members' [`counts`](RoleStats::counts); a bucket
+    /// index out of range counts in the last bucket.
+    pub fn from_counts<'a>(
+        members: impl IntoIterator<Item = (&'a [(usize, u64)], u64)>,
+    ) -> RoleStats {
+        let stats = RoleStats::default();
+        for (buckets, errors) in members {
+            for &(i, count) in buckets {
+                stats.buckets[i.min(BUCKETS - 1)].fetch_add(count, Ordering::Relaxed);
+            }
+            stats.errors.fetch_add(errors, Ordering::Relaxed);
+        }
+        stats
+    }
+
     /// The figures so far: requests, errors, p99 (a bucket's upper bound).
     pub fn figures(&self) -> Figures {
         let counts: Vec<u64> = self
@@ -68,6 +100,40 @@ impl RoleStats {
         });
         let errors = self.errors.load(Ordering::Relaxed).min(requests);
         Figures::new(requests, errors, p99)
+    }
+}
+
+/// Where the layer counts every request while a fleet's gray release runs on this
+/// instance (the member's role is the release's business, not the request's).
+#[derive(Debug, Default)]
+pub(crate) struct MeterSlot {
+    stats: ArcSwapOption<RoleStats>,
+    /// Whether one is set: the one load a request pays when none is.
+    on: AtomicBool,
+}
+
+impl MeterSlot {
+    /// The meter, if one is set: one relaxed load when none is.
+    #[inline]
+    pub(crate) fn get(&self) -> Option<Arc<RoleStats>> {
+        if !self.on.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.stats.load_full()
+    }
+
+    /// A fresh meter from now on.
+    pub(crate) fn start(&self) -> Arc<RoleStats> {
+        let stats = Arc::new(RoleStats::default());
+        self.stats.store(Some(Arc::clone(&stats)));
+        self.on.store(true, Ordering::SeqCst);
+        stats
+    }
+
+    /// No meter any more.
+    pub(crate) fn stop(&self) {
+        self.on.store(false, Ordering::SeqCst);
+        self.stats.store(None);
     }
 }
 

@@ -4,10 +4,13 @@
 //! [`source::Etcd`](crate::source::Etcd).
 
 mod put;
+pub(crate) mod release;
 pub(crate) mod view;
 
 pub use put::{FleetAnswer, PreparedPut, PutError, SectionPut, Written};
+pub use release::{DEADLINE_GRACE, Decision, ReleaseOptions, Selector, Started};
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -48,8 +51,14 @@ const DEFAULT_TTL: Duration = Duration::from_secs(10);
 impl Etcd {
     /// Registers this instance as `id` in the fleet view with a 10 s lease; see
     /// [`FleetMember`]. Needs a Tokio runtime.
+    ///
+    /// A member also takes part in the prefix's gray releases ([`Etcd::start_release`]):
+    /// chosen as a canary, it serves the release's staged candidate; chosen or not, it
+    /// counts its requests for the release's judge (through a layer in front of the
+    /// service that reads [`EaCAccessor::meter`]) and writes them in its record every
+    /// second; and when the release's writer dies, it may take the judging over.
     pub fn join_fleet(&self, accessor: &EaCAccessor, id: impl Into<String>) -> FleetMember {
-        self.join_fleet_with_ttl(accessor, id, DEFAULT_TTL)
+        self.join_fleet_with(accessor, id, DEFAULT_TTL, BTreeMap::new())
     }
 
     /// [`join_fleet`](Etcd::join_fleet) with a lease of `ttl` (whole seconds, at least 1).
@@ -59,11 +68,26 @@ impl Etcd {
         id: impl Into<String>,
         ttl: Duration,
     ) -> FleetMember {
+        self.join_fleet_with(accessor, id, ttl, BTreeMap::new())
+    }
+
+    /// [`join_fleet`](Etcd::join_fleet) with a lease of `ttl` and `labels` in the
+    /// record (`zone=eu-1`), by which a release may choose its canaries
+    /// ([`Selector::Label`]).
+    pub fn join_fleet_with(
+        &self,
+        accessor: &EaCAccessor,
+        id: impl Into<String>,
+        ttl: Duration,
+        labels: BTreeMap<String, String>,
+    ) -> FleetMember {
+        let id = id.into();
+        *crate::sync::lock(&self.shared.member) = Some(id.clone());
         let lease = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let task = tokio::spawn(run(
             Arc::clone(&self.shared),
             accessor.clone(),
-            id.into(),
+            Member { id, labels },
             ttl.as_secs().max(1) as i64,
             Arc::clone(&lease),
         ));
@@ -73,6 +97,12 @@ impl Etcd {
             lease,
         }
     }
+}
+
+/// Who this member is.
+struct Member {
+    id: String,
+    labels: BTreeMap<String, String>,
 }
 
 impl FleetMember {
@@ -103,11 +133,11 @@ impl Drop for FleetMember {
 async fn run(
     shared: Arc<Shared>,
     accessor: EaCAccessor,
-    id: String,
+    me: Member,
     ttl: i64,
     lease_slot: Arc<std::sync::atomic::AtomicI64>,
 ) {
-    let key = format!("{}{INSTANCES}{id}", shared.options.prefix);
+    let key = format!("{}{INSTANCES}{}", shared.options.prefix, me.id);
     let mut events = accessor.events();
     let (base, max) = shared.options.backoff;
     // Like the watch: a failed attempt waits longer each time, so an outage costs a few
@@ -125,6 +155,7 @@ async fn run(
         let result = member(
             &shared,
             &accessor,
+            &me,
             &key,
             ttl,
             &lease_slot,
@@ -146,10 +177,30 @@ async fn run(
     }
 }
 
+/// What this member does for the gray release in flight: counts its requests from the
+/// moment it saw the release, and judges it when it took the judging over.
+#[derive(Default)]
+struct InFlight {
+    /// The release counted, whether this member is one of its canaries, and the counts.
+    metering: Option<(String, bool, Arc<crate::canary::RoleStats>)>,
+    /// The release this member judges, and the judging task.
+    judging: Option<(String, JoinHandle<()>)>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some((_, task)) = self.judging.take() {
+            task.abort();
+        }
+    }
+}
+
 /// One lease: granted, written, kept alive and rewritten on each publish, until an error.
+#[allow(clippy::too_many_arguments)]
 async fn member(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     accessor: &EaCAccessor,
+    me: &Member,
     key: &str,
     ttl: i64,
     lease_slot: &std::sync::atomic::AtomicI64,
@@ -167,14 +218,16 @@ async fn member(
         .id();
     lease_slot.store(lease, std::sync::atomic::Ordering::SeqCst);
     let mut kv = shared.client.kv_client();
+    let mut flight = InFlight::default();
     // What the record says, but for when it was written: a member at rest writes nothing.
-    let state = || {
+    let state = |flight: &InFlight| {
         let snapshot = accessor.load_full();
         let (applied, nack) = shared.acknowledged();
         serde_json::json!({
             "version": snapshot.version(),
             "hash": snapshot.hash().to_string(),
             "pid": std::process::id(),
+            "labels": me.labels,
             "applied_revision": applied.map(|a| a.revision),
             "applied_at": applied.map(|a| unix_f64(a.at)),
             // How long the revision applied took to get here, and from what.
@@ -183,6 +236,10 @@ async fn member(
                 "from": a.from,
             })),
             "nack": nack,
+            // During a gray release: this member's role and counts since it saw it.
+            "release": flight.metering.as_ref().map(|(release, canary, stats)| {
+                release::member_figures(release, *canary, stats)
+            }),
         })
     };
     let put = |kv: &mut etcd_client::KvClient, mut record: serde_json::Value| {
@@ -203,13 +260,16 @@ async fn member(
             .map(drop)
         }
     };
-    let mut written = state();
+    let mut written = state(&flight);
     put(&mut kv, written.clone()).await?;
     registered();
     let (mut keeper, mut answers) = tokio::time::timeout(timeout, leases.keep_alive(lease))
         .await
         .map_err(within("keep-alive"))??;
     let mut tick = tokio::time::interval(Duration::from_secs(ttl as u64) / 3);
+    // Each second: a gray release in flight is looked for (in the records the watch
+    // keeps: no read), and this member's counts written while one is.
+    let mut release_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -219,6 +279,14 @@ async fn member(
                     .map_err(within("keep-alive"))??;
                 if answer.is_none_or(|a| a.ttl() <= 0) {
                     return Err(etcd_client::Error::LeaseKeepAliveError("lease expired".into()));
+                }
+            }
+            _ = release_tick.tick() => {
+                in_flight(shared, accessor, me, lease, &mut flight).await;
+                let now = state(&flight);
+                if now != written {
+                    put(&mut kv, now.clone()).await?;
+                    written = now;
                 }
             }
             // After each reload: the version served, the ACK of the revision applied or
@@ -231,7 +299,7 @@ async fn member(
                     | Event::HeldBack { .. },
                 )
                 | Err(RecvError::Lagged(_)) => {
-                    let now = state();
+                    let now = state(&flight);
                     if now != written {
                         put(&mut kv, now.clone()).await?;
                         written = now;
@@ -241,6 +309,59 @@ async fn member(
                 Err(RecvError::Closed) => return Ok(()),
             },
         }
+    }
+}
+
+/// Follows the gray release in flight: counts from when it is first seen, stops when it
+/// is decided, and takes its judging over when no one holds its judge's key.
+async fn in_flight(
+    shared: &Arc<Shared>,
+    accessor: &EaCAccessor,
+    me: &Member,
+    lease: i64,
+    flight: &mut InFlight,
+) {
+    let releases = shared.releases();
+    let Some((id, record)) = release::flying(&releases) else {
+        if flight.metering.take().is_some() {
+            accessor.publisher.meter.stop();
+        }
+        return;
+    };
+    if flight.metering.as_ref().is_none_or(|(m, ..)| m != id) {
+        let stats = accessor.publisher.meter.start();
+        let canary = release::is_canary(record, &me.id);
+        flight.metering = Some((id.to_owned(), canary, stats));
+    }
+    let judged_here = flight
+        .judging
+        .as_ref()
+        .is_some_and(|(j, task)| j == id && !task.is_finished());
+    if judged_here {
+        return;
+    }
+    let etcd = Etcd {
+        shared: Arc::clone(shared),
+    };
+    match etcd.claim_judge(id, lease, &me.id).await {
+        Ok(true) => {
+            let release = id.to_owned();
+            tracing::warn!(
+                release,
+                "gray release: its writer is gone; this member judges it"
+            );
+            let task = tokio::spawn(async move {
+                let result = etcd
+                    .judge_release(&release, |line| tracing::info!(release, "{line}"))
+                    .await;
+                if let Err(e) = result {
+                    tracing::warn!(release, error = %e, "gray release: judging failed");
+                }
+            });
+            flight.judging = Some((id.to_owned(), task));
+        }
+        Ok(false) => {}
+        Err(e) => tracing::debug!(error = %e, "gray release: cannot claim the judging"),
     }
 }
 

@@ -121,6 +121,14 @@ pub enum PutError {
         /// The revision validated against.
         validated: i64,
     },
+    /// A gray release is in flight: nothing else is written to the prefix until it is
+    /// promoted or aborted.
+    InFlight {
+        /// The release's id.
+        release: String,
+        /// The sections it releases.
+        sections: Vec<String>,
+    },
     /// etcd could not be read or written.
     Etcd(Error),
 }
@@ -133,6 +141,12 @@ impl fmt::Display for PutError {
                 f,
                 "conflict: the prefix changed after revision {validated}, which this write \
                  was validated against; nothing written (read it again and retry)"
+            ),
+            PutError::InFlight { release, sections } => write!(
+                f,
+                "release {release} (of {}) is in flight: nothing written until it is promoted \
+                 or aborted (`live_server release promote|abort {release}`)",
+                sections.join(", ")
             ),
             PutError::Etcd(e) => write!(f, "{e}"),
         }
@@ -245,16 +259,14 @@ impl Etcd {
         // The section's own keys, whatever their extension: replaced by this one.
         let ours = |name: &str| {
             name == key_name
-                || [".toml", ".yaml", ".yml", ".json"]
+                || EXTENSIONS
                     .iter()
                     .any(|ext| name.strip_suffix(ext) == Some(key_name.as_str()))
         };
         let mut layers = Vec::new();
-        let mut replaced = Vec::new();
         for raw in &read.config {
             if let Key::Config(name) = shared.classify(&raw.key) {
                 if name.is_some_and(ours) {
-                    replaced.push((raw.key.clone(), raw.mod_revision));
                     continue;
                 }
                 let entry = shared.entry(name, &raw.key, raw.value.as_deref(), raw.mod_revision);
@@ -286,7 +298,6 @@ impl Etcd {
             read,
             put,
             value,
-            replaced,
         })
     }
 }
@@ -298,7 +309,6 @@ pub struct PreparedPut {
     read: Read,
     put: SectionPut,
     value: Value,
-    replaced: Vec<(Vec<u8>, i64)>,
 }
 
 impl fmt::Debug for PreparedPut {
@@ -319,53 +329,86 @@ impl PreparedPut {
     /// Writes it, in one transaction guarded by the revision validated against: no key
     /// of the prefix changed since, or [`PutError::Conflict`] and nothing written.
     pub async fn write(self) -> Result<Written, PutError> {
+        let key = format!("{}{}", self.etcd.shared.options.prefix, self.put.key_name());
+        let mut ops = vec![TxnOp::put(key.as_bytes(), self.value.to_string(), None)];
+        for ext in EXTENSIONS {
+            ops.push(TxnOp::delete(format!("{key}{ext}"), None));
+        }
+        let record = serde_json::json!({"kind": "put"});
+        self.commit(record, ops, Vec::new()).await
+    }
+
+    /// The section's key name after the prefix (`server/http`) and its value as written.
+    pub(super) fn section(&self) -> (String, &Value) {
+        (self.put.key_name(), &self.value)
+    }
+
+    /// The live members' records read with it, by id.
+    pub(super) fn member_records(&self) -> BTreeMap<String, Value> {
+        instance_records(&self.etcd.shared, &self.read.instances)
+    }
+
+    /// Commits `ops` with the release record (`record`'s fields with `at`, `sections`,
+    /// `by` and `validated`), guarded by the revision validated against and by `extra`;
+    /// keeps the newest few release records.
+    pub(super) async fn commit(
+        self,
+        mut record: Value,
+        mut ops: Vec<TxnOp>,
+        extra: Vec<Compare>,
+    ) -> Result<Written, PutError> {
         let PreparedPut {
-            etcd,
-            read,
-            put,
-            value,
-            replaced,
+            etcd, read, put, ..
         } = self;
-        let (read, put, value, replaced) = (&read, &put, &value, &replaced[..]);
         let validated = read.revision;
         let shared = &etcd.shared;
         let prefix = &shared.options.prefix;
+        if let Some(first) = in_flight(&shared.release_records(&read.releases)) {
+            return Err(first);
+        }
         let key = format!("{prefix}{}", put.key_name());
         // Every key read stays as read (a delete included), and no key was written since
-        // (a key created after the read, the section's own included, is newer than it).
+        // (a key created after the read, the section's own included, is newer than it),
+        // nor a release record (another release started).
         let compared: Vec<(&[u8], i64)> = if read.config.len() <= MOST_COMPARED {
             read.config
                 .iter()
                 .map(|raw| (raw.key.as_slice(), raw.mod_revision))
                 .collect()
         } else {
-            replaced.iter().map(|(k, r)| (k.as_slice(), *r)).collect()
+            let ours = |raw: &&crate::source::etcd::read::Raw| {
+                raw.key == key.as_bytes()
+                    || EXTENSIONS
+                        .iter()
+                        .any(|ext| raw.key == format!("{key}{ext}").as_bytes())
+            };
+            read.config
+                .iter()
+                .filter(ours)
+                .map(|raw| (raw.key.as_slice(), raw.mod_revision))
+                .collect()
         };
         let mut compares: Vec<Compare> = compared
             .into_iter()
             .map(|(k, r)| Compare::mod_revision(k, CompareOp::Equal, r))
             .collect();
-        for (start, end) in shared.config_ranges() {
+        let mut ranges = shared.config_ranges();
+        ranges.push(shared.release_range());
+        for (start, end) in ranges {
             compares
                 .push(Compare::mod_revision(start, CompareOp::Less, validated + 1).with_range(end));
         }
+        compares.extend(extra);
         let now = SystemTime::now();
-        let release = format!(
-            "{:013}-{:04x}",
-            now.duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis()),
-            fastrand::u16(..)
-        );
-        let record = serde_json::json!({
-            "kind": "put",
-            "at": super::unix_f64(now),
-            "sections": [put.section],
-            "by": put.by,
-            "validated": validated,
-        });
-        let mut ops = vec![TxnOp::put(key.as_bytes(), value.to_string(), None)];
-        for ext in [".toml", ".yaml", ".yml", ".json"] {
-            ops.push(TxnOp::delete(format!("{key}{ext}"), None));
+        let release = record["id"]
+            .as_str()
+            .map_or_else(|| release_id(now), str::to_owned);
+        if let Some(map) = record.as_object_mut() {
+            map.remove("id");
+            map.insert("at".into(), super::unix_f64(now).into());
+            map.insert("sections".into(), serde_json::json!([put.section]));
+            map.insert("by".into(), put.by.clone().into());
+            map.insert("validated".into(), validated.into());
         }
         ops.push(TxnOp::put(
             format!("{prefix}{RELEASES}{release}"),
@@ -406,6 +449,35 @@ impl PreparedPut {
     }
 }
 
+/// The extensions a section's key may have besides none: a write replaces them all.
+pub(super) const EXTENSIONS: [&str; 4] = [".toml", ".yaml", ".yml", ".json"];
+
+/// A new release id: its start in Unix milliseconds (so ids sort by time) and four
+/// random hex digits.
+pub(super) fn release_id(now: SystemTime) -> String {
+    format!(
+        "{:013}-{:04x}",
+        now.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis()),
+        fastrand::u16(..)
+    )
+}
+
+/// The gray release in flight, as the error that refuses a write beside it: its staged
+/// candidate would be promoted over the write, or judged on a fleet that changed under it.
+fn in_flight(releases: &BTreeMap<String, Value>) -> Option<PutError> {
+    let (id, record) = super::release::flying(releases)?;
+    Some(PutError::InFlight {
+        release: id.to_owned(),
+        sections: record["sections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect(),
+    })
+}
+
 impl Etcd {
     /// Waits, at most `within`, until every live member has ACKed (applied) or NACKed
     /// (rejected) `revision`, or a later one; the members whose lease runs out meanwhile
@@ -432,9 +504,7 @@ impl Etcd {
         .map_err(|_| shared.io_error("cannot watch the instance records", "no answer in time"))?
         .map_err(|e| shared.etcd_error("cannot watch the instance records", &e))?;
         let read = shared.read_pages(0).await?;
-        let mut records = records(shared, &read.instances, |id, value, _| {
-            (id, crate::source::etcd::entry::instance_record(value))
-        });
+        let mut records = instance_records(shared, &read.instances);
         loop {
             let waiting = answer(revision, &records).waiting;
             if waiting.is_empty() || tokio::time::Instant::now() >= deadline {
@@ -495,10 +565,8 @@ impl Etcd {
             .map(|raw| raw.mod_revision)
             .max()
             .unwrap_or(0);
-        let records = records(shared, &read.instances, |id, value, _| {
-            (id, crate::source::etcd::entry::instance_record(value))
-        });
-        let releases = records_of_releases(shared, &read);
+        let records = instance_records(shared, &read.instances);
+        let releases = shared.release_records(&read.releases);
         let seen = view::first_seen(latest, &records, &releases).unwrap_or(SystemTime::UNIX_EPOCH);
         Ok(view::view(
             latest,
@@ -520,28 +588,20 @@ fn section_value(data: &Dict, key_name: &str) -> Value {
     value
 }
 
-fn records(
+/// The instance records among `raws`, by id, parsed.
+pub(super) fn instance_records(
     shared: &Shared,
     raws: &[crate::source::etcd::read::Raw],
-    each: impl Fn(String, &[u8], i64) -> (String, Value),
 ) -> BTreeMap<String, Value> {
     raws.iter()
         .filter_map(|raw| match (shared.classify(&raw.key), &raw.value) {
-            (Key::Instance(id) | Key::Release(id), Some(value)) => {
-                Some(each(id.to_owned(), value, raw.mod_revision))
-            }
+            (Key::Instance(id), Some(value)) => Some((
+                id.to_owned(),
+                crate::source::etcd::entry::instance_record(value),
+            )),
             _ => None,
         })
         .collect()
-}
-
-fn records_of_releases(shared: &Shared, read: &Read) -> BTreeMap<String, Value> {
-    records(shared, &read.releases, |id, value, revision| {
-        (
-            id,
-            crate::source::etcd::entry::release_record(value, revision),
-        )
-    })
 }
 
 /// Who ACKed, NACKed or said nothing of `revision`, from the members' records.

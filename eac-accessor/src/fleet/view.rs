@@ -58,19 +58,20 @@ pub(crate) fn view(
                 "applied_at": record["applied_at"],
                 "propagation": record["propagation"],
                 "nack": record["nack"],
+                "labels": record["labels"],
+                "release": record["release"],
             })
         })
         .collect();
     let mut releases: Vec<Value> = releases
         .iter()
         .map(|(id, r)| {
-            json!({
-                "id": id,
-                "revision": r["revision"],
-                "at": r["at"],
-                "sections": r["sections"],
-                "by": r["by"],
-            })
+            // A gray release's selector, canaries, window, deadline and decision too.
+            let mut r = r.clone();
+            if let Some(map) = r.as_object_mut() {
+                map.insert("id".into(), id.clone().into());
+            }
+            r
         })
         .collect();
     releases.sort_by_key(|r| std::cmp::Reverse(r["revision"].as_i64().unwrap_or(0)));
@@ -102,7 +103,7 @@ pub(crate) fn first_seen(
     if let Some(released) = releases
         .values()
         .find(|r| r["revision"].as_i64() == Some(latest))
-        .and_then(|r| r["at"].as_f64())
+        .and_then(super::release::written_at)
     {
         return at(released);
     }

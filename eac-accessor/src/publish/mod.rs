@@ -79,6 +79,8 @@ pub(crate) struct Publisher {
     pub(crate) history: Mutex<History>,
     /// The canary serving a share of requests, if one runs.
     pub(crate) canary: CanarySlot,
+    /// While a fleet's gray release runs: where every request is counted.
+    pub(crate) meter: crate::canary::MeterSlot,
 }
 
 thread_local! {

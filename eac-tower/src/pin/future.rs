@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use eac_accessor::canary::{Canary, Role};
+use eac_accessor::canary::{Canary, Role, RoleStats};
 
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
@@ -27,19 +27,33 @@ pin_project! {
     }
 }
 
-/// One request's part in a running canary: its role, and when it started.
+/// One request's part in a running canary, or in a fleet's gray release: where it is
+/// counted, and when it started.
 #[derive(Debug)]
 pub(super) struct Meter {
-    canary: Arc<Canary>,
-    role: Role,
+    counted: Counted,
     started: Instant,
+}
+
+#[derive(Debug)]
+enum Counted {
+    /// A canary in this process: the request's role's figures.
+    Canary(Arc<Canary>, Role),
+    /// A fleet release: this member's figures.
+    Fleet(Arc<RoleStats>),
 }
 
 impl Meter {
     pub(super) fn start(canary: Arc<Canary>, role: Role) -> Meter {
         Meter {
-            canary,
-            role,
+            counted: Counted::Canary(canary, role),
+            started: Instant::now(),
+        }
+    }
+
+    pub(super) fn fleet(stats: Arc<RoleStats>) -> Meter {
+        Meter {
+            counted: Counted::Fleet(stats),
             started: Instant::now(),
         }
     }
@@ -47,9 +61,11 @@ impl Meter {
     /// Counts the answer: a 5xx status, or an error instead of a response, is an error.
     #[cold]
     fn done(self, server_error: bool) {
-        self.canary
-            .stats(self.role)
-            .record(self.started.elapsed(), server_error);
+        let latency = self.started.elapsed();
+        match &self.counted {
+            Counted::Canary(canary, role) => canary.stats(*role).record(latency, server_error),
+            Counted::Fleet(stats) => stats.record(latency, server_error),
+        }
     }
 }
 

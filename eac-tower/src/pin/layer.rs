@@ -35,8 +35,9 @@ impl EaCLayer {
     }
 
     /// Whether requests take part in a running [canary](eac_accessor::canary) (default:
-    /// yes): a share of them see the canary, and all of them are counted for the judge.
-    /// Turn it off for routes that are not user traffic — an admin surface, health
+    /// yes): a share of them see the canary, and all of them are counted for the judge —
+    /// and in a fleet's gray release, where every request is counted for the release's
+    /// judge ([`EaCAccessor::meter`](eac_accessor::EaCAccessor::meter)). Turn it off for routes that are not user traffic — an admin surface, health
     /// probes — which then always see the current version and are not counted.
     pub fn canary(mut self, on: bool) -> Self {
         self.canary = on;

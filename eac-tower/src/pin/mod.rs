@@ -87,8 +87,15 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         // While a canary runs, the request's key decides which version it sees; when none
         // runs (the common case) this is one relaxed load more than `load_full`.
+        // While a fleet's gray release runs, every request is counted for its judge.
         let (snapshot, meter) = match self.canary.then(|| self.accessor.canary()).flatten() {
-            None => (self.accessor.load_full(), None),
+            None => (
+                self.accessor.load_full(),
+                self.canary
+                    .then(|| self.accessor.meter())
+                    .flatten()
+                    .map(fleet_meter),
+            ),
             Some(canary) => canary_pin(&self.accessor, canary, &request),
         };
         // The number, not its header value: formatting it waits for the response.
@@ -117,6 +124,13 @@ fn canary_pin<B>(
         Role::Stable => accessor.load_full(),
     };
     (snapshot, Some(Box::new(Meter::start(canary, role))))
+}
+
+/// A request's meter while a fleet release runs.
+#[cold]
+#[inline(never)]
+fn fleet_meter(stats: Arc<eac_accessor::canary::RoleStats>) -> Box<Meter> {
+    Box::new(Meter::fleet(stats))
 }
 
 /// A request's key while a canary runs: the canary's key header when the request has

@@ -60,6 +60,7 @@ impl Shared {
             revision: cached.revision,
             entries,
             from_cache: true,
+            staged: None,
         });
         state.seen = cached.revision;
         self.background.serving_cache(true);

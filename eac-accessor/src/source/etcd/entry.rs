@@ -179,6 +179,11 @@ pub(super) fn same_section(entries: &[Entry], prefix: &str) -> HashMap<String, E
     errors
 }
 
+/// The section a key's name sets: its name without a format's extension.
+pub(super) fn section_of(name: &str) -> &str {
+    split_extension(name).0
+}
+
 /// `limits.toml` → (`limits`, TOML); `limits` → (`limits`, JSON).
 fn split_extension(name: &str) -> (&str, Format) {
     if let Some((stem, ext)) = name.rsplit_once('.')

@@ -92,6 +92,14 @@ pub(crate) const INSTANCES: &str = ".instances/";
 /// written in the same transaction as what they released.
 pub(crate) const RELEASES: &str = ".releases/";
 
+/// The name part under which a gray release keeps its candidate:
+/// `<prefix>.staged/<release>/<section key>`, read only by the release's canaries.
+pub(crate) const STAGED: &str = ".staged/";
+
+/// The name part of the key a release's judge holds under its lease:
+/// `<prefix>.judges/<release>`.
+pub(crate) const JUDGES: &str = ".judges/";
+
 /// An etcd prefix as a [`Source`]: a cheap handle, cloned into the builder and kept to
 /// [`watch`](Etcd::watch) and [`join_fleet`](Etcd::join_fleet); see the
 /// [module docs](self).
@@ -115,6 +123,9 @@ pub(crate) struct Shared {
     pub(crate) client: Client,
     state: Mutex<State>,
     background: Background,
+    /// This instance's id in the fleet, once it joined: a gray release's canaries are
+    /// chosen by it.
+    pub(crate) member: Mutex<Option<String>>,
 }
 
 struct State {
@@ -146,12 +157,20 @@ struct State {
     committed: Option<Arc<Fetched>>,
 }
 
+/// A change read from the prefix: the keys it touched, at a revision, and the step of a
+/// gray release it took on this member, if it did.
+pub(crate) struct Changed {
+    keys: Vec<String>,
+    revision: i64,
+    release: Option<(&'static str, String)>,
+}
+
 /// A revision of the prefix applied: a fleet member's ACK.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Applied {
     pub(crate) revision: i64,
     pub(crate) at: SystemTime,
-    /// From the writer's record of the release (`put`), or from this instance's receipt
+    /// From the writer's record of the release (`put`, `release`), or from this instance's receipt
     /// of the change, to its readers seeing it.
     pub(crate) took: Duration,
     /// `"release"` or `"receipt"`: where `took` is measured from.
@@ -176,7 +195,7 @@ impl State {
         let now = SystemTime::now();
         let released = self.releases.values().find_map(|r| {
             (r["revision"].as_i64() == Some(revision))
-                .then(|| r["at"].as_f64())
+                .then(|| crate::fleet::release::written_at(r))
                 .flatten()
                 .and_then(|at| Duration::try_from_secs_f64(at).ok())
                 .map(|at| SystemTime::UNIX_EPOCH + at)
@@ -209,6 +228,9 @@ pub(crate) struct Fetched {
     entries: Vec<Entry>,
     /// Read from the last-known-good cache, not from the cluster.
     from_cache: bool,
+    /// The gray release whose staged candidate its entries hold (this member is one of
+    /// its canaries).
+    staged: Option<String>,
 }
 
 impl Fetched {
@@ -244,6 +266,7 @@ impl Fetched {
             revision: self.revision,
             entries,
             from_cache: self.from_cache,
+            staged: self.staged.clone(),
         }
     }
 }
@@ -324,6 +347,7 @@ impl Shared {
                     revision: 0,
                     entries: Vec::new(),
                     from_cache: false,
+                    staged: None,
                 }),
                 loaded: None,
                 seen: 0,
@@ -336,6 +360,7 @@ impl Shared {
                 held: Vec::new(),
                 committed: None,
             }),
+            member: Mutex::new(None),
         })
     }
 
@@ -357,7 +382,7 @@ impl Shared {
 
     /// Reads the prefix at `revision` (0: the latest) and keeps it; returns the keys that
     /// changed since the state held before, if any.
-    async fn read_at(&self, revision: i64) -> Result<Option<(Vec<String>, i64)>, Error> {
+    async fn read_at(&self, revision: i64) -> Result<Option<Changed>, Error> {
         self.background.asked();
         // A read of the latest state is a resync: the instance records too. One at a
         // watch event's revision skips them (the watch delivered them).
@@ -365,11 +390,31 @@ impl Shared {
         Ok(self.store(read, revision == 0))
     }
 
-    fn store(&self, read: read::Read, latest: bool) -> Option<(Vec<String>, i64)> {
+    fn store(&self, read: read::Read, latest: bool) -> Option<Changed> {
         let revision = read.revision;
         let mut entries = Vec::new();
         for raw in &read.config {
             if let Key::Config(name) = self.classify(&raw.key) {
+                entries.push(self.entry(name, &raw.key, raw.value.as_deref(), raw.mod_revision));
+            }
+        }
+        // A canary of a gray release: its staged sections above the prefix's, each in
+        // place of the section's own keys.
+        if let Some(release) = &read.staged_release {
+            let dir = format!("{}{STAGED}{release}/", self.options.prefix);
+            for raw in &read.staged {
+                let Some(name) = raw.key.strip_prefix(dir.as_bytes()) else {
+                    continue;
+                };
+                let name = std::str::from_utf8(name).ok();
+                if let Some(name) = name {
+                    let prefix = self.options.prefix.as_str();
+                    entries.retain(|e| {
+                        e.key
+                            .strip_prefix(prefix)
+                            .is_none_or(|own| entry::section_of(own) != entry::section_of(name))
+                    });
+                }
                 entries.push(self.entry(name, &raw.key, raw.value.as_deref(), raw.mod_revision));
             }
         }
@@ -380,12 +425,7 @@ impl Shared {
                 fleet.insert(id.to_owned(), record);
             }
         }
-        let mut releases = BTreeMap::new();
-        for raw in &read.releases {
-            if let (Key::Release(id), Some(value)) = (self.classify(&raw.key), &raw.value) {
-                releases.insert(id.to_owned(), release_record(value, raw.mod_revision));
-            }
-        }
+        let releases = self.release_records(&read.releases);
         let mut state = lock(&self.state);
         let before: BTreeMap<&str, (i64, u64)> = state
             .current
@@ -420,10 +460,22 @@ impl Shared {
         if found == Found::Modified {
             state.changed_at = SystemTime::now();
         }
+        let step = match (&state.current.staged, &read.staged_release) {
+            (before, after) if before == after => None,
+            (_, Some(release)) => Some(("canary", release.clone())),
+            (Some(release), None) => {
+                let promoted = releases
+                    .get(release)
+                    .is_some_and(|r| r["state"] == "promoted");
+                Some((if promoted { "promote" } else { "abort" }, release.clone()))
+            }
+            (None, None) => None,
+        };
         state.current = Arc::new(Fetched {
             revision,
             entries,
             from_cache: false,
+            staged: read.staged_release,
         });
         if latest {
             if revision < state.seen {
@@ -445,7 +497,26 @@ impl Shared {
         state.releases = releases;
         // Under the state's lock: no status shows this state beside the last read's result.
         self.background.answered(found, |_| {});
-        (found == Found::Modified).then_some((changed, revision))
+        (found == Found::Modified).then_some(Changed {
+            keys: changed,
+            revision,
+            release: step,
+        })
+    }
+
+    /// The gray release whose staged candidate this member serves, by the release
+    /// records: one in flight (`state: canary`) that chose this member.
+    pub(crate) fn staged_for_me(
+        &self,
+        releases: &BTreeMap<String, serde_json::Value>,
+    ) -> Option<String> {
+        let member = lock(&self.member).clone()?;
+        crate::fleet::release::canary_of(releases, &member)
+    }
+
+    /// The release records as last read or watched.
+    pub(crate) fn releases(&self) -> BTreeMap<String, serde_json::Value> {
+        lock(&self.state).releases.clone()
     }
 }
 

@@ -9,7 +9,7 @@
 
 use etcd_client::{GetOptions, GetResponse, KvClient};
 
-use super::{INSTANCES, RELEASES, Shared};
+use super::{INSTANCES, RELEASES, STAGED, Shared};
 use crate::error::{Error, ErrorKind};
 
 /// Keys asked for in one page; fewer while a page would be over the decode bound.
@@ -44,6 +44,10 @@ pub(crate) struct Read {
     pub(crate) releases: Vec<Raw>,
     /// Whether the instance records were read (else the watch's own are kept).
     pub(crate) with_records: bool,
+    /// The gray release that chose this member as a canary, if one is in flight.
+    pub(crate) staged_release: Option<String>,
+    /// That release's staged candidate (`<prefix>.staged/<release>/…`).
+    pub(crate) staged: Vec<Raw>,
 }
 
 /// What a range may still hold before it is refused.
@@ -89,6 +93,11 @@ impl Shared {
     /// The key range of the release records.
     pub(crate) fn release_range(&self) -> (Vec<u8>, Vec<u8>) {
         self.records_range(RELEASES)
+    }
+
+    /// The key range of a gray release's staged candidate.
+    pub(crate) fn staged_range(&self, release: &str) -> (Vec<u8>, Vec<u8>) {
+        self.records_range(&format!("{STAGED}{release}/"))
     }
 
     fn records_range(&self, name: &str) -> (Vec<u8>, Vec<u8>) {
@@ -149,13 +158,57 @@ impl Shared {
         let releases = self
             .records(&mut kv, self.release_range(), MAX_RELEASES, &mut revision)
             .await?;
+        // A canary of a release in flight reads its staged candidate at the same
+        // revision; every other member leaves `.staged/` alone.
+        let staged_release = self.staged_for_me(&self.release_records(&releases));
+        let mut staged = Vec::new();
+        if let Some(release) = &staged_release {
+            let mut kv = kv.max_decoding_message_size(self.message_cap());
+            let (start, end) = self.staged_range(release);
+            let mut budget = Budget {
+                bytes: total.bytes(),
+                keys: u64::MAX,
+            };
+            match self
+                .range(&mut kv, start, end, &mut revision, &mut budget, &mut staged)
+                .await
+            {
+                Ok(()) => {}
+                Err(Stop::Failed(e)) => return Err(e),
+                Err(Stop::Budget) => {
+                    return Err(Error::new(
+                        ErrorKind::Limit,
+                        format!("the staged candidate of release {release} is larger than the total cap of {total}"),
+                    )
+                    .with_source(self.name()));
+                }
+            }
+        }
         Ok(Read {
             revision,
             config,
             instances,
             releases,
             with_records: records,
+            staged_release,
+            staged,
         })
+    }
+
+    /// Release records as kept: by id, with `"revision"`.
+    pub(crate) fn release_records(
+        &self,
+        raws: &[Raw],
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        raws.iter()
+            .filter_map(|raw| match (self.classify(&raw.key), &raw.value) {
+                (super::Key::Release(id), Some(value)) => Some((
+                    id.to_owned(),
+                    super::release_record(value, raw.mod_revision),
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Reads eac's records in `range`, at most `most` of them (with a warning past that).

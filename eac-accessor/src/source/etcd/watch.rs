@@ -7,7 +7,7 @@ use etcd_client::{EventType, WatchOptions, WatchResponse};
 use tokio::task::JoinHandle;
 
 use super::read::too_large;
-use super::{Etcd, Key, Shared, lock, release_record};
+use super::{Changed, Etcd, Key, Shared, lock, release_record};
 use crate::backoff::Backoff;
 use crate::error::Error;
 use crate::reload::ReloadCoordinator;
@@ -73,8 +73,8 @@ async fn run(shared: Arc<Shared>, reloads: ReloadCoordinator) {
             match shared.read_at(0).await {
                 Ok(changed) => {
                     resync = false;
-                    if let Some((keys, revision)) = changed {
-                        trigger(&reloads, keys, revision).await;
+                    if let Some(changed) = changed {
+                        trigger(&reloads, changed).await;
                     }
                 }
                 Err(e) => {
@@ -181,7 +181,7 @@ async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator) -> Ended {
         }
         if let Some(revision) = on_events(shared, &response) {
             match shared.read_at(revision).await {
-                Ok(Some((keys, revision))) => trigger(reloads, keys, revision).await,
+                Ok(Some(changed)) => trigger(reloads, changed).await,
                 Ok(None) => {}
                 // The batch's revision may be compacted already: read the latest.
                 Err(_) => return Ended::Resync,
@@ -191,7 +191,8 @@ async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator) -> Ended {
 }
 
 /// Applies a batch's instance records; returns the revision to read again at when
-/// configuration keys changed.
+/// configuration keys changed, or a gray release chose this member as a canary or
+/// ended.
 fn on_events(shared: &Shared, response: &WatchResponse) -> Option<i64> {
     let mut config_revision = None;
     shared.background.asked();
@@ -226,11 +227,27 @@ fn on_events(shared: &Shared, response: &WatchResponse) -> Option<i64> {
             Key::Ignored => {}
         }
     }
+    let staged = shared.staged_for_me(&state.releases);
+    if staged != state.current.staged {
+        config_revision = config_revision.max(Some(state.seen));
+    }
     config_revision
 }
 
-async fn trigger(reloads: &ReloadCoordinator, keys: Vec<String>, revision: i64) {
-    if let Err(errors) = reloads.trigger(Origin::Etcd { keys, revision }).await {
+async fn trigger(reloads: &ReloadCoordinator, changed: Changed) {
+    let Changed {
+        keys,
+        revision,
+        release,
+    } = changed;
+    let origin = match release {
+        Some((step, release)) => Origin::Release {
+            step: step.to_owned(),
+            release,
+        },
+        None => Origin::Etcd { keys, revision },
+    };
+    if let Err(errors) = reloads.trigger(origin).await {
         // Recorded in the accessor's status and events; here only a trace.
         tracing::debug!(%errors, revision, "etcd: change not published");
     }

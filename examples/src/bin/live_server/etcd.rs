@@ -40,6 +40,9 @@ pub(crate) fn etcd_options(
 pub(crate) struct EtcdSource {
     #[cfg(feature = "etcd")]
     etcd: Option<eac_accessor::source::Etcd>,
+    /// `--fleet-label`s, in the fleet record.
+    #[cfg(feature = "etcd")]
+    labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The watch and the fleet record of a running server; stopped by [`Running::stop`].
@@ -70,7 +73,10 @@ impl EtcdSource {
             let etcd = Etcd::connect(etcd_options)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(EtcdSource { etcd: Some(etcd) })
+            Ok(EtcdSource {
+                etcd: Some(etcd),
+                labels: options.fleet_labels.iter().cloned().collect(),
+            })
         }
         #[cfg(not(feature = "etcd"))]
         Err(NEEDS_FEATURE.to_owned())
@@ -103,7 +109,15 @@ impl EtcdSource {
                 "watching etcd"
             );
             return Running {
-                tasks: Some((etcd.watch(reloads), etcd.join_fleet(accessor, id))),
+                tasks: Some((
+                    etcd.watch(reloads),
+                    etcd.join_fleet_with(
+                        accessor,
+                        id,
+                        std::time::Duration::from_secs(10),
+                        self.labels.clone(),
+                    ),
+                )),
             };
         }
         let _ = (reloads, accessor, id);

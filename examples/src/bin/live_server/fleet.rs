@@ -28,6 +28,7 @@ pub(crate) async fn run(command: Command) -> ExitCode {
         ExitCode::from(match command {
             Command::Put(args) => put(args).await,
             Command::Fleet(args) => fleet(args).await,
+            Command::Release(args) => release(*args).await,
         })
     }
     #[cfg(not(feature = "etcd"))]
@@ -35,6 +36,7 @@ pub(crate) async fn run(command: Command) -> ExitCode {
         let name = match command {
             Command::Put(_) => "put",
             Command::Fleet(_) => "fleet",
+            Command::Release(_) => "release",
         };
         eprintln!(
             "live_server {name}: needs the `etcd` feature, which this build lacks; run \
@@ -46,7 +48,7 @@ pub(crate) async fn run(command: Command) -> ExitCode {
 }
 
 #[cfg(feature = "etcd")]
-use etcd_tools::{fleet, put};
+use etcd_tools::{fleet, put, release};
 
 #[cfg(feature = "etcd")]
 mod etcd_tools {
@@ -54,12 +56,13 @@ mod etcd_tools {
     use std::path::Path;
 
     use eac_accessor::SourceName;
-    use eac_accessor::fleet::{PutError, SectionPut};
+    use eac_accessor::canary::Thresholds;
+    use eac_accessor::fleet::{Decision, PutError, ReleaseOptions, SectionPut, Selector};
     use eac_accessor::source::{Etcd, Format};
     use serde_json::Value;
 
     use super::{CONFLICT, FAILED, NACKED, TIMED_OUT, WRITTEN};
-    use crate::options::{EtcdArgs, FleetArgs, PutArgs};
+    use crate::options::{Decide, EtcdArgs, FleetArgs, PutArgs, ReleaseArgs};
 
     /// The largest section read from FILE or stdin (etcd's value cap).
     const MAX_INPUT: u64 = 16 * 1024 * 1024;
@@ -97,39 +100,20 @@ mod etcd_tools {
             eprintln!("live_server put: {message}");
             FAILED
         };
-        let (text, format, source) = match input(&args.file) {
-            Ok(input) => input,
+        let put = match section_put(&args.section, &args.file, args.by.as_ref()) {
+            Ok(put) => put,
             Err(e) => return fail(&e),
         };
         let etcd = match connect(&args.etcd).await {
             Ok(etcd) => etcd,
             Err(e) => return fail(&e),
         };
-        let mut put = SectionPut::new(args.section.as_str(), format, text, source);
-        if let Some(by) = &args.by {
-            put = put.by(by.as_str());
-        }
         let written = match etcd
             .put_section(crate::sections(std::time::Duration::ZERO), put)
             .await
         {
             Ok(written) => written,
-            Err(PutError::Invalid(errors)) => {
-                println!(
-                    "{}: invalid, {} error(s); nothing written",
-                    args.section,
-                    errors.as_slice().len()
-                );
-                for error in errors.as_slice() {
-                    println!("  - {error}");
-                }
-                return FAILED;
-            }
-            Err(e @ PutError::Conflict { .. }) => {
-                eprintln!("live_server put: {e}");
-                return CONFLICT;
-            }
-            Err(e) => return fail(&e),
+            Err(e) => return refused("put", &args.section, &e),
         };
         println!(
             "{}: written at revision {} (release {}, validated against revision {})",
@@ -161,6 +145,138 @@ mod etcd_tools {
             println!("ACKed by all {} member(s)", answer.acked.len());
             WRITTEN
         }
+    }
+
+    /// Why a write wrote nothing, said, and its exit code: every error of an invalid
+    /// section (1), a conflict or a release in flight (5), etcd (1).
+    fn refused(command: &str, section: &str, e: &PutError) -> u8 {
+        match e {
+            PutError::Invalid(errors) => {
+                println!(
+                    "{section}: invalid, {} error(s); nothing written",
+                    errors.as_slice().len()
+                );
+                for error in errors.as_slice() {
+                    println!("  - {error}");
+                }
+                FAILED
+            }
+            PutError::Conflict { .. } | PutError::InFlight { .. } => {
+                eprintln!("live_server {command}: {e}");
+                CONFLICT
+            }
+            e => {
+                eprintln!("live_server {command}: {e}");
+                FAILED
+            }
+        }
+    }
+
+    /// The section to write from FILE, made ready for `put` or `release`.
+    fn section_put(section: &str, file: &Path, by: Option<&String>) -> Result<SectionPut, String> {
+        let (text, format, source) = input(file)?;
+        let put = SectionPut::new(section, format, text, source);
+        Ok(match by {
+            Some(by) => put.by(by.as_str()),
+            None => put,
+        })
+    }
+
+    pub(super) async fn release(args: ReleaseArgs) -> u8 {
+        let fail = |message: &dyn std::fmt::Display| {
+            eprintln!("live_server release: {message}");
+            FAILED
+        };
+        if let Some(decide) = args.decide {
+            let (etcd_args, id, decision) = match &decide {
+                Decide::Promote(a) => (
+                    &a.etcd,
+                    &a.id,
+                    Decision::Promoted(format!("promoted by hand ({})", who())),
+                ),
+                Decide::Abort(a) => (
+                    &a.etcd,
+                    &a.id,
+                    Decision::Aborted(format!("aborted by hand ({})", who())),
+                ),
+            };
+            let etcd = match connect(etcd_args).await {
+                Ok(etcd) => etcd,
+                Err(e) => return fail(&e),
+            };
+            let asked_promote = matches!(decision, Decision::Promoted(_));
+            return match etcd.decide_release(id, decision).await {
+                Ok(decided) => {
+                    println!("release {id}: {decided}");
+                    if matches!(decided, Decision::Promoted(_)) == asked_promote {
+                        WRITTEN
+                    } else {
+                        CONFLICT
+                    }
+                }
+                Err(e) => fail(&e),
+            };
+        }
+        // Required by the parser without a subcommand.
+        let (Some(section), Some(file)) = (args.section, args.file) else {
+            return fail(&"SECTION and FILE are required");
+        };
+        let put = match section_put(&section, &file, args.by.as_ref()) {
+            Ok(put) => put,
+            Err(e) => return fail(&e),
+        };
+        let etcd = match connect(&args.etcd).await {
+            Ok(etcd) => etcd,
+            Err(e) => return fail(&e),
+        };
+        let selector = match (args.canary, args.canary_label) {
+            (Some(share), _) => Selector::Share(share),
+            (None, Some((k, v))) => Selector::Label(k, v),
+            (None, None) => Selector::Ids(args.canary_ids),
+        };
+        let mut thresholds = Thresholds::FLEET;
+        thresholds.min_requests = args.min_requests;
+        if let Some(r) = args.max_error_ratio {
+            thresholds.max_error_ratio = r;
+        }
+        if let Some(r) = args.max_error_ratio_vs_stable {
+            thresholds.max_error_ratio_vs_stable = r;
+        }
+        if let Some(r) = args.max_latency_ratio {
+            thresholds.max_latency_ratio = r;
+        }
+        let options = ReleaseOptions::new(selector)
+            .window(args.window)
+            .thresholds(thresholds);
+        let started = match etcd
+            .start_release(crate::sections(std::time::Duration::ZERO), put, options)
+            .await
+        {
+            Ok(started) => started,
+            Err(e) => return refused("release", &section, &e),
+        };
+        println!(
+            "release {} of {section}: staged at revision {} for {} canary member(s): {}; judged for {:?}",
+            started.release,
+            started.revision,
+            started.canaries.len(),
+            started.canaries.join(", "),
+            args.window
+        );
+        match etcd
+            .judge_release(&started.release, |line| println!("{line}"))
+            .await
+        {
+            Ok(Decision::Promoted(_)) => WRITTEN,
+            Ok(_) => NACKED,
+            Err(e) => fail(&e),
+        }
+    }
+
+    fn who() -> String {
+        std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into())
     }
 
     pub(super) async fn fleet(args: FleetArgs) -> u8 {
@@ -208,11 +324,6 @@ mod etcd_tools {
             "ID", "STATE", "VERSION", "APPLIED", "TOOK"
         );
         for m in &members {
-            let text = |v: &Value| match v {
-                Value::Null => "-".to_owned(),
-                Value::String(s) => s.clone(),
-                v => v.to_string(),
-            };
             let took = m["propagation"]["seconds"]
                 .as_f64()
                 .map_or_else(|| "-".to_owned(), millis);
@@ -234,7 +345,34 @@ mod etcd_tools {
         if members.is_empty() {
             out += "(no live member)\n";
         }
+        for r in view["releases"].as_array().into_iter().flatten() {
+            if r["state"] == "canary" {
+                out += &format!(
+                    "release {} in flight: {} to {} (canaries {}), by {}\n",
+                    text(&r["id"]),
+                    text(&r["sections"][0]),
+                    text(&r["selector"]),
+                    r["canaries"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(text)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    text(&r["by"]),
+                );
+            }
+        }
         out
+    }
+
+    /// A JSON value as a table cell: a string without quotes, `-` for null.
+    fn text(v: &Value) -> String {
+        match v {
+            Value::Null => "-".to_owned(),
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        }
     }
 
     /// An error of a NACK as `Error`'s `Display` writes it: "`key` in source: message".

@@ -161,6 +161,11 @@ pub(crate) struct Options {
     #[arg(long = "drain-ms", env = "EAC_REFRESH_DRAIN_MS", value_name = "MS", default_value = "0", value_parser = millis, hide_default_value = true)]
     pub(crate) drain: Duration,
 
+    /// A label in this instance's fleet record (`zone=eu-1`; repeatable), by which
+    /// `release --canary-label` chooses canaries. With `--etcd`.
+    #[arg(long = "fleet-label", value_name = "K=V", value_parser = label)]
+    pub(crate) fleet_labels: Vec<(String, String)>,
+
     /// A fleet tool instead of serving (needs the `etcd` feature).
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
@@ -178,9 +183,105 @@ pub(crate) enum Command {
     /// etcd unreachable (nothing written), 2 usage, 3 a member NACKed, 4 --wait timed
     /// out, 5 conflict (another write came first; nothing written).
     Put(PutArgs),
-    /// Print each fleet member's state (SYNCED, SYNCING, NACKED, STALE) and exit 0 only
-    /// if all are SYNCED (1 otherwise, or when etcd cannot be read).
+    /// Print each fleet member's state (SYNCED, SYNCING, NACKED, STALE) and the gray
+    /// releases in flight; exit 0 only if all are SYNCED (1 otherwise, or when etcd
+    /// cannot be read).
     Fleet(FleetArgs),
+    /// A gray release: one section to a share of the fleet first (validated like
+    /// `put`), judged by the canaries' own health against the other members' on the
+    /// same window, then promoted to every member or rolled back — by itself. Prints one
+    /// line per step and ends with `promoted: …` or `aborted: <why>`. If this command
+    /// dies, a member takes the judging over; past the deadline (window + 30 s) without a
+    /// verdict the release is aborted. `release promote|abort ID` decide by hand.
+    ///
+    /// Exit codes: 0 promoted, 1 invalid or etcd unreachable (nothing written), 2
+    /// usage, 3 aborted, 5 conflict or another release in flight (nothing written).
+    Release(Box<ReleaseArgs>),
+}
+
+/// `live_server release`.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    group(clap::ArgGroup::new("selector").required(true).args(["canary", "canary_ids", "canary_label"]))
+)]
+pub(crate) struct ReleaseArgs {
+    #[command(flatten)]
+    pub(crate) etcd: EtcdArgs,
+
+    /// Decide a release in flight by hand.
+    #[command(subcommand)]
+    pub(crate) decide: Option<Decide>,
+
+    /// The section to release (`features`; dotted for a nested one).
+    #[arg(required = true)]
+    pub(crate) section: Option<String>,
+
+    /// The section's keys: a .json, .toml, .yaml or .yml file, or `-` for JSON on stdin.
+    #[arg(required = true)]
+    pub(crate) file: Option<PathBuf>,
+
+    /// The share of the live members that take it first (`25%` or `0.25`; at least
+    /// one), chosen by a hash of the release's id and theirs.
+    #[arg(long, value_name = "SHARE", value_parser = share)]
+    pub(crate) canary: Option<f64>,
+
+    /// The members that take it first, by id (the first column of `fleet`),
+    /// comma-separated.
+    #[arg(long = "canary-ids", value_name = "ID[,ID...]", value_delimiter = ',')]
+    pub(crate) canary_ids: Vec<String>,
+
+    /// The members whose `--fleet-label` has this value take it first.
+    #[arg(long = "canary-label", value_name = "K=V", value_parser = label)]
+    pub(crate) canary_label: Option<(String, String)>,
+
+    /// How long the canaries are judged before a promotion.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = duration)]
+    pub(crate) window: Duration,
+
+    /// No verdict before the canaries answered this many requests.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub(crate) min_requests: u64,
+
+    /// A canary 5xx share above this aborts (default 0.01).
+    #[arg(long, value_name = "RATIO")]
+    pub(crate) max_error_ratio: Option<f64>,
+
+    /// ... or above this multiple of the stable members' (default 2.0).
+    #[arg(long, value_name = "RATIO")]
+    pub(crate) max_error_ratio_vs_stable: Option<f64>,
+
+    /// A canary p99 above this multiple of the stable members', and 50 ms above it,
+    /// aborts (default 1.5).
+    #[arg(long, value_name = "RATIO")]
+    pub(crate) max_latency_ratio: Option<f64>,
+
+    /// Who releases, in the release record (default: the user name).
+    #[arg(long, value_name = "WHO")]
+    pub(crate) by: Option<String>,
+}
+
+/// `live_server release promote|abort ID`.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Decide {
+    /// Promote a release in flight to every member now. Exit 0 promoted, 5 decided
+    /// otherwise already, 1 when it cannot be read.
+    Promote(DecideArgs),
+    /// Abort a release in flight now: its canaries go back to the prefix's
+    /// configuration. Exit 0 aborted, 5 decided otherwise already, 1 when it cannot be
+    /// read.
+    Abort(DecideArgs),
+}
+
+/// The release to decide.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DecideArgs {
+    #[command(flatten)]
+    pub(crate) etcd: EtcdArgs,
+
+    /// The release's id (printed by `release` and `fleet`).
+    pub(crate) id: String,
 }
 
 /// Where a fleet's configuration lives.
@@ -233,6 +334,27 @@ pub(crate) struct PutArgs {
 pub(crate) struct FleetArgs {
     #[command(flatten)]
     pub(crate) etcd: EtcdArgs,
+}
+
+/// `25%` or `0.25`: a share in (0, 1].
+fn share(value: &str) -> Result<f64, String> {
+    let v = value.trim();
+    let share = match v.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => v.parse::<f64>(),
+    };
+    match share {
+        Ok(s) if s > 0.0 && s <= 1.0 => Ok(s),
+        _ => Err("expected a share above 0 and at most 100%, like 25% or 0.25".into()),
+    }
+}
+
+/// `k=v`: a label.
+fn label(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err("expected a label as KEY=VALUE, like zone=eu-1".into()),
+    }
 }
 
 fn duration(value: &str) -> Result<Duration, String> {

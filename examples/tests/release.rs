@@ -1,0 +1,456 @@
+//! `live_server release`: a gray release across a fleet of `live_server` processes on a
+//! real etcd, under real HTTP load on loopback (feature `etcd`).
+#![cfg(feature = "etcd")]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::{Auth, Launch, Server};
+
+/// One answer of the load: which member, when, its status, version and message.
+#[derive(Debug, Clone)]
+struct Seen {
+    member: usize,
+    at: Instant,
+    status: u16,
+    version: Option<u64>,
+    message: String,
+}
+
+/// `GET /` on every member in turn, until stopped; every answer kept.
+struct Load {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(fleet: &[Server]) -> Load {
+        let addresses: Vec<_> = fleet.iter().map(|s| s.address).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    for (member, address) in addresses.iter().enumerate() {
+                        let response = Server::request_to(*address, "GET", "/", Auth::None);
+                        let message = response.json()["message"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned();
+                        seen.lock().unwrap().push(Seen {
+                            member,
+                            at: Instant::now(),
+                            status: response.status,
+                            version: response.version(),
+                            message,
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        };
+        Load {
+            stop,
+            seen,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self) -> Vec<Seen> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A fleet of `n` members on one etcd prefix, each SYNCED; their ids in order.
+fn fleet(
+    prefix: &str,
+    n: usize,
+) -> (
+    eac_tests::etcd::EtcdServer,
+    Vec<Server>,
+    Vec<String>,
+    Vec<tempfile::TempDir>,
+) {
+    // The config dir is kept with the state dirs: the members read it on each reload.
+    let (etcd, _client, config) = support::etcd_fleet_ground(prefix, "hello");
+    let states: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    let fleet: Vec<Server> = states
+        .iter()
+        .enumerate()
+        .map(|(i, state)| {
+            Launch::new(config.path(), state.path())
+                .arg("--etcd")
+                .arg(&etcd.endpoint())
+                .arg("--fleet-label")
+                .arg(&format!("zone={}", if i == 0 { "a" } else { "b" }))
+                .env("EAC_ETCD_PREFIX", prefix)
+                // The environment is above etcd: the release's `shout` must not be.
+                .env_remove("APP_FEATURES__SHOUT")
+                .start()
+        })
+        .collect();
+    let view = fleet[n - 1].until("/_internal/eac/fleet", |f| {
+        f["members"]
+            .as_array()
+            .is_some_and(|m| m.len() == n && m.iter().all(|m| m["state"] == "SYNCED"))
+    });
+    // Each member's id, in the fleet's order: the one whose address is in it.
+    let ids = fleet
+        .iter()
+        .map(|s| {
+            let port = format!(":{}", s.address.port());
+            view["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|m| m["id"].as_str())
+                .find(|id| id.ends_with(&port))
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut dirs = states;
+    dirs.push(config);
+    (etcd, fleet, ids, dirs)
+}
+
+/// `live_server release …` with `--etcd` and `--etcd-prefix`, started; stdout piped.
+fn release(endpoint: &str, prefix: &str, args: &[&str], stdin: &str) -> Child {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_live_server"))
+        .arg("release")
+        .args(args)
+        .args(["--etcd", endpoint, "--etcd-prefix", prefix])
+        .env_remove("EAC_ETCD_ENDPOINTS")
+        .env_remove("EAC_ETCD_PREFIX")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run live_server release");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child
+}
+
+/// Runs a release to its end: exit code, stdout, stderr.
+fn release_to_end(
+    endpoint: &str,
+    prefix: &str,
+    args: &[&str],
+    stdin: &str,
+) -> (Option<i32>, String, String) {
+    let output = release(endpoint, prefix, args, stdin)
+        .wait_with_output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Reads `child`'s stdout until a line contains `text`; every line read.
+fn read_until(child: &mut Child, text: &str) -> String {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut out = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "the release ended before `{text}`:\n{out}");
+        out += &line;
+        if line.contains(text) {
+            return out;
+        }
+    }
+}
+
+/// The versions a member served, in order, each once.
+fn versions_of(seen: &[Seen], member: usize) -> Vec<u64> {
+    let mut versions: Vec<u64> = Vec::new();
+    for s in seen.iter().filter(|s| s.member == member) {
+        if let Some(v) = s.version
+            && versions.last() != Some(&v)
+        {
+            versions.push(v);
+        }
+    }
+    versions
+}
+
+#[test]
+fn a_release_by_id_serves_only_that_member_then_is_promoted_to_every_member() {
+    const PREFIX: &str = "/eac/release-id/";
+    let (etcd, fleet, ids, _states) = fleet(PREFIX, 3);
+    let load = Load::start(&fleet);
+    let started = Instant::now();
+    let (code, out, err) = release_to_end(
+        &etcd.endpoint(),
+        PREFIX,
+        &[
+            "features",
+            "-",
+            "--canary-ids",
+            &ids[1],
+            "--window",
+            "2s",
+            "--min-requests",
+            "30",
+        ],
+        r#"{"shout": true}"#,
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains(&format!("canary member(s): {}", ids[1])),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("canaries serving it: {}", ids[1])),
+        "{out}"
+    );
+    assert!(out.contains("promoted: 5xx 0.0% vs 0.0%"), "{out}");
+    for server in &fleet {
+        server.until("/", |b| b["message"] == "HELLO");
+    }
+    let seen = load.stop();
+    // The canary shouted first, the others only after the window, each through one
+    // new version (the promotion's); the canary's content did not change again.
+    let first_shout = |member: usize| {
+        seen.iter()
+            .find(|s| s.member == member && s.message == "HELLO")
+            .map(|s| s.at)
+            .unwrap_or_else(|| panic!("member {member} never shouted"))
+    };
+    let canary_at = first_shout(1);
+    for stable in [0, 2] {
+        assert!(
+            first_shout(stable) >= canary_at + Duration::from_secs(2),
+            "member {stable} served the candidate {:?} after the canary",
+            first_shout(stable) - canary_at
+        );
+        assert_eq!(versions_of(&seen, stable).len(), 2, "member {stable}");
+    }
+    assert_eq!(versions_of(&seen, 1).len(), 2, "the canary");
+    assert!(seen.iter().all(|s| s.status == 200));
+    assert!(started.elapsed() >= Duration::from_secs(2));
+
+    // The record says so; `fleet` shows no release in flight.
+    let view = fleet[0].get("/_internal/eac/fleet", Auth::Admin);
+    let record = &view["releases"][0];
+    assert_eq!(record["state"], "promoted", "{view}");
+    assert_eq!(record["canaries"], serde_json::json!([ids[1]]));
+    for server in fleet {
+        server.terminate();
+    }
+}
+
+#[test]
+fn a_hurting_release_is_aborted_by_the_judge_and_no_stable_member_serves_it() {
+    const PREFIX: &str = "/eac/release-hurt/";
+    let (etcd, fleet, ids, _states) = fleet(PREFIX, 3);
+    let before: Vec<u64> = fleet
+        .iter()
+        .map(|s| s.get("/", Auth::None)["version"].as_u64().unwrap())
+        .collect();
+    let load = Load::start(&fleet);
+    let started = Instant::now();
+    // A third of the fleet: one canary, by a hash of the release's id and theirs.
+    let (code, out, err) = release_to_end(
+        &etcd.endpoint(),
+        PREFIX,
+        &[
+            "features",
+            "-",
+            "--canary",
+            "25%",
+            "--window",
+            "10s",
+            "--min-requests",
+            "30",
+        ],
+        r#"{"fail_ratio": 0.5}"#,
+    );
+    let took = started.elapsed();
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(out.contains("aborted: canary: 5xx"), "{out}");
+    assert!(took < Duration::from_secs(11), "decided after {took:?}");
+    let canary = ids
+        .iter()
+        .position(|id| out.contains(&format!("canary member(s): {id}")))
+        .unwrap_or_else(|| panic!("no canary named: {out}"));
+    // The canary goes back to the prefix's configuration: a new version, origin
+    // `abort <release>`.
+    let release = out.split_whitespace().nth(1).unwrap().to_owned();
+    let status = fleet[canary].until("/_internal/eac/status", |s| {
+        s["origin"]["kind"] == "release" && s["origin"]["step"] == "abort"
+    });
+    assert_eq!(status["origin"]["release"], release.as_str());
+    let seen = load.stop();
+    for (member, server) in fleet.iter().enumerate() {
+        let body = server.get("/", Auth::None);
+        assert_eq!(body["message"], "hello");
+        if member == canary {
+            // It served the candidate (its 500s among them), then the main one again.
+            assert!(seen.iter().any(|s| s.member == member && s.status == 500));
+            assert_eq!(
+                versions_of(&seen, member).len(),
+                3,
+                "{:?}",
+                versions_of(&seen, member)
+            );
+        } else {
+            // Never the candidate: never a 500, never another version.
+            assert!(
+                seen.iter()
+                    .filter(|s| s.member == member)
+                    .all(|s| s.status == 200 && s.version == Some(before[member])),
+                "stable member {member}"
+            );
+        }
+    }
+    let view = fleet[0].get("/_internal/eac/fleet", Auth::Admin);
+    assert_eq!(view["releases"][0]["state"], "aborted", "{view}");
+    assert!(
+        view["releases"][0]["why"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("canary: 5xx")),
+        "{view}"
+    );
+    for server in fleet {
+        server.terminate();
+    }
+}
+
+#[test]
+fn a_release_whose_command_dies_is_finished_by_the_fleet_and_a_second_one_is_refused() {
+    const PREFIX: &str = "/eac/release-kill/";
+    let (etcd, fleet, ids, _states) = fleet(PREFIX, 2);
+    let endpoint = etcd.endpoint();
+    let load = Load::start(&fleet);
+    // By label: the member labelled zone=a.
+    let mut first = release(
+        &endpoint,
+        PREFIX,
+        &[
+            "features",
+            "-",
+            "--canary-label",
+            "zone=a",
+            "--window",
+            "3s",
+            "--min-requests",
+            "20",
+        ],
+        r#"{"shout": true}"#,
+    );
+    let out = read_until(&mut first, "canaries serving it");
+    assert!(
+        out.contains(&format!("canary member(s): {}", ids[0])),
+        "{out}"
+    );
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+
+    // A second release (or a put) while one is in flight is refused, naming it.
+    let (code, out2, err2) = release_to_end(
+        &endpoint,
+        PREFIX,
+        &["greeting", "-", "--canary", "50%"],
+        r#"{"message": "other"}"#,
+    );
+    assert_eq!(code, Some(5), "{out2}{err2}");
+    assert!(
+        err2.contains(&format!("release {id} (of features) is in flight")),
+        "{err2}"
+    );
+    let (code, out3, _) = {
+        let output = Command::new(env!("CARGO_BIN_EXE_live_server"))
+            .args(["fleet", "--etcd", &endpoint, "--etcd-prefix", PREFIX])
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            (),
+        )
+    };
+    assert!(
+        out3.contains(&format!("release {id} in flight: features")),
+        "{code:?} {out3}"
+    );
+
+    // The command dies mid-window: its lease runs out, a member takes the judging
+    // over, and the release is promoted; no member stays on the staged candidate.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = fleet[1].get("/_internal/eac/fleet", Auth::Admin);
+        let state = &view["releases"][0]["state"];
+        if state == "promoted" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never decided: {view}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for server in &fleet {
+        server.until("/", |b| b["message"] == "HELLO");
+    }
+    let seen = load.stop();
+    assert!(seen.iter().all(|s| s.status == 200));
+    let logs: String = fleet.iter().map(Server::log).collect();
+    assert!(logs.contains("this member judges it"), "{logs}");
+
+    // A release decided by hand: the one in flight is aborted, its canary back.
+    let mut third = release(
+        &endpoint,
+        PREFIX,
+        &["features", "-", "--canary-ids", &ids[1], "--window", "60s"],
+        r#"{"shout": false}"#,
+    );
+    let out = read_until(&mut third, "canaries serving it");
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    fleet[1].until("/", |b| b["message"] == "hello");
+    let output = Command::new(env!("CARGO_BIN_EXE_live_server"))
+        .args([
+            "release",
+            "abort",
+            &id,
+            "--etcd",
+            &endpoint,
+            "--etcd-prefix",
+            PREFIX,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("aborted: aborted by hand"), "{stdout}");
+    let code = third.wait().unwrap().code();
+    assert_eq!(code, Some(3));
+    fleet[1].until("/", |b| b["message"] == "HELLO");
+    for server in fleet {
+        server.terminate();
+    }
+}
