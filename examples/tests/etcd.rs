@@ -130,34 +130,6 @@ fn three_instances_on_one_etcd_serve_every_put_and_refuse_every_bad_one() {
     }
 }
 
-/// `live_server put|fleet …` run to its end, `stdin` fed to it: exit code, stdout, stderr.
-#[cfg(feature = "etcd")]
-fn fleet_tool(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_live_server"))
-        .args(args)
-        .env_remove("EAC_ETCD_ENDPOINTS")
-        .env_remove("EAC_ETCD_PREFIX")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run live_server");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[cfg(feature = "etcd")]
 #[test]
 fn put_validates_writes_and_waits_for_every_member_and_fleet_prints_their_states() {
@@ -194,7 +166,7 @@ fn put_validates_writes_and_waits_for_every_member_and_fleet_prints_their_states
             PREFIX,
         ];
         args.extend_from_slice(rest);
-        fleet_tool(&args, stdin)
+        support::tool_to_end(&args, stdin)
     };
     let all_synced = |f: &serde_json::Value| {
         f["members"]
@@ -304,7 +276,7 @@ fn two_puts_at_once_never_overwrite_each_other_unseen() {
                         "greeting",
                         file.to_str().unwrap(),
                     ];
-                    fleet_tool(&args, "")
+                    support::tool_to_end(&args, "")
                 })
             })
             .collect();

@@ -5,7 +5,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -133,25 +133,10 @@ fn fleet(
 
 /// `live_server release …` with `--etcd` and `--etcd-prefix`, started; stdout piped.
 fn release(endpoint: &str, prefix: &str, args: &[&str], stdin: &str) -> Child {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_live_server"))
-        .arg("release")
-        .args(args)
-        .args(["--etcd", endpoint, "--etcd-prefix", prefix])
-        .env_remove("EAC_ETCD_ENDPOINTS")
-        .env_remove("EAC_ETCD_PREFIX")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run live_server release");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child
+    let mut all = vec!["release"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--etcd", endpoint, "--etcd-prefix", prefix]);
+    support::tool(&all, stdin)
 }
 
 /// Runs a release to its end: exit code, stdout, stderr.
@@ -161,14 +146,7 @@ fn release_to_end(
     args: &[&str],
     stdin: &str,
 ) -> (Option<i32>, String, String) {
-    let output = release(endpoint, prefix, args, stdin)
-        .wait_with_output()
-        .unwrap();
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    support::finish(release(endpoint, prefix, args, stdin))
 }
 
 /// Reads `child`'s stdout until a line contains `text`; every line read.
@@ -384,17 +362,8 @@ fn a_release_whose_command_dies_is_finished_by_the_fleet_and_a_second_one_is_ref
         err2.contains(&format!("release {id} (of features) is in flight")),
         "{err2}"
     );
-    let (code, out3, _) = {
-        let output = Command::new(env!("CARGO_BIN_EXE_live_server"))
-            .args(["fleet", "--etcd", &endpoint, "--etcd-prefix", PREFIX])
-            .output()
-            .unwrap();
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            (),
-        )
-    };
+    let (code, out3, _) =
+        support::tool_to_end(&["fleet", "--etcd", &endpoint, "--etcd-prefix", PREFIX], "");
     assert!(
         out3.contains(&format!("release {id} in flight: features")),
         "{code:?} {out3}"
@@ -432,8 +401,8 @@ fn a_release_whose_command_dies_is_finished_by_the_fleet_and_a_second_one_is_ref
     let out = read_until(&mut third, "canaries serving it");
     let id = out.split_whitespace().nth(1).unwrap().to_owned();
     fleet[1].until("/", |b| b["message"] == "hello");
-    let output = Command::new(env!("CARGO_BIN_EXE_live_server"))
-        .args([
+    let (code, stdout, _) = support::tool_to_end(
+        &[
             "release",
             "abort",
             &id,
@@ -441,11 +410,10 @@ fn a_release_whose_command_dies_is_finished_by_the_fleet_and_a_second_one_is_ref
             &endpoint,
             "--etcd-prefix",
             PREFIX,
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+        ],
+        "",
+    );
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("aborted: aborted by hand"), "{stdout}");
     let code = third.wait().unwrap().code();
     assert_eq!(code, Some(3));

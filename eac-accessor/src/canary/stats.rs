@@ -123,6 +123,7 @@ impl MeterSlot {
     }
 
     /// A fresh meter from now on.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     pub(crate) fn start(&self) -> Arc<RoleStats> {
         let stats = Arc::new(RoleStats::default());
         self.stats.store(Some(Arc::clone(&stats)));
@@ -131,6 +132,7 @@ impl MeterSlot {
     }
 
     /// No meter any more.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     pub(crate) fn stop(&self) {
         self.on.store(false, Ordering::SeqCst);
         self.stats.store(None);

@@ -2,9 +2,41 @@
 //! so every instance (and an operator with `etcdctl get --prefix <prefix>.instances/`)
 //! sees who serves what. Needs the `etcd` feature; the prefix is read and watched by
 //! [`source::Etcd`](crate::source::Etcd).
+//!
+//! # Gray releases
+//!
+//! One section to a share of the fleet first, judged by the canaries' own health, then
+//! promoted to every member or rolled back — without a person.
+//!
+//! 1. [`Etcd::start_release`](crate::source::Etcd::start_release) validates the section like a `put`, chooses the canaries
+//!    among the live members (the first by a hash of release and member id, or the ids
+//!    given), and writes in one transaction: the candidate at
+//!    `<prefix>.staged/<release>/<section>`, the release record at
+//!    `<prefix>.releases/<release>` (`kind: "release"`, `state: "canary"`, the canaries,
+//!    the window, the thresholds, the deadline — start + window + 30 s) and the judge's
+//!    key `<prefix>.judges/<release>` under the writer's lease.
+//! 2. Each canary merges the staged section above the prefix and publishes one version
+//!    (origin `canary <release>`); the other members never read `.staged/`. Every member
+//!    counts its requests, 5xx answers and latency since it saw the release (the layer's
+//!    [meter](crate::EaCAccessor::meter)) and writes them in its record every second.
+//! 3. The judge ([`Etcd::judge_release`](crate::source::Etcd::judge_release)) sums the canaries' counts and the stable
+//!    members' and asks the [one judge](crate::canary::judge) of both scopes. A breach, or
+//!    a canary's NACK of the candidate, aborts: the staged keys are deleted and the record
+//!    says `aborted` and why; the canaries go back to the prefix's configuration (origin
+//!    `abort <release>`). The window passed with enough canary requests and no breach
+//!    promotes: one transaction writes the section to the prefix, deletes the staged
+//!    keys and marks the record `promoted`; every member then serves it. Past the
+//!    deadline without a verdict, the release is aborted (the safe side).
+//! 4. The judge is whoever holds `<prefix>.judges/<release>`: the writer while it runs;
+//!    if it dies, its lease runs out and a member takes the key over with its own lease
+//!    and finishes the judging.
+//!
+//! While a release is in flight, nothing else is written to the prefix by `put` or
+//! another release ([`PutError::InFlight`]).
 
 mod put;
-pub(crate) mod release;
+pub(crate) mod records;
+mod release;
 pub(crate) mod view;
 
 pub use put::{FleetAnswer, PreparedPut, PutError, SectionPut, Written};
@@ -322,7 +354,7 @@ async fn in_flight(
     flight: &mut InFlight,
 ) {
     let releases = shared.releases();
-    let Some((id, record)) = release::flying(&releases) else {
+    let Some((id, record)) = records::flying(&releases) else {
         if flight.metering.take().is_some() {
             accessor.publisher.meter.stop();
         }
@@ -330,7 +362,7 @@ async fn in_flight(
     };
     if flight.metering.as_ref().is_none_or(|(m, ..)| m != id) {
         let stats = accessor.publisher.meter.start();
-        let canary = release::is_canary(record, &me.id);
+        let canary = records::is_canary(record, &me.id);
         flight.metering = Some((id.to_owned(), canary, stats));
     }
     let judged_here = flight

@@ -466,7 +466,7 @@ pub(super) fn release_id(now: SystemTime) -> String {
 /// The gray release in flight, as the error that refuses a write beside it: its staged
 /// candidate would be promoted over the write, or judged on a fleet that changed under it.
 fn in_flight(releases: &BTreeMap<String, Value>) -> Option<PutError> {
-    let (id, record) = super::release::flying(releases)?;
+    let (id, record) = super::records::flying(releases)?;
     Some(PutError::InFlight {
         release: id.to_owned(),
         sections: record["sections"]

@@ -1,33 +1,7 @@
 //! A gray release: one section to a share of the fleet first, judged by the canaries' own
 //! health, then promoted to every member or rolled back — without a person.
 //!
-//! # Start to end
-//!
-//! 1. [`Etcd::start_release`] validates the section like a `put`, chooses the canaries
-//!    among the live members (the first by a hash of release and member id, or the ids
-//!    given), and writes in one transaction: the candidate at
-//!    `<prefix>.staged/<release>/<section>`, the release record at
-//!    `<prefix>.releases/<release>` (`kind: "release"`, `state: "canary"`, the canaries,
-//!    the window, the thresholds, the deadline — start + window + 30 s) and the judge's
-//!    key `<prefix>.judges/<release>` under the writer's lease.
-//! 2. Each canary merges the staged section above the prefix and publishes one version
-//!    (origin `canary <release>`); the other members never read `.staged/`. Every member
-//!    counts its requests, 5xx answers and latency since it saw the release (the layer's
-//!    [meter](crate::EaCAccessor::meter)) and writes them in its record every second.
-//! 3. The judge ([`Etcd::judge_release`]) sums the canaries' counts and the stable
-//!    members' and asks the [one judge](crate::canary::judge) of both scopes. A breach, or
-//!    a canary's NACK of the candidate, aborts: the staged keys are deleted and the record
-//!    says `aborted` and why; the canaries go back to the prefix's configuration (origin
-//!    `abort <release>`). The window passed with enough canary requests and no breach
-//!    promotes: one transaction writes the section to the prefix, deletes the staged
-//!    keys and marks the record `promoted`; every member then serves it. Past the
-//!    deadline without a verdict, the release is aborted (the safe side).
-//! 4. The judge is whoever holds `<prefix>.judges/<release>`: the writer while it runs;
-//!    if it dies, its lease runs out and a member takes the key over with its own lease
-//!    and finishes the judging.
-//!
-//! While a release is in flight, nothing else is written to the prefix by `put` or
-//! another release ([`PutError::InFlight`]).
+//! See the [fleet module's docs](crate::fleet#gray-releases).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,12 +18,7 @@ use crate::error::{Error, ErrorKind};
 use crate::source::Etcd;
 use crate::source::etcd::{JUDGES, RELEASES, STAGED, Shared};
 
-/// A release record's state while its canaries are judged.
-pub(crate) const CANARY: &str = "canary";
-/// A release record's state once promoted to every member.
-pub(crate) const PROMOTED: &str = "promoted";
-/// A release record's state once rolled back.
-pub(crate) const ABORTED: &str = "aborted";
+use super::records::{ABORTED, CANARY, PROMOTED, is_canary};
 
 /// How far past its window a release may go without a verdict before it is aborted.
 pub const DEADLINE_GRACE: Duration = Duration::from_secs(30);
@@ -160,36 +129,6 @@ impl fmt::Display for Decision {
             Decision::Aborted(why) => write!(f, "aborted: {why}"),
         }
     }
-}
-
-/// The release in flight (`state: canary`) among `releases`, if any: the oldest.
-pub(crate) fn flying(releases: &BTreeMap<String, Value>) -> Option<(&str, &Value)> {
-    releases
-        .iter()
-        .filter(|(_, r)| r["state"] == CANARY)
-        .min_by_key(|(_, r)| r["revision"].as_i64().unwrap_or(0))
-        .map(|(id, r)| (id.as_str(), r))
-}
-
-/// The release in flight that chose `member` as a canary, if any.
-pub(crate) fn canary_of(releases: &BTreeMap<String, Value>, member: &str) -> Option<String> {
-    let (id, record) = flying(releases)?;
-    is_canary(record, member).then(|| id.to_owned())
-}
-
-/// Whether `record`'s release chose `member`.
-pub(crate) fn is_canary(record: &Value, member: &str) -> bool {
-    record["canaries"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|m| m == member))
-}
-
-/// When a release record's configuration was written: its decision's time once
-/// decided (the promotion wrote the prefix then), else its start.
-pub(crate) fn written_at(record: &Value) -> Option<f64> {
-    record["decided_at"]
-        .as_f64()
-        .or_else(|| record["at"].as_f64())
 }
 
 fn time(seconds: f64) -> SystemTime {
@@ -319,7 +258,7 @@ impl Etcd {
     /// [`put_section`](Etcd::put_section) (every error at once, nothing written), then the
     /// candidate staged for the canaries `options` chooses and the release record written
     /// in one transaction guarded by the revision validated against; see the
-    /// [module docs](self). Refused with [`PutError::InFlight`] while another release is.
+    /// [module docs](crate::fleet#gray-releases). Refused with [`PutError::InFlight`] while another release is.
     ///
     /// The returned [`Started`] holds the judge's key under a 5 s lease kept alive while
     /// it lives: judge with [`judge_release`](Etcd::judge_release) while it does.

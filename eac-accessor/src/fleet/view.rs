@@ -103,7 +103,7 @@ pub(crate) fn first_seen(
     if let Some(released) = releases
         .values()
         .find(|r| r["revision"].as_i64() == Some(latest))
-        .and_then(super::release::written_at)
+        .and_then(super::records::written_at)
     {
         return at(released);
     }

@@ -65,6 +65,46 @@ pub fn gone_remote() -> SocketAddr {
     addr
 }
 
+/// `live_server <args>` as a fleet tool (`put`, `fleet`, `release`), started with
+/// `stdin` fed to it and its output piped; the etcd variables of this environment are
+/// not passed on.
+#[cfg(feature = "etcd")]
+pub fn tool(args: &[&str], stdin: &str) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_live_server"))
+        .args(args)
+        .env_remove("EAC_ETCD_ENDPOINTS")
+        .env_remove("EAC_ETCD_PREFIX")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run live_server");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child
+}
+
+/// A fleet tool run to its end: exit code, stdout, stderr.
+#[cfg(feature = "etcd")]
+pub fn tool_to_end(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
+    finish(tool(args, stdin))
+}
+
+/// A tool's exit code, stdout and stderr, once it ended.
+#[cfg(feature = "etcd")]
+pub fn finish(child: Child) -> (Option<i32>, String, String) {
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// How to start one `live_server`.
 #[derive(Debug, Clone)]
 pub struct Launch {

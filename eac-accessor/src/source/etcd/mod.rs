@@ -195,7 +195,7 @@ impl State {
         let now = SystemTime::now();
         let released = self.releases.values().find_map(|r| {
             (r["revision"].as_i64() == Some(revision))
-                .then(|| crate::fleet::release::written_at(r))
+                .then(|| crate::fleet::records::written_at(r))
                 .flatten()
                 .and_then(|at| Duration::try_from_secs_f64(at).ok())
                 .map(|at| SystemTime::UNIX_EPOCH + at)
@@ -511,7 +511,7 @@ impl Shared {
         releases: &BTreeMap<String, serde_json::Value>,
     ) -> Option<String> {
         let member = lock(&self.member).clone()?;
-        crate::fleet::release::canary_of(releases, &member)
+        crate::fleet::records::canary_of(releases, &member)
     }
 
     /// The release records as last read or watched.

@@ -123,31 +123,15 @@ impl Shared {
             .client
             .kv_client()
             .max_decoding_message_size(self.message_cap());
-        let total = self.options.max_total;
-        let mut budget = Budget {
-            bytes: total.bytes(),
-            keys: u64::MAX,
-        };
-        let mut config = Vec::new();
-        for (start, end) in self.config_ranges() {
-            match self
-                .range(&mut kv, start, end, &mut revision, &mut budget, &mut config)
-                .await
-            {
-                Ok(()) => {}
-                Err(Stop::Failed(e)) => return Err(e),
-                Err(Stop::Budget) => {
-                    return Err(Error::new(
-                        ErrorKind::Limit,
-                        format!(
-                            "the configuration under the prefix is larger than the total cap \
-                             of {total} (`EtcdOptions::max_total_size`): not read further"
-                        ),
-                    )
-                    .with_source(self.name()));
-                }
-            }
-        }
+        let ranges = self.config_ranges();
+        let config = self
+            .capped(
+                &mut kv,
+                ranges,
+                &mut revision,
+                "the configuration under the prefix",
+            )
+            .await?;
         let mut kv = kv.max_decoding_message_size(INSTANCE_MESSAGE);
         let instances = if records {
             self.records(&mut kv, self.instance_range(), MAX_INSTANCES, &mut revision)
@@ -161,29 +145,15 @@ impl Shared {
         // A canary of a release in flight reads its staged candidate at the same
         // revision; every other member leaves `.staged/` alone.
         let staged_release = self.staged_for_me(&self.release_records(&releases));
-        let mut staged = Vec::new();
-        if let Some(release) = &staged_release {
-            let mut kv = kv.max_decoding_message_size(self.message_cap());
-            let (start, end) = self.staged_range(release);
-            let mut budget = Budget {
-                bytes: total.bytes(),
-                keys: u64::MAX,
-            };
-            match self
-                .range(&mut kv, start, end, &mut revision, &mut budget, &mut staged)
-                .await
-            {
-                Ok(()) => {}
-                Err(Stop::Failed(e)) => return Err(e),
-                Err(Stop::Budget) => {
-                    return Err(Error::new(
-                        ErrorKind::Limit,
-                        format!("the staged candidate of release {release} is larger than the total cap of {total}"),
-                    )
-                    .with_source(self.name()));
-                }
+        let staged = match &staged_release {
+            Some(release) => {
+                let mut kv = kv.max_decoding_message_size(self.message_cap());
+                let what = format!("the staged candidate of release {release}");
+                let range = vec![self.staged_range(release)];
+                self.capped(&mut kv, range, &mut revision, &what).await?
             }
-        }
+            None => Vec::new(),
+        };
         Ok(Read {
             revision,
             config,
@@ -193,6 +163,43 @@ impl Shared {
             staged_release,
             staged,
         })
+    }
+
+    /// Reads `ranges` at `revision`, within the total cap: over it, an error saying that
+    /// `what` is larger.
+    async fn capped(
+        &self,
+        kv: &mut KvClient,
+        ranges: Vec<(Vec<u8>, Vec<u8>)>,
+        revision: &mut i64,
+        what: &str,
+    ) -> Result<Vec<Raw>, Error> {
+        let total = self.options.max_total;
+        let mut budget = Budget {
+            bytes: total.bytes(),
+            keys: u64::MAX,
+        };
+        let mut out = Vec::new();
+        for (start, end) in ranges {
+            match self
+                .range(kv, start, end, revision, &mut budget, &mut out)
+                .await
+            {
+                Ok(()) => {}
+                Err(Stop::Failed(e)) => return Err(e),
+                Err(Stop::Budget) => {
+                    return Err(Error::new(
+                        ErrorKind::Limit,
+                        format!(
+                            "{what} is larger than the total cap of {total} \
+                             (`EtcdOptions::max_total_size`): not read further"
+                        ),
+                    )
+                    .with_source(self.name()));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Release records as kept: by id, with `"revision"`.

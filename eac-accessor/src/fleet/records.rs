@@ -1,0 +1,44 @@
+//! What a gray release's record says, read from its JSON: which release is in flight,
+//! whom it chose, when it wrote. Plain functions of the records, shared by the source
+//! (which reads them to know what to serve) and the fleet's writers and views.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// A release record's state while its canaries are judged.
+pub(crate) const CANARY: &str = "canary";
+/// A release record's state once promoted to every member.
+pub(crate) const PROMOTED: &str = "promoted";
+/// A release record's state once rolled back.
+pub(crate) const ABORTED: &str = "aborted";
+
+/// The release in flight (`state: canary`) among `releases`, if any: the oldest.
+pub(crate) fn flying(releases: &BTreeMap<String, Value>) -> Option<(&str, &Value)> {
+    releases
+        .iter()
+        .filter(|(_, r)| r["state"] == CANARY)
+        .min_by_key(|(_, r)| r["revision"].as_i64().unwrap_or(0))
+        .map(|(id, r)| (id.as_str(), r))
+}
+
+/// The release in flight that chose `member` as a canary, if any.
+pub(crate) fn canary_of(releases: &BTreeMap<String, Value>, member: &str) -> Option<String> {
+    let (id, record) = flying(releases)?;
+    is_canary(record, member).then(|| id.to_owned())
+}
+
+/// Whether `record`'s release chose `member`.
+pub(crate) fn is_canary(record: &Value, member: &str) -> bool {
+    record["canaries"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|m| m == member))
+}
+
+/// When a release record's configuration was written: its decision's time once
+/// decided (the promotion wrote the prefix then), else its start.
+pub(crate) fn written_at(record: &Value) -> Option<f64> {
+    record["decided_at"]
+        .as_f64()
+        .or_else(|| record["at"].as_f64())
+}
