@@ -201,7 +201,7 @@ fn a_release_by_id_serves_only_that_member_then_is_promoted_to_every_member() {
     );
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
-        out.contains(&format!("canary member(s): {}", ids[1])),
+        out.contains(&format!("for 1 canary member(s): {};", ids[1])),
         "{out}"
     );
     assert!(
@@ -345,7 +345,7 @@ fn a_release_whose_command_dies_is_finished_by_the_fleet_and_a_second_one_is_ref
     );
     let out = read_until(&mut first, "canaries serving it");
     assert!(
-        out.contains(&format!("canary member(s): {}", ids[0])),
+        out.contains(&format!("for 1 canary member(s): {};", ids[0])),
         "{out}"
     );
     let id = out.split_whitespace().nth(1).unwrap().to_owned();
