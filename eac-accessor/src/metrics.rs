@@ -156,7 +156,13 @@ const DESCRIBED: &[Described] = &[
         "eac_canary_requests_total",
         Counter,
         Some(Unit::Count),
-        "Requests answered while a canary ran, by role: stable or canary.",
+        "Requests answered while a canary ran (in process) or a gray release (in the fleet), by role: stable or canary.",
+    ),
+    metric(
+        "eac_release_state",
+        Gauge,
+        None,
+        "Each gray release of the fleet as this member saw it: 0 in flight, 1 promoted, -1 aborted.",
     ),
     metric(
         "eac_canary_errors_total",

@@ -98,6 +98,17 @@ pub enum Event {
         /// Why: the judge's figures, or who decided.
         why: String,
     },
+    /// A fleet's gray release started or ended, as this member saw it (feature `etcd`).
+    Release {
+        /// The release's id.
+        release: String,
+        /// `started`, `promoted` or `aborted`.
+        step: &'static str,
+        /// This member's part in it: `canary` or `stable`.
+        role: &'static str,
+        /// Why it ended: the judge's figures, or who decided.
+        why: Option<String>,
+    },
     /// A candidate was rejected; the current version stays.
     Rejected {
         /// The version still current.

@@ -632,6 +632,133 @@ fn the_dashboard_shows_which_instance_of_an_etcd_fleet_serves_which_version() {
     drop(b);
 }
 
+#[cfg(feature = "etcd")]
+#[test]
+fn the_dashboard_shows_a_gray_release_of_an_etcd_fleet_in_flight_and_aborts_it_by_hand() {
+    const PREFIX: &str = "/eac/dashboard-release/";
+    let (etcd, _client, config) = support::etcd_fleet_ground(PREFIX, "hello");
+    let endpoint = etcd.endpoint();
+    let states: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let fleet: Vec<Server> = states
+        .iter()
+        .map(|state| {
+            Launch::new(config.path(), state.path())
+                .arg("--etcd")
+                .arg(&endpoint)
+                .arg("--etcd-prefix")
+                .arg(PREFIX)
+                .env_remove("APP_FEATURES__SHOUT")
+                .start()
+        })
+        .collect();
+    let view = fleet[0].until("/_internal/eac/fleet", |f| {
+        f["members"].as_array().is_some_and(|m| m.len() == 2)
+    });
+    let canary_id = format!(":{}", fleet[1].address);
+    let canary_id = view["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .find(|id| id.ends_with(&canary_id))
+        .unwrap()
+        .to_owned();
+
+    // A little load on both, for the judge's figures.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = std::sync::Arc::clone(&stop);
+        let addresses: Vec<_> = fleet.iter().map(|s| s.address).collect();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for address in &addresses {
+                    Server::request_to(*address, "GET", "/", Auth::None);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let release = support::tool(
+        &[
+            "release",
+            "features",
+            "-",
+            "--canary-ids",
+            &canary_id,
+            "--window",
+            "60s",
+            "--etcd",
+            &endpoint,
+            "--etcd-prefix",
+            PREFIX,
+        ],
+        r#"{"shout": true}"#,
+    );
+    fleet[1].until("/", |b| b["message"] == "HELLO");
+    let id = fleet[0].until("/_internal/eac/fleet", |f| {
+        f["releases"][0]["state"] == "canary"
+    })["releases"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let browser = Browser::start();
+    browser.go(&format!("http://{}/_internal/eac/", fleet[0].address));
+    browser.type_into("#token", TOKEN);
+    browser.click("#token-save");
+    browser.until("#live", "the event stream open", |t| t == "live");
+    // In flight: its canary, the window left, and what the judge sees of both roles.
+    let row = format!("tr[data-release='{id}']");
+    browser.until(&row, "the release in flight", |t| {
+        t.contains("in flight") && t.contains(&canary_id) && t.contains("s of the window left")
+    });
+    let counted = |t: &str| {
+        t.split_whitespace()
+            .next()
+            .is_some_and(|first| first.ends_with('%'))
+            && !t.contains(" 0 requests")
+    };
+    browser.until(
+        &format!("{row} .release-canary"),
+        "the canaries' figures",
+        counted,
+    );
+    browser.until(
+        &format!("{row} .release-stable"),
+        "the stable members' figures",
+        counted,
+    );
+    browser.until(
+        &format!("tr[data-instance='{canary_id}'] .fleet-state"),
+        "the canary's role",
+        |t| t.contains("canary"),
+    );
+    browser.screenshot(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-release.png"));
+
+    // Aborted by hand, from the page: the command that started it ends with exit 3,
+    // the canary is back, and the row says why.
+    browser.click(&format!("{row} button[data-release-action='abort']"));
+    let (code, out, err) = support::finish(release);
+    assert_eq!(code, Some(3), "{out}{err}");
+    assert!(out.contains("aborted: aborted by hand"), "{out}");
+    fleet[1].until("/", |b| b["message"] == "hello");
+    browser.until(&row, "the decision", |t| {
+        t.contains("aborted") && t.contains("aborted by hand") && !t.contains("in flight")
+    });
+    // Seen by this member too, in its event stream.
+    browser.until("#events", "the release's end", |t| {
+        t.contains(&format!("release {id} aborted"))
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.join().unwrap();
+    let after = errors(&browser.console());
+    assert!(after.is_empty(), "console errors: {after:?}");
+    drop(browser);
+    for server in fleet {
+        server.terminate();
+    }
+}
+
 #[test]
 fn the_dashboard_shows_a_running_canary_its_figures_and_aborts_it() {
     let (config, state) = support::app_dirs();

@@ -558,6 +558,7 @@ impl Builder {
             history: Mutex::new(history),
             canary: crate::publish::CanarySlot::default(),
             meter: crate::canary::MeterSlot::default(),
+            release_control: std::sync::Mutex::new(None),
         })
     }
 }

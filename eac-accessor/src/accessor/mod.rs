@@ -93,6 +93,12 @@ impl EaCAccessor {
         self.publisher.meter.get()
     }
 
+    /// What decides this instance's fleet's gray releases by hand, once the etcd source
+    /// joined a fleet (feature `etcd`): the admin's `POST release/{id}/promote|abort`.
+    pub fn release_control(&self) -> Option<Arc<dyn crate::canary::ReleaseControl>> {
+        crate::sync::lock(&self.publisher.release_control).clone()
+    }
+
     /// The current snapshot as an owned `Arc`, to keep as long as needed.
     #[inline]
     pub fn load_full(&self) -> Arc<Snapshot> {

@@ -16,8 +16,8 @@ mod stats;
 
 pub(crate) use judge::compared;
 pub use judge::{Breach, Figures, Thresholds, Verdict, judge};
-pub(crate) use stats::MeterSlot;
 pub use stats::RoleStats;
+pub(crate) use stats::{Exported, MeterSlot};
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -276,6 +276,23 @@ pub struct CanaryStatus {
     pub canary: Figures,
     /// What it is judged by.
     pub thresholds: Thresholds,
+}
+
+/// What decides a fleet's gray release by hand, for the admin routes
+/// (`POST release/{id}/promote|abort`): the etcd source registers itself when this
+/// instance [joins the fleet](crate::source) (feature `etcd`), and
+/// [`EaCAccessor::release_control`](crate::EaCAccessor::release_control) gives it out.
+pub trait ReleaseControl: Send + Sync + 'static {
+    /// Promotes (`promote`) or aborts release `release` now, as `by` (who asked, for the
+    /// record); what it ended as: `promoted: <why>` or `aborted: <why>` (a release
+    /// decided already keeps its decision). A release without a record is an
+    /// [`ErrorKind::NotFound`] error.
+    fn decide<'a>(
+        &'a self,
+        release: &'a str,
+        promote: bool,
+        by: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Error>> + Send + 'a>>;
 }
 
 /// Hashes a request's key — a header's value, or an address's bytes — for

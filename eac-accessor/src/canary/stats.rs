@@ -103,6 +103,46 @@ impl RoleStats {
     }
 }
 
+/// What of one role's stats was exported to the `metrics` facade already.
+#[derive(Debug, Default)]
+pub(crate) struct Exported {
+    errors: u64,
+    buckets: Vec<u64>,
+}
+
+impl Exported {
+    /// Exports what `stats` counted since the last call, as `role`'s:
+    /// `eac_canary_requests_total{role}`, `eac_canary_errors_total{role}` and
+    /// `eac_canary_latency_seconds{role}` (each bucket's count at its upper bound). The
+    /// same names in both scopes: an in-process canary's two roles, a fleet member's role
+    /// in a gray release.
+    pub(crate) fn export(&mut self, stats: &RoleStats, role: super::Role) {
+        let label = role.as_str();
+        let mut requests = 0;
+        let latency = metrics::histogram!("eac_canary_latency_seconds", "role" => label);
+        for (j, (upper, count)) in stats.histogram().enumerate() {
+            if self.buckets.len() <= j {
+                self.buckets.push(0);
+            }
+            let new = count.saturating_sub(self.buckets[j]);
+            if new > 0 {
+                latency.record_many(upper.as_secs_f64(), new as usize);
+                requests += new;
+                self.buckets[j] = count;
+            }
+        }
+        if requests > 0 {
+            metrics::counter!("eac_canary_requests_total", "role" => label).increment(requests);
+        }
+        let errors = stats.figures().errors;
+        let new = errors.saturating_sub(self.errors);
+        if new > 0 {
+            metrics::counter!("eac_canary_errors_total", "role" => label).increment(new);
+            self.errors = errors;
+        }
+    }
+}
+
 /// Where the layer counts every request while a fleet's gray release runs on this
 /// instance (the member's role is the release's business, not the request's).
 #[derive(Debug, Default)]

@@ -115,6 +115,8 @@ impl Etcd {
     ) -> FleetMember {
         let id = id.into();
         *crate::sync::lock(&self.shared.member) = Some(id.clone());
+        // The admin routes decide this fleet's releases through it.
+        *crate::sync::lock(&accessor.publisher.release_control) = Some(Arc::new(self.clone()));
         let lease = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let task = tokio::spawn(run(
             Arc::clone(&self.shared),
@@ -215,8 +217,12 @@ async fn run(
 struct InFlight {
     /// The release counted, whether this member is one of its canaries, and the counts.
     metering: Option<(String, bool, Arc<crate::canary::RoleStats>)>,
+    /// What of the counts went to the metrics already.
+    exported: crate::canary::Exported,
     /// The release this member judges, and the judging task.
     judging: Option<(String, JoinHandle<()>)>,
+    /// Each release's state as last seen (for `eac_release_state` and the events).
+    states: BTreeMap<String, String>,
 }
 
 impl Drop for InFlight {
@@ -270,7 +276,7 @@ async fn member(
             "nack": nack,
             // During a gray release: this member's role and counts since it saw it.
             "release": flight.metering.as_ref().map(|(release, canary, stats)| {
-                release::member_figures(release, *canary, stats)
+                records::member_figures(release, *canary, stats)
             }),
         })
     };
@@ -344,8 +350,11 @@ async fn member(
     }
 }
 
-/// Follows the gray release in flight: counts from when it is first seen, stops when it
-/// is decided, and takes its judging over when no one holds its judge's key.
+/// Follows the gray releases: each one's state in `eac_release_state{release}` (0 in
+/// flight, 1 promoted, -1 aborted) and an [`Event::Release`] when it starts and ends;
+/// for the one in flight, counts from when it is first seen (exported as this member's
+/// role's `eac_canary_*` figures), and takes its judging over when no one holds its
+/// judge's key.
 async fn in_flight(
     shared: &Arc<Shared>,
     accessor: &EaCAccessor,
@@ -354,8 +363,41 @@ async fn in_flight(
     flight: &mut InFlight,
 ) {
     let releases = shared.releases();
+    for (id, record) in releases.iter().filter(|(_, r)| r["kind"] == "release") {
+        let state = record["state"].as_str().unwrap_or_default();
+        if flight.states.get(id).is_some_and(|s| s == state) {
+            continue;
+        }
+        let value = match state {
+            records::CANARY => 0.0,
+            records::PROMOTED => 1.0,
+            _ => -1.0,
+        };
+        metrics::gauge!("eac_release_state", "release" => id.clone()).set(value);
+        let step = match state {
+            records::CANARY => "started",
+            records::PROMOTED => "promoted",
+            _ => "aborted",
+        };
+        // A release decided before this member saw it is not news.
+        if flight.states.contains_key(id) || state == records::CANARY {
+            let _ = accessor.publisher.events.send(Event::Release {
+                release: id.clone(),
+                step,
+                role: if records::is_canary(record, &me.id) {
+                    "canary"
+                } else {
+                    "stable"
+                },
+                why: record["why"].as_str().map(str::to_owned),
+            });
+        }
+        flight.states.insert(id.clone(), state.to_owned());
+    }
+    flight.states.retain(|id, _| releases.contains_key(id));
     let Some((id, record)) = records::flying(&releases) else {
-        if flight.metering.take().is_some() {
+        if let Some((_, canary, stats)) = flight.metering.take() {
+            flight.exported.export(&stats, role(canary));
             accessor.publisher.meter.stop();
         }
         return;
@@ -364,6 +406,10 @@ async fn in_flight(
         let stats = accessor.publisher.meter.start();
         let canary = records::is_canary(record, &me.id);
         flight.metering = Some((id.to_owned(), canary, stats));
+        flight.exported = crate::canary::Exported::default();
+    }
+    if let Some((_, canary, stats)) = &flight.metering {
+        flight.exported.export(stats, role(*canary));
     }
     let judged_here = flight
         .judging
@@ -394,6 +440,14 @@ async fn in_flight(
         }
         Ok(false) => {}
         Err(e) => tracing::debug!(error = %e, "gray release: cannot claim the judging"),
+    }
+}
+
+fn role(canary: bool) -> crate::canary::Role {
+    if canary {
+        crate::canary::Role::Canary
+    } else {
+        crate::canary::Role::Stable
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::canary::{Figures, RoleStats};
 
 /// A release record's state while its canaries are judged.
 pub(crate) const CANARY: &str = "canary";
@@ -41,4 +43,48 @@ pub(crate) fn written_at(record: &Value) -> Option<f64> {
     record["decided_at"]
         .as_f64()
         .or_else(|| record["at"].as_f64())
+}
+
+/// What the members' records say of `release`: the canaries' figures and the stable
+/// members', each the sum of the members' counts.
+pub(crate) fn figures(
+    release: &str,
+    record: &Value,
+    members: &BTreeMap<String, Value>,
+) -> (Figures, Figures) {
+    let counts = |canary: bool| {
+        let per_member: Vec<(Vec<(usize, u64)>, u64)> = members
+            .iter()
+            .filter(|(id, _)| is_canary(record, id) == canary)
+            .filter_map(|(_, m)| {
+                let r = &m["release"];
+                (r["id"] == release).then(|| {
+                    let buckets = r["buckets"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|b| Some((b[0].as_u64()? as usize, b[1].as_u64()?)))
+                        .collect();
+                    (buckets, r["errors"].as_u64().unwrap_or(0))
+                })
+            })
+            .collect();
+        RoleStats::from_counts(per_member.iter().map(|(b, e)| (b.as_slice(), *e))).figures()
+    };
+    (counts(true), counts(false))
+}
+
+/// What a member writes of a release in its record: its role and its counts since it
+/// saw the release.
+pub(crate) fn member_figures(release: &str, canary: bool, stats: &RoleStats) -> Value {
+    let (buckets, errors) = stats.counts();
+    let figures = stats.figures();
+    json!({
+        "id": release,
+        "role": if canary { "canary" } else { "stable" },
+        "requests": figures.requests,
+        "errors": errors,
+        "p99_ms": figures.p99.map(|d| d.as_secs_f64() * 1000.0),
+        "buckets": buckets,
+    })
 }

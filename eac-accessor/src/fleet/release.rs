@@ -13,12 +13,16 @@ use serde_json::{Value, json};
 use super::put::{EXTENSIONS, release_id};
 use super::{PutError, SectionPut, unix_f64};
 use crate::accessor::Builder;
-use crate::canary::{Figures, RoleStats, Thresholds, Verdict, compared, judge};
+#[cfg(test)]
+use crate::canary::RoleStats;
+use crate::canary::{ReleaseControl, Thresholds, Verdict, compared, judge};
 use crate::error::{Error, ErrorKind};
 use crate::source::Etcd;
 use crate::source::etcd::{JUDGES, RELEASES, STAGED, Shared};
 
-use super::records::{ABORTED, CANARY, PROMOTED, is_canary};
+#[cfg(test)]
+use super::records::member_figures;
+use super::records::{ABORTED, CANARY, PROMOTED, figures};
 
 /// How far past its window a release may go without a verdict before it is aborted.
 pub const DEADLINE_GRACE: Duration = Duration::from_secs(30);
@@ -122,6 +126,36 @@ pub enum Decision {
     Aborted(String),
 }
 
+impl Decision {
+    /// An operator's decision, as the record says why: `promoted by hand (<by>)` or
+    /// `aborted by hand (<by>)`.
+    pub fn by_hand(promote: bool, by: &str) -> Decision {
+        if promote {
+            Decision::Promoted(format!("promoted by hand ({by})"))
+        } else {
+            Decision::Aborted(format!("aborted by hand ({by})"))
+        }
+    }
+}
+
+/// The admin routes' way to a release: [`Etcd::decide_release`] by hand.
+impl ReleaseControl for Etcd {
+    fn decide<'a>(
+        &'a self,
+        release: &'a str,
+        promote: bool,
+        by: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, Error>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let decided = self
+                .decide_release(release, Decision::by_hand(promote, by))
+                .await?;
+            Ok(decided.to_string())
+        })
+    }
+}
+
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -152,50 +186,6 @@ fn thresholds_of(record: &Value) -> Thresholds {
         thresholds.max_latency_ratio = r;
     }
     thresholds
-}
-
-/// What the members' records say of `release`: the canaries' figures and the stable
-/// members', each the sum of the members' counts.
-pub(crate) fn figures(
-    release: &str,
-    record: &Value,
-    members: &BTreeMap<String, Value>,
-) -> (Figures, Figures) {
-    let counts = |canary: bool| {
-        let per_member: Vec<(Vec<(usize, u64)>, u64)> = members
-            .iter()
-            .filter(|(id, _)| is_canary(record, id) == canary)
-            .filter_map(|(_, m)| {
-                let r = &m["release"];
-                (r["id"] == release).then(|| {
-                    let buckets = r["buckets"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|b| Some((b[0].as_u64()? as usize, b[1].as_u64()?)))
-                        .collect();
-                    (buckets, r["errors"].as_u64().unwrap_or(0))
-                })
-            })
-            .collect();
-        RoleStats::from_counts(per_member.iter().map(|(b, e)| (b.as_slice(), *e))).figures()
-    };
-    (counts(true), counts(false))
-}
-
-/// What a member writes of a release in its record: its role and its counts since it
-/// saw the release.
-pub(crate) fn member_figures(release: &str, canary: bool, stats: &RoleStats) -> Value {
-    let (buckets, errors) = stats.counts();
-    let figures = stats.figures();
-    json!({
-        "id": release,
-        "role": if canary { "canary" } else { "stable" },
-        "requests": figures.requests,
-        "errors": errors,
-        "p99_ms": figures.p99.map(|d| d.as_secs_f64() * 1000.0),
-        "buckets": buckets,
-    })
 }
 
 /// The canaries `selector` chooses among `live` members for `release`.

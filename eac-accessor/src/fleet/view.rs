@@ -67,11 +67,20 @@ pub(crate) fn view(
         .iter()
         .map(|(id, r)| {
             // A gray release's selector, canaries, window, deadline and decision too.
-            let mut r = r.clone();
-            if let Some(map) = r.as_object_mut() {
+            // and, for a gray release, what its judge sees: the canaries' and the stable
+            // members' figures summed from their records.
+            let mut release = r.clone();
+            if let Some(map) = release.as_object_mut() {
                 map.insert("id".into(), id.clone().into());
+                if r["kind"] == "release" {
+                    let (canary, stable) = super::records::figures(id, r, records);
+                    map.insert(
+                        "figures".into(),
+                        json!({"canary": canary, "stable": stable}),
+                    );
+                }
             }
-            r
+            release
         })
         .collect();
     releases.sort_by_key(|r| std::cmp::Reverse(r["revision"].as_i64().unwrap_or(0)));

@@ -81,6 +81,8 @@ pub(crate) struct Publisher {
     pub(crate) canary: CanarySlot,
     /// While a fleet's gray release runs: where every request is counted.
     pub(crate) meter: crate::canary::MeterSlot,
+    /// What decides this instance's fleet's gray releases by hand, once it joined one.
+    pub(crate) release_control: Mutex<Option<Arc<dyn crate::canary::ReleaseControl>>>,
 }
 
 thread_local! {

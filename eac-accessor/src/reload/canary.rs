@@ -9,18 +9,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Coordinator, ReloadCoordinator, health};
-use crate::canary::{Canary, GRACE, Role, Verdict, compared};
+use crate::canary::{Canary, Exported, GRACE, Role, Verdict, compared};
 use crate::error::{Error, ErrorKind, Errors};
 use crate::publish::Outcome;
 use crate::snapshot::Origin;
 use crate::sync::lock;
-
-/// What the guard exported to the metrics so far, to add only what is new.
-#[derive(Default)]
-struct Exported {
-    errors: [u64; 2],
-    buckets: [Vec<u64>; 2],
-}
 
 impl ReloadCoordinator {
     /// The canary serving a share of requests, if one runs.
@@ -95,7 +88,7 @@ impl Coordinator {
     async fn guard(self: Arc<Self>, canary: Arc<Canary>) {
         let window = canary.config().window;
         let tick = (window / 20).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let mut exported = Exported::default();
+        let mut exported = <[Exported; 2]>::default();
         loop {
             tokio::time::sleep(tick).await;
             let running = self.accessor.canary();
@@ -181,32 +174,8 @@ impl Coordinator {
 /// Adds what each role counted since the last export to the metrics:
 /// `eac_canary_requests_total{role}`, `eac_canary_errors_total{role}` and
 /// `eac_canary_latency_seconds{role}` (each bucket's count at its upper bound).
-fn export(canary: &Canary, exported: &mut Exported) {
+fn export(canary: &Canary, exported: &mut [Exported; 2]) {
     for (i, role) in [Role::Stable, Role::Canary].into_iter().enumerate() {
-        let stats = canary.stats(role);
-        let label = role.as_str();
-        let seen = &mut exported.buckets[i];
-        let mut requests = 0;
-        let latency = metrics::histogram!("eac_canary_latency_seconds", "role" => label);
-        for (j, (upper, count)) in stats.histogram().enumerate() {
-            if seen.len() <= j {
-                seen.push(0);
-            }
-            let new = count.saturating_sub(seen[j]);
-            if new > 0 {
-                latency.record_many(upper.as_secs_f64(), new as usize);
-                requests += new;
-                seen[j] = count;
-            }
-        }
-        if requests > 0 {
-            metrics::counter!("eac_canary_requests_total", "role" => label).increment(requests);
-        }
-        let errors = stats.figures().errors;
-        let new = errors.saturating_sub(exported.errors[i]);
-        if new > 0 {
-            metrics::counter!("eac_canary_errors_total", "role" => label).increment(new);
-            exported.errors[i] = errors;
-        }
+        exported[i].export(canary.stats(role), role);
     }
 }

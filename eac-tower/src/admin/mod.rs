@@ -13,6 +13,7 @@
 //! | `POST refresh[?force=1]` | admin | reloads now: outcome, version, hash, duration |
 //! | `POST rollback?to=N` | admin | republishes version N as a new version |
 //! | `POST preview` | admin | JSON overlay body → validation result and classified diff; publishes nothing |
+//! | `POST release/{id}/promote`, `POST release/{id}/abort` | admin | decides a fleet's gray release by hand: `{"release", "decision", "why"}`; 404 without a fleet or a record of it |
 //!
 //! ¹ No token when reads are open ([`AdminConfig::open_reads`]), or on a loopback
 //! listener to a request addressed to a loopback address or `localhost`.

@@ -39,6 +39,7 @@ where
         .route("/canary", post(routes::canary))
         .route("/canary/promote", post(routes::canary_promote))
         .route("/canary/abort", post(routes::canary_abort))
+        .route("/release/{id}/{action}", post(routes::release_decide))
         .route_layer(from_fn_with_state(policy, auth::require_admin));
     // Every answer of the data routes, refusals included, is kept by no cache: it holds
     // the configuration, or says who may read it. The dashboard's files hold no data:

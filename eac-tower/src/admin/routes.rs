@@ -130,6 +130,46 @@ pub(super) async fn fleet(State(state): State<AdminState>) -> Response {
     }
 }
 
+/// `POST release/{id}/promote` and `POST release/{id}/abort`: decides a fleet's gray
+/// release by hand (`live_server release promote|abort ID` from the dashboard); 404
+/// without a fleet or for a release without a record.
+pub(super) async fn release_decide(
+    State(state): State<AdminState>,
+    axum::extract::Path((release, action)): axum::extract::Path<(String, String)>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
+    let promote = match action.as_str() {
+        "promote" => true,
+        "abort" => false,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "a release is decided by `release/{id}/promote` or `release/{id}/abort`",
+            );
+        }
+    };
+    let Some(control) = state.accessor.release_control() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no fleet: this instance has no gray releases (live_server --etcd URL)",
+        );
+    };
+    if let Some(response) = rate_limit(&state) {
+        return response;
+    }
+    let who = who(peer, &headers);
+    match control.decide(&release, promote, &who).await {
+        Ok(decided) => {
+            tracing::info!(target: "eac::audit", action = %action, release, who, decided, "admin release decision");
+            let (decision, why) = decided.split_once(": ").unwrap_or((decided.as_str(), ""));
+            Json(json!({ "release": release, "decision": decision, "why": why })).into_response()
+        }
+        Err(e) if e.kind() == ErrorKind::NotFound => error(StatusCode::NOT_FOUND, e.to_string()),
+        Err(e) => error(StatusCode::BAD_GATEWAY, e.to_string()),
+    }
+}
+
 pub(super) async fn history(State(state): State<AdminState>) -> Json<Value> {
     let versions: Vec<Value> = state
         .accessor

@@ -257,7 +257,7 @@
   function fleet(records, view) {
     const ids = Object.keys(records).sort();
     const states = Object.fromEntries(((view && view.members) || []).map((m) => [m.id, m]));
-    const known = ["version", "hash", "pid", "updated", "applied_revision", "applied_at", "nack", "propagation"];
+    const known = ["version", "hash", "pid", "updated", "applied_revision", "applied_at", "nack", "propagation", "release"];
     const extra = [...new Set(ids.flatMap((id) => Object.keys(records[id] || {})))].filter((k) => !known.includes(k));
     const odd = ids.filter((id) => (records[id] || {}).hash !== currentHash);
     const summary = !ids.length
@@ -279,7 +279,7 @@
           const differs = odd.includes(id);
           return el("tr", { class: differs ? "differs" : "", "data-instance": id },
             el("td", {}, el("code", { class: "instance" }, id)),
-            fleetState(states[id] || {}),
+            fleetState(states[id] || {}, r.release),
             el("td", { class: "fleet-version nowrap" }, el("strong", {}, String(r.version ?? "–")),
               differs ? [" ", el("span", { class: "pill warning small" }, "differs")] : null),
             el("td", {}, r.hash ? el("code", { title: String(r.hash) }, String(r.hash).slice(0, 8)) : "–"),
@@ -288,13 +288,58 @@
             el("td", { class: "nowrap" }, String(r.pid ?? "–")),
             el("td", { class: "nowrap", title: time(r.updated) }, time(r.updated).replace(/^.*· /, "")),
             extra.map((k) => el("td", {}, typeof r[k] === "object" ? JSON.stringify(r[k]) : String(r[k] ?? "–"))));
-        }))) : null);
+        }))) : null,
+      releasesTable(view));
   }
-  function fleetState(member) {
+  // A fleet's gray releases, newest first: one in flight with its canaries, the window
+  // left and what its judge sees (the canaries' 5xx and p99 against the stable
+  // members'), to promote or abort by hand; the others with their decision and why.
+  function releasesTable(view) {
+    const releases = ((view && view.releases) || []).filter((r) => r.kind === "release");
+    if (!releases.length) return null;
+    const pct = (f) => (f && f.requests ? `${((100 * f.errors) / f.requests).toFixed(1)}%` : "–");
+    const p99 = (f) => (f && f.p99 != null ? `${f.p99.toFixed(1)} ms` : "–");
+    const figures = (f) => [`${pct(f)} · ${p99(f)}`, el("div", { class: "muted" }, `${(f && f.requests) || 0} requests`)];
+    const left = (r) => {
+      const s = Math.max(0, Math.round((r.at || 0) + (r.window_ms || 0) / 1000 - Date.now() / 1000));
+      return s ? `${s} s of the window left` : "window passed";
+    };
+    return el("div", { class: "detail detail-releases" }, el("h4", {}, "gray releases"),
+      el("table", { class: "releases" },
+        el("thead", {}, el("tr", {}, ["release", "section", "canaries", "state", "canary 5xx · p99", "stable 5xx · p99", "decision"].map((c) => el("th", {}, c)))),
+        el("tbody", {}, releases.map((r) => {
+          const f = r.figures || {};
+          const flying = r.state === "canary";
+          return el("tr", { "data-release": r.id, "data-state": r.state || "" },
+            el("td", {}, el("code", {}, r.id), el("div", { class: "muted" }, `${r.selector || ""} · by ${r.by || "?"}`)),
+            el("td", {}, (r.sections || []).join(", ")),
+            el("td", {}, (r.canaries || []).map((c) => el("div", {}, el("code", { class: "instance" }, c)))),
+            el("td", { class: "nowrap" },
+              pill(flying ? "in flight" : r.state, flying ? "pending" : r.state === "promoted" ? "published" : "rejected"),
+              flying ? el("div", { class: "muted" }, left(r)) : null),
+            el("td", { class: "nowrap release-canary" }, figures(f.canary)),
+            el("td", { class: "nowrap release-stable" }, figures(f.stable)),
+            el("td", { class: "release-decision" }, flying
+              ? [el("button", { type: "button", "data-release-action": "promote", "data-release-id": r.id }, "Promote"), " ",
+                el("button", { type: "button", class: "danger", "data-release-action": "abort", "data-release-id": r.id }, "Abort")]
+              : r.why || ""));
+        }))));
+  }
+  async function releaseAction(id, action) {
+    try {
+      const r = await call("POST", `/release/${encodeURIComponent(id)}/${action}`);
+      showResult(el("p", { class: "note good" }, `Release ${r.release}: ${r.decision}${r.why ? ` (${r.why})` : ""}.`));
+    } catch (e) {
+      showResult(failure(e));
+    }
+    load();
+  }
+  function fleetState(member, release) {
     const state = member.state || "–";
     const kind = { SYNCED: "published", NACKED: "rejected", SYNCING: "pending", STALE: "warning" }[state] || "";
     const nack = member.nack;
     return el("td", { class: "fleet-state" }, pill(state, kind),
+      release && release.role ? [" ", pill(release.role, release.role === "canary" ? "pending" : "muted")] : null,
       nack ? el("details", { class: "nack" }, el("summary", {}, `NACK of revision ${nack.revision}`),
         el("ul", { class: "errors" }, errorList(nack.errors))) : null);
   }
@@ -470,7 +515,8 @@
     const at = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}`;
     let detail = "";
     if (data) {
-      if (kind === "published") detail = `version ${data.version}${data.changed && data.changed.length ? ` · changed ${data.changed.join(", ")}` : ""}`;
+      if (data.type === "release") detail = `release ${data.release} ${data.step} · this member ${data.role}${data.why ? ` · ${data.why}` : ""}`;
+      else if (kind === "published") detail = `version ${data.version}${data.changed && data.changed.length ? ` · changed ${data.changed.join(", ")}` : ""}`;
       else if (kind === "rejected") detail = `kept version ${data.version}`;
       else if (data.error) detail = `version ${data.version} · ${data.error.message || JSON.stringify(data.error)}`;
       else detail = `version ${data.version}`;
@@ -575,6 +621,10 @@
     const text = $("overlay").value.trim() || "{}";
     try { JSON.parse(text); } catch (e) { showResult(el("p", { class: "note bad" }, `Not JSON: ${e.message}`)); return; }
     canaryAction("/canary", text);
+  });
+  $("sources").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-release-action]");
+    if (button) releaseAction(button.dataset.releaseId, button.dataset.releaseAction);
   });
   $("canary-promote").addEventListener("click", () => canaryAction("/canary/promote"));
   $("canary-abort").addEventListener("click", () => canaryAction("/canary/abort"));
