@@ -319,7 +319,13 @@ async fn member(
                     return Err(etcd_client::Error::LeaseKeepAliveError("lease expired".into()));
                 }
             }
-            _ = release_tick.tick() => {
+            // A release record changed (followed at once), or a second passed.
+            () = async {
+                tokio::select! {
+                    () = shared.releases_changed.notified() => {}
+                    _ = release_tick.tick() => {}
+                }
+            } => {
                 in_flight(shared, accessor, me, lease, &mut flight).await;
                 let now = state(&flight);
                 if now != written {

@@ -126,6 +126,9 @@ pub(crate) struct Shared {
     /// This instance's id in the fleet, once it joined: a gray release's canaries are
     /// chosen by it.
     pub(crate) member: Mutex<Option<String>>,
+    /// Told when a release record changed: a fleet member follows a release from the
+    /// moment it starts, not from its next tick.
+    pub(crate) releases_changed: tokio::sync::Notify,
 }
 
 struct State {
@@ -361,6 +364,7 @@ impl Shared {
                 committed: None,
             }),
             member: Mutex::new(None),
+            releases_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -493,6 +497,9 @@ impl Shared {
         }
         if read.with_records {
             state.fleet = fleet;
+        }
+        if state.releases != releases {
+            self.releases_changed.notify_one();
         }
         state.releases = releases;
         // Under the state's lock: no status shows this state beside the last read's result.

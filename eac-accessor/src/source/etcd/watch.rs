@@ -219,9 +219,11 @@ fn on_events(shared: &Shared, response: &WatchResponse) -> Option<i64> {
                 EventType::Put => {
                     let record = release_record(kv.value(), kv.mod_revision());
                     state.releases.insert(id.to_owned(), record);
+                    shared.releases_changed.notify_one();
                 }
                 EventType::Delete => {
                     state.releases.remove(id);
+                    shared.releases_changed.notify_one();
                 }
             },
             Key::Ignored => {}
