@@ -461,6 +461,34 @@ async fn without_a_coordinator_refresh_and_rollback_say_to_pass_one() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn without_a_fleet_a_release_decision_says_so_and_the_read_token_may_not_ask() {
+    let server = Server::start_on("127.0.0.1:0", |setup| {
+        let config = both_tokens().shutdown_signal(setup.until_stopped());
+        Router::new().nest(
+            admin::DEFAULT_PREFIX,
+            admin::router(setup.accessor.clone(), config),
+        )
+    })
+    .await;
+    for action in ["promote", "abort"] {
+        let path = format!("/release/1796000000000-abcd/{action}");
+        let reply = server.send("POST", &path, Auth::Header(TOKEN), "").await;
+        assert_eq!(reply.status, 404, "{path}: {}", reply.text);
+        assert!(reply.text.contains("no fleet"), "{}", reply.text);
+        let reply = server
+            .send("POST", &path, Auth::Bearer(READ_TOKEN), "")
+            .await;
+        assert_eq!(reply.status, 403, "{path}: {}", reply.text);
+    }
+    let reply = server
+        .send("POST", "/release/x/hold", Auth::Header(TOKEN), "")
+        .await;
+    assert_eq!(reply.status, 404);
+    assert!(reply.text.contains("promote` or `"), "{}", reply.text);
+    server.stop().await;
+}
+
 /// A server whose admin routes go through a coordinator with an hour of cooldown, and
 /// that coordinator.
 async fn with_an_hour_of_cooldown() -> (Server, ReloadCoordinator) {

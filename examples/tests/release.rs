@@ -308,6 +308,35 @@ fn a_hurting_release_is_aborted_by_the_judge_and_no_stable_member_serves_it() {
             );
         }
     }
+    // Its metrics: the release aborted (-1) on every member, and each member's requests
+    // counted under its role, by the in-process canary's names.
+    let stable = (canary + 1) % fleet.len();
+    for (member, role) in [(canary, "canary"), (stable, "stable")] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let page = loop {
+            let page = fleet[member]
+                .request("GET", "/_internal/eac/metrics", Auth::Admin)
+                .body;
+            if page.contains(&format!("eac_release_state{{release=\"{release}\"}} -1")) {
+                break page;
+            }
+            assert!(Instant::now() < deadline, "member {member}: {page}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            page.contains(&format!("eac_canary_requests_total{{role=\"{role}\"}}")),
+            "member {member}: {page}"
+        );
+    }
+    // A release without a record cannot be decided.
+    let reply = fleet[0].request(
+        "POST",
+        "/_internal/eac/release/1700000000000-0000/abort",
+        Auth::Admin,
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
+    assert!(reply.body.contains("has no record"), "{}", reply.body);
+
     let view = fleet[0].get("/_internal/eac/fleet", Auth::Admin);
     assert_eq!(view["releases"][0]["state"], "aborted", "{view}");
     assert!(
