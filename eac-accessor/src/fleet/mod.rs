@@ -20,8 +20,9 @@
 //!    counts its requests, 5xx answers and latency since it saw the release (the layer's
 //!    [meter](crate::EaCAccessor::meter)) and writes them in its record every second.
 //! 3. The judge ([`Etcd::judge_release`](crate::source::Etcd::judge_release)) sums the canaries' counts and the stable
-//!    members' and asks the [one judge](crate::canary::judge) of both scopes. A breach, or
-//!    a canary's NACK of the candidate, aborts: the staged keys are deleted and the record
+//!    members' and asks the [one judge](crate::canary::judge) of both scopes. A breach, a
+//!    canary's NACK of the candidate, or a canary's failed health check (its coordinator
+//!    rolled the candidate back; the member says so in its record) aborts: the staged keys are deleted and the record
 //!    says `aborted` and why; the canaries go back to the prefix's configuration (origin
 //!    `abort <release>`). The window passed with enough canary requests and no breach
 //!    promotes: one transaction writes the section to the prefix, deletes the staged
@@ -223,6 +224,8 @@ struct InFlight {
     judging: Option<(String, JoinHandle<()>)>,
     /// Each release's state as last seen (for `eac_release_state` and the events).
     states: BTreeMap<String, String>,
+    /// A health check that failed (and rolled back) during the release counted.
+    health_failed: Option<String>,
 }
 
 impl Drop for InFlight {
@@ -276,7 +279,9 @@ async fn member(
             "nack": nack,
             // During a gray release: this member's role and counts since it saw it.
             "release": flight.metering.as_ref().map(|(release, canary, stats)| {
-                records::member_figures(release, *canary, stats)
+                let mut figures = records::member_figures(release, *canary, stats);
+                figures["health_failed"] = flight.health_failed.clone().into();
+                figures
             }),
         })
     };
@@ -336,6 +341,19 @@ async fn member(
             // After each reload: the version served, the ACK of the revision applied or
             // the NACK of the one rejected — written when any of it changed.
             event = events.recv() => match event {
+                // A health check failed after a publish during a release: the judge
+                // hears of it (a canary's failure aborts the release).
+                Ok(Event::Rejected { origin: crate::snapshot::Origin::AutoRollback { .. }, errors, .. })
+                    if flight.metering.is_some() =>
+                {
+                    let why: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    flight.health_failed = Some(why.join("; "));
+                    let now = state(&flight);
+                    if now != written {
+                        put(&mut kv, now.clone()).await?;
+                        written = now;
+                    }
+                }
                 Ok(
                     Event::Published { .. }
                     | Event::Unchanged { .. }
@@ -413,6 +431,7 @@ async fn in_flight(
         let canary = records::is_canary(record, &me.id);
         flight.metering = Some((id.to_owned(), canary, stats));
         flight.exported = crate::canary::Exported::default();
+        flight.health_failed = None;
     }
     if let Some((_, canary, stats)) = &flight.metering {
         flight.exported.export(stats, role(*canary));

@@ -391,6 +391,19 @@ impl Etcd {
                 .flatten()
                 .filter_map(Value::as_str)
                 .collect();
+            // A canary whose health check failed with the candidate: no figures needed.
+            if let Some((id, why)) = canaries.iter().find_map(|id| {
+                let release_figures = &members.get(*id)?["release"];
+                (release_figures["id"] == release)
+                    .then(|| release_figures["health_failed"].as_str())
+                    .flatten()
+                    .map(|why| (*id, why))
+            }) {
+                let why = format!("canary {id} failed its health check: {why}");
+                return self
+                    .decide(release, Decision::Aborted(why), &mut step)
+                    .await;
+            }
             // A canary that rejected the candidate: no figures needed.
             if let Some((id, nack)) = canaries.iter().find_map(|id| {
                 let nack = &members.get(*id)?["nack"];

@@ -9,6 +9,8 @@ mod etcd;
 mod etcd_cache;
 #[cfg(feature = "etcd")]
 mod etcd_put;
+#[cfg(feature = "etcd")]
+mod etcd_release;
 mod history;
 mod hostile;
 mod isolation;
