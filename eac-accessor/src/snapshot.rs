@@ -60,9 +60,10 @@ pub enum Origin {
     },
     /// A fleet's gray release changed what this member serves: `canary <release>` when
     /// a canary applied the release's staged candidate, `abort <release>` when it went
-    /// back to the prefix's configuration.
+    /// back to the prefix's configuration, `promote <release>` when the promotion wrote
+    /// the candidate to the prefix.
     Release {
-        /// `canary` or `abort`.
+        /// `canary`, `abort` or `promote`.
         step: String,
         /// The release's id (under `<prefix>.releases/`).
         release: String,

@@ -234,6 +234,11 @@ fn a_release_by_id_serves_only_that_member_then_is_promoted_to_every_member() {
     assert!(seen.iter().all(|s| s.status == 200));
     assert!(started.elapsed() >= Duration::from_secs(2));
 
+    // A stable member's version says where it came from: the release's promotion.
+    let status = fleet[0].get("/_internal/eac/status", Auth::Admin);
+    assert_eq!(status["origin"]["kind"], "release", "{status}");
+    assert_eq!(status["origin"]["step"], "promote", "{status}");
+
     // The record says so; `fleet` shows no release in flight.
     let view = fleet[0].get("/_internal/eac/fleet", Auth::Admin);
     let record = &view["releases"][0];

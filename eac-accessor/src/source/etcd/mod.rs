@@ -465,15 +465,22 @@ impl Shared {
             state.changed_at = SystemTime::now();
         }
         let step = match (&state.current.staged, &read.staged_release) {
-            (before, after) if before == after => None,
+            (Some(before), Some(after)) if before == after => None,
             (_, Some(release)) => Some(("canary", release.clone())),
             (Some(release), None) => {
                 let promoted = releases
                     .get(release)
-                    .is_some_and(|r| r["state"] == "promoted");
+                    .is_some_and(|r| r["state"] == crate::fleet::records::PROMOTED);
                 Some((if promoted { "promote" } else { "abort" }, release.clone()))
             }
-            (None, None) => None,
+            // A stable member: the promotion's write is what changed.
+            (None, None) => releases
+                .iter()
+                .find(|(_, r)| {
+                    r["state"] == crate::fleet::records::PROMOTED
+                        && r["revision"].as_i64() == Some(revision)
+                })
+                .map(|(id, _)| ("promote", id.clone())),
         };
         state.current = Arc::new(Fetched {
             revision,
