@@ -148,6 +148,15 @@ impl Browser {
         answer["value"].clone()
     }
 
+    /// Runs `script` in the page; what it returns.
+    fn script(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            json!({ "script": script, "args": [] }),
+        )
+    }
+
     fn go(&self, url: &str) {
         self.cmd("POST", "/url", json!({ "url": url }));
     }
@@ -330,13 +339,15 @@ fn the_dashboard_follows_the_server_live_and_rolls_back_in_a_real_browser() {
     browser.until("#version", "version 1", |t| t == "1");
     browser.until("#live", "the event stream open", |t| t == "live");
     browser.until("#history", "version 1 in the history", |t| t.contains('1'));
+    // Nothing happened yet: the event log says so.
+    assert!(browser.text("#events").starts_with("No events yet"));
 
     // A valid edit shows up live: the event log and the version, no reload.
     let edited = APP_TOML.replace("message = \"hello\"", "message = \"hello, live\"");
     std::fs::write(&file, &edited).unwrap();
     browser.until("#version", "version 2", |t| t == "2");
     browser.until("#events", "the publish event", |t| {
-        t.contains("published") && t.contains("version 2")
+        t.contains("published") && t.contains("version 2") && !t.contains("No events yet")
     });
     // The resolver of `[access] rules` was not rebuilt: `[access]` did not change.
     browser.until("#resolvers", "the access rules resolver", |t| {
@@ -416,7 +427,49 @@ fn the_dashboard_follows_the_server_live_and_rolls_back_in_a_real_browser() {
     } else {
         Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png")
     };
+    // The page from its top, as a visitor first sees it.
+    browser.script("window.scrollTo(0, 0); return null;");
     browser.screenshot(&shot);
+
+    // A preview of a change with long values: its diff fits the card (nothing cut off on
+    // the right), and the resolvers' table breaks no word.
+    browser.type_into(
+        "#overlay",
+        &json!({"upstream": {"url": format!("https://{}.example/api", "a-very-long-host-name".repeat(4))},
+                "greeting": {"message": "a long message to see whether the why column stays in view"}})
+        .to_string(),
+    );
+    browser.click("#preview");
+    browser.until("#action-result", "the preview's diff", |t| {
+        t.contains("upstream.url")
+    });
+    let overflow = browser.script(
+        "const r = document.getElementById('action-result'); \
+         const card = r.closest('.card').getBoundingClientRect(); \
+         const t = r.querySelector('table').getBoundingClientRect(); \
+         return [t.right - card.right, r.scrollWidth - r.clientWidth];",
+    );
+    assert!(
+        overflow[0].as_f64().unwrap() <= 0.0 && overflow[1].as_f64().unwrap() <= 0.0,
+        "the preview's diff runs out of its card by {overflow}"
+    );
+    // Each word of each cell on one line: a word laid out over two lines has two boxes.
+    let broken = browser.script(
+        "const broken = []; \
+         for (const td of document.querySelectorAll('#resolvers td, #resolvers th')) { \
+           const walk = document.createTreeWalker(td, NodeFilter.SHOW_TEXT); \
+           for (let n = walk.nextNode(); n; n = walk.nextNode()) { \
+             const words = /\\S+/g; let m; \
+             while ((m = words.exec(n.data))) { \
+               const r = document.createRange(); \
+               r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length); \
+               if (r.getClientRects().length > 1) broken.push(m[0]); \
+             } \
+           } \
+         } \
+         return broken;",
+    );
+    assert_eq!(broken, json!([]), "resolver cells broken inside a word");
 
     // The metrics route, read with the token, saw the same story.
     let (code, metrics) = {
@@ -495,6 +548,11 @@ fn the_dashboard_shows_a_remote_source_its_etag_hits_and_when_it_is_down() {
     drop(remote);
     drop(runtime);
     browser.until("#sources", "the source down", |t| t.contains("down"));
+    // And the banner is not green about it.
+    browser.until("#banner", "the banner saying the source is down", |t| {
+        t.contains("but ") && t.contains("is down")
+    });
+    assert_eq!(browser.attribute("#banner", "class"), "banner warn");
     assert_eq!(
         server.get("/", Auth::None)["message"],
         "from the config service"

@@ -106,6 +106,19 @@ fn sighup_reloads_and_never_ends_the_process() {
     server.signal("HUP");
     assert!(server.running(), "SIGHUP ended the process");
     assert_eq!(server.request("GET", "/", Auth::None).status, 200);
+
+    // A rejected SIGHUP reload: warned once, with every error, and the version stays.
+    sed_like(config.path(), "");
+    server.signal("HUP");
+    until_logged(&server, "SIGHUP reload done: rejected", 1);
+    let log = server.log();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("origin=signal (SIGHUP)") && warnings[0].contains("greeting.message"),
+        "{warnings:#?}"
+    );
+    assert_eq!(server.get("/", Auth::None)["message"], "after hup");
     server.terminate();
 }
 

@@ -167,6 +167,11 @@
       banner(`Serving version ${s.version}. The last reload was REJECTED${age}: the service keeps the last good version.`, "bad");
     } else if (s.pending) {
       banner(`Serving version ${s.version}. A change is pending: publish it with Refresh now.`, "warn");
+    } else if ((s.sources || []).some((src) => !src.up || src.serving_cache)) {
+      // Not green while a source cannot be reached: what is served may be behind it.
+      const names = (s.sources || []).filter((src) => !src.up || src.serving_cache)
+        .map((src) => `${src.name} is ${!src.up ? "down" : "served from its cache"}`);
+      banner(`Serving version ${s.version}, but ${names.join(" and ")}: changes there are not seen until it is back.`, "warn");
     } else {
       banner(`Serving version ${s.version}. Last reload: ${s.outcome || "none"}${age}.`, "good");
     }
@@ -527,6 +532,8 @@
     const item = el("li", { class: `ev-${type}` }, el("span", { class: "muted" }, at), " ", pill(type.replace(/_/g, " "), type === "history_store_failed" ? "rejected" : type), " ", detail,
       data && data.errors ? el("ul", { class: "errors" }, errorList(data.errors)) : null);
     const log = $("events");
+    const none = $("no-events");
+    if (none) none.remove();
     log.prepend(item);
     while (log.children.length > 200) log.lastChild.remove();
   }
