@@ -324,3 +324,24 @@ fn two_puts_at_once_never_overwrite_each_other_unseen() {
     // scheduler; the library test forces that case.
     eprintln!("{conflicts} conflict(s) in 8 rounds");
 }
+
+#[cfg(feature = "etcd")]
+#[test]
+fn without_etcd_or_a_cache_live_server_refuses_to_start_in_a_sentence() {
+    let (config, state) = support::app_dirs();
+    let (code, stderr) = Launch::new(config.path(), state.path())
+        .arg("--etcd")
+        .arg("http://127.0.0.1:1")
+        .env("EAC_ETCD_PREFIX", "/eac/nowhere/")
+        .run_to_end();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot start: etcd cannot be read and no cache holds the prefix")
+            && stderr.contains("http://127.0.0.1:1")
+            && stderr.contains("onnection refused"),
+        "{stderr}"
+    );
+    for debug in ["tonic::", "Error(", "Some(", "ConnectError"] {
+        assert!(!stderr.contains(debug), "`{debug}` in: {stderr}");
+    }
+}

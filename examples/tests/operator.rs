@@ -412,3 +412,35 @@ fn a_full_state_dir_disk_is_reported_and_the_history_has_no_gap_after_a_restart(
     assert_eq!(versions, [5, 4, 3, 2, 1], "{history}");
     server.terminate();
 }
+
+#[test]
+fn slow_takes_as_long_as_asked_within_the_live_timeout_and_a_sigterm_drains_it() {
+    let (config, state) = support::app_dirs();
+    let mut server = Launch::new(config.path(), state.path())
+        .env("APP_LIMITS__REQUEST_TIMEOUT_MS", "300")
+        .start();
+    let slow = server.request("GET", "/slow?ms=50", Auth::None);
+    assert_eq!(slow.status, 200, "{}", slow.body);
+    assert_eq!(slow.json()["slept_ms"], 50);
+    assert_eq!(slow.version(), Some(1));
+    // Longer than the live timeout: cut short with its 408.
+    let started = Instant::now();
+    let cut = server.request("GET", "/slow?ms=5000", Auth::None);
+    assert_eq!(cut.status, 408, "{}", cut.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A request in flight when SIGTERM comes is answered before the process ends.
+    let mut stream = support::connect(server.address);
+    write_request(&mut stream, "GET", "/slow?ms=200", Auth::None);
+    // Another request answered after it was sent: the slow one was accepted before.
+    assert_eq!(server.request("GET", "/", Auth::None).status, 200);
+    server.signal("TERM");
+    let answer = read_response(&mut stream).unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["slept_ms"], 200);
+    assert_eq!(server.wait_exit(), Some(0), "{}", server.log());
+}

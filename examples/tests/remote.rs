@@ -86,6 +86,39 @@ fn live_server_follows_a_remote_document_and_starts_from_its_cache() {
         "eac_source_requests_total{{source=\"{shown_url}\",result=\"not_modified\"}}"
     )));
     assert!(text.contains("eac_source_last_success_timestamp_seconds{"));
+    // The status's counts and the metrics are the same numbers (read between two
+    // readings of the metrics while polls go on), and the last result and the HTTP status
+    // it shows describe the same fetch.
+    let count = |text: &str, result: &str| -> u64 {
+        let line =
+            format!("eac_source_requests_total{{source=\"{shown_url}\",result=\"{result}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    };
+    let before = metrics(&server);
+    let now = server.get("/_internal/eac/status", Auth::Admin);
+    let after = metrics(&server);
+    let source = &now["sources"][0];
+    for (field, result) in [
+        ("modified", "modified"),
+        ("not_modified", "not_modified"),
+        ("errors", "error"),
+    ] {
+        let shown = source[field].as_u64().unwrap();
+        assert!(
+            count(&before, result) <= shown && shown <= count(&after, result),
+            "{field}: status {shown}, metrics {} then {}",
+            count(&before, result),
+            count(&after, result)
+        );
+    }
+    let http_status = match source["last_result"].as_str() {
+        Some("not_modified") => 304,
+        Some("modified") => 200,
+        other => panic!("last result {other:?}: {source}"),
+    };
+    assert_eq!(source["details"]["http_status"], http_status, "{source}");
     let mut everything = vec![status.to_string(), history, text];
     server.terminate();
     runtime.block_on(remote.stop());
@@ -275,4 +308,29 @@ fn live_server_trusts_the_private_ca_of_an_https_remote() {
     assert_eq!(remote.connections(), 1);
     server.terminate();
     runtime.block_on(remote.stop());
+}
+
+#[cfg(not(feature = "https"))]
+#[test]
+fn without_the_https_feature_an_https_remote_is_refused_naming_the_feature_as_help_does() {
+    let config = ConfigDir::with_app();
+    let state = tempfile::tempdir().unwrap();
+    let (code, stderr) = Launch::new(config.path(), state.path())
+        .arg("--remote")
+        .arg("https://config.example/app.toml")
+        .run_to_end();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the `https` feature of eac-examples")
+            && stderr.contains("--features https --bin live_server"),
+        "{stderr}"
+    );
+    // `--help` names it the same way.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_live_server"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(help.contains("`https` feature of eac-examples"), "{help}");
 }

@@ -18,6 +18,7 @@ const TOURS: &[&str] = &[
     "### Check before it goes live, and let the editor help",
     "### Resolvers: what the service builds from its config",
     "### A configuration that lives in a config service: `--remote`",
+    "### Running it for real",
     "### A canary inside one process: `--reload canary`",
 ];
 

@@ -70,9 +70,10 @@ impl EtcdSource {
                 let cache = LastGood::new(options.state_dir().join("etcd.cache"));
                 etcd_options = etcd_options.cache(cache);
             }
-            let etcd = Etcd::connect(etcd_options)
-                .await
-                .map_err(|e| e.to_string())?;
+            // As the remote's: a start that has neither the cluster nor a cache says so.
+            let etcd = Etcd::connect(etcd_options).await.map_err(|e| {
+                format!("cannot start: etcd cannot be read and no cache holds the prefix: {e}")
+            })?;
             Ok(EtcdSource {
                 etcd: Some(etcd),
                 labels: options.fleet_labels.iter().cloned().collect(),

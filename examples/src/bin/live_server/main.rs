@@ -92,6 +92,7 @@ fn app(accessor: &EaCAccessor) -> Router {
         .route("/", get(root))
         .route("/pinned", get(pinned_route))
         .route("/rules", get(rules::route))
+        .route("/slow", get(slow))
         .layer(DefaultBodyLimit::disable())
         .layer(ServiceBuilder::new().layer(timeout).layer(body_limit))
 }
@@ -158,6 +159,29 @@ async fn root(Pinned(snapshot): Pinned) -> axum::response::Response {
         message.clone()
     };
     Json(json!({ "message": message, "version": snapshot.version() })).into_response()
+}
+
+/// `GET /slow?ms=N`'s query.
+#[derive(serde::Deserialize)]
+struct SlowQuery {
+    /// How long to take, in milliseconds (at most a minute).
+    #[serde(default)]
+    ms: u64,
+}
+
+/// The longest `GET /slow` takes.
+const SLOWEST: Duration = Duration::from_secs(60);
+
+/// `GET /slow?ms=N`: answers after N milliseconds (at most a minute), cut short by the
+/// live timeout (`[limits] request_timeout_ms`, a 408): to try the timeout, and SIGTERM's
+/// drain of requests in flight, by hand.
+async fn slow(
+    Pinned(snapshot): Pinned,
+    axum::extract::Query(query): axum::extract::Query<SlowQuery>,
+) -> Json<Value> {
+    let took = Duration::from_millis(query.ms).min(SLOWEST);
+    tokio::time::sleep(took).await;
+    Json(json!({ "slept_ms": took.as_millis() as u64, "version": snapshot.version() }))
 }
 
 /// `GET /pinned`: two sections read a few milliseconds apart, from the one pinned snapshot.

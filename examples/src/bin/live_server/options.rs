@@ -141,7 +141,8 @@ pub(crate) struct Options {
     /// Merge a TOML, YAML or JSON document fetched from this URL between the files and
     /// the environment, polled conditionally (ETag, Last-Modified) and cached in the
     /// state dir: when it cannot be reached at start, the server starts from the cache.
-    /// Credentials in the URL are sent, never shown.
+    /// Credentials in the URL are sent, never shown. An `https://` URL needs the `https`
+    /// feature of eac-examples.
     #[arg(
         long,
         env = "EAC_REMOTE_URL",

@@ -18,6 +18,14 @@ pub(crate) async fn start(
     ca: Option<&Path>,
     state_dir: Option<&StateDir>,
 ) -> Result<Http, String> {
+    #[cfg(not(feature = "https"))]
+    if url
+        .trim()
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return Err(HTTPS_NEEDS_FEATURE.into());
+    }
     let mut remote = Http::new(url).map_err(|e| e.to_string())?;
     if let Some(ca) = ca {
         remote = trust(remote, ca)?;
@@ -48,9 +56,16 @@ fn trust(remote: Http, ca: &Path) -> Result<Http, String> {
     remote.ca_file(ca).map_err(|e| format!("--remote-ca: {e}"))
 }
 
+/// What a build without TLS says of `https://` and `--remote-ca`: the feature, named as
+/// `--help` and the README name it, and the command that builds it.
+#[cfg(not(feature = "https"))]
+const HTTPS_NEEDS_FEATURE: &str = "an https:// --remote (and --remote-ca) needs the `https` \
+    feature of eac-examples, which this build lacks: `cargo run --release -p eac-examples \
+    --features https --bin live_server -- --remote https://…`";
+
 #[cfg(not(feature = "https"))]
 fn trust(_: Http, _: &Path) -> Result<Http, String> {
-    Err("--remote-ca needs live_server built with the `https` feature of eac-examples".into())
+    Err(HTTPS_NEEDS_FEATURE.into())
 }
 
 /// Polls `remote` every `EAC_REFRESH_POLL_INTERVAL_MS` (default 30000; 0 disables).
