@@ -627,6 +627,19 @@ fn the_dashboard_shows_which_instance_of_an_etcd_fleet_serves_which_version() {
     browser.until(".detail-fleet", "the odd one out counted", |t| {
         t.contains("1 of 2 instance(s) serve other configuration")
     });
+    // The fleet has the whole row: its card as wide as the page's grid, each instance's
+    // name on one line.
+    let layout = browser.script(
+        "const card = document.querySelector('.detail-fleet').closest('.card').getBoundingClientRect(); \
+         const main = document.querySelector('main').getBoundingClientRect(); \
+         const lines = [...document.querySelectorAll('table.fleet code.instance')] \
+           .map(c => c.getClientRects().length); \
+         return [card.width / main.width, Math.max(...lines)];",
+    );
+    assert!(
+        layout[0].as_f64().unwrap() > 0.9 && layout[1] == 1,
+        "the fleet's card is {layout} (its share of the row, the most lines an instance's name takes)"
+    );
 
     // A put is live on both: the table follows, for both rows.
     client.put("greeting", r#"{"message": "second"}"#);
