@@ -2,7 +2,9 @@
 //! callgrind: `eac-accessor/benches/callgrind.sh eac-tower layer_count` runs each
 //! variant with two N's and subtracts, so that setup cancels out.
 //!
-//! Variants: `add-extension` (tower-http inserting an `Arc` of the snapshot), `eac`
+//! Variants: `add-extension` (tower-http inserting an `Arc` of the snapshot),
+//! `add-extension-header` (the same, then tower-http's `SetResponseHeader` with a fixed
+//! `x-eac-version` value: the work `EaCLayer` does by default, by hand), `eac`
 //! (`EaCLayer`, header off), `eac-header` (`EaCLayer` with the `x-eac-version` header),
 //! `eac-timeout` (`EaCLayer`, header off, then `LiveTimeoutLayer`), `eac-canary`
 //! (`EaCLayer`, header off, while a canary runs: each request is given a role, and its
@@ -23,6 +25,7 @@ use eac_tower::{EaCLayer, LiveTimeoutLayer, PinnedSnapshot};
 use http::{Request, Response};
 use tower::{Layer, Service, ServiceBuilder, service_fn};
 use tower_http::add_extension::AddExtensionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use fixture::{accessor, clock, handler, once};
 
@@ -38,6 +41,7 @@ impl EaCSection for Greeting {
 
 const VARIANTS: &[&str] = &[
     "add-extension",
+    "add-extension-header",
     "eac",
     "eac-header",
     "eac-timeout",
@@ -60,6 +64,16 @@ fn run(variant: &str, n: u64) {
         "add-extension" => requests(
             n,
             AddExtensionLayer::new(PinnedSnapshot(accessor.load_full())).layer(service_fn(handler)),
+        ),
+        "add-extension-header" => requests(
+            n,
+            ServiceBuilder::new()
+                .layer(AddExtensionLayer::new(PinnedSnapshot(accessor.load_full())))
+                .layer(SetResponseHeaderLayer::overriding(
+                    eac_tower::VERSION_HEADER,
+                    http::HeaderValue::from_static("1"),
+                ))
+                .service(service_fn(handler)),
         ),
         "eac" => requests(
             n,
