@@ -119,7 +119,8 @@ thread_local! {
     /// (and thread), then shared — a reference count, not a number formatted and an
     /// allocation per response. The value depends on the number alone, so one slot
     /// serves every accessor.
-    static LAST: RefCell<(u64, HeaderValue)> = RefCell::new((0, HeaderValue::from_static("0")));
+    static LAST: RefCell<(u64, HeaderValue)> =
+        const { RefCell::new((0, HeaderValue::from_static("0"))) };
 }
 
 /// Sets the version header; kept out of line so that the poll around it stays small
