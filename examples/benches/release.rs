@@ -110,27 +110,8 @@ impl Conn {
     }
 
     fn version(&mut self) -> u64 {
-        use std::io::Read;
         self.reader.get_mut().write_all(&self.request).unwrap();
-        let (mut version, mut length) = (0, 0);
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                match name.to_ascii_lowercase().as_str() {
-                    "x-eac-version" => version = value.trim().parse().unwrap_or(0),
-                    "content-length" => length = value.trim().parse().unwrap_or(0),
-                    _ => {}
-                }
-            }
-        }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).unwrap();
-        version
+        common::answer(&mut self.reader).0
     }
 }
 

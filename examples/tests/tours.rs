@@ -104,19 +104,24 @@ fn script(block: &str, name: &str) -> String {
     out
 }
 
+/// Fails, saying what to install, when `tool` is not on the PATH.
+fn need(tool: &str, packages: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .unwrap();
+    assert!(
+        found.status.success(),
+        "the README's tours need `{tool}`: apt-get install {packages}"
+    );
+}
+
 /// Runs `tours` one after the other in one `bash` at the repository's root.
 fn run(tours: &[&str]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     for tool in ["curl", "jq"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .unwrap();
-        assert!(
-            found.status.success(),
-            "the README's tours need `{tool}`: apt-get install {tool}"
-        );
+        need(tool, tool);
     }
     let mut all = String::new();
     for heading in tours {
@@ -166,14 +171,7 @@ fn the_readme_tours_print_what_they_say() {
 #[test]
 fn the_readme_etcd_tours_print_what_they_say() {
     for tool in ["etcd", "etcdctl"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .unwrap();
-        assert!(
-            found.status.success(),
-            "the etcd tours need `{tool}`: apt-get install etcd-server etcd-client"
-        );
+        need(tool, "etcd-server etcd-client");
     }
     run(ETCD_TOURS);
 }

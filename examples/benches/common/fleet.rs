@@ -74,26 +74,31 @@ impl Instance {
     pub(crate) fn get(&mut self, path: &str) -> (u64, String) {
         let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", self.address);
         self.conn.get_mut().write_all(request.as_bytes()).unwrap();
-        let (mut version, mut length) = (0, 0);
-        loop {
-            let mut line = String::new();
-            self.conn.read_line(&mut line).unwrap();
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                match name.to_ascii_lowercase().as_str() {
-                    "x-eac-version" => version = value.trim().parse().unwrap_or(0),
-                    "content-length" => length = value.trim().parse().unwrap_or(0),
-                    _ => {}
-                }
+        answer(&mut self.conn)
+    }
+}
+
+/// Reads one answer off a kept-alive connection: its `x-eac-version` and its body.
+pub(crate) fn answer(conn: &mut BufReader<TcpStream>) -> (u64, String) {
+    let (mut version, mut length) = (0, 0);
+    loop {
+        let mut line = String::new();
+        conn.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            match name.to_ascii_lowercase().as_str() {
+                "x-eac-version" => version = value.trim().parse().unwrap_or(0),
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                _ => {}
             }
         }
-        let mut body = vec![0; length];
-        self.conn.read_exact(&mut body).unwrap();
-        (version, String::from_utf8_lossy(&body).into_owned())
     }
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).unwrap();
+    (version, String::from_utf8_lossy(&body).into_owned())
 }
 
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
