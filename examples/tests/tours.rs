@@ -150,8 +150,10 @@ fn run(tours: &[&str]) {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    // `--` before the negative group id: procps-ng 4.0.2's `kill -KILL -12345` reads the
+    // group as `-1` (its first digit) and kills every process it may.
     let _ = Command::new("kill")
-        .args(["-KILL", &format!("-{}", child.id())])
+        .args(["-KILL", "--", &format!("-{}", child.id())])
         .status();
     let _ = child.wait();
     let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
