@@ -4,7 +4,7 @@
 //! The `doc_server` example binary serves a file with it (re-read on each request, so
 //! editing the file changes the document); tests script it — count its requests and
 //! connections, see the validators they carried, and choose its answers (an error
-//! status, a hang, a truncated or oversized body, a redirect).
+//! status, a hang, a truncated, dripped or oversized body, a redirect).
 //! With the `https` feature, `DocServer::start_tls` serves the same over TLS.
 //!
 //! ```
@@ -100,6 +100,9 @@ pub enum Answer {
     Truncated,
     /// `302 Found` to this location.
     Redirect(String),
+    /// The document, its bytes sent a few at a time with this pause between them: a
+    /// slow drip that a client's read timeout has to cut.
+    Drip(Duration),
 }
 
 /// One request the server received, as far as tests care.
@@ -394,7 +397,7 @@ async fn respond(script: &Mutex<Script>, request: Request<Incoming>) -> Response
             }
             r
         }
-        Answer::Document | Answer::Truncated => {
+        Answer::Document | Answer::Truncated | Answer::Drip(_) => {
             let (content_type, body) = match &document {
                 Document::Text { content_type, body } => (content_type.clone(), body.clone()),
                 Document::File(path) => match tokio::fs::read(path).await {
@@ -419,7 +422,11 @@ async fn respond(script: &Mutex<Script>, request: Request<Incoming>) -> Response
                 body,
                 validators,
                 headers,
-                answer == Answer::Truncated,
+                match answer {
+                    Answer::Truncated => Delivery::Truncated,
+                    Answer::Drip(pause) => Delivery::Drip(pause),
+                    _ => Delivery::Whole,
+                },
             )
         }
     };
@@ -437,13 +444,24 @@ fn record(script: &Mutex<Script>, seen: Seen) {
     lock(script).seen.push(seen);
 }
 
+/// How a document's body goes out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Whole,
+    Truncated,
+    Drip(Duration),
+}
+
+/// The bytes a drip sends at a time.
+const DRIP_BYTES: usize = 16;
+
 fn document_response(
     script: &Mutex<Script>,
     content_type: &str,
     body: Bytes,
     validators: Validators,
     request: &HeaderMap,
-    truncated: bool,
+    delivery: Delivery,
 ) -> Response<Body> {
     let hash = fnv(&body);
     let etag = format!("\"{hash:016x}\"");
@@ -491,7 +509,21 @@ fn document_response(
         let mut r = Response::new(full(Bytes::new()));
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
-    } else if truncated {
+    } else if let Delivery::Drip(pause) = delivery {
+        let declared = body.len();
+        let frames = futures_util::stream::unfold(body, move |mut rest| async move {
+            if rest.is_empty() {
+                return None;
+            }
+            tokio::time::sleep(pause).await;
+            let chunk = rest.split_to(DRIP_BYTES.min(rest.len()));
+            Some((Ok(hyper::body::Frame::data(chunk)), rest))
+        });
+        let mut r = Response::new(StreamBody::new(frames).boxed());
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, header::HeaderValue::from(declared));
+        r
+    } else if delivery == Delivery::Truncated {
         // A body of unknown length that ends early: hyper sends the declared length,
         // half the bytes, and closes the connection.
         let declared = body.len();

@@ -367,6 +367,18 @@ impl BlockingClient {
             .collect()
     }
 
+    /// Compacts the cluster's history up to its revision now (physically): a watch
+    /// from an older revision is refused from then on. Compacting twice at one revision
+    /// is an error of etcd's (`required revision has been compacted`).
+    pub fn compact(&mut self) -> Result<i64, etcd_client::Error> {
+        let revision = self.revision();
+        self.runtime.block_on(self.client.compact(
+            revision,
+            Some(etcd_client::CompactionOptions::new().with_physical()),
+        ))?;
+        Ok(revision)
+    }
+
     /// The cluster's revision now.
     pub fn revision(&mut self) -> i64 {
         self.runtime
