@@ -52,8 +52,8 @@
 //! # Iterations
 //!
 //! Each test runs `EAC_MODEL_ITERATIONS` schedules (default 1000) under each of the two
-//! schedulers (about 2 s per test in a debug build). A failure prints the schedule to
-//! replay with `shuttle::replay`. The longer run: `EAC_MODEL_ITERATIONS=50000 cargo
+//! schedulers: a few seconds per test in a debug build. A failure prints the schedule
+//! to replay with `shuttle::replay`. The longer run: `EAC_MODEL_ITERATIONS=50000 cargo
 //! nextest run -p eac-accessor --test model` (BENCHMARKS.md has its figures).
 
 use std::collections::BTreeMap;

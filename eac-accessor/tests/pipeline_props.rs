@@ -15,8 +15,8 @@
 //! a new version (nothing when it is what is served), to one not kept is an error kept
 //! as a rejection; a preview changes nothing and tells nobody.
 //!
-//! 256 cases of up to 40 operations by default (about a second in a debug build); the
-//! longer run: `PROPTEST_CASES=5000 cargo nextest run -p eac-accessor --test
+//! 256 cases of up to 40 operations by default (one to two seconds in a debug build).
+//! The longer run: `PROPTEST_CASES=20000 cargo nextest run -p eac-accessor --test
 //! pipeline_props` (BENCHMARKS.md has its figures).
 
 use std::collections::VecDeque;
