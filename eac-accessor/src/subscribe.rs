@@ -226,7 +226,12 @@ impl Callbacks {
 
 /// Keeps an [`on_change`](crate::EaCAccessor::on_change) callback registered; dropping it
 /// unregisters the callback.
-#[must_use = "dropping the Subscription unregisters the callback at once"]
+///
+/// No publish that starts after the drop calls the callback. A publish already telling
+/// its subscribers when the drop happens (on another thread) may still call it once, for
+/// its version — a version that was current before the drop returned. Callbacks run
+/// without the registry's lock, so that one may drop its own subscription.
+#[must_use = "dropping the Subscription unregisters the callback (a publish already under way may still call it once)"]
 pub struct Subscription {
     pub(crate) callbacks: Weak<Mutex<Callbacks>>,
     pub(crate) id: u64,
