@@ -174,6 +174,28 @@ fn put_validates_writes_and_waits_for_every_member_and_fleet_prints_their_states
             .is_some_and(|m| m.len() == 2 && m.iter().all(|m| m["state"] == "SYNCED"))
     };
     fleet[1].until("/_internal/eac/fleet", all_synced);
+    // How many revisions a member timed from a writer's record: none yet (the greeting
+    // was put without one).
+    let from_release = |server: &support::Server| {
+        let page = server
+            .request("GET", "/_internal/eac/metrics", Auth::Admin)
+            .body;
+        let count = page
+            .lines()
+            .find_map(|l| l.strip_prefix("eac_fleet_propagation_seconds_count{from=\"release\"} "));
+        (
+            count.map_or(0.0, |c| c.trim().parse::<f64>().unwrap()),
+            page,
+        )
+    };
+    for server in &fleet {
+        let (count, page) = from_release(server);
+        assert_eq!(count, 0.0, "{page}");
+        assert!(
+            page.contains("eac_fleet_propagation_seconds_count{from=\"receipt\"}"),
+            "{page}"
+        );
+    }
 
     // `fleet`: one line per member, all SYNCED, exit 0.
     let (code, out, err) = tool("fleet", &[], "");
@@ -210,6 +232,9 @@ fn put_validates_writes_and_waits_for_every_member_and_fleet_prints_their_states
     assert!(out.contains("ACKed by all 2 member(s)"), "{out}");
     for server in &fleet {
         assert_eq!(server.get("/pinned", Auth::None)["max_body_bytes"], 4096);
+        // Timed from the writer's record: the propagation's `from="release"` label.
+        let (count, page) = from_release(server);
+        assert_eq!(count, 1.0, "{page}");
     }
 
     // A value the second member refuses (over its 64-byte cap): its NACK, exit 3.

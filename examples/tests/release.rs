@@ -456,3 +456,134 @@ fn a_release_whose_command_dies_is_finished_by_the_fleet_and_a_second_one_is_ref
         server.terminate();
     }
 }
+
+#[test]
+fn a_release_in_flight_is_promoted_by_hand_from_the_command_and_from_the_admin_route() {
+    const PREFIX: &str = "/eac/release-hand/";
+    let (etcd, fleet, ids, _states) = fleet(PREFIX, 2);
+    let endpoint = etcd.endpoint();
+    let mut client = etcd.blocking_client(PREFIX);
+    // What the prefix holds but the members' records (they write their counts each
+    // second during a release).
+    let mut written = || -> Vec<(String, i64)> {
+        client
+            .keys()
+            .into_iter()
+            .filter(|(key, _)| !key.starts_with(&format!("{PREFIX}.instances/")))
+            .collect()
+    };
+    let promoted_by_hand = |view: &serde_json::Value, id: &str| {
+        let record = view["releases"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no record of {id}: {view}"));
+        assert_eq!(record["state"], "promoted", "{record}");
+        record["why"].as_str().unwrap_or_default().to_owned()
+    };
+
+    // A release of `features` to the first member, for a window no test waits out.
+    let mut first = release(
+        &endpoint,
+        PREFIX,
+        &["features", "-", "--canary-ids", &ids[0], "--window", "10m"],
+        r#"{"shout": true}"#,
+    );
+    let out = read_until(&mut first, "canaries serving it");
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    fleet[0].until("/", |b| b["message"] == "HELLO");
+
+    // A second release of the same section is refused, exit 5, naming the first; nothing
+    // is written.
+    let before = written();
+    let (code, out2, err2) = release_to_end(
+        &endpoint,
+        PREFIX,
+        &["features", "-", "--canary-ids", &ids[1], "--window", "1s"],
+        r#"{"shout": false}"#,
+    );
+    assert_eq!(code, Some(5), "{out2}{err2}");
+    assert!(
+        err2.contains(&format!("release {id} (of features) is in flight")),
+        "{err2}"
+    );
+    assert_eq!(written(), before, "nothing written");
+    assert_eq!(fleet[1].get("/", Auth::None)["message"], "hello");
+
+    // Promoted by hand with `release promote ID`: every member serves it, and the
+    // command that started it ends with the promotion (exit 0).
+    let (code, stdout, stderr) = support::tool_to_end(
+        &[
+            "release",
+            "promote",
+            &id,
+            "--etcd",
+            &endpoint,
+            "--etcd-prefix",
+            PREFIX,
+        ],
+        "",
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("release {id}: promoted: promoted by hand (")),
+        "{stdout}"
+    );
+    let (code, out, err) = support::finish(first);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("promoted: promoted by hand ("), "{out}");
+    for server in &fleet {
+        server.until("/", |b| b["message"] == "HELLO");
+    }
+    let status = fleet[1].get("/_internal/eac/status", Auth::Admin);
+    assert_eq!(status["origin"]["step"], "promote", "{status}");
+    let why = promoted_by_hand(&fleet[1].get("/_internal/eac/fleet", Auth::Admin), &id);
+    assert!(why.starts_with("promoted by hand ("), "{why}");
+
+    // Another, to the second member, promoted through the admin route.
+    let mut second = release(
+        &endpoint,
+        PREFIX,
+        &["features", "-", "--canary-ids", &ids[1], "--window", "10m"],
+        r#"{"shout": false}"#,
+    );
+    let out = read_until(&mut second, "canaries serving it");
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    fleet[1].until("/", |b| b["message"] == "hello");
+    assert_eq!(fleet[0].get("/", Auth::None)["message"], "HELLO");
+    let route = format!("/_internal/eac/release/{id}/promote");
+    // The read-only token cannot decide it.
+    assert_eq!(fleet[0].request("POST", &route, Auth::Read).status, 403);
+    let reply = fleet[0].request("POST", &route, Auth::Admin);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = reply.json();
+    assert_eq!(reply["release"], id.as_str(), "{reply}");
+    assert_eq!(reply["decision"], "promoted", "{reply}");
+    // By whom: the admin's peer address.
+    assert!(
+        reply["why"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("promoted by hand (127.0.0.1:")),
+        "{reply}"
+    );
+    let (code, out, err) = support::finish(second);
+    assert_eq!(code, Some(0), "{out}{err}");
+    for server in &fleet {
+        server.until("/", |b| b["message"] == "hello");
+    }
+    let view = fleet[0].get("/_internal/eac/fleet", Auth::Admin);
+    assert_eq!(promoted_by_hand(&view, &id), reply["why"].as_str().unwrap());
+    // What the prefix holds is the promoted section, no staged candidate left.
+    let keys = written();
+    assert!(
+        keys.iter().any(|(k, _)| k == &format!("{PREFIX}features")),
+        "{keys:?}"
+    );
+    assert!(
+        !keys.iter().any(|(k, _)| k.contains("/.staged/")),
+        "{keys:?}"
+    );
+    for server in fleet {
+        server.terminate();
+    }
+}

@@ -24,7 +24,8 @@ use crate::source::etcd::{JUDGES, RELEASES, STAGED, Shared};
 use super::records::member_figures;
 use super::records::{ABORTED, CANARY, PROMOTED, figures};
 
-/// How far past its window a release may go without a verdict before it is aborted.
+/// How far past its window a release may go without a verdict before it is aborted, by
+/// default ([`ReleaseOptions::grace`]): its deadline is start + window + 30 s.
 pub const DEADLINE_GRACE: Duration = Duration::from_secs(30);
 
 /// The lease of the writer's hold on the judge's key: when the writer dies, a member
@@ -67,6 +68,10 @@ pub struct ReleaseOptions {
     pub window: Duration,
     /// The judge's thresholds (default [`Thresholds::FLEET`]: 100 canary requests).
     pub thresholds: Thresholds,
+    /// How long past the window the judge waits for a verdict (default
+    /// [`DEADLINE_GRACE`], 30 s): the release's deadline is start + window + grace, and
+    /// a release still without a verdict then is aborted.
+    pub grace: Duration,
 }
 
 impl ReleaseOptions {
@@ -76,6 +81,7 @@ impl ReleaseOptions {
             selector,
             window: Duration::from_secs(60),
             thresholds: Thresholds::FLEET,
+            grace: DEADLINE_GRACE,
         }
     }
 
@@ -88,6 +94,12 @@ impl ReleaseOptions {
     /// Judged by `thresholds`.
     pub fn thresholds(mut self, thresholds: Thresholds) -> ReleaseOptions {
         self.thresholds = thresholds;
+        self
+    }
+
+    /// Aborted when still without a verdict `grace` after the window's end.
+    pub fn grace(mut self, grace: Duration) -> ReleaseOptions {
+        self.grace = grace;
         self
     }
 }
@@ -284,7 +296,7 @@ impl Etcd {
         let release = release_id(now);
         let live = prepared.member_records();
         let canaries = choose(&release, &options.selector, &live)?;
-        let deadline = now + options.window + DEADLINE_GRACE;
+        let deadline = now + options.window + options.grace;
         let lease = self
             .grant(WRITER_LEASE_SECONDS)
             .await

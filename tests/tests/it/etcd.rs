@@ -599,30 +599,58 @@ impl std::io::Write for LogSink {
     }
 }
 
+/// The most reconnect attempts within `outage` of a backoff from `base` doubling up to
+/// `max` that waits at least half its step (the etcd watch's): the first at once, then
+/// one after each wait.
+fn most_attempts(base: Duration, max: Duration, outage: Duration) -> usize {
+    let mut step = base;
+    let mut waited = Duration::ZERO;
+    let mut attempts = 1;
+    loop {
+        waited += step / 2;
+        if waited > outage {
+            return attempts;
+        }
+        attempts += 1;
+        step = (step * 2).min(max);
+    }
+}
+
+/// An etcd outage of 30 s logs a bounded number of lines. The bound: the fleet record
+/// warns once when it goes (and says once, at info, when it is back); the watch warns
+/// once per reconnect attempt, and its attempts back off from 100 ms doubling to 5 s,
+/// each wait at least half its step: at most 17 in 30 s, at most one every 2.5 s once
+/// at 5 s. So at most 18 warnings for a 30 s outage, 7 in its last 15 s; none other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_etcd_outage_costs_the_fleet_record_two_log_lines() {
+async fn an_etcd_outage_of_30_s_logs_a_bounded_number_of_warnings() {
+    const OUTAGE: Duration = Duration::from_secs(30);
+    // The reconnect backoff's defaults: from 100 ms, doubling to 5 s.
+    const BASE: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
     let logs = captured_logs();
     let count = |what: &str| logs().matches(what).count();
+    let warnings = || logs().lines().filter(|l| l.contains(" WARN ")).count();
     let server = EtcdServer::start();
     let proxy = TcpProxy::start(server.port());
     let dir = ConfigDir::with_app();
-    let etcd = Etcd::connect(options(proxy.endpoint())).await.unwrap();
-    let (accessor, _reloads) = fleet_member(&dir, &etcd);
+    let etcd = Etcd::connect(options(proxy.endpoint()).backoff(BASE, MAX))
+        .await
+        .unwrap();
+    // A member as `live_server` runs one: the prefix watched, its record in the fleet.
+    let (accessor, reloads) = fleet_member(&dir, &etcd);
+    let watch = etcd.watch(&reloads);
     let member = etcd.join_fleet_with_ttl(&accessor, "a", Duration::from_secs(3));
+    let record = || etcd_status(&accessor).details["fleet"].get("a").cloned();
+    assert!(until(LIVE, || record().is_some()).await, "{}", logs());
+    assert_eq!(warnings(), 0, "{}", logs());
 
     proxy.cut();
-    assert!(
-        until(LIVE, || count("fleet record lost") == 1).await,
-        "{}",
-        logs()
-    );
-    // The outage goes on: the record is tried again, with backoff, saying so only at
-    // debug level.
-    assert!(
-        until(LIVE, || count("fleet record still not registered") >= 2).await,
-        "{}",
-        logs()
-    );
+    let cut = Instant::now();
+    tokio::time::sleep(OUTAGE / 2).await;
+    let halfway = warnings();
+    tokio::time::sleep(OUTAGE / 2).await;
+    let at_end = warnings();
+    let cut_for = cut.elapsed();
     proxy.restore();
     assert!(
         until(Duration::from_secs(15), || count(
@@ -632,7 +660,62 @@ async fn an_etcd_outage_costs_the_fleet_record_two_log_lines() {
         "{}",
         logs()
     );
-    assert_eq!(count("fleet record lost"), 1, "{}", logs());
+    assert!(until(LIVE, || etcd_status(&accessor).up).await);
+    // Every warning since the cut, the recovery's included.
+    let outage = cut.elapsed();
+    let all = logs();
+    let lines: Vec<&str> = all.lines().filter(|l| l.contains(" WARN ")).collect();
+
+    // The fleet record: one warning when it goes, one line when it is back; its retries
+    // say so only at debug level.
+    assert_eq!(count("fleet record lost"), 1, "{all}");
+    assert!(count("fleet record still not registered") >= 2, "{all}");
+    // The watch: one warning per reconnect attempt, and the attempts back off.
+    let watch_lines = lines
+        .iter()
+        .filter(|l| {
+            l.contains("etcd: watch interrupted; reconnecting")
+                || l.contains("etcd: cannot read the prefix; retrying")
+        })
+        .count();
+    let fleet_lines = lines
+        .iter()
+        .filter(|l| l.contains("etcd: fleet record lost"))
+        .count();
+    // No other warning.
+    assert_eq!(watch_lines + fleet_lines, lines.len(), "{all}");
+    // The bound: the fleet record's one, and one per attempt of the watch's backoff
+    // since the cut (17 in 30 s); the outage is seen.
+    let bound = 1 + most_attempts(BASE, MAX, outage);
+    let second_half = at_end - halfway;
+    let steady = 1 + (OUTAGE / 2).as_millis() as usize / (MAX / 2).as_millis() as usize;
+    eprintln!(
+        "{at_end} warning(s) in a cut of {cut_for:?}, {} in the {outage:?} since it began (at most {bound}), {second_half} in its last {:?} (at most {steady})",
+        lines.len(),
+        OUTAGE / 2
+    );
+    assert!(
+        (2..=bound).contains(&lines.len()),
+        "{} warnings in the {outage:?} since the cut, at most {bound}:\n{}",
+        lines.len(),
+        lines.join("\n")
+    );
+    // During the cut itself: 18 for 30 s.
+    let during = 1 + most_attempts(BASE, MAX, cut_for);
+    assert!(
+        at_end <= during,
+        "{at_end} warnings in a cut of {cut_for:?}, at most {during}:\n{}",
+        lines.join("\n")
+    );
+    // And it holds over time: once the backoff is at its maximum, at most one warning
+    // every 2.5 s, not the ten a second an unthrottled retry would log.
+    assert!(
+        second_half <= steady,
+        "{second_half} warnings in the outage's last {:?}, at most {steady}:\n{}",
+        OUTAGE / 2,
+        lines.join("\n")
+    );
+    watch.stop().await;
     member.leave().await;
 }
 

@@ -267,3 +267,96 @@ async fn each_member_acks_or_nacks_a_put_and_times_it_from_the_release_record() 
         m.leave().await;
     }
 }
+
+/// What a member of another build holds against `upstream`: a key of 24 characters at
+/// most, as secret as ever.
+#[derive(Clone, Deserialize, JsonSchema, EaCSection)]
+#[eac(path = "upstream")]
+struct ShortKeyUpstream {
+    url: String,
+    #[eac(secret)]
+    #[schemars(length(max = 24))]
+    api_key: String,
+}
+
+impl std::fmt::Debug for ShortKeyUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShortKeyUpstream")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_nack_says_what_was_expected_and_never_the_secret_it_refused() {
+    const KEY: &str = "sk_live_9fQ2xT7mWcB4nR8kLz3vH6pJ";
+    let server = EtcdServer::start();
+    let dir = ConfigDir::with_app();
+    let mut config = ReloadConfig::default();
+    config.cooldown = Duration::ZERO;
+    let etcd = Etcd::connect(options(&server)).await.unwrap();
+    let accessor = EaCAccessor::builder()
+        .section::<Greeting>()
+        .section::<Limits>()
+        .section::<eac_tests::Features>()
+        .section::<ShortKeyUpstream>()
+        .source(Dir::new(dir.path()))
+        .source(etcd.clone())
+        .build()
+        .unwrap();
+    let reloads = ReloadCoordinator::new(accessor.clone(), config);
+    let watch = etcd.watch(&reloads);
+    let record = etcd.join_fleet(&accessor, "b");
+    let writer = Etcd::connect(options(&server)).await.unwrap();
+    let within = Duration::from_secs(10);
+    writer.wait_for_fleet(0, within).await.unwrap();
+
+    // Valid for the writer's build (a key of at least 8 characters), too long for this
+    // member's: it NACKs it.
+    let put = json_put(
+        "upstream",
+        &serde_json::json!({"url": "https://upstream.example", "api_key": KEY}).to_string(),
+    );
+    let written = writer.put_section(sections(), put).await.unwrap();
+    let answer = writer
+        .wait_for_fleet(written.revision, within)
+        .await
+        .unwrap();
+    assert_eq!(answer.nacked, ["b"], "{:#}", answer.view);
+    // It keeps serving the key it had.
+    assert_eq!(
+        accessor.load().section::<ShortKeyUpstream>().api_key,
+        eac_tests::SECRET
+    );
+    let nack = &answer.view["members"][0]["nack"];
+    let errors = nack["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{nack:#}");
+    // The key, the source, what was expected; the value hidden.
+    assert_eq!(errors[0]["key"], "upstream.api_key");
+    assert_eq!(
+        errors[0]["source"],
+        format!("etcd:{PREFIX}upstream@{}", written.revision)
+    );
+    assert_eq!(
+        errors[0]["message"],
+        "expected at most 24 character(s), found string (secret, value hidden)"
+    );
+
+    // Nowhere: not in the member's record as etcd holds it, nor in the fleet's JSON, nor
+    // in the member's own status.
+    let mut c = Client::connect([server.endpoint()], None).await.unwrap();
+    let raw = c.get(format!("{PREFIX}.instances/b"), None).await.unwrap();
+    let raw = String::from_utf8_lossy(raw.kvs()[0].value()).into_owned();
+    assert!(raw.contains("upstream.api_key"), "{raw}");
+    assert!(!raw.contains(KEY), "{raw}");
+    let view = writer.fleet_view().await.unwrap().to_string();
+    assert!(view.contains("value hidden"), "{view}");
+    assert!(!view.contains(KEY), "{view}");
+    assert!(!answer.view.to_string().contains(KEY));
+    let status = serde_json::to_string(&accessor.status()).unwrap();
+    assert!(status.contains("upstream.api_key"), "{status}");
+    assert!(!status.contains(KEY), "{status}");
+
+    watch.stop().await;
+    record.leave().await;
+}

@@ -3,9 +3,12 @@
 //! `decide_release` drive it. A canary whose health check fails with the candidate is
 //! rolled back by its coordinator, and the release is aborted for it.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use eac_accessor::fleet::{Decision, PutError, ReleaseOptions, SectionPut, Selector};
+use eac_accessor::canary::Thresholds;
+use eac_accessor::fleet::{
+    DEADLINE_GRACE, Decision, PutError, ReleaseOptions, SectionPut, Selector,
+};
 use eac_accessor::reload::{ReloadConfig, ReloadCoordinator};
 use eac_accessor::source::{Dir, Etcd, EtcdOptions, Format};
 use eac_accessor::{EaCAccessor, SourceName};
@@ -169,6 +172,88 @@ async fn a_canary_failing_its_health_check_aborts_the_etcd_release_and_the_rest_
     let view = writer.fleet_view().await.unwrap();
     assert_eq!(view["releases"][0]["state"], "promoted", "{view}");
     assert_eq!(view["releases"][0]["why"], "promoted by hand (test)");
+    a.leave().await;
+    b.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_release_without_a_verdict_by_its_deadline_is_aborted_and_its_canary_goes_back() {
+    let server = EtcdServer::start();
+    let dir = ConfigDir::with_app();
+    let a = member(&server, &dir, "a", true).await;
+    let b = member(&server, &dir, "b", true).await;
+    let writer = Etcd::connect(options(&server)).await.unwrap();
+    let joined = writer
+        .wait_for_fleet(0, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(joined.acked.len() + joined.waiting.len(), 2);
+    let b_version = b.accessor.load().version();
+
+    // The default grace is 30 s past the window.
+    let default = ReleaseOptions::new(Selector::Ids(vec!["a".into()]));
+    assert_eq!(default.grace, Duration::from_secs(30));
+    assert_eq!(default.grace, DEADLINE_GRACE);
+
+    // A window of 1 s, a grace of 1 s, and a minimum of requests no load reaches (these
+    // members serve none): healthy throughout, never enough to promote.
+    let mut thresholds = Thresholds::FLEET;
+    thresholds.min_requests = 1_000_000;
+    let (window, grace) = (Duration::from_secs(1), Duration::from_secs(1));
+    let started = writer
+        .start_release(
+            crate::four_sections(),
+            shout(true),
+            default.window(window).grace(grace).thresholds(thresholds),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started.canaries, ["a"]);
+    let view = writer.fleet_view().await.unwrap();
+    let record = &view["releases"][0];
+    assert_eq!(record["state"], "canary", "{view}");
+    // The record's deadline is start + window + grace (the writer's clock, read twice).
+    let deadline = record["deadline"].as_f64().unwrap() - record["at"].as_f64().unwrap();
+    assert!((1.5..2.01).contains(&deadline), "{deadline} {view}");
+    a.until_shout(true).await;
+
+    let begun = std::time::Instant::now();
+    let mut lines = Vec::new();
+    let judged = writer.judge_release(&started.release, |line| lines.push(line));
+    let decision = tokio::time::timeout(Duration::from_secs(20), judged)
+        .await
+        .expect("no decision within 20 s of a 2 s deadline")
+        .unwrap();
+    let took = begun.elapsed();
+    let Decision::Aborted(why) = decision else {
+        panic!("not aborted: {decision:?} {lines:?}");
+    };
+    assert_eq!(
+        why,
+        "no verdict by the deadline: 0 canary requests of the 1000000 needed"
+    );
+    assert!(
+        lines.iter().any(|l| l == "canaries serving it: a"),
+        "{lines:?}"
+    );
+    assert_eq!(lines.last().unwrap(), &format!("aborted: {why}"));
+    // Not before the deadline, and not long after it.
+    assert!(SystemTime::now() >= started.deadline);
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // The canary is back on the main configuration; the other never changed.
+    a.until_shout(false).await;
+    assert_eq!(b.accessor.load().version(), b_version);
+    assert!(!b.accessor.load().section::<Features>().shout);
+    let view = writer.fleet_view().await.unwrap();
+    let record = &view["releases"][0];
+    assert_eq!(record["state"], "aborted", "{view}");
+    assert_eq!(record["why"], why.as_str());
+    // Nothing of the candidate stays: a put of the same section is written.
+    writer
+        .put_section(crate::four_sections(), shout(false))
+        .await
+        .unwrap();
     a.leave().await;
     b.leave().await;
 }
