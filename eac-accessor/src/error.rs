@@ -188,6 +188,12 @@ impl Error {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The same error with its message passed through `f`.
+    pub(crate) fn map_message(mut self, f: impl FnOnce(&str) -> String) -> Self {
+        self.message = f(&self.message);
+        self
+    }
 }
 
 /// "`key` in source: message", like figment's errors; the kind is in [`Error::kind`].

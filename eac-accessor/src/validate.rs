@@ -195,6 +195,22 @@ fn found_text(found: &Value, secret: bool) -> String {
     }
 }
 
+/// `message` without the value it quotes after `found`, the value's type kept
+/// (`…, found string "abc"` → `…, found string (value not shown)`): for what others
+/// read, such as a fleet member's NACK in its etcd record.
+pub(crate) fn without_found_value(message: &str) -> String {
+    const FOUND: &str = ", found ";
+    let Some(at) = message.rfind(FOUND) else {
+        return message.to_owned();
+    };
+    let rest = &message[at + FOUND.len()..];
+    let type_name = rest.split(' ').next().unwrap_or(rest);
+    if rest == type_name || rest.ends_with("(secret, value hidden)") {
+        return message.to_owned();
+    }
+    format!("{}{FOUND}{type_name} (value not shown)", &message[..at])
+}
+
 /// A serde failure after the schema passed (rare: the schema and type disagree).
 pub(crate) fn deserialize_error(
     path: &str,
@@ -259,6 +275,29 @@ mod tests {
             &secrets,
             &["up", "routes", "a.b", "path"]
         ));
+    }
+
+    #[test]
+    fn a_message_without_its_found_value_keeps_the_type() {
+        let said = |v: &Value, secret| {
+            format!(
+                "expected at most 5 character(s), found {}",
+                found_text(v, secret)
+            )
+        };
+        assert_eq!(
+            without_found_value(&said(&Value::from("hello there"), false)),
+            "expected at most 5 character(s), found string (value not shown)"
+        );
+        assert_eq!(
+            without_found_value(&said(&Value::from(7), false)),
+            "expected at most 5 character(s), found integer (value not shown)"
+        );
+        let hidden = said(&Value::from("sk_live"), true);
+        assert_eq!(without_found_value(&hidden), hidden);
+        let map = said(&serde_json::json!({"a": 1}), false);
+        assert_eq!(without_found_value(&map), map);
+        assert_eq!(without_found_value("missing"), "missing");
     }
 
     #[test]

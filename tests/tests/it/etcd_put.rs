@@ -254,6 +254,17 @@ async fn each_member_acks_or_nacks_a_put_and_times_it_from_the_release_record() 
         b["nack"]["errors"][0]["source"],
         format!("etcd:{PREFIX}greeting@{}", written.revision)
     );
+    // What was expected, never the value refused (not a secret here, and still not shown).
+    assert_eq!(
+        b["nack"]["errors"][0]["message"],
+        "expected at most 5 character(s), found string (value not shown)",
+        "{b}"
+    );
+    assert!(
+        !answer.view.to_string().contains("hello there"),
+        "{:#}",
+        answer.view
+    );
     assert_eq!(answer.view["applied"]["count"], 1);
     assert_eq!(answer.view["applied"]["of"], 2);
     assert_eq!(answer.view["applied"]["slowest_seconds"], took);

@@ -186,7 +186,8 @@ pub(crate) struct Nack {
     pub(crate) revision: i64,
     #[serde(serialize_with = "crate::json_time::unix_seconds")]
     pub(crate) at: SystemTime,
-    /// Each naming its key as `etcd:<key>@<revision>`; a secret's value never shown.
+    /// Each naming its key as `etcd:<key>@<revision>` and what was expected; no value
+    /// shown, a secret's or not.
     pub(crate) errors: Errors,
 }
 
@@ -736,10 +737,15 @@ impl Source for Etcd {
                 .unwrap_or_else(|| loaded.config_revision());
             // Counted once: the same NACK again (another key's put read beside it) is not new.
             let new = state.nack.as_ref().is_none_or(|n| n.revision != revision);
+            // What every member and operator reads: what was expected, never a value.
+            let told = errors
+                .iter()
+                .map(|e| e.clone().map_message(crate::validate::without_found_value))
+                .collect();
             state.nack = Some(Nack {
                 revision,
                 at: SystemTime::now(),
-                errors: errors.clone(),
+                errors: Errors::from_vec(told).unwrap_or_else(|| errors.clone()),
             });
             (revision, new)
         };
