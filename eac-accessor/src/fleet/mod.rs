@@ -13,8 +13,8 @@
 //!    given), and writes in one transaction: the candidate at
 //!    `<prefix>.staged/<release>/<section>`, the release record at
 //!    `<prefix>.releases/<release>` (`kind: "release"`, `state: "canary"`, the canaries,
-//!    the window, the thresholds, the deadline — start + window + a grace, 30 s by default) and the judge's
-//!    key `<prefix>.judges/<release>` under the writer's lease.
+//!    the window, the thresholds, the deadline — start + window + a grace, 30 s by
+//!    default) and the judge's key `<prefix>.judges/<release>` under the writer's lease.
 //! 2. Each canary merges the staged section above the prefix and publishes one version
 //!    (origin `canary <release>`); the other members never read `.staged/`. Every member
 //!    counts its requests, 5xx answers and latency since it saw the release (the layer's
