@@ -190,6 +190,7 @@ impl Error {
     }
 
     /// The same error with its message passed through `f`.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))] // used by the fleet's NACK
     pub(crate) fn map_message(mut self, f: impl FnOnce(&str) -> String) -> Self {
         self.message = f(&self.message);
         self

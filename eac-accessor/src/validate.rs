@@ -198,6 +198,7 @@ fn found_text(found: &Value, secret: bool) -> String {
 /// `message` without the value it quotes after `found`, the value's type kept
 /// (`…, found string "abc"` → `…, found string (value not shown)`): for what others
 /// read, such as a fleet member's NACK in its etcd record.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))] // used by the fleet's NACK
 pub(crate) fn without_found_value(message: &str) -> String {
     const FOUND: &str = ", found ";
     let Some(at) = message.rfind(FOUND) else {
