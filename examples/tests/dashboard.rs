@@ -705,7 +705,7 @@ fn the_dashboard_shows_which_instance_of_an_etcd_fleet_serves_which_version() {
 
 #[cfg(feature = "etcd")]
 #[test]
-fn the_dashboard_shows_a_gray_release_of_an_etcd_fleet_in_flight_and_aborts_it_by_hand() {
+fn the_dashboard_shows_a_gray_release_of_an_etcd_fleet_in_flight_and_decides_it_by_hand() {
     const PREFIX: &str = "/eac/dashboard-release/";
     let (etcd, _client, config) = support::etcd_fleet_ground(PREFIX, "hello");
     let endpoint = etcd.endpoint();
@@ -819,6 +819,54 @@ fn the_dashboard_shows_a_gray_release_of_an_etcd_fleet_in_flight_and_aborts_it_b
     // Seen by this member too, in its event stream.
     browser.until("#events", "the release's end", |t| {
         t.contains(&format!("release {id} aborted"))
+    });
+
+    // A second release, promoted by hand from the page: the command ends with exit 0,
+    // every member serves it, and the row says who decided.
+    let release = support::tool(
+        &[
+            "release",
+            "features",
+            "-",
+            "--canary-ids",
+            &canary_id,
+            "--window",
+            "60s",
+            "--etcd",
+            &endpoint,
+            "--etcd-prefix",
+            PREFIX,
+        ],
+        r#"{"shout": true}"#,
+    );
+    fleet[1].until("/", |b| b["message"] == "HELLO");
+    let second = fleet[0].until("/_internal/eac/fleet", |f| {
+        f["releases"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|r| r["id"] != id.as_str() && r["state"] == "canary")
+        })
+    })["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] != id.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let row = format!("tr[data-release='{second}']");
+    browser.until(&row, "the second release in flight", |t| {
+        t.contains("in flight")
+    });
+    browser.click(&format!("{row} button[data-release-action='promote']"));
+    let (code, out, err) = support::finish(release);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("promoted: promoted by hand"), "{out}");
+    for server in &fleet {
+        server.until("/", |b| b["message"] == "HELLO");
+    }
+    browser.until(&row, "the promotion", |t| {
+        t.contains("promoted") && t.contains("promoted by hand") && !t.contains("in flight")
     });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     load.join().unwrap();
