@@ -1,12 +1,14 @@
 //! `live_server --reload canary` as a process: an edit that validates but hurts
 //! (`fail_ratio`) serves a share of the users first and is aborted by the judge with its
 //! figures; a good edit (`shout`) is promoted after the window; an operator starts a
-//! canary from an overlay and aborts it by hand.
+//! canary from an overlay and aborts it by hand; a remote document's change becomes the
+//! canary, not the current version.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
+use eac_examples::doc_server::{DocServer, Document};
 use support::{Auth, Launch, Server};
 
 /// `GET /` as user `user` (the canary's key header): status, version, message.
@@ -160,4 +162,77 @@ fn an_operator_starts_a_canary_from_an_overlay_and_decides_by_hand() {
     assert_eq!(promoted.json()["version"], canary);
     assert_eq!(get_as(&server, "anyone").2, "by hand");
     server.terminate();
+}
+
+fn remote_doc(message: &str) -> Document {
+    Document::text(
+        "application/toml",
+        format!("[greeting]\nmessage = \"{message}\"\n"),
+    )
+}
+
+#[test]
+fn a_remote_document_s_change_becomes_the_canary_not_the_current_version() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let remote = runtime
+        .block_on(DocServer::start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    remote.set(remote_doc("remote one"));
+    let (config, state) = support::app_dirs();
+    let server = Launch::new(config.path(), state.path())
+        .arg("--remote")
+        .arg(&remote.url("/app.toml"))
+        .arg("--reload")
+        .arg("canary")
+        .env("EAC_REFRESH_POLL_INTERVAL_MS", "50")
+        .env("EAC_CANARY_SHARE", "0.5")
+        .env("EAC_CANARY_WINDOW_MS", "600000")
+        .env("EAC_CANARY_KEY_HEADER", "x-user")
+        .start();
+    let stable = status(&server)["version"].as_u64().unwrap();
+    assert_eq!(get_as(&server, "anyone").2, "remote one");
+
+    remote.set(remote_doc("remote two"));
+    let started = server.until("/_internal/eac/status", |s| !s["canary"].is_null());
+    let canary = started["canary"]["version"].as_u64().unwrap();
+    assert!(canary > stable);
+    assert_eq!(started["version"], stable, "the change was published");
+    assert!(
+        started["canary"]["origin"]
+            .to_string()
+            .contains(&remote.url("/app.toml")),
+        "{}",
+        started["canary"]
+    );
+    // A share of the users see it, the others the current version; each answer's
+    // version says which.
+    let mut seen = Vec::new();
+    for user in 0..40 {
+        let (code, version, message) = get_as(&server, &format!("user-{user}"));
+        assert_eq!(code, 200);
+        match message.as_str() {
+            "remote two" => assert_eq!(version, canary),
+            "remote one" => assert_eq!(version, stable),
+            other => panic!("served {other:?}"),
+        }
+        seen.push(version);
+    }
+    assert!(seen.contains(&stable) && seen.contains(&canary), "{seen:?}");
+    // Later polls of the same document leave the canary as it is: not published, not
+    // started again (its window goes on).
+    let polls = remote.requests();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while remote.requests() < polls + 3 {
+        assert!(Instant::now() < deadline, "the remote was not polled again");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let later = status(&server);
+    assert_eq!(later["version"], stable);
+    assert_eq!(later["canary"]["version"], canary);
+    assert_eq!(
+        later["canary"]["started_at"],
+        started["canary"]["started_at"]
+    );
+    server.terminate();
+    runtime.block_on(remote.stop());
 }

@@ -19,13 +19,14 @@ pub use judge::{Breach, Figures, Thresholds, Verdict, judge};
 pub use stats::RoleStats;
 pub(crate) use stats::{Exported, MeterSlot};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, ErrorKind, Errors};
 use crate::hash::ContentHash;
 use crate::settings::EnvSettings;
 use crate::snapshot::{Origin, Snapshot};
+use crate::sync::lock;
 
 /// How a canary runs; read by [`ReloadConfig::from_env`](crate::reload::ReloadConfig::from_env).
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +148,8 @@ pub struct Canary {
     started_at: SystemTime,
     stable: RoleStats,
     canary: RoleStats,
+    /// What of each role's counts the metrics have (stable, canary).
+    exported: Mutex<[Exported; 2]>,
     /// Built from what the sources say (else from an operator's overlay).
     pub(crate) from_sources: bool,
 }
@@ -176,6 +179,7 @@ impl Canary {
             started_at: SystemTime::now(),
             stable: RoleStats::default(),
             canary: RoleStats::default(),
+            exported: Mutex::default(),
             from_sources,
         }
     }
@@ -221,6 +225,15 @@ impl Canary {
         }
     }
 
+    /// Adds what each role counted since the last export to the metrics:
+    /// `eac_canary_requests_total{role}`, `eac_canary_errors_total{role}` and
+    /// `eac_canary_latency_seconds{role}` (each bucket's count at its upper bound). The
+    /// guard calls it every tick; the rest is exported when the canary is dropped, after
+    /// the last request it served was counted.
+    pub(crate) fn export(&self) {
+        export(&self.stable, &self.canary, &mut lock(&self.exported));
+    }
+
     /// The judge's verdict now.
     pub fn verdict(&self) -> Verdict {
         judge(
@@ -250,6 +263,19 @@ impl Canary {
             thresholds: self.config.thresholds,
         }
     }
+}
+
+impl Drop for Canary {
+    fn drop(&mut self) {
+        // A request still in flight when the canary ended holds it until it is counted.
+        let exported = self.exported.get_mut().unwrap_or_else(|e| e.into_inner());
+        export(&self.stable, &self.canary, exported);
+    }
+}
+
+fn export(stable: &RoleStats, canary: &RoleStats, exported: &mut [Exported; 2]) {
+    exported[0].export(stable, Role::Stable);
+    exported[1].export(canary, Role::Canary);
 }
 
 /// A running canary as [`Status::canary`](crate::Status::canary) shows it.

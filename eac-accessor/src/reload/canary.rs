@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Coordinator, ReloadCoordinator, health};
-use crate::canary::{Canary, Exported, GRACE, Role, Verdict, compared};
+use crate::canary::{Canary, GRACE, Role, Verdict, compared};
 use crate::error::{Error, ErrorKind, Errors};
 use crate::publish::Outcome;
 use crate::snapshot::Origin;
@@ -88,11 +88,10 @@ impl Coordinator {
     async fn guard(self: Arc<Self>, canary: Arc<Canary>) {
         let window = canary.config().window;
         let tick = (window / 20).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let mut exported = <[Exported; 2]>::default();
         loop {
             tokio::time::sleep(tick).await;
             let running = self.accessor.canary();
-            export(&canary, &mut exported);
+            canary.export();
             if !running.is_some_and(|r| Arc::ptr_eq(&r, &canary)) {
                 return;
             }
@@ -168,14 +167,5 @@ impl Coordinator {
             .unwrap_or_else(|e| {
                 Err(Error::new(ErrorKind::Io, format!("the abort task failed: {e}")).into())
             })
-    }
-}
-
-/// Adds what each role counted since the last export to the metrics:
-/// `eac_canary_requests_total{role}`, `eac_canary_errors_total{role}` and
-/// `eac_canary_latency_seconds{role}` (each bucket's count at its upper bound).
-fn export(canary: &Canary, exported: &mut [Exported; 2]) {
-    for (i, role) in [Role::Stable, Role::Canary].into_iter().enumerate() {
-        exported[i].export(canary.stats(role), role);
     }
 }
