@@ -16,12 +16,27 @@
 //! reloads (`--reload canary`, a canary started by `POST canary` before each and
 //! aborted after it, serving 5% of the requests: each request has its own
 //! `x-user` key), to measure what a running canary costs the layer and the service.
+//!
+//! `EAC_LOAD_PREVIOUS=/path/to/an/older/live_server`: no reloads (a build from before
+//! `live_server` handled SIGHUP would die of one); today's `live_server`
+//! and that binary (built from an earlier commit, e.g. in a `git worktree` with its own
+//! `CARGO_TARGET_DIR`) run side by side, each on its own copy of the config and state
+//! dir with the same flags and variables (`--config-dir`, `--state-dir`, `--listen`:
+//! flags every build accepts), and take turns under the same load: each round is one
+//! window on each, the order swapped every round so that a drift of the machine's
+//! speed does not favour one side. It prints both rates of each round, their ratio,
+//! and the median of the ratios (today's against the previous build's). For example:
+//! `git worktree add ../old <commit> && (cd ../old && CARGO_TARGET_DIR=../old-target cargo
+//! build --release -p eac-examples --bin live_server)`, then
+//! `EAC_LOAD_PREVIOUS=../old-target/release/live_server EAC_LOAD_CONNECTIONS=32
+//! cargo bench -p eac-examples --bench http_load`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -160,6 +175,10 @@ fn main() {
     };
     let connections: usize = env_or("EAC_LOAD_CONNECTIONS", 8);
 
+    if let Some(previous) = std::env::var_os("EAC_LOAD_PREVIOUS") {
+        against_previous(Path::new(&previous), connections, seconds, rounds);
+        return;
+    }
     let canary_mode = std::env::var("EAC_LOAD_MODE").is_ok_and(|m| m == "canary");
     let config = tempfile::tempdir().expect("a temp dir");
     // Owner-only, as a state dir must be.
@@ -276,6 +295,86 @@ fn main() {
     );
     println!(
         "  throughput with {what} / without, median of {rounds} rounds: {ratio:.3} (target ≥ 0.97); \
+         failed requests: {failed} (target 0)"
+    );
+    assert_eq!(failed, 0, "failed requests");
+}
+
+/// `EAC_LOAD_PREVIOUS`: today's `live_server` against `previous`, quiet windows taking
+/// turns (see the module doc).
+fn against_previous(previous: &Path, connections: usize, seconds: f64, rounds: usize) {
+    assert!(
+        previous.is_file(),
+        "EAC_LOAD_PREVIOUS={} is not a file: give the path of an older live_server binary",
+        previous.display()
+    );
+    // Each server its own dirs: a state dir is locked by the process that uses it.
+    let dirs: Vec<_> = (0..2)
+        .map(|_| {
+            let config = tempfile::tempdir().expect("a temp dir");
+            std::fs::write(config.path().join("app.toml"), APP_TOML).expect("write app.toml");
+            (config, eac_tests::private_dir())
+        })
+        .collect();
+    let launch = |(config, state): &(tempfile::TempDir, tempfile::TempDir)| {
+        Launch::new(config.path(), state.path()).env("EAC_WATCH_DEBOUNCE_MS", "1000")
+    };
+    let today = launch(&dirs[0]).start();
+    // The harness starts its own binary through `sh -c "<prefix>; exec <binary> <args>"`:
+    // a prefix that execs the previous build with the same arguments starts that instead.
+    let quoted = previous.display().to_string().replace('\'', r"'\''");
+    let before = launch(&dirs[1])
+        .shell(&format!("exec '{quoted}' \"$@\""))
+        .start();
+
+    let mut pairs = Vec::new();
+    for round in 0..rounds {
+        // Today first in even rounds, the previous build first in odd ones.
+        let (first, second) = if round % 2 == 0 {
+            (&today, &before)
+        } else {
+            (&before, &today)
+        };
+        let a = window(first, connections, seconds, None);
+        let b = window(second, connections, seconds, None);
+        pairs.push(if round % 2 == 0 { (a, b) } else { (b, a) });
+    }
+    today.terminate();
+    before.terminate();
+
+    println!(
+        "http_load: {connections} keep-alive connections, GET /, {rounds} rounds of {seconds} s \
+         windows, today's live_server and {} taking turns",
+        previous.display()
+    );
+    let mut ratios = Vec::new();
+    for (round, (now, then)) in pairs.iter().enumerate() {
+        let ratio = now.rate() / then.rate();
+        ratios.push(ratio);
+        let order = if round % 2 == 0 {
+            "today first   "
+        } else {
+            "previous first"
+        };
+        println!(
+            "  {order}  today {:>9.0} req/s ({} failed)   previous {:>9.0} req/s ({} failed)   ratio {ratio:.3}",
+            now.rate(),
+            now.failed,
+            then.rate(),
+            then.failed
+        );
+    }
+    ratios.sort_by(f64::total_cmp);
+    let middle = ratios.len() / 2;
+    // An even number of rounds: the mean of the middle two.
+    let ratio = if ratios.len() % 2 == 0 {
+        (ratios[middle - 1] + ratios[middle]) / 2.0
+    } else {
+        ratios[middle]
+    };
+    let failed: u64 = pairs.iter().map(|(a, b)| a.failed + b.failed).sum();
+    println!(
+        "  throughput today / previous build, median of {rounds} rounds: {ratio:.3}; \
          failed requests: {failed} (target 0)"
     );
     assert_eq!(failed, 0, "failed requests");

@@ -404,6 +404,10 @@ async fn accept_loop(
     cap: Arc<Cap>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Every handler made a route (with the layers around it) once, here, as
+    // `Router::into_make_service` does for `axum::serve`: a router called as built does
+    // that again for each request (a clone, a box and the layers applied per request).
+    let router: Router = router.with_state(());
     let mut connections = JoinSet::new();
     let conn_stop = stop.clone();
     let start = async |connections: &mut JoinSet<()>, tcp: TcpStream, peer: SocketAddr| {
