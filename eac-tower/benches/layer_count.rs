@@ -126,13 +126,5 @@ fn run(variant: &str, n: u64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    match args.as_slice() {
-        [list] if list == "variants" => println!("{}", VARIANTS.join(" ")),
-        [variant, n] => run(variant, n.parse().expect("N, a number of requests")),
-        _ => VARIANTS.iter().for_each(|variant| run(variant, 1000)),
-    }
+    fixture::count_main(VARIANTS, run);
 }

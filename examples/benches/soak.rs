@@ -30,7 +30,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::flag;
+use common::{flag, listening_address, read_answer};
 use eac_examples::doc_server::{Answer, DocServer, Document};
 
 /// The admin token the soak uses for refreshes and rollbacks.
@@ -728,18 +728,7 @@ impl Server {
                 .env("EAC_ETCD_PREFIX", "/eac/soak/");
         }
         let mut child = command.spawn().expect("start live_server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address: SocketAddr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|a| a.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| {
-                let log = std::fs::read_to_string(log.path()).unwrap_or_default();
-                panic!("no address in {line:?}; its log:\n{log}")
-            });
+        let address = listening_address(&mut child, log.path());
         Server {
             child,
             address,
@@ -889,37 +878,6 @@ fn exchange(
     let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n");
     conn.get_mut().write_all(request.as_bytes())?;
     read_answer(conn)
-}
-
-fn read_answer(conn: &mut BufReader<TcpStream>) -> std::io::Result<(u16, u64, String)> {
-    let mut status_line = String::new();
-    if conn.read_line(&mut status_line)? == 0 {
-        return Err(std::io::Error::other("the connection closed"));
-    }
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let (mut version, mut length) = (0, 0);
-    loop {
-        let mut line = String::new();
-        conn.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            match name.to_ascii_lowercase().as_str() {
-                "x-eac-version" => version = value.trim().parse().unwrap_or(0),
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    conn.read_exact(&mut body)?;
-    Ok((status, version, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// One request on a connection of its own.

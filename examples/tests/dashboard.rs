@@ -749,22 +749,26 @@ fn the_dashboard_shows_a_gray_release_of_an_etcd_fleet_in_flight_and_decides_it_
             }
         })
     };
-    let release = support::tool(
-        &[
-            "release",
-            "features",
-            "-",
-            "--canary-ids",
-            &canary_id,
-            "--window",
-            "60s",
-            "--etcd",
-            &endpoint,
-            "--etcd-prefix",
-            PREFIX,
-        ],
-        r#"{"shout": true}"#,
-    );
+    // A release of `shout` to the second member, with a window no test waits out.
+    let start_release = || {
+        support::tool(
+            &[
+                "release",
+                "features",
+                "-",
+                "--canary-ids",
+                &canary_id,
+                "--window",
+                "60s",
+                "--etcd",
+                &endpoint,
+                "--etcd-prefix",
+                PREFIX,
+            ],
+            r#"{"shout": true}"#,
+        )
+    };
+    let release = start_release();
     fleet[1].until("/", |b| b["message"] == "HELLO");
     let id = fleet[0].until("/_internal/eac/fleet", |f| {
         f["releases"][0]["state"] == "canary"
@@ -823,22 +827,7 @@ fn the_dashboard_shows_a_gray_release_of_an_etcd_fleet_in_flight_and_decides_it_
 
     // A second release, promoted by hand from the page: the command ends with exit 0,
     // every member serves it, and the row says who decided.
-    let release = support::tool(
-        &[
-            "release",
-            "features",
-            "-",
-            "--canary-ids",
-            &canary_id,
-            "--window",
-            "60s",
-            "--etcd",
-            &endpoint,
-            "--etcd-prefix",
-            PREFIX,
-        ],
-        r#"{"shout": true}"#,
-    );
+    let release = start_release();
     fleet[1].until("/", |b| b["message"] == "HELLO");
     let second = fleet[0].until("/_internal/eac/fleet", |f| {
         f["releases"].as_array().is_some_and(|r| {

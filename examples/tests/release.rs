@@ -149,6 +149,14 @@ fn release_to_end(
     support::finish(release(endpoint, prefix, args, stdin))
 }
 
+/// Reads a `release` command's stdout until its canaries serve the candidate: the
+/// release's id (its first line's second word) and every line read.
+fn until_canaries_serve(child: &mut Child) -> (String, String) {
+    let out = read_until(child, "canaries serving it");
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    (id, out)
+}
+
 /// Reads `child`'s stdout until a line contains `text`; every line read.
 fn read_until(child: &mut Child, text: &str) -> String {
     let stdout = child.stdout.as_mut().unwrap();
@@ -377,12 +385,11 @@ fn a_release_whose_command_dies_is_finished_by_the_fleet_and_a_second_one_is_ref
         ],
         r#"{"shout": true}"#,
     );
-    let out = read_until(&mut first, "canaries serving it");
+    let (id, out) = until_canaries_serve(&mut first);
     assert!(
         out.contains(&format!("for 1 canary member(s): {};", ids[0])),
         "{out}"
     );
-    let id = out.split_whitespace().nth(1).unwrap().to_owned();
 
     // A second release (or a put) while one is in flight is refused, naming it.
     let (code, out2, err2) = release_to_end(
@@ -432,8 +439,7 @@ fn a_release_whose_command_dies_is_finished_by_the_fleet_and_a_second_one_is_ref
         &["features", "-", "--canary-ids", &ids[1], "--window", "60s"],
         r#"{"shout": false}"#,
     );
-    let out = read_until(&mut third, "canaries serving it");
-    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    let (id, _) = until_canaries_serve(&mut third);
     fleet[1].until("/", |b| b["message"] == "hello");
     let (code, stdout, _) = support::tool_to_end(
         &[
@@ -489,8 +495,7 @@ fn a_release_in_flight_is_promoted_by_hand_from_the_command_and_from_the_admin_r
         &["features", "-", "--canary-ids", &ids[0], "--window", "10m"],
         r#"{"shout": true}"#,
     );
-    let out = read_until(&mut first, "canaries serving it");
-    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    let (id, _) = until_canaries_serve(&mut first);
     fleet[0].until("/", |b| b["message"] == "HELLO");
 
     // A second release of the same section is refused, exit 5, naming the first; nothing
@@ -547,8 +552,7 @@ fn a_release_in_flight_is_promoted_by_hand_from_the_command_and_from_the_admin_r
         &["features", "-", "--canary-ids", &ids[1], "--window", "10m"],
         r#"{"shout": false}"#,
     );
-    let out = read_until(&mut second, "canaries serving it");
-    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    let (id, _) = until_canaries_serve(&mut second);
     fleet[1].until("/", |b| b["message"] == "hello");
     assert_eq!(fleet[0].get("/", Auth::None)["message"], "HELLO");
     let route = format!("/_internal/eac/release/{id}/promote");

@@ -48,18 +48,7 @@ impl Instance {
             .stderr(log.reopen().expect("the log file"))
             .spawn()
             .expect("start live_server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address: SocketAddr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|a| a.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| {
-                let log = std::fs::read_to_string(log.path()).unwrap_or_default();
-                panic!("no address in {line:?}; its log:\n{log}")
-            });
+        let address = listening_address(&mut child, log.path());
         let stream = TcpStream::connect(address).unwrap();
         stream.set_nodelay(true).unwrap();
         Instance {
@@ -80,10 +69,26 @@ impl Instance {
 
 /// Reads one answer off a kept-alive connection: its `x-eac-version` and its body.
 pub(crate) fn answer(conn: &mut BufReader<TcpStream>) -> (u64, String) {
+    let (_, version, body) = read_answer(conn).unwrap();
+    (version, body)
+}
+
+/// Reads one answer off a kept-alive connection: its status, its `x-eac-version` (0
+/// without one) and its body; an error when the connection fails or closes first.
+pub(crate) fn read_answer(conn: &mut BufReader<TcpStream>) -> std::io::Result<(u16, u64, String)> {
+    let mut status_line = String::new();
+    if conn.read_line(&mut status_line)? == 0 {
+        return Err(std::io::Error::other("the connection closed"));
+    }
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let (mut version, mut length) = (0, 0);
     loop {
         let mut line = String::new();
-        conn.read_line(&mut line).unwrap();
+        conn.read_line(&mut line)?;
         let line = line.trim_end();
         if line.is_empty() {
             break;
@@ -97,8 +102,24 @@ pub(crate) fn answer(conn: &mut BufReader<TcpStream>) -> (u64, String) {
         }
     }
     let mut body = vec![0; length];
-    conn.read_exact(&mut body).unwrap();
-    (version, String::from_utf8_lossy(&body).into_owned())
+    conn.read_exact(&mut body)?;
+    Ok((status, version, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The address of a `live_server` just started with a piped stdout, from its first line
+/// ("listening on http://…"); panics showing its log when the line has none.
+pub(crate) fn listening_address(child: &mut Child, log: &std::path::Path) -> SocketAddr {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("a piped stdout"))
+        .read_line(&mut line)
+        .unwrap();
+    line.split("http://")
+        .nth(1)
+        .and_then(|a| a.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("no address in {line:?}; its log:\n{log}")
+        })
 }
 
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {

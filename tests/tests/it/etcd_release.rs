@@ -88,18 +88,29 @@ impl Member {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_canary_failing_its_health_check_aborts_the_etcd_release_and_the_rest_never_see_it() {
-    let server = EtcdServer::start();
-    let dir = ConfigDir::with_app();
-    let a = member(&server, &dir, "a", false).await;
-    let b = member(&server, &dir, "b", true).await;
-    let writer = Etcd::connect(options(&server)).await.unwrap();
+/// Members `a` (healthy or not) and `b` (healthy) on one prefix, and a writer that has
+/// seen both join the fleet.
+async fn two_members(
+    server: &EtcdServer,
+    dir: &ConfigDir,
+    a_healthy: bool,
+) -> (Member, Member, Etcd) {
+    let a = member(server, dir, "a", a_healthy).await;
+    let b = member(server, dir, "b", true).await;
+    let writer = Etcd::connect(options(server)).await.unwrap();
     let joined = writer
         .wait_for_fleet(0, Duration::from_secs(10))
         .await
         .unwrap();
     assert_eq!(joined.acked.len() + joined.waiting.len(), 2);
+    (a, b, writer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_failing_its_health_check_aborts_the_etcd_release_and_the_rest_never_see_it() {
+    let server = EtcdServer::start();
+    let dir = ConfigDir::with_app();
+    let (a, b, writer) = two_members(&server, &dir, false).await;
     let b_version = b.accessor.load().version();
 
     let started = writer
@@ -180,14 +191,7 @@ async fn a_canary_failing_its_health_check_aborts_the_etcd_release_and_the_rest_
 async fn an_etcd_release_without_a_verdict_by_its_deadline_is_aborted_and_its_canary_goes_back() {
     let server = EtcdServer::start();
     let dir = ConfigDir::with_app();
-    let a = member(&server, &dir, "a", true).await;
-    let b = member(&server, &dir, "b", true).await;
-    let writer = Etcd::connect(options(&server)).await.unwrap();
-    let joined = writer
-        .wait_for_fleet(0, Duration::from_secs(10))
-        .await
-        .unwrap();
-    assert_eq!(joined.acked.len() + joined.waiting.len(), 2);
+    let (a, b, writer) = two_members(&server, &dir, true).await;
     let b_version = b.accessor.load().version();
 
     // The default grace is 30 s past the window.
