@@ -153,10 +153,12 @@ async fn watch_once(shared: &Shared, reloads: &ReloadCoordinator) -> Ended {
             }
             Err(e) => return Ended::Failed(shared.etcd_error("the watch failed", &e)),
         };
-        // The cluster answers below what was seen: restored from a backup or replaced.
-        // Its history is not ours; what it holds now is read afresh.
+        // The cluster answers below what was seen before this watch opened: restored
+        // from a backup or replaced. Its history is not ours; what it holds now is read
+        // afresh. (Not what was seen since: this member's own record may have been
+        // written, and seen, after the cluster sent this answer.)
         let at = response.header().map_or(0, |h| h.revision());
-        if at > 0 && at < lock(&shared.state).seen {
+        if at > 0 && at < from - 1 {
             tracing::warn!(
                 revision = at,
                 "etcd: the cluster went back in revisions; reading everything again"
