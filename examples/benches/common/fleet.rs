@@ -13,8 +13,11 @@ pub(crate) struct Instance {
     child: Child,
     conn: BufReader<TcpStream>,
     pub(crate) address: SocketAddr,
-    /// Its log: kept out of the bench's output (a line per publish), shown if it fails.
-    _log: tempfile::NamedTempFile,
+    /// The folder of its log: kept out of the bench's output (a line per publish), shown
+    /// if it fails. A folder of its own: a member watches its config folder's parent
+    /// (for the folder being replaced), and 32 logs written beside a config folder in
+    /// `/tmp` woke each of 32 members' watchers on every log line of every member.
+    _log: tempfile::TempDir,
 }
 
 impl Drop for Instance {
@@ -36,7 +39,9 @@ impl Drop for Instance {
 
 impl Instance {
     pub(crate) fn start(config: &std::path::Path, state: &std::path::Path, etcd: &str) -> Instance {
-        let log = tempfile::NamedTempFile::new().expect("a log file");
+        let log = tempfile::tempdir().expect("a log folder");
+        let log_path = log.path().join("live_server.log");
+        let log_file = std::fs::File::create(&log_path).expect("the log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_live_server"))
             .args(["--config-dir", config.to_str().unwrap()])
             .args(["--state-dir", state.to_str().unwrap()])
@@ -45,10 +50,10 @@ impl Instance {
             .env("EAC_REFRESH_COOLDOWN_MS", "0")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(log.reopen().expect("the log file"))
+            .stderr(log_file)
             .spawn()
             .expect("start live_server");
-        let address = listening_address(&mut child, log.path());
+        let address = listening_address(&mut child, &log_path);
         let stream = TcpStream::connect(address).unwrap();
         stream.set_nodelay(true).unwrap();
         Instance {
