@@ -8,7 +8,9 @@
 //! (`EaCLayer`, header off), `eac-header` (`EaCLayer` with the `x-eac-version` header),
 //! `eac-timeout` (`EaCLayer`, header off, then `LiveTimeoutLayer`), `eac-canary`
 //! (`EaCLayer`, header off, while a canary runs: each request is given a role, and its
-//! answer and latency are counted).
+//! answer and latency are counted), `eac-keyed` and `eac-canary-keyed` (the same two
+//! with each request carrying an `x-user` header, one of 1000 users in turn, and the
+//! canary keyed by it: about 5% of the requests are the canary's).
 //! Without a variant (as `cargo bench` and `cargo test --benches` run it), each runs 1000
 //! requests, as a smoke test; `variants` prints their names.
 
@@ -27,7 +29,7 @@ use tower::{Layer, Service, ServiceBuilder, service_fn};
 use tower_http::add_extension::AddExtensionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use fixture::{accessor, clock, handler, once};
+use fixture::{accessor, clock, handler, once, once_with};
 
 /// The section the canary's overlay changes.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -46,7 +48,56 @@ const VARIANTS: &[&str] = &[
     "eac-header",
     "eac-timeout",
     "eac-canary",
+    "eac-keyed",
+    "eac-canary-keyed",
 ];
+
+/// `n` requests through `service`, each with an `x-user` header: one of 1000 users in
+/// turn.
+fn keyed_requests<S>(n: u64, mut service: S)
+where
+    S: Service<Request<()>, Response = Response<()>, Error = Infallible>,
+{
+    let users: Vec<http::HeaderValue> = (0..1000)
+        .map(|i| http::HeaderValue::try_from(format!("user-{i}")).expect("a header value"))
+        .collect();
+    for i in 0..black_box(n) {
+        let mut request = Request::new(());
+        request
+            .headers_mut()
+            .insert("x-user", users[i as usize % users.len()].clone());
+        once_with(&mut service, request);
+    }
+}
+
+/// An accessor with a canary running for an hour (`key_header` keys its users), its
+/// guard never run; with the runtime and coordinator it started on, to keep.
+fn with_canary(
+    key_header: Option<&str>,
+) -> (EaCAccessor, tokio::runtime::Runtime, ReloadCoordinator) {
+    // A registered section, for the canary's overlay to change.
+    let accessor = EaCAccessor::builder()
+        .section::<Greeting>()
+        .source(Memory::new(
+            "bench",
+            Format::Toml,
+            "[greeting]\nmessage = \"hello\"\n",
+        ))
+        .build()
+        .expect("valid");
+    let runtime = clock();
+    let mut config = ReloadConfig::default();
+    config.canary.window = Duration::from_secs(3600);
+    config.canary.key_header = key_header.map(str::to_owned);
+    let reloads = ReloadCoordinator::new(accessor.clone(), config);
+    let overlay = serde_json::json!({ "greeting": { "message": "canary" } });
+    // Started on a runtime that is never driven again: its guard never runs.
+    runtime
+        .block_on(reloads.start_canary(overlay))
+        .expect("a canary");
+    assert!(accessor.canary().is_some());
+    (accessor, runtime, reloads)
+}
 
 /// `n` requests through `service`, each polled to completion without a runtime.
 fn requests<S>(n: u64, mut service: S)
@@ -94,27 +145,23 @@ fn run(variant: &str, n: u64) {
             )
         }
         "eac-canary" => {
-            // A registered section, for the canary's overlay to change.
-            let accessor = EaCAccessor::builder()
-                .section::<Greeting>()
-                .source(Memory::new(
-                    "bench",
-                    Format::Toml,
-                    "[greeting]\nmessage = \"hello\"\n",
-                ))
-                .build()
-                .expect("valid");
-            let runtime = clock();
-            let mut config = ReloadConfig::default();
-            config.canary.window = Duration::from_secs(3600);
-            let reloads = ReloadCoordinator::new(accessor.clone(), config);
-            let overlay = serde_json::json!({ "greeting": { "message": "canary" } });
-            // Started on a runtime that is never driven again: its guard never runs.
-            runtime
-                .block_on(reloads.start_canary(overlay))
-                .expect("a canary");
-            assert!(accessor.canary().is_some());
+            let (accessor, _runtime, _reloads) = with_canary(None);
             requests(
+                n,
+                EaCLayer::new(accessor)
+                    .version_header(false)
+                    .layer(service_fn(handler)),
+            )
+        }
+        "eac-keyed" => keyed_requests(
+            n,
+            EaCLayer::new(accessor)
+                .version_header(false)
+                .layer(service_fn(handler)),
+        ),
+        "eac-canary-keyed" => {
+            let (accessor, _runtime, _reloads) = with_canary(Some("x-user"));
+            keyed_requests(
                 n,
                 EaCLayer::new(accessor)
                     .version_header(false)

@@ -1,5 +1,6 @@
-//! What one role's requests met, counted from many threads at once: two atomic adds per
-//! request (a latency bucket and, for a 5xx, the error count).
+//! What one role's requests met, counted from many threads at once: an atomic add or two
+//! per request (the request, a latency bucket when its latency was timed, and, for a
+//! 5xx, the error count).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,8 +16,12 @@ const BUCKETS: usize = 128;
 
 /// Requests, 5xx answers and a latency histogram of one role (stable or canary) during
 /// one canary's window.
+///
+/// Every request is counted; the histogram holds the latencies that were timed, which
+/// may be a sample of the requests (the p99 is taken over those).
 #[derive(Debug)]
 pub struct RoleStats {
+    requests: AtomicU64,
     errors: AtomicU64,
     buckets: Box<[AtomicU64; BUCKETS]>,
 }
@@ -24,6 +29,7 @@ pub struct RoleStats {
 impl Default for RoleStats {
     fn default() -> Self {
         RoleStats {
+            requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             buckets: Box::new([const { AtomicU64::new(0) }; BUCKETS]),
         }
@@ -35,6 +41,13 @@ impl RoleStats {
     #[inline]
     pub fn record(&self, latency: Duration, error: bool) {
         self.buckets[bucket(latency)].fetch_add(1, Ordering::Relaxed);
+        self.count(error);
+    }
+
+    /// Counts one request whose latency was not timed, with a 5xx status when `error`.
+    #[inline]
+    pub fn count(&self, error: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         if error {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -49,8 +62,8 @@ impl RoleStats {
     }
 
     /// The latency buckets that counted a request, by index, and the errors: what a
-    /// fleet member reports of a gray release, merged by the judge with
-    /// [`RoleStats::from_counts`].
+    /// fleet member reports of a gray release (whose every request is timed), merged by
+    /// the judge with [`RoleStats::from_counts`].
     pub fn counts(&self) -> (Vec<(usize, u64)>, u64) {
         let buckets = self
             .buckets
@@ -62,8 +75,8 @@ impl RoleStats {
         (buckets, self.errors.load(Ordering::Relaxed))
     }
 
-    /// Stats holding the sum of several members' [`counts`](RoleStats::counts); a bucket
-    /// index out of range counts in the last bucket.
+    /// Stats holding the sum of several members' [`counts`](RoleStats::counts) (each
+    /// request in a bucket); a bucket index out of range counts in the last bucket.
     pub fn from_counts<'a>(
         members: impl IntoIterator<Item = (&'a [(usize, u64)], u64)>,
     ) -> RoleStats {
@@ -71,23 +84,27 @@ impl RoleStats {
         for (buckets, errors) in members {
             for &(i, count) in buckets {
                 stats.buckets[i.min(BUCKETS - 1)].fetch_add(count, Ordering::Relaxed);
+                stats.requests.fetch_add(count, Ordering::Relaxed);
             }
             stats.errors.fetch_add(errors, Ordering::Relaxed);
         }
         stats
     }
 
-    /// The figures so far: requests, errors, p99 (a bucket's upper bound).
+    /// The figures so far: requests, errors, p99 (a bucket's upper bound, over the
+    /// requests timed).
     pub fn figures(&self) -> Figures {
         let counts: Vec<u64> = self
             .buckets
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
-        let requests: u64 = counts.iter().sum();
-        let p99 = (requests > 0).then(|| {
+        let timed: u64 = counts.iter().sum();
+        // Read after the buckets: a request counted in one is counted here too.
+        let requests = self.requests.load(Ordering::Relaxed).max(timed);
+        let p99 = (timed > 0).then(|| {
             // The smallest bucket holding the 99th percentile request.
-            let rank = requests - requests / 100;
+            let rank = timed - timed / 100;
             let mut seen = 0;
             let at = counts
                 .iter()
@@ -106,6 +123,7 @@ impl RoleStats {
 /// What of one role's stats was exported to the `metrics` facade already.
 #[derive(Debug, Default)]
 pub(crate) struct Exported {
+    requests: u64,
     errors: u64,
     buckets: Vec<u64>,
 }
@@ -113,12 +131,11 @@ pub(crate) struct Exported {
 impl Exported {
     /// Exports what `stats` counted since the last call, as `role`'s:
     /// `eac_canary_requests_total{role}`, `eac_canary_errors_total{role}` and
-    /// `eac_canary_latency_seconds{role}` (each bucket's count at its upper bound). The
-    /// same names in both scopes: an in-process canary's two roles, a fleet member's role
-    /// in a gray release.
+    /// `eac_canary_latency_seconds{role}` (each timed request's bucket at its upper
+    /// bound). The same names in both scopes: an in-process canary's two roles, a fleet
+    /// member's role in a gray release.
     pub(crate) fn export(&mut self, stats: &RoleStats, role: super::Role) {
         let label = role.as_str();
-        let mut requests = 0;
         let latency = metrics::histogram!("eac_canary_latency_seconds", "role" => label);
         for (j, (upper, count)) in stats.histogram().enumerate() {
             if self.buckets.len() <= j {
@@ -127,18 +144,19 @@ impl Exported {
             let new = count.saturating_sub(self.buckets[j]);
             if new > 0 {
                 latency.record_many(upper.as_secs_f64(), new as usize);
-                requests += new;
                 self.buckets[j] = count;
             }
         }
-        if requests > 0 {
-            metrics::counter!("eac_canary_requests_total", "role" => label).increment(requests);
+        let figures = stats.figures();
+        let new = figures.requests.saturating_sub(self.requests);
+        if new > 0 {
+            metrics::counter!("eac_canary_requests_total", "role" => label).increment(new);
+            self.requests = figures.requests;
         }
-        let errors = stats.figures().errors;
-        let new = errors.saturating_sub(self.errors);
+        let new = figures.errors.saturating_sub(self.errors);
         if new > 0 {
             metrics::counter!("eac_canary_errors_total", "role" => label).increment(new);
-            self.errors = errors;
+            self.errors = figures.errors;
         }
     }
 }
@@ -248,5 +266,27 @@ mod tests {
             stats.record(Duration::from_millis(200), false);
         }
         assert!(stats.figures().p99.unwrap() >= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn every_request_counts_and_the_p99_is_taken_over_those_timed() {
+        let stats = RoleStats::default();
+        // 1600 requests, one in 16 timed (as the layer times the stable version's).
+        for i in 0..1600 {
+            let error = i % 50 == 0;
+            if i % 16 == 0 {
+                let slow = i % 800 == 0;
+                stats.record(Duration::from_millis(if slow { 300 } else { 2 }), error);
+            } else {
+                stats.count(error);
+            }
+        }
+        let figures = stats.figures();
+        assert_eq!((figures.requests, figures.errors), (1600, 32));
+        // 2 of the 100 timed were slow: the p99 is a slow one.
+        assert!(figures.p99.unwrap() >= Duration::from_millis(300));
+        let (buckets, errors) = stats.counts();
+        assert_eq!(buckets.iter().map(|(_, c)| c).sum::<u64>(), 100);
+        assert_eq!(errors, 32);
     }
 }

@@ -3,8 +3,9 @@
 //! (recorded as a rejection; the same content is not canaried again until the sources
 //! change).
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
@@ -38,8 +39,9 @@ pub(crate) enum Target {
 #[derive(Default)]
 pub(crate) struct CanarySlot {
     running: ArcSwapOption<Canary>,
-    /// Whether one runs: the one load a request pays when none does.
-    on: AtomicBool,
+    /// The running canary's id, 0 when none runs: the one load a request pays when none
+    /// does, and what a thread's cache of it is checked against.
+    id: AtomicU64,
     /// The highest version number a canary took: never given again.
     highest: AtomicU64,
     /// The content of the last canary aborted: not canaried again until it changes.
@@ -48,20 +50,47 @@ pub(crate) struct CanarySlot {
     refused_now: AtomicBool,
 }
 
+thread_local! {
+    /// The canary this thread saw last, by id: while it runs, each request on the thread
+    /// takes it from here (a weak reference upgraded) rather than from the slot's
+    /// `ArcSwap`. Weak: a canary that ended is not kept alive by the threads that saw it.
+    static SEEN: RefCell<(u64, Weak<Canary>)> = const { RefCell::new((0, Weak::new())) };
+}
+
 impl CanarySlot {
-    /// The running canary, if any: one relaxed load when none runs.
+    /// The running canary, if any: one load when none runs.
     #[inline]
     pub(crate) fn running(&self) -> Option<Arc<Canary>> {
-        if !self.on.load(Ordering::Relaxed) {
-            return None;
+        match self.id.load(Ordering::Acquire) {
+            0 => None,
+            id => self.running_cached(id),
         }
-        self.running_now()
+    }
+
+    /// The running canary `id`: from this thread's cache when it holds that one, else
+    /// from the slot (and cached).
+    #[inline(never)]
+    fn running_cached(&self, id: u64) -> Option<Arc<Canary>> {
+        let cached = SEEN
+            .try_with(|seen| {
+                let seen = seen.borrow();
+                if seen.0 == id { seen.1.upgrade() } else { None }
+            })
+            .ok()
+            .flatten();
+        cached.or_else(|| self.running_now())
     }
 
     #[cold]
     #[inline(never)]
     fn running_now(&self) -> Option<Arc<Canary>> {
-        self.running.load_full()
+        let running = self.running.load_full()?;
+        let _ = SEEN.try_with(|seen| {
+            if let Ok(mut seen) = seen.try_borrow_mut() {
+                *seen = (running.id, Arc::downgrade(&running));
+            }
+        });
+        Some(running)
     }
 
     /// The highest version number a canary took.
@@ -116,8 +145,9 @@ impl CanarySlot {
             config.clone(),
             from_sources,
         ));
+        let id = canary.id;
         let previous = self.running.swap(Some(canary));
-        self.on.store(true, Ordering::SeqCst);
+        self.id.store(id, Ordering::SeqCst);
         if let Some(previous) = previous {
             ended(
                 publisher,
@@ -145,7 +175,7 @@ impl CanarySlot {
 
     /// Ends a running canary because something else took its place.
     pub(crate) fn end_superseded(&self, publisher: &Publisher, why: &str) {
-        if !self.on.load(Ordering::SeqCst) {
+        if self.id.load(Ordering::SeqCst) == 0 {
             return;
         }
         if let Some(previous) = self.take() {
@@ -155,7 +185,7 @@ impl CanarySlot {
     }
 
     fn take(&self) -> Option<Arc<Canary>> {
-        self.on.store(false, Ordering::SeqCst);
+        self.id.store(0, Ordering::SeqCst);
         self.running.swap(None)
     }
 

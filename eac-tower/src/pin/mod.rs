@@ -11,6 +11,7 @@ use future::Meter;
 pub use future::ResponseFuture;
 pub use layer::{EaCLayer, ServiceBuilderExt};
 
+use std::cell::RefCell;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -94,7 +95,7 @@ where
                 self.canary
                     .then(|| self.accessor.meter())
                     .flatten()
-                    .map(fleet_meter),
+                    .map(Meter::fleet),
             ),
             Some(canary) => canary_pin(&self.accessor, canary, &request),
         };
@@ -111,45 +112,60 @@ where
 }
 
 /// The version a request sees while `canary` runs, and its meter.
-#[cold]
 #[inline(never)]
 fn canary_pin<B>(
     accessor: &EaCAccessor,
     canary: Arc<Canary>,
     request: &Request<B>,
-) -> (Arc<Snapshot>, Option<Box<Meter>>) {
+) -> (Arc<Snapshot>, Option<Meter>) {
     let role = canary.role_of(canary_key(request, &canary));
     let snapshot = match role {
         Role::Canary => Arc::clone(canary.snapshot()),
         Role::Stable => accessor.load_full(),
     };
-    (snapshot, Some(Box::new(Meter::start(canary, role))))
-}
-
-/// A request's meter while a fleet release runs.
-#[cold]
-#[inline(never)]
-fn fleet_meter(stats: Arc<eac_accessor::canary::RoleStats>) -> Box<Meter> {
-    Box::new(Meter::fleet(stats))
+    (snapshot, Some(Meter::canary(&canary, role)))
 }
 
 /// A request's key while a canary runs: the canary's key header when the request has
 /// it, else the client's IP address (`ConnectInfo<SocketAddr>` from axum, or a
 /// `SocketAddr` extension), else nothing (every such request hashes alike).
 fn canary_key<B>(request: &Request<B>, canary: &Canary) -> u64 {
-    if let Some(value) = canary
-        .config()
-        .key_header
-        .as_deref()
-        .and_then(|name| request.headers().get(name))
+    if canary.config().key_header.is_some()
+        && let Some(key) = header_key(request, canary)
     {
-        return key_of(value.as_bytes());
+        return key;
     }
     match client_ip(request) {
         Some(std::net::IpAddr::V4(v4)) => key_of(&v4.octets()),
         Some(std::net::IpAddr::V6(v6)) => key_of(&v6.octets()),
         None => key_of(&[]),
     }
+}
+
+thread_local! {
+    /// The key header of the canary this thread saw last, by the canary's id: parsed
+    /// once per canary and thread, not on each request.
+    static KEY_HEADER: RefCell<(u64, Option<HeaderName>)> = const { RefCell::new((0, None)) };
+}
+
+/// The hash of the request's key header, if the canary has one and the request carries
+/// it.
+fn header_key<B>(request: &Request<B>, canary: &Canary) -> Option<u64> {
+    KEY_HEADER
+        .try_with(|cached| {
+            let mut cached = cached.borrow_mut();
+            if cached.0 != canary.id() {
+                let name = canary.config().key_header.as_deref();
+                *cached = (
+                    canary.id(),
+                    name.and_then(|n| HeaderName::from_bytes(n.as_bytes()).ok()),
+                );
+            }
+            let name = cached.1.as_ref()?;
+            request.headers().get(name).map(|v| key_of(v.as_bytes()))
+        })
+        .ok()
+        .flatten()
 }
 
 fn client_ip<B>(request: &Request<B>) -> Option<std::net::IpAddr> {
