@@ -20,14 +20,13 @@ pub use stats::RoleStats;
 pub(crate) use stats::{Exported, MeterSlot};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, ErrorKind, Errors};
 use crate::hash::ContentHash;
 use crate::settings::EnvSettings;
 use crate::snapshot::{Origin, Snapshot};
-use crate::sync::lock;
 
 /// How a canary runs; read by [`ReloadConfig::from_env`](crate::reload::ReloadConfig::from_env).
 #[derive(Debug, Clone, PartialEq)]
@@ -151,8 +150,6 @@ pub struct Canary {
     started_at: SystemTime,
     stable: Arc<RoleStats>,
     canary: Arc<RoleStats>,
-    /// What of each role's counts the metrics have (stable, canary).
-    exported: Mutex<[Exported; 2]>,
     /// Built from what the sources say (else from an operator's overlay).
     pub(crate) from_sources: bool,
 }
@@ -183,9 +180,8 @@ impl Canary {
             threshold,
             started: tokio::time::Instant::now(),
             started_at: SystemTime::now(),
-            stable: Arc::default(),
-            canary: Arc::default(),
-            exported: Mutex::default(),
+            stable: Arc::new(RoleStats::exported_as(Role::Stable)),
+            canary: Arc::new(RoleStats::exported_as(Role::Canary)),
             from_sources,
         }
     }
@@ -242,10 +238,11 @@ impl Canary {
     /// Adds what each role counted since the last export to the metrics:
     /// `eac_canary_requests_total{role}`, `eac_canary_errors_total{role}` and
     /// `eac_canary_latency_seconds{role}` (each bucket's count at its upper bound). The
-    /// guard calls it every tick; the rest is exported when the canary is dropped, after
-    /// the last request it served was counted.
+    /// guard calls it every tick; the rest is exported when each role's stats drop, after
+    /// the last request that held them was counted.
     pub(crate) fn export(&self) {
-        export(&self.stable, &self.canary, &mut lock(&self.exported));
+        self.stable.export();
+        self.canary.export();
     }
 
     /// The judge's verdict now.
@@ -277,19 +274,6 @@ impl Canary {
             thresholds: self.config.thresholds,
         }
     }
-}
-
-impl Drop for Canary {
-    fn drop(&mut self) {
-        // A request still in flight when the canary ended holds it until it is counted.
-        let exported = self.exported.get_mut().unwrap_or_else(|e| e.into_inner());
-        export(&self.stable, &self.canary, exported);
-    }
-}
-
-fn export(stable: &RoleStats, canary: &RoleStats, exported: &mut [Exported; 2]) {
-    exported[0].export(stable, Role::Stable);
-    exported[1].export(canary, Role::Canary);
 }
 
 /// A running canary as [`Status::canary`](crate::Status::canary) shows it.

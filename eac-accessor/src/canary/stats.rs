@@ -2,13 +2,14 @@
 //! per request (the request, a latency bucket when its latency was timed, and, for a
 //! 5xx, the error count).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
 use super::judge::Figures;
+use crate::sync::lock;
 
 /// Latency buckets: four per power of two of microseconds (each about 19% wide), from
 /// 1 µs to about an hour; longer lands in the last.
@@ -24,6 +25,10 @@ pub struct RoleStats {
     requests: AtomicU64,
     errors: AtomicU64,
     buckets: Box<[AtomicU64; BUCKETS]>,
+    /// For an in-process canary's roles: the role they are exported as, and what the
+    /// metrics have of them already. The rest is exported when they drop, after the last
+    /// request that held them was counted.
+    exported: Option<(super::Role, Mutex<Exported>)>,
 }
 
 impl Default for RoleStats {
@@ -32,11 +37,37 @@ impl Default for RoleStats {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             buckets: Box::new([const { AtomicU64::new(0) }; BUCKETS]),
+            exported: None,
+        }
+    }
+}
+
+impl Drop for RoleStats {
+    fn drop(&mut self) {
+        if let Some((role, exported)) = self.exported.take() {
+            let mut exported = exported.into_inner().unwrap_or_else(|e| e.into_inner());
+            exported.export(self, role);
         }
     }
 }
 
 impl RoleStats {
+    /// Stats of an in-process canary's `role`, exported to the metrics by
+    /// [`export`](RoleStats::export) and, for the rest, when they drop.
+    pub(crate) fn exported_as(role: super::Role) -> RoleStats {
+        let mut stats = RoleStats::default();
+        stats.exported = Some((role, Mutex::default()));
+        stats
+    }
+
+    /// Adds what was counted since the last export to the metrics, if these stats are
+    /// [exported](RoleStats::exported_as).
+    pub(crate) fn export(&self) {
+        if let Some((role, exported)) = &self.exported {
+            lock(exported).export(self, *role);
+        }
+    }
+
     /// Counts one request answered after `latency`, with a 5xx status when `error`.
     #[inline]
     pub fn record(&self, latency: Duration, error: bool) {
