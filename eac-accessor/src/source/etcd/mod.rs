@@ -129,6 +129,10 @@ pub(crate) struct Shared {
     /// Told when a release record changed: a fleet member follows a release from the
     /// moment it starts, not from its next tick.
     pub(crate) releases_changed: tokio::sync::Notify,
+    /// The committed state waiting to be cached ([`Shared::cache_committed`]).
+    cache_writes: Mutex<cached::CacheWrites>,
+    /// Held while the cache file is written: one write at a time.
+    cache_writing: Mutex<()>,
 }
 
 struct State {
@@ -366,6 +370,8 @@ impl Shared {
             }),
             member: Mutex::new(None),
             releases_changed: tokio::sync::Notify::new(),
+            cache_writes: Mutex::default(),
+            cache_writing: Mutex::new(()),
         })
     }
 
@@ -699,7 +705,7 @@ impl Source for Etcd {
             });
             served
         };
-        self.shared.cache(&served);
+        self.shared.cache_committed(served);
     }
 
     /// Keys of the prefix were rejected: shown in the status (counted once per
