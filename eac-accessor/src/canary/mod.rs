@@ -16,11 +16,13 @@ mod stats;
 
 pub(crate) use judge::compared;
 pub use judge::{Breach, Figures, Thresholds, Verdict, judge};
+#[cfg(feature = "etcd")]
+pub(crate) use stats::Exported;
+pub(crate) use stats::MeterSlot;
 pub use stats::RoleStats;
-pub(crate) use stats::{Exported, MeterSlot};
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, ErrorKind, Errors};
