@@ -21,7 +21,7 @@ use crate::error::ErrorKind;
 pub enum Format {
     /// TOML.
     Toml,
-    /// YAML.
+    /// YAML, with the `yaml` feature; without it a YAML document is refused.
     Yaml,
     /// JSON.
     Json,
@@ -80,7 +80,13 @@ impl Format {
                 };
                 (ErrorKind::Parse, message)
             }),
+            #[cfg(feature = "yaml")]
             Format::Yaml => yaml(text, limits),
+            #[cfg(not(feature = "yaml"))]
+            Format::Yaml => Err((
+                ErrorKind::Parse,
+                "YAML is not built in: turn on eac-accessor's `yaml` feature".to_owned(),
+            )),
         }
     }
 
@@ -101,6 +107,7 @@ impl Format {
     }
 }
 
+#[cfg(feature = "yaml")]
 fn yaml(text: &str, limits: &ParseLimits) -> Result<Dict, Refusal> {
     use serde_saphyr::budget::BudgetBreach;
 
@@ -219,6 +226,7 @@ fn yaml(text: &str, limits: &ParseLimits) -> Result<Dict, Refusal> {
 /// events, without the millions of values it describes ever existing.
 ///
 /// A syntax error ends the count quietly: the parse that follows reports it.
+#[cfg(feature = "yaml")]
 fn yaml_expansion(text: &str, limits: &ParseLimits) -> Result<(), Refusal> {
     use serde_saphyr::granit_parser::{Event, Parser};
 
@@ -313,6 +321,7 @@ fn yaml_expansion(text: &str, limits: &ParseLimits) -> Result<(), Refusal> {
 }
 
 /// The name of a budget breach, without its numbers.
+#[cfg(feature = "yaml")]
 fn breach_name(breach: &serde_saphyr::budget::BudgetBreach) -> String {
     let debug = format!("{breach:?}");
     debug
@@ -324,6 +333,7 @@ fn breach_name(breach: &serde_saphyr::budget::BudgetBreach) -> String {
 
 /// The reason of a parser message, with anything quoted from the document removed
 /// (a quoted punctuation mark, the parser's own token like `']'`, is kept).
+#[cfg(feature = "yaml")]
 fn sanitize(reason: &str) -> String {
     let first_line = reason.lines().next().unwrap_or_default();
     let mut out = String::with_capacity(first_line.len());
