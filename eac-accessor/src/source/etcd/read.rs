@@ -7,7 +7,7 @@
 //! `<prefix>.`, and from `<prefix>/` to the end of the prefix. The instance records are
 //! read apart, from their own range, with their own caps.
 
-use etcd_client::{GetOptions, GetResponse, KvClient};
+use etcd_client::{GetOptions, GetResponse, KvClient, Txn, TxnOp, TxnOpResponse};
 
 use super::{INSTANCES, RELEASES, STAGED, Shared};
 use crate::error::{Error, ErrorKind};
@@ -116,8 +116,140 @@ impl Shared {
     /// records too when `records`: the watch keeps those from its own events, so a
     /// change read for a watch event skips them (a fleet of N members would otherwise
     /// each read N records per change). The releases (a few) are read with the
-    /// configuration they released: their own watch's event may come after its.
+    /// configuration they released: their own watch's event may come after its. At a
+    /// watch event's revision, both are read in one transaction when they fit in a page
+    /// each ([`first_pages`](Shared::first_pages)).
     pub(crate) async fn read_some(&self, revision: i64, records: bool) -> Result<Read, Error> {
+        let paged = match revision > 0 && !records {
+            true => self.first_pages(revision).await?,
+            false => None,
+        };
+        let (mut revision, config, instances, releases) = match paged {
+            Some((config, releases)) => (revision, config, Vec::new(), releases),
+            None => self.ranges(revision, records).await?,
+        };
+        // A canary of a release in flight reads its staged candidate at the same
+        // revision; every other member leaves `.staged/` alone.
+        let staged_release = self.staged_for_me(&self.release_records(&releases));
+        let staged = match &staged_release {
+            Some(release) => {
+                let mut kv = self
+                    .client
+                    .kv_client()
+                    .max_decoding_message_size(self.message_cap());
+                let what = format!("the staged candidate of release {release}");
+                let range = vec![self.staged_range(release)];
+                self.capped(&mut kv, range, &mut revision, &what).await?
+            }
+            None => Vec::new(),
+        };
+        Ok(Read {
+            revision,
+            config,
+            instances,
+            releases,
+            with_records: records,
+            staged_release,
+            staged,
+        })
+    }
+
+    /// The configuration and the release records at `revision` (a watch event's) in one
+    /// transaction of one page per range: one round trip and one read for the change,
+    /// where a range at a time takes three. `None` when a range holds more than a page,
+    /// a budget would run out or the answer is over the decode bound: then the ranges
+    /// are read one by one, page by page, as [`read_pages`](Shared::read_pages) does.
+    async fn first_pages(&self, revision: i64) -> Result<Option<(Vec<Raw>, Vec<Raw>)>, Error> {
+        let mut ranges = self.config_ranges();
+        let configs = ranges.len();
+        ranges.push(self.release_range());
+        // Serializable: the revision read at is one the watch delivered, so the member
+        // of the cluster that sent it has applied it, and what it holds at that revision
+        // is what any member holds — without the quorum round a linearizable read takes
+        // (etcd's costliest part of 32 members' reads of one change). A member behind
+        // that revision (the client balances across endpoints) answers "future
+        // revision": then the read is linearizable.
+        let txn = |serializable: bool| {
+            let ops: Vec<TxnOp> = ranges
+                .iter()
+                .map(|(start, end)| {
+                    let page = GetOptions::new()
+                        .with_range(end.clone())
+                        .with_limit(PAGE)
+                        .with_revision(revision);
+                    let page = if serializable {
+                        page.with_serializable()
+                    } else {
+                        page
+                    };
+                    TxnOp::get(start.clone(), Some(page))
+                })
+                .collect();
+            Txn::new().and_then(ops)
+        };
+        let mut kv = self
+            .client
+            .kv_client()
+            .max_decoding_message_size(self.message_cap());
+        let timeout = self.options.request_timeout;
+        let mut answer = tokio::time::timeout(timeout, kv.txn(txn(true))).await;
+        if matches!(&answer, Ok(Err(e)) if future_revision(e)) {
+            answer = tokio::time::timeout(timeout, kv.txn(txn(false))).await;
+        }
+        let response = match answer {
+            Err(_) => return Err(self.io_error("no answer", format!("within {timeout:?}"))),
+            Ok(Err(e)) if too_large(&e) => return Ok(None),
+            Ok(Err(e)) => return Err(self.etcd_error("cannot read the prefix", &e)),
+            Ok(Ok(response)) => response,
+        };
+        let mut config = (
+            Vec::new(),
+            Budget {
+                bytes: self.options.max_total.bytes(),
+                keys: u64::MAX,
+            },
+        );
+        let mut releases = (
+            Vec::new(),
+            Budget {
+                bytes: u64::MAX,
+                keys: MAX_RELEASES,
+            },
+        );
+        for (i, answer) in response.op_responses().into_iter().enumerate() {
+            let TxnOpResponse::Get(page) = answer else {
+                return Ok(None);
+            };
+            if page.more() {
+                return Ok(None);
+            }
+            let (out, budget) = if i < configs {
+                (&mut config.0, &mut config.1)
+            } else {
+                (&mut releases.0, &mut releases.1)
+            };
+            for kv in page.kvs() {
+                if spend(budget, (kv.key().len() + kv.value().len()) as u64).is_err() {
+                    return Ok(None);
+                }
+                out.push(Raw {
+                    key: kv.key().to_vec(),
+                    mod_revision: kv.mod_revision(),
+                    value: Some(kv.value().to_vec()),
+                });
+            }
+        }
+        Ok(Some((config.0, releases.0)))
+    }
+
+    /// Reads the configuration, the instance records when `records`, and the release
+    /// records, range by range and page by page, at `revision` (0: the latest, then
+    /// every page at the revision of the first); returns the revision read at.
+    async fn ranges(
+        &self,
+        revision: i64,
+        records: bool,
+    ) -> Result<(i64, Vec<Raw>, Vec<Raw>, Vec<Raw>), Error> {
         let mut revision = revision;
         let mut kv = self
             .client
@@ -142,27 +274,7 @@ impl Shared {
         let releases = self
             .records(&mut kv, self.release_range(), MAX_RELEASES, &mut revision)
             .await?;
-        // A canary of a release in flight reads its staged candidate at the same
-        // revision; every other member leaves `.staged/` alone.
-        let staged_release = self.staged_for_me(&self.release_records(&releases));
-        let staged = match &staged_release {
-            Some(release) => {
-                let mut kv = kv.max_decoding_message_size(self.message_cap());
-                let what = format!("the staged candidate of release {release}");
-                let range = vec![self.staged_range(release)];
-                self.capped(&mut kv, range, &mut revision, &what).await?
-            }
-            None => Vec::new(),
-        };
-        Ok(Read {
-            revision,
-            config,
-            instances,
-            releases,
-            with_records: records,
-            staged_release,
-            staged,
-        })
+        Ok((revision, config, instances, releases))
     }
 
     /// Reads `ranges` at `revision`, within the total cap: over it, an error saying that
@@ -382,6 +494,12 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
+/// Whether an error is etcd's refusal of a revision it has not applied yet.
+fn future_revision(e: &etcd_client::Error) -> bool {
+    matches!(e, etcd_client::Error::GRpcStatus(status)
+        if status.message().contains("future revision"))
+}
+
 /// Whether an error is a response over the decode bound, refused before it was read.
 pub(super) fn too_large(e: &etcd_client::Error) -> bool {
     matches!(e, etcd_client::Error::GRpcStatus(status)
@@ -390,7 +508,100 @@ pub(super) fn too_large(e: &etcd_client::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read as _, Write as _};
+
+    use eac_tests::etcd::EtcdServer;
+
     use super::*;
+    use crate::source::EtcdOptions;
+
+    const PREFIX: &str = "/eac/read/";
+
+    /// How many `Range` and `Txn` calls etcd has answered (its `grpc_server_handled_total`).
+    fn calls(server: &EtcdServer) -> (u64, u64) {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        let count = |method: &str| {
+            answer
+                .lines()
+                .filter(|l| l.starts_with("grpc_server_handled_total{"))
+                .filter(|l| l.contains(&format!("grpc_method=\"{method}\"")))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64
+        };
+        (count("Range"), count("Txn"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_change_at_an_event_is_read_in_one_transaction_a_larger_one_page_by_page() {
+        let server = EtcdServer::start();
+        let shared = Shared::new(EtcdOptions::new([server.endpoint()], PREFIX))
+            .await
+            .unwrap();
+        let mut kv = shared.client.kv_client();
+        let mut put = async |key: &str, value: &str| {
+            let key = format!("{PREFIX}{key}");
+            kv.put(key, value, None)
+                .await
+                .unwrap()
+                .header()
+                .unwrap()
+                .revision()
+        };
+        put("greeting", r#"{"message": "hi"}"#).await;
+        put(".instances/a", "{}").await;
+        let at = put(".releases/r1", r#"{"kind": "put"}"#).await;
+        put("greeting", r#"{"message": "later"}"#).await;
+
+        let before = calls(&server);
+        let read = shared.read_some(at, false).await.unwrap();
+        let after = calls(&server);
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (0, 1),
+            "one Txn, no Range"
+        );
+        assert_eq!(read.revision, at);
+        let keys = |raws: &[Raw]| -> Vec<String> {
+            raws.iter()
+                .map(|r| String::from_utf8_lossy(&r.key).into_owned())
+                .collect()
+        };
+        assert_eq!(keys(&read.config), [format!("{PREFIX}greeting")]);
+        assert_eq!(
+            read.config[0].value.as_deref(),
+            Some(&br#"{"message": "hi"}"#[..])
+        );
+        assert_eq!(keys(&read.releases), [format!("{PREFIX}.releases/r1")]);
+        assert!(
+            read.instances.is_empty(),
+            "the watch keeps the instance records"
+        );
+
+        // More keys than a page: range by range, page by page, at the event's revision.
+        for n in 0..PAGE + 6 {
+            put(&format!("k{n:03}"), "{}").await;
+        }
+        let at = put("greeting", r#"{"message": "last"}"#).await;
+        put("k000", r#"{"after": true}"#).await;
+        let before = calls(&server);
+        let read = shared.read_some(at, false).await.unwrap();
+        let after = calls(&server);
+        assert!(
+            after.0 - before.0 >= 2,
+            "read page by page: {before:?} -> {after:?}"
+        );
+        assert_eq!(read.revision, at);
+        assert_eq!(read.config.len() as i64, PAGE + 7);
+        assert!(read.config.iter().all(|r| r.mod_revision <= at));
+        assert!(
+            read.config
+                .iter()
+                .all(|r| r.value.as_deref() != Some(&br#"{"after": true}"#[..]))
+        );
+    }
 
     #[test]
     fn a_prefix_ends_past_its_last_byte() {
