@@ -161,6 +161,12 @@ impl Keys {
     }
 }
 
+/// Below a section's own keys: no other section lives there.
+static NO_SECTIONS: Tree = Tree {
+    section: None,
+    children: BTreeMap::new(),
+};
+
 /// Walks one section's value, removing what its schema does not own.
 struct Scope<'k> {
     keys: &'k Keys,
@@ -195,7 +201,7 @@ impl<'k> Scope<'k> {
                     self.keys.scope_entry(v, deeper, path, self.cache, out);
                     true
                 } else if let Some(children) = level.child(key) {
-                    self.walk(v, &children, &Tree::default(), path, out);
+                    self.walk(v, children, &NO_SECTIONS, path, out);
                     true
                 } else {
                     if !self.allow {
@@ -214,7 +220,7 @@ impl<'k> Scope<'k> {
             Value::Array(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     let len = push_segment(path, &i.to_string());
-                    self.walk(item, &level.items, &Tree::default(), path, out);
+                    self.walk(item, &level.items, &NO_SECTIONS, path, out);
                     path.truncate(len);
                 }
             }
@@ -224,13 +230,7 @@ impl<'k> Scope<'k> {
 
     /// The level of `nodes`, read now or earlier in this walk.
     fn level(&self, nodes: &[&'k Value]) -> Rc<Level<'k>> {
-        let key: Vec<*const Value> = nodes.iter().map(|n| std::ptr::from_ref(*n)).collect();
-        if let Some(level) = self.cache.borrow().get(&key) {
-            return Rc::clone(level);
-        }
-        let level = Rc::new(Level::new(self.walker, nodes));
-        self.cache.borrow_mut().insert(key, Rc::clone(&level));
-        level
+        self.cache.get(self.walker, nodes)
     }
 }
 

@@ -43,7 +43,34 @@ impl Types {
 }
 
 /// The levels of the schemas met in one walk, by the addresses of their nodes.
-pub(super) type Levels<'s> = RefCell<HashMap<Vec<*const Value>, Rc<Level<'s>>>>;
+#[derive(Default)]
+pub(super) struct Levels<'s> {
+    read: RefCell<HashMap<Vec<*const Value>, Rc<Level<'s>>>>,
+    /// The level asked for last: the entries of a map field ask for one level in turn,
+    /// each without building a key or hashing it.
+    last: RefCell<Option<(Vec<*const Value>, Rc<Level<'s>>)>>,
+}
+
+impl<'s> Levels<'s> {
+    /// The level of `nodes`, read now or earlier in this walk.
+    pub(super) fn get(&self, walker: Walker<'s>, nodes: &[&'s Value]) -> Rc<Level<'s>> {
+        if let Some((key, level)) = &*self.last.borrow()
+            && key.len() == nodes.len()
+            && key.iter().zip(nodes).all(|(k, n)| std::ptr::eq(*k, *n))
+        {
+            return Rc::clone(level);
+        }
+        let key: Vec<*const Value> = nodes.iter().map(|n| std::ptr::from_ref(*n)).collect();
+        let level = Rc::clone(
+            self.read
+                .borrow_mut()
+                .entry(key.clone())
+                .or_insert_with(|| Rc::new(Level::new(walker, nodes))),
+        );
+        *self.last.borrow_mut() = Some((key, Rc::clone(&level)));
+        level
+    }
+}
 
 /// What a set of schema nodes says about the keys of a value they describe, read once
 /// for every value they describe (the thousand entries of a map field share one).
@@ -91,11 +118,21 @@ impl<'s> Level<'s> {
     }
 
     /// The schemas of the key `key`, if any schema here owns it.
-    pub(super) fn child(&self, key: &str) -> Option<Rc<[&'s Value]>> {
-        match self.fields.binary_search_by(|(name, _)| (*name).cmp(key)) {
-            Ok(i) => Some(Rc::clone(&self.fields[i].1)),
-            Err(_) if !self.extra.is_empty() => Some(Rc::clone(&self.extra)),
-            Err(_) => None,
+    pub(super) fn child(&self, key: &str) -> Option<&[&'s Value]> {
+        // A struct's handful of fields: their lengths first, then the bytes of one or two.
+        let found = if self.fields.len() <= 8 {
+            self.fields
+                .iter()
+                .position(|(name, _)| name.len() == key.len() && *name == key)
+        } else {
+            self.fields
+                .binary_search_by(|(name, _)| (*name).cmp(key))
+                .ok()
+        };
+        match found {
+            Some(i) => Some(&self.fields[i].1),
+            None if !self.extra.is_empty() => Some(&self.extra),
+            None => None,
         }
     }
 }

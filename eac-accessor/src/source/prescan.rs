@@ -81,7 +81,13 @@ pub(super) fn json(text: &str, limits: &ParseLimits) -> Result<(), Breach> {
                 c.node()?;
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
-            b'\n' => c.line += 1,
+            b'\n' => {
+                c.line += 1;
+                // A pretty-printed document's indentation, in a loop of its own.
+                while bytes.get(i) == Some(&b' ') {
+                    i += 1;
+                }
+            }
             b',' | b':' | b' ' | b'\t' | b'\r' => {}
             _ => {
                 // A word (number, literal, or junk the parser will refuse): one value.
