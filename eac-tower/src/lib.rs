@@ -48,14 +48,14 @@
 //! docs explain each read.
 
 /// The README's Rust examples, compiled as doctests so that they keep compiling.
-#[cfg(all(doctest, feature = "axum"))]
+#[cfg(all(doctest, feature = "admin"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
 #[macro_use]
 mod macros;
 
-#[cfg(feature = "axum")]
+#[cfg(feature = "admin")]
 pub mod admin;
 #[cfg(feature = "axum")]
 pub mod body_limit;
