@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use super::Dict;
+use super::json;
 use super::limits::ParseLimits;
 use super::prescan::{self, Breach};
 use crate::error::ErrorKind;
@@ -56,7 +57,8 @@ impl Format {
         let scanned = match self {
             Format::Toml => prescan::toml(text, limits),
             Format::Yaml => prescan::yaml(text, limits),
-            Format::Json => prescan::json(text, limits),
+            // Counted as it is parsed.
+            Format::Json => Ok(()),
         };
         scanned.map_err(|breach| self.breach(breach, limits))?;
         match self {
@@ -70,7 +72,11 @@ impl Format {
                 };
                 (ErrorKind::Parse, message)
             }),
-            Format::Json => serde_json::from_str::<Dict>(text).map_err(|e| {
+            Format::Json => json::parse(text, limits).map_err(|failure| {
+                let e = match failure {
+                    json::Failure::Breach(breach) => return self.breach(breach, limits),
+                    json::Failure::Invalid(e) => e,
+                };
                 let at = format!("line {} column {}", e.line(), e.column());
                 let message = match e.classify() {
                     serde_json::error::Category::Data => {

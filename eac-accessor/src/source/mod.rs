@@ -39,6 +39,7 @@ mod file;
 mod format;
 #[cfg(feature = "http")]
 mod http;
+mod json;
 mod last_good;
 mod limits;
 mod memory;

@@ -1,5 +1,6 @@
-//! A byte scan of a document's shape, run before its parser so that nesting (and, for
-//! TOML and JSON, the number of values) is bounded before anything is built.
+//! A byte scan of a TOML or YAML document's shape, run before its parser so that nesting
+//! (and, for TOML, the number of values) is bounded before anything is built. JSON counts
+//! both as it is parsed (`json`).
 //!
 //! The scans read each byte once and allocate nothing that grows with the input. They
 //! track strings and comments, so a bracket inside a string is not nesting; they can
@@ -48,65 +49,6 @@ impl Counter {
             Ok(())
         }
     }
-}
-
-/// JSON: brackets outside strings are nesting; strings, words and containers are values.
-pub(super) fn json(text: &str, limits: &ParseLimits) -> Result<(), Breach> {
-    let mut c = Counter::new(limits);
-    let mut depth = 0usize;
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        i += 1;
-        match b {
-            b'"' => {
-                c.node()?;
-                // Most of a document is string contents: jump from escape to escape to
-                // the closing quote.
-                loop {
-                    let Some(skip) = bytes.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r))
-                    else {
-                        return Ok(());
-                    };
-                    i += skip + 1;
-                    if bytes[i - 1] == b'"' {
-                        break;
-                    }
-                    i += 1; // the escaped byte
-                }
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                c.depth(depth)?;
-                c.node()?;
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            b'\n' => {
-                c.line += 1;
-                // A pretty-printed document's indentation, in a loop of its own.
-                while bytes.get(i) == Some(&b' ') {
-                    i += 1;
-                }
-            }
-            b',' | b':' | b' ' | b'\t' | b'\r' => {}
-            _ => {
-                // A word (number, literal, or junk the parser will refuse): one value.
-                c.node()?;
-                while bytes.get(i).is_some_and(|b| !is_json_delimiter(*b)) {
-                    i += 1;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A byte that ends a JSON word.
-fn is_json_delimiter(b: u8) -> bool {
-    matches!(
-        b,
-        b'"' | b'{' | b'[' | b'}' | b']' | b',' | b':' | b' ' | b'\t' | b'\r' | b'\n'
-    )
 }
 
 /// TOML: a table header's dotted segments, a key's dotted segments and the brackets of
@@ -468,82 +410,8 @@ fn has_mapping_indicator(line: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    /// The scan as first written, byte by byte: the reference for [`json`].
-    fn json_reference(text: &str, limits: &ParseLimits) -> Result<(), Breach> {
-        let mut c = Counter::new(limits);
-        let mut depth = 0usize;
-        let (mut in_string, mut escaped, mut in_word) = (false, false, false);
-        let bytes = text.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            let b = bytes[i];
-            i += 1;
-            if in_string {
-                match b {
-                    _ if escaped => escaped = false,
-                    b'\\' => escaped = true,
-                    b'"' => in_string = false,
-                    // Most of a document is string contents: jump to its next quote or escape.
-                    _ => match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
-                        Some(skip) => i += skip,
-                        None => break,
-                    },
-                }
-                continue;
-            }
-            if b == b'\n' {
-                c.line += 1;
-            }
-            match b {
-                b'"' => {
-                    in_string = true;
-                    in_word = false;
-                    c.node()?;
-                }
-                b'{' | b'[' => {
-                    depth += 1;
-                    c.depth(depth)?;
-                    c.node()?;
-                    in_word = false;
-                }
-                b'}' | b']' => {
-                    depth = depth.saturating_sub(1);
-                    in_word = false;
-                }
-                b',' | b':' | b' ' | b'\t' | b'\r' | b'\n' => in_word = false,
-                _ if !in_word => {
-                    in_word = true;
-                    c.node()?;
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn json_scan_agrees_with_the_byte_by_byte_one(
-            text in "[ {}\\[\\]\",:\\\\a-c0-9\n]{0,64}",
-            depth in 1usize..6,
-            nodes in 1usize..12,
-        ) {
-            let limits = ParseLimits::default().max_depth(depth).max_nodes(nodes);
-            proptest::prop_assert_eq!(json(&text, &limits), json_reference(&text, &limits));
-        }
-    }
-
     fn limits(depth: usize) -> ParseLimits {
         ParseLimits::default().max_depth(depth)
-    }
-
-    /// The real depth of a document, by parsing it.
-    fn depth(value: &serde_json::Value) -> usize {
-        match value {
-            serde_json::Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
-            serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
-            _ => 0,
-        }
     }
 
     /// Asserts the scan accepts `text` at its real depth and refuses it one below.
@@ -559,24 +427,6 @@ mod tests {
         assert!(
             matches!(scan(text, &limits(real - 1)), Err(Breach::Depth { .. })),
             "accepted below depth {real}:\n{text}"
-        );
-    }
-
-    #[test]
-    fn json_depth_is_exact_and_strings_do_not_nest() {
-        let text = r#"{"a": {"b": [1, {"c": "[[[{{{"}]}, "d": "\"[" }"#;
-        let value: serde_json::Value = serde_json::from_str(text).unwrap();
-        exact(json, text, depth(&value));
-    }
-
-    #[test]
-    fn json_counts_values() {
-        let text = r#"{"a": [1, 2, true, null], "b": "x"}"#;
-        // The map, two keys, the list, four scalars, one string.
-        assert_eq!(json(text, &ParseLimits::default().max_nodes(9)), Ok(()));
-        assert_eq!(
-            json(text, &ParseLimits::default().max_nodes(8)),
-            Err(Breach::Nodes)
         );
     }
 
@@ -643,7 +493,6 @@ mod tests {
             yaml(&format!("a: {deep}"), &limits(64)),
             Err(Breach::Depth { line: 1 })
         );
-        assert_eq!(json(&deep, &limits(64)), Err(Breach::Depth { line: 1 }));
         assert_eq!(
             toml(&format!("a = {deep}"), &limits(64)),
             Err(Breach::Depth { line: 1 })
