@@ -18,7 +18,7 @@
 //!   (with `Connection: close`) instead of being closed unread, and the connections
 //!   still waiting in the listen backlog are accepted and served too.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -271,40 +271,59 @@ fn tally(counter: &AtomicU64) -> Option<u64> {
 /// bytes may still be on their way out), so it comes after every connection already
 /// waiting and is the last to be chosen.
 #[derive(Debug, Default)]
-struct Waiting(Mutex<Queue>);
-
-#[derive(Debug, Default)]
-struct Queue {
-    /// The key of the last connection that started waiting (keys only grow).
-    last: u64,
-    /// Since when (a key) → how to close it.
-    since: BTreeMap<u64, Arc<Notify>>,
+struct Waiting {
+    /// Ticks handed to connections as they start waiting: a later one, a larger tick.
+    clock: AtomicU64,
+    /// Every open connection, by id: added when it opens and removed when it closes,
+    /// read through only at the cap. A request itself takes no lock: it sets or clears
+    /// its connection's tick.
+    open: Mutex<HashMap<u64, Arc<Tracked>>>,
 }
 
 impl Waiting {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    fn open(&self) -> MutexGuard<'_, HashMap<u64, Arc<Tracked>>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Closes the connection that has waited longest; false if none waits.
     fn evict_oldest(&self) -> bool {
-        let Some((_, close)) = self.lock().since.pop_first() else {
-            return false;
-        };
-        // Stores the permit if the connection is not polling it right now.
-        close.notify_one();
-        true
+        let open = self.open();
+        loop {
+            let oldest = open
+                .values()
+                .filter_map(|t| match t.since.load(Ordering::Acquire) {
+                    0 => None,
+                    since => Some((since, t)),
+                })
+                .min_by_key(|(since, _)| *since);
+            let Some((since, tracked)) = oldest else {
+                return false;
+            };
+            // Claimed, unless a request head arrived since it was looked at (then the
+            // next oldest is looked for). One claimed and then served closes anyway.
+            if tracked
+                .since
+                .compare_exchange(since, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                // Stores the permit if the connection is not polling it right now.
+                tracked.close.notify_one();
+                return true;
+            }
+        }
     }
 }
 
-/// One connection's place in [`Waiting`]. Every change happens under the queue's lock.
+/// One connection's place among the [`Waiting`] ones.
 #[derive(Debug)]
 struct Tracked {
     cap: Arc<Cap>,
+    /// Its key among the open connections.
+    id: u64,
     /// Notified when the connection is to close to make room.
-    close: Arc<Notify>,
-    /// Its key in the queue while it waits, 0 while it serves.
-    key: AtomicU64,
+    close: Notify,
+    /// The tick at which it began waiting, 0 while it serves (or once it is closing).
+    since: AtomicU64,
     /// Its socket is being closed: it never waits again.
     closed: AtomicBool,
 }
@@ -312,46 +331,38 @@ struct Tracked {
 impl Tracked {
     /// A new connection: it waits for its first request head.
     fn new(cap: Arc<Cap>) -> Arc<Tracked> {
+        let id = cap.waiting.clock.fetch_add(1, Ordering::Relaxed) + 1;
         let tracked = Arc::new(Tracked {
             cap,
-            close: Arc::new(Notify::new()),
-            key: AtomicU64::new(0),
+            id,
+            close: Notify::new(),
+            since: AtomicU64::new(0),
             closed: AtomicBool::new(false),
         });
+        tracked.cap.waiting.open().insert(id, Arc::clone(&tracked));
         tracked.wait();
         tracked
     }
 
     fn wait(&self) {
-        let mut queue = self.cap.waiting.lock();
-        if self.closed.load(Ordering::Relaxed) {
+        if self.closed.load(Ordering::Acquire) {
             return;
         }
-        queue.last += 1;
-        let key = queue.last;
-        queue.since.insert(key, Arc::clone(&self.close));
-        self.key.store(key, Ordering::Relaxed);
-    }
-
-    fn stop_waiting(&self) {
-        let mut queue = self.cap.waiting.lock();
-        let key = self.key.swap(0, Ordering::Relaxed);
-        // Gone already if it was just chosen to close: then it closes anyway.
-        queue.since.remove(&key);
+        let tick = self.cap.waiting.clock.fetch_add(1, Ordering::Relaxed) + 1;
+        self.since.store(tick, Ordering::Release);
     }
 
     /// Its request head is complete: it serves until the response is handed over.
     fn serving(self: &Arc<Tracked>) -> Serving {
-        self.stop_waiting();
+        self.since.store(0, Ordering::Release);
         Serving(Arc::clone(self))
     }
 
-    /// The connection's end: out of the queue for good.
+    /// The connection's end: out of the open connections for good.
     fn close(&self) {
-        let mut queue = self.cap.waiting.lock();
-        self.closed.store(true, Ordering::Relaxed);
-        let key = self.key.swap(0, Ordering::Relaxed);
-        queue.since.remove(&key);
+        self.closed.store(true, Ordering::Release);
+        self.since.store(0, Ordering::Release);
+        self.cap.waiting.open().remove(&self.id);
     }
 }
 
@@ -492,6 +503,7 @@ async fn connection(
     // Out of the queue for good however this ends (declared before `conn`, so dropped
     // after it and the response bodies it holds).
     let _closing = Closing(Arc::clone(&tracked));
+    let tracked_close = Arc::clone(&tracked);
     // A second handle on the socket, to see whether a request waits unread at shutdown.
     let Ok(std) = tcp.into_std() else { return };
     let probe = std.try_clone();
@@ -499,7 +511,6 @@ async fn connection(
         return;
     };
     let ending = stop.clone();
-    let close = Arc::clone(&tracked.close);
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         // The head is complete: not a candidate to close until the response is sent.
         let serving = tracked.serving();
@@ -526,7 +537,7 @@ async fn connection(
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => return,
-        () = close.notified() => return,
+        () = tracked_close.close.notified() => return,
         () = stopped(&mut stop) => {}
     }
     // Idle with nothing received: close now. A request whose bytes already arrived is
@@ -537,7 +548,7 @@ async fn connection(
     }
     tokio::select! {
         _ = conn => {}
-        () = close.notified() => {}
+        () = tracked_close.close.notified() => {}
     }
 }
 
