@@ -4,6 +4,7 @@
 #
 #   eac-accessor/benches/build_cost.sh              # two rounds, eac and the peer taking turns
 #   RUNS=3 eac-accessor/benches/build_cost.sh
+#   EAC_BEFORE=c775187 eac-accessor/benches/build_cost.sh   # and eac as of that commit
 #   KEEP=1 eac-accessor/benches/build_cost.sh       # keep the generated crates (and their
 #                                                   # targets) for `cargo tree`, `--timings`
 #
@@ -14,15 +15,20 @@
 # features, with `#[derive(EaCSection)]`, `EaCLayer` and `Section<T>`; the peer uses
 # `dynamic-config` and `dynamic-config-axum` from crates.io, default features, pinned to
 # the versions the workspace benchmarks against (eac-tower/benches/axum_count.rs). Both
-# take axum, tokio and serde from crates.io with the same features.
+# take axum, tokio and serde from crates.io with the same features. With EAC_BEFORE, a
+# third service (`before`) is the eac one on eac's crates as of that commit (`git
+# archive` into the temp folder), built in the same rounds: a change's before and after,
+# each against the peer under the same load.
 #
 # No lockfile is shipped: each crate resolves its own dependencies once, in `cargo fetch`
 # (so download time is not counted), and every build after that is `--offline` against
 # that resolution. Each has its own target directory in a temp folder; each round deletes
-# it and times a clean build, eac then the peer, then the next round in the other order.
-# Printed: wall seconds and the number of crates compiled (cargo's `Compiling` lines) per
-# build, then the medians and the median of the rounds' ratios (eac / peer). The machine
-# is shared: the ratio of builds run side by side moves less than the seconds.
+# it and times a clean build of each service, the next round in the reverse order.
+# Printed: wall and CPU seconds (user + system, cargo and every rustc) and the number of
+# crates compiled (cargo's `Compiling` lines) per build, then the medians and the median
+# of the rounds' ratios (eac / peer). The machine is shared: the ratio of builds run side
+# by side moves less than the seconds, and CPU seconds move less with the load than wall
+# seconds, since another job's share of the cores does not count in them.
 set -euo pipefail
 
 RUNS=${RUNS:-2}
@@ -46,24 +52,24 @@ common_deps='axum = "0.8"
 tokio = { version = "1", features = ["macros", "rt-multi-thread", "net"] }
 serde = { version = "1", features = ["derive"] }'
 
-mkdir -p "$work/eac/src" "$work/peer/src"
-
-cat >"$work/eac/Cargo.toml" <<EOF
+eac_service() { # name, root of the eac repository it builds on
+    mkdir -p "$work/$1/src"
+    cat >"$work/$1/Cargo.toml" <<EOF
 [package]
-name = "build-cost-eac"
+name = "build-cost-$1"
 version = "0.0.0"
 edition = "2024"
 publish = false
 
 [dependencies]
-eac-accessor = { path = "$root/eac-accessor" }
-eac-tower = { path = "$root/eac-tower" }
+eac-accessor = { path = "$2/eac-accessor" }
+eac-tower = { path = "$2/eac-tower" }
 schemars = "1"
 $common_deps
 
 [workspace]
 EOF
-cat >"$work/eac/src/main.rs" <<'EOF'
+    cat >"$work/$1/src/main.rs" <<'EOF'
 use axum::{Router, routing::get};
 use eac_accessor::prelude::*;
 use eac_tower::{EaCLayer, Section};
@@ -91,8 +97,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 EOF
+}
 
-cat >"$work/peer/Cargo.toml" <<EOF
+peer_service() {
+    mkdir -p "$work/peer/src"
+    cat >"$work/peer/Cargo.toml" <<EOF
 [package]
 name = "build-cost-peer"
 version = "0.0.0"
@@ -106,7 +115,7 @@ $common_deps
 
 [workspace]
 EOF
-cat >"$work/peer/src/main.rs" <<'EOF'
+    cat >"$work/peer/src/main.rs" <<'EOF'
 use axum::{Router, routing::get};
 use dynamic_config::dynamic_config;
 use dynamic_config_axum::{Config, SnapshotLayer, sections};
@@ -132,40 +141,66 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 EOF
+}
 
-for side in eac peer; do
+sides=(eac peer)
+eac_service eac "$root"
+peer_service
+if [ -n "${EAC_BEFORE:-}" ]; then
+    mkdir -p "$work/before-src"
+    git -C "$root" archive "$EAC_BEFORE" | tar -x -C "$work/before-src"
+    eac_service before "$work/before-src"
+    sides+=(before)
+fi
+
+for side in "${sides[@]}"; do
     (cd "$work/$side" && cargo fetch --quiet)
 done
 
-declare -A secs crates
-build() { # side round → prints "secs crates"; fails with cargo's output on a failed build
-    local dir=$work/$1 log=$work/$1.log start end
+declare -A secs cpu crates
+build() { # side round → records wall and CPU seconds and crates; fails with cargo's output
+    local dir=$work/$1 log=$work/$1.log times wall user sys
     rm -rf "$dir/target"
-    start=$(date +%s.%N)
-    if ! (cd "$dir" && cargo build --release --offline) >"$log" 2>&1; then
+    if ! times=$( { TIMEFORMAT='%R %U %S'; time (cd "$dir" && cargo build --release --offline >"$log" 2>&1); } 2>&1 ); then
         cat "$log" >&2
         echo "the $1 service did not build" >&2
         exit 1
     fi
-    end=$(date +%s.%N)
-    secs[$1,$2]=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+    read -r wall user sys <<<"$times"
+    secs[$1,$2]=$wall
+    cpu[$1,$2]=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.1f", u + s }')
     crates[$1,$2]=$(grep -c '^ *Compiling ' "$log")
-    printf '  round %d  %-4s  %6s s  %3d crates\n' "$2" "$1" "${secs[$1,$2]}" "${crates[$1,$2]}"
+    printf '  round %d  %-6s  %6.1f s wall  %6.1f s CPU  %3d crates\n' \
+        "$2" "$1" "${secs[$1,$2]}" "${cpu[$1,$2]}" "${crates[$1,$2]}"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+each() { # array side → that side's figures, one a line
+    local -n figures=$1
+    for ((r = 1; r <= RUNS; r++)); do echo "${figures[$2,$r]}"; done
+}
+ratios() { # array side → side / peer of each round, one a line
+    local -n figures=$1
+    for ((r = 1; r <= RUNS; r++)); do
+        awk -v a="${figures[$2,$r]}" -v b="${figures[peer,$r]}" 'BEGIN { print a / b }'
+    done
+}
+summary() { # side label
+    printf '%-40s median %6.1f s wall, %6.1f s CPU, %3d crates\n' "$2" \
+        "$(each secs "$1" | median)" "$(each cpu "$1" | median)" "${crates[$1,1]}"
+    [ "$1" = peer ] ||
+        echo "  $1 / peer, median of the rounds' ratios: $(ratios secs "$1" | median) wall, $(ratios cpu "$1" | median) CPU"
+}
 
 echo "clean cargo build --release of a minimal axum service, $RUNS round(s), $(nproc) cores"
 for ((r = 1; r <= RUNS; r++)); do
-    if ((r % 2)); then order=(eac peer); else order=(peer eac); fi
+    order=("${sides[@]}")
+    if ((r % 2 == 0)); then
+        for ((i = 0; i < ${#sides[@]}; i++)); do order[i]=${sides[${#sides[@]} - 1 - i]}; done
+    fi
     for side in "${order[@]}"; do build "$side" "$r"; done
 done
 
-eac_secs=$(for ((r = 1; r <= RUNS; r++)); do echo "${secs[eac,$r]}"; done | median)
-peer_secs=$(for ((r = 1; r <= RUNS; r++)); do echo "${secs[peer,$r]}"; done | median)
-ratio=$(for ((r = 1; r <= RUNS; r++)); do
-    awk -v a="${secs[eac,$r]}" -v b="${secs[peer,$r]}" 'BEGIN { print a / b }'
-done | median)
-echo "eac  (eac-accessor + eac-tower):               median $eac_secs s, ${crates[eac,1]} crates"
-echo "peer (dynamic-config $DC_VERSION + -axum $DC_AXUM_VERSION): median $peer_secs s, ${crates[peer,1]} crates"
-echo "ratio eac / peer (median of the rounds' ratios): $ratio"
+summary peer "peer (dynamic-config $DC_VERSION + -axum $DC_AXUM_VERSION):"
+summary eac "eac (eac-accessor + eac-tower):"
+[ -z "${EAC_BEFORE:-}" ] || summary before "eac as of $EAC_BEFORE:"
