@@ -6,7 +6,9 @@
 //! remote document, etcd, a refresh) becomes the *canary* instead of the current
 //! version: `EaCLayer` (eac-tower), through [`EaCAccessor::canary`](crate::EaCAccessor::canary)
 //! and [`Canary::role_of`], gives each request one of the two, sticky by a key (a header, else the client address), so one user sees one
-//! version for the whole window. Everything else — `load()`, cells, cached readers,
+//! version for the whole window. The layer counts every request of each version; it
+//! times every canary request's latency and one in 16 of the stable version's (per
+//! thread): the stable p99 is taken over that sample. Everything else — `load()`, cells, cached readers,
 //! subscribers, `status.version` — stays on the stable version until the canary is
 //! promoted; an aborted canary publishes nothing and the same content is not canaried
 //! again until a source changes. The judge is the same one a fleet's gray release uses.
