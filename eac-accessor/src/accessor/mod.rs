@@ -77,6 +77,14 @@ impl EaCAccessor {
         self.publisher.current.load()
     }
 
+    /// Whether requests are metered now: an in-process canary or a fleet's gray release
+    /// runs (then [`canary`](EaCAccessor::canary) and [`meter`](EaCAccessor::meter) say
+    /// which). Two loads and no branch, for a layer's per-request check.
+    #[inline]
+    pub fn metering(&self) -> bool {
+        self.publisher.canary.is_running() | self.publisher.meter.is_on()
+    }
+
     /// The canary serving a share of requests, if one runs: one relaxed load when none
     /// does.
     #[inline]

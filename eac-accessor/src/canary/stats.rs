@@ -202,6 +202,12 @@ pub(crate) struct MeterSlot {
 }
 
 impl MeterSlot {
+    /// Whether one is set.
+    #[inline]
+    pub(crate) fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
     /// The meter, if one is set: one relaxed load when none is.
     #[inline]
     pub(crate) fn get(&self) -> Option<Arc<RoleStats>> {

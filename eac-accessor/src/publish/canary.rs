@@ -58,6 +58,12 @@ thread_local! {
 }
 
 impl CanarySlot {
+    /// Whether a canary runs now.
+    #[inline]
+    pub(crate) fn is_running(&self) -> bool {
+        self.id.load(Ordering::Relaxed) != 0
+    }
+
     /// The running canary, if any: one load when none runs.
     #[inline]
     pub(crate) fn running(&self) -> Option<Arc<Canary>> {

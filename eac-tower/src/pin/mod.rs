@@ -86,18 +86,13 @@ where
 
     #[inline]
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // While a canary runs, the request's key decides which version it sees; when none
-        // runs (the common case) this is one relaxed load more than `load_full`.
-        // While a fleet's gray release runs, every request is counted for its judge.
-        let (snapshot, meter) = match self.canary.then(|| self.accessor.canary()).flatten() {
-            None => (
-                self.accessor.load_full(),
-                self.canary
-                    .then(|| self.accessor.meter())
-                    .flatten()
-                    .map(Meter::fleet),
-            ),
-            Some(canary) => canary_pin(&self.accessor, canary, &request),
+        // While a canary runs, the request's key decides which version it sees, and
+        // while a fleet's gray release runs every request is counted for its judge; when
+        // neither runs (the common case) this is one check more than `load_full`.
+        let (snapshot, meter) = if self.canary && self.accessor.metering() {
+            metered_pin(&self.accessor, &request)
+        } else {
+            (self.accessor.load_full(), None)
         };
         // The number, not its header value: formatting it waits for the response.
         // None with the header off (and for a version 0, which no publish makes).
@@ -111,13 +106,12 @@ where
     }
 }
 
-/// The version a request sees while `canary` runs, and its meter.
+/// The version a request sees while a canary or a fleet release runs, and its meter.
 #[inline(never)]
-fn canary_pin<B>(
-    accessor: &EaCAccessor,
-    canary: Arc<Canary>,
-    request: &Request<B>,
-) -> (Arc<Snapshot>, Option<Meter>) {
+fn metered_pin<B>(accessor: &EaCAccessor, request: &Request<B>) -> (Arc<Snapshot>, Option<Meter>) {
+    let Some(canary) = accessor.canary() else {
+        return (accessor.load_full(), accessor.meter().map(Meter::fleet));
+    };
     let role = canary.role_of(canary_key(request, &canary));
     let snapshot = match role {
         Role::Canary => Arc::clone(canary.snapshot()),
