@@ -27,7 +27,8 @@ use crate::snapshot::Origin;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WatchStatus {
-    /// File-system events received, relevant or not.
+    /// File-system events received about the folder or a file in it, other than reads
+    /// (those are dropped as they arrive), relevant or not.
     pub events: u64,
     /// The path of the last change event (reads are not counted).
     pub last_event: Option<PathBuf>,
@@ -195,7 +196,13 @@ fn open_backend(
 ) -> Result<Backend, Error> {
     let handler = {
         let tx = tx.clone();
+        let dir = dir.to_path_buf();
         move |event: RawEvent| {
+            // Dropped on the watcher's own thread: neither the channel nor the task wakes
+            // for an event that cannot change the configuration.
+            if event.as_ref().is_ok_and(|e| !may_matter(e, &dir)) {
+                return;
+            }
             let _ = tx.send(event);
         }
     };
@@ -214,6 +221,26 @@ fn open_backend(
             open_poll(dir, tx, interval)
         }
     }
+}
+
+/// Whether `event` may change the configuration in `dir`: not a read of a file (reading
+/// the files, as every reload does, raises open and close events; the close of a file
+/// written is kept), and about `dir` itself or a file in it — of the parent's events
+/// (watched to follow the folder being swapped), only those naming `dir`. Several
+/// instances sharing a folder, or a busy parent such as `/tmp`, would otherwise wake each
+/// watcher for every open of every file there.
+fn may_matter(event: &notify::Event, dir: &Path) -> bool {
+    if let EventKind::Access(kind) = event.kind
+        && !matches!(kind, AccessKind::Close(AccessMode::Write))
+    {
+        return false;
+    }
+    event.need_rescan()
+        || event.paths.is_empty()
+        || event
+            .paths
+            .iter()
+            .any(|p| p == dir || p.parent() == Some(dir))
 }
 
 /// The polling interval used when events cannot be had.

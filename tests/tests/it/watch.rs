@@ -10,7 +10,7 @@ use eac_accessor::source::Dir;
 use eac_accessor::{EaCAccessor, ErrorKind};
 use eac_tests::{APP_TOML, Greeting, app_with};
 
-/// A config folder `<tmp>/config` watched by a coordinator; markers go in `<tmp>`.
+/// A config folder `<tmp>/config` watched by a coordinator; markers go in the folder.
 struct Watched {
     root: tempfile::TempDir,
     reloads: ReloadCoordinator,
@@ -81,17 +81,26 @@ impl Watched {
     }
 
     /// Waits until every event caused so far has been seen and handled: writes a marker
-    /// beside the folder (events arrive in order), then waits for the watcher to be idle.
+    /// in the folder (not a config file; events arrive in order), then waits for the
+    /// watcher to be idle. With the folder gone, waits for its removal to be seen: the
+    /// watcher sees only events about the folder and what is in it.
     async fn settle(&self) {
         let n = self.markers.fetch_add(1, Ordering::Relaxed);
-        let marker = self.root.path().join(format!("settle-{n}.marker"));
-        std::fs::write(&marker, "").unwrap();
+        let marker = self.dir().join(format!("settle-{n}.marker"));
+        let last = if self.dir().is_dir() {
+            std::fs::write(&marker, "").unwrap();
+            marker
+        } else {
+            self.dir()
+        };
         let mut status = self.watcher.status();
-        let wait =
-            status.wait_for(|s| s.last_event.as_deref() == Some(marker.as_path()) && !s.busy);
+        let wait = status.wait_for(|s| s.last_event.as_deref() == Some(last.as_path()) && !s.busy);
         tokio::time::timeout(Duration::from_secs(10), wait)
             .await
-            .expect("the watcher settles within 10 s")
+            .unwrap_or_else(|_| {
+                let status = self.watcher.status().borrow().clone();
+                panic!("the watcher did not settle within 10 s: {status:?}")
+            })
             .expect("the watcher is running");
     }
 
@@ -270,7 +279,18 @@ async fn the_folder_removed_and_recreated_is_followed() {
     );
 
     std::fs::create_dir(w.dir()).unwrap();
-    w.edit_message("back", 2).await;
+    w.write("app.toml", message_toml("back"));
+    // The folder's return is seen through its parent's watch and the folder read again;
+    // what was written in it before it was watched again is not an event to wait for.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while w.version() != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the recreated folder was not read again"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(w.message(), "back");
     // And it is still watched afterwards.
     w.edit_message("again", 3).await;
     w.stop().await;
@@ -446,4 +466,25 @@ async fn a_dropped_watcher_stops_and_a_later_edit_publishes_nothing() {
         "after the drop"
     );
     reloads.shutdown().await;
+}
+
+#[tokio::test]
+async fn files_written_beside_the_folder_and_reads_in_it_wake_nothing() {
+    let w = Watched::start().await;
+    w.settle().await;
+    let before = w.watcher.status().borrow().events;
+    // Other instances' logs and state beside the folder, and their reads of it.
+    for i in 0..20 {
+        std::fs::write(w.root.path().join(format!("other-{i}.log")), "x").unwrap();
+        std::fs::read(w.path("app.toml")).unwrap();
+    }
+    w.settle().await;
+    // The marker's own events only: its create, writes and close.
+    let seen = w.watcher.status().borrow().events - before;
+    assert!(
+        seen < 10,
+        "{seen} events for 20 files written beside the folder and 20 reads in it"
+    );
+    assert_eq!(w.version(), 1);
+    w.stop().await;
 }
