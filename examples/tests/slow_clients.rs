@@ -262,3 +262,52 @@ fn a_zero_connection_cap_or_header_timeout_is_refused_at_start() {
         );
     }
 }
+
+#[test]
+fn a_keep_alive_connection_idle_past_the_header_timeout_is_closed_and_an_event_stream_is_not() {
+    let (config, state) = support::app_dirs();
+    let server = Launch::new(config.path(), state.path())
+        .env("EAC_HEADER_READ_TIMEOUT_MS", "400")
+        .start();
+    // An event stream serves as long as it likes: it waits for no request head.
+    let mut events = TcpStream::connect(server.address).unwrap();
+    events
+        .write_all(b"GET /_internal/eac/events HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = [0u8; 12];
+    events.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+
+    // One request answered on a keep-alive connection, then nothing.
+    let mut idle = TcpStream::connect(server.address).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = [0u8; 12];
+    idle.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    let answered = Instant::now();
+    // Closed once idle past the timeout (the rest of the answer, then the end).
+    let mut rest = Vec::new();
+    match idle.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the idle keep-alive connection was not closed: {e}"),
+    }
+    let idled = answered.elapsed();
+    assert!(
+        idled >= Duration::from_millis(300) && idled < Duration::from_secs(5),
+        "closed after {idled:?} idle, with a timeout of 400 ms"
+    );
+
+    // The event stream, open three times the timeout by now, still is.
+    std::thread::sleep(Duration::from_millis(400));
+    events.set_nonblocking(true).unwrap();
+    assert!(!eof(&mut events), "the event stream was closed");
+    drop(events);
+    server.terminate();
+}

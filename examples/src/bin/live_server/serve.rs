@@ -4,9 +4,11 @@
 //!
 //! Built on hyper's HTTP/1 connection directly rather than `axum::serve`, for three
 //! things that one cannot do:
-//! - `header_read_timeout` (hyper's, with its timer): a request head not complete
-//!   within it is dropped, and since hyper 1.6 the same timeout also closes a
-//!   keep-alive connection idle that long between requests;
+//! - a header read timeout kept by the connection cap's own bookkeeping rather than by
+//!   a timer per request (hyper's arms one for each request head, a boxed sleep in
+//!   Tokio's timer wheel): a connection that has waited longer than the timeout for a
+//!   complete request head — a new one, or a keep-alive one idle between requests — is
+//!   closed by a sweep that looks at the open connections a few times per timeout;
 //! - a cap on connections, so the descriptors kept in reserve stay free for config
 //!   files, the state dir and the watcher. At the cap, a new connection makes room by
 //!   closing the connection that has waited longest for a request head (a slow client,
@@ -38,7 +40,7 @@ use futures_util::StreamExt;
 use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response};
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -187,10 +189,14 @@ pub(crate) async fn serve(
 ) {
     let cap = Arc::new(Cap {
         slots: Arc::new(Semaphore::new(config.max_connections)),
-        waiting: Waiting::default(),
+        waiting: Waiting::new(),
         evicted: AtomicU64::new(0),
         refused: AtomicU64::new(0),
     });
+    let sweep = tokio::spawn(header_read_timeout(
+        Arc::clone(&cap),
+        config.header_read_timeout,
+    ));
     let mut loops = JoinSet::new();
     for listener in listeners {
         loops.spawn(accept_loop(
@@ -201,6 +207,7 @@ pub(crate) async fn serve(
         ));
     }
     while loops.join_next().await.is_some() {}
+    sweep.abort();
 }
 
 /// The cap on open connections, shared by every listener.
@@ -270,17 +277,32 @@ fn tally(counter: &AtomicU64) -> Option<u64> {
 /// waits from the moment hyper has taken the whole of its last response (whose last
 /// bytes may still be on their way out), so it comes after every connection already
 /// waiting and is the last to be chosen.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Waiting {
-    /// Ticks handed to connections as they start waiting: a later one, a larger tick.
-    clock: AtomicU64,
+    /// What a connection's waiting time is counted from.
+    epoch: std::time::Instant,
     /// Every open connection, by id: added when it opens and removed when it closes,
     /// read through only at the cap. A request itself takes no lock: it sets or clears
     /// its connection's tick.
     open: Mutex<HashMap<u64, Arc<Tracked>>>,
+    /// The last connection id handed out.
+    next_id: AtomicU64,
 }
 
 impl Waiting {
+    fn new() -> Waiting {
+        Waiting {
+            epoch: std::time::Instant::now(),
+            next_id: AtomicU64::new(0),
+            open: Mutex::default(),
+        }
+    }
+
+    /// Now, in nanoseconds since the epoch, plus one (0 says "not waiting").
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+
     fn open(&self) -> MutexGuard<'_, HashMap<u64, Arc<Tracked>>> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -299,17 +321,41 @@ impl Waiting {
             let Some((since, tracked)) = oldest else {
                 return false;
             };
-            // Claimed, unless a request head arrived since it was looked at (then the
-            // next oldest is looked for). One claimed and then served closes anyway.
-            if tracked
-                .since
-                .compare_exchange(since, 0, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                // Stores the permit if the connection is not polling it right now.
-                tracked.close.notify_one();
+            // Closed, unless a request head arrived since it was looked at (then the
+            // next oldest is looked for).
+            if tracked.close_waiting(since) {
                 return true;
             }
+        }
+    }
+
+    /// Closes every connection that has waited longer than `timeout` for a request head;
+    /// how many.
+    fn close_late(&self, timeout: Duration) -> usize {
+        let late = self
+            .now()
+            .saturating_sub(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
+        self.open()
+            .values()
+            .filter(|t| {
+                let since = t.since.load(Ordering::Acquire);
+                since != 0 && since <= late && t.close_waiting(since)
+            })
+            .count()
+    }
+}
+
+/// Closes, every quarter of `timeout` (at least every 10 ms, at most every second), the
+/// connections that have waited longer than `timeout` for a complete request head.
+async fn header_read_timeout(cap: Arc<Cap>, timeout: Duration) {
+    let every = (timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let closed = cap.waiting.close_late(timeout);
+        if closed > 0 {
+            tracing::debug!(closed, "request heads late past the header read timeout");
         }
     }
 }
@@ -322,7 +368,7 @@ struct Tracked {
     id: u64,
     /// Notified when the connection is to close to make room.
     close: Notify,
-    /// The tick at which it began waiting, 0 while it serves (or once it is closing).
+    /// When it began waiting ([`Waiting::now`]), 0 while it serves (or once it is closing).
     since: AtomicU64,
     /// Its socket is being closed: it never waits again.
     closed: AtomicBool,
@@ -331,7 +377,7 @@ struct Tracked {
 impl Tracked {
     /// A new connection: it waits for its first request head.
     fn new(cap: Arc<Cap>) -> Arc<Tracked> {
-        let id = cap.waiting.clock.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = cap.waiting.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let tracked = Arc::new(Tracked {
             cap,
             id,
@@ -348,8 +394,21 @@ impl Tracked {
         if self.closed.load(Ordering::Acquire) {
             return;
         }
-        let tick = self.cap.waiting.clock.fetch_add(1, Ordering::Relaxed) + 1;
-        self.since.store(tick, Ordering::Release);
+        self.since.store(self.cap.waiting.now(), Ordering::Release);
+    }
+
+    /// Closes the connection if it still waits since `since`: false when a request head
+    /// arrived meanwhile. One closed and then served closes anyway.
+    fn close_waiting(&self, since: u64) -> bool {
+        let claimed = self
+            .since
+            .compare_exchange(since, 0, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok();
+        if claimed {
+            // Stores the permit if the connection is not polling it right now.
+            self.close.notify_one();
+        }
+        claimed
     }
 
     /// Its request head is complete: it serves until the response is handed over.
@@ -430,10 +489,9 @@ async fn accept_loop(
         };
         let router = router.clone();
         let stop = conn_stop.clone();
-        let timeout = config.header_read_timeout;
         let tracked = Tracked::new(Arc::clone(&cap));
         connections.spawn(async move {
-            connection(tcp, peer, router, timeout, stop, tracked).await;
+            connection(tcp, peer, router, stop, tracked).await;
             drop(slot);
         });
     };
@@ -496,7 +554,6 @@ async fn connection(
     tcp: TcpStream,
     peer: SocketAddr,
     router: Router,
-    header_read_timeout: Duration,
     mut stop: watch::Receiver<bool>,
     tracked: Arc<Tracked>,
 ) {
@@ -531,8 +588,8 @@ async fn connection(
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        // The header read timeout is the sweep's (`header_read_timeout`), not a timer's.
+        .header_read_timeout(None)
         .serve_connection(TokioIo::new(tcp), service);
     tokio::pin!(conn);
     tokio::select! {
