@@ -19,7 +19,7 @@
 //! # std::fs::write(dir.path().join("app.toml"), "[limits]\nmax_body_bytes = 1024\n").unwrap();
 //! let config = EaCAccessor::builder()
 //!     .section::<Limits>()
-//!     .source(Dir::new(dir.path()))      // every *.toml / *.yaml / *.json, in name order
+//!     .source(Dir::new(dir.path()))      // every *.toml / *.json (and *.yaml, feature `yaml`), in name order
 //!     .source(Env::prefixed("APP_"))     // APP_LIMITS__MAX_BODY_BYTES=2048 wins
 //!     .build()?;                         // version 1, or every error at once
 //!

@@ -8,7 +8,7 @@
 //! | source | reads | missing |
 //! |---|---|---|
 //! | [`File`] | one TOML, YAML or JSON file | error, unless [`File::optional`] |
-//! | [`Dir`] | every `*.toml`, `*.yaml`, `*.yml`, `*.json` directly in a folder, in file-name order, skipping names that start with `.` | error |
+//! | [`Dir`] | every `*.toml`, `*.yaml`, `*.yml`, `*.json` directly in a folder, in file-name order, skipping names that start with `.` (YAML is read with the `yaml` feature; without it a YAML file is an error naming the feature) | error |
 //! | [`Env`] | variables with a prefix, `__` nesting (`APP_LIMITS__MAX=5` → `limits.max`) | nothing |
 //! | [`Defaults`] | a serialized value given in code | — |
 //! | [`Memory`] | a document held in memory that can be replaced (tests, cached remote bodies) | — |
