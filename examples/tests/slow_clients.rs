@@ -71,16 +71,7 @@ fn idle_connections_past_the_cap_make_room_for_real_requests() {
         .start();
 
     // An event stream holds a slot while it serves: never closed to make room.
-    let mut events = TcpStream::connect(server.address).unwrap();
-    events
-        .write_all(b"GET /_internal/eac/events HTTP/1.1\r\nhost: localhost\r\n\r\n")
-        .unwrap();
-    events
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut head = [0u8; 12];
-    events.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
+    let mut events = event_stream(&server);
 
     // Three times the cap in connections that never complete their head.
     let mut idle = Vec::new();
@@ -129,6 +120,21 @@ fn idle_connections_past_the_cap_make_room_for_real_requests() {
     drop(events);
     assert_eq!(server.request("GET", "/", Auth::None).status, 200);
     server.terminate();
+}
+
+/// A connection streaming the admin's events, its `200` head read.
+fn event_stream(server: &support::Server) -> TcpStream {
+    let mut events = TcpStream::connect(server.address).unwrap();
+    events
+        .write_all(b"GET /_internal/eac/events HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut head = [0u8; 12];
+    events.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    events
 }
 
 /// Ten real requests in a row, each answered 200 within 5 s while `idle` idle
@@ -270,16 +276,7 @@ fn a_keep_alive_connection_idle_past_the_header_timeout_is_closed_and_an_event_s
         .env("EAC_HEADER_READ_TIMEOUT_MS", "400")
         .start();
     // An event stream serves as long as it likes: it waits for no request head.
-    let mut events = TcpStream::connect(server.address).unwrap();
-    events
-        .write_all(b"GET /_internal/eac/events HTTP/1.1\r\nhost: localhost\r\n\r\n")
-        .unwrap();
-    events
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut head = [0u8; 12];
-    events.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
+    let mut events = event_stream(&server);
 
     // One request answered on a keep-alive connection, then nothing.
     let mut idle = TcpStream::connect(server.address).unwrap();
@@ -304,10 +301,14 @@ fn a_keep_alive_connection_idle_past_the_header_timeout_is_closed_and_an_event_s
         "closed after {idled:?} idle, with a timeout of 400 ms"
     );
 
-    // The event stream, open three times the timeout by now, still is.
-    std::thread::sleep(Duration::from_millis(400));
+    // The event stream stays open while the sweep runs on, until it has been open three
+    // times the timeout (a sweep every 100 ms).
     events.set_nonblocking(true).unwrap();
-    assert!(!eof(&mut events), "the event stream was closed");
+    let until = answered + Duration::from_millis(1200);
+    while Instant::now() < until {
+        assert!(!eof(&mut events), "the event stream was closed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(events);
     server.terminate();
 }

@@ -230,9 +230,7 @@ fn open_backend(
 /// instances sharing a folder, or a busy parent such as `/tmp`, would otherwise wake each
 /// watcher for every open of every file there.
 fn may_matter(event: &notify::Event, dir: &Path) -> bool {
-    if let EventKind::Access(kind) = event.kind
-        && !matches!(kind, AccessKind::Close(AccessMode::Write))
-    {
+    if is_read(event) {
         return false;
     }
     event.need_rescan()
@@ -241,6 +239,11 @@ fn may_matter(event: &notify::Event, dir: &Path) -> bool {
             .paths
             .iter()
             .any(|p| p == dir || p.parent() == Some(dir))
+}
+
+/// Whether `event` is a read of a file: an access other than the close of a file written.
+fn is_read(event: &notify::Event) -> bool {
+    matches!(event.kind, EventKind::Access(kind) if !matches!(kind, AccessKind::Close(AccessMode::Write)))
 }
 
 /// The polling interval used when events cannot be had.
@@ -312,10 +315,8 @@ impl Task {
         };
         self.status.send_modify(|s| s.events += 1);
         // Reading the files (as every reload does) raises open/read/close events: ignore
-        // them, or each reload would trigger the next.
-        if let EventKind::Access(kind) = event.kind
-            && !matches!(kind, AccessKind::Close(AccessMode::Write))
-        {
+        // them, or each reload would trigger the next (the poll backend's come here).
+        if is_read(&event) {
             return None;
         }
         self.status

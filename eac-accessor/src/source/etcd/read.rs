@@ -196,11 +196,10 @@ impl Shared {
         if matches!(&answer, Ok(Err(e)) if future_revision(e)) {
             answer = tokio::time::timeout(timeout, kv.txn(txn(false))).await;
         }
-        let response = match answer {
-            Err(_) => return Err(self.io_error("no answer", format!("within {timeout:?}"))),
-            Ok(Err(e)) if too_large(&e) => return Ok(None),
-            Ok(Err(e)) => return Err(self.etcd_error("cannot read the prefix", &e)),
-            Ok(Ok(response)) => response,
+        let response = match self.answered(answer) {
+            Ok(response) => response,
+            Err(None) => return Ok(None),
+            Err(Some(e)) => return Err(e),
         };
         let mut config = (
             Vec::new(),
@@ -228,15 +227,8 @@ impl Shared {
             } else {
                 (&mut releases.0, &mut releases.1)
             };
-            for kv in page.kvs() {
-                if spend(budget, (kv.key().len() + kv.value().len()) as u64).is_err() {
-                    return Ok(None);
-                }
-                out.push(Raw {
-                    key: kv.key().to_vec(),
-                    mod_revision: kv.mod_revision(),
-                    value: Some(kv.value().to_vec()),
-                });
+            if take(page.kvs(), budget, out).is_err() {
+                return Ok(None);
             }
         }
         Ok(Some((config.0, releases.0)))
@@ -413,14 +405,7 @@ impl Shared {
                 }
             };
             note_revision(revision, &response);
-            for kv in response.kvs() {
-                spend(budget, (kv.key().len() + kv.value().len()) as u64)?;
-                out.push(Raw {
-                    key: kv.key().to_vec(),
-                    mod_revision: kv.mod_revision(),
-                    value: Some(kv.value().to_vec()),
-                });
-            }
+            take(response.kvs(), budget, out)?;
             match response.kvs().last() {
                 Some(last) if response.more() => start = after(last.key()),
                 _ => return Ok(()),
@@ -443,10 +428,20 @@ impl Shared {
             options
         };
         let timeout = self.options.request_timeout;
-        match tokio::time::timeout(timeout, kv.get(start, Some(options))).await {
-            Err(_) => Err(Some(
-                self.io_error("no answer", format!("within {timeout:?}")),
-            )),
+        self.answered(tokio::time::timeout(timeout, kv.get(start, Some(options))).await)
+    }
+
+    /// A read's answer within the request timeout; `Err(None)` when it is over the
+    /// decode bound.
+    fn answered<T>(
+        &self,
+        answer: Result<Result<T, etcd_client::Error>, tokio::time::error::Elapsed>,
+    ) -> Result<T, Option<Error>> {
+        match answer {
+            Err(_) => Err(Some(self.io_error(
+                "no answer",
+                format!("within {:?}", self.options.request_timeout),
+            ))),
             Ok(Err(e)) if too_large(&e) => Err(None),
             Ok(Err(e)) => Err(Some(self.etcd_error("cannot read the prefix", &e))),
             Ok(Ok(response)) => Ok(response),
@@ -466,6 +461,23 @@ fn note_revision(revision: &mut i64, response: &GetResponse) {
     if *revision == 0 {
         *revision = response.header().map_or(0, |h| h.revision());
     }
+}
+
+/// Takes a page's keys and values into `out`, within `budget`.
+fn take(
+    kvs: &[etcd_client::KeyValue],
+    budget: &mut Budget,
+    out: &mut Vec<Raw>,
+) -> Result<(), Stop> {
+    for kv in kvs {
+        spend(budget, (kv.key().len() + kv.value().len()) as u64)?;
+        out.push(Raw {
+            key: kv.key().to_vec(),
+            mod_revision: kv.mod_revision(),
+            value: Some(kv.value().to_vec()),
+        });
+    }
+    Ok(())
 }
 
 fn spend(budget: &mut Budget, bytes: u64) -> Result<(), Stop> {
