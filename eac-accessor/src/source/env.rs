@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::sync::Arc;
 
-use figment::value::Value as FigValue;
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 use super::{Layer, Source};
 use crate::error::{Error, ErrorKind, SourceName};
@@ -277,9 +276,180 @@ fn coerce_as(text: &str, types: Types, items: &dyn Fn() -> Types) -> Value {
 }
 
 /// A TOML-like scalar: what a variable means when no schema says.
+///
+/// The grammar is figment's (0.10, `Value::from_str`), which read these values before:
+/// `true` / `false`; a number, read as an integer, or as a float when it holds a `.`; a
+/// `"quoted"` string with TOML's escapes or a `'c'` character; `[a, b]` and `{k = v}`,
+/// nested; anything else the text itself, trimmed. Text that does not read whole as one
+/// value (an unclosed bracket, a bad escape, `a, b` at the top) is the string as it is.
 fn guess(text: &str) -> Value {
-    let value: FigValue = text.parse().unwrap_or_else(|e| match e {});
-    serde_json::to_value(value).unwrap_or_else(|_| Value::from(text))
+    let mut reader = Loose { rest: text };
+    match reader.value() {
+        Some(value) if reader.rest.is_empty() => value,
+        _ => Value::from(text),
+    }
+}
+
+/// The reader of [`guess`]: what is left of the text; each step either reads a value and
+/// moves on, or fails and the caller takes the whole text as a string.
+struct Loose<'a> {
+    rest: &'a str,
+}
+
+impl Loose<'_> {
+    fn skip_spaces(&mut self) {
+        self.rest = self.rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    }
+
+    fn eat(&mut self, token: &str) -> bool {
+        match self.rest.strip_prefix(token) {
+            Some(rest) => {
+                self.rest = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn value(&mut self) -> Option<Value> {
+        self.skip_spaces();
+        let value = if self.eat("true") {
+            Value::Bool(true)
+        } else if self.eat("false") {
+            Value::Bool(false)
+        } else if self.rest.starts_with('{') {
+            Value::Object(self.list("{", "}", Self::entry)?.into_iter().collect())
+        } else if self.rest.starts_with('[') {
+            Value::Array(self.list("[", "]", Self::value)?)
+        } else if self.rest.starts_with('"') {
+            Value::String(self.quoted()?)
+        } else if self.eat("'") {
+            let mut chars = self.rest.chars();
+            let c = chars.next()?;
+            self.rest = chars.as_str();
+            if !self.eat("'") {
+                return None;
+            }
+            Value::String(c.to_string())
+        } else {
+            let end = self
+                .rest
+                .find([',', '{', '}', '[', ']'])
+                .unwrap_or(self.rest.len());
+            let (word, rest) = self.rest.split_at(end);
+            self.rest = rest;
+            number_or_text(word.trim())
+        };
+        self.skip_spaces();
+        Some(value)
+    }
+
+    /// `open item, item… close`, a comma after the last item allowed.
+    fn list<T>(
+        &mut self,
+        open: &str,
+        close: &str,
+        mut item: impl FnMut(&mut Self) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        if !self.eat(open) {
+            return None;
+        }
+        let mut items = Vec::new();
+        while !self.eat(close) {
+            items.push(item(self)?);
+            if !self.eat(",") {
+                return self.eat(close).then_some(items);
+            }
+        }
+        Some(items)
+    }
+
+    /// `key = value` in a `{…}`: the key a `"quoted"` string or a bare word of letters,
+    /// digits, `_` and `-`.
+    fn entry(&mut self) -> Option<(String, Value)> {
+        self.skip_spaces();
+        let key = if self.rest.starts_with('"') {
+            self.quoted()?
+        } else {
+            let end = self
+                .rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                .unwrap_or(self.rest.len());
+            if end == 0 {
+                return None;
+            }
+            let (key, rest) = self.rest.split_at(end);
+            self.rest = rest;
+            key.to_owned()
+        };
+        self.skip_spaces();
+        if !self.eat("=") {
+            return None;
+        }
+        Some((key, self.value()?))
+    }
+
+    /// A `"quoted"` string, its escapes read.
+    fn quoted(&mut self) -> Option<String> {
+        let body = self.rest.strip_prefix('"')?;
+        let mut escaped = false;
+        let end = body.find(|c: char| {
+            let close = !escaped && c == '"';
+            escaped = !escaped && c == '\\';
+            close
+        })?;
+        self.rest = &body[end + 1..];
+        unescape(&body[..end])
+    }
+}
+
+/// The text between a string's quotes with TOML's escapes read (`\n`, `\"`, `\u00e9`,
+/// `\U0001F600`…); none for a bad escape or a control character other than a tab.
+fn unescape(body: &str) -> Option<String> {
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(match chars.next()? {
+                '"' => '"',
+                '\\' => '\\',
+                'b' => '\u{8}',
+                'f' => '\u{c}',
+                'n' => '\n',
+                'r' => '\r',
+                't' => '\t',
+                u @ ('u' | 'U') => {
+                    let digits = if u == 'u' { 4 } else { 8 };
+                    let mut code = 0u32;
+                    for _ in 0..digits {
+                        code = code * 16 + chars.next()?.to_digit(16)?;
+                    }
+                    char::from_u32(code)?
+                }
+                _ => return None,
+            }),
+            '\t' | '\u{20}'..='\u{7e}' | '\u{80}'.. => out.push(c),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// A bare word: an integer, a float when it holds a `.` (null when it overflows to an
+/// infinity, as JSON has none), else the word.
+fn number_or_text(word: &str) -> Value {
+    if word.contains('.')
+        && let Ok(float) = word.parse::<f64>()
+    {
+        return Number::from_f64(float).map_or(Value::Null, Value::Number);
+    }
+    if let Ok(int) = word.parse::<u64>() {
+        Value::from(int)
+    } else if let Ok(int) = word.parse::<i64>() {
+        Value::from(int)
+    } else {
+        Value::from(word)
+    }
 }
 
 /// Inserts `value` at `parts`; fails when a prefix of `parts` already holds a non-map.
@@ -451,5 +621,83 @@ mod tests {
             errors[0].source(),
             Some(&SourceName::EnvVar("APP_A__B".into()))
         );
+    }
+
+    /// What figment 0.10's `Value::from_str` made of `text`, as JSON: the reference the
+    /// scalar reader replaced.
+    fn figment_guess(text: &str) -> Value {
+        let value: figment::value::Value = text.parse().unwrap_or_else(|e| match e {});
+        serde_json::to_value(value).unwrap_or_else(|_| Value::from(text))
+    }
+
+    #[test]
+    fn guesses_read_scalars_lists_and_maps_and_keep_anything_else_as_text() {
+        for (text, expected) in [
+            ("8080", json!(8080)),
+            (" -2 ", json!(-2)),
+            ("1.5", json!(1.5)),
+            ("1e3", json!("1e3")),
+            ("1.0e999", json!(null)),
+            ("true", json!(true)),
+            ("  false ", json!(false)),
+            ("trueish", json!("trueish")),
+            ("[1, two, \"3\"]", json!([1, "two", "3"])),
+            ("[1,]", json!([1])),
+            ("{a = 1, \"b.c\" = [x]}", json!({"a": 1, "b.c": ["x"]})),
+            ("\"tab\\there \\u00e9\"", json!("tab\there é")),
+            ("'c'", json!("c")),
+            ("  spaced words  ", json!("spaced words")),
+            ("a, b", json!("a, b")),
+            ("[1, 2", json!("[1, 2")),
+            ("\"bad \\q escape\"", json!("\"bad \\q escape\"")),
+            ("", json!("")),
+        ] {
+            assert_eq!(guess(text), expected, "{text:?}");
+            assert_eq!(figment_guess(text), expected, "figment on {text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(4000))]
+        /// Text built of the grammar's own characters reads as figment read it.
+        #[test]
+        fn guesses_agree_with_figment(text in "[\\[\\]{}=,\"'\\\\ \t.+\\-_0-9a-fnrtuUxé\u{1}]{0,24}") {
+            proptest::prop_assert_eq!(guess(&text), figment_guess(&text));
+        }
+
+        /// And so do values made of well-formed parts, nested.
+        #[test]
+        fn well_formed_values_agree_with_figment(text in well_formed()) {
+            proptest::prop_assert_eq!(guess(&text), figment_guess(&text));
+        }
+    }
+
+    /// Well-formed values of the grammar, nested a few levels, with spaces around.
+    fn well_formed() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just("true".to_owned()),
+            Just("false".to_owned()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            (-1e6f64..1e6).prop_map(|f| format!("{f:?}")),
+            "[a-z][a-z0-9_ -]{0,6}",
+            "\"([a-z ]|\\\\[nt\"\\\\]|\\\\u00[0-7][0-9a-f]){0,6}\"",
+            "'[a-z]'",
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|items| format!("[{}]", items.join(", "))),
+                proptest::collection::vec(("[a-z_][a-z0-9_-]{0,4}", inner), 0..4).prop_map(
+                    |entries| {
+                        let entries: Vec<String> =
+                            entries.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                        format!("{{ {} }}", entries.join(", "))
+                    }
+                ),
+            ]
+        })
+        .prop_map(|value| format!(" {value} "))
     }
 }
