@@ -16,13 +16,9 @@ pub struct ContentHash(u128);
 impl ContentHash {
     /// Hashes a document.
     pub fn of(document: &Value) -> ContentHash {
-        let mut hasher = Buffered {
-            hasher: Xxh3::new(),
-            buf: Vec::with_capacity(Buffered::CAPACITY),
-        };
-        feed(&mut hasher, document);
-        hasher.flush();
-        ContentHash(hasher.hasher.digest128())
+        let mut hasher = Hasher::new();
+        hasher.value(document);
+        hasher.finish()
     }
 
     /// The hash as a number.
@@ -49,77 +45,116 @@ impl serde::Serialize for ContentHash {
     }
 }
 
-/// XXH3 fed in chunks: a document is thousands of few-byte writes, and each `update`
-/// of the streaming hasher has a fixed cost. The byte stream, and so the hash, is the
-/// same as writing each piece directly.
-struct Buffered {
+/// Writes a document's hash a piece at a time, for a walk that visits the document for
+/// another reason too (the unknown-key walk): the same bytes, in the same order, as
+/// [`ContentHash::of`] writes for the document as it is when the walk is done.
+///
+/// Each value is written with a type tag and, for containers and strings, a length, so
+/// that no two different documents write the same byte stream; an object's entries in
+/// key order.
+pub(crate) struct Hasher {
     hasher: Xxh3,
-    buf: Vec<u8>,
+    /// XXH3 fed in chunks: a document is thousands of few-byte writes, and each `update`
+    /// of the streaming hasher has a fixed cost. On the stack: a heap buffer this size
+    /// is a large allocation, which makes glibc's malloc tidy its free lists first.
+    buf: [u8; Hasher::CAPACITY],
+    len: usize,
 }
 
-impl Buffered {
+impl Hasher {
     const CAPACITY: usize = 8 * 1024;
 
+    pub(crate) fn new() -> Hasher {
+        Hasher {
+            hasher: Xxh3::new(),
+            buf: [0; Hasher::CAPACITY],
+            len: 0,
+        }
+    }
+
+    /// The hash of everything written.
+    pub(crate) fn finish(mut self) -> ContentHash {
+        self.flush();
+        ContentHash(self.hasher.digest128())
+    }
+
+    /// Writes a whole value.
+    pub(crate) fn value(&mut self, value: &Value) {
+        match value {
+            Value::Null => self.update(&[0]),
+            Value::Bool(b) => self.update(&[1, u8::from(*b)]),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    self.tagged(2, u.to_le_bytes());
+                } else if let Some(i) = n.as_i64() {
+                    self.tagged(3, i.to_le_bytes());
+                } else {
+                    self.tagged(4, n.as_f64().unwrap_or(f64::NAN).to_bits().to_le_bytes());
+                }
+            }
+            Value::String(s) => self.string(5, s),
+            Value::Array(items) => {
+                self.array(items.len());
+                items.iter().for_each(|v| self.value(v));
+            }
+            Value::Object(map) => {
+                self.object(map.len());
+                // serde_json's map is a BTreeMap (no `preserve_order`), so iteration is
+                // sorted by key; a test below fails if that ever changes.
+                for (k, v) in map {
+                    self.key(k);
+                    self.value(v);
+                }
+            }
+        }
+    }
+
+    /// Starts an array of `len` items; each is written next.
+    pub(crate) fn array(&mut self, len: usize) {
+        self.tagged(6, (len as u64).to_le_bytes());
+    }
+
+    /// Starts an object of `len` entries; each is written next, in key order, as its
+    /// [`key`](Hasher::key) then its value.
+    pub(crate) fn object(&mut self, len: usize) {
+        self.tagged(7, (len as u64).to_le_bytes());
+    }
+
+    /// The key of an object's entry.
+    pub(crate) fn key(&mut self, key: &str) {
+        self.string(8, key);
+    }
+
+    #[inline]
     fn update(&mut self, bytes: &[u8]) {
-        if self.buf.len() + bytes.len() > Self::CAPACITY {
+        if self.len + bytes.len() > Self::CAPACITY {
             self.flush();
         }
         if bytes.len() >= Self::CAPACITY {
             self.hasher.update(bytes);
         } else {
-            self.buf.extend_from_slice(bytes);
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
         }
     }
 
     fn flush(&mut self) {
-        self.hasher.update(&self.buf);
-        self.buf.clear();
+        self.hasher.update(&self.buf[..self.len]);
+        self.len = 0;
     }
-}
 
-// Each value is written with a type tag and, for containers and strings, a length, so
-// that no two different documents feed the same byte stream.
-fn feed(h: &mut Buffered, value: &Value) {
-    match value {
-        Value::Null => h.update(&[0]),
-        Value::Bool(b) => h.update(&[1, u8::from(*b)]),
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                tagged(h, 2, u.to_le_bytes());
-            } else if let Some(i) = n.as_i64() {
-                tagged(h, 3, i.to_le_bytes());
-            } else {
-                tagged(h, 4, n.as_f64().unwrap_or(f64::NAN).to_bits().to_le_bytes());
-            }
-        }
-        Value::String(s) => feed_str(h, 5, s),
-        Value::Array(items) => {
-            tagged(h, 6, (items.len() as u64).to_le_bytes());
-            items.iter().for_each(|v| feed(h, v));
-        }
-        Value::Object(map) => {
-            tagged(h, 7, (map.len() as u64).to_le_bytes());
-            // serde_json's map is a BTreeMap (no `preserve_order`), so iteration is
-            // sorted by key; a test below fails if that ever changes.
-            for (k, v) in map {
-                feed_str(h, 8, k);
-                feed(h, v);
-            }
-        }
+    /// A tag and eight bytes, in one update: the same bytes as two.
+    #[inline]
+    fn tagged(&mut self, tag: u8, bytes: [u8; 8]) {
+        let mut head = [tag; 9];
+        head[1..].copy_from_slice(&bytes);
+        self.update(&head);
     }
-}
 
-/// A tag and eight bytes, in one update: the same bytes as two.
-#[inline]
-fn tagged(h: &mut Buffered, tag: u8, bytes: [u8; 8]) {
-    let mut head = [tag; 9];
-    head[1..].copy_from_slice(&bytes);
-    h.update(&head);
-}
-
-fn feed_str(h: &mut Buffered, tag: u8, s: &str) {
-    tagged(h, tag, (s.len() as u64).to_le_bytes());
-    h.update(s.as_bytes());
+    fn string(&mut self, tag: u8, s: &str) {
+        self.tagged(tag, (s.len() as u64).to_le_bytes());
+        self.update(s.as_bytes());
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use tokio::sync::{broadcast, watch};
 
 use crate::cell::{self, NewCell};
 use crate::error::{Error, Errors, SourceName};
-use crate::hash::ContentHash;
 use crate::history::History;
 use crate::keys::{Keys, KeysSlot};
 use crate::metrics;
@@ -431,7 +430,7 @@ impl Builder {
                 })
                 .map_err(publish::into_errors)
                 .and_then(|scoped| {
-                    let hash = ContentHash::of(scoped.document());
+                    let hash = scoped.hash();
                     // Same content as the last stored version: it keeps its number.
                     let (version, stored) = match &last {
                         Some(e) if e.hash == hash => (e.version, true),

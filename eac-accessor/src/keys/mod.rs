@@ -16,6 +16,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Map, Value};
 
 use crate::error::dotted_to_pointer;
+use crate::hash::{ContentHash, Hasher};
 
 /// A top-level key that every document may carry for editors; never configuration.
 pub(crate) const SCHEMA_KEY: &str = "$schema";
@@ -76,56 +77,80 @@ impl Keys {
     /// Removes from `document` every key that no section owns, and the top-level
     /// `$schema`; returns the removed keys that are not allowed.
     pub(crate) fn scope(&self, document: &mut Value) -> Vec<Unknown> {
+        self.scope_hashed(document).0
+    }
+
+    /// [`scope`](Keys::scope), and the [`ContentHash`] of the scoped document, written
+    /// as the walk goes: the walk reads every key of the document anyway, and a second
+    /// walk for the hash would read the whole document again.
+    pub(crate) fn scope_hashed(&self, document: &mut Value) -> (Vec<Unknown>, ContentHash) {
         let mut out = Vec::new();
+        let mut hasher = Hasher::new();
         if let Value::Object(map) = document {
             map.remove(SCHEMA_KEY);
             // Every entry of a map field has the same schema: read it once.
             let cache = Levels::default();
-            self.scope_tree(map, &self.tree, &mut String::new(), &cache, &mut out);
+            let mut walk = Walk {
+                path: String::new(),
+                hasher: &mut hasher,
+                removed: false,
+                out: &mut out,
+            };
+            self.scope_tree(map, &self.tree, &cache, &mut walk);
+            if walk.removed {
+                // The hash wrote the length of an object before some of its keys were
+                // removed: hash the scoped document again. Rare: an unknown key rejects
+                // the candidate unless allowed.
+                return (out, ContentHash::of(document));
+            }
+        } else {
+            hasher.value(document);
         }
-        out
+        (out, hasher.finish())
     }
 
-    /// `path` is the dotted key of `map`, a buffer the walk extends and restores.
+    /// Scopes `map`, whose dotted key is `walk.path`, and writes it to the hash.
     fn scope_tree<'c>(
         &'c self,
         map: &mut Map<String, Value>,
         tree: &Tree,
-        path: &mut String,
         cache: &'c Levels<'c>,
-        out: &mut Vec<Unknown>,
+        walk: &mut Walk<'_>,
     ) {
+        walk.hasher.object(map.len());
         map.retain(|key, value| {
-            let len = push_segment(path, key);
+            let len = push_segment(&mut walk.path, key);
             let keep = match tree.children.get(key) {
                 Some(child) => {
-                    self.scope_entry(value, child, path, cache, out);
+                    walk.hasher.key(key);
+                    self.scope_entry(value, child, cache, walk);
                     true
                 }
                 None => {
                     if !self.allow_unknown {
-                        out.push(Unknown {
+                        walk.out.push(Unknown {
                             nearest: nearest(key, tree.children.keys().map(String::as_str)),
-                            key: path.clone(),
+                            key: walk.path.clone(),
                             section: None,
                         });
                     }
+                    walk.removed = true;
                     false
                 }
             };
-            path.truncate(len);
+            walk.path.truncate(len);
             keep
         });
     }
 
-    /// Scopes the value at `path`, which the section tree reaches at `node`.
+    /// Scopes the value at `walk.path`, which the section tree reaches at `node`, and
+    /// writes it to the hash.
     fn scope_entry<'c>(
         &'c self,
         value: &mut Value,
         node: &Tree,
-        path: &mut String,
         cache: &'c Levels<'c>,
-        out: &mut Vec<Unknown>,
+        walk: &mut Walk<'_>,
     ) {
         match node.section {
             Some(i) => {
@@ -137,13 +162,12 @@ impl Keys {
                     allow: self.allow_unknown || self.sections[i].allow_unknown,
                     section: self.sections[i].path,
                 };
-                scope.walk(value, &[walker.root], node, path, out);
+                scope.walk(value, &[walker.root], node, walk);
             }
-            None => {
-                if let Value::Object(inner) = value {
-                    self.scope_tree(inner, node, path, cache, out);
-                }
-            }
+            None => match value {
+                Value::Object(inner) => self.scope_tree(inner, node, cache, walk),
+                other => walk.hasher.value(other),
+            },
         }
     }
 
@@ -167,6 +191,18 @@ static NO_SECTIONS: Tree = Tree {
     children: BTreeMap::new(),
 };
 
+/// What a scoping walk carries along: where it is, the hash it writes, and the unknown
+/// keys it found.
+struct Walk<'w> {
+    /// The dotted key of the value being walked, a buffer the walk extends and restores.
+    path: String,
+    /// The hash of the document as the walk found it, while nothing was removed.
+    hasher: &'w mut Hasher,
+    /// A key was removed: the hash wrote the length its object had before.
+    removed: bool,
+    out: &'w mut Vec<Unknown>,
+}
+
 /// Walks one section's value, removing what its schema does not own.
 struct Scope<'k> {
     keys: &'k Keys,
@@ -178,50 +214,54 @@ struct Scope<'k> {
 }
 
 impl<'k> Scope<'k> {
-    fn walk(
-        &self,
-        value: &mut Value,
-        nodes: &[&'k Value],
-        tree: &Tree,
-        path: &mut String,
-        out: &mut Vec<Unknown>,
-    ) {
+    /// Scopes `value`, which the schema `nodes` describe, and writes it to the hash.
+    fn walk(&self, value: &mut Value, nodes: &[&'k Value], tree: &Tree, walk: &mut Walk<'_>) {
         if !matches!(value, Value::Object(_) | Value::Array(_)) {
-            return; // nothing below a scalar to scope
+            // Nothing below a scalar to scope.
+            walk.hasher.value(value);
+            return;
         }
         let level = self.level(nodes);
         if level.open {
+            walk.hasher.value(value);
             return;
         }
         match value {
-            Value::Object(map) => map.retain(|key, v| {
-                let len = push_segment(path, key);
-                let keep = if let Some(deeper) = tree.children.get(key) {
-                    // Another registered section lives here (`server` and `server.http`).
-                    self.keys.scope_entry(v, deeper, path, self.cache, out);
-                    true
-                } else if let Some(children) = level.child(key) {
-                    self.walk(v, children, &NO_SECTIONS, path, out);
-                    true
-                } else {
-                    if !self.allow {
-                        let names = level.fields.iter().map(|(name, _)| *name);
-                        out.push(Unknown {
-                            nearest: nearest(key, names),
-                            key: path.clone(),
-                            section: Some(self.section),
-                        });
-                    }
-                    false
-                };
-                path.truncate(len);
-                keep
-            }),
+            Value::Object(map) => {
+                walk.hasher.object(map.len());
+                map.retain(|key, v| {
+                    let len = push_segment(&mut walk.path, key);
+                    let keep = if let Some(deeper) = tree.children.get(key) {
+                        // Another registered section lives here (`server` and `server.http`).
+                        walk.hasher.key(key);
+                        self.keys.scope_entry(v, deeper, self.cache, walk);
+                        true
+                    } else if let Some(children) = level.child(key) {
+                        walk.hasher.key(key);
+                        self.walk(v, children, &NO_SECTIONS, walk);
+                        true
+                    } else {
+                        if !self.allow {
+                            let names = level.fields.iter().map(|(name, _)| *name);
+                            walk.out.push(Unknown {
+                                nearest: nearest(key, names),
+                                key: walk.path.clone(),
+                                section: Some(self.section),
+                            });
+                        }
+                        walk.removed = true;
+                        false
+                    };
+                    walk.path.truncate(len);
+                    keep
+                });
+            }
             Value::Array(items) => {
+                walk.hasher.array(items.len());
                 for (i, item) in items.iter_mut().enumerate() {
-                    let len = push_segment(path, &i.to_string());
-                    self.walk(item, &level.items, &NO_SECTIONS, path, out);
-                    path.truncate(len);
+                    let len = push_segment(&mut walk.path, &i.to_string());
+                    self.walk(item, &level.items, &NO_SECTIONS, walk);
+                    walk.path.truncate(len);
                 }
             }
             _ => {}

@@ -199,3 +199,67 @@ proptest::proptest! {
         );
     }
 }
+
+/// A JSON value over keys that the test schema partly owns, so that a walk meets known
+/// fields, unknown keys, map fields, lists, open fields and another section below one.
+fn any_document() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let key = prop::sample::select(vec![
+        "upstream", "server", "http", "port", "prot", "url", "api_key", "headers", "tls", "cert",
+        "extra", "routes", "path", "retries", "other", "$schema",
+    ]);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        "[a-z]{0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(5, 64, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(key.clone(), inner, 0..6).prop_map(|m| Value::Object(
+                m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
+        ]
+    })
+}
+
+#[test]
+fn the_hash_written_by_the_scoping_walk_is_the_hash_of_the_scoped_document() {
+    for allow in [false, true] {
+        for mut doc in [
+            json!({
+                "$schema": "./schema.json",
+                "htpp": {"x": 1},
+                "server": {"http": {"port": 1, "prot": 2}, "htp": {}},
+                "upstream": {
+                    "url": "u", "api_kee": "SECRET",
+                    "headers": {"anything": "goes"},
+                    "tls": {"cert": "c", "cret": "d"},
+                    "extra": {"free": {"form": 1}},
+                    "routes": [{"path": "/", "pth": "/x"}, 3, null]
+                }
+            }),
+            json!({"server": 5, "upstream": [1, 2]}),
+            json!({}),
+            json!([1, {"upstream": 2}]),
+            json!("text"),
+        ] {
+            let (_, hash) = keys(allow).scope_hashed(&mut doc);
+            assert_eq!(hash, crate::ContentHash::of(&doc), "{doc}");
+        }
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_scoped_document_hashes_as_written_by_its_walk(
+        mut doc in any_document(),
+        allow in proptest::prelude::any::<bool>(),
+    ) {
+        let (_, hash) = keys(allow).scope_hashed(&mut doc);
+        proptest::prop_assert_eq!(hash, crate::ContentHash::of(&doc));
+    }
+}

@@ -15,7 +15,6 @@ use tokio::sync::{broadcast, watch};
 use crate::cell::Follow;
 
 use crate::error::{Error, ErrorKind, Errors, SourceName};
-use crate::hash::ContentHash;
 use crate::history::History;
 use crate::keys::Keys;
 use crate::metrics;
@@ -291,7 +290,7 @@ impl Publisher {
     ) -> Result<Outcome, Errors> {
         let scoped = scoped.map_err(into_errors)?;
         let current = self.current.load_full();
-        let hash = ContentHash::of(scoped.document());
+        let hash = scoped.hash();
         if hash == current.hash && !scoped.is_rejected() {
             // Back to what is served: a canary of something else has nothing to prove.
             self.canary

@@ -89,6 +89,7 @@ pub(crate) fn prepare(
 ) -> Prepared {
     let Scoped {
         merged,
+        hash: _,
         kept,
         unknown: mut errors,
         partial,

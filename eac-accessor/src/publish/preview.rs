@@ -10,7 +10,6 @@ use super::scope::{Scoped, scope, scope_kept};
 use super::{Publisher, next_version, prepare};
 use crate::diff::{self, Diff};
 use crate::error::{Error, ErrorKind, Errors, SourceName};
-use crate::hash::ContentHash;
 use crate::snapshot::{Origin, Snapshot};
 use crate::source::provenance;
 use crate::source::{self, Layer};
@@ -172,7 +171,7 @@ impl Publisher {
             Ok(scoped) => scoped,
             Err(errors) => return Preview::rejected(current.version, errors, Diff::default()),
         };
-        let hash = ContentHash::of(scoped.document());
+        let hash = scoped.hash();
         // Equal hashes with a secret set would tell that the guess is right.
         if hash == current.hash && !scoped.is_rejected() && secrets_set.is_empty() {
             return Preview {

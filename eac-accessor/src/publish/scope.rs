@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Errors, SourceName};
+use crate::hash::ContentHash;
 use crate::keys::Keys;
 use crate::source::provenance::{self, Kept};
 use crate::source::{self, Layer, Merged};
@@ -14,6 +15,8 @@ use crate::source::{self, Layer, Merged};
 /// sources' input and the unknown keys that reject it.
 pub(crate) struct Scoped {
     pub(super) merged: Merged,
+    /// The content hash of the candidate document, written by the walk that scoped it.
+    pub(super) hash: ContentHash,
     pub(super) kept: Arc<Kept>,
     pub(super) unknown: Vec<Error>,
     /// Some inputs did not parse and were left out: the candidate is rejected, and is
@@ -26,6 +29,11 @@ impl Scoped {
     /// The candidate document: no unknown key, no `$schema`.
     pub(crate) fn document(&self) -> &Value {
         &self.merged.document
+    }
+
+    /// The content hash of [`document`](Scoped::document).
+    pub(crate) fn hash(&self) -> ContentHash {
+        self.hash
     }
 
     /// Whether an unknown key rejects the candidate.
@@ -68,7 +76,7 @@ pub(super) fn scope_kept(
         }
     };
     let partial = !unreadable.is_empty();
-    let unknown = keys.scope(&mut merged.document);
+    let (unknown, hash) = keys.scope_hashed(&mut merged.document);
     let unknown = if allow_all || unknown.is_empty() {
         Vec::new()
     } else {
@@ -87,6 +95,7 @@ pub(super) fn scope_kept(
     unreadable.extend(unknown);
     Ok(Scoped {
         merged,
+        hash,
         kept,
         unknown: unreadable,
         partial,
