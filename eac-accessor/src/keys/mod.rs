@@ -118,13 +118,13 @@ impl Keys {
         walk: &mut Walk<'_>,
     ) {
         walk.hasher.object(map.len());
-        map.retain(|key, value| {
+        let mut unknown = false;
+        for (key, value) in map.iter_mut() {
             let len = push_segment(&mut walk.path, key);
-            let keep = match tree.children.get(key) {
+            match tree.children.get(key) {
                 Some(child) => {
                     walk.hasher.key(key);
                     self.scope_entry(value, child, cache, walk);
-                    true
                 }
                 None => {
                     if !self.allow_unknown {
@@ -134,13 +134,17 @@ impl Keys {
                             section: None,
                         });
                     }
-                    walk.removed = true;
-                    false
+                    unknown = true;
                 }
-            };
+            }
             walk.path.truncate(len);
-            keep
-        });
+        }
+        // Removing is rare (it rejects the candidate unless allowed): a second pass then,
+        // rather than walking every map with a cursor that can remove.
+        if unknown {
+            map.retain(|key, _| tree.children.contains_key(key));
+            walk.removed = true;
+        }
     }
 
     /// Scopes the value at `walk.path`, which the section tree reaches at `node`, and
@@ -229,17 +233,16 @@ impl<'k> Scope<'k> {
         match value {
             Value::Object(map) => {
                 walk.hasher.object(map.len());
-                map.retain(|key, v| {
+                let mut unknown = false;
+                for (key, v) in map.iter_mut() {
                     let len = push_segment(&mut walk.path, key);
-                    let keep = if let Some(deeper) = tree.children.get(key) {
+                    if let Some(deeper) = tree.children.get(key) {
                         // Another registered section lives here (`server` and `server.http`).
                         walk.hasher.key(key);
                         self.keys.scope_entry(v, deeper, self.cache, walk);
-                        true
                     } else if let Some(children) = level.child(key) {
                         walk.hasher.key(key);
                         self.walk(v, children, &NO_SECTIONS, walk);
-                        true
                     } else {
                         if !self.allow {
                             let names = level.fields.iter().map(|(name, _)| *name);
@@ -249,12 +252,16 @@ impl<'k> Scope<'k> {
                                 section: Some(self.section),
                             });
                         }
-                        walk.removed = true;
-                        false
-                    };
+                        unknown = true;
+                    }
                     walk.path.truncate(len);
-                    keep
-                });
+                }
+                if unknown {
+                    map.retain(|key, _| {
+                        tree.children.contains_key(key) || level.child(key).is_some()
+                    });
+                    walk.removed = true;
+                }
             }
             Value::Array(items) => {
                 walk.hasher.array(items.len());
