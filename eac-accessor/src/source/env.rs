@@ -298,7 +298,9 @@ struct Loose<'a> {
 
 impl Loose<'_> {
     fn skip_spaces(&mut self) {
-        self.rest = self.rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        self.rest = self
+            .rest
+            .trim_start_matches(|c: char| c.is_ascii_whitespace());
     }
 
     fn eat(&mut self, token: &str) -> bool {
@@ -645,6 +647,8 @@ mod tests {
             ("[1,]", json!([1])),
             ("{a = 1, \"b.c\" = [x]}", json!({"a": 1, "b.c": ["x"]})),
             ("\"tab\\there \\u00e9\"", json!("tab\there é")),
+            ("\"é\\n\"", json!("é\n")),
+            ("'é'", json!("é")),
             ("'c'", json!("c")),
             ("  spaced words  ", json!("spaced words")),
             ("a, b", json!("a, b")),
@@ -653,15 +657,20 @@ mod tests {
             ("", json!("")),
         ] {
             assert_eq!(guess(text), expected, "{text:?}");
-            assert_eq!(figment_guess(text), expected, "figment on {text:?}");
+            if text.is_ascii() || !text.contains('\\') {
+                assert_eq!(figment_guess(text), expected, "figment on {text:?}");
+            }
         }
     }
 
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(4000))]
-        /// Text built of the grammar's own characters reads as figment read it.
+        /// Text built of the grammar's own characters reads as figment read it. ASCII
+        /// only: figment slices a quoted string by a character count where a byte count
+        /// is needed, so before an escape a non-ASCII character panics it or loses text
+        /// (`"é\\n"`); the reader's own test below covers that case.
         #[test]
-        fn guesses_agree_with_figment(text in "[\\[\\]{}=,\"'\\\\ \t.+\\-_0-9a-fnrtuUxé\u{1}]{0,24}") {
+        fn guesses_agree_with_figment(text in "[\\[\\]{}=,\"'\\\\ \t.+\\-_0-9a-fnrtuUx\u{1}]{0,24}") {
             proptest::prop_assert_eq!(guess(&text), figment_guess(&text));
         }
 
