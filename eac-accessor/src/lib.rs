@@ -94,6 +94,7 @@ mod publish;
 pub mod reload;
 pub mod resolve;
 mod schema;
+mod schema_check;
 mod secret;
 mod section;
 pub mod settings;

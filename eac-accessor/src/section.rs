@@ -137,7 +137,7 @@ pub(crate) struct SectionSpec {
     pub(crate) type_name: &'static str,
     pub(crate) path: &'static str,
     pub(crate) pointer: String,
-    pub(crate) validator: jsonschema::Validator,
+    pub(crate) validator: validate::SchemaValidator,
     /// The schema and the unknown-key rule, for the key walk.
     pub(crate) keys: SectionKeys,
     /// Absolute dotted paths of secret fields.
@@ -159,13 +159,12 @@ impl fmt::Debug for SectionSpec {
 impl SectionSpec {
     pub(crate) fn of<T: EaCSection>() -> Result<SectionSpec, Error> {
         let schema = T::schema();
-        let validator = jsonschema::validator_for(&schema).map_err(|e| {
+        let validator = validate::SchemaValidator::new(&schema).map_err(|why| {
             Error::new(
                 ErrorKind::Schema,
                 format!(
-                    "the JSON Schema of section `{}` does not compile: {}",
+                    "the JSON Schema of section `{}` cannot be checked: {why}",
                     std::any::type_name::<T>(),
-                    e.masked()
                 ),
             )
             .with_key(T::PATH)

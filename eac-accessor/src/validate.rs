@@ -3,12 +3,14 @@
 //! jsonschema's own messages quote the offending value; ours quote a value only when it
 //! is a short scalar outside every secret path, and otherwise say only its type.
 
-use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
 use crate::error::join_key;
 use crate::error::{Error, ErrorKind, pointer_to_dotted};
 use crate::keys::schema_type;
+#[cfg(not(feature = "jsonschema"))]
+use crate::schema_check::Checker;
+use crate::schema_check::{Kind, Violation};
 
 /// Whether dotted `key` is a secret, lies inside one, or contains one.
 ///
@@ -57,10 +59,138 @@ pub(crate) fn dotted_segments(key: &str) -> Vec<&str> {
     }
 }
 
+/// What checks a section's values against its schema: eac's own checker, or with the
+/// `jsonschema` feature the `jsonschema` crate (the whole specification).
+pub(crate) enum SchemaValidator {
+    /// The built-in checker of the keywords derived schemas use.
+    #[cfg(not(feature = "jsonschema"))]
+    Builtin(Checker),
+    /// `jsonschema`'s validator.
+    #[cfg(feature = "jsonschema")]
+    Full(jsonschema::Validator),
+}
+
+impl SchemaValidator {
+    /// Compiles `schema`; the reason, when it cannot be checked.
+    pub(crate) fn new(schema: &Value) -> Result<SchemaValidator, String> {
+        #[cfg(not(feature = "jsonschema"))]
+        {
+            Checker::new(schema)
+                .map(SchemaValidator::Builtin)
+                .map_err(|e| {
+                    format!(
+                        "it uses {e}; turn on eac-accessor's `jsonschema` feature to check the \
+                     whole JSON Schema specification"
+                    )
+                })
+        }
+        #[cfg(feature = "jsonschema")]
+        {
+            jsonschema::validator_for(schema)
+                .map(SchemaValidator::Full)
+                .map_err(|e| e.masked().to_string())
+        }
+    }
+
+    fn is_valid(&self, value: &Value) -> bool {
+        match self {
+            #[cfg(not(feature = "jsonschema"))]
+            SchemaValidator::Builtin(checker) => checker.is_valid(value),
+            #[cfg(feature = "jsonschema")]
+            SchemaValidator::Full(validator) => validator.is_valid(value),
+        }
+    }
+
+    /// Every rule `value` breaks.
+    fn violations<'v>(&self, value: &'v Value) -> Vec<Violation<'v>> {
+        match self {
+            #[cfg(not(feature = "jsonschema"))]
+            SchemaValidator::Builtin(checker) => checker.violations(value),
+            #[cfg(feature = "jsonschema")]
+            SchemaValidator::Full(validator) => validator
+                .iter_errors(value)
+                .map(|e| {
+                    // Where the error points into `value`; the instance there, looked up
+                    // (the error's own copy may be owned).
+                    let pointer = e.instance_path().as_str().to_owned();
+                    let instance = value.pointer(&pointer).unwrap_or(value);
+                    Violation {
+                        kind: full::kind(e.kind()),
+                        pointer,
+                        instance,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `jsonschema`'s errors in eac's words.
+#[cfg(feature = "jsonschema")]
+mod full {
+    use jsonschema::error::{TypeKind, ValidationErrorKind};
+    use serde_json::Value;
+
+    use crate::schema_check::Kind;
+
+    pub(super) fn kind(kind: &ValidationErrorKind) -> Kind {
+        match kind {
+            ValidationErrorKind::Required { property } => Kind::Required {
+                property: property
+                    .as_str()
+                    .map_or_else(|| property.to_string(), str::to_owned),
+            },
+            ValidationErrorKind::AdditionalProperties { unexpected }
+            | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+                Kind::AdditionalProperties {
+                    unexpected: unexpected.clone(),
+                }
+            }
+            ValidationErrorKind::Type { kind } => Kind::Type {
+                expected: match kind {
+                    TypeKind::Single(t) => vec![t.as_str()],
+                    TypeKind::Multiple(set) => set.iter().map(|t| t.as_str()).collect(),
+                },
+            },
+            ValidationErrorKind::Minimum { limit } => Kind::Minimum {
+                limit: limit.clone(),
+            },
+            ValidationErrorKind::Maximum { limit } => Kind::Maximum {
+                limit: limit.clone(),
+            },
+            ValidationErrorKind::ExclusiveMinimum { limit } => Kind::ExclusiveMinimum {
+                limit: limit.clone(),
+            },
+            ValidationErrorKind::ExclusiveMaximum { limit } => Kind::ExclusiveMaximum {
+                limit: limit.clone(),
+            },
+            ValidationErrorKind::MinLength { limit } => Kind::MinLength { limit: *limit },
+            ValidationErrorKind::MaxLength { limit } => Kind::MaxLength { limit: *limit },
+            ValidationErrorKind::MinItems { limit } => Kind::MinItems { limit: *limit },
+            ValidationErrorKind::MaxItems { limit } => Kind::MaxItems { limit: *limit },
+            ValidationErrorKind::Pattern { pattern } => Kind::Pattern {
+                pattern: pattern.clone(),
+            },
+            ValidationErrorKind::Enum { options } => Kind::Enum {
+                options: Value::clone(options),
+            },
+            ValidationErrorKind::Constant { expected_value } => Kind::Constant {
+                expected: Value::clone(expected_value),
+            },
+            ValidationErrorKind::Format { format } => Kind::Format {
+                format: format.clone(),
+            },
+            other => Kind::Other {
+                keyword: other.keyword().to_owned(),
+            },
+        }
+    }
+}
+
 /// Every schema violation of the section's value, as errors keyed by absolute dotted path.
 pub(crate) fn schema_errors(
     path: &str,
-    validator: &jsonschema::Validator,
+    validator: &SchemaValidator,
     secrets: &[String],
     value: &Value,
 ) -> Vec<Error> {
@@ -68,9 +198,10 @@ pub(crate) fn schema_errors(
         return Vec::new();
     }
     validator
-        .iter_errors(value)
-        .flat_map(|e| {
-            let pointer = e.instance_path().as_str();
+        .violations(value)
+        .into_iter()
+        .flat_map(|v| {
+            let pointer = v.pointer.as_str();
             let key = join_key(path, &pointer_to_dotted(pointer));
             // The pointer's own segments: a map key with a dot is one segment there.
             let mut segments = dotted_segments(path)
@@ -84,27 +215,23 @@ pub(crate) fn schema_errors(
                     .map(|seg| seg.replace("~1", "/").replace("~0", "~")),
             );
             let secret = touches_secret_at(secrets, &segments);
-            describe(key, secret, e.kind(), e.instance())
+            describe(key, secret, &v.kind, v.instance)
         })
         .collect()
 }
 
-fn describe(key: String, secret: bool, kind: &ValidationErrorKind, found: &Value) -> Vec<Error> {
+fn describe(key: String, secret: bool, kind: &Kind, found: &Value) -> Vec<Error> {
     let found_text = || found_text(found, secret);
     let schema =
         |message: String| vec![Error::new(ErrorKind::Schema, message).with_key(key.clone())];
     match kind {
-        ValidationErrorKind::Required { property } => {
-            let name = property
-                .as_str()
-                .map_or_else(|| property.to_string(), str::to_owned);
+        Kind::Required { property } => {
             vec![
                 // `publish` says which sources set the section.
-                Error::new(ErrorKind::MissingKey, "missing").with_key(join_key(&key, &name)),
+                Error::new(ErrorKind::MissingKey, "missing").with_key(join_key(&key, property)),
             ]
         }
-        ValidationErrorKind::AdditionalProperties { unexpected }
-        | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected
+        Kind::AdditionalProperties { unexpected } => unexpected
             .iter()
             .map(|name| {
                 Error::new(
@@ -114,65 +241,58 @@ fn describe(key: String, secret: bool, kind: &ValidationErrorKind, found: &Value
                 .with_key(join_key(&key, name))
             })
             .collect(),
-        ValidationErrorKind::Type { kind } => {
-            let expected = match kind {
-                TypeKind::Single(t) => t.to_string(),
-                TypeKind::Multiple(set) => set
-                    .iter()
-                    .map(|t| t.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" or "),
-            };
-            schema(format!("expected {expected}, found {}", found_text()))
-        }
-        ValidationErrorKind::Minimum { limit } => schema(format!(
+        Kind::Type { expected } => schema(format!(
+            "expected {}, found {}",
+            expected.join(" or "),
+            found_text()
+        )),
+        Kind::Minimum { limit } => schema(format!(
             "expected a value >= {limit}, found {}",
             found_text()
         )),
-        ValidationErrorKind::Maximum { limit } => schema(format!(
+        Kind::Maximum { limit } => schema(format!(
             "expected a value <= {limit}, found {}",
             found_text()
         )),
-        ValidationErrorKind::ExclusiveMinimum { limit } => schema(format!(
+        Kind::ExclusiveMinimum { limit } => schema(format!(
             "expected a value > {limit}, found {}",
             found_text()
         )),
-        ValidationErrorKind::ExclusiveMaximum { limit } => schema(format!(
+        Kind::ExclusiveMaximum { limit } => schema(format!(
             "expected a value < {limit}, found {}",
             found_text()
         )),
-        ValidationErrorKind::MinLength { limit } => schema(format!(
+        Kind::MinLength { limit } => schema(format!(
             "expected at least {limit} character(s), found {}",
             found_text()
         )),
-        ValidationErrorKind::MaxLength { limit } => schema(format!(
+        Kind::MaxLength { limit } => schema(format!(
             "expected at most {limit} character(s), found {}",
             found_text()
         )),
-        ValidationErrorKind::MinItems { limit } => {
-            schema(format!("expected at least {limit} item(s)"))
-        }
-        ValidationErrorKind::MaxItems { limit } => {
-            schema(format!("expected at most {limit} item(s)"))
-        }
-        ValidationErrorKind::Pattern { pattern } => schema(format!(
+        Kind::MinItems { limit } => schema(format!("expected at least {limit} item(s)")),
+        Kind::MaxItems { limit } => schema(format!("expected at most {limit} item(s)")),
+        Kind::Pattern { pattern } => schema(format!(
             "expected a string matching `{pattern}`, found {}",
             found_text()
         )),
-        ValidationErrorKind::Enum { options } => {
+        Kind::Enum { options } => {
             schema(format!("expected one of {options}, found {}", found_text()))
         }
-        ValidationErrorKind::Constant { expected_value } if !secret => {
-            schema(format!("expected {expected_value}, found {}", found_text()))
+        Kind::Constant { expected } if !secret => {
+            schema(format!("expected {expected}, found {}", found_text()))
         }
-        ValidationErrorKind::Format { format } => schema(format!(
+        Kind::Format { format } => schema(format!(
             "expected a value of format `{format}`, found {}",
             found_text()
         )),
         // Everything else (oneOf, not, uniqueItems, …): the rule's keyword, value masked.
-        _ => schema(format!(
-            "violates the schema's `{}` rule, found {}",
-            kind.keyword(),
+        Kind::Constant { .. } => schema(format!(
+            "violates the schema's `const` rule, found {}",
+            found_text()
+        )),
+        Kind::Other { keyword } => schema(format!(
+            "violates the schema's `{keyword}` rule, found {}",
             found_text()
         )),
     }

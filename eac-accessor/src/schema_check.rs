@@ -1,0 +1,822 @@
+//! eac's own JSON Schema checker: the keywords a section's derived schema uses.
+//!
+//! `#[derive(JsonSchema)]` on a configuration type emits a small part of JSON Schema
+//! 2020-12: types, properties and `required`, `additionalProperties`, items and
+//! `prefixItems`, `enum` and `const`, number and length bounds, `$ref` into `$defs`, and
+//! `allOf` / `anyOf` / `oneOf` / `not` for options and enums. This module checks exactly
+//! that part, compiled once per section. A schema with any other keyword that asserts
+//! something (`pattern`, `multipleOf`, `if`, …) is refused when the accessor is built,
+//! naming the keyword: turn on the `jsonschema` feature, and the `jsonschema` crate (the
+//! whole specification) checks every section instead.
+//!
+//! Annotations (`title`, `description`, `default`, `examples`, `format` — an annotation
+//! in 2020-12 unless a vocabulary asserts it — …) are read past.
+
+// With the `jsonschema` feature, the kinds and violations serve its errors; the checker
+// is unused.
+#![cfg_attr(feature = "jsonschema", allow(dead_code))]
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde_json::{Map, Number, Value};
+
+/// A rule a value broke, in the words eac's errors are made from (`validate.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Kind {
+    /// A required property is missing.
+    Required {
+        property: String,
+    },
+    /// Properties the schema does not allow (`additionalProperties: false`).
+    AdditionalProperties {
+        unexpected: Vec<String>,
+    },
+    /// The value's type is none of these (in JSON Schema's names).
+    Type {
+        expected: Vec<&'static str>,
+    },
+    Minimum {
+        limit: Value,
+    },
+    Maximum {
+        limit: Value,
+    },
+    ExclusiveMinimum {
+        limit: Value,
+    },
+    ExclusiveMaximum {
+        limit: Value,
+    },
+    MinLength {
+        limit: u64,
+    },
+    MaxLength {
+        limit: u64,
+    },
+    MinItems {
+        limit: u64,
+    },
+    MaxItems {
+        limit: u64,
+    },
+    /// Not one of the schema's `enum` values (the array, as the schema gives it).
+    Enum {
+        options: Value,
+    },
+    /// Not the schema's `const`.
+    Constant {
+        expected: Value,
+    },
+    /// A string that does not match the schema's `pattern` (only the `jsonschema`
+    /// feature checks patterns).
+    #[cfg_attr(not(feature = "jsonschema"), allow(dead_code))]
+    Pattern {
+        pattern: String,
+    },
+    /// A value not of the schema's `format`, where the dialect asserts formats (only the
+    /// `jsonschema` feature).
+    #[cfg_attr(not(feature = "jsonschema"), allow(dead_code))]
+    Format {
+        format: String,
+    },
+    /// Any other rule, by its keyword (`anyOf`, `oneOf`, `not`, `uniqueItems`, …).
+    Other {
+        keyword: String,
+    },
+}
+
+/// One broken rule: where (a JSON pointer into the checked value), what, and the value
+/// there.
+#[derive(Debug)]
+pub(crate) struct Violation<'v> {
+    pub(crate) pointer: String,
+    pub(crate) kind: Kind,
+    pub(crate) instance: &'v Value,
+}
+
+/// Why a schema cannot be checked here.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Unsupported {
+    /// Where in the schema, as a JSON pointer.
+    pub(crate) at: String,
+    pub(crate) what: String,
+}
+
+impl fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = if self.at.is_empty() { "/" } else { &self.at };
+        write!(f, "{} (at `{at}`)", self.what)
+    }
+}
+
+/// A compiled schema.
+#[derive(Debug)]
+pub(crate) struct Checker {
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug)]
+enum Node {
+    /// `true` (anything) or `false` (nothing).
+    Bool(bool),
+    Rules(Box<Rules>),
+}
+
+/// The JSON types, one bit each, in `jsonschema`'s order (for messages alike).
+const TYPES: [&str; 7] = [
+    "null", "boolean", "integer", "number", "string", "array", "object",
+];
+
+#[derive(Debug, Default)]
+struct Rules {
+    reference: Option<usize>,
+    /// A bit per [`TYPES`] entry; `None` for any type.
+    types: Option<u8>,
+    enumeration: Option<Value>,
+    constant: Option<Value>,
+    minimum: Option<Number>,
+    maximum: Option<Number>,
+    exclusive_minimum: Option<Number>,
+    exclusive_maximum: Option<Number>,
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    prefix_items: Vec<usize>,
+    items: Option<usize>,
+    min_items: Option<u64>,
+    max_items: Option<u64>,
+    unique_items: bool,
+    properties: Vec<(String, usize)>,
+    required: Vec<String>,
+    additional: Option<usize>,
+    min_properties: Option<u64>,
+    max_properties: Option<u64>,
+    all_of: Vec<usize>,
+    any_of: Vec<usize>,
+    one_of: Vec<usize>,
+    not: Option<usize>,
+}
+
+/// Keywords that assert nothing: read past.
+const ANNOTATIONS: &[&str] = &[
+    "$schema",
+    "$id",
+    "$anchor",
+    "$comment",
+    "$defs",
+    "definitions",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "format",
+    "contentEncoding",
+    "contentMediaType",
+    "contentSchema",
+    "$vocabulary",
+];
+
+impl Checker {
+    /// Compiles `schema`; refuses one that uses a keyword this checker does not know.
+    pub(crate) fn new(schema: &Value) -> Result<Checker, Unsupported> {
+        if let Some(dialect) = schema.get("$schema").and_then(Value::as_str)
+            && !dialect.contains("2020-12")
+        {
+            return Err(Unsupported {
+                at: "/$schema".to_owned(),
+                what: format!("the dialect `{dialect}` (only JSON Schema 2020-12 is checked)"),
+            });
+        }
+        let mut compiler = Compiler {
+            root: schema,
+            nodes: Vec::new(),
+            by_pointer: HashMap::new(),
+        };
+        compiler.compile(schema, String::new())?;
+        Ok(Checker {
+            nodes: compiler.nodes,
+        })
+    }
+
+    /// Whether `value` passes.
+    pub(crate) fn is_valid(&self, value: &Value) -> bool {
+        self.valid(0, value)
+    }
+
+    /// Every rule `value` breaks, in the order the schema's keywords are checked.
+    pub(crate) fn violations<'v>(&self, value: &'v Value) -> Vec<Violation<'v>> {
+        let mut out = Vec::new();
+        self.collect(0, value, &mut String::new(), &mut out);
+        out
+    }
+
+    fn valid(&self, node: usize, value: &Value) -> bool {
+        match &self.nodes[node] {
+            Node::Bool(b) => *b,
+            Node::Rules(rules) => {
+                let mut none = Vec::new();
+                self.check(rules, value, &mut String::new(), &mut none, true)
+            }
+        }
+    }
+
+    fn collect<'v>(
+        &self,
+        node: usize,
+        value: &'v Value,
+        pointer: &mut String,
+        out: &mut Vec<Violation<'v>>,
+    ) {
+        match &self.nodes[node] {
+            Node::Bool(true) => {}
+            Node::Bool(false) => out.push(Violation {
+                pointer: pointer.clone(),
+                kind: Kind::Other {
+                    keyword: "falseSchema".to_owned(),
+                },
+                instance: value,
+            }),
+            Node::Rules(rules) => {
+                self.check(rules, value, pointer, out, false);
+            }
+        }
+    }
+
+    /// Checks `value` against `rules`; with `quick`, stops at the first broken rule and
+    /// records nothing (the answer is the return value).
+    fn check<'v>(
+        &self,
+        rules: &Rules,
+        value: &'v Value,
+        pointer: &mut String,
+        out: &mut Vec<Violation<'v>>,
+        quick: bool,
+    ) -> bool {
+        let mut ok = true;
+        macro_rules! broke {
+            ($kind:expr) => {{
+                if quick {
+                    return false;
+                }
+                ok = false;
+                out.push(Violation {
+                    pointer: pointer.clone(),
+                    kind: $kind,
+                    instance: value,
+                });
+            }};
+        }
+        if let Some(node) = rules.reference {
+            if quick {
+                if !self.valid(node, value) {
+                    return false;
+                }
+            } else {
+                let before = out.len();
+                self.collect(node, value, pointer, out);
+                ok &= out.len() == before;
+            }
+        }
+        if let Some(types) = rules.types
+            && types & type_bits(value) == 0
+        {
+            broke!(Kind::Type {
+                expected: TYPES
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| types & (1 << i) != 0)
+                    .map(|(_, t)| *t)
+                    .collect(),
+            });
+        }
+        if let Some(options) = &rules.enumeration
+            && !options
+                .as_array()
+                .is_some_and(|o| o.iter().any(|option| equal(option, value)))
+        {
+            broke!(Kind::Enum {
+                options: options.clone()
+            });
+        }
+        if let Some(expected) = &rules.constant
+            && !equal(expected, value)
+        {
+            broke!(Kind::Constant {
+                expected: expected.clone()
+            });
+        }
+        match value {
+            Value::Number(n) => {
+                use std::cmp::Ordering::{Greater, Less};
+                if let Some(limit) = &rules.minimum
+                    && compare(n, limit) == Less
+                {
+                    broke!(Kind::Minimum {
+                        limit: Value::Number(limit.clone())
+                    });
+                }
+                if let Some(limit) = &rules.maximum
+                    && compare(n, limit) == Greater
+                {
+                    broke!(Kind::Maximum {
+                        limit: Value::Number(limit.clone())
+                    });
+                }
+                if let Some(limit) = &rules.exclusive_minimum
+                    && compare(n, limit) != Greater
+                {
+                    broke!(Kind::ExclusiveMinimum {
+                        limit: Value::Number(limit.clone())
+                    });
+                }
+                if let Some(limit) = &rules.exclusive_maximum
+                    && compare(n, limit) != Less
+                {
+                    broke!(Kind::ExclusiveMaximum {
+                        limit: Value::Number(limit.clone())
+                    });
+                }
+            }
+            Value::String(s) if rules.min_length.is_some() || rules.max_length.is_some() => {
+                let chars = s.chars().count() as u64;
+                if let Some(limit) = rules.min_length
+                    && chars < limit
+                {
+                    broke!(Kind::MinLength { limit });
+                }
+                if let Some(limit) = rules.max_length
+                    && chars > limit
+                {
+                    broke!(Kind::MaxLength { limit });
+                }
+            }
+            Value::Array(items) => {
+                let len = items.len() as u64;
+                if let Some(limit) = rules.min_items
+                    && len < limit
+                {
+                    broke!(Kind::MinItems { limit });
+                }
+                if let Some(limit) = rules.max_items
+                    && len > limit
+                {
+                    broke!(Kind::MaxItems { limit });
+                }
+                if rules.unique_items
+                    && items
+                        .iter()
+                        .enumerate()
+                        .any(|(i, a)| items[..i].iter().any(|b| equal(a, b)))
+                {
+                    broke!(Kind::Other {
+                        keyword: "uniqueItems".to_owned()
+                    });
+                }
+                for (i, item) in items.iter().enumerate() {
+                    let node = match rules.prefix_items.get(i) {
+                        Some(&node) => node,
+                        None => match rules.items {
+                            Some(node) => node,
+                            None => continue,
+                        },
+                    };
+                    ok &= self.descend(node, item, &i.to_string(), pointer, out, quick);
+                    if quick && !ok {
+                        return false;
+                    }
+                }
+            }
+            Value::Object(map) => {
+                let len = map.len() as u64;
+                if let Some(limit) = rules.min_properties
+                    && len < limit
+                {
+                    broke!(Kind::Other {
+                        keyword: "minProperties".to_owned()
+                    });
+                }
+                if let Some(limit) = rules.max_properties
+                    && len > limit
+                {
+                    broke!(Kind::Other {
+                        keyword: "maxProperties".to_owned()
+                    });
+                }
+                for property in &rules.required {
+                    if !map.contains_key(property) {
+                        broke!(Kind::Required {
+                            property: property.clone()
+                        });
+                    }
+                }
+                for (name, node) in &rules.properties {
+                    if let Some(item) = map.get(name) {
+                        ok &= self.descend(*node, item, name, pointer, out, quick);
+                        if quick && !ok {
+                            return false;
+                        }
+                    }
+                }
+                if let Some(node) = rules.additional {
+                    ok &= self.additional(rules, node, map, value, pointer, out, quick);
+                    if quick && !ok {
+                        return false;
+                    }
+                }
+            }
+            _ => {}
+        }
+        for &node in &rules.all_of {
+            ok &= self.descend_here(node, value, pointer, out, quick);
+            if quick && !ok {
+                return false;
+            }
+        }
+        if !rules.any_of.is_empty() && !rules.any_of.iter().any(|&n| self.valid(n, value)) {
+            broke!(Kind::Other {
+                keyword: "anyOf".to_owned()
+            });
+        }
+        if !rules.one_of.is_empty()
+            && rules
+                .one_of
+                .iter()
+                .filter(|&&n| self.valid(n, value))
+                .count()
+                != 1
+        {
+            broke!(Kind::Other {
+                keyword: "oneOf".to_owned()
+            });
+        }
+        if let Some(node) = rules.not
+            && self.valid(node, value)
+        {
+            broke!(Kind::Other {
+                keyword: "not".to_owned()
+            });
+        }
+        ok
+    }
+
+    /// Checks the properties `rules.properties` does not name against `node`: with
+    /// `additionalProperties: false`, one violation listing them all.
+    #[allow(clippy::too_many_arguments)]
+    fn additional<'v>(
+        &self,
+        rules: &Rules,
+        node: usize,
+        map: &'v Map<String, Value>,
+        value: &'v Value,
+        pointer: &mut String,
+        out: &mut Vec<Violation<'v>>,
+        quick: bool,
+    ) -> bool {
+        let extra = map
+            .iter()
+            .filter(|(name, _)| !rules.properties.iter().any(|(known, _)| known == *name));
+        if matches!(self.nodes[node], Node::Bool(false)) {
+            let unexpected: Vec<String> = extra.map(|(name, _)| name.clone()).collect();
+            if unexpected.is_empty() {
+                return true;
+            }
+            if !quick {
+                out.push(Violation {
+                    pointer: pointer.clone(),
+                    kind: Kind::AdditionalProperties { unexpected },
+                    instance: value,
+                });
+            }
+            return false;
+        }
+        let mut ok = true;
+        for (name, item) in extra {
+            ok &= self.descend(node, item, name, pointer, out, quick);
+            if quick && !ok {
+                return false;
+            }
+        }
+        ok
+    }
+
+    /// Checks `value`, found at `segment` below `pointer`, against `node`.
+    fn descend<'v>(
+        &self,
+        node: usize,
+        value: &'v Value,
+        segment: &str,
+        pointer: &mut String,
+        out: &mut Vec<Violation<'v>>,
+        quick: bool,
+    ) -> bool {
+        if quick {
+            return self.valid(node, value);
+        }
+        let len = pointer.len();
+        pointer.push('/');
+        for c in segment.chars() {
+            match c {
+                '~' => pointer.push_str("~0"),
+                '/' => pointer.push_str("~1"),
+                c => pointer.push(c),
+            }
+        }
+        let before = out.len();
+        self.collect(node, value, pointer, out);
+        pointer.truncate(len);
+        out.len() == before
+    }
+
+    /// Checks `value` against `node` at the same place (`allOf`).
+    fn descend_here<'v>(
+        &self,
+        node: usize,
+        value: &'v Value,
+        pointer: &mut String,
+        out: &mut Vec<Violation<'v>>,
+        quick: bool,
+    ) -> bool {
+        if quick {
+            return self.valid(node, value);
+        }
+        let before = out.len();
+        self.collect(node, value, pointer, out);
+        out.len() == before
+    }
+}
+
+/// The bits of [`TYPES`] `value` has: an integer is a number too, and so is a float
+/// without a fraction an integer.
+fn type_bits(value: &Value) -> u8 {
+    match value {
+        Value::Null => 1,
+        Value::Bool(_) => 1 << 1,
+        Value::Number(n) => {
+            let integer = n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0);
+            if integer { (1 << 2) | (1 << 3) } else { 1 << 3 }
+        }
+        Value::String(_) => 1 << 4,
+        Value::Array(_) => 1 << 5,
+        Value::Object(_) => 1 << 6,
+    }
+}
+
+/// JSON equality: numbers by value (`1` equals `1.0`), objects regardless of order.
+fn equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => compare(x, y) == std::cmp::Ordering::Equal,
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| equal(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Compares two numbers exactly when both are integers, else as floats.
+fn compare(a: &Number, b: &Number) -> std::cmp::Ordering {
+    let int = |n: &Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
+    match (int(a), int(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        _ => {
+            let (x, y) = (
+                a.as_f64().unwrap_or(f64::NAN),
+                b.as_f64().unwrap_or(f64::NAN),
+            );
+            x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
+        }
+    }
+}
+
+struct Compiler<'s> {
+    root: &'s Value,
+    nodes: Vec<Node>,
+    /// Schemas compiled from a `$ref`, by the pointer they were found at.
+    by_pointer: HashMap<String, usize>,
+}
+
+impl<'s> Compiler<'s> {
+    /// Compiles `schema`, found at `at` in the root, into a new node; returns its index.
+    fn compile(&mut self, schema: &'s Value, at: String) -> Result<usize, Unsupported> {
+        let index = self.nodes.len();
+        self.nodes.push(Node::Bool(true));
+        let node = match schema {
+            Value::Bool(b) => Node::Bool(*b),
+            Value::Object(map) => Node::Rules(Box::new(self.rules(map, &at)?)),
+            _ => {
+                return Err(Unsupported {
+                    at,
+                    what: "a schema that is neither an object nor a boolean".to_owned(),
+                });
+            }
+        };
+        self.nodes[index] = node;
+        Ok(index)
+    }
+
+    fn rules(&mut self, map: &'s Map<String, Value>, at: &str) -> Result<Rules, Unsupported> {
+        let mut rules = Rules::default();
+        for (keyword, value) in map {
+            let here = format!("{at}/{keyword}");
+            let bad = |what: &str| Unsupported {
+                at: here.clone(),
+                what: format!("`{keyword}` {what}"),
+            };
+            match keyword.as_str() {
+                k if ANNOTATIONS.contains(&k) || k.starts_with("x-") => {}
+                "$ref" => {
+                    let target = value.as_str().ok_or_else(|| bad("is not a string"))?;
+                    rules.reference = Some(self.reference(target, &here)?);
+                }
+                "type" => {
+                    let names: Vec<&str> = match value {
+                        Value::String(s) => vec![s.as_str()],
+                        Value::Array(items) => items
+                            .iter()
+                            .map(|t| t.as_str().ok_or_else(|| bad("lists a non-string")))
+                            .collect::<Result<_, _>>()?,
+                        _ => return Err(bad("is neither a string nor a list")),
+                    };
+                    let mut bits = 0u8;
+                    for name in names {
+                        let i = TYPES
+                            .iter()
+                            .position(|t| *t == name)
+                            .ok_or_else(|| bad(&format!("names an unknown type `{name}`")))?;
+                        bits |= 1 << i;
+                    }
+                    rules.types = Some(bits);
+                }
+                "enum" => {
+                    if !value.is_array() {
+                        return Err(bad("is not a list"));
+                    }
+                    rules.enumeration = Some(value.clone());
+                }
+                "const" => rules.constant = Some(value.clone()),
+                "minimum" => {
+                    rules.minimum = Some(number(value).ok_or_else(|| bad("is not a number"))?)
+                }
+                "maximum" => {
+                    rules.maximum = Some(number(value).ok_or_else(|| bad("is not a number"))?)
+                }
+                "exclusiveMinimum" => {
+                    rules.exclusive_minimum =
+                        Some(number(value).ok_or_else(|| bad("is not a number"))?);
+                }
+                "exclusiveMaximum" => {
+                    rules.exclusive_maximum =
+                        Some(number(value).ok_or_else(|| bad("is not a number"))?);
+                }
+                "minLength" => {
+                    rules.min_length = Some(count(value).ok_or_else(|| bad("is not a count"))?)
+                }
+                "maxLength" => {
+                    rules.max_length = Some(count(value).ok_or_else(|| bad("is not a count"))?)
+                }
+                "minItems" => {
+                    rules.min_items = Some(count(value).ok_or_else(|| bad("is not a count"))?)
+                }
+                "maxItems" => {
+                    rules.max_items = Some(count(value).ok_or_else(|| bad("is not a count"))?)
+                }
+                "minProperties" => {
+                    rules.min_properties = Some(count(value).ok_or_else(|| bad("is not a count"))?);
+                }
+                "maxProperties" => {
+                    rules.max_properties = Some(count(value).ok_or_else(|| bad("is not a count"))?);
+                }
+                "uniqueItems" => {
+                    rules.unique_items = value.as_bool().ok_or_else(|| bad("is not a boolean"))?;
+                }
+                "items" => rules.items = Some(self.compile(value, here)?),
+                "prefixItems" => {
+                    let items = value.as_array().ok_or_else(|| bad("is not a list"))?;
+                    for (i, item) in items.iter().enumerate() {
+                        let node = self.compile(item, format!("{here}/{i}"))?;
+                        rules.prefix_items.push(node);
+                    }
+                }
+                "properties" => {
+                    let properties = value.as_object().ok_or_else(|| bad("is not a map"))?;
+                    for (name, schema) in properties {
+                        let node = self.compile(schema, format!("{here}/{}", escape(name)))?;
+                        rules.properties.push((name.clone(), node));
+                    }
+                }
+                "required" => {
+                    let names = value.as_array().ok_or_else(|| bad("is not a list"))?;
+                    for name in names {
+                        let name = name.as_str().ok_or_else(|| bad("lists a non-string"))?;
+                        rules.required.push(name.to_owned());
+                    }
+                }
+                "additionalProperties" => rules.additional = Some(self.compile(value, here)?),
+                "allOf" | "anyOf" | "oneOf" => {
+                    let schemas = value.as_array().ok_or_else(|| bad("is not a list"))?;
+                    let mut nodes = Vec::with_capacity(schemas.len());
+                    for (i, schema) in schemas.iter().enumerate() {
+                        nodes.push(self.compile(schema, format!("{here}/{i}"))?);
+                    }
+                    match keyword.as_str() {
+                        "allOf" => rules.all_of = nodes,
+                        "anyOf" => rules.any_of = nodes,
+                        _ => rules.one_of = nodes,
+                    }
+                }
+                "not" => rules.not = Some(self.compile(value, here)?),
+                _ => {
+                    return Err(Unsupported {
+                        at: here,
+                        what: format!(
+                            "the keyword `{keyword}`, which eac's built-in checker does not \
+                             check"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(rules)
+    }
+
+    /// The node of a `$ref` within the schema (`#/$defs/Name`), compiled once.
+    fn reference(&mut self, target: &str, at: &str) -> Result<usize, Unsupported> {
+        let Some(pointer) = target.strip_prefix('#') else {
+            return Err(Unsupported {
+                at: at.to_owned(),
+                what: format!("the reference `{target}` outside the schema"),
+            });
+        };
+        let pointer = percent_decode(pointer);
+        if let Some(&node) = self.by_pointer.get(&pointer) {
+            return Ok(node);
+        }
+        let schema = self.root.pointer(&pointer).ok_or_else(|| Unsupported {
+            at: at.to_owned(),
+            what: format!("the reference `{target}`, which points at nothing"),
+        })?;
+        // Registered before compiling, so that a recursive reference finds it.
+        let index = self.nodes.len();
+        self.by_pointer.insert(pointer.clone(), index);
+        let compiled = self.compile(schema, pointer)?;
+        debug_assert_eq!(compiled, index);
+        Ok(index)
+    }
+}
+
+fn number(value: &Value) -> Option<Number> {
+    match value {
+        Value::Number(n) => Some(n.clone()),
+        _ => None,
+    }
+}
+
+/// A non-negative integer (`2` or `2.0`).
+fn count(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+            .map(|f| f as u64)
+    })
+}
+
+/// A property name as a JSON pointer segment.
+fn escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+/// `%XX` escapes of a URI fragment decoded (`#/$defs/A%20B`).
+fn percent_decode(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_owned();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = text.get(i + 1..i + 3)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests;
