@@ -147,7 +147,12 @@ struct Rules {
     max_items: Option<u64>,
     unique_items: bool,
     properties: Vec<(String, usize)>,
+    /// `properties` by name, and whether each is required, for lookups.
+    by_name: Vec<(String, usize, bool)>,
     required: Vec<String>,
+    /// How many of `required` are in `properties`; the others.
+    required_properties: usize,
+    required_elsewhere: Vec<String>,
     additional: Option<usize>,
     min_properties: Option<u64>,
     max_properties: Option<u64>,
@@ -155,6 +160,42 @@ struct Rules {
     any_of: Vec<usize>,
     one_of: Vec<usize>,
     not: Option<usize>,
+}
+
+impl Rules {
+    /// The schema of the property `name`, and whether it is required.
+    fn property(&self, name: &str) -> Option<(usize, bool)> {
+        let found = if self.by_name.len() <= 8 {
+            self.by_name.iter().find(|(known, _, _)| known == name)
+        } else {
+            self.by_name
+                .binary_search_by(|(known, _, _)| known.as_str().cmp(name))
+                .ok()
+                .map(|i| &self.by_name[i])
+        };
+        found.map(|(_, node, required)| (*node, *required))
+    }
+
+    /// Fills the lookups from `properties` and `required`, once they are read.
+    fn index(&mut self) {
+        self.by_name = self
+            .properties
+            .iter()
+            .map(|(name, node)| (name.clone(), *node, self.required.contains(name)))
+            .collect();
+        self.by_name.sort_by(|a, b| a.0.cmp(&b.0));
+        self.by_name.dedup_by(|a, b| a.0 == b.0);
+        self.required_properties = self.by_name.iter().filter(|(_, _, r)| *r).count();
+        let mut elsewhere: Vec<String> = self
+            .required
+            .iter()
+            .filter(|name| !self.properties.iter().any(|(known, _)| known == *name))
+            .cloned()
+            .collect();
+        elsewhere.sort();
+        elsewhere.dedup();
+        self.required_elsewhere = elsewhere;
+    }
 }
 
 /// Keywords that assert nothing: read past.
@@ -389,6 +430,8 @@ impl Checker {
                     }
                 }
             }
+            Value::Object(map) if quick && !self.object_valid(rules, map) => return false,
+            Value::Object(_) if quick => {}
             Value::Object(map) => {
                 let len = map.len() as u64;
                 if let Some(limit) = rules.min_properties
@@ -460,6 +503,41 @@ impl Checker {
             });
         }
         ok
+    }
+
+    /// Whether `map` passes the object rules: one pass over its entries, each property's
+    /// schema found by name, the required ones counted as they are met (a map's keys are
+    /// distinct). The publish's path: most documents pass.
+    fn object_valid(&self, rules: &Rules, map: &Map<String, Value>) -> bool {
+        let len = map.len() as u64;
+        if rules.min_properties.is_some_and(|limit| len < limit)
+            || rules.max_properties.is_some_and(|limit| len > limit)
+        {
+            return false;
+        }
+        let mut required_met = 0;
+        for (name, item) in map {
+            match rules.property(name) {
+                Some((node, required)) => {
+                    required_met += usize::from(required);
+                    if !self.valid(node, item) {
+                        return false;
+                    }
+                }
+                None => {
+                    if let Some(node) = rules.additional
+                        && !self.valid(node, item)
+                    {
+                        return false;
+                    }
+                }
+            }
+        }
+        required_met == rules.required_properties
+            && rules
+                .required_elsewhere
+                .iter()
+                .all(|name| map.contains_key(name))
     }
 
     /// Checks the properties `rules.properties` does not name against `node`: with
@@ -607,6 +685,11 @@ struct Compiler<'s> {
 impl<'s> Compiler<'s> {
     /// Compiles `schema`, found at `at` in the root, into a new node; returns its index.
     fn compile(&mut self, schema: &'s Value, at: String) -> Result<usize, Unsupported> {
+        // A schema that is only a reference (and annotations) is the schema it refers to:
+        // no node of its own to pass through on every value.
+        if let Some(target) = only_reference(schema) {
+            return self.reference(target, &format!("{at}/$ref"));
+        }
         let index = self.nodes.len();
         self.nodes.push(Node::Bool(true));
         let node = match schema {
@@ -745,31 +828,67 @@ impl<'s> Compiler<'s> {
                 }
             }
         }
+        rules.index();
         Ok(rules)
     }
 
-    /// The node of a `$ref` within the schema (`#/$defs/Name`), compiled once.
+    /// The node of a `$ref` within the schema (`#/$defs/Name`), compiled once; a chain of
+    /// schemas that are only references is followed to the first that is more.
     fn reference(&mut self, target: &str, at: &str) -> Result<usize, Unsupported> {
-        let Some(pointer) = target.strip_prefix('#') else {
-            return Err(Unsupported {
+        let mut pointer = pointer_of(target, at)?;
+        let mut through = Vec::new();
+        loop {
+            if let Some(&node) = self.by_pointer.get(&pointer) {
+                for alias in through {
+                    self.by_pointer.insert(alias, node);
+                }
+                return Ok(node);
+            }
+            let schema = self.root.pointer(&pointer).ok_or_else(|| Unsupported {
                 at: at.to_owned(),
-                what: format!("the reference `{target}` outside the schema"),
-            });
-        };
-        let pointer = percent_decode(pointer);
-        if let Some(&node) = self.by_pointer.get(&pointer) {
-            return Ok(node);
+                what: format!("the reference `{target}`, which points at nothing"),
+            })?;
+            if let Some(next) = only_reference(schema) {
+                if through.contains(&pointer) {
+                    return Err(Unsupported {
+                        at: at.to_owned(),
+                        what: format!("the reference `{target}`, a cycle of references only"),
+                    });
+                }
+                through.push(pointer);
+                pointer = pointer_of(next, at)?;
+                continue;
+            }
+            // Registered before compiling, so that a recursive reference finds it.
+            let index = self.nodes.len();
+            for alias in through {
+                self.by_pointer.insert(alias, index);
+            }
+            self.by_pointer.insert(pointer.clone(), index);
+            let compiled = self.compile(schema, pointer)?;
+            debug_assert_eq!(compiled, index);
+            return Ok(index);
         }
-        let schema = self.root.pointer(&pointer).ok_or_else(|| Unsupported {
+    }
+}
+
+/// The target of a schema that is only a `$ref` (with annotations beside it).
+fn only_reference(schema: &Value) -> Option<&str> {
+    let map = schema.as_object()?;
+    let target = map.get("$ref")?.as_str()?;
+    map.keys()
+        .all(|k| k == "$ref" || ANNOTATIONS.contains(&k.as_str()) || k.starts_with("x-"))
+        .then_some(target)
+}
+
+/// The JSON pointer a `$ref` within the schema names (`#/$defs/A%20B` → `/$defs/A B`).
+fn pointer_of(target: &str, at: &str) -> Result<String, Unsupported> {
+    match target.strip_prefix('#') {
+        Some(pointer) => Ok(percent_decode(pointer)),
+        None => Err(Unsupported {
             at: at.to_owned(),
-            what: format!("the reference `{target}`, which points at nothing"),
-        })?;
-        // Registered before compiling, so that a recursive reference finds it.
-        let index = self.nodes.len();
-        self.by_pointer.insert(pointer.clone(), index);
-        let compiled = self.compile(schema, pointer)?;
-        debug_assert_eq!(compiled, index);
-        Ok(index)
+            what: format!("the reference `{target}` outside the schema"),
+        }),
     }
 }
 

@@ -273,6 +273,32 @@ fn hand_written_keywords_agree_with_jsonschema() {
             json!({"type": "integer"}),
             vec![json!(80.0), json!(80.5), json!(-0.0)],
         ),
+        (
+            json!({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/c"},
+                          "c": {"type": "object", "required": ["k"],
+                                "properties": {"k": {"$ref": "#/$defs/a"}, "n": {"maximum": 2}}}},
+                "properties": {"x": {"$ref": "#/$defs/a"}, "y": {"$ref": "#/$defs/b"}},
+                "required": ["x", "z"]}),
+            vec![
+                json!({"x": {"k": {"k": 1}}}),
+                json!({"x": {"k": {"n": 1, "k": {"k": {}}}}, "z": 1}),
+                json!({"x": {"k": {"k": {"n": 3}}}, "y": {"k": 1}, "z": 1}),
+                json!({"z": 1, "x": {"k": 1}}),
+            ],
+        ),
+        (
+            json!({"properties": {"a": {}, "b": {}, "c": {}, "d": {}, "e": {}, "f": {}, "g": {},
+                               "h": {}, "i": {"type": "string"}, "j": {"maximum": 1}},
+                "required": ["i", "j", "q"], "additionalProperties": {"type": "integer"}}),
+            vec![
+                json!({"i": "s", "j": 1, "q": 3}),
+                json!({"i": "s", "j": 1}),
+                json!({"i": 1, "j": 1, "q": 3}),
+                json!({"i": "s", "j": 2, "q": 3}),
+                json!({"i": "s", "j": 1, "q": "x"}),
+                json!({"a": 1, "i": "s", "j": 0, "q": 0}),
+            ],
+        ),
         (json!(false), vec![json!(1)]),
         (json!(true), vec![json!(1)]),
     ];
@@ -294,6 +320,13 @@ fn a_keyword_it_does_not_check_is_refused_by_name_and_place() {
     assert!(refused(json!({"multipleOf": 2})).contains("`multipleOf`"));
     assert!(refused(json!({"$ref": "https://example.com/s.json"})).contains("outside the schema"));
     assert!(refused(json!({"$ref": "#/$defs/missing"})).contains("points at nothing"));
+    assert!(
+        refused(
+            json!({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}},
+                       "$ref": "#/$defs/a"})
+        )
+        .contains("a cycle of references only")
+    );
     assert!(
         refused(json!({"$schema": "http://json-schema.org/draft-07/schema#"}))
             .contains("only JSON Schema 2020-12")
