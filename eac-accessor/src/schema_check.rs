@@ -2,7 +2,8 @@
 //!
 //! `#[derive(JsonSchema)]` on a configuration type emits a small part of JSON Schema
 //! 2020-12: types, properties and `required`, `additionalProperties`, items and
-//! `prefixItems`, `enum` and `const`, number and length bounds, `$ref` into `$defs`, and
+//! `prefixItems`, `enum` and `const`, number and length bounds, `$ref` into `$defs`,
+//! `patternProperties` for maps keyed by integers, and
 //! `allOf` / `anyOf` / `oneOf` / `not` for options and enums. This module checks exactly
 //! that part, compiled once per section. A schema with any other keyword that asserts
 //! something (`pattern`, `multipleOf`, `if`, …) is refused when the accessor is built,
@@ -153,6 +154,8 @@ struct Rules {
     /// How many of `required` are in `properties`; the others.
     required_properties: usize,
     required_elsewhere: Vec<String>,
+    /// `patternProperties`, of the patterns schemars gives integer-keyed maps.
+    patterns: Vec<(KeyPattern, usize)>,
     additional: Option<usize>,
     min_properties: Option<u64>,
     max_properties: Option<u64>,
@@ -160,6 +163,34 @@ struct Rules {
     any_of: Vec<usize>,
     one_of: Vec<usize>,
     not: Option<usize>,
+}
+
+/// The `patternProperties` patterns this checker reads: the two schemars gives maps keyed
+/// by integers. Any other pattern needs the `jsonschema` feature.
+#[derive(Debug, Clone, Copy)]
+enum KeyPattern {
+    /// `^\d+$`: decimal digits.
+    Unsigned,
+    /// `^-?\d+$`: decimal digits after an optional minus.
+    Signed,
+}
+
+impl KeyPattern {
+    fn of(pattern: &str) -> Option<KeyPattern> {
+        match pattern {
+            r"^\d+$" => Some(KeyPattern::Unsigned),
+            r"^-?\d+$" => Some(KeyPattern::Signed),
+            _ => None,
+        }
+    }
+
+    fn matches(self, name: &str) -> bool {
+        let digits = match self {
+            KeyPattern::Unsigned => name,
+            KeyPattern::Signed => name.strip_prefix('-').unwrap_or(name),
+        };
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    }
 }
 
 impl Rules {
@@ -463,6 +494,11 @@ impl Checker {
                         }
                     }
                 }
+                for (pattern, node) in &rules.patterns {
+                    for (name, item) in map.iter().filter(|(name, _)| pattern.matches(name)) {
+                        ok &= self.descend(*node, item, name, pointer, out, quick);
+                    }
+                }
                 if let Some(node) = rules.additional {
                     ok &= self.additional(rules, node, map, value, pointer, out, quick);
                     if quick && !ok {
@@ -517,20 +553,27 @@ impl Checker {
         }
         let mut required_met = 0;
         for (name, item) in map {
-            match rules.property(name) {
-                Some((node, required)) => {
-                    required_met += usize::from(required);
-                    if !self.valid(node, item) {
+            let mut named = false;
+            if let Some((node, required)) = rules.property(name) {
+                named = true;
+                required_met += usize::from(required);
+                if !self.valid(node, item) {
+                    return false;
+                }
+            }
+            for (pattern, node) in &rules.patterns {
+                if pattern.matches(name) {
+                    named = true;
+                    if !self.valid(*node, item) {
                         return false;
                     }
                 }
-                None => {
-                    if let Some(node) = rules.additional
-                        && !self.valid(node, item)
-                    {
-                        return false;
-                    }
-                }
+            }
+            if !named
+                && let Some(node) = rules.additional
+                && !self.valid(node, item)
+            {
+                return false;
             }
         }
         required_met == rules.required_properties
@@ -553,9 +596,13 @@ impl Checker {
         out: &mut Vec<Violation<'v>>,
         quick: bool,
     ) -> bool {
-        let extra = map
-            .iter()
-            .filter(|(name, _)| !rules.properties.iter().any(|(known, _)| known == *name));
+        let extra = map.iter().filter(|(name, _)| {
+            !rules.properties.iter().any(|(known, _)| known == *name)
+                && !rules
+                    .patterns
+                    .iter()
+                    .any(|(pattern, _)| pattern.matches(name))
+        });
         if matches!(self.nodes[node], Node::Bool(false)) {
             let unexpected: Vec<String> = extra.map(|(name, _)| name.clone()).collect();
             if unexpected.is_empty() {
@@ -804,6 +851,21 @@ impl<'s> Compiler<'s> {
                     }
                 }
                 "additionalProperties" => rules.additional = Some(self.compile(value, here)?),
+                "patternProperties" => {
+                    let patterns = value.as_object().ok_or_else(|| bad("is not a map"))?;
+                    for (pattern, schema) in patterns {
+                        let key = KeyPattern::of(pattern).ok_or_else(|| Unsupported {
+                            at: here.clone(),
+                            what: format!(
+                                "the pattern `{pattern}` in `patternProperties`, which eac's \
+                                 built-in checker does not check (it reads the two schemars \
+                                 gives integer keys)"
+                            ),
+                        })?;
+                        let node = self.compile(schema, format!("{here}/{}", escape(pattern)))?;
+                        rules.patterns.push((key, node));
+                    }
+                }
                 "allOf" | "anyOf" | "oneOf" => {
                     let schemas = value.as_array().ok_or_else(|| bad("is not a list"))?;
                     let mut nodes = Vec::with_capacity(schemas.len());

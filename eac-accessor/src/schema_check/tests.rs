@@ -318,6 +318,10 @@ fn a_keyword_it_does_not_check_is_refused_by_name_and_place() {
          (at `/properties/id/pattern`)"
     );
     assert!(refused(json!({"multipleOf": 2})).contains("`multipleOf`"));
+    assert!(
+        refused(json!({"patternProperties": {"^[a-z]+$": {}}}))
+            .contains("the pattern `^[a-z]+$` in `patternProperties`")
+    );
     assert!(refused(json!({"$ref": "https://example.com/s.json"})).contains("outside the schema"));
     assert!(refused(json!({"$ref": "#/$defs/missing"})).contains("points at nothing"));
     assert!(
@@ -425,5 +429,103 @@ fn a_section_with_a_keyword_it_does_not_check_is_refused_at_build() {
         "`jsonschema` feature",
     ] {
         assert!(message.contains(part), "{part:?} not in {message}");
+    }
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Shapes {
+    by_id: std::collections::HashMap<u32, String>,
+    by_offset: std::collections::BTreeMap<i32, u8>,
+    #[serde(flatten)]
+    common: Common,
+    untagged: Untagged,
+    external: External,
+    adjacent: Adjacent,
+    duration: std::time::Duration,
+    fixed: [u8; 2],
+    unit: (),
+    ch: char,
+    path: std::path::PathBuf,
+    ip: std::net::IpAddr,
+    socket: std::net::SocketAddr,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+struct Common {
+    region: String,
+    zone: Option<String>,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum Untagged {
+    Number(u32),
+    Words { words: Vec<String> },
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+enum External {
+    Off,
+    Fixed(u32),
+    Range { low: u32, high: u32 },
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(tag = "t", content = "c")]
+#[allow(dead_code)]
+enum Adjacent {
+    A(String),
+    B { n: i8 },
+}
+
+/// The shapes serde and schemars give other common field types (integer-keyed maps,
+/// `flatten`, untagged / external / adjacent enums, durations, arrays, addresses) compile
+/// here and are checked as jsonschema checks them.
+#[test]
+fn other_derived_shapes_compile_and_agree_with_jsonschema() {
+    let schema = schemars::schema_for!(Shapes).to_value();
+    Checker::new(&schema).unwrap_or_else(|e| panic!("{e}: {schema:#}"));
+    let good = json!({
+        "by_id": {"1": "a"},
+        "by_offset": {"-3": 1, "4": 2},
+        "region": "eu",
+        "zone": null,
+        "untagged": 3,
+        "external": {"Range": {"low": 1, "high": 2}},
+        "adjacent": {"t": "B", "c": {"n": -1}},
+        "duration": {"secs": 1, "nanos": 0},
+        "fixed": [1, 2],
+        "unit": null,
+        "ch": "x",
+        "path": "/tmp",
+        "ip": "127.0.0.1",
+        "socket": "127.0.0.1:80"
+    });
+    agree(&schema, &good);
+    for (pointer, bad) in [
+        ("/by_id", json!({"x": 1})),
+        ("/by_id", json!({"-1": "a", "2": "b"})),
+        ("/by_id", json!({"12": 3, "": "e", "1a": "f"})),
+        ("/by_offset", json!({"-3": 300, "--3": 1, "-": 2})),
+        ("/region", json!(1)),
+        ("/untagged", json!({"words": [1]})),
+        ("/external", json!("Fixed")),
+        ("/external", json!({"Fixed": -1})),
+        ("/external", json!("Off")),
+        ("/adjacent", json!({"t": "C"})),
+        ("/duration", json!({"secs": -1, "nanos": 0})),
+        ("/fixed", json!([1, 2, 3])),
+        ("/fixed", json!([1, 256])),
+        ("/unit", json!(1)),
+        ("/ch", json!("xy")),
+        ("/ip", json!(7)),
+    ] {
+        let mut value = good.clone();
+        *value.pointer_mut(pointer).unwrap() = bad;
+        agree(&schema, &value);
     }
 }
