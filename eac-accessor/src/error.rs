@@ -354,12 +354,24 @@ impl serde::Serialize for Errors {
 
 /// Turns `a.b.c` into the JSON pointer `/a/b/c`, escaping `~` and `/` per RFC 6901.
 pub(crate) fn dotted_to_pointer(key: &str) -> String {
-    if key.is_empty() {
-        return String::new();
+    let mut pointer = String::new();
+    if !key.is_empty() {
+        key.split('.')
+            .for_each(|seg| push_pointer_segment(&mut pointer, seg));
     }
-    key.split('.')
-        .map(|seg| format!("/{}", seg.replace('~', "~0").replace('/', "~1")))
-        .collect()
+    pointer
+}
+
+/// Appends `/segment` to a JSON pointer, escaping `~` and `/` per RFC 6901.
+pub(crate) fn push_pointer_segment(pointer: &mut String, segment: &str) {
+    pointer.push('/');
+    for c in segment.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
+        }
+    }
 }
 
 /// Turns the JSON pointer `/a/b/c` into the dotted key `a.b.c`.

@@ -22,6 +22,8 @@ use std::fmt;
 
 use serde_json::{Map, Number, Value};
 
+use crate::error::push_pointer_segment;
+
 /// A rule a value broke, in the words eac's errors are made from (`validate.rs`).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Kind {
@@ -205,6 +207,15 @@ impl Rules {
                 .map(|i| &self.by_name[i])
         };
         found.map(|(_, node, required)| (*node, *required))
+    }
+
+    /// Whether `properties` or `patternProperties` names the property `name`.
+    fn names(&self, name: &str) -> bool {
+        self.property(name).is_some()
+            || self
+                .patterns
+                .iter()
+                .any(|(pattern, _)| pattern.matches(name))
     }
 
     /// Fills the lookups from `properties` and `required`, once they are read.
@@ -414,27 +425,20 @@ impl Checker {
             }
             Value::String(s) if rules.min_length.is_some() || rules.max_length.is_some() => {
                 let chars = s.chars().count() as u64;
-                if let Some(limit) = rules.min_length
-                    && chars < limit
-                {
+                let (below, above) = out_of(chars, rules.min_length, rules.max_length);
+                if let Some(limit) = below {
                     broke!(Kind::MinLength { limit });
                 }
-                if let Some(limit) = rules.max_length
-                    && chars > limit
-                {
+                if let Some(limit) = above {
                     broke!(Kind::MaxLength { limit });
                 }
             }
             Value::Array(items) => {
-                let len = items.len() as u64;
-                if let Some(limit) = rules.min_items
-                    && len < limit
-                {
+                let (below, above) = out_of(items.len() as u64, rules.min_items, rules.max_items);
+                if let Some(limit) = below {
                     broke!(Kind::MinItems { limit });
                 }
-                if let Some(limit) = rules.max_items
-                    && len > limit
-                {
+                if let Some(limit) = above {
                     broke!(Kind::MaxItems { limit });
                 }
                 if rules.unique_items
@@ -463,18 +467,16 @@ impl Checker {
             }
             Value::Object(map) if quick && !self.object_valid(rules, map) => return false,
             Value::Object(_) if quick => {}
+            // The whole object's rules, every broken one recorded (`quick` is false here).
             Value::Object(map) => {
-                let len = map.len() as u64;
-                if let Some(limit) = rules.min_properties
-                    && len < limit
-                {
+                let (below, above) =
+                    out_of(map.len() as u64, rules.min_properties, rules.max_properties);
+                if below.is_some() {
                     broke!(Kind::Other {
                         keyword: "minProperties".to_owned()
                     });
                 }
-                if let Some(limit) = rules.max_properties
-                    && len > limit
-                {
+                if above.is_some() {
                     broke!(Kind::Other {
                         keyword: "maxProperties".to_owned()
                     });
@@ -488,22 +490,16 @@ impl Checker {
                 }
                 for (name, node) in &rules.properties {
                     if let Some(item) = map.get(name) {
-                        ok &= self.descend(*node, item, name, pointer, out, quick);
-                        if quick && !ok {
-                            return false;
-                        }
+                        ok &= self.descend(*node, item, name, pointer, out, false);
                     }
                 }
                 for (pattern, node) in &rules.patterns {
                     for (name, item) in map.iter().filter(|(name, _)| pattern.matches(name)) {
-                        ok &= self.descend(*node, item, name, pointer, out, quick);
+                        ok &= self.descend(*node, item, name, pointer, out, false);
                     }
                 }
                 if let Some(node) = rules.additional {
-                    ok &= self.additional(rules, node, map, value, pointer, out, quick);
-                    if quick && !ok {
-                        return false;
-                    }
+                    ok &= self.additional(rules, node, map, value, pointer, out);
                 }
             }
             _ => {}
@@ -545,10 +541,7 @@ impl Checker {
     /// schema found by name, the required ones counted as they are met (a map's keys are
     /// distinct). The publish's path: most documents pass.
     fn object_valid(&self, rules: &Rules, map: &Map<String, Value>) -> bool {
-        let len = map.len() as u64;
-        if rules.min_properties.is_some_and(|limit| len < limit)
-            || rules.max_properties.is_some_and(|limit| len > limit)
-        {
+        if out_of(map.len() as u64, rules.min_properties, rules.max_properties) != (None, None) {
             return false;
         }
         let mut required_met = 0;
@@ -583,9 +576,9 @@ impl Checker {
                 .all(|name| map.contains_key(name))
     }
 
-    /// Checks the properties `rules.properties` does not name against `node`: with
-    /// `additionalProperties: false`, one violation listing them all.
-    #[allow(clippy::too_many_arguments)]
+    /// Records where the properties that neither `properties` nor `patternProperties`
+    /// name break `node`: with `additionalProperties: false`, one violation listing them
+    /// all. (A passing value's path is [`object_valid`](Checker::object_valid).)
     fn additional<'v>(
         &self,
         rules: &Rules,
@@ -594,35 +587,23 @@ impl Checker {
         value: &'v Value,
         pointer: &mut String,
         out: &mut Vec<Violation<'v>>,
-        quick: bool,
     ) -> bool {
-        let extra = map.iter().filter(|(name, _)| {
-            !rules.properties.iter().any(|(known, _)| known == *name)
-                && !rules
-                    .patterns
-                    .iter()
-                    .any(|(pattern, _)| pattern.matches(name))
-        });
+        let extra = map.iter().filter(|(name, _)| !rules.names(name));
         if matches!(self.nodes[node], Node::Bool(false)) {
             let unexpected: Vec<String> = extra.map(|(name, _)| name.clone()).collect();
             if unexpected.is_empty() {
                 return true;
             }
-            if !quick {
-                out.push(Violation {
-                    pointer: pointer.clone(),
-                    kind: Kind::AdditionalProperties { unexpected },
-                    instance: value,
-                });
-            }
+            out.push(Violation {
+                pointer: pointer.clone(),
+                kind: Kind::AdditionalProperties { unexpected },
+                instance: value,
+            });
             return false;
         }
         let mut ok = true;
         for (name, item) in extra {
-            ok &= self.descend(node, item, name, pointer, out, quick);
-            if quick && !ok {
-                return false;
-            }
+            ok &= self.descend(node, item, name, pointer, out, false);
         }
         ok
     }
@@ -641,14 +622,7 @@ impl Checker {
             return self.valid(node, value);
         }
         let len = pointer.len();
-        pointer.push('/');
-        for c in segment.chars() {
-            match c {
-                '~' => pointer.push_str("~0"),
-                '/' => pointer.push_str("~1"),
-                c => pointer.push(c),
-            }
-        }
+        push_pointer_segment(pointer, segment);
         let before = out.len();
         self.collect(node, value, pointer, out);
         pointer.truncate(len);
@@ -839,7 +813,7 @@ impl<'s> Compiler<'s> {
                 "properties" => {
                     let properties = value.as_object().ok_or_else(|| bad("is not a map"))?;
                     for (name, schema) in properties {
-                        let node = self.compile(schema, format!("{here}/{}", escape(name)))?;
+                        let node = self.compile(schema, below(&here, name))?;
                         rules.properties.push((name.clone(), node));
                     }
                 }
@@ -862,7 +836,7 @@ impl<'s> Compiler<'s> {
                                  gives integer keys)"
                             ),
                         })?;
-                        let node = self.compile(schema, format!("{here}/{}", escape(pattern)))?;
+                        let node = self.compile(schema, below(&here, pattern))?;
                         rules.patterns.push((key, node));
                     }
                 }
@@ -954,6 +928,12 @@ fn pointer_of(target: &str, at: &str) -> Result<String, Unsupported> {
     }
 }
 
+/// The bounds a count breaks: `min` when it is below it, `max` when above (both, when
+/// `min` exceeds `max`).
+fn out_of(count: u64, min: Option<u64>, max: Option<u64>) -> (Option<u64>, Option<u64>) {
+    (min.filter(|&m| count < m), max.filter(|&m| count > m))
+}
+
 fn number(value: &Value) -> Option<Number> {
     match value {
         Value::Number(n) => Some(n.clone()),
@@ -971,9 +951,11 @@ fn count(value: &Value) -> Option<u64> {
     })
 }
 
-/// A property name as a JSON pointer segment.
-fn escape(name: &str) -> String {
-    name.replace('~', "~0").replace('/', "~1")
+/// The pointer of the schema at `name` below the pointer `at`.
+fn below(at: &str, name: &str) -> String {
+    let mut pointer = at.to_owned();
+    push_pointer_segment(&mut pointer, name);
+    pointer
 }
 
 /// `%XX` escapes of a URI fragment decoded (`#/$defs/A%20B`).
