@@ -353,14 +353,9 @@ impl Checker {
             }};
         }
         if let Some(node) = rules.reference {
-            if quick {
-                if !self.valid(node, value) {
-                    return false;
-                }
-            } else {
-                let before = out.len();
-                self.collect(node, value, pointer, out);
-                ok &= out.len() == before;
+            ok &= self.descend(node, value, None, pointer, out, quick);
+            if quick && !ok {
+                return false;
             }
         }
         if let Some(types) = rules.types
@@ -459,7 +454,7 @@ impl Checker {
                             None => continue,
                         },
                     };
-                    ok &= self.descend(node, item, &i.to_string(), pointer, out, quick);
+                    ok &= self.descend(node, item, Some(&i.to_string()), pointer, out, quick);
                     if quick && !ok {
                         return false;
                     }
@@ -490,12 +485,12 @@ impl Checker {
                 }
                 for (name, node) in &rules.properties {
                     if let Some(item) = map.get(name) {
-                        ok &= self.descend(*node, item, name, pointer, out, false);
+                        ok &= self.descend(*node, item, Some(name), pointer, out, false);
                     }
                 }
                 for (pattern, node) in &rules.patterns {
                     for (name, item) in map.iter().filter(|(name, _)| pattern.matches(name)) {
-                        ok &= self.descend(*node, item, name, pointer, out, false);
+                        ok &= self.descend(*node, item, Some(name), pointer, out, false);
                     }
                 }
                 if let Some(node) = rules.additional {
@@ -505,7 +500,7 @@ impl Checker {
             _ => {}
         }
         for &node in &rules.all_of {
-            ok &= self.descend_here(node, value, pointer, out, quick);
+            ok &= self.descend(node, value, None, pointer, out, quick);
             if quick && !ok {
                 return false;
             }
@@ -603,17 +598,18 @@ impl Checker {
         }
         let mut ok = true;
         for (name, item) in extra {
-            ok &= self.descend(node, item, name, pointer, out, false);
+            ok &= self.descend(node, item, Some(name), pointer, out, false);
         }
         ok
     }
 
-    /// Checks `value`, found at `segment` below `pointer`, against `node`.
+    /// Checks `value` against `node`: found at `segment` below `pointer`, or at `pointer`
+    /// itself (`$ref`, `allOf`) without one.
     fn descend<'v>(
         &self,
         node: usize,
         value: &'v Value,
-        segment: &str,
+        segment: Option<&str>,
         pointer: &mut String,
         out: &mut Vec<Violation<'v>>,
         quick: bool,
@@ -622,27 +618,12 @@ impl Checker {
             return self.valid(node, value);
         }
         let len = pointer.len();
-        push_pointer_segment(pointer, segment);
-        let before = out.len();
-        self.collect(node, value, pointer, out);
-        pointer.truncate(len);
-        out.len() == before
-    }
-
-    /// Checks `value` against `node` at the same place (`allOf`).
-    fn descend_here<'v>(
-        &self,
-        node: usize,
-        value: &'v Value,
-        pointer: &mut String,
-        out: &mut Vec<Violation<'v>>,
-        quick: bool,
-    ) -> bool {
-        if quick {
-            return self.valid(node, value);
+        if let Some(segment) = segment {
+            push_pointer_segment(pointer, segment);
         }
         let before = out.len();
         self.collect(node, value, pointer, out);
+        pointer.truncate(len);
         out.len() == before
     }
 }
