@@ -159,6 +159,9 @@ struct Rules {
     /// `patternProperties`, of the patterns schemars gives integer-keyed maps.
     patterns: Vec<(KeyPattern, usize)>,
     additional: Option<usize>,
+    /// `additionalProperties` is `false` itself, so the properties it refuses are listed
+    /// as one violation (through a `$ref`, each is refused where it is, as in jsonschema).
+    additional_false: bool,
     min_properties: Option<u64>,
     max_properties: Option<u64>,
     all_of: Vec<usize>,
@@ -276,9 +279,11 @@ impl Checker {
         let mut compiler = Compiler {
             root: schema,
             nodes: Vec::new(),
+            places: Vec::new(),
             by_pointer: HashMap::new(),
         };
         compiler.compile(schema, String::new())?;
+        compiler.refuse_cycles()?;
         Ok(Checker {
             nodes: compiler.nodes,
         })
@@ -584,7 +589,7 @@ impl Checker {
         out: &mut Vec<Violation<'v>>,
     ) -> bool {
         let extra = map.iter().filter(|(name, _)| !rules.names(name));
-        if matches!(self.nodes[node], Node::Bool(false)) {
+        if rules.additional_false {
             let unexpected: Vec<String> = extra.map(|(name, _)| name.clone()).collect();
             if unexpected.is_empty() {
                 return true;
@@ -658,28 +663,41 @@ fn equal(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Compares two numbers exactly when both are integers, else as floats.
+/// Compares two numbers exactly, as `jsonschema` does (`9007199254740993` is above
+/// `9007199254740992.0`, though both are the same `f64`).
 fn compare(a: &Number, b: &Number) -> std::cmp::Ordering {
     let int = |n: &Number| {
         n.as_i64()
             .map(i128::from)
             .or_else(|| n.as_u64().map(i128::from))
     };
+    let float = |n: &Number| n.as_f64().unwrap_or(f64::NAN);
     match (int(a), int(b)) {
         (Some(x), Some(y)) => x.cmp(&y),
-        _ => {
-            let (x, y) = (
-                a.as_f64().unwrap_or(f64::NAN),
-                b.as_f64().unwrap_or(f64::NAN),
-            );
-            x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
-        }
+        (Some(x), None) => compare_integer(x, float(b)),
+        (None, Some(y)) => compare_integer(y, float(a)).reverse(),
+        (None, None) => float(a)
+            .partial_cmp(&float(b))
+            .unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+/// Compares an integer with a float exactly: rounding `x` to the nearest `f64` keeps its
+/// side of `y`, so only a tie needs a second look, and then `y` is an integer within
+/// `i128`.
+fn compare_integer(x: i128, y: f64) -> std::cmp::Ordering {
+    match (x as f64).partial_cmp(&y) {
+        Some(std::cmp::Ordering::Equal) => x.cmp(&(y as i128)),
+        Some(order) => order,
+        None => std::cmp::Ordering::Equal,
     }
 }
 
 struct Compiler<'s> {
     root: &'s Value,
     nodes: Vec<Node>,
+    /// Where in the schema each node was found, as a JSON pointer.
+    places: Vec<String>,
     /// Schemas compiled from a `$ref`, by the pointer they were found at.
     by_pointer: HashMap<String, usize>,
 }
@@ -694,6 +712,7 @@ impl<'s> Compiler<'s> {
         }
         let index = self.nodes.len();
         self.nodes.push(Node::Bool(true));
+        self.places.push(at.clone());
         let node = match schema {
             Value::Bool(b) => Node::Bool(*b),
             Value::Object(map) => Node::Rules(Box::new(self.rules(map, &at)?)),
@@ -717,6 +736,15 @@ impl<'s> Compiler<'s> {
                 what: format!("`{keyword}` {what}"),
             };
             match keyword.as_str() {
+                "$id" if !at.is_empty() => {
+                    return Err(Unsupported {
+                        at: here,
+                        what: "the keyword `$id` below the root (a schema resource of its own, \
+                               which its references resolve against), which eac's built-in \
+                               checker does not check"
+                            .to_owned(),
+                    });
+                }
                 k if ANNOTATIONS.contains(&k) || k.starts_with("x-") => {}
                 "$ref" => {
                     let target = value.as_str().ok_or_else(|| bad("is not a string"))?;
@@ -731,6 +759,9 @@ impl<'s> Compiler<'s> {
                             .collect::<Result<_, _>>()?,
                         _ => return Err(bad("is neither a string nor a list")),
                     };
+                    if names.is_empty() {
+                        return Err(bad("is an empty list"));
+                    }
                     let mut bits = 0u8;
                     for name in names {
                         let i = TYPES
@@ -805,7 +836,10 @@ impl<'s> Compiler<'s> {
                         rules.required.push(name.to_owned());
                     }
                 }
-                "additionalProperties" => rules.additional = Some(self.compile(value, here)?),
+                "additionalProperties" => {
+                    rules.additional_false = *value == Value::Bool(false);
+                    rules.additional = Some(self.compile(value, here)?);
+                }
                 "patternProperties" => {
                     let patterns = value.as_object().ok_or_else(|| bad("is not a map"))?;
                     for (pattern, schema) in patterns {
@@ -823,6 +857,9 @@ impl<'s> Compiler<'s> {
                 }
                 "allOf" | "anyOf" | "oneOf" => {
                     let schemas = value.as_array().ok_or_else(|| bad("is not a list"))?;
+                    if schemas.is_empty() {
+                        return Err(bad("is an empty list"));
+                    }
                     let mut nodes = Vec::with_capacity(schemas.len());
                     for (i, schema) in schemas.iter().enumerate() {
                         nodes.push(self.compile(schema, format!("{here}/{i}"))?);
@@ -847,6 +884,42 @@ impl<'s> Compiler<'s> {
         }
         rules.index();
         Ok(rules)
+    }
+
+    /// Refuses a schema that, through `$ref` and the applicators that check the same value
+    /// (`allOf`, `anyOf`, `oneOf`, `not`), comes back to itself without descending into
+    /// the value: checking it would recurse until the stack overflows.
+    fn refuse_cycles(&self) -> Result<(), Unsupported> {
+        let mut state = vec![Visit::New; self.nodes.len()];
+        (0..self.nodes.len()).try_for_each(|node| self.visit(node, &mut state))
+    }
+
+    fn visit(&self, node: usize, state: &mut [Visit]) -> Result<(), Unsupported> {
+        match state[node] {
+            Visit::Done => return Ok(()),
+            Visit::Open => {
+                return Err(Unsupported {
+                    at: self.places[node].clone(),
+                    what: "a schema that applies itself to the same value again (through \
+                           `$ref`, `allOf`, `anyOf`, `oneOf` or `not`), which never ends"
+                        .to_owned(),
+                });
+            }
+            Visit::New => {}
+        }
+        state[node] = Visit::Open;
+        if let Node::Rules(rules) = &self.nodes[node] {
+            let same_value = (rules.reference.iter())
+                .chain(&rules.all_of)
+                .chain(&rules.any_of)
+                .chain(&rules.one_of)
+                .chain(&rules.not);
+            for &next in same_value {
+                self.visit(next, state)?;
+            }
+        }
+        state[node] = Visit::Done;
+        Ok(())
     }
 
     /// The node of a `$ref` within the schema (`#/$defs/Name`), compiled once; a chain of
@@ -889,24 +962,39 @@ impl<'s> Compiler<'s> {
     }
 }
 
-/// The target of a schema that is only a `$ref` (with annotations beside it).
+/// A node's place in [`Compiler::refuse_cycles`]'s walk.
+#[derive(Debug, Clone, Copy)]
+enum Visit {
+    New,
+    /// On the path being walked.
+    Open,
+    Done,
+}
+
+/// The target of a schema that is only a `$ref` (with annotations beside it; not `$id`,
+/// which changes what the `$ref` resolves against).
 fn only_reference(schema: &Value) -> Option<&str> {
     let map = schema.as_object()?;
     let target = map.get("$ref")?.as_str()?;
     map.keys()
-        .all(|k| k == "$ref" || ANNOTATIONS.contains(&k.as_str()) || k.starts_with("x-"))
+        .all(|k| {
+            k == "$ref" || (k != "$id" && ANNOTATIONS.contains(&k.as_str())) || k.starts_with("x-")
+        })
         .then_some(target)
 }
 
 /// The JSON pointer a `$ref` within the schema names (`#/$defs/A%20B` → `/$defs/A B`).
 fn pointer_of(target: &str, at: &str) -> Result<String, Unsupported> {
-    match target.strip_prefix('#') {
-        Some(pointer) => Ok(percent_decode(pointer)),
-        None => Err(Unsupported {
-            at: at.to_owned(),
-            what: format!("the reference `{target}` outside the schema"),
-        }),
-    }
+    let refused = |what: &str| Unsupported {
+        at: at.to_owned(),
+        what: format!("the reference `{target}`{what}"),
+    };
+    let pointer = target
+        .strip_prefix('#')
+        .ok_or_else(|| refused(" outside the schema"))?;
+    percent_decode(pointer).ok_or_else(|| {
+        refused(", whose `%` escapes do not decode to UTF-8 (each is `%` and two hex digits)")
+    })
 }
 
 /// The bounds a count breaks: `min` when it is below it, `max` when above (both, when
@@ -939,28 +1027,31 @@ fn below(at: &str, name: &str) -> String {
     pointer
 }
 
-/// `%XX` escapes of a URI fragment decoded (`#/$defs/A%20B`).
-fn percent_decode(text: &str) -> String {
+/// `%XX` escapes of a URI fragment decoded (`#/$defs/A%20B`); `None` for a `%` without
+/// two hex digits after it, or escapes that decode to something other than UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
     if !text.contains('%') {
-        return text.to_owned();
+        return Some(text.to_owned());
     }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = text.get(i + 1..i + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let digit = |b: u8| char::from(b).to_digit(16);
+            out.push((digit(hex[0])? * 16 + digit(hex[1])?) as u8);
             i += 3;
         } else {
             out.push(bytes[i]);
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod review_tests;
