@@ -459,10 +459,15 @@ impl Checker {
                             None => continue,
                         },
                     };
-                    ok &= self.descend(node, item, Some(&i.to_string()), pointer, out, quick);
-                    if quick && !ok {
-                        return false;
+                    // The passing path names no place: the item's index is written
+                    // only when its failures are collected.
+                    if quick {
+                        if !self.valid(node, item) {
+                            return false;
+                        }
+                        continue;
                     }
+                    ok &= self.descend(node, item, Some(&i.to_string()), pointer, out, quick);
                 }
             }
             Value::Object(map) if quick && !self.object_valid(rules, map) => return false,
