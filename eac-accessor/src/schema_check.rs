@@ -997,6 +997,11 @@ fn pointer_of(target: &str, at: &str) -> Result<String, Unsupported> {
     let pointer = target
         .strip_prefix('#')
         .ok_or_else(|| refused(" outside the schema"))?;
+    if !pointer.is_empty() && !pointer.starts_with('/') {
+        return Err(refused(
+            ", to a named anchor (`$anchor`), which eac's built-in checker does not resolve",
+        ));
+    }
     percent_decode(pointer).ok_or_else(|| {
         refused(", whose `%` escapes do not decode to UTF-8 (each is `%` and two hex digits)")
     })

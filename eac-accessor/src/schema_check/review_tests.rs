@@ -363,3 +363,20 @@ fn reference_siblings_and_boolean_schemas_agree_with_jsonschema() {
         }
     }
 }
+
+/// A reference to a named anchor (`#name`, which `$anchor` declares) is refused by name,
+/// not as a pointer that "points at nothing"; `#` alone is the root.
+#[test]
+fn a_reference_to_an_anchor_is_refused_as_such() {
+    let schema = json!({"$ref": "#int", "$defs": {"i": {"$anchor": "int", "type": "integer"}}});
+    // jsonschema resolves it: the refusal is ours, for a keyword derived schemas never use.
+    assert!(jsonschema::validator_for(&schema).is_ok());
+    let message = refused(&schema);
+    assert!(
+        message.contains("the reference `#int`, to a named anchor (`$anchor`)"),
+        "{message}"
+    );
+    let root = json!({"properties": {"next": {"$ref": "#"}}, "type": "object"});
+    agree(&root, &json!({"next": {"next": 1}}));
+    agree(&root, &json!({"next": {"next": {}}}));
+}
