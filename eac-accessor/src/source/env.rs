@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Number, Value};
 
-use super::{Layer, Source};
+use super::{Layer, ParseLimits, Source};
 use crate::error::{Error, ErrorKind, SourceName};
 use crate::keys::{KeyTarget, KeysSlot, Types};
 
@@ -281,9 +281,13 @@ fn coerce_as(text: &str, types: Types, items: &dyn Fn() -> Types) -> Value {
 /// `true` / `false`; a number, read as an integer, or as a float when it holds a `.`; a
 /// `"quoted"` string with TOML's escapes or a `'c'` character; `[a, b]` and `{k = v}`,
 /// nested; anything else the text itself, trimmed. Text that does not read whole as one
-/// value (an unclosed bracket, a bad escape, `a, b` at the top) is the string as it is.
+/// value (an unclosed bracket, a bad escape, `a, b` at the top, lists and maps nested
+/// deeper than [`ParseLimits`]' default depth) is the string as it is.
 fn guess(text: &str) -> Value {
-    let mut reader = Loose { rest: text };
+    let mut reader = Loose {
+        rest: text,
+        depth_left: ParseLimits::default().depth(),
+    };
     match reader.value() {
         Some(value) if reader.rest.is_empty() => value,
         _ => Value::from(text),
@@ -294,6 +298,8 @@ fn guess(text: &str) -> Value {
 /// moves on, or fails and the caller takes the whole text as a string.
 struct Loose<'a> {
     rest: &'a str,
+    /// How many more lists and maps may open: the reader recurses into each.
+    depth_left: usize,
 }
 
 impl Loose<'_> {
@@ -356,13 +362,19 @@ impl Loose<'_> {
         if !self.eat(open) {
             return None;
         }
+        // A failure fails the whole read, so only a list that closes gives its level back.
+        self.depth_left = self.depth_left.checked_sub(1)?;
         let mut items = Vec::new();
         while !self.eat(close) {
             items.push(item(self)?);
             if !self.eat(",") {
-                return self.eat(close).then_some(items);
+                if !self.eat(close) {
+                    return None;
+                }
+                break;
             }
         }
+        self.depth_left += 1;
         Some(items)
     }
 
@@ -708,5 +720,233 @@ mod tests {
             ]
         })
         .prop_map(|value| format!(" {value} "))
+    }
+
+    /// `s` as a `"quoted"` value of the grammar: quotes, backslashes and control
+    /// characters escaped; other characters kept, or escaped as `\u`/`\U` too when
+    /// `escape_others` is 1 (every one) or 2 (every other one).
+    fn quote(s: &str, escape_others: u8) -> String {
+        let mut out = String::from("\"");
+        for (i, c) in s.chars().enumerate() {
+            let escape = escape_others == 1 || (escape_others == 2 && i % 2 == 0);
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\t' if !escape => out.push('\t'),
+                c if c.is_control() || escape => match u32::from(c) {
+                    code @ 0..=0xffff if i % 3 != 0 => out.push_str(&format!("\\u{code:04x}")),
+                    code => out.push_str(&format!("\\U{code:08X}")),
+                },
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    /// Text mixing the grammar's characters with non-ASCII letters, marks, spaces and
+    /// controls: what a variable may hold.
+    const MIXED: &str = "[\\[\\]{}=,\"'\\\\ \t\r\n\u{b}\u{c}\u{0}\u{7f}.+\\-_0-9a-fnrtuUx\
+                         é日本😀\u{301}\u{feff}\u{2028}\u{a0}\u{3000}]{0,32}";
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 4000,
+            max_global_rejects: 20_000,
+            ..proptest::test_runner::Config::default()
+        })]
+        /// Any text reads without a panic, and text kept as a string is kept whole: the
+        /// text itself, or (a bare word) the text trimmed.
+        #[test]
+        fn guesses_keep_any_unicode_text_they_do_not_read(
+            text in proptest::prop_oneof![proptest::prelude::any::<String>(), MIXED],
+        ) {
+            if let Value::String(s) = guess(&text) {
+                let quoted = text.trim_start_matches(|c: char| c.is_ascii_whitespace());
+                if !(quoted.starts_with('"') || quoted.starts_with('\'')) {
+                    proptest::prop_assert!(s == text || s == text.trim(), "{text:?} -> {s:?}");
+                }
+            }
+        }
+
+        /// Any string, quoted with its escapes (`\u`, `\U` for any character, before or
+        /// after non-ASCII text), reads back as itself, alone, in a list or in a map.
+        #[test]
+        fn quoted_unicode_strings_read_back_whole(
+            s in proptest::prelude::any::<String>(),
+            key in proptest::prelude::any::<String>(),
+            c in proptest::prelude::any::<char>(),
+            escape_others in 0u8..3,
+        ) {
+            let (q, k) = (quote(&s, escape_others), quote(&key, escape_others));
+            proptest::prop_assert_eq!(guess(&format!(" {q}\t")), json!(s));
+            proptest::prop_assert_eq!(guess(&format!("[{q}, '{c}']")), json!([s, c.to_string()]));
+            proptest::prop_assert_eq!(guess(&format!("{{{k} = {q}}}")), json!({key: s}));
+        }
+
+        /// Unicode text that figment reads reads as figment read it. Skipped: text that
+        /// panics figment, and text with a non-ASCII character before a backslash, which
+        /// figment garbles without a panic (`"éa\n"` loses the `a`: it slices by a
+        /// character count where a byte count is needed).
+        #[test]
+        fn unicode_guesses_agree_with_figment_where_figment_reads_them(
+            text in proptest::prop_oneof![proptest::prelude::any::<String>(), MIXED],
+        ) {
+            let garbled = text
+                .find('\\')
+                .is_some_and(|backslash| !text[..backslash].is_ascii());
+            proptest::prop_assume!(!garbled);
+            let figment = std::panic::catch_unwind(|| figment_guess(&text));
+            proptest::prop_assume!(figment.is_ok());
+            proptest::prop_assert_eq!(guess(&text), figment.unwrap_or_default());
+        }
+    }
+
+    #[test]
+    fn guesses_read_edge_inputs_as_figment_does_or_keep_them_as_text() {
+        for (text, expected) in [
+            // Empty, spaces, whitespace of every kind: a bare word, trimmed.
+            ("", json!("")),
+            ("   ", json!("")),
+            (" \t\r\n ", json!("")),
+            ("\u{a0}x\u{3000}", json!("x")),
+            ("\u{feff}5", json!("\u{feff}5")),
+            ("[1,\t2,\n3,\r\n4]", json!([1, 2, 3, 4])),
+            // Numbers.
+            ("-0", json!(0)),
+            ("+5", json!(5)),
+            ("-0.0", json!(-0.0)),
+            ("1.", json!(1.0)),
+            (".5", json!(0.5)),
+            ("0x1F", json!("0x1F")),
+            ("1_000", json!("1_000")),
+            ("inf", json!("inf")),
+            ("-inf", json!("-inf")),
+            ("nan", json!("nan")),
+            ("NaN.", json!("NaN.")),
+            ("1e999", json!("1e999")),
+            ("-1.0e999", json!(null)),
+            ("18446744073709551615", json!(u64::MAX)),
+            ("18446744073709551616", json!("18446744073709551616")),
+            ("-9223372036854775808", json!(i64::MIN)),
+            ("-9223372036854775809", json!("-9223372036854775809")),
+            // Escapes.
+            ("\"\\u00E9\\U0001F600\"", json!("é😀")),
+            ("\"\\u0000\"", json!("\u{0}")),
+            ("\"\\U0010FFFF\"", json!("\u{10ffff}")),
+            ("\"\\uD800\"", json!("\"\\uD800\"")),
+            ("\"\\U00110000\"", json!("\"\\U00110000\"")),
+            ("\"\\UFFFFFFFF\"", json!("\"\\UFFFFFFFF\"")),
+            ("\"\\u12\"", json!("\"\\u12\"")),
+            ("\"\\u00e\"", json!("\"\\u00e\"")),
+            ("\"\\u{e9}\"", json!("\"\\u{e9}\"")),
+            ("\"\\x41\"", json!("\"\\x41\"")),
+            // Backslashes and quotes left open.
+            ("\\", json!("\\")),
+            ("abc\\", json!("abc\\")),
+            ("\"abc\\", json!("\"abc\\")),
+            ("\"\\\"", json!("\"\\\"")),
+            ("\"abc", json!("\"abc")),
+            ("'a", json!("'a")),
+            ("''", json!("''")),
+            ("'''", json!("'")),
+            ("[\"a]", json!("[\"a]")),
+            ("{a = \"b}", json!("{a = \"b}")),
+            // Control characters in a quoted string: only a tab is text.
+            ("\"a\tb\"", json!("a\tb")),
+            ("\"a\nb\"", json!("\"a\nb\"")),
+            ("\"a\rb\"", json!("\"a\rb\"")),
+            ("\"a\u{7f}\"", json!("\"a\u{7f}\"")),
+            // Non-ASCII text.
+            ("'😀'", json!("😀")),
+            ("'e\u{301}'", json!("'e\u{301}'")),
+            ("\"\u{2028}\u{feff}\"", json!("\u{2028}\u{feff}")),
+            ("[日本, é, \"語\"]", json!(["日本", "é", "語"])),
+            ("{\"キー\" = 値}", json!({"キー": "値"})),
+            // Keys.
+            ("{キー = 1}", json!("{キー = 1}")),
+            ("{\"\" = 1}", json!({"": 1})),
+            (
+                "{\"a.b\" = 1, a-b_c = 2, 3 = 4}",
+                json!({"a.b": 1, "a-b_c": 2, "3": 4}),
+            ),
+            ("{\"a\\\"b\\\\\" = 1}", json!({"a\"b\\": 1})),
+            ("{a = 1, a = 2}", json!({"a": 2})),
+            ("{a b = 1}", json!("{a b = 1}")),
+            ("{= 1}", json!("{= 1}")),
+            ("{a.b = 1}", json!("{a.b = 1}")),
+            // Trailing text.
+            ("[1, 2]x", json!("[1, 2]x")),
+            ("true false", json!("true false")),
+        ] {
+            assert_eq!(guess(text), expected, "{text:?}");
+            let figment = std::panic::catch_unwind(|| figment_guess(text));
+            assert_eq!(figment.ok(), Some(expected), "figment on {text:?}");
+        }
+    }
+
+    /// Where figment panics or garbles (a non-ASCII character before an escape), the
+    /// string reads whole.
+    #[test]
+    fn guesses_read_escapes_after_non_ascii_text_whole() {
+        for (text, expected) in [
+            ("\"é\\n\"", "é\n"),
+            ("\"éa\\n\"", "éa\n"),
+            ("\"日本\\t語\"", "日本\t語"),
+            ("\"é\\u00e9\"", "éé"),
+            ("\"😀\\\"x\\\"\"", "😀\"x\""),
+            ("\"e\u{301}\\\\\"", "e\u{301}\\"),
+        ] {
+            assert_eq!(guess(text), json!(expected), "{text:?}");
+            assert_eq!(guess(&format!("[{text}]")), json!([expected]), "{text:?}");
+        }
+        let garbled = std::panic::catch_unwind(|| figment_guess("\"éa\\n\""));
+        assert_ne!(garbled.ok(), Some(json!("éa\n")), "figment reads it now");
+    }
+
+    #[test]
+    fn guesses_keep_text_nested_past_the_depth_limit_as_text() {
+        let limit = ParseLimits::default().depth();
+        let deepest = format!("{}{}", "[".repeat(limit), "]".repeat(limit));
+        let mut expected = json!([]);
+        for _ in 1..limit {
+            expected = json!([expected]);
+        }
+        assert_eq!(guess(&deepest), expected);
+        assert_eq!(figment_guess(&deepest), expected);
+        let maps = format!("{}1{}", "{a=".repeat(limit), "}".repeat(limit));
+        assert!(guess(&maps).is_object(), "{maps}");
+
+        let too_deep = format!("[{deepest}]");
+        assert_eq!(guess(&too_deep), json!(too_deep));
+        for text in [
+            "[".repeat(100_000),
+            format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+            format!("{}1{}", "{a=".repeat(100_000), "}".repeat(100_000)),
+            "[{a=".repeat(50_000),
+        ] {
+            assert_eq!(guess(&text), json!(text));
+        }
+    }
+
+    #[test]
+    fn a_bound_overlay_keeps_deeply_nested_text_as_text() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let maps = format!("{}{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+        let document = bound(vec![
+            ("APP_UPSTREAM__HOSTS", OsStr::new(&deep)),
+            ("APP_UPSTREAM__PORTS", OsStr::new(&deep)),
+            ("APP_UPSTREAM__HEADERS", OsStr::new(&maps)),
+            ("APP_UPSTREAM__EXTRA", OsStr::new(&deep)),
+        ])
+        .unwrap();
+        assert_eq!(
+            document,
+            json!({"upstream": {"hosts": deep, "ports": deep, "headers": maps, "extra": deep}})
+        );
     }
 }
