@@ -3,6 +3,7 @@
 //! (which reads them to know what to serve) and the fleet's writers and views.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -45,6 +46,17 @@ pub(crate) fn written_at(record: &Value) -> Option<f64> {
         .or_else(|| record["at"].as_f64())
 }
 
+/// The time `seconds` after the Unix epoch, as a record gives it; `None` for one no clock
+/// holds (negative, not finite, or past the clock's range).
+pub(crate) fn unix_time(seconds: f64) -> Option<SystemTime> {
+    SystemTime::UNIX_EPOCH.checked_add(Duration::try_from_secs_f64(seconds).ok()?)
+}
+
+/// The most one member's record counts in one bucket, or as errors: far more than a
+/// member serves in a release's window, and small enough that the sums over every
+/// bucket of every member cannot overflow.
+const MOST_COUNTED: u64 = u32::MAX as u64;
+
 /// What the members' records say of `release`: the canaries' figures and the stable
 /// members', each the sum of the members' counts.
 pub(crate) fn figures(
@@ -63,9 +75,13 @@ pub(crate) fn figures(
                         .as_array()
                         .into_iter()
                         .flatten()
-                        .filter_map(|b| Some((b[0].as_u64()? as usize, b[1].as_u64()?)))
+                        .filter_map(|b| {
+                            let count = b[1].as_u64()?.min(MOST_COUNTED);
+                            Some((b[0].as_u64()? as usize, count))
+                        })
                         .collect();
-                    (buckets, r["errors"].as_u64().unwrap_or(0))
+                    let errors = r["errors"].as_u64().unwrap_or(0).min(MOST_COUNTED);
+                    (buckets, errors)
                 })
             })
             .collect();

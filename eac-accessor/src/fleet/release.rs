@@ -22,7 +22,7 @@ use crate::source::etcd::{JUDGES, RELEASES, STAGED, Shared};
 
 #[cfg(test)]
 use super::records::member_figures;
-use super::records::{ABORTED, CANARY, PROMOTED, figures};
+use super::records::{ABORTED, CANARY, PROMOTED, figures, unix_time};
 
 /// How far past its window a release may go without a verdict before it is aborted, by
 /// default ([`ReleaseOptions::grace`]): its deadline is start + window + 30 s.
@@ -175,10 +175,6 @@ impl fmt::Display for Decision {
             Decision::Aborted(why) => write!(f, "aborted: {why}"),
         }
     }
-}
-
-fn time(seconds: f64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::try_from_secs_f64(seconds).unwrap_or_default()
 }
 
 /// The thresholds a release record names; the fleet's defaults for those it lacks.
@@ -449,12 +445,24 @@ impl Etcd {
             let (canary, stable) = figures(release, record, &members);
             let thresholds = thresholds_of(record);
             let now = SystemTime::now();
-            let started = record["at"].as_f64().map_or(now, time);
             let window = Duration::from_millis(record["window_ms"].as_u64().unwrap_or(60_000));
-            let deadline = record["deadline"]
-                .as_f64()
-                .map_or(started + window + DEADLINE_GRACE, time);
-            let window_passed = now >= started + window;
+            // A time no clock holds (the start, the window's end or the deadline) is
+            // read as long past, as an unreadable deadline always was: the release is
+            // decided now, not judged forever nor a panic.
+            let started = match record["at"].as_f64() {
+                Some(at) => unix_time(at).unwrap_or(SystemTime::UNIX_EPOCH),
+                None => now,
+            };
+            let window_end = started
+                .checked_add(window)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let deadline = match record["deadline"].as_f64() {
+                Some(deadline) => unix_time(deadline).unwrap_or(SystemTime::UNIX_EPOCH),
+                None => window_end
+                    .checked_add(DEADLINE_GRACE)
+                    .unwrap_or(SystemTime::UNIX_EPOCH),
+            };
+            let window_passed = now >= window_end;
             match judge(&stable, &canary, &thresholds) {
                 Verdict::Breach(why) => {
                     return self
@@ -480,7 +488,7 @@ impl Etcd {
             }
             if last_line.elapsed() >= Duration::from_secs(5) {
                 last_line = tokio::time::Instant::now();
-                let left = (started + window).duration_since(now).map_or_else(
+                let left = window_end.duration_since(now).map_or_else(
                     |_| "window passed".to_owned(),
                     |d| format!("{}s of the window left", d.as_secs()),
                 );
@@ -758,5 +766,59 @@ mod tests {
             panic!("not a breach")
         };
         assert_eq!(why.to_string(), "canary: 5xx 50.0% vs 0.0% on 100 requests");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_release_record_with_times_no_clock_holds_is_decided_without_a_panic() {
+        use crate::source::EtcdOptions;
+        const PREFIX: &str = "/eac/release-times/";
+        let server = eac_tests::etcd::EtcdServer::start();
+        let mut client = etcd_client::Client::connect([server.endpoint()], None)
+            .await
+            .unwrap();
+        let records = [
+            // A start past the clock's range.
+            (
+                "r1",
+                r#"{"kind": "release", "state": "canary", "canaries": [], "at": 1e19}"#.to_owned(),
+            ),
+            // A start the clock holds, whose window's end it does not.
+            (
+                "r2",
+                format!(
+                    r#"{{"kind": "release", "state": "canary", "canaries": [],
+                        "at": 9.22e18, "window_ms": {}}}"#,
+                    u64::MAX
+                ),
+            ),
+            // A deadline past the clock's range.
+            (
+                "r3",
+                r#"{"kind": "release", "state": "canary", "canaries": [], "deadline": 1e19}"#
+                    .to_owned(),
+            ),
+        ];
+        for (id, record) in &records {
+            client
+                .put(format!("{PREFIX}{RELEASES}{id}"), record.as_str(), None)
+                .await
+                .unwrap();
+        }
+        let etcd = Etcd::connect(EtcdOptions::new([server.endpoint()], PREFIX))
+            .await
+            .unwrap();
+        for (id, _) in &records {
+            let decision = etcd.judge_release(id, |_| {}).await.unwrap();
+            let Decision::Aborted(why) = &decision else {
+                panic!("{id}: {decision}")
+            };
+            assert!(why.starts_with("no verdict by the deadline"), "{id}: {why}");
+            let stored = client
+                .get(format!("{PREFIX}{RELEASES}{id}"), None)
+                .await
+                .unwrap();
+            let stored: Value = serde_json::from_slice(stored.kvs()[0].value()).unwrap();
+            assert_eq!(stored["state"], ABORTED, "{id}");
+        }
     }
 }

@@ -104,11 +104,7 @@ pub(crate) fn first_seen(
     records: &BTreeMap<String, Value>,
     releases: &BTreeMap<String, Value>,
 ) -> Option<SystemTime> {
-    let at = |seconds: f64| {
-        Duration::try_from_secs_f64(seconds)
-            .ok()
-            .map(|d| SystemTime::UNIX_EPOCH + d)
-    };
+    let at = super::records::unix_time;
     if let Some(released) = releases
         .values()
         .find(|r| r["revision"].as_i64() == Some(latest))
@@ -213,6 +209,85 @@ mod tests {
                 ("d", STALE),
                 ("e", SYNCED)
             ])
+        );
+    }
+
+    /// The fleet view of a prefix holding `records` (key under the prefix, value), read
+    /// from a real etcd the way `live_server fleet` reads it.
+    async fn fleet_view_of(records: &[(&str, String)]) -> Result<Value, crate::error::Error> {
+        use crate::source::{Etcd, EtcdOptions};
+        const PREFIX: &str = "/eac/view/";
+        let server = eac_tests::etcd::EtcdServer::start();
+        let mut client = etcd_client::Client::connect([server.endpoint()], None)
+            .await
+            .unwrap();
+        for (key, value) in records {
+            client
+                .put(format!("{PREFIX}{key}"), value.as_str(), None)
+                .await
+                .unwrap();
+        }
+        let etcd = Etcd::connect(EtcdOptions::new([server.endpoint()], PREFIX))
+            .await
+            .unwrap();
+        etcd.fleet_view().await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_record_with_a_time_past_what_a_clock_holds_is_read_without_a_panic() {
+        let view = fleet_view_of(&[
+            ("greeting", r#"{"message": "hi"}"#.to_owned()),
+            (
+                ".instances/a",
+                r#"{"applied_revision": 1000, "applied_at": 1e19}"#.to_owned(),
+            ),
+            (
+                ".instances/b",
+                r#"{"nack": {"revision": 1000, "at": 1.8e19}}"#.to_owned(),
+            ),
+        ])
+        .await
+        .unwrap();
+        let states: Vec<&str> = view["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(states, [SYNCED, NACKED]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_record_with_counts_that_overflow_their_sum_is_read_without_a_panic() {
+        let max = u64::MAX;
+        let view = fleet_view_of(&[
+            ("greeting", r#"{"message": "hi"}"#.to_owned()),
+            (
+                ".releases/r1",
+                r#"{"kind": "release", "state": "canary", "canaries": ["a"]}"#.to_owned(),
+            ),
+            (
+                ".instances/a",
+                format!(
+                    r#"{{"release": {{"id": "r1", "errors": {max},
+                        "buckets": [[0, {max}], [1, {max}], [{max}, {max}]]}}}}"#
+                ),
+            ),
+            (
+                ".instances/b",
+                format!(r#"{{"release": {{"id": "r1", "buckets": [[0, {max}], [0, {max}]]}}}}"#),
+            ),
+        ])
+        .await
+        .unwrap();
+        let figures = &view["releases"][0]["figures"];
+        let canary = figures["canary"]["requests"].as_u64().unwrap();
+        let stable = figures["stable"]["requests"].as_u64().unwrap();
+        assert!(canary > u64::from(u32::MAX), "{figures}");
+        assert!(stable > u64::from(u32::MAX), "{figures}");
+        assert!(
+            figures["canary"]["errors"].as_u64().unwrap() <= canary,
+            "{figures}"
         );
     }
 }

@@ -181,8 +181,14 @@ pub(super) fn same_section(entries: &[Entry], prefix: &str) -> HashMap<String, E
 
 /// The section a key's name sets: its name without a format's extension.
 pub(super) fn section_of(name: &str) -> &str {
+    #[cfg(test)]
+    SECTIONS_OF.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     split_extension(name).0
 }
+
+/// How many names [`section_of`] has looked at: the work of a read, counted, for tests.
+#[cfg(test)]
+pub(super) static SECTIONS_OF: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// `limits.toml` → (`limits`, TOML); `limits` → (`limits`, JSON).
 fn split_extension(name: &str) -> (&str, Format) {

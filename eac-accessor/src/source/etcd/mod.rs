@@ -205,8 +205,7 @@ impl State {
             (r["revision"].as_i64() == Some(revision))
                 .then(|| crate::fleet::records::written_at(r))
                 .flatten()
-                .and_then(|at| Duration::try_from_secs_f64(at).ok())
-                .map(|at| SystemTime::UNIX_EPOCH + at)
+                .and_then(crate::fleet::records::unix_time)
         });
         let (since, from) = match released {
             Some(at) => (at, "release"),
@@ -413,19 +412,27 @@ impl Shared {
         // place of the section's own keys.
         if let Some(release) = &read.staged_release {
             let dir = format!("{}{STAGED}{release}/", self.options.prefix);
-            for raw in &read.staged {
-                let Some(name) = raw.key.strip_prefix(dir.as_bytes()) else {
-                    continue;
-                };
-                let name = std::str::from_utf8(name).ok();
-                if let Some(name) = name {
-                    let prefix = self.options.prefix.as_str();
-                    entries.retain(|e| {
-                        e.key
-                            .strip_prefix(prefix)
-                            .is_none_or(|own| entry::section_of(own) != entry::section_of(name))
-                    });
-                }
+            let staged: Vec<(Option<&str>, &read::Raw)> = read
+                .staged
+                .iter()
+                .filter_map(|raw| {
+                    let name = raw.key.strip_prefix(dir.as_bytes())?;
+                    Some((std::str::from_utf8(name).ok(), raw))
+                })
+                .collect();
+            // The sections staged, gathered first: the prefix's keys are looked at once,
+            // not once per staged key.
+            let sections: std::collections::HashSet<&str> = staged
+                .iter()
+                .filter_map(|(name, _)| name.map(entry::section_of))
+                .collect();
+            let prefix = self.options.prefix.as_str();
+            entries.retain(|e| {
+                e.key
+                    .strip_prefix(prefix)
+                    .is_none_or(|own| !sections.contains(entry::section_of(own)))
+            });
+            for (name, raw) in staged {
                 entries.push(self.entry(name, &raw.key, raw.value.as_deref(), raw.mod_revision));
             }
         }
@@ -818,5 +825,114 @@ mod tests {
             revision: Some(42),
         };
         assert_eq!(name.to_string(), "etcd:/eac/app/limits@42");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writer_s_record_timed_past_what_a_clock_holds_leaves_the_ack_timed_from_receipt() {
+        use etcd_client::{Txn, TxnOp};
+        const PREFIX: &str = "/eac/ack-times/";
+        let server = eac_tests::etcd::EtcdServer::start();
+        let mut client = etcd_client::Client::connect([server.endpoint()], None)
+            .await
+            .unwrap();
+        // The configuration and its writer's record in one transaction: one revision.
+        let txn = Txn::new().and_then([
+            TxnOp::put(format!("{PREFIX}greeting"), r#"{"message": "hi"}"#, None),
+            TxnOp::put(
+                format!("{PREFIX}{RELEASES}r1"),
+                r#"{"kind": "put", "at": 1e19}"#,
+                None,
+            ),
+        ]);
+        let revision = client.txn(txn).await.unwrap().header().unwrap().revision();
+        let etcd = Etcd::connect(EtcdOptions::new([server.endpoint()], PREFIX))
+            .await
+            .unwrap();
+        #[derive(serde::Deserialize, schemars::JsonSchema)]
+        struct Greeting {
+            message: String,
+        }
+        impl crate::EaCSection for Greeting {
+            const PATH: &'static str = "greeting";
+        }
+        let accessor = crate::EaCAccessor::builder()
+            .section::<Greeting>()
+            .source(etcd.clone())
+            .build()
+            .unwrap();
+        assert_eq!(accessor.load().section::<Greeting>().message, "hi");
+        let (applied, nack) = etcd.shared.acknowledged();
+        let applied = applied.expect("the revision served is acknowledged");
+        assert_eq!(applied.revision, revision);
+        assert_eq!(applied.from, "receipt");
+        assert!(nack.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_canary_s_read_of_many_staged_keys_over_many_keys_is_linear() {
+        use std::sync::atomic::Ordering;
+
+        use etcd_client::{Txn, TxnOp};
+        const PREFIX: &str = "/eac/staged-many/";
+        const KEYS: usize = 2_000;
+        let server = eac_tests::etcd::EtcdServer::start();
+        let mut client = etcd_client::Client::connect([server.endpoint()], None)
+            .await
+            .unwrap();
+        let keys = (0..KEYS).map(|n| format!("{PREFIX}k{n:05}"));
+        let staged = (0..KEYS).map(|n| format!("{PREFIX}{STAGED}r1/s{n:05}"));
+        let all: Vec<String> = keys.chain(staged).collect();
+        // etcd takes at most 128 operations in a transaction.
+        for chunk in all.chunks(100) {
+            let ops: Vec<TxnOp> = chunk
+                .iter()
+                .map(|k| TxnOp::put(k.as_str(), "{}", None))
+                .collect();
+            client.txn(Txn::new().and_then(ops)).await.unwrap();
+        }
+        // The only staged section that is also a configured one: it replaces that one.
+        client
+            .put(
+                format!("{PREFIX}{STAGED}r1/k00000"),
+                r#"{"staged": true}"#,
+                None,
+            )
+            .await
+            .unwrap();
+        client
+            .put(
+                format!("{PREFIX}{RELEASES}r1"),
+                r#"{"kind": "release", "state": "canary", "canaries": ["m"]}"#,
+                None,
+            )
+            .await
+            .unwrap();
+        let etcd = Etcd::connect(EtcdOptions::new([server.endpoint()], PREFIX))
+            .await
+            .unwrap();
+        *lock(&etcd.shared.member) = Some("m".to_owned());
+
+        let before = entry::SECTIONS_OF.load(Ordering::Relaxed);
+        etcd.shared.read_at(0).await.unwrap();
+        let looked_at = entry::SECTIONS_OF.load(Ordering::Relaxed) - before;
+        // Each name a few times at most; every staged name against every key is 8 M.
+        let names = 2 * KEYS as u64 + 1;
+        assert!(
+            looked_at <= 4 * names,
+            "{looked_at} looks for {names} names"
+        );
+
+        let state = lock(&etcd.shared.state);
+        let entries = &state.current.entries;
+        assert_eq!(state.current.staged.as_deref(), Some("r1"));
+        assert_eq!(
+            entries.len(),
+            2 * KEYS,
+            "every staged key, every key but the one replaced"
+        );
+        let replaced = format!("{PREFIX}k00000");
+        assert!(entries.iter().all(|e| e.key != replaced));
+        let staged = format!("{PREFIX}{STAGED}r1/k00000");
+        assert!(entries.iter().any(|e| e.key == staged));
     }
 }
