@@ -63,6 +63,28 @@ impl Load {
         }
     }
 
+    /// Waits (at most 10 s) until the load has seen each of `members` answer as `done`
+    /// says: a member's own `until` can see it first, between two of the load's rounds.
+    fn until_each(&self, members: usize, done: impl Fn(&Seen) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let missing: Vec<usize> = {
+                let seen = self.seen.lock().unwrap();
+                (0..members)
+                    .filter(|&m| !seen.iter().any(|s| s.member == m && done(s)))
+                    .collect()
+            };
+            if missing.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the load never saw members {missing:?} answer so"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     fn stop(mut self) -> Vec<Seen> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
@@ -220,6 +242,7 @@ fn a_release_by_id_serves_only_that_member_then_is_promoted_to_every_member() {
     for server in &fleet {
         server.until("/", |b| b["message"] == "HELLO");
     }
+    load.until_each(fleet.len(), |s| s.message == "HELLO");
     let seen = load.stop();
     // The canary shouted first, the others only after the window, each through one
     // new version (the promotion's); the canary's content did not change again.
