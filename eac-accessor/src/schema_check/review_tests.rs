@@ -2,62 +2,9 @@
 //! `f64`'s precision, `$id` below the root, `additionalProperties` through a `$ref`,
 //! malformed `%` escapes, schemas that apply themselves to the same value, empty lists.
 
+use super::tests::agree;
 use super::*;
 use serde_json::json;
-
-/// `value` against `schema` here and in the `jsonschema` crate: the same answer, and the
-/// same broken rules (by place and keyword, in any order).
-fn agree(schema: &Value, value: &Value) {
-    let ours = Checker::new(schema).unwrap_or_else(|e| panic!("{e}: {schema}"));
-    let theirs = jsonschema::validator_for(schema).expect("a schema jsonschema reads");
-    assert_eq!(
-        ours.is_valid(value),
-        theirs.is_valid(value),
-        "validity of {value} against {schema}"
-    );
-    let mut our_rules: Vec<(String, String)> = ours
-        .violations(value)
-        .iter()
-        .map(|v| (v.pointer.clone(), keyword(&v.kind)))
-        .collect();
-    let mut their_rules: Vec<(String, String)> = theirs
-        .iter_errors(value)
-        .map(|e| {
-            (
-                e.instance_path().as_str().to_owned(),
-                e.kind().keyword().to_owned(),
-            )
-        })
-        .collect();
-    our_rules.sort();
-    their_rules.sort();
-    assert_eq!(
-        our_rules, their_rules,
-        "rules broken by {value} against {schema}"
-    );
-}
-
-fn keyword(kind: &Kind) -> String {
-    match kind {
-        Kind::Required { .. } => "required",
-        Kind::AdditionalProperties { .. } => "additionalProperties",
-        Kind::Type { .. } => "type",
-        Kind::Minimum { .. } => "minimum",
-        Kind::Maximum { .. } => "maximum",
-        Kind::ExclusiveMinimum { .. } => "exclusiveMinimum",
-        Kind::ExclusiveMaximum { .. } => "exclusiveMaximum",
-        Kind::MinLength { .. } => "minLength",
-        Kind::MaxLength { .. } => "maxLength",
-        Kind::MinItems { .. } => "minItems",
-        Kind::MaxItems { .. } => "maxItems",
-        Kind::Enum { .. } => "enum",
-        Kind::Constant { .. } => "const",
-        Kind::Pattern { .. } => "pattern",
-        Kind::Format { .. } => "format",
-        Kind::Other { keyword } => keyword,
-    }
-    .to_owned()
-}
 
 /// Why this checker refuses `schema`.
 fn refused(schema: &Value) -> String {

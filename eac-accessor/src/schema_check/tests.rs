@@ -3,8 +3,8 @@ use serde_json::json;
 
 /// `value` against `schema` here and in the `jsonschema` crate: the same answer, and the
 /// same broken rules (by place and keyword, in any order).
-fn agree(schema: &Value, value: &Value) {
-    let ours = Checker::new(schema).expect("a schema this checker reads");
+pub(super) fn agree(schema: &Value, value: &Value) {
+    let ours = Checker::new(schema).unwrap_or_else(|e| panic!("{e}: {schema}"));
     let theirs = jsonschema::validator_for(schema).expect("a schema jsonschema reads");
     assert_eq!(
         ours.is_valid(value),
@@ -33,6 +33,7 @@ fn agree(schema: &Value, value: &Value) {
     );
 }
 
+/// The `jsonschema` keyword a broken rule is reported under.
 fn keyword(kind: &Kind) -> String {
     match kind {
         Kind::Required { .. } => "required",
