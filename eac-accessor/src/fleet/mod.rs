@@ -487,3 +487,32 @@ fn unix(at: SystemTime) -> u64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+/// A real etcd whose prefix holds `records` (keys under `prefix`, values), a client of
+/// it, and the etcd source reading that prefix: where the fleet's tests of hostile
+/// records start.
+#[cfg(test)]
+pub(crate) async fn etcd_holding(
+    prefix: &str,
+    records: &[(impl AsRef<str>, impl AsRef<str>)],
+) -> (
+    eac_tests::etcd::EtcdServer,
+    etcd_client::Client,
+    crate::source::Etcd,
+) {
+    use crate::source::{Etcd, EtcdOptions};
+    let server = eac_tests::etcd::EtcdServer::start();
+    let mut client = etcd_client::Client::connect([server.endpoint()], None)
+        .await
+        .unwrap();
+    for (key, value) in records {
+        client
+            .put(format!("{prefix}{}", key.as_ref()), value.as_ref(), None)
+            .await
+            .unwrap();
+    }
+    let etcd = Etcd::connect(EtcdOptions::new([server.endpoint()], prefix))
+        .await
+        .unwrap();
+    (server, client, etcd)
+}

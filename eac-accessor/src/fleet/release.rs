@@ -770,12 +770,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_release_record_with_times_no_clock_holds_is_decided_without_a_panic() {
-        use crate::source::EtcdOptions;
         const PREFIX: &str = "/eac/release-times/";
-        let server = eac_tests::etcd::EtcdServer::start();
-        let mut client = etcd_client::Client::connect([server.endpoint()], None)
-            .await
-            .unwrap();
         let records = [
             // A start past the clock's range.
             (
@@ -798,15 +793,11 @@ mod tests {
                     .to_owned(),
             ),
         ];
-        for (id, record) in &records {
-            client
-                .put(format!("{PREFIX}{RELEASES}{id}"), record.as_str(), None)
-                .await
-                .unwrap();
-        }
-        let etcd = Etcd::connect(EtcdOptions::new([server.endpoint()], PREFIX))
-            .await
-            .unwrap();
+        let keyed: Vec<(String, &str)> = records
+            .iter()
+            .map(|(id, record)| (format!("{RELEASES}{id}"), record.as_str()))
+            .collect();
+        let (_server, mut client, etcd) = super::super::etcd_holding(PREFIX, &keyed).await;
         for (id, _) in &records {
             let decision = etcd.judge_release(id, |_| {}).await.unwrap();
             let Decision::Aborted(why) = &decision else {

@@ -215,21 +215,7 @@ mod tests {
     /// The fleet view of a prefix holding `records` (key under the prefix, value), read
     /// from a real etcd the way `live_server fleet` reads it.
     async fn fleet_view_of(records: &[(&str, String)]) -> Result<Value, crate::error::Error> {
-        use crate::source::{Etcd, EtcdOptions};
-        const PREFIX: &str = "/eac/view/";
-        let server = eac_tests::etcd::EtcdServer::start();
-        let mut client = etcd_client::Client::connect([server.endpoint()], None)
-            .await
-            .unwrap();
-        for (key, value) in records {
-            client
-                .put(format!("{PREFIX}{key}"), value.as_str(), None)
-                .await
-                .unwrap();
-        }
-        let etcd = Etcd::connect(EtcdOptions::new([server.endpoint()], PREFIX))
-            .await
-            .unwrap();
+        let (_server, _client, etcd) = super::super::etcd_holding("/eac/view/", records).await;
         etcd.fleet_view().await
     }
 
