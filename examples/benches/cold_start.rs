@@ -38,13 +38,20 @@ fn free_port() -> SocketAddr {
 }
 
 /// `live_server` on `config` and `state`, listening on `address`, with `sources` (the
-/// flags of a remote and an etcd prefix, or none).
-fn spawn(config: &Path, state: &Path, address: SocketAddr, sources: &[String]) -> Child {
+/// flags of a remote and an etcd prefix, or none) and the variables `env`.
+fn spawn_with(
+    config: &Path,
+    state: &Path,
+    address: SocketAddr,
+    sources: &[String],
+    env: &[(&str, &str)],
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_live_server"))
         .args(["--config-dir", config.to_str().unwrap()])
         .args(["--state-dir", state.to_str().unwrap()])
         .args(["--listen", &address.to_string()])
         .args(sources)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -52,21 +59,19 @@ fn spawn(config: &Path, state: &Path, address: SocketAddr, sources: &[String]) -
         .expect("start live_server")
 }
 
+/// `live_server` as a start is timed: nothing but the flags.
+fn spawn(config: &Path, state: &Path, address: SocketAddr, sources: &[String]) -> Child {
+    spawn_with(config, state, address, sources, &[])
+}
+
 /// A live_server polling its remote every 2 ms.
 fn spawn_polling(config: &Path, state: &Path, address: SocketAddr, sources: &[String]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_live_server"))
-        .args(["--config-dir", config.to_str().unwrap()])
-        .args(["--state-dir", state.to_str().unwrap()])
-        .args(["--listen", &address.to_string()])
-        .args(sources)
-        .env("EAC_REFRESH_COOLDOWN_MS", "0")
-        .env("EAC_REFRESH_POLL_INTERVAL_MS", "2")
-        .env("EAC_REFRESH_POLL_JITTER_PCT", "0")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start live_server")
+    let every_2ms = [
+        ("EAC_REFRESH_COOLDOWN_MS", "0"),
+        ("EAC_REFRESH_POLL_INTERVAL_MS", "2"),
+        ("EAC_REFRESH_POLL_JITTER_PCT", "0"),
+    ];
+    spawn_with(config, state, address, sources, &every_2ms)
 }
 
 /// `GET path`'s body, or nothing while nothing answers.
